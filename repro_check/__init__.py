@@ -1,0 +1,33 @@
+"""repro-check: is your seeded Optuna study reproducible, how much does it vary, and why not.
+
+The public API is deliberately small and cheap to import: heavy modules (optuna, torch) load
+only when a check actually runs.
+"""
+
+from __future__ import annotations
+
+import os
+
+__version__ = "0.1.0"
+
+DEVICE_ENV = "REPRO_CHECK_DEVICE"
+"""Environment variable in which each worker receives the resolved device ("cpu" or "cuda")."""
+
+__all__ = ["DEVICE_ENV", "__version__", "device"]
+
+
+def device() -> str:
+    """The device the objective should train on: "cuda" or "cpu".
+
+    Inside a repro-check worker this is the device the check was planned for (``--device``);
+    outside one it is "cuda" when torch sees a GPU, else "cpu", so the same objective runs
+    unchanged in a plain script.
+    """
+    chosen = os.environ.get(DEVICE_ENV)
+    if chosen:
+        return chosen
+    try:
+        import torch
+    except ImportError:
+        return "cpu"
+    return "cuda" if torch.cuda.is_available() else "cpu"

@@ -1,0 +1,50 @@
+"""The ``run`` check as a library call: plan in, report out. Never prints, never exits."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+from repro_check import devices, report
+from repro_check.records import RunRecord
+from repro_check.runner import Job, ProgressCallback, run_jobs
+from repro_check.settings import CheckPlan, Controls, StudySettings
+
+
+def default_workers(plan: CheckPlan, device: str, jobs: int) -> int:
+    """One per core, capped at the number of jobs; 1 on CUDA (replicates would share a GPU)."""
+    if plan.workers is not None:
+        return min(plan.workers, jobs)
+    if device == "cuda":
+        return 1
+    return max(1, min(os.cpu_count() or 1, jobs))
+
+
+def replicate_jobs(plan: CheckPlan, *, controls: Controls | None = None,
+                   seeds: Sequence[int] | None = None,
+                   study: StudySettings | None = None) -> list[Job]:
+    """One job per replicate: same seed for all unless ``seeds`` says otherwise."""
+    seeds = seeds if seeds is not None else [plan.seed] * plan.runs
+    return [Job(index=i, seed=seed, study=study or plan.study,
+                controls=controls or plan.controls) for i, seed in enumerate(seeds)]
+
+
+def run_replicates(plan: CheckPlan, device: str, jobs: Sequence[Job],
+                   on_progress: ProgressCallback | None = None) -> list[RunRecord]:
+    results = run_jobs(
+        plan.target,
+        jobs,
+        workers=default_workers(plan, device, len(jobs)),
+        threads=plan.threads,
+        device=device,
+        timeout=plan.timeout,
+        on_progress=on_progress,
+    )
+    return [run for result in results for run in result.runs]
+
+
+def run_check(plan: CheckPlan, on_progress: ProgressCallback | None = None) -> report.RunReport:
+    """Run ``plan.runs`` replicates in fresh processes and compare them."""
+    device = devices.resolve(plan.device)
+    runs = run_replicates(plan, device, replicate_jobs(plan), on_progress)
+    return report.build("run", plan, device, runs)

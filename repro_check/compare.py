@@ -1,0 +1,303 @@
+"""Pure comparison of replicate runs: first divergence, distinct histories, spread statistics.
+
+No I/O and no optuna here, so every rule is unit-testable. Rules:
+- exact (bit-for-bit) by default: ``-0.0 != 0.0``; a tolerance makes them equal;
+- NaN equals NaN (a NaN loss that reproduces is reproducible);
+- tolerances apply to floats only (values, intermediate values, float params); ints, strings,
+  bools and states compare exactly;
+- durations and timestamps are never compared.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from repro_check.records import RunRecord, TrialRecord
+from repro_check.settings import Tolerance
+
+FIELDS = ("state", "params", "values", "intermediate_values")
+"""Compared per trial, in this order; ``trial_count`` is checked after them."""
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def floats_equal(a: float, b: float, tol: Tolerance) -> bool:
+    if math.isnan(a) or math.isnan(b):
+        return math.isnan(a) and math.isnan(b)
+    if tol.exact:
+        return a == b and math.copysign(1.0, a) == math.copysign(1.0, b)
+    return math.isclose(a, b, rel_tol=tol.rtol, abs_tol=tol.atol)
+
+
+def scalars_equal(a: Any, b: Any, tol: Tolerance) -> bool:
+    """Params: floats under the tolerance; everything else (ints included) exactly."""
+    if isinstance(a, float) and isinstance(b, float):
+        return floats_equal(a, b, tol)
+    return type(a) is type(b) and a == b
+
+
+def _float_pairs(a: Any, b: Any) -> list[tuple[float, float]]:
+    if _is_number(a) and _is_number(b) and (isinstance(a, float) or isinstance(b, float)):
+        return [(float(a), float(b))]
+    return []
+
+
+def diff_magnitude(pairs: Sequence[tuple[float, float]]) -> tuple[float | None, float | None]:
+    """Max absolute and relative difference over float pairs (None when there are none)."""
+    if not pairs:
+        return None, None
+    max_abs = max_rel = 0.0
+    for a, b in pairs:
+        if math.isnan(a) and math.isnan(b):
+            continue
+        if math.isnan(a) or math.isnan(b) or math.isinf(a) or math.isinf(b):
+            if a != b:
+                max_abs = max_rel = math.inf
+            continue
+        delta = abs(a - b)
+        scale = max(abs(a), abs(b))
+        max_abs = max(max_abs, delta)
+        max_rel = max(max_rel, delta / scale if scale else 0.0)
+    return max_abs, max_rel
+
+
+def field_equal(name: str, a: TrialRecord, b: TrialRecord, tol: Tolerance) -> bool:
+    if name == "state":
+        return a.state == b.state
+    if name == "params":
+        return a.params.keys() == b.params.keys() and all(
+            scalars_equal(a.params[k], b.params[k], tol) for k in a.params
+        )
+    if name == "values":
+        if a.values is None or b.values is None:
+            return a.values is None and b.values is None
+        return len(a.values) == len(b.values) and all(
+            floats_equal(x, y, tol) for x, y in zip(a.values, b.values, strict=True)
+        )
+    iv_a, iv_b = a.intermediate_values, b.intermediate_values
+    return iv_a.keys() == iv_b.keys() and all(floats_equal(iv_a[s], iv_b[s], tol) for s in iv_a)
+
+
+def field_pairs(name: str, a: TrialRecord, b: TrialRecord) -> list[tuple[float, float]]:
+    """The float pairs behind a differing field, for the size of the difference."""
+    if name == "params":
+        return [p for k in a.params.keys() & b.params.keys()
+                for p in _float_pairs(a.params[k], b.params[k])]
+    if name == "values" and a.values is not None and b.values is not None:
+        return list(zip(a.values, b.values, strict=False))
+    if name == "intermediate_values":
+        steps = a.intermediate_values.keys() & b.intermediate_values.keys()
+        return [(a.intermediate_values[s], b.intermediate_values[s]) for s in sorted(steps)]
+    return []
+
+
+def describe(name: str, a: TrialRecord, b: TrialRecord) -> str:
+    """One line saying what differs between two trials' ``name`` field."""
+    if name == "state":
+        return f"state {a.state} vs {b.state}"
+    if name == "params":
+        keys = sorted(a.params.keys() | b.params.keys())
+        for key in keys:
+            if key not in a.params or key not in b.params:
+                return f"param {key!r} present in only one run"
+            if not scalars_equal(a.params[key], b.params[key], Tolerance()):
+                return f"param {key} = {a.params[key]!r} vs {b.params[key]!r}"
+        return "params differ"
+    if name == "values":
+        return f"value {_fmt(a.values)} vs {_fmt(b.values)}"
+    steps_a, steps_b = a.intermediate_values, b.intermediate_values
+    for step in sorted(steps_a.keys() | steps_b.keys()):
+        if step not in steps_a or step not in steps_b:
+            return f"intermediate value at step {step} reported in only one run"
+        if not floats_equal(steps_a[step], steps_b[step], Tolerance()):
+            return f"intermediate value at step {step}: {steps_a[step]!r} vs {steps_b[step]!r}"
+    return "intermediate values differ"
+
+
+def _fmt(values: Sequence[float] | None) -> str:
+    if values is None:
+        return "none"
+    return repr(values[0]) if len(values) == 1 else repr(list(values))
+
+
+@dataclass(frozen=True)
+class Divergence:
+    """Where the runs first part."""
+
+    trial: int
+    """The lowest trial number at which any run differs."""
+    field: str
+    """state, params, values, intermediate_values or trial_count."""
+    runs: tuple[int, ...]
+    """The reference run first, then the runs that differ from it there."""
+    max_abs_diff: float | None
+    max_rel_diff: float | None
+    detail: str
+    """One human line, e.g. "param x = 0.12 vs 0.15 (run 0 vs run 2)"."""
+
+
+def _by_number(run: RunRecord) -> dict[int, TrialRecord]:
+    return {t.number: t for t in run.trials}
+
+
+def first_divergence(runs: Sequence[RunRecord], tol: Tolerance) -> Divergence | None:
+    """The lowest trial where any run differs from the reference run (the first finished one).
+
+    Unfinished runs are compared on the trials they have; only finished runs can disagree on
+    the trial count (a crashed run is already not reproducible, and says so in its status).
+    """
+    if len(runs) < 2:
+        return None
+    tables = [_by_number(run) for run in runs]
+    finished = [i for i, run in enumerate(runs) if run.finished]
+    reference = finished[0] if finished else 0
+    numbers = sorted(set().union(*tables))
+    for number in numbers:
+        holders = [i for i, table in enumerate(tables) if number in table]
+        ref = reference if number in tables[reference] else holders[0]
+        base = tables[ref][number]
+        for name in FIELDS:
+            differing = [i for i in holders if i != ref
+                         and not field_equal(name, base, tables[i][number], tol)]
+            if differing:
+                pairs = [p for i in differing for p in field_pairs(name, base, tables[i][number])]
+                max_abs, max_rel = diff_magnitude(pairs)
+                first = tables[differing[0]][number]
+                detail = (f"{describe(name, base, first)} "
+                          f"(run {runs[ref].index} vs run {runs[differing[0]].index})")
+                return Divergence(number, name, (runs[ref].index, *(runs[i].index for i in differing)),
+                                  max_abs, max_rel, detail)
+        missing = [i for i in finished if number not in tables[i]]
+        if missing:
+            present = [i for i in finished if number in tables[i]]
+            counts = ", ".join(f"run {runs[i].index}: {len(runs[i].trials)}" for i in finished)
+            return Divergence(number, "trial_count",
+                              tuple(runs[i].index for i in present[:1] + missing),
+                              None, None, f"different numbers of trials ({counts})")
+    return None
+
+
+def histories_equal(a: RunRecord, b: RunRecord, tol: Tolerance) -> bool:
+    if len(a.trials) != len(b.trials):
+        return False
+    table = _by_number(b)
+    return all(
+        t.number in table and all(field_equal(n, t, table[t.number], tol) for n in FIELDS)
+        for t in a.trials
+    )
+
+
+def distinct_histories(runs: Sequence[RunRecord], tol: Tolerance) -> int:
+    """How many different trial histories the runs produced (greedy grouping under ``tol``)."""
+    representatives: list[RunRecord] = []
+    for run in runs:
+        if not any(histories_equal(rep, run, tol) for rep in representatives):
+            representatives.append(run)
+    return len(representatives)
+
+
+@dataclass(frozen=True)
+class Stats:
+    """Spread of a number across runs. ``std`` is the sample standard deviation (n - 1)."""
+
+    mean: float
+    std: float
+    min: float
+    max: float
+    n: int
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> Stats | None:
+        finite = [v for v in values if not math.isnan(v)]
+        if not finite:
+            return None
+        n = len(finite)
+        mean = math.fsum(finite) / n
+        var = math.fsum((v - mean) ** 2 for v in finite) / (n - 1) if n > 1 else 0.0
+        return cls(mean, math.sqrt(var) if math.isfinite(var) else math.nan,
+                   min(finite), max(finite), n)
+
+    @property
+    def range(self) -> float:
+        return self.max - self.min
+
+
+@dataclass(frozen=True)
+class ParamSpread:
+    """Spread of one best param across runs: numeric stats, or counts of categorical choices."""
+
+    name: str
+    stats: Stats | None = None
+    counts: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def varies(self) -> bool:
+        if self.stats is not None:
+            return self.stats.min != self.stats.max
+        return len(self.counts) > 1
+
+
+def param_spreads(runs: Sequence[RunRecord]) -> dict[str, ParamSpread]:
+    collected: dict[str, list[Any]] = {}
+    for run in runs:
+        for key, value in (run.best_params or {}).items():
+            collected.setdefault(key, []).append(value)
+    spreads = {}
+    for key, values in sorted(collected.items()):
+        if all(_is_number(v) for v in values):
+            spreads[key] = ParamSpread(key, stats=Stats.of([float(v) for v in values]))
+        else:
+            spreads[key] = ParamSpread(key, counts=dict(Counter(repr(v) for v in values)))
+    return spreads
+
+
+def differing_best_cells(runs: Sequence[RunRecord], tol: Tolerance) -> dict[int, set[str]]:
+    """Per run index, which best-table cells ("value" or a param name) differ from run 0's."""
+    if not runs:
+        return {}
+    ref = runs[0]
+    marks: dict[int, set[str]] = {}
+    for run in runs:
+        cells: set[str] = set()
+        a, b = ref.best_value, run.best_value
+        if (a is None) != (b is None) or (a is not None and b is not None
+                                          and not floats_equal(a, b, tol)):
+            cells.add("value")
+        pa, pb = ref.best_params or {}, run.best_params or {}
+        for key in pa.keys() | pb.keys():
+            if key not in pa or key not in pb or not scalars_equal(pa[key], pb[key], tol):
+                cells.add(key)
+        if run is not ref and cells:
+            marks[run.index] = cells
+    if marks:
+        marks.setdefault(ref.index, set()).update(*marks.values())
+    return marks
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Everything the verdict and the renderers need from a set of runs."""
+
+    divergence: Divergence | None
+    distinct_histories: int
+    best_value: Stats | None
+    best_params: Mapping[str, ParamSpread]
+    differing_cells: Mapping[int, set[str]]
+
+
+def compare_runs(runs: Sequence[RunRecord], tol: Tolerance) -> Comparison:
+    finished = [run for run in runs if run.finished] or list(runs)
+    values = [run.best_value for run in finished if run.best_value is not None]
+    return Comparison(
+        divergence=first_divergence(runs, tol),
+        distinct_histories=distinct_histories(finished, tol),
+        best_value=Stats.of(values),
+        best_params=param_spreads(finished),
+        differing_cells=differing_best_cells(runs, tol),
+    )

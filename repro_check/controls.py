@@ -1,0 +1,138 @@
+"""The seed and determinism controls. Applied inside a worker, before the user's module loads.
+
+torch is never imported just to control it (that would cost every non-torch user ~2 s per
+replicate): an import hook applies the torch controls the moment the objective imports torch.
+"""
+
+from __future__ import annotations
+
+import importlib.abc
+import importlib.machinery
+import importlib.util
+import random
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from types import ModuleType
+from typing import Any
+
+from repro_check import DEVICE_ENV
+from repro_check.settings import Controls
+
+CUBLAS_WORKSPACE = ":4096:8"
+THREAD_ENV_VARS = (
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+)
+
+
+def worker_env(
+    base: Mapping[str, str],
+    controls: Controls,
+    *,
+    seed: int,
+    threads: int,
+    device: str,
+) -> dict[str, str]:
+    """The environment a worker process starts with. Some controls must exist before Python
+    starts (``PYTHONHASHSEED``) or before a library loads (thread counts, visible GPUs)."""
+    env = dict(base)
+    env["PYTHONHASHSEED"] = str(seed) if controls.hash_seed else "random"
+    for name in THREAD_ENV_VARS:
+        env[name] = str(threads)
+    if controls.torch_determinism:
+        env["CUBLAS_WORKSPACE_CONFIG"] = CUBLAS_WORKSPACE
+    else:
+        env.pop("CUBLAS_WORKSPACE_CONFIG", None)
+    if device == "cpu":
+        env["CUDA_VISIBLE_DEVICES"] = ""
+    env[DEVICE_ENV] = device
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def trial_seed(seed: int, number: int) -> int:
+    """A 32-bit seed for one trial, a function of (seed, trial number) only."""
+    import numpy as np
+
+    return int(np.random.SeedSequence([seed, number]).generate_state(1)[0])
+
+
+def seed_global_rngs(seed: int) -> None:
+    """Seed ``random``, NumPy's global RNG and, if the objective uses it, torch (all devices)."""
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch = sys.modules.get("torch")
+    if torch is not None and hasattr(torch, "manual_seed"):
+        torch.manual_seed(seed)
+
+
+def apply_torch_controls(torch: Any, controls: Controls, seed: int, threads: int,
+                         warn_only: bool) -> None:
+    """Thread count always (a setting, not a control); the rest as ``controls`` says."""
+    torch.set_num_threads(threads)
+    if controls.global_rng:
+        torch.manual_seed(seed)
+    if controls.torch_determinism:
+        torch.use_deterministic_algorithms(True, warn_only=warn_only)
+    if controls.cudnn:
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+
+
+class _AfterImport(importlib.abc.MetaPathFinder):
+    """Runs ``callback(module)`` right after ``name`` is first imported, then removes itself."""
+
+    def __init__(self, name: str, callback: Callable[[ModuleType], None]) -> None:
+        self.name = name
+        self.callback = callback
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        if fullname != self.name:
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(fullname)
+        if spec is None or spec.loader is None:
+            return spec
+        loader = spec.loader
+        original = loader.exec_module
+        callback = self.callback
+
+        def exec_module(module: ModuleType) -> None:
+            original(module)
+            callback(module)
+
+        loader.exec_module = exec_module  # type: ignore[method-assign]
+        return spec
+
+
+def arm_torch(controls: Controls, seed: int, threads: int, warn_only: bool = False) -> str:
+    """Make sure the torch controls apply whenever torch loads. Returns torch's status:
+    "applied" (already imported), "armed" (applied on import) or "not installed"."""
+
+    def apply(module: ModuleType) -> None:
+        apply_torch_controls(module, controls, seed, threads, warn_only)
+
+    if "torch" in sys.modules:
+        apply(sys.modules["torch"])
+        return "applied"
+    if importlib.util.find_spec("torch") is None:
+        return "not installed"
+    sys.meta_path.insert(0, _AfterImport("torch", apply))
+    return "armed"
+
+
+def torch_note(status: str) -> str | None:
+    """A report note for how the torch controls went, or None when they simply applied."""
+    if status == "not installed":
+        return "torch is not installed: torch seeding and determinism controls were skipped"
+    if status == "armed" and "torch" not in sys.modules:
+        return "the objective did not import torch: torch controls were not needed"
+    return None
+

@@ -1,0 +1,98 @@
+"""The environment fingerprint: what a result may depend on, and nothing else.
+
+Only allow-listed environment variables are recorded (never the whole environment: it holds
+tokens and passwords). Collected inside a worker, so it describes where the study really ran.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import sys
+from importlib import metadata
+from typing import Any
+
+RELEVANT_ENV_VARS = (
+    "PYTHONHASHSEED",
+    "CUBLAS_WORKSPACE_CONFIG",
+    "CUDA_VISIBLE_DEVICES",
+    "CUDA_LAUNCH_BLOCKING",
+    "NVIDIA_TF32_OVERRIDE",
+    "TORCH_ALLOW_TF32_CUBLAS_OVERRIDE",
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "OPENBLAS_CORETYPE",
+    "MKL_CBWR",
+    "TF_DETERMINISTIC_OPS",
+    "REPRO_CHECK_DEVICE",
+)
+PACKAGES = ("repro-check", "optuna", "numpy", "scipy", "torch", "scikit-learn", "cmaes")
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _package_versions() -> dict[str, str]:
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def _torch_info(torch: Any) -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "version": torch.__version__,
+        "cuda": torch.version.cuda,
+        "cudnn": None,
+        "gpus": [],
+        "threads": torch.get_num_threads(),
+        "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+    }
+    try:
+        if torch.backends.cudnn.is_available():
+            info["cudnn"] = torch.backends.cudnn.version()
+        if torch.cuda.is_available():
+            info["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    except Exception as exc:  # noqa: BLE001 - a broken driver must not lose the run's results
+        info["error"] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return info
+
+
+def collect(threads: int) -> dict[str, Any]:
+    """The fingerprint of this process. torch details only if the objective imported torch."""
+    torch = sys.modules.get("torch")
+    return {
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpu": _cpu_name(),
+        "cpu_count": os.cpu_count(),
+        "packages": _package_versions(),
+        "torch": _torch_info(torch) if torch is not None else None,
+        "threads": threads,
+        "env": {name: os.environ[name] for name in RELEVANT_ENV_VARS if name in os.environ},
+    }
+
+
+def fingerprint(environment: dict[str, Any]) -> str:
+    """A short stable hash of an environment, to group runs by machine and software."""
+    stable = {k: v for k, v in environment.items() if k != "env"}
+    digest = hashlib.sha256(json.dumps(stable, sort_keys=True, default=str).encode())
+    return digest.hexdigest()[:12]

@@ -1,0 +1,208 @@
+"""What a replicate produced: one ``TrialRecord`` per trial and one ``RunRecord`` per study.
+
+Records are frozen and convert to/from JSON-ready dicts. JSON has no NaN or infinity, so
+non-finite floats travel as the strings "NaN", "Infinity" and "-Infinity"; every other float is
+written with ``repr`` precision and so round-trips bit for bit (``-0.0`` included).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+STATUS_OK = "ok"
+STATUS_CRASHED = "crashed"
+STATUS_TIMEOUT = "timeout"
+STATUS_ERROR = "error"
+STATUS_CANCELLED = "cancelled"
+
+_NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+
+
+def encode_float(value: float) -> float | str:
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    return value
+
+
+def decode_float(value: Any) -> float:
+    if isinstance(value, str):
+        if value not in _NONFINITE:
+            raise ValueError(f"not a number: {value!r}")
+        return _NONFINITE[value]
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"not a number: {value!r}")
+    return float(value)
+
+
+def to_json_safe(value: Any) -> Any:
+    """Recursively make ``value`` strict-JSON safe (non-finite floats become strings)."""
+    if isinstance(value, float):
+        return encode_float(value)
+    if isinstance(value, Mapping):
+        return {str(k): to_json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_json_safe(v) for v in value]
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    return repr(value)
+
+
+def _decode_param(value: Any) -> Any:
+    if isinstance(value, str) and value in _NONFINITE:
+        return _NONFINITE[value]
+    return value
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """One finished trial, as Optuna saw it."""
+
+    number: int
+    state: str
+    """COMPLETE, PRUNED or FAIL."""
+    params: Mapping[str, Any]
+    values: tuple[float, ...] | None
+    """The objective value(s); None when the trial did not complete."""
+    intermediate_values: Mapping[int, float] = field(default_factory=dict)
+    user_attrs: Mapping[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    """Why a FAIL trial failed (exception text, or the bad value returned)."""
+    duration_s: float | None = None
+    """Recorded for the report, never compared."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "number": self.number,
+            "state": self.state,
+            "params": to_json_safe(dict(self.params)),
+            "values": None if self.values is None else [encode_float(v) for v in self.values],
+            "intermediate_values": {
+                str(step): encode_float(v) for step, v in sorted(self.intermediate_values.items())
+            },
+            "user_attrs": to_json_safe(dict(self.user_attrs)),
+            "error": self.error,
+            "duration_s": self.duration_s,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TrialRecord:
+        values = data.get("values")
+        return cls(
+            number=int(data["number"]),
+            state=str(data["state"]),
+            params={str(k): _decode_param(v) for k, v in dict(data.get("params", {})).items()},
+            values=None if values is None else tuple(decode_float(v) for v in values),
+            intermediate_values={
+                int(step): decode_float(v)
+                for step, v in dict(data.get("intermediate_values", {})).items()
+            },
+            user_attrs=dict(data.get("user_attrs", {})),
+            error=data.get("error"),
+            duration_s=data.get("duration_s"),
+        )
+
+
+def _dominates(a: Sequence[float], b: Sequence[float], signs: Sequence[float]) -> bool:
+    scaled_a = [s * x for s, x in zip(signs, a, strict=True)]
+    scaled_b = [s * x for s, x in zip(signs, b, strict=True)]
+    return all(x <= y for x, y in zip(scaled_a, scaled_b, strict=True)) and scaled_a != scaled_b
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One replicate study: its trials, how it ended and where it ran."""
+
+    index: int
+    seed: int
+    status: str
+    """ok, crashed, timeout, error or cancelled."""
+    trials: tuple[TrialRecord, ...]
+    directions: tuple[str, ...] = ("minimize",)
+    error: str | None = None
+    wall_s: float | None = None
+    environment: Mapping[str, Any] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+    """What the worker noticed (e.g. torch not installed, so its controls were skipped)."""
+
+    @property
+    def finished(self) -> bool:
+        return self.status == STATUS_OK
+
+    @property
+    def multi_objective(self) -> bool:
+        return len(self.directions) > 1
+
+    def _signs(self) -> list[float]:
+        return [1.0 if d == "minimize" else -1.0 for d in self.directions]
+
+    def best_trials(self) -> list[TrialRecord]:
+        """The best trial (single objective; ties go to the lowest number) or the Pareto set."""
+        complete = [t for t in self.trials if t.state == "COMPLETE" and t.values is not None]
+        if not complete:
+            return []
+        signs = self._signs()
+        if not self.multi_objective:
+            return [min(complete, key=lambda t: (signs[0] * t.values[0], t.number))]  # type: ignore[index]
+        return [
+            t
+            for t in complete
+            if not any(_dominates(o.values, t.values, signs) for o in complete)  # type: ignore[arg-type]
+        ]
+
+    @property
+    def best_value(self) -> float | None:
+        best = self.best_trials()
+        if self.multi_objective or not best or best[0].values is None:
+            return None
+        return best[0].values[0]
+
+    @property
+    def best_params(self) -> Mapping[str, Any] | None:
+        best = self.best_trials()
+        return None if self.multi_objective or not best else best[0].params
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "index": self.index,
+            "seed": self.seed,
+            "status": self.status,
+            "error": self.error,
+        }
+        best = self.best_trials()
+        if self.multi_objective:
+            data["best_values"] = [[encode_float(v) for v in t.values or ()] for t in best]
+            data["best_params"] = [to_json_safe(dict(t.params)) for t in best]
+            data["pareto_trials"] = [t.number for t in best]
+        else:
+            value = self.best_value
+            data["best_value"] = None if value is None else encode_float(value)
+            params = self.best_params
+            data["best_params"] = None if params is None else to_json_safe(dict(params))
+        data.update(
+            {
+                "directions": list(self.directions),
+                "wall_s": self.wall_s,
+                "notes": list(self.notes),
+                "trials": [t.to_dict() for t in self.trials],
+            }
+        )
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], environment: Mapping[str, Any]) -> RunRecord:
+        return cls(
+            index=int(data["index"]),
+            seed=int(data["seed"]),
+            status=str(data["status"]),
+            error=data.get("error"),
+            trials=tuple(TrialRecord.from_dict(t) for t in data.get("trials", [])),
+            directions=tuple(data.get("directions", ["minimize"])),
+            wall_s=data.get("wall_s"),
+            environment=environment,
+            notes=tuple(data.get("notes", [])),
+        )

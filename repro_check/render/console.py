@@ -1,0 +1,136 @@
+"""The rich console report: verdict first, then what differs, then the details."""
+
+from __future__ import annotations
+
+import shlex
+from typing import IO
+
+from rich.console import Console, Group, RenderableType
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from repro_check.render import fmt
+from repro_check.report import VERDICT_REPRODUCIBLE, RunReport
+
+STYLE = {"reproducible": "bold green", "not reproducible": "bold red", "incomplete": "bold yellow"}
+MARK = " ≠"
+
+
+def make_console(file: IO[str] | None = None, stderr: bool = False) -> Console:
+    """The one place consoles are made (tests pin NO_COLOR and COLUMNS through the env)."""
+    return Console(file=file, stderr=stderr, highlight=False, soft_wrap=False)
+
+
+def headline(report: RunReport) -> str:
+    n, trials = len(report.runs), report.plan.study.trials
+    divergence = report.comparison.divergence
+    if report.verdict == VERDICT_REPRODUCIBLE:
+        how = "bit for bit" if report.plan.tolerance.exact else "within tolerance"
+        return f"REPRODUCIBLE: {n} runs × {trials} trials agree {how}"
+    if divergence is not None:
+        part = f"runs part at trial {divergence.trial} ({divergence.field})"
+    elif report.plan.study.n_jobs != 1:
+        part = "n_jobs > 1 makes trials race"
+    else:
+        part = "no divergence among the trials that finished"
+    if report.complete:
+        return f"NOT REPRODUCIBLE: {part}"
+    broken = sum(not run.finished for run in report.runs)
+    return f"INCOMPLETE: {broken} of {n} runs did not finish; {part}"
+
+
+def settings_line(report: RunReport) -> str:
+    plan = report.plan
+    tol = "exact" if plan.tolerance.exact else f"atol {plan.tolerance.atol}, rtol {plan.tolerance.rtol}"
+    return (f"{report.target} · seed {plan.seed} · sampler {plan.study.sampler} · "
+            f"pruner {plan.study.pruner} · {'/'.join(plan.study.directions)} · "
+            f"device {report.device} · tolerance {tol}")
+
+
+def best_table(report: RunReport) -> Table:
+    table = Table(title="Best per run", title_justify="left", expand=False)
+    table.add_column("run", justify="right")
+    table.add_column("status")
+    multi = any(run.multi_objective for run in report.runs)
+    params: list[str] = []
+    if multi:
+        table.add_column("Pareto set", justify="right")
+    else:
+        table.add_column("best value", justify="right")
+        params = sorted({k for run in report.runs for k in (run.best_params or {})})
+        for name in params:
+            table.add_column(name, justify="right")
+    table.add_column("trials", justify="right")
+    table.add_column("wall s", justify="right")
+    marks = report.comparison.differing_cells
+    for run in report.runs:
+        differing = marks.get(run.index, set())
+
+        def cell(text: str, key: str, differing: set[str] = differing) -> Text:
+            if key in differing:
+                return Text(text + MARK, style="bold red")
+            return Text(text)
+
+        status = Text(run.status, style="green" if run.finished else "bold yellow")
+        row: list[RenderableType] = [str(run.index), status]
+        if multi:
+            row.append(f"{len(run.best_trials())} trials")
+        else:
+            row.append(cell(fmt.num(run.best_value, 10), "value"))
+            best = run.best_params or {}
+            row += [cell(fmt.param(best[p]) if p in best else "-", p) for p in params]
+        row += [str(len(run.trials)), fmt.num(run.wall_s, 3)]
+        table.add_row(*row)
+    return table
+
+
+def diagnose_hint(report: RunReport) -> str:
+    plan = report.plan
+    args = ["repro-check", "diagnose", report.target, "--trials", str(plan.study.trials)]
+    for direction in plan.study.directions:
+        if direction != "minimize" or len(plan.study.directions) > 1:
+            args += ["--direction", direction]
+    if plan.study.sampler != "tpe":
+        args += ["--sampler", plan.study.sampler]
+    if plan.study.pruner != "none":
+        args += ["--pruner", plan.study.pruner]
+    if plan.study.n_jobs != 1:
+        args += ["--n-jobs", str(plan.study.n_jobs)]
+    return f"run `{shlex.join(args)}` to find the cause"
+
+
+def sections(report: RunReport) -> list[RenderableType]:
+    style = STYLE[report.verdict]
+    parts: list[RenderableType] = [
+        Panel(Text(headline(report), style=style), title=f"repro-check {report.command}",
+              title_align="left", border_style=style.split()[-1], expand=False),
+        Text(settings_line(report), style="dim"),
+        best_table(report),
+    ]
+    divergence = report.comparison.divergence
+    if divergence is not None:
+        parts.append(Text.assemble(("First divergence: ", "bold"), fmt.divergence_line(divergence)))
+    comparison = report.comparison
+    spread = Text.assemble(("Best value: ", "bold"), fmt.stats_line(comparison.best_value),
+                           ("   distinct histories: ", "bold"),
+                           f"{comparison.distinct_histories} of {len(report.runs)}")
+    parts.append(spread)
+    varying = [s for s in comparison.best_params.values() if s.varies]
+    if varying:
+        lines = [Text.assemble(("Best-param spread:", "bold"))]
+        lines += [Text(f"  {s.name}: {fmt.spread_line(s)}") for s in varying]
+        parts.append(Group(*lines))
+    if report.notes:
+        parts.append(Group(Text("Notes:", style="bold"),
+                           *(Text(f"  • {note}") for note in report.notes)))
+    parts.append(Text.assemble(("Environment: ", "bold"), fmt.environment_line(report.environment),
+                               style="dim"))
+    if report.complete and not report.reproducible:
+        parts.append(Text.assemble(("Hint: ", "bold cyan"), diagnose_hint(report)))
+    return parts
+
+
+def render(report: RunReport, console: Console) -> None:
+    for part in sections(report):
+        console.print(part)

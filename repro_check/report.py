@@ -1,0 +1,214 @@
+"""The run report: one value object that every renderer (console, JSON, ...) draws.
+
+It can be rebuilt from its own JSON (``from_dict``): the comparison is recomputed from the saved
+trials, so a saved report re-renders exactly as it first did.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from repro_check import __version__
+from repro_check.compare import Comparison, Divergence, ParamSpread, Stats, compare_runs
+from repro_check.errors import EXIT_INCOMPLETE, EXIT_NOT_REPRODUCIBLE, EXIT_REPRODUCIBLE
+from repro_check.records import RunRecord, encode_float, to_json_safe
+from repro_check.settings import CheckPlan, Controls, StudySettings, Tolerance
+
+SCHEMA_VERSION = 1
+
+VERDICT_REPRODUCIBLE = "reproducible"
+VERDICT_NOT_REPRODUCIBLE = "not reproducible"
+VERDICT_INCOMPLETE = "incomplete"
+
+N_JOBS_NOTE = (
+    "n_jobs > 1: Optuna reseeds the sampler in every thread and trials race each other, "
+    "so this study cannot be reproducible; use n_jobs=1"
+)
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """The outcome of one check (``run``), or of one condition of ``compare``."""
+
+    command: str
+    target: str
+    plan: CheckPlan
+    device: str
+    runs: tuple[RunRecord, ...]
+    comparison: Comparison
+    tool_version: str = __version__
+    stopped_early: bool = False
+    extra_notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def complete(self) -> bool:
+        return all(run.finished for run in self.runs)
+
+    @property
+    def reproducible(self) -> bool:
+        """Only when every run finished, all agree on every trial, and nothing makes the
+        agreement luck (threads racing under ``n_jobs > 1``)."""
+        return (self.complete and self.comparison.divergence is None
+                and self.plan.study.n_jobs == 1)
+
+    @property
+    def verdict(self) -> str:
+        if not self.complete:
+            return VERDICT_INCOMPLETE
+        return VERDICT_REPRODUCIBLE if self.reproducible else VERDICT_NOT_REPRODUCIBLE
+
+    @property
+    def exit_code(self) -> int:
+        if not self.complete:
+            return EXIT_INCOMPLETE
+        return EXIT_REPRODUCIBLE if self.reproducible else EXIT_NOT_REPRODUCIBLE
+
+    @property
+    def environment(self) -> Mapping[str, Any]:
+        return next((run.environment for run in self.runs if run.environment), {})
+
+    @property
+    def notes(self) -> list[str]:
+        notes: list[str] = []
+        if self.plan.study.n_jobs != 1:
+            notes.append(N_JOBS_NOTE)
+        for run in self.runs:
+            for note in run.notes:
+                if note not in notes:
+                    notes.append(note)
+        for run in self.runs:
+            if run.error:
+                notes.append(f"run {run.index} {run.status}: {run.error}")
+        for run in self.runs:
+            pruned = sum(t.state == "PRUNED" for t in run.trials)
+            failed = sum(t.state == "FAIL" for t in run.trials)
+            if pruned or failed:
+                notes.append(f"run {run.index}: {pruned} pruned, {failed} failed trials")
+        if self.stopped_early:
+            notes.append("stopped early at the first divergence")
+        notes.extend(self.extra_notes)
+        return notes
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "tool_version": self.tool_version,
+            "command": self.command,
+            "target": self.target,
+            "reproducible": self.reproducible,
+            "verdict": self.verdict,
+            "exit_code": self.exit_code,
+            "stopped_early": self.stopped_early,
+            "settings": settings_dict(self.plan, self.device),
+            "runs": [run.to_dict() for run in self.runs],
+            "divergence": divergence_dict(self.comparison.divergence),
+            "summary": summary_dict(self.comparison),
+            "notes": self.notes,
+            "environment": to_json_safe(dict(self.environment)),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RunReport:
+        """Rebuild from ``to_dict`` output (validated by the caller's schema check)."""
+        settings = data["settings"]
+        plan = plan_from_settings(data["target"], settings)
+        environment = data.get("environment") or {}
+        runs = tuple(RunRecord.from_dict(run, environment) for run in data["runs"])
+        report = cls(
+            command=data["command"],
+            target=data["target"],
+            plan=plan,
+            device=settings["device"],
+            runs=runs,
+            comparison=compare_runs(runs, plan.tolerance),
+            tool_version=data.get("tool_version", "?"),
+            stopped_early=bool(data.get("stopped_early", False)),
+        )
+        extra = [n for n in data.get("notes", []) if n not in report.notes]
+        return dataclasses.replace(report, extra_notes=tuple(extra))
+
+
+def settings_dict(plan: CheckPlan, device: str) -> dict[str, Any]:
+    return {
+        "runs": plan.runs,
+        "seed": plan.seed,
+        "trials": plan.study.trials,
+        "device": device,
+        "tolerance": {"atol": plan.tolerance.atol, "rtol": plan.tolerance.rtol},
+        "controls": plan.controls.to_dict(),
+        "directions": list(plan.study.directions),
+        "sampler": plan.study.sampler,
+        "sampler_kwargs": to_json_safe(dict(plan.study.sampler_kwargs)),
+        "pruner": plan.study.pruner,
+        "pruner_kwargs": to_json_safe(dict(plan.study.pruner_kwargs)),
+        "n_jobs": plan.study.n_jobs,
+        "threads": plan.threads,
+        "workers": plan.workers,
+        "timeout": plan.timeout,
+    }
+
+
+def plan_from_settings(target: str, settings: Mapping[str, Any]) -> CheckPlan:
+    study = StudySettings.from_dict(settings)
+    tolerance = settings.get("tolerance") or {}
+    return CheckPlan(
+        target=target,
+        study=study,
+        runs=int(settings["runs"]),
+        seed=int(settings["seed"]),
+        workers=settings.get("workers"),
+        timeout=settings.get("timeout"),
+        threads=int(settings.get("threads", 1)),
+        device=str(settings["device"]),
+        tolerance=Tolerance(float(tolerance.get("atol", 0.0)), float(tolerance.get("rtol", 0.0))),
+        controls=Controls.from_dict(settings.get("controls") or {}),
+    )
+
+
+def _num(value: float | None) -> float | str | None:
+    return None if value is None else encode_float(value)
+
+
+def divergence_dict(divergence: Divergence | None) -> dict[str, Any] | None:
+    if divergence is None:
+        return None
+    return {
+        "trial": divergence.trial,
+        "field": divergence.field,
+        "runs": list(divergence.runs),
+        "max_abs_diff": _num(divergence.max_abs_diff),
+        "max_rel_diff": _num(divergence.max_rel_diff),
+        "detail": divergence.detail,
+    }
+
+
+def stats_dict(stats: Stats | None) -> dict[str, Any] | None:
+    if stats is None:
+        return None
+    return {"mean": _num(stats.mean), "std": _num(stats.std), "min": _num(stats.min),
+            "max": _num(stats.max), "n": stats.n}
+
+
+def spread_dict(spread: ParamSpread) -> dict[str, Any]:
+    if spread.stats is not None:
+        return {"type": "numeric", **(stats_dict(spread.stats) or {}),
+                "range": _num(spread.stats.range)}
+    return {"type": "categorical", "counts": dict(spread.counts)}
+
+
+def summary_dict(comparison: Comparison) -> dict[str, Any]:
+    return {
+        "best_value": stats_dict(comparison.best_value),
+        "best_params": {k: spread_dict(v) for k, v in comparison.best_params.items()},
+        "distinct_histories": comparison.distinct_histories,
+    }
+
+
+def build(command: str, plan: CheckPlan, device: str, runs: Sequence[RunRecord],
+          stopped_early: bool = False) -> RunReport:
+    runs = tuple(sorted(runs, key=lambda r: r.index))
+    return RunReport(command, plan.target, plan, device, runs,
+                     compare_runs(runs, plan.tolerance), stopped_early=stopped_early)

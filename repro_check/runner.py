@@ -1,0 +1,321 @@
+"""Spawn and supervise one worker process per replicate.
+
+Fresh interpreters (not forks, not a pool) are the point: a reused process hides hash-order and
+module-state effects and would give false passes. The parent only reads each worker's JSON-lines
+stream; it never imports the user's module. Timeouts, crashes and Ctrl-C keep every trial that
+already arrived.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from repro_check import controls as ctl
+from repro_check.errors import ConfigError, DeviceError, ReproCheckError, TargetError
+from repro_check.records import (
+    STATUS_CANCELLED,
+    STATUS_CRASHED,
+    STATUS_ERROR,
+    STATUS_OK,
+    STATUS_TIMEOUT,
+    RunRecord,
+    TrialRecord,
+)
+from repro_check.settings import Controls, StudySettings
+
+
+@dataclass(frozen=True)
+class Job:
+    """One worker process: a replicate (or, for probes, several studies in one process)."""
+
+    index: int
+    seed: int
+    study: StudySettings
+    controls: Controls = field(default_factory=Controls)
+    studies: int = 1
+    """Studies run one after another in the same process (the process-state probe uses 2)."""
+    fixed_params: Mapping[str, Any] | None = None
+    """Enqueue these params for every trial (the objective-noise probe)."""
+    warn_only: bool = False
+    """Deterministic algorithms in warn-only mode: name every op that lacks a kernel."""
+
+    def payload(self, target: str, threads: int, device: str) -> dict[str, Any]:
+        return {
+            "target": target,
+            "index": self.index,
+            "seed": self.seed,
+            "study": self.study.to_dict(),
+            "controls": self.controls.to_dict(),
+            "studies": self.studies,
+            "fixed_params": dict(self.fixed_params) if self.fixed_params is not None else None,
+            "warn_only": self.warn_only,
+            "threads": threads,
+            "device": device,
+        }
+
+
+@dataclass
+class JobResult:
+    """What one worker produced: a ``RunRecord`` per study, plus what torch named."""
+
+    job: Job
+    runs: list[RunRecord]
+    nondeterministic_ops: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A progress report for the CLI: ``job`` has ``done`` of ``total`` trials; ``status``
+    is set once the job ended."""
+
+    job: int
+    done: int
+    total: int
+    status: str | None = None
+
+
+ProgressCallback = Callable[[Progress], None]
+StopRule = Callable[[Sequence["_Live"]], bool]
+
+_SETUP_ERRORS: dict[str, type[ReproCheckError]] = {
+    "target": TargetError,
+    "config": ConfigError,
+    "device": DeviceError,
+}
+
+
+class Interrupted(Exception):
+    """Ctrl-C: the workers were stopped; ``results`` holds what had finished."""
+
+    def __init__(self, results: list[JobResult]) -> None:
+        super().__init__("interrupted")
+        self.results = results
+
+
+class _Live:
+    """A running (or finished) worker and what it has streamed so far."""
+
+    def __init__(self, job: Job, payload: dict[str, Any], env: dict[str, str]) -> None:
+        self.job = job
+        self.trials: list[list[TrialRecord]] = [[] for _ in range(job.studies)]
+        self.studies_done = 0
+        self.done: dict[str, Any] | None = None
+        self.error: dict[str, Any] | None = None
+        self.ended_by: str | None = None  # timeout / cancelled
+        self.final: JobResult | None = None
+        self.pump: threading.Thread | None = None
+        self.stderr: IO[bytes] = tempfile.TemporaryFile()
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "repro_check.worker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.stderr,
+            env=env,
+            start_new_session=True,  # Ctrl-C reaches the parent only; it stops the workers
+        )
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps(payload).encode())
+        self.proc.stdin.close()
+
+    @property
+    def trials_done(self) -> int:
+        return sum(len(t) for t in self.trials)
+
+    def handle(self, event: dict[str, Any]) -> None:
+        kind = event.get("event")
+        if kind == "trial":
+            self.trials[int(event["study"])].append(TrialRecord.from_dict(event["trial"]))
+        elif kind == "study_done":
+            self.studies_done += 1
+        elif kind == "done":
+            self.done = event
+        elif kind == "error":
+            self.error = event
+
+    def kill(self, reason: str) -> None:
+        if self.proc.poll() is None:
+            self.ended_by = self.ended_by or reason
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                self.proc.kill()
+
+    def stderr_tail(self) -> str:
+        self.stderr.seek(0)
+        lines = [ln for ln in self.stderr.read().decode(errors="replace").splitlines() if ln.strip()]
+        return lines[-1].strip() if lines else ""
+
+    def _crash_message(self) -> str:
+        code = self.proc.returncode
+        if code is not None and code < 0:
+            what = f"worker killed by {signal.Signals(-code).name}"
+        else:
+            what = f"worker exited with code {code}"
+        tail = self.stderr_tail()
+        return f"{what}: {tail}" if tail else what
+
+    def finish(self) -> JobResult:
+        """Reap the process and build its result once (stderr is read for crashes, then closed)."""
+        if self.final is None:
+            self.proc.wait()
+            self.final = self._result()
+            self.stderr.close()
+        return self.final
+
+    def _result(self) -> JobResult:
+        wall = time.monotonic() - self.started
+        done = self.done or {}
+        environment = done.get("environment", {})
+        runs = []
+        for study_index, trials in enumerate(self.trials):
+            status, error = STATUS_OK, None
+            if study_index >= self.studies_done:
+                if self.ended_by == "timeout":
+                    status, error = STATUS_TIMEOUT, "timed out"
+                elif self.ended_by == "cancelled":
+                    status, error = STATUS_CANCELLED, "stopped before it finished"
+                elif self.error is not None:
+                    status, error = STATUS_ERROR, str(self.error.get("message"))
+                else:
+                    status, error = STATUS_CRASHED, self._crash_message()
+            runs.append(
+                RunRecord(
+                    index=self.job.index,
+                    seed=self.job.seed,
+                    status=status,
+                    trials=tuple(sorted(trials, key=lambda t: t.number)),
+                    directions=self.job.study.directions,
+                    error=error,
+                    wall_s=wall,
+                    environment=environment,
+                    notes=tuple(done.get("notes", [])),
+                )
+            )
+        ops = list(done.get("nondeterministic_ops") or (self.error or {}).get("ops") or [])
+        return JobResult(self.job, runs, ops)
+
+
+def _pump(index: int, stream: IO[bytes], inbox: queue.Queue[tuple[int, Any]]) -> None:
+    for raw in stream:
+        try:
+            inbox.put((index, json.loads(raw)))
+        except json.JSONDecodeError:
+            continue
+    inbox.put((index, None))
+
+
+def run_jobs(
+    target: str,
+    jobs: Sequence[Job],
+    *,
+    workers: int,
+    threads: int,
+    device: str,
+    timeout: float | None = None,
+    on_progress: ProgressCallback | None = None,
+    stop_when: StopRule | None = None,
+) -> list[JobResult]:
+    """Run ``jobs`` with at most ``workers`` processes at once; results in job order.
+
+    Raises ``TargetError``/``ConfigError``/``DeviceError`` when a worker reports that the target
+    cannot load or the study cannot be built (stopping the rest), and ``Interrupted`` on Ctrl-C.
+    ``stop_when`` sees the live workers after each trial; when it says so, the rest are stopped
+    (used to stop an experiment at its first divergence).
+    """
+    report = on_progress or (lambda _p: None)
+    inbox: queue.Queue[tuple[int, Any]] = queue.Queue()
+    pending = list(range(len(jobs)))
+    live: dict[int, _Live] = {}
+    ended: dict[int, _Live] = {}
+    stopping = False
+
+    def launch(position: int) -> None:
+        job = jobs[position]
+        env = ctl.worker_env(os.environ, job.controls, seed=job.seed, threads=threads,
+                             device=device)
+        worker = _Live(job, job.payload(target, threads, device), env)
+        live[position] = worker
+        assert worker.proc.stdout is not None
+        worker.pump = threading.Thread(
+            target=_pump, args=(position, worker.proc.stdout, inbox), daemon=True
+        )
+        worker.pump.start()
+        report(Progress(job.index, 0, job.study.trials * job.studies))
+
+    def stop_all(reason: str) -> None:
+        pending.clear()
+        for worker in live.values():
+            worker.kill(reason)
+
+    try:
+        while pending or live:
+            while pending and len(live) < workers and not stopping:
+                launch(pending.pop(0))
+            try:
+                position, event = inbox.get(timeout=0.1)
+            except queue.Empty:
+                position, event = -1, None
+            if position >= 0:
+                worker = live[position]
+                if event is not None:
+                    worker.handle(event)
+                    total = worker.job.study.trials * worker.job.studies
+                    report(Progress(worker.job.index, worker.trials_done, total))
+                    if worker.error and worker.error.get("kind") in _SETUP_ERRORS:
+                        stop_all("cancelled")
+                        kind = str(worker.error["kind"])
+                        raise _SETUP_ERRORS[kind](str(worker.error.get("message")))
+                    if stop_when is not None and not stopping and stop_when(
+                        [*ended.values(), *live.values()]
+                    ):
+                        stopping = True
+                        stop_all("cancelled")
+                else:
+                    ended[position] = live.pop(position)
+                    result = worker.finish()
+                    report(Progress(worker.job.index, worker.trials_done,
+                                    worker.job.study.trials * worker.job.studies,
+                                    status=result.runs[-1].status))
+            if timeout is not None:
+                now = time.monotonic()
+                for worker in live.values():
+                    if now - worker.started > timeout:
+                        worker.kill("timeout")
+    except KeyboardInterrupt:
+        stop_all("cancelled")
+        for worker in live.values():  # keep every trial that already arrived
+            if worker.pump is not None:
+                worker.pump.join(timeout=5)
+        while not inbox.empty():
+            position, event = inbox.get_nowait()
+            if event is not None and position in live:
+                live[position].handle(event)
+        for position, worker in live.items():
+            worker.finish()
+            ended[position] = worker
+        raise Interrupted([ended[p].final for p in sorted(ended) if ended[p].final]) from None
+    except ReproCheckError:
+        for worker in live.values():
+            worker.finish()
+        raise
+    results = []
+    for position, job in enumerate(jobs):
+        if position in ended and ended[position].final is not None:
+            results.append(ended[position].final)
+        else:  # never started: the stop rule ended the experiment first
+            results.append(JobResult(job, [RunRecord(job.index, job.seed, STATUS_CANCELLED, (),
+                                                     job.study.directions,
+                                                     "not started")]))
+    return results

@@ -1,0 +1,116 @@
+"""Turn ``pkg.module:attr`` or ``path/to/file.py:attr`` into the objective callable.
+
+Only workers call ``load``: the parent process never imports the user's module (it would run
+module-level code and hide process-state effects). Every failure becomes a one-line
+``TargetError`` naming the problem.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from repro_check.errors import TargetError
+
+DEFAULT_ATTR = "objective"
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    """A parsed target: where the code lives and which attribute is the objective."""
+
+    location: str
+    attr: str
+    is_file: bool
+
+    def __str__(self) -> str:
+        return f"{self.location}:{self.attr}"
+
+
+def parse(spec: str) -> TargetSpec:
+    """Split ``location[:attr]``; a missing ``:attr`` means ``:objective``."""
+    location, sep, attr = spec.rpartition(":")
+    if not sep or not attr.isidentifier() or not location:
+        location, attr = spec, DEFAULT_ATTR
+    is_file = location.endswith(".py") or "/" in location or os.sep in location
+    if not is_file and not all(part.isidentifier() for part in location.split(".")):
+        raise TargetError(f"not a module path or .py file: {location!r}")
+    return TargetSpec(location, attr, is_file)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def _import_file(path: Path) -> Any:
+    if not path.is_file():
+        raise TargetError(f"no such file: {path}")
+    folder = str(path.resolve().parent)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)  # sibling imports work as in `python file.py`
+    name = path.stem if path.stem.isidentifier() else "repro_check_target"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise TargetError(f"cannot import {path} as Python source")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses and pickling look the module up by name
+    spec.loader.exec_module(module)
+    return module
+
+
+def _import_module(name: str) -> Any:
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # importable from the current folder, as pytest does
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        missing = exc.name or ""
+        if missing and (name == missing or name.startswith(missing + ".")):
+            raise TargetError(f"no such module: {name!r}") from None
+        raise
+
+
+def load(spec: str) -> Callable[..., Any]:
+    """Import the target and return its objective. Raises ``TargetError`` with one line."""
+    target = parse(spec)
+    where = target.location
+    try:
+        if target.is_file:
+            module = _import_file(Path(target.location))
+        else:
+            module = _import_module(target.location)
+    except TargetError:
+        raise
+    except SyntaxError as exc:
+        raise TargetError(
+            f"syntax error in {exc.filename or where}, line {exc.lineno}: {exc.msg}"
+        ) from None
+    except SystemExit as exc:
+        raise TargetError(f"importing {where} called sys.exit({exc.code!r})") from None
+    except BaseException as exc:  # noqa: BLE001 - any import failure is the user's, report it
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        raise TargetError(f"importing {where} raised {_one_line(exc)}") from None
+    try:
+        objective = getattr(module, target.attr)
+    except AttributeError:
+        raise TargetError(f"{where} has no attribute {target.attr!r}") from None
+    if not callable(objective):
+        raise TargetError(f"{target} is not callable (it is a {type(objective).__name__})")
+    return objective  # type: ignore[no-any-return]
+
+
+def load_attr(path: str) -> Any:
+    """Resolve ``pkg.mod:attr`` for helpers such as a sampler factory."""
+    target = parse(path)
+    module = _import_file(Path(target.location)) if target.is_file else _import_module(
+        target.location
+    )
+    return getattr(module, target.attr)
