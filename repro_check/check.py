@@ -20,17 +20,24 @@ def default_workers(plan: CheckPlan, device: str, jobs: int) -> int:
     return max(1, min(os.cpu_count() or 1, jobs))
 
 
-def replicate_jobs(plan: CheckPlan, *, controls: Controls | None = None,
-                   seeds: Sequence[int] | None = None,
-                   study: StudySettings | None = None) -> list[Job]:
+def replicate_jobs(
+    plan: CheckPlan,
+    *,
+    controls: Controls | None = None,
+    seeds: Sequence[int] | None = None,
+    study: StudySettings | None = None,
+) -> list[Job]:
     """One job per replicate: same seed for all unless ``seeds`` says otherwise."""
     seeds = seeds if seeds is not None else [plan.seed] * plan.runs
-    return [Job(index=i, seed=seed, study=study or plan.study,
-                controls=controls or plan.controls) for i, seed in enumerate(seeds)]
+    return [
+        Job(index=i, seed=seed, study=study or plan.study, controls=controls or plan.controls)
+        for i, seed in enumerate(seeds)
+    ]
 
 
-def run_replicates(plan: CheckPlan, device: str, jobs: Sequence[Job],
-                   on_progress: ProgressCallback | None = None) -> list[RunRecord]:
+def run_replicates(
+    plan: CheckPlan, device: str, jobs: Sequence[Job], on_progress: ProgressCallback | None = None
+) -> list[RunRecord]:
     results = run_jobs(
         plan.target,
         jobs,

@@ -37,43 +37,84 @@ OUTPUT = "Output"
 
 Target = Annotated[
     str | None,
-    typer.Argument(help="pkg.module:attr or path/to/file.py:attr (':objective' if omitted).",
-                   show_default=False),
+    typer.Argument(
+        help="pkg.module:attr or path/to/file.py:attr (':objective' if omitted).",
+        show_default=False,
+    ),
 ]
-Trials = Annotated[int | None, typer.Option(help="Trials per study [default: 20].",
-                                            rich_help_panel=STUDY)]
-Direction = Annotated[list[str] | None, typer.Option(
-    "--direction", help="minimize or maximize; repeat for a multi-objective study.",
-    rich_help_panel=STUDY)]
-Sampler = Annotated[str | None, typer.Option(
-    help="tpe, random, cmaes, gp, qmc, nsga2, nsga3, grid, bruteforce, or pkg.mod:factory "
-    "(called with seed=) [default: tpe].", rich_help_panel=STUDY)]
-Pruner = Annotated[str | None, typer.Option(
-    help="none, median, percentile, hyperband, successive-halving, threshold [default: none].",
-    rich_help_panel=STUDY)]
-NJobs = Annotated[int | None, typer.Option("--n-jobs", help="Optuna n_jobs [default: 1].",
-                                           rich_help_panel=STUDY)]
-Runs = Annotated[int | None, typer.Option(help="Replicates, at least 2 [default: 3].",
-                                          rich_help_panel=CHECK)]
-Seed = Annotated[int | None, typer.Option(help="Seed every replicate gets [default: 0].",
-                                          rich_help_panel=CHECK)]
-Workers = Annotated[int | None, typer.Option(
-    help="Concurrent replicates [default: one per core, capped at runs; 1 on CUDA].",
-    rich_help_panel=CHECK)]
-Timeout = Annotated[float | None, typer.Option(help="Seconds per replicate before it is killed.",
-                                               rich_help_panel=CHECK)]
-Threads = Annotated[int | None, typer.Option(
-    help="torch/OMP/MKL/OpenBLAS threads per worker [default: 1].", rich_help_panel=CHECK)]
-Device = Annotated[str | None, typer.Option(help="auto, cpu or cuda [default: auto].",
-                                            rich_help_panel=CHECK)]
-Atol = Annotated[float | None, typer.Option(help="Absolute tolerance for floats [default: 0].",
-                                            rich_help_panel=CHECK)]
-Rtol = Annotated[float | None, typer.Option(help="Relative tolerance for floats [default: 0].",
-                                            rich_help_panel=CHECK)]
-ConfigPath = Annotated[Path | None, typer.Option(
-    "--config", help="TOML file with settings (overridden by flags).", rich_help_panel=CHECK)]
-JsonPath = Annotated[Path | None, typer.Option("--json", help="Write the report as JSON here.",
-                                               rich_help_panel=OUTPUT)]
+Trials = Annotated[
+    int | None, typer.Option(help="Trials per study [default: 20].", rich_help_panel=STUDY)
+]
+Direction = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--direction",
+        help="minimize or maximize; repeat for a multi-objective study.",
+        rich_help_panel=STUDY,
+    ),
+]
+Sampler = Annotated[
+    str | None,
+    typer.Option(
+        help="tpe, random, cmaes, gp, qmc, nsga2, nsga3, grid, bruteforce, or pkg.mod:factory "
+        "(called with seed=) [default: tpe].",
+        rich_help_panel=STUDY,
+    ),
+]
+Pruner = Annotated[
+    str | None,
+    typer.Option(
+        help="none, median, percentile, hyperband, successive-halving, threshold [default: none].",
+        rich_help_panel=STUDY,
+    ),
+]
+NJobs = Annotated[
+    int | None, typer.Option("--n-jobs", help="Optuna n_jobs [default: 1].", rich_help_panel=STUDY)
+]
+Runs = Annotated[
+    int | None, typer.Option(help="Replicates, at least 2 [default: 3].", rich_help_panel=CHECK)
+]
+Seed = Annotated[
+    int | None, typer.Option(help="Seed every replicate gets [default: 0].", rich_help_panel=CHECK)
+]
+Workers = Annotated[
+    int | None,
+    typer.Option(
+        help="Concurrent replicates [default: one per core, capped at runs; 1 on CUDA].",
+        rich_help_panel=CHECK,
+    ),
+]
+Timeout = Annotated[
+    float | None,
+    typer.Option(help="Seconds per replicate before it is killed.", rich_help_panel=CHECK),
+]
+Threads = Annotated[
+    int | None,
+    typer.Option(
+        help="torch/OMP/MKL/OpenBLAS threads per worker [default: 1].", rich_help_panel=CHECK
+    ),
+]
+Device = Annotated[
+    str | None, typer.Option(help="auto, cpu or cuda [default: auto].", rich_help_panel=CHECK)
+]
+Atol = Annotated[
+    float | None,
+    typer.Option(help="Absolute tolerance for floats [default: 0].", rich_help_panel=CHECK),
+]
+Rtol = Annotated[
+    float | None,
+    typer.Option(help="Relative tolerance for floats [default: 0].", rich_help_panel=CHECK),
+]
+ConfigPath = Annotated[
+    Path | None,
+    typer.Option(
+        "--config", help="TOML file with settings (overridden by flags).", rich_help_panel=CHECK
+    ),
+]
+JsonPath = Annotated[
+    Path | None,
+    typer.Option("--json", help="Write the report as JSON here.", rich_help_panel=OUTPUT),
+]
 
 
 def _version(value: bool) -> None:
@@ -84,8 +125,12 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                          help="Show the version and exit.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Show the version and exit."
+        ),
+    ] = False,
 ) -> None:
     """repro-check: reproducibility checks for Optuna studies."""
 
@@ -146,9 +191,23 @@ def run(
     from repro_check.check import run_check
     from repro_check.runner import Interrupted
 
-    plan = _plan(target, config, runs=runs, trials=trials, seed=seed, directions=direction,
-                 sampler=sampler, pruner=pruner, n_jobs=n_jobs, workers=workers,
-                 timeout=timeout, threads=threads, device=device, atol=atol, rtol=rtol)
+    plan = _plan(
+        target,
+        config,
+        runs=runs,
+        trials=trials,
+        seed=seed,
+        directions=direction,
+        sampler=sampler,
+        pruner=pruner,
+        n_jobs=n_jobs,
+        workers=workers,
+        timeout=timeout,
+        threads=threads,
+        device=device,
+        atol=atol,
+        rtol=rtol,
+    )
     progress = _progress_display(plan)
     try:
         if progress is not None:

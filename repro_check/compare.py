@@ -87,8 +87,11 @@ def field_equal(name: str, a: TrialRecord, b: TrialRecord, tol: Tolerance) -> bo
 def field_pairs(name: str, a: TrialRecord, b: TrialRecord) -> list[tuple[float, float]]:
     """The float pairs behind a differing field, for the size of the difference."""
     if name == "params":
-        return [p for k in a.params.keys() & b.params.keys()
-                for p in _float_pairs(a.params[k], b.params[k])]
+        return [
+            p
+            for k in a.params.keys() & b.params.keys()
+            for p in _float_pairs(a.params[k], b.params[k])
+        ]
     if name == "values" and a.values is not None and b.values is not None:
         return list(zip(a.values, b.values, strict=False))
     if name == "intermediate_values":
@@ -163,23 +166,33 @@ def first_divergence(runs: Sequence[RunRecord], tol: Tolerance) -> Divergence | 
         ref = reference if number in tables[reference] else holders[0]
         base = tables[ref][number]
         for name in FIELDS:
-            differing = [i for i in holders if i != ref
-                         and not field_equal(name, base, tables[i][number], tol)]
+            differing = [
+                i
+                for i in holders
+                if i != ref and not field_equal(name, base, tables[i][number], tol)
+            ]
             if differing:
                 pairs = [p for i in differing for p in field_pairs(name, base, tables[i][number])]
                 max_abs, max_rel = diff_magnitude(pairs)
                 first = tables[differing[0]][number]
-                detail = (f"{describe(name, base, first)} "
-                          f"(run {runs[ref].index} vs run {runs[differing[0]].index})")
-                return Divergence(number, name, (runs[ref].index, *(runs[i].index for i in differing)),
-                                  max_abs, max_rel, detail)
+                detail = (
+                    f"{describe(name, base, first)} "
+                    f"(run {runs[ref].index} vs run {runs[differing[0]].index})"
+                )
+                involved = (runs[ref].index, *(runs[i].index for i in differing))
+                return Divergence(number, name, involved, max_abs, max_rel, detail)
         missing = [i for i in finished if number not in tables[i]]
         if missing:
             present = [i for i in finished if number in tables[i]]
             counts = ", ".join(f"run {runs[i].index}: {len(runs[i].trials)}" for i in finished)
-            return Divergence(number, "trial_count",
-                              tuple(runs[i].index for i in present[:1] + missing),
-                              None, None, f"different numbers of trials ({counts})")
+            return Divergence(
+                number,
+                "trial_count",
+                tuple(runs[i].index for i in present[:1] + missing),
+                None,
+                None,
+                f"different numbers of trials ({counts})",
+            )
     return None
 
 
@@ -220,8 +233,9 @@ class Stats:
         n = len(finite)
         mean = math.fsum(finite) / n
         var = math.fsum((v - mean) ** 2 for v in finite) / (n - 1) if n > 1 else 0.0
-        return cls(mean, math.sqrt(var) if math.isfinite(var) else math.nan,
-                   min(finite), max(finite), n)
+        return cls(
+            mean, math.sqrt(var) if math.isfinite(var) else math.nan, min(finite), max(finite), n
+        )
 
     @property
     def range(self) -> float:
@@ -266,8 +280,9 @@ def differing_best_cells(runs: Sequence[RunRecord], tol: Tolerance) -> dict[int,
     for run in runs:
         cells: set[str] = set()
         a, b = ref.best_value, run.best_value
-        if (a is None) != (b is None) or (a is not None and b is not None
-                                          and not floats_equal(a, b, tol)):
+        if (a is None) != (b is None) or (
+            a is not None and b is not None and not floats_equal(a, b, tol)
+        ):
             cells.add("value")
         pa, pb = ref.best_params or {}, run.best_params or {}
         for key in pa.keys() | pb.keys():

@@ -33,7 +33,7 @@ def _int(minimum: int, maximum: int | None = None) -> Validator:
         if value < minimum or (maximum is not None and value > maximum):
             bound = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"
             raise ValueError(f"must be {bound}, got {value}")
-        return value
+        return int(value)
 
     return check
 
@@ -41,7 +41,7 @@ def _int(minimum: int, maximum: int | None = None) -> Validator:
 def _n_jobs(value: Any) -> int:
     if value == -1:
         return -1
-    return _int(1)(value)
+    return int(_int(1)(value))
 
 
 def _float(*, positive: bool) -> Validator:
@@ -50,7 +50,8 @@ def _float(*, positive: bool) -> Validator:
             raise ValueError(f"must be a number, got {value!r}")
         number = float(value)
         if not math.isfinite(number) or number < 0 or (positive and number == 0):
-            raise ValueError(f"must be a finite number {'> 0' if positive else '>= 0'}, got {value}")
+            bound = "> 0" if positive else ">= 0"
+            raise ValueError(f"must be a finite number {bound}, got {value}")
         return number
 
     return check
@@ -61,7 +62,7 @@ def _choice(options: tuple[str, ...]) -> Validator:
         name = str(value).lower().replace("_", "-")
         if name not in options:
             raise ValueError(f"unknown value {value!r} (choose from {', '.join(options)})")
-        return name
+        return str(name)
 
     return check
 
@@ -71,7 +72,7 @@ def _sampler(value: Any) -> str:
         raise ValueError(f"must be a sampler name, got {value!r}")
     if ":" in value:  # a factory by import path, resolved in the worker
         return value
-    return _choice(SAMPLERS)(value)
+    return str(_choice(SAMPLERS)(value))
 
 
 def _directions(value: Any) -> tuple[str, ...]:

@@ -71,8 +71,9 @@ def seed_global_rngs(seed: int) -> None:
         torch.manual_seed(seed)
 
 
-def apply_torch_controls(torch: Any, controls: Controls, seed: int, threads: int,
-                         warn_only: bool) -> None:
+def apply_torch_controls(
+    torch: Any, controls: Controls, seed: int, threads: int, warn_only: bool
+) -> None:
     """Thread count always (a setting, not a control); the rest as ``controls`` says."""
     torch.set_num_threads(threads)
     if controls.global_rng:
@@ -135,4 +136,3 @@ def torch_note(status: str) -> str | None:
     if status == "armed" and "torch" not in sys.modules:
         return "the objective did not import torch: torch controls were not needed"
     return None
-

@@ -29,7 +29,7 @@ def _cuda_works() -> bool:
 
 
 def resolve(requested: str) -> str:
-    """"cpu" or "cuda". ``auto`` picks CUDA when torch can use it; ``cuda`` insists on it."""
+    """ "cpu" or "cuda". ``auto`` picks CUDA when torch can use it; ``cuda`` insists on it."""
     if requested == "cpu":
         return "cpu"
     has_torch = importlib.util.find_spec("torch") is not None

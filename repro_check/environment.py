@@ -69,7 +69,7 @@ def _torch_info(torch: Any) -> dict[str, Any]:
             info["cudnn"] = torch.backends.cudnn.version()
         if torch.cuda.is_available():
             info["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
-    except Exception as exc:  # noqa: BLE001 - a broken driver must not lose the run's results
+    except Exception as exc:
         info["error"] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return info
 

@@ -51,8 +51,7 @@ class RunReport:
     def reproducible(self) -> bool:
         """Only when every run finished, all agree on every trial, and nothing makes the
         agreement luck (threads racing under ``n_jobs > 1``)."""
-        return (self.complete and self.comparison.divergence is None
-                and self.plan.study.n_jobs == 1)
+        return self.complete and self.comparison.divergence is None and self.plan.study.n_jobs == 1
 
     @property
     def verdict(self) -> str:
@@ -188,14 +187,22 @@ def divergence_dict(divergence: Divergence | None) -> dict[str, Any] | None:
 def stats_dict(stats: Stats | None) -> dict[str, Any] | None:
     if stats is None:
         return None
-    return {"mean": _num(stats.mean), "std": _num(stats.std), "min": _num(stats.min),
-            "max": _num(stats.max), "n": stats.n}
+    return {
+        "mean": _num(stats.mean),
+        "std": _num(stats.std),
+        "min": _num(stats.min),
+        "max": _num(stats.max),
+        "n": stats.n,
+    }
 
 
 def spread_dict(spread: ParamSpread) -> dict[str, Any]:
     if spread.stats is not None:
-        return {"type": "numeric", **(stats_dict(spread.stats) or {}),
-                "range": _num(spread.stats.range)}
+        return {
+            "type": "numeric",
+            **(stats_dict(spread.stats) or {}),
+            "range": _num(spread.stats.range),
+        }
     return {"type": "categorical", "counts": dict(spread.counts)}
 
 
@@ -207,8 +214,20 @@ def summary_dict(comparison: Comparison) -> dict[str, Any]:
     }
 
 
-def build(command: str, plan: CheckPlan, device: str, runs: Sequence[RunRecord],
-          stopped_early: bool = False) -> RunReport:
+def build(
+    command: str,
+    plan: CheckPlan,
+    device: str,
+    runs: Sequence[RunRecord],
+    stopped_early: bool = False,
+) -> RunReport:
     runs = tuple(sorted(runs, key=lambda r: r.index))
-    return RunReport(command, plan.target, plan, device, runs,
-                     compare_runs(runs, plan.tolerance), stopped_early=stopped_early)
+    return RunReport(
+        command,
+        plan.target,
+        plan,
+        device,
+        runs,
+        compare_runs(runs, plan.tolerance),
+        stopped_early=stopped_early,
+    )

@@ -115,7 +115,7 @@ class _Live:
         self.ended_by: str | None = None  # timeout / cancelled
         self.final: JobResult | None = None
         self.pump: threading.Thread | None = None
-        self.stderr: IO[bytes] = tempfile.TemporaryFile()
+        self.stderr: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 - closed in finish()
         self.started = time.monotonic()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "repro_check.worker"],
@@ -154,7 +154,8 @@ class _Live:
 
     def stderr_tail(self) -> str:
         self.stderr.seek(0)
-        lines = [ln for ln in self.stderr.read().decode(errors="replace").splitlines() if ln.strip()]
+        text = self.stderr.read().decode(errors="replace")
+        lines = [line for line in text.splitlines() if line.strip()]
         return lines[-1].strip() if lines else ""
 
     def _crash_message(self) -> str:
@@ -243,8 +244,9 @@ def run_jobs(
 
     def launch(position: int) -> None:
         job = jobs[position]
-        env = ctl.worker_env(os.environ, job.controls, seed=job.seed, threads=threads,
-                             device=device)
+        env = ctl.worker_env(
+            os.environ, job.controls, seed=job.seed, threads=threads, device=device
+        )
         worker = _Live(job, job.payload(target, threads, device), env)
         live[position] = worker
         assert worker.proc.stdout is not None
@@ -277,17 +279,24 @@ def run_jobs(
                         stop_all("cancelled")
                         kind = str(worker.error["kind"])
                         raise _SETUP_ERRORS[kind](str(worker.error.get("message")))
-                    if stop_when is not None and not stopping and stop_when(
-                        [*ended.values(), *live.values()]
+                    if (
+                        stop_when is not None
+                        and not stopping
+                        and stop_when([*ended.values(), *live.values()])
                     ):
                         stopping = True
                         stop_all("cancelled")
                 else:
                     ended[position] = live.pop(position)
                     result = worker.finish()
-                    report(Progress(worker.job.index, worker.trials_done,
-                                    worker.job.study.trials * worker.job.studies,
-                                    status=result.runs[-1].status))
+                    report(
+                        Progress(
+                            worker.job.index,
+                            worker.trials_done,
+                            worker.job.study.trials * worker.job.studies,
+                            status=result.runs[-1].status,
+                        )
+                    )
             if timeout is not None:
                 now = time.monotonic()
                 for worker in live.values():
@@ -305,17 +314,29 @@ def run_jobs(
         for position, worker in live.items():
             worker.finish()
             ended[position] = worker
-        raise Interrupted([ended[p].final for p in sorted(ended) if ended[p].final]) from None
+        raise Interrupted([ended[p].finish() for p in sorted(ended)]) from None
     except ReproCheckError:
         for worker in live.values():
             worker.finish()
         raise
     results = []
     for position, job in enumerate(jobs):
-        if position in ended and ended[position].final is not None:
-            results.append(ended[position].final)
+        if position in ended:
+            results.append(ended[position].finish())
         else:  # never started: the stop rule ended the experiment first
-            results.append(JobResult(job, [RunRecord(job.index, job.seed, STATUS_CANCELLED, (),
-                                                     job.study.directions,
-                                                     "not started")]))
+            results.append(
+                JobResult(
+                    job,
+                    [
+                        RunRecord(
+                            job.index,
+                            job.seed,
+                            STATUS_CANCELLED,
+                            (),
+                            job.study.directions,
+                            "not started",
+                        )
+                    ],
+                )
+            )
     return results

@@ -94,7 +94,7 @@ def load(spec: str) -> Callable[..., Any]:
         ) from None
     except SystemExit as exc:
         raise TargetError(f"importing {where} called sys.exit({exc.code!r})") from None
-    except BaseException as exc:  # noqa: BLE001 - any import failure is the user's, report it
+    except BaseException as exc:
         if isinstance(exc, KeyboardInterrupt):
             raise
         raise TargetError(f"importing {where} raised {_one_line(exc)}") from None
@@ -110,7 +110,7 @@ def load(spec: str) -> Callable[..., Any]:
 def load_attr(path: str) -> Any:
     """Resolve ``pkg.mod:attr`` for helpers such as a sampler factory."""
     target = parse(path)
-    module = _import_file(Path(target.location)) if target.is_file else _import_module(
-        target.location
+    module = (
+        _import_file(Path(target.location)) if target.is_file else _import_module(target.location)
     )
     return getattr(module, target.attr)

@@ -11,5 +11,5 @@ from typing import Any
 
 
 def objective(trial: Any) -> float:
-    x = trial.suggest_float("x", -10.0, 10.0)
+    x: float = trial.suggest_float("x", -10.0, 10.0)
     return (x - 2.0) ** 2 + random.gauss(0.0, 0.1)

@@ -9,5 +9,5 @@ _entropy = random.SystemRandom()
 
 
 def objective(trial: Any) -> float:
-    x = trial.suggest_float("x", -10.0, 10.0)
+    x: float = trial.suggest_float("x", -10.0, 10.0)
     return (x - 2.0) ** 2 + _entropy.gauss(0.0, 0.1)

@@ -42,10 +42,13 @@ def headline(report: RunReport) -> str:
 
 def settings_line(report: RunReport) -> str:
     plan = report.plan
-    tol = "exact" if plan.tolerance.exact else f"atol {plan.tolerance.atol}, rtol {plan.tolerance.rtol}"
-    return (f"{report.target} · seed {plan.seed} · sampler {plan.study.sampler} · "
-            f"pruner {plan.study.pruner} · {'/'.join(plan.study.directions)} · "
-            f"device {report.device} · tolerance {tol}")
+    tol = plan.tolerance
+    tol_text = "exact" if tol.exact else f"atol {tol.atol}, rtol {tol.rtol}"
+    return (
+        f"{report.target} · seed {plan.seed} · sampler {plan.study.sampler} · "
+        f"pruner {plan.study.pruner} · {'/'.join(plan.study.directions)} · "
+        f"device {report.device} · tolerance {tol_text}"
+    )
 
 
 def best_table(report: RunReport) -> Table:
@@ -103,8 +106,13 @@ def diagnose_hint(report: RunReport) -> str:
 def sections(report: RunReport) -> list[RenderableType]:
     style = STYLE[report.verdict]
     parts: list[RenderableType] = [
-        Panel(Text(headline(report), style=style), title=f"repro-check {report.command}",
-              title_align="left", border_style=style.split()[-1], expand=False),
+        Panel(
+            Text(headline(report), style=style),
+            title=f"repro-check {report.command}",
+            title_align="left",
+            border_style=style.split()[-1],
+            expand=False,
+        ),
         Text(settings_line(report), style="dim"),
         best_table(report),
     ]
@@ -112,9 +120,12 @@ def sections(report: RunReport) -> list[RenderableType]:
     if divergence is not None:
         parts.append(Text.assemble(("First divergence: ", "bold"), fmt.divergence_line(divergence)))
     comparison = report.comparison
-    spread = Text.assemble(("Best value: ", "bold"), fmt.stats_line(comparison.best_value),
-                           ("   distinct histories: ", "bold"),
-                           f"{comparison.distinct_histories} of {len(report.runs)}")
+    spread = Text.assemble(
+        ("Best value: ", "bold"),
+        fmt.stats_line(comparison.best_value),
+        ("   distinct histories: ", "bold"),
+        f"{comparison.distinct_histories} of {len(report.runs)}",
+    )
     parts.append(spread)
     varying = [s for s in comparison.best_params.values() if s.varies]
     if varying:
@@ -122,10 +133,14 @@ def sections(report: RunReport) -> list[RenderableType]:
         lines += [Text(f"  {s.name}: {fmt.spread_line(s)}") for s in varying]
         parts.append(Group(*lines))
     if report.notes:
-        parts.append(Group(Text("Notes:", style="bold"),
-                           *(Text(f"  • {note}") for note in report.notes)))
-    parts.append(Text.assemble(("Environment: ", "bold"), fmt.environment_line(report.environment),
-                               style="dim"))
+        parts.append(
+            Group(Text("Notes:", style="bold"), *(Text(f"  • {note}") for note in report.notes))
+        )
+    parts.append(
+        Text.assemble(
+            ("Environment: ", "bold"), fmt.environment_line(report.environment), style="dim"
+        )
+    )
     if report.complete and not report.reproducible:
         parts.append(Text.assemble(("Hint: ", "bold cyan"), diagnose_hint(report)))
     return parts

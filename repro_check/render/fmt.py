@@ -39,8 +39,10 @@ def spread_line(spread: ParamSpread) -> str:
 def divergence_line(divergence: Divergence) -> str:
     size = ""
     if divergence.max_abs_diff is not None:
-        size = (f"; max |Δ| {num(divergence.max_abs_diff, 3)}, "
-                f"max rel {num(divergence.max_rel_diff, 3)}")
+        size = (
+            f"; max |Δ| {num(divergence.max_abs_diff, 3)}, "
+            f"max rel {num(divergence.max_rel_diff, 3)}"
+        )
     return f"trial {divergence.trial}, {divergence.field}: {divergence.detail}{size}"
 
 
