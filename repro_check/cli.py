@@ -111,6 +111,10 @@ ConfigPath = Annotated[
         "--config", help="TOML file with settings (overridden by flags).", rich_help_panel=CHECK
     ),
 ]
+ControlsOpt = Annotated[str | None, typer.Option(
+    "--controls", help="Controls to apply: all, none, or a comma-separated list of "
+    "sampler_seed, global_rng, trial_reseed, hash_seed, torch_determinism, cudnn [default: all].",
+    rich_help_panel=CHECK)]
 JsonPath = Annotated[
     Path | None,
     typer.Option("--json", help="Write the report as JSON here.", rich_help_panel=OUTPUT),
@@ -181,6 +185,7 @@ def run(
     device: Device = None,
     atol: Atol = None,
     rtol: Rtol = None,
+    controls: ControlsOpt = None,
     config: ConfigPath = None,
     json_path: JsonPath = None,
 ) -> None:
@@ -207,6 +212,7 @@ def run(
         device=device,
         atol=atol,
         rtol=rtol,
+        controls=controls,
     )
     progress = _progress_display(plan)
     try:

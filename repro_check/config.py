@@ -19,6 +19,7 @@ from repro_check.settings import (
     PRUNERS,
     SAMPLERS,
     CheckPlan,
+    Controls,
     StudySettings,
     Tolerance,
 )
@@ -94,6 +95,24 @@ def _target(value: Any) -> str:
     return value.strip()
 
 
+def _controls(value: Any) -> Controls:
+    """"all", "none", or control names (a list, or comma-separated)."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple):
+        raise ValueError(f"must be 'all', 'none' or a list of control names, got {value!r}")
+    names = [str(item).strip().replace("-", "_") for item in items if str(item).strip()]
+    if names == ["all"]:
+        return Controls()
+    if names == ["none"]:
+        return Controls.none()
+    unknown = [n for n in names if n not in Controls.names()]
+    if unknown:
+        raise ValueError(
+            f"unknown control {unknown[0]!r} (choose from all, none, {', '.join(Controls.names())})"
+        )
+    return Controls.only(names)
+
+
 KEYS: dict[str, Validator] = {
     "target": _target,
     "trials": _int(1),
@@ -111,6 +130,7 @@ KEYS: dict[str, Validator] = {
     "pruner": _choice(PRUNERS),
     "pruner_kwargs": _table,
     "n_jobs": _n_jobs,
+    "controls": _controls,
 }
 ALIASES = {"direction": "directions"}
 
@@ -218,7 +238,7 @@ def build_plan(
         n_jobs=values.get("n_jobs", 1),
     )
     _check_study(study, sources)
-    plan_keys = ("runs", "seed", "workers", "timeout", "threads", "device")
+    plan_keys = ("runs", "seed", "workers", "timeout", "threads", "device", "controls")
     return CheckPlan(
         target=values["target"],
         study=study,

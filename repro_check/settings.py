@@ -7,7 +7,7 @@ worker process can receive them as JSON.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,6 +90,18 @@ class Controls:
     def from_dict(cls, data: Mapping[str, Any]) -> Controls:
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: bool(v) for k, v in data.items() if k in names})
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in dataclasses.fields(cls))
+
+    @classmethod
+    def only(cls, names: Sequence[str]) -> Controls:
+        """Exactly the named controls on, the rest off."""
+        return cls(**{name: name in names for name in cls.names()})
+
+    def enabled(self) -> list[str]:
+        return [name for name in self.names() if getattr(self, name)]
 
     @classmethod
     def none(cls) -> Controls:

@@ -1,0 +1,62 @@
+"""Shared helpers: run the real ``repro-check`` command in a subprocess, read its JSON report."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+    report: dict[str, Any] | None
+
+
+def fixture(name: str, attr: str = "objective") -> str:
+    return f"{FIXTURES / name}.py:{attr}"
+
+
+def cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
+        json_path: Path | None = None, timeout: float = 120) -> Result:
+    """Run ``python -m repro_check ARGS`` with pinned NO_COLOR/COLUMNS, as a user would."""
+    full_env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200", **(env or {})}
+    full_env.pop("GITHUB_STEP_SUMMARY", None)
+    argv = [sys.executable, "-m", "repro_check", *args]
+    if json_path is not None:
+        argv += ["--json", str(json_path)]
+    proc = subprocess.run(argv, capture_output=True, text=True, cwd=cwd, env=full_env,
+                          timeout=timeout)
+    report = None
+    if json_path is not None and json_path.exists():
+        report = json.loads(json_path.read_text())
+    return Result(proc.returncode, proc.stdout, proc.stderr, report)
+
+
+@pytest.fixture
+def run_check(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """``run_check(target, *flags)`` → Result with the JSON report loaded."""
+
+    def go(target: str, *flags: str, **kwargs: Any) -> Result:
+        out = tmp_path / f"report-{len(list(tmp_path.glob('report-*.json')))}.json"
+        return cli("run", target, *flags, json_path=out, **kwargs)
+
+    return go
+
+
+def has_cuda() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return bool(torch.cuda.is_available())
