@@ -7,8 +7,9 @@ Commands stay thin; heavy imports (optuna, numpy, rich tables) happen inside the
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
@@ -20,6 +21,8 @@ if TYPE_CHECKING:
 
     from repro_check.report import RunReport
     from repro_check.settings import CheckPlan
+
+T = TypeVar("T")
 
 app = typer.Typer(
     name="repro-check",
@@ -111,10 +114,15 @@ ConfigPath = Annotated[
         "--config", help="TOML file with settings (overridden by flags).", rich_help_panel=CHECK
     ),
 ]
-ControlsOpt = Annotated[str | None, typer.Option(
-    "--controls", help="Controls to apply: all, none, or a comma-separated list of "
-    "sampler_seed, global_rng, trial_reseed, hash_seed, torch_determinism, cudnn [default: all].",
-    rich_help_panel=CHECK)]
+ControlsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--controls",
+        help="Controls to apply: all, none, or a comma-separated list of sampler_seed, "
+        "global_rng, trial_reseed, hash_seed, torch_determinism, cudnn [default: all].",
+        rich_help_panel=CHECK,
+    ),
+]
 JsonPath = Annotated[
     Path | None,
     typer.Option("--json", help="Write the report as JSON here.", rich_help_panel=OUTPUT),
@@ -143,15 +151,6 @@ def _plan(target: str | None, config: Path | None, **flags: Any) -> CheckPlan:
     from repro_check.config import build_plan
 
     return build_plan(target, flags, config)
-
-
-def _progress_display(plan: CheckPlan) -> Any:
-    """A rich progress bar per replicate on stderr, or None when stderr is not a terminal."""
-    if not sys.stderr.isatty():
-        return None
-    from repro_check.render.progress import ReplicateProgress
-
-    return ReplicateProgress()
 
 
 def _console() -> Console:
@@ -193,9 +192,6 @@ def run(
 
     Exit 0 reproducible, 1 not reproducible, 2 bad input, 3 a run crashed or timed out.
     """
-    from repro_check.check import run_check
-    from repro_check.runner import Interrupted
-
     plan = _plan(
         target,
         config,
@@ -214,24 +210,159 @@ def run(
         rtol=rtol,
         controls=controls,
     )
-    progress = _progress_display(plan)
+    from repro_check.check import run_check
+    from repro_check.runner import Interrupted
+
     try:
-        if progress is not None:
-            with progress:
-                report = run_check(plan, on_progress=progress.update)
-        else:
-            report = run_check(plan)
+        report = _with_progress(lambda on_progress: run_check(plan, on_progress))
     except Interrupted as stop:
         from repro_check import report as report_mod
 
         runs_done = [r for result in stop.results for r in result.runs]
         if runs_done:
-            partial = report_mod.build("run", plan, "?", runs_done)
-            _emit(partial, json_path)
+            _emit(report_mod.build("run", plan, "?", runs_done), json_path)
         typer.echo("interrupted: stopped the workers", err=True)
         raise typer.Exit(EXIT_INTERRUPTED) from None
     _emit(report, json_path)
     raise typer.Exit(report.exit_code)
+
+
+@app.command()
+def compare(
+    target: Target = None,
+    conditions: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated subset of fixed_seed, seed_sweep, uncontrolled [default: all].",
+            rich_help_panel=CHECK,
+        ),
+    ] = None,
+    runs: Runs = None,
+    trials: Trials = None,
+    seed: Seed = None,
+    direction: Direction = None,
+    sampler: Sampler = None,
+    pruner: Pruner = None,
+    n_jobs: NJobs = None,
+    workers: Workers = None,
+    timeout: Timeout = None,
+    threads: Threads = None,
+    device: Device = None,
+    atol: Atol = None,
+    rtol: Rtol = None,
+    config: ConfigPath = None,
+    json_path: JsonPath = None,
+) -> None:
+    """Seeded vs seed sweep vs uncontrolled, side by side: how much of the result is luck.
+
+    Exit code: that of the fixed_seed condition (as `run`).
+    """
+    from repro_check.conditions import CONDITIONS, run_compare
+    from repro_check.errors import ConfigError
+    from repro_check.render import console_compare, json_report
+
+    chosen = [c.strip() for c in (conditions or ",".join(CONDITIONS)).split(",") if c.strip()]
+    unknown = [c for c in chosen if c not in CONDITIONS]
+    if unknown or not chosen:
+        raise ConfigError(
+            f"--conditions: unknown condition {unknown[0] if unknown else ''!r} "
+            f"(choose from {', '.join(CONDITIONS)})"
+        )
+    plan = _plan(
+        target,
+        config,
+        runs=runs,
+        trials=trials,
+        seed=seed,
+        directions=direction,
+        sampler=sampler,
+        pruner=pruner,
+        n_jobs=n_jobs,
+        workers=workers,
+        timeout=timeout,
+        threads=threads,
+        device=device,
+        atol=atol,
+        rtol=rtol,
+    )
+    result = _interruptible(lambda on_progress: run_compare(plan, chosen, on_progress))
+    console_compare.render(result, _console())
+    if json_path is not None:
+        json_report.write(result.to_dict(), json_path)
+    raise typer.Exit(result.exit_code)
+
+
+@app.command()
+def diagnose(
+    target: Target = None,
+    replicates: Annotated[
+        int, typer.Option(min=2, help="Replicates per experiment.", rich_help_panel=CHECK)
+    ] = 2,
+    trials: Trials = None,
+    seed: Seed = None,
+    direction: Direction = None,
+    sampler: Sampler = None,
+    pruner: Pruner = None,
+    n_jobs: NJobs = None,
+    workers: Workers = None,
+    timeout: Timeout = None,
+    threads: Threads = None,
+    device: Device = None,
+    atol: Atol = None,
+    rtol: Rtol = None,
+    config: ConfigPath = None,
+    json_path: JsonPath = None,
+) -> None:
+    """Find which source of randomness breaks reproducibility, and print the fix.
+
+    Exit 0 once the diagnosis completed (whatever it found), 2 bad input, 3 the fully
+    controlled runs could not finish.
+    """
+    from repro_check.diagnose import run_diagnose
+    from repro_check.render import console_diagnose, json_report
+
+    plan = _plan(
+        target,
+        config,
+        trials=trials,
+        seed=seed,
+        directions=direction,
+        sampler=sampler,
+        pruner=pruner,
+        n_jobs=n_jobs,
+        workers=workers,
+        timeout=timeout,
+        threads=threads,
+        device=device,
+        atol=atol,
+        rtol=rtol,
+    )
+    result = _interruptible(lambda on_progress: run_diagnose(plan, replicates, on_progress))
+    console_diagnose.render(result, _console())
+    if json_path is not None:
+        json_report.write(result.to_dict(), json_path)
+    raise typer.Exit(result.exit_code)
+
+
+def _with_progress(work: Callable[[Any], T]) -> T:
+    """Run ``work(on_progress)`` under per-replicate progress bars when stderr is a terminal."""
+    if not sys.stderr.isatty():
+        return work(None)
+    from repro_check.render.progress import ReplicateProgress
+
+    with ReplicateProgress() as progress:
+        return work(progress.update)
+
+
+def _interruptible(work: Callable[[Any], T]) -> T:
+    """Like ``_with_progress``; Ctrl-C stops the workers and exits 130."""
+    from repro_check.runner import Interrupted
+
+    try:
+        return _with_progress(work)
+    except Interrupted:
+        typer.echo("interrupted: stopped the workers", err=True)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
 
 
 def _usage_message(exc: Exception) -> str | None:

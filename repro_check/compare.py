@@ -100,7 +100,7 @@ def field_pairs(name: str, a: TrialRecord, b: TrialRecord) -> list[tuple[float, 
     return []
 
 
-def describe(name: str, a: TrialRecord, b: TrialRecord) -> str:
+def describe(name: str, a: TrialRecord, b: TrialRecord, tol: Tolerance) -> str:
     """One line saying what differs between two trials' ``name`` field."""
     if name == "state":
         return f"state {a.state} vs {b.state}"
@@ -109,7 +109,7 @@ def describe(name: str, a: TrialRecord, b: TrialRecord) -> str:
         for key in keys:
             if key not in a.params or key not in b.params:
                 return f"param {key!r} present in only one run"
-            if not scalars_equal(a.params[key], b.params[key], Tolerance()):
+            if not scalars_equal(a.params[key], b.params[key], tol):
                 return f"param {key} = {a.params[key]!r} vs {b.params[key]!r}"
         return "params differ"
     if name == "values":
@@ -118,7 +118,7 @@ def describe(name: str, a: TrialRecord, b: TrialRecord) -> str:
     for step in sorted(steps_a.keys() | steps_b.keys()):
         if step not in steps_a or step not in steps_b:
             return f"intermediate value at step {step} reported in only one run"
-        if not floats_equal(steps_a[step], steps_b[step], Tolerance()):
+        if not floats_equal(steps_a[step], steps_b[step], tol):
             return f"intermediate value at step {step}: {steps_a[step]!r} vs {steps_b[step]!r}"
     return "intermediate values differ"
 
@@ -176,7 +176,7 @@ def first_divergence(runs: Sequence[RunRecord], tol: Tolerance) -> Divergence | 
                 max_abs, max_rel = diff_magnitude(pairs)
                 first = tables[differing[0]][number]
                 detail = (
-                    f"{describe(name, base, first)} "
+                    f"{describe(name, base, first, tol)} "
                     f"(run {runs[ref].index} vs run {runs[differing[0]].index})"
                 )
                 involved = (runs[ref].index, *(runs[i].index for i in differing))
@@ -188,12 +188,19 @@ def first_divergence(runs: Sequence[RunRecord], tol: Tolerance) -> Divergence | 
             return Divergence(
                 number,
                 "trial_count",
-                tuple(runs[i].index for i in present[:1] + missing),
+                tuple(runs[i].index for i in _reference_first(reference, present, missing)),
                 None,
                 None,
                 f"different numbers of trials ({counts})",
             )
     return None
+
+
+def _reference_first(reference: int, present: list[int], missing: list[int]) -> list[int]:
+    """The reference run first, then the runs that disagree with it on having the trial."""
+    if reference in missing:
+        return [reference, *present]
+    return [reference, *missing]
 
 
 def histories_equal(a: RunRecord, b: RunRecord, tol: Tolerance) -> bool:
@@ -231,6 +238,10 @@ class Stats:
         if not finite:
             return None
         n = len(finite)
+        if any(math.isinf(v) for v in finite):  # fsum refuses inf + -inf; spread is undefined
+            infinite = {v for v in finite if math.isinf(v)}
+            mean = infinite.pop() if len(infinite) == 1 else math.nan
+            return cls(mean, math.nan, min(finite), max(finite), n)
         mean = math.fsum(finite) / n
         var = math.fsum((v - mean) ** 2 for v in finite) / (n - 1) if n > 1 else 0.0
         return cls(
@@ -316,3 +327,12 @@ def compare_runs(runs: Sequence[RunRecord], tol: Tolerance) -> Comparison:
         best_params=param_spreads(finished),
         differing_cells=differing_best_cells(runs, tol),
     )
+
+
+def streams_diverged(streams: Sequence[Sequence[TrialRecord]], tol: Tolerance) -> bool:
+    """True once trials that arrived so far (from unfinished runs) already differ."""
+    runs = [
+        RunRecord(index=i, seed=0, status="running", trials=tuple(trials))
+        for i, trials in enumerate(streams)
+    ]
+    return first_divergence(runs, tol) is not None

@@ -96,7 +96,7 @@ def _target(value: Any) -> str:
 
 
 def _controls(value: Any) -> Controls:
-    """"all", "none", or control names (a list, or comma-separated)."""
+    """ "all", "none", or control names (a list, or comma-separated)."""
     items = value.split(",") if isinstance(value, str) else value
     if not isinstance(items, list | tuple):
         raise ValueError(f"must be 'all', 'none' or a list of control names, got {value!r}")

@@ -52,10 +52,28 @@ def to_json_safe(value: Any) -> Any:
     return repr(value)
 
 
-def _decode_param(value: Any) -> Any:
-    if isinstance(value, str) and value in _NONFINITE:
-        return _NONFINITE[value]
-    return value
+FLOAT_TAG = "$float"
+"""Non-finite float *params* travel as {"$float": "NaN"}: a bare "NaN" could be a string choice."""
+
+
+def encode_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    encoded: dict[str, Any] = {}
+    for key, value in params.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            encoded[str(key)] = {FLOAT_TAG: encode_float(value)}
+        else:
+            encoded[str(key)] = to_json_safe(value)
+    return encoded
+
+
+def decode_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    decoded: dict[str, Any] = {}
+    for key, value in params.items():
+        if isinstance(value, Mapping) and set(value) == {FLOAT_TAG}:
+            decoded[str(key)] = decode_float(value[FLOAT_TAG])
+        else:
+            decoded[str(key)] = value
+    return decoded
 
 
 @dataclass(frozen=True)
@@ -79,7 +97,7 @@ class TrialRecord:
         return {
             "number": self.number,
             "state": self.state,
-            "params": to_json_safe(dict(self.params)),
+            "params": encode_params(self.params),
             "values": None if self.values is None else [encode_float(v) for v in self.values],
             "intermediate_values": {
                 str(step): encode_float(v) for step, v in sorted(self.intermediate_values.items())
@@ -95,7 +113,7 @@ class TrialRecord:
         return cls(
             number=int(data["number"]),
             state=str(data["state"]),
-            params={str(k): _decode_param(v) for k, v in dict(data.get("params", {})).items()},
+            params=decode_params(dict(data.get("params", {}))),
             values=None if values is None else tuple(decode_float(v) for v in values),
             intermediate_values={
                 int(step): decode_float(v)
@@ -176,13 +194,13 @@ class RunRecord:
         best = self.best_trials()
         if self.multi_objective:
             data["best_values"] = [[encode_float(v) for v in t.values or ()] for t in best]
-            data["best_params"] = [to_json_safe(dict(t.params)) for t in best]
+            data["best_params"] = [encode_params(t.params) for t in best]
             data["pareto_trials"] = [t.number for t in best]
         else:
             value = self.best_value
             data["best_value"] = None if value is None else encode_float(value)
             params = self.best_params
-            data["best_params"] = None if params is None else to_json_safe(dict(params))
+            data["best_params"] = None if params is None else encode_params(params)
         data.update(
             {
                 "directions": list(self.directions),

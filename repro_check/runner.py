@@ -49,6 +49,10 @@ class Job:
     """Enqueue these params for every trial (the objective-noise probe)."""
     warn_only: bool = False
     """Deterministic algorithms in warn-only mode: name every op that lacks a kernel."""
+    threads: int | None = None
+    """Overrides the check's thread count (the thread-count portability probe)."""
+    group: str = ""
+    """Jobs of one experiment share a group; the stop rule stops a group, not the others."""
 
     def payload(self, target: str, threads: int, device: str) -> dict[str, Any]:
         return {
@@ -86,7 +90,8 @@ class Progress:
 
 
 ProgressCallback = Callable[[Progress], None]
-StopRule = Callable[[Sequence["_Live"]], bool]
+StopRule = Callable[[Sequence[Sequence[TrialRecord]]], bool]
+"""Sees the trials streamed so far by each worker of one group; True stops that group."""
 
 _SETUP_ERRORS: dict[str, type[ReproCheckError]] = {
     "target": TargetError,
@@ -232,22 +237,23 @@ def run_jobs(
 
     Raises ``TargetError``/``ConfigError``/``DeviceError`` when a worker reports that the target
     cannot load or the study cannot be built (stopping the rest), and ``Interrupted`` on Ctrl-C.
-    ``stop_when`` sees the live workers after each trial; when it says so, the rest are stopped
-    (used to stop an experiment at its first divergence).
+    ``stop_when`` sees each group's trials after every trial of that group; when it says so,
+    that group's workers are stopped (an experiment ends at its first divergence).
     """
     report = on_progress or (lambda _p: None)
     inbox: queue.Queue[tuple[int, Any]] = queue.Queue()
     pending = list(range(len(jobs)))
     live: dict[int, _Live] = {}
     ended: dict[int, _Live] = {}
-    stopping = False
+    stopped_groups: set[str] = set()
 
     def launch(position: int) -> None:
         job = jobs[position]
+        job_threads = job.threads or threads
         env = ctl.worker_env(
-            os.environ, job.controls, seed=job.seed, threads=threads, device=device
+            os.environ, job.controls, seed=job.seed, threads=job_threads, device=device
         )
-        worker = _Live(job, job.payload(target, threads, device), env)
+        worker = _Live(job, job.payload(target, job_threads, device), env)
         live[position] = worker
         assert worker.proc.stdout is not None
         worker.pump = threading.Thread(
@@ -261,9 +267,20 @@ def run_jobs(
         for worker in live.values():
             worker.kill(reason)
 
+    def maybe_stop_group(group: str) -> None:
+        if stop_when is None or group in stopped_groups:
+            return
+        members = [w for w in (*ended.values(), *live.values()) if w.job.group == group]
+        if stop_when([w.trials[0] for w in members]):
+            stopped_groups.add(group)
+            pending[:] = [p for p in pending if jobs[p].group != group]
+            for member in live.values():
+                if member.job.group == group:
+                    member.kill("cancelled")
+
     try:
         while pending or live:
-            while pending and len(live) < workers and not stopping:
+            while pending and len(live) < workers:
                 launch(pending.pop(0))
             try:
                 position, event = inbox.get(timeout=0.1)
@@ -279,13 +296,8 @@ def run_jobs(
                         stop_all("cancelled")
                         kind = str(worker.error["kind"])
                         raise _SETUP_ERRORS[kind](str(worker.error.get("message")))
-                    if (
-                        stop_when is not None
-                        and not stopping
-                        and stop_when([*ended.values(), *live.values()])
-                    ):
-                        stopping = True
-                        stop_all("cancelled")
+                    if event.get("event") == "trial":
+                        maybe_stop_group(worker.job.group)
                 else:
                     ended[position] = live.pop(position)
                     result = worker.finish()

@@ -295,11 +295,6 @@ def test_trial_count_at_a_lower_number_beats_a_later_field_difference() -> None:
     assert (div.trial, div.field, div.runs) == (2, "trial_count", (0, 2))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: trial_count divergence lists the run holding the extra trial first, "
-    "not the reference run (compare.py first_divergence: present[:1] + missing)",
-)
 def test_trial_count_lists_reference_first_when_reference_has_fewer_trials() -> None:
     ref = base_trials(3)
     div = first_divergence([run(0, ref), run(1, base_trials(4))], EXACT)
@@ -370,11 +365,6 @@ def test_param_detail_names_the_param_and_both_values() -> None:
     assert div.detail == "param lr = 0.12 vs 0.15 (run 0 vs run 2)"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: describe() finds the differing param with an exact tolerance, so under "
-    "--atol/--rtol it can name a param that is within tolerance (compare.py describe)",
-)
 def test_detail_under_tolerance_names_the_param_that_actually_differs() -> None:
     a = run(0, [trial(0, params={"a": 1.0, "b": 1})])
     b = run(1, [trial(0, params={"a": 1.0 + 1e-12, "b": 2})])
@@ -440,10 +430,6 @@ def test_stats_single_value_and_nan_handling() -> None:
     assert Stats.of([math.nan, math.nan]) is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: Stats.of([inf, -inf]) raises ValueError from math.fsum (compare.py Stats.of)",
-)
 def test_stats_of_opposite_infinities_does_not_raise() -> None:
     stats = Stats.of([math.inf, -math.inf])
     assert stats is not None

@@ -1,0 +1,102 @@
+"""The causes ``diagnose`` can name, and the fix for each, as code the user can paste."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from repro_check.settings import StudySettings
+
+CAUSE_IDS = (
+    "parallel_trials",
+    "objective_noise",
+    "torch_determinism",
+    "sampler_seed",
+    "global_rng",
+    "trial_reseed",
+    "hash_seed",
+    "process_state",
+)
+"""Also the tie-break order when two causes part the runs at the same trial."""
+
+SAMPLER_CLASSES = {
+    "tpe": "TPESampler",
+    "random": "RandomSampler",
+    "cmaes": "CmaEsSampler",
+    "gp": "GPSampler",
+    "qmc": "QMCSampler",
+    "nsga2": "NSGAIISampler",
+    "nsga3": "NSGAIIISampler",
+    "grid": "GridSampler",
+    "bruteforce": "BruteForceSampler",
+}
+
+
+@dataclass(frozen=True)
+class Cause:
+    """One reason the study is not reproducible, with what shows it and what fixes it."""
+
+    id: str
+    evidence: str
+    fix: str
+    trial: int | None = None
+    """Where it parts the runs (earlier ranks higher); None when not trial-specific."""
+
+    def to_dict(self) -> dict[str, object]:
+        return {"id": self.id, "evidence": self.evidence, "fix": self.fix, "trial": self.trial}
+
+
+def fix_for(cause_id: str, study: StudySettings, seed: int) -> str:
+    """The paste-able fix for a cause, in the user's own terms (their sampler, their seed)."""
+    if cause_id == "sampler_seed":
+        name = SAMPLER_CLASSES.get(study.sampler)
+        if name is None:
+            return (
+                "# make your sampler factory honour its seed argument\n"
+                f"sampler = {study.sampler.split(':')[-1]}(seed={seed})"
+            )
+        return f"sampler = optuna.samplers.{name}(seed={seed})"
+    if cause_id == "global_rng":
+        return (
+            "import random, numpy as np, torch\n"
+            f"random.seed({seed}); np.random.seed({seed}); torch.manual_seed({seed})"
+            "  # before the study starts"
+        )
+    if cause_id == "trial_reseed":
+        return (
+            "def objective(trial):\n"
+            f"    seed = {seed} * 100_003 + trial.number  # depends on the trial only\n"
+            "    random.seed(seed); np.random.seed(seed); torch.manual_seed(seed)\n"
+            "    ..."
+        )
+    if cause_id == "hash_seed":
+        return (
+            f"PYTHONHASHSEED={seed} python train.py  # set before Python starts\n"
+            "# or iterate over sorted(...) instead of a set or dict of strings"
+        )
+    if cause_id == "torch_determinism":
+        return (
+            "torch.use_deterministic_algorithms(True)\n"
+            "torch.backends.cudnn.benchmark = False\n"
+            "torch.backends.cudnn.deterministic = True\n"
+            "# and before Python starts: CUBLAS_WORKSPACE_CONFIG=:4096:8"
+        )
+    if cause_id == "parallel_trials":
+        return f"study.optimize(objective, n_trials={study.trials}, n_jobs=1)"
+    if cause_id == "process_state":
+        return (
+            "# reset module-level state at the start of the objective (caches, counters,\n"
+            "# global models), or run each study in a fresh process"
+        )
+    return (
+        "# remove the noise source in the objective: clock reads, unseeded RNGs such as\n"
+        "# np.random.default_rng() without a seed, thread-order float reductions;\n"
+        "# or accept it explicitly: repro-check run ... --atol 1e-6"
+    )
+
+
+def no_kernel_fix(ops: list[str]) -> str:
+    listed = ", ".join(ops)
+    return (
+        f"# {listed}: no deterministic kernel exists; replace the op(s), or accept the noise:\n"
+        "torch.use_deterministic_algorithms(True, warn_only=True)"
+    )

@@ -1,0 +1,147 @@
+"""``compare``: the same study under three conditions, side by side.
+
+- ``fixed_seed``: every run the same seed, every control on (exactly ``run``);
+- ``seed_sweep``: seeds S, S+1, ..., every control on: the spread a paper should report;
+- ``uncontrolled``: what a user gets with no help: nothing seeded, a random PYTHONHASHSEED per
+  run, no deterministic-algorithm flags.
+All conditions' replicates run in one pool of workers, so the cores stay busy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from repro_check import __version__, devices, report
+from repro_check.check import run_replicates
+from repro_check.errors import EXIT_INCOMPLETE, EXIT_REPRODUCIBLE
+from repro_check.records import RunRecord
+from repro_check.runner import Job, ProgressCallback
+from repro_check.settings import CheckPlan, Controls
+
+CONDITIONS = ("fixed_seed", "seed_sweep", "uncontrolled")
+
+
+def condition_jobs(plan: CheckPlan, condition: str, offset: int) -> list[Job]:
+    """The replicates of one condition; job indices start at ``offset`` so they stay unique."""
+    if condition == "fixed_seed":
+        seeds, controls = [plan.seed] * plan.runs, plan.controls
+    elif condition == "seed_sweep":
+        seeds, controls = [plan.seed + i for i in range(plan.runs)], plan.controls
+    else:
+        seeds, controls = [plan.seed] * plan.runs, Controls.none()
+    return [
+        Job(index=offset + i, seed=seed, study=plan.study, controls=controls, group=condition)
+        for i, seed in enumerate(seeds)
+    ]
+
+
+@dataclass(frozen=True)
+class CompareReport:
+    """One run-shaped report per condition, plus the sentence that sums them up."""
+
+    plan: CheckPlan
+    device: str
+    conditions: Mapping[str, report.RunReport]
+    tool_version: str = __version__
+
+    @property
+    def exit_code(self) -> int:
+        """That of ``fixed_seed``; without it, 0 unless a run could not finish."""
+        if "fixed_seed" in self.conditions:
+            return self.conditions["fixed_seed"].exit_code
+        complete = all(c.complete for c in self.conditions.values())
+        return EXIT_REPRODUCIBLE if complete else EXIT_INCOMPLETE
+
+    @property
+    def sentence(self) -> str:
+        return summary_sentence(self.conditions)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "schema_version": report.SCHEMA_VERSION,
+            "tool_version": self.tool_version,
+            "command": "compare",
+            "target": self.plan.target,
+            "exit_code": self.exit_code,
+            "summary": self.sentence,
+            "conditions": {name: c.to_dict() for name, c in self.conditions.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, object]) -> CompareReport:
+        raw = data["conditions"]
+        assert isinstance(raw, Mapping)
+        conditions = {name: report.RunReport.from_dict(c) for name, c in raw.items()}
+        first = next(iter(conditions.values()))
+        return cls(first.plan, first.device, conditions, str(data.get("tool_version", "?")))
+
+
+def relative_spread(stats_std: float, mean: float) -> float | None:
+    """std as a fraction of |mean| (None when the mean is 0 or not finite)."""
+    if not math.isfinite(mean) or mean == 0 or not math.isfinite(stats_std):
+        return None
+    return stats_std / abs(mean)
+
+
+def _spread_phrase(condition: report.RunReport) -> str:
+    stats = condition.comparison.best_value
+    if stats is None:
+        return "no best value to compare"
+    rel = relative_spread(stats.std, stats.mean)
+    if stats.std == 0:
+        return "no spread in the best value"
+    pct = f"±{rel * 100:.2g}%" if rel is not None else f"±{stats.std:.3g}"
+    return f"moves the best value by {pct} (std {stats.std:.3g})"
+
+
+def summary_sentence(conditions: Mapping[str, report.RunReport]) -> str:
+    """What the controls bought, in one sentence."""
+    parts = []
+    fixed = conditions.get("fixed_seed")
+    if fixed is not None:
+        if fixed.reproducible:
+            parts.append("fixed seeds remove all spread")
+        else:
+            parts.append(f"even with fixed seeds the runs differ ({_spread_phrase(fixed)})")
+    sweep = conditions.get("seed_sweep")
+    if sweep is not None:
+        parts.append(f"seed choice alone {_spread_phrase(sweep)}")
+    loose = conditions.get("uncontrolled")
+    if loose is not None:
+        divergence = loose.comparison.divergence
+        where = f", parting at trial {divergence.trial}" if divergence else ""
+        parts.append(f"without controls the study {_spread_phrase(loose)}{where}")
+    return "; ".join(parts) + "."
+
+
+def run_compare(
+    plan: CheckPlan,
+    conditions: Sequence[str] = CONDITIONS,
+    on_progress: ProgressCallback | None = None,
+) -> CompareReport:
+    device = devices.resolve(plan.device)
+    jobs: list[Job] = []
+    for condition in conditions:
+        jobs += condition_jobs(plan, condition, offset=len(jobs))
+    runs = run_replicates(plan, device, jobs, on_progress)
+    by_condition: dict[str, list[RunRecord]] = {name: [] for name in conditions}
+    for job, run in zip(jobs, runs, strict=True):
+        offset = min(j.index for j in jobs if j.group == job.group)
+        by_condition[job.group].append(_renumber(run, run.index - offset))
+    reports = {}
+    for name in conditions:
+        controls = Controls.none() if name == "uncontrolled" else plan.controls
+        condition_plan = _with_controls(plan, controls)
+        reports[name] = report.build("compare", condition_plan, device, by_condition[name])
+    return CompareReport(plan, device, reports)
+
+
+def _renumber(run: RunRecord, index: int) -> RunRecord:
+    return dataclasses.replace(run, index=index)
+
+
+def _with_controls(plan: CheckPlan, controls: Controls) -> CheckPlan:
+    return dataclasses.replace(plan, controls=controls)

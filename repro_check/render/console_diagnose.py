@@ -1,0 +1,80 @@
+"""Console view of ``diagnose``: the ranked causes with their fixes, then the experiments."""
+
+from __future__ import annotations
+
+from rich.console import Console, Group
+from rich.panel import Panel
+from rich.syntax import Syntax
+from rich.table import Table
+from rich.text import Text
+
+from repro_check.diagnose import Diagnosis
+from repro_check.render import fmt
+from repro_check.render.console import STYLE
+
+
+def headline(diagnosis: Diagnosis) -> Text:
+    if diagnosis.incomplete:
+        return Text("INCOMPLETE: the fully controlled runs could not finish", style="bold yellow")
+    ids = [c.id for c in diagnosis.causes]
+    if not ids:
+        return Text(
+            "No cause found: the study reproduces even with each control off", style="bold green"
+        )
+    control = (
+        "reproducible under full control"
+        if diagnosis.reproducible_under_full_control
+        else "NOT reproducible even under full control"
+    )
+    return Text(f"{len(ids)} cause(s): {', '.join(ids)} — {control}", style="bold")
+
+
+def experiments_table(diagnosis: Diagnosis) -> Table:
+    grid = Table(title="Experiments", title_justify="left")
+    for column in ("experiment", "what changed", "verdict", "first divergence"):
+        grid.add_column(column)
+    for exp in diagnosis.experiments:
+        where = f"trial {exp.divergence.trial} ({exp.divergence.field})" if exp.divergence else "-"
+        if exp.stopped_early:
+            where += ", stopped early"
+        grid.add_row(exp.id, exp.description, Text(exp.verdict, style=STYLE[exp.verdict]), where)
+    return grid
+
+
+def render(diagnosis: Diagnosis, console: Console) -> None:
+    console.print(
+        Panel(headline(diagnosis), title="repro-check diagnose", title_align="left", expand=False)
+    )
+    for rank, cause in enumerate(diagnosis.causes, start=1):
+        console.print(Text.assemble((f"{rank}. {cause.id}", "bold red"), f"  {cause.evidence}"))
+        console.print(
+            Panel(
+                Syntax(cause.fix, "python", theme="ansi_dark", background_color="default"),
+                title="fix",
+                title_align="left",
+                expand=False,
+            )
+        )
+    noise = diagnosis.objective_noise
+    if noise is not None:
+        console.print(
+            Text.assemble(
+                ("Objective at fixed params: ", "bold"),
+                f"{dict(noise.params)} → {fmt.stats_line(noise.stats)}",
+            )
+        )
+    if diagnosis.nondeterministic_ops:
+        console.print(
+            Text.assemble(
+                ("Ops without a deterministic kernel: ", "bold"),
+                ", ".join(diagnosis.nondeterministic_ops),
+            )
+        )
+    console.print(experiments_table(diagnosis))
+    if diagnosis.warnings:
+        console.print(
+            Group(
+                Text("Warnings:", style="bold yellow"),
+                *(Text(f"  • {w}") for w in diagnosis.warnings),
+            )
+        )
