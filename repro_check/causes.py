@@ -40,6 +40,8 @@ class Cause:
     fix: str
     trial: int | None = None
     """Where it parts the runs (earlier ranks higher); None when not trial-specific."""
+    blocking: bool = False
+    """Found with every control on: no control can make up for it, so it ranks first."""
 
     def to_dict(self) -> dict[str, object]:
         return {"id": self.id, "evidence": self.evidence, "fix": self.fix, "trial": self.trial}

@@ -303,6 +303,7 @@ def _noise_branch(
                 f"spreading by {probe.max_abs_diff:.3g} ({spread}); every control was on",
                 fix_for("objective_noise", study, seed),
                 full.divergence.trial if full.divergence else None,
+                blocking=True,
             )
         )
     elif full.divergence is not None and full.divergence.field == "params":
@@ -313,6 +314,7 @@ def _noise_branch(
                 f"{_parted(full)}",
                 fix_for("sampler_seed", study, seed),
                 full.divergence.trial,
+                blocking=True,
             )
         )
     else:
@@ -323,6 +325,7 @@ def _noise_branch(
                 "vary, so the noise is intermittent or depends on earlier trials",
                 fix_for("objective_noise", study, seed),
                 full.divergence.trial if full.divergence else None,
+                blocking=True,
             )
         )
     warnings.append(
@@ -416,7 +419,11 @@ def _rank(causes: list[Cause]) -> tuple[Cause, ...]:
     return tuple(
         sorted(
             unique.values(),
-            key=lambda c: (c.trial if c.trial is not None else 1 << 30, CAUSE_IDS.index(c.id)),
+            key=lambda c: (
+                not c.blocking,
+                c.trial if c.trial is not None else 1 << 30,
+                CAUSE_IDS.index(c.id),
+            ),
         )
     )
 
@@ -447,24 +454,23 @@ def run_diagnose(
                 f"torch.use_deterministic_algorithms(True) the study stops ({refused})",
                 no_kernel_fix(named),
                 0,
+                blocking=True,
             )
         )
         ops = named
         full = lab.full_control(study, "full_control_warn_only")
         experiments.append(full)
     if full.verdict == report.VERDICT_INCOMPLETE:
+        failures = "; ".join(f"run {r.index} {r.status}: {r.error}" for r in full.runs if r.error)
         return Diagnosis(
             plan,
             device,
             False,
             _rank(causes),
             tuple(experiments),
-            warnings=(
-                "full control could not finish: "
-                + "; ".join(f"run {r.index} {r.status}: {r.error}" for r in full.runs if r.error),
-            ),
+            warnings=(f"full control could not finish: {failures}",),
             nondeterministic_ops=tuple(ops),
-            incomplete=True,
+            incomplete=not causes,  # a named cause is a finished diagnosis
         )
     if full.verdict != report.VERDICT_REPRODUCIBLE and study.n_jobs != 1:
         causes.append(
@@ -474,6 +480,7 @@ def run_diagnose(
                 f"thread and trials race; {_parted(full)}",
                 fix_for("parallel_trials", study, plan.seed),
                 full.divergence.trial if full.divergence else 0,
+                blocking=True,
             )
         )
         study = dataclasses.replace(study, n_jobs=1)

@@ -1,0 +1,130 @@
+"""`compare` and `diagnose` through the real command, one fixture per nondeterminism class."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conftest import cli, fixture
+
+
+def diagnose(tmp_path: Path, name: str, *flags: str) -> dict:  # type: ignore[type-arg]
+    result = cli("diagnose", fixture(name), "--trials", "6", *flags,
+                 json_path=tmp_path / "diagnosis.json")
+    assert result.code == 0, result.out + result.err
+    report = result.report
+    assert report["command"] == "diagnose"
+    for cause in report["causes"]:
+        assert cause["evidence"] and cause["fix"]
+        assert cause["id"] in result.out
+    return report
+
+
+def cause_ids(report: dict) -> list[str]:  # type: ignore[type-arg]
+    return [cause["id"] for cause in report["causes"]]
+
+
+def test_deterministic_objective_needs_only_the_sampler_seed(tmp_path: Path) -> None:
+    report = diagnose(tmp_path, "deterministic")
+    assert report["reproducible_under_full_control"] is True
+    assert cause_ids(report) == ["sampler_seed"]
+    assert "TPESampler(seed=0)" in report["causes"][0]["fix"]
+    assert report["objective_noise"] is None
+    experiments = {e["id"]: e for e in report["experiments"]}
+    assert experiments["no_sampler_seed"]["stopped_early"] is True
+    assert experiments["no_hash_seed"]["verdict"] == "reproducible"
+
+
+def test_self_seeding_objective_needs_only_the_sampler_seed(tmp_path: Path) -> None:
+    assert cause_ids(diagnose(tmp_path, "self_seeding")) == ["sampler_seed"]
+
+
+def test_unseeded_global_rng_is_global_rng_not_hash_seed(tmp_path: Path) -> None:
+    ids = cause_ids(diagnose(tmp_path, "global_rng"))
+    assert "global_rng" in ids
+    assert "hash_seed" not in ids
+
+
+def test_set_of_strings_order_is_hash_seed_not_global_rng(tmp_path: Path) -> None:
+    report = diagnose(tmp_path, "hash_order")
+    ids = cause_ids(report)
+    assert "hash_seed" in ids
+    assert "global_rng" not in ids
+    fix = next(c["fix"] for c in report["causes"] if c["id"] == "hash_seed")
+    assert "PYTHONHASHSEED=0" in fix
+
+
+@pytest.mark.parametrize("name", ["clock_noise", "thread_sum"])
+def test_noise_no_seed_fixes_is_objective_noise(tmp_path: Path, name: str) -> None:
+    report = diagnose(tmp_path, name)
+    assert report["reproducible_under_full_control"] is False
+    assert cause_ids(report) == ["objective_noise"]
+    noise = report["objective_noise"]
+    assert noise is not None and noise["processes"] == 3
+    assert set(noise["params"]) == {"x"}
+
+
+def test_parallel_trials(tmp_path: Path) -> None:
+    report = diagnose(tmp_path, "deterministic", "--n-jobs", "4")
+    ids = cause_ids(report)
+    assert ids[0] == "parallel_trials"
+    assert "objective_noise" not in ids
+    assert "n_jobs=1" in report["causes"][0]["fix"]
+    assert report["reproducible_under_full_control"] is False
+
+
+def test_module_level_counter_is_process_state(tmp_path: Path) -> None:
+    report = diagnose(tmp_path, "module_state")
+    assert "process_state" in cause_ids(report)
+    assert "global_rng" not in cause_ids(report)
+
+
+def test_op_without_deterministic_kernel_is_named(tmp_path: Path) -> None:
+    report = diagnose(tmp_path, "determinism_error")
+    assert cause_ids(report)[0] == "torch_determinism"
+    assert "scatter_add_cuda_kernel" in report["causes"][0]["evidence"]
+    assert report["nondeterministic_ops"] == ["scatter_add_cuda_kernel"]
+
+
+def test_diagnose_bad_target_is_exit_2() -> None:
+    result = cli("diagnose", "no_such_module_xyz")
+    assert result.code == 2
+    assert result.err.strip() == "error: no such module: 'no_such_module_xyz'"
+
+
+# --- compare ---------------------------------------------------------------------------------
+
+
+def test_compare_deterministic_objective(tmp_path: Path) -> None:
+    result = cli("compare", fixture("deterministic"), "--trials", "6", "--runs", "3",
+                 json_path=tmp_path / "compare.json")
+    assert result.code == 0, result.out + result.err
+    report = result.report
+    assert report["command"] == "compare"
+    conditions = report["conditions"]
+    assert list(conditions) == ["fixed_seed", "seed_sweep", "uncontrolled"]
+    assert conditions["fixed_seed"]["reproducible"] is True
+    assert conditions["uncontrolled"]["reproducible"] is False
+    assert [r["seed"] for r in conditions["seed_sweep"]["runs"]] == [0, 1, 2]
+    assert conditions["uncontrolled"]["settings"]["controls"]["sampler_seed"] is False
+    assert [r["index"] for r in conditions["uncontrolled"]["runs"]] == [0, 1, 2]
+    assert report["summary"].startswith("fixed seeds remove all spread")
+    assert "fixed seeds remove all spread" in result.out
+    for condition in conditions.values():
+        assert condition["command"] == "compare"
+        assert len(condition["runs"]) == 3
+
+
+def test_compare_exit_code_is_that_of_fixed_seed(tmp_path: Path) -> None:
+    result = cli("compare", fixture("private_rng"), "--trials", "4", "--runs", "2",
+                 "--conditions", "fixed_seed,uncontrolled", json_path=tmp_path / "c.json")
+    assert result.code == 1
+    assert list(result.report["conditions"]) == ["fixed_seed", "uncontrolled"]
+    assert result.report["summary"].startswith("even with fixed seeds the runs differ")
+
+
+def test_compare_unknown_condition_is_exit_2() -> None:
+    result = cli("compare", fixture("deterministic"), "--conditions", "lucky")
+    assert result.code == 2
+    assert "unknown condition 'lucky'" in result.err

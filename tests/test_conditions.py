@@ -1,0 +1,61 @@
+"""compare's statistics and summary sentence, against hand-computed values."""
+
+from __future__ import annotations
+
+import math
+
+from repro_check import report
+from repro_check.conditions import relative_spread, summary_sentence
+from repro_check.records import RunRecord, TrialRecord
+from repro_check.settings import CheckPlan
+
+
+def runs_with_best(values: list[float], xs: list[float] | None = None) -> list[RunRecord]:
+    xs = xs or [0.5] * len(values)
+    return [
+        RunRecord(i, i, "ok", (TrialRecord(0, "COMPLETE", {"x": x}, (v,)),))
+        for i, (v, x) in enumerate(zip(values, xs, strict=True))
+    ]
+
+
+def build(values: list[float], xs: list[float] | None = None) -> report.RunReport:
+    return report.build("compare", CheckPlan(target="m:f"), "cpu", runs_with_best(values, xs))
+
+
+def test_best_value_statistics_match_hand_computation() -> None:
+    stats = build([1.0, 2.0, 4.0]).comparison.best_value
+    assert stats is not None
+    assert stats.mean == 7.0 / 3.0
+    # sample variance: ((1-7/3)^2 + (2-7/3)^2 + (4-7/3)^2) / 2 = (16/9 + 1/9 + 25/9) / 2 = 7/3
+    assert math.isclose(stats.std, math.sqrt(7.0 / 3.0), rel_tol=1e-15)
+    assert (stats.min, stats.max, stats.n) == (1.0, 4.0, 3)
+
+
+def test_param_spread_matches_hand_computation() -> None:
+    spread = build([1.0, 1.0, 1.0], xs=[0.0, 1.0, 5.0]).comparison.best_params["x"]
+    assert spread.stats is not None
+    assert spread.stats.mean == 2.0
+    assert math.isclose(spread.stats.std, math.sqrt(7.0), rel_tol=1e-15)  # (4+1+9)/2 = 7
+    assert spread.stats.range == 5.0
+
+
+def test_relative_spread() -> None:
+    assert relative_spread(0.5, -2.0) == 0.25
+    assert relative_spread(0.5, 0.0) is None
+    assert relative_spread(math.nan, 1.0) is None
+
+
+def test_summary_sentence_names_what_the_controls_bought() -> None:
+    fixed = build([2.0, 2.0, 2.0])
+    sweep = build([1.0, 2.0, 3.0])  # mean 2, std 1 -> ±50%
+    loose = build([1.0, 3.0, 5.0])  # mean 3, std 2 -> ±67%
+    sentence = summary_sentence({"fixed_seed": fixed, "seed_sweep": sweep, "uncontrolled": loose})
+    assert sentence == (
+        "fixed seeds remove all spread; seed choice alone moves the best value by ±50% (std 1); "
+        "without controls the study moves the best value by ±67% (std 2), parting at trial 0."
+    )
+
+
+def test_summary_sentence_when_fixed_seed_still_varies() -> None:
+    sentence = summary_sentence({"fixed_seed": build([1.0, 1.5])})
+    assert sentence.startswith("even with fixed seeds the runs differ (moves the best value by")
