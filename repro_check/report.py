@@ -88,6 +88,17 @@ class RunReport:
                 notes.append(f"run {run.index}: {pruned} pruned, {failed} failed trials")
         if self.stopped_early:
             notes.append("stopped early at the first divergence")
+        torch_used = any(run.environment.get("torch") for run in self.runs)
+        extra_controls = [
+            c
+            for c in self.plan.controls.enabled()
+            if c != "sampler_seed" and (torch_used or c not in ("torch_determinism", "cudnn"))
+        ]
+        if self.reproducible and extra_controls:
+            notes.append(
+                f"reproducible with these controls on: {', '.join(extra_controls)}; a script "
+                "without them may not be (`repro-check diagnose` names the ones it needs)"
+            )
         notes.extend(self.extra_notes)
         return notes
 

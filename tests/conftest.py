@@ -27,16 +27,22 @@ def fixture(name: str, attr: str = "objective") -> str:
     return f"{FIXTURES / name}.py:{attr}"
 
 
-def cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
-        json_path: Path | None = None, timeout: float = 120) -> Result:
+def cli(
+    *args: str,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    json_path: Path | None = None,
+    timeout: float = 120,
+) -> Result:
     """Run ``python -m repro_check ARGS`` with pinned NO_COLOR/COLUMNS, as a user would."""
     full_env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200", **(env or {})}
     full_env.pop("GITHUB_STEP_SUMMARY", None)
     argv = [sys.executable, "-m", "repro_check", *args]
     if json_path is not None:
         argv += ["--json", str(json_path)]
-    proc = subprocess.run(argv, capture_output=True, text=True, cwd=cwd, env=full_env,
-                          timeout=timeout)
+    proc = subprocess.run(
+        argv, capture_output=True, text=True, cwd=cwd, env=full_env, timeout=timeout
+    )
     report = None
     if json_path is not None and json_path.exists():
         report = json.loads(json_path.read_text())

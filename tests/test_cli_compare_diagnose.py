@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from conftest import cli, fixture
 
 
 def diagnose(tmp_path: Path, name: str, *flags: str) -> dict:  # type: ignore[type-arg]
-    result = cli("diagnose", fixture(name), "--trials", "6", *flags,
-                 json_path=tmp_path / "diagnosis.json")
+    result = cli(
+        "diagnose", fixture(name), "--trials", "6", *flags, json_path=tmp_path / "diagnosis.json"
+    )
     assert result.code == 0, result.out + result.err
     report = result.report
     assert report["command"] == "diagnose"
@@ -97,8 +97,15 @@ def test_diagnose_bad_target_is_exit_2() -> None:
 
 
 def test_compare_deterministic_objective(tmp_path: Path) -> None:
-    result = cli("compare", fixture("deterministic"), "--trials", "6", "--runs", "3",
-                 json_path=tmp_path / "compare.json")
+    result = cli(
+        "compare",
+        fixture("deterministic"),
+        "--trials",
+        "6",
+        "--runs",
+        "3",
+        json_path=tmp_path / "compare.json",
+    )
     assert result.code == 0, result.out + result.err
     report = result.report
     assert report["command"] == "compare"
@@ -117,8 +124,17 @@ def test_compare_deterministic_objective(tmp_path: Path) -> None:
 
 
 def test_compare_exit_code_is_that_of_fixed_seed(tmp_path: Path) -> None:
-    result = cli("compare", fixture("private_rng"), "--trials", "4", "--runs", "2",
-                 "--conditions", "fixed_seed,uncontrolled", json_path=tmp_path / "c.json")
+    result = cli(
+        "compare",
+        fixture("private_rng"),
+        "--trials",
+        "4",
+        "--runs",
+        "2",
+        "--conditions",
+        "fixed_seed,uncontrolled",
+        json_path=tmp_path / "c.json",
+    )
     assert result.code == 1
     assert list(result.report["conditions"]) == ["fixed_seed", "uncontrolled"]
     assert result.report["summary"].startswith("even with fixed seeds the runs differ")

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from conftest import FIXTURES, cli, fixture
 
 
@@ -62,15 +61,17 @@ def test_bad_flags(flags: list[str], fragments: list[str]) -> None:
 def test_bad_toml_config(tmp_path: Path) -> None:
     config = tmp_path / "check.toml"
     config.write_text("trials = [unclosed\n")
-    assert_one_line_error(cli("run", fixture("deterministic"), "--config", str(config)),
-                          "invalid TOML", "check.toml")
+    assert_one_line_error(
+        cli("run", fixture("deterministic"), "--config", str(config)), "invalid TOML", "check.toml"
+    )
 
 
 def test_unknown_config_key(tmp_path: Path) -> None:
     config = tmp_path / "check.toml"
     config.write_text("trails = 5\n")
-    assert_one_line_error(cli("run", fixture("deterministic"), "--config", str(config)),
-                          "unknown setting 'trails'")
+    assert_one_line_error(
+        cli("run", fixture("deterministic"), "--config", str(config)), "unknown setting 'trails'"
+    )
 
 
 def test_bad_sampler_kwargs_from_config(tmp_path: Path) -> None:
@@ -78,7 +79,8 @@ def test_bad_sampler_kwargs_from_config(tmp_path: Path) -> None:
     config.write_text("[sampler_kwargs]\nno_such_kwarg = 1\n")
     assert_one_line_error(
         cli("run", fixture("deterministic"), "--config", str(config), "--trials", "2"),
-        "cannot build the study", "no_such_kwarg",
+        "cannot build the study",
+        "no_such_kwarg",
     )
 
 
@@ -102,5 +104,9 @@ def test_config_layers_flags_over_config_over_pyproject(tmp_path: Path) -> None:
     assert result.code == 0, result.err
     settings = result.report["settings"]
     assert (settings["trials"], settings["runs"], settings["sampler"], settings["seed"]) == (
-        6, 2, "random", 3)
+        6,
+        2,
+        "random",
+        3,
+    )
     assert len(result.report["runs"][0]["trials"]) == 6

@@ -6,11 +6,9 @@ each such fixture asserts exit code 1 *and* the JSON verdict.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
-
 from conftest import cli, fixture
 
 FAST = ("--trials", "8", "--runs", "3")
@@ -70,8 +68,9 @@ def test_nan_in_curves_reproduces(run_check) -> None:
 
 
 def test_multi_objective_reproduces_with_pareto_set(run_check) -> None:
-    result = run_check(fixture("multi"), *FAST, "--direction", "minimize",
-                       "--direction", "maximize")
+    result = run_check(
+        fixture("multi"), *FAST, "--direction", "minimize", "--direction", "maximize"
+    )
     assert_reproducible(result)
     run = result.report["runs"][0]
     assert "best_values" in run and "best_value" not in run
@@ -108,8 +107,15 @@ def test_unseeded_global_rng_without_the_control_is_not_reproducible(run_check) 
 
 
 def test_hash_order_without_fixed_hash_seed_is_not_reproducible(run_check) -> None:
-    result = run_check(fixture("hash_order"), "--trials", "3", "--runs", "3",
-                       "--controls", "sampler_seed,global_rng,trial_reseed")
+    result = run_check(
+        fixture("hash_order"),
+        "--trials",
+        "3",
+        "--runs",
+        "3",
+        "--controls",
+        "sampler_seed,global_rng,trial_reseed",
+    )
     assert_not_reproducible(result, "values")
 
 
@@ -154,8 +160,7 @@ def test_tolerance_absorbs_tiny_noise_but_not_bigger_noise(run_check) -> None:
 
 def test_crashed_replicate_exits_3_and_keeps_other_runs(run_check, tmp_path: Path) -> None:
     flag = tmp_path / "crashed-once"
-    result = run_check(fixture("crash"), *FAST,
-                       env={"REPRO_CHECK_TEST_CRASH_FILE": str(flag)})
+    result = run_check(fixture("crash"), *FAST, env={"REPRO_CHECK_TEST_CRASH_FILE": str(flag)})
     assert result.code == 3, result.out + result.err
     report = result.report
     assert report["verdict"] == "incomplete" and report["reproducible"] is False
@@ -196,16 +201,19 @@ def test_torch_objective_is_seeded_through_the_import_hook(run_check) -> None:
     assert torch_env["deterministic_algorithms"] is True
     assert torch_env["threads"] == 1
     assert result.report["environment"]["env"]["CUDA_VISIBLE_DEVICES"] == ""
-    unseeded = run_check(fixture("torch_cpu"), "--trials", "5", "--device", "cpu",
-                         "--controls", "sampler_seed")
+    unseeded = run_check(
+        fixture("torch_cpu"), "--trials", "5", "--device", "cpu", "--controls", "sampler_seed"
+    )
     assert_not_reproducible(unseeded, "values")
 
 
 def test_workers_do_not_change_the_numbers(tmp_path: Path) -> None:
-    a = cli("run", fixture("deterministic"), *FAST, "--workers", "1",
-            json_path=tmp_path / "w1.json")
-    b = cli("run", fixture("deterministic"), *FAST, "--workers", "3",
-            json_path=tmp_path / "w3.json")
+    a = cli(
+        "run", fixture("deterministic"), *FAST, "--workers", "1", json_path=tmp_path / "w1.json"
+    )
+    b = cli(
+        "run", fixture("deterministic"), *FAST, "--workers", "3", json_path=tmp_path / "w3.json"
+    )
     assert a.code == b.code == 0
     trials_a = [(t["params"], t["values"]) for t in a.report["runs"][0]["trials"]]
     trials_b = [(t["params"], t["values"]) for t in b.report["runs"][0]["trials"]]

@@ -280,3 +280,12 @@ def test_missing_config_file(root: Path) -> None:
 def test_config_path_is_a_directory(root: Path) -> None:
     message = config_error(config_path=root, start=root)
     assert str(root) in message
+
+
+def test_bundled_example_configs_are_valid() -> None:
+    configs = Path(__file__).parent.parent / "configs"
+    found = sorted(configs.glob("*.toml"))
+    assert found
+    for path in found:
+        plan = build_plan("repro_check.examples.quadratic", {}, path, start=path.parent)
+        assert plan.study.trials >= 1

@@ -47,8 +47,15 @@ def settings_line(report: RunReport) -> str:
     return (
         f"{report.target} · seed {plan.seed} · sampler {plan.study.sampler} · "
         f"pruner {plan.study.pruner} · {'/'.join(plan.study.directions)} · "
-        f"device {report.device} · tolerance {tol_text}"
+        f"device {report.device} · tolerance {tol_text} · controls {controls_text(report)}"
     )
+
+
+def controls_text(report: RunReport) -> str:
+    enabled = report.plan.controls.enabled()
+    if len(enabled) == len(report.plan.controls.names()):
+        return "all"
+    return ",".join(enabled) or "none"
 
 
 def best_table(report: RunReport) -> Table:
