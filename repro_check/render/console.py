@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shlex
 from typing import IO
 
 from rich.console import Console, Group, RenderableType
@@ -11,7 +10,8 @@ from rich.table import Table
 from rich.text import Text
 
 from repro_check.render import fmt
-from repro_check.report import VERDICT_REPRODUCIBLE, RunReport
+from repro_check.render.fmt import diagnose_hint, headline, settings_line
+from repro_check.report import RunReport
 
 STYLE = {"reproducible": "bold green", "not reproducible": "bold red", "incomplete": "bold yellow"}
 MARK = " ≠"
@@ -20,42 +20,6 @@ MARK = " ≠"
 def make_console(file: IO[str] | None = None, stderr: bool = False) -> Console:
     """The one place consoles are made (tests pin NO_COLOR and COLUMNS through the env)."""
     return Console(file=file, stderr=stderr, highlight=False, soft_wrap=False)
-
-
-def headline(report: RunReport) -> str:
-    n, trials = len(report.runs), report.plan.study.trials
-    divergence = report.comparison.divergence
-    if report.verdict == VERDICT_REPRODUCIBLE:
-        how = "bit for bit" if report.plan.tolerance.exact else "within tolerance"
-        return f"REPRODUCIBLE: {n} runs × {trials} trials agree {how}"
-    if divergence is not None:
-        part = f"runs part at trial {divergence.trial} ({divergence.field})"
-    elif report.plan.study.n_jobs != 1:
-        part = "n_jobs > 1 makes trials race"
-    else:
-        part = "no divergence among the trials that finished"
-    if report.complete:
-        return f"NOT REPRODUCIBLE: {part}"
-    broken = sum(not run.finished for run in report.runs)
-    return f"INCOMPLETE: {broken} of {n} runs did not finish; {part}"
-
-
-def settings_line(report: RunReport) -> str:
-    plan = report.plan
-    tol = plan.tolerance
-    tol_text = "exact" if tol.exact else f"atol {tol.atol}, rtol {tol.rtol}"
-    return (
-        f"{report.target} · seed {plan.seed} · sampler {plan.study.sampler} · "
-        f"pruner {plan.study.pruner} · {'/'.join(plan.study.directions)} · "
-        f"device {report.device} · tolerance {tol_text} · controls {controls_text(report)}"
-    )
-
-
-def controls_text(report: RunReport) -> str:
-    enabled = report.plan.controls.enabled()
-    if len(enabled) == len(report.plan.controls.names()):
-        return "all"
-    return ",".join(enabled) or "none"
 
 
 def best_table(report: RunReport) -> Table:
@@ -93,21 +57,6 @@ def best_table(report: RunReport) -> Table:
         row += [str(len(run.trials)), fmt.num(run.wall_s, 3)]
         table.add_row(*row)
     return table
-
-
-def diagnose_hint(report: RunReport) -> str:
-    plan = report.plan
-    args = ["repro-check", "diagnose", report.target, "--trials", str(plan.study.trials)]
-    for direction in plan.study.directions:
-        if direction != "minimize" or len(plan.study.directions) > 1:
-            args += ["--direction", direction]
-    if plan.study.sampler != "tpe":
-        args += ["--sampler", plan.study.sampler]
-    if plan.study.pruner != "none":
-        args += ["--pruner", plan.study.pruner]
-    if plan.study.n_jobs != 1:
-        args += ["--n-jobs", str(plan.study.n_jobs)]
-    return f"run `{shlex.join(args)}` to find the cause"
 
 
 def sections(report: RunReport) -> list[RenderableType]:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
+import shlex
 from collections.abc import Mapping
 from typing import Any
 
 from repro_check.compare import Divergence, ParamSpread, Stats
+from repro_check.report import VERDICT_REPRODUCIBLE, RunReport
 
 
 def num(value: float | None, digits: int = 6) -> str:
@@ -61,3 +63,54 @@ def environment_line(env: Mapping[str, Any]) -> str:
         parts.append(f"torch {packages['torch']} (unused)")
     parts.append(f"threads {env.get('threads', '?')}")
     return " · ".join(parts)
+
+
+def headline(report: RunReport) -> str:
+    n, trials = len(report.runs), report.plan.study.trials
+    divergence = report.comparison.divergence
+    if report.verdict == VERDICT_REPRODUCIBLE:
+        how = "bit for bit" if report.plan.tolerance.exact else "within tolerance"
+        return f"REPRODUCIBLE: {n} runs × {trials} trials agree {how}"
+    if divergence is not None:
+        part = f"runs part at trial {divergence.trial} ({divergence.field})"
+    elif report.plan.study.n_jobs != 1:
+        part = "n_jobs > 1 makes trials race"
+    else:
+        part = "no divergence among the trials that finished"
+    if report.complete:
+        return f"NOT REPRODUCIBLE: {part}"
+    broken = sum(not run.finished for run in report.runs)
+    return f"INCOMPLETE: {broken} of {n} runs did not finish; {part}"
+
+
+def settings_line(report: RunReport) -> str:
+    plan = report.plan
+    tol = plan.tolerance
+    tol_text = "exact" if tol.exact else f"atol {tol.atol}, rtol {tol.rtol}"
+    return (
+        f"{report.target} · seed {plan.seed} · sampler {plan.study.sampler} · "
+        f"pruner {plan.study.pruner} · {'/'.join(plan.study.directions)} · "
+        f"device {report.device} · tolerance {tol_text} · controls {controls_text(report)}"
+    )
+
+
+def controls_text(report: RunReport) -> str:
+    enabled = report.plan.controls.enabled()
+    if len(enabled) == len(report.plan.controls.names()):
+        return "all"
+    return ",".join(enabled) or "none"
+
+
+def diagnose_hint(report: RunReport) -> str:
+    plan = report.plan
+    args = ["repro-check", "diagnose", report.target, "--trials", str(plan.study.trials)]
+    for direction in plan.study.directions:
+        if direction != "minimize" or len(plan.study.directions) > 1:
+            args += ["--direction", direction]
+    if plan.study.sampler != "tpe":
+        args += ["--sampler", plan.study.sampler]
+    if plan.study.pruner != "none":
+        args += ["--pruner", plan.study.pruner]
+    if plan.study.n_jobs != 1:
+        args += ["--n-jobs", str(plan.study.n_jobs)]
+    return f"run `{shlex.join(args)}` to find the cause"
