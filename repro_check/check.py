@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Sequence
 
 from repro_check import devices, report
+from repro_check.baseline import check_against, settings_mismatches
+from repro_check.errors import ConfigError
 from repro_check.records import RunRecord
 from repro_check.runner import Job, ProgressCallback, run_jobs
 from repro_check.settings import CheckPlan, Controls, StudySettings
@@ -50,8 +53,28 @@ def run_replicates(
     return [run for result in results for run in result.runs]
 
 
-def run_check(plan: CheckPlan, on_progress: ProgressCallback | None = None) -> report.RunReport:
-    """Run ``plan.runs`` replicates in fresh processes and compare them."""
+def run_check(
+    plan: CheckPlan,
+    on_progress: ProgressCallback | None = None,
+    baseline: report.RunReport | None = None,
+    baseline_path: str = "",
+    allow_settings_change: bool = False,
+) -> report.RunReport:
+    """Run ``plan.runs`` replicates in fresh processes and compare them (and, given a
+    baseline, compare them with it too). A baseline made with other study settings is refused
+    before anything runs, unless ``allow_settings_change``."""
+    changed: list[str] = []
+    if baseline is not None:
+        changed = settings_mismatches(baseline.plan, plan)
+        if changed and not allow_settings_change:
+            raise ConfigError(
+                f"baseline {baseline_path} was made with other settings ({'; '.join(changed)}); "
+                "pass --allow-settings-change to compare anyway"
+            )
     device = devices.resolve(plan.device)
     runs = run_replicates(plan, device, replicate_jobs(plan), on_progress)
-    return report.build("run", plan, device, runs)
+    result = report.build("run", plan, device, runs)
+    if baseline is None:
+        return result
+    check = check_against(baseline_path, baseline.runs, result.runs, plan.tolerance, changed)
+    return dataclasses.replace(result, baseline=check)

@@ -127,6 +127,24 @@ JsonPath = Annotated[
     Path | None,
     typer.Option("--json", help="Write the report as JSON here.", rich_help_panel=OUTPUT),
 ]
+MarkdownPath = Annotated[
+    Path | None,
+    typer.Option(
+        help="Write a Markdown summary here (run also appends it to $GITHUB_STEP_SUMMARY).",
+        rich_help_panel=OUTPUT,
+    ),
+]
+JunitPath = Annotated[
+    Path | None,
+    typer.Option(help="Write JUnit XML here (one test case per check).", rich_help_panel=OUTPUT),
+]
+PlotPath = Annotated[
+    Path | None,
+    typer.Option(
+        help="Draw the runs' histories (.png or .svg; needs repro-check[plot]).",
+        rich_help_panel=OUTPUT,
+    ),
+]
 
 
 def _version(value: bool) -> None:
@@ -159,13 +177,32 @@ def _console() -> Console:
     return make_console()
 
 
-def _emit(report: RunReport, json_path: Path | None) -> None:
+OutputFlags = dict[str, Any]
+
+
+def _outputs(
+    json_path: Path | None,
+    markdown: Path | None = None,
+    junit: Path | None = None,
+    plot: Path | None = None,
+) -> OutputFlags:
+    from repro_check.render.files import check_plot_path
+
+    check_plot_path(plot)
+    return {
+        "json_path": json_path,
+        "markdown_path": markdown,
+        "junit_path": junit,
+        "plot_path": plot,
+    }
+
+
+def _show_run(report: RunReport, outputs: OutputFlags, step_summary: bool = False) -> None:
     from repro_check.render import console as console_render
-    from repro_check.render import json_report
+    from repro_check.render.files import write_outputs
 
     console_render.render(report, _console())
-    if json_path is not None:
-        json_report.write(report.to_dict(), json_path)
+    write_outputs(report, **outputs, step_summary=step_summary)
 
 
 @app.command()
@@ -186,12 +223,40 @@ def run(
     rtol: Rtol = None,
     controls: ControlsOpt = None,
     config: ConfigPath = None,
+    baseline: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also compare with this saved run report; exit 1 if the results moved.",
+            rich_help_panel=CHECK,
+        ),
+    ] = None,
+    allow_settings_change: Annotated[
+        bool,
+        typer.Option(
+            "--allow-settings-change",
+            help="Compare with a baseline made with other settings.",
+            rich_help_panel=CHECK,
+        ),
+    ] = False,
+    save_baseline: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write this run's report as a baseline to commit.", rich_help_panel=OUTPUT
+        ),
+    ] = None,
     json_path: JsonPath = None,
+    markdown: MarkdownPath = None,
+    junit: JunitPath = None,
+    plot: PlotPath = None,
 ) -> None:
     """Run the study N times in fresh processes and say whether the runs agree.
 
-    Exit 0 reproducible, 1 not reproducible, 2 bad input, 3 a run crashed or timed out.
+    Exit 0 reproducible, 1 not reproducible (or differs from --baseline), 2 bad input,
+    3 a run crashed or timed out.
     """
+    from repro_check.check import run_check
+    from repro_check.runner import Interrupted
+
     plan = _plan(
         target,
         config,
@@ -210,20 +275,35 @@ def run(
         rtol=rtol,
         controls=controls,
     )
-    from repro_check.check import run_check
-    from repro_check.runner import Interrupted
+    outputs = _outputs(json_path, markdown, junit, plot)
+    saved = None
+    if baseline is not None:
+        from repro_check.validate import load_run_report
 
+        saved = load_run_report(baseline)
     try:
-        report = _with_progress(lambda on_progress: run_check(plan, on_progress))
+        report = _with_progress(
+            lambda on_progress: run_check(
+                plan, on_progress, saved, str(baseline or ""), allow_settings_change
+            )
+        )
     except Interrupted as stop:
         from repro_check import report as report_mod
 
         runs_done = [r for result in stop.results for r in result.runs]
         if runs_done:
-            _emit(report_mod.build("run", plan, "?", runs_done), json_path)
+            _show_run(report_mod.build("run", plan, "?", runs_done), outputs)
         typer.echo("interrupted: stopped the workers", err=True)
         raise typer.Exit(EXIT_INTERRUPTED) from None
-    _emit(report, json_path)
+    _show_run(report, outputs, step_summary=True)
+    if save_baseline is not None:
+        from repro_check.render import json_report
+
+        json_report.write(report.to_dict(), save_baseline)
+        if not report.reproducible:
+            typer.echo(
+                f"warning: saved {save_baseline} from a run that is not reproducible", err=True
+            )
     raise typer.Exit(report.exit_code)
 
 
@@ -252,6 +332,9 @@ def compare(
     rtol: Rtol = None,
     config: ConfigPath = None,
     json_path: JsonPath = None,
+    markdown: MarkdownPath = None,
+    junit: JunitPath = None,
+    plot: PlotPath = None,
 ) -> None:
     """Seeded vs seed sweep vs uncontrolled, side by side: how much of the result is luck.
 
@@ -259,7 +342,8 @@ def compare(
     """
     from repro_check.conditions import CONDITIONS, run_compare
     from repro_check.errors import ConfigError
-    from repro_check.render import console_compare, json_report
+    from repro_check.render import console_compare
+    from repro_check.render.files import write_outputs
 
     chosen = [c.strip() for c in (conditions or ",".join(CONDITIONS)).split(",") if c.strip()]
     unknown = [c for c in chosen if c not in CONDITIONS]
@@ -285,10 +369,10 @@ def compare(
         atol=atol,
         rtol=rtol,
     )
+    outputs = _outputs(json_path, markdown, junit, plot)
     result = _interruptible(lambda on_progress: run_compare(plan, chosen, on_progress))
     console_compare.render(result, _console())
-    if json_path is not None:
-        json_report.write(result.to_dict(), json_path)
+    write_outputs(result, **outputs)
     raise typer.Exit(result.exit_code)
 
 
@@ -319,7 +403,8 @@ def diagnose(
     controlled runs could not finish.
     """
     from repro_check.diagnose import run_diagnose
-    from repro_check.render import console_diagnose, json_report
+    from repro_check.render import console_diagnose
+    from repro_check.render.files import write_outputs
 
     plan = _plan(
         target,
@@ -339,9 +424,69 @@ def diagnose(
     )
     result = _interruptible(lambda on_progress: run_diagnose(plan, replicates, on_progress))
     console_diagnose.render(result, _console())
-    if json_path is not None:
-        json_report.write(result.to_dict(), json_path)
+    write_outputs(result, json_path=json_path)
     raise typer.Exit(result.exit_code)
+
+
+@app.command()
+def diff(
+    report_a: Annotated[Path, typer.Argument(help="A saved run report (JSON).")],
+    report_b: Annotated[Path, typer.Argument(help="Another saved run report (JSON).")],
+    atol: Atol = None,
+    rtol: Rtol = None,
+    all_env: Annotated[
+        bool, typer.Option("--all-env", help="Show identical environment entries too.")
+    ] = False,
+    json_path: JsonPath = None,
+) -> None:
+    """Compare two saved run reports: results, then environments (differences first).
+
+    Exit 0 same results, 1 different, 2 bad input.
+    """
+    from repro_check.diff import diff_reports
+    from repro_check.render import console_diff
+    from repro_check.render.files import write_outputs
+    from repro_check.settings import Tolerance
+    from repro_check.validate import load_run_report
+
+    a, b = load_run_report(report_a), load_run_report(report_b)
+    tolerance = None
+    if atol is not None or rtol is not None:
+        from repro_check.config import check_flags
+
+        given = check_flags({"atol": atol, "rtol": rtol})
+        tolerance = Tolerance(given.get("atol", 0.0), given.get("rtol", 0.0))
+    result = diff_reports(str(report_a), a, str(report_b), b, tolerance)
+    console_diff.render(result, _console(), all_env=all_env)
+    write_outputs(result, json_path=json_path)
+    raise typer.Exit(result.exit_code)
+
+
+@app.command()
+def report(
+    path: Annotated[Path, typer.Argument(help="A saved run or compare report (JSON).")],
+    json_path: JsonPath = None,
+    markdown: MarkdownPath = None,
+    junit: JunitPath = None,
+    plot: PlotPath = None,
+) -> None:
+    """Re-render a saved report (console and any file format) without running anything.
+
+    Exit code: the saved report's own.
+    """
+    from repro_check.conditions import CompareReport
+    from repro_check.render import console_compare
+    from repro_check.render.files import write_outputs
+    from repro_check.validate import load_any_report
+
+    outputs = _outputs(json_path, markdown, junit, plot)
+    saved = load_any_report(path)
+    if isinstance(saved, CompareReport):
+        console_compare.render(saved, _console())
+        write_outputs(saved, **outputs)
+    else:
+        _show_run(saved, outputs)
+    raise typer.Exit(saved.exit_code)
 
 
 def _with_progress(work: Callable[[Any], T]) -> T:

@@ -149,14 +149,18 @@ def _by_number(run: RunRecord) -> dict[int, TrialRecord]:
     return {t.number: t for t in run.trials}
 
 
-def first_divergence(runs: Sequence[RunRecord], tol: Tolerance) -> Divergence | None:
+def first_divergence(
+    runs: Sequence[RunRecord], tol: Tolerance, names: Sequence[str] | None = None
+) -> Divergence | None:
     """The lowest trial where any run differs from the reference run (the first finished one).
 
     Unfinished runs are compared on the trials they have; only finished runs can disagree on
     the trial count (a crashed run is already not reproducible, and says so in its status).
+    ``names`` labels the runs in the detail line (default "run <index>").
     """
     if len(runs) < 2:
         return None
+    label = list(names) if names is not None else [f"run {run.index}" for run in runs]
     tables = [_by_number(run) for run in runs]
     finished = [i for i, run in enumerate(runs) if run.finished]
     reference = finished[0] if finished else 0
@@ -176,15 +180,14 @@ def first_divergence(runs: Sequence[RunRecord], tol: Tolerance) -> Divergence | 
                 max_abs, max_rel = diff_magnitude(pairs)
                 first = tables[differing[0]][number]
                 detail = (
-                    f"{describe(name, base, first, tol)} "
-                    f"(run {runs[ref].index} vs run {runs[differing[0]].index})"
+                    f"{describe(name, base, first, tol)} ({label[ref]} vs {label[differing[0]]})"
                 )
                 involved = (runs[ref].index, *(runs[i].index for i in differing))
                 return Divergence(number, name, involved, max_abs, max_rel, detail)
         missing = [i for i in finished if number not in tables[i]]
         if missing:
             present = [i for i in finished if number in tables[i]]
-            counts = ", ".join(f"run {runs[i].index}: {len(runs[i].trials)}" for i in finished)
+            counts = ", ".join(f"{label[i]}: {len(runs[i].trials)}" for i in finished)
             return Divergence(
                 number,
                 "trial_count",

@@ -153,6 +153,12 @@ def _normalise(raw: Mapping[str, Any], source: str | None) -> dict[str, tuple[An
     return layer
 
 
+def check_flags(flags: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate command-line flags outside a full plan (e.g. ``diff --atol``)."""
+    given = {k: v for k, v in flags.items() if v is not None}
+    return {key: value for key, (value, _where) in _normalise(given, None).items()}
+
+
 def read_toml(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as handle:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from repro_check import __version__
+from repro_check.baseline import BaselineCheck
 from repro_check.compare import Comparison, Divergence, ParamSpread, Stats, compare_runs
 from repro_check.errors import EXIT_INCOMPLETE, EXIT_NOT_REPRODUCIBLE, EXIT_REPRODUCIBLE
 from repro_check.records import RunRecord, encode_float, to_json_safe
@@ -22,6 +23,7 @@ SCHEMA_VERSION = 1
 VERDICT_REPRODUCIBLE = "reproducible"
 VERDICT_NOT_REPRODUCIBLE = "not reproducible"
 VERDICT_INCOMPLETE = "incomplete"
+VERDICT_DIFFERS_FROM_BASELINE = "differs from baseline"
 
 N_JOBS_NOTE = (
     "n_jobs > 1: Optuna reseeds the sampler in every thread and trials race each other, "
@@ -42,6 +44,8 @@ class RunReport:
     tool_version: str = __version__
     stopped_early: bool = False
     extra_notes: tuple[str, ...] = field(default_factory=tuple)
+    baseline: BaselineCheck | None = None
+    """Set by ``run --baseline``: this run's replicates against a saved report."""
 
     @property
     def complete(self) -> bool:
@@ -54,16 +58,24 @@ class RunReport:
         return self.complete and self.comparison.divergence is None and self.plan.study.n_jobs == 1
 
     @property
+    def differs_from_baseline(self) -> bool:
+        return self.baseline is not None and not self.baseline.matches
+
+    @property
     def verdict(self) -> str:
         if not self.complete:
             return VERDICT_INCOMPLETE
-        return VERDICT_REPRODUCIBLE if self.reproducible else VERDICT_NOT_REPRODUCIBLE
+        if not self.reproducible:
+            return VERDICT_NOT_REPRODUCIBLE
+        return VERDICT_DIFFERS_FROM_BASELINE if self.differs_from_baseline else VERDICT_REPRODUCIBLE
 
     @property
     def exit_code(self) -> int:
         if not self.complete:
             return EXIT_INCOMPLETE
-        return EXIT_REPRODUCIBLE if self.reproducible else EXIT_NOT_REPRODUCIBLE
+        if not self.reproducible or self.differs_from_baseline:
+            return EXIT_NOT_REPRODUCIBLE
+        return EXIT_REPRODUCIBLE
 
     @property
     def environment(self) -> Mapping[str, Any]:
@@ -116,6 +128,7 @@ class RunReport:
             "runs": [run.to_dict() for run in self.runs],
             "divergence": divergence_dict(self.comparison.divergence),
             "summary": summary_dict(self.comparison),
+            "baseline": self.baseline.to_dict() if self.baseline is not None else None,
             "notes": self.notes,
             "environment": to_json_safe(dict(self.environment)),
         }
@@ -136,6 +149,7 @@ class RunReport:
             comparison=compare_runs(runs, plan.tolerance),
             tool_version=data.get("tool_version", "?"),
             stopped_early=bool(data.get("stopped_early", False)),
+            baseline=BaselineCheck.from_dict(data["baseline"]) if data.get("baseline") else None,
         )
         extra = [n for n in data.get("notes", []) if n not in report.notes]
         return dataclasses.replace(report, extra_notes=tuple(extra))

@@ -13,7 +13,12 @@ from repro_check.render import fmt
 from repro_check.render.fmt import diagnose_hint, headline, settings_line
 from repro_check.report import RunReport
 
-STYLE = {"reproducible": "bold green", "not reproducible": "bold red", "incomplete": "bold yellow"}
+STYLE = {
+    "reproducible": "bold green",
+    "not reproducible": "bold red",
+    "incomplete": "bold yellow",
+    "differs from baseline": "bold red",
+}
 MARK = " ≠"
 
 
@@ -75,6 +80,8 @@ def sections(report: RunReport) -> list[RenderableType]:
     divergence = report.comparison.divergence
     if divergence is not None:
         parts.append(Text.assemble(("First divergence: ", "bold"), fmt.divergence_line(divergence)))
+    if report.baseline is not None:
+        parts.append(Text.assemble(("Baseline: ", "bold"), fmt.baseline_line(report)))
     comparison = report.comparison
     spread = Text.assemble(
         ("Best value: ", "bold"),

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from repro_check.compare import Divergence, ParamSpread, Stats
-from repro_check.report import VERDICT_REPRODUCIBLE, RunReport
+from repro_check.report import VERDICT_DIFFERS_FROM_BASELINE, VERDICT_REPRODUCIBLE, RunReport
 
 
 def num(value: float | None, digits: int = 6) -> str:
@@ -68,6 +68,12 @@ def environment_line(env: Mapping[str, Any]) -> str:
 def headline(report: RunReport) -> str:
     n, trials = len(report.runs), report.plan.study.trials
     divergence = report.comparison.divergence
+    if report.baseline is not None and report.verdict == VERDICT_DIFFERS_FROM_BASELINE:
+        d = report.baseline.divergence
+        where = f" at trial {d.trial} ({d.field})" if d is not None else ""
+        return (
+            f"DIFFERS FROM BASELINE{where}: {n} runs agree with each other, not with the baseline"
+        )
     if report.verdict == VERDICT_REPRODUCIBLE:
         how = "bit for bit" if report.plan.tolerance.exact else "within tolerance"
         return f"REPRODUCIBLE: {n} runs × {trials} trials agree {how}"
@@ -114,3 +120,18 @@ def diagnose_hint(report: RunReport) -> str:
     if plan.study.n_jobs != 1:
         args += ["--n-jobs", str(plan.study.n_jobs)]
     return f"run `{shlex.join(args)}` to find the cause"
+
+
+def baseline_line(report: RunReport) -> str:
+    check = report.baseline
+    if check is None:
+        return ""
+    text = check.summary()
+    if not check.matches:
+        text += (
+            f"; best value {num(check.best_value_before, 10)} in the baseline, "
+            f"{num(check.best_value_now, 10)} now"
+        )
+    if check.settings_changed:
+        text += f" (settings changed: {'; '.join(check.settings_changed)})"
+    return text

@@ -1,0 +1,72 @@
+"""Write one report object in every file format the user asked for (CLI outputs).
+
+All formats render the same object, so console, JSON, Markdown, JUnit and plots agree.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+from typing import Any
+
+from repro_check.errors import ConfigError
+
+STEP_SUMMARY_ENV = "GITHUB_STEP_SUMMARY"
+
+
+def check_plot_path(path: Path | None) -> None:
+    """Refuse a bad ``--plot`` before any run starts (not after an hour of training)."""
+    if path is None:
+        return
+    if path.suffix.lower() not in (".png", ".svg"):
+        raise ConfigError(f"--plot: {path} must end in .png or .svg")
+    if importlib.util.find_spec("matplotlib") is None:
+        raise ConfigError('--plot needs matplotlib: pip install "repro-check[plot]"')
+
+
+def _write(path: Path, text: str, flag: str) -> None:
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{flag}: cannot write {path}: {exc.strerror}") from None
+
+
+def write_outputs(
+    obj: Any,
+    *,
+    json_path: Path | None = None,
+    markdown_path: Path | None = None,
+    junit_path: Path | None = None,
+    plot_path: Path | None = None,
+    step_summary: bool = False,
+) -> None:
+    """Write the requested files; with ``step_summary``, append the Markdown to
+    ``$GITHUB_STEP_SUMMARY`` when GitHub Actions sets it."""
+    if json_path is not None:
+        from repro_check.render import json_report
+
+        json_report.write(obj.to_dict(), json_path)
+    summary_file = os.environ.get(STEP_SUMMARY_ENV) if step_summary else None
+    if markdown_path is not None or summary_file:
+        from repro_check.render import markdown
+
+        text = markdown.render(obj)
+        if markdown_path is not None:
+            _write(markdown_path, text, "--markdown")
+        if summary_file:
+            try:
+                with open(summary_file, "a", encoding="utf-8") as handle:
+                    handle.write(text + "\n")
+            except OSError as exc:
+                raise ConfigError(
+                    f"${STEP_SUMMARY_ENV}: cannot append to {summary_file}: {exc.strerror}"
+                ) from None
+    if junit_path is not None:
+        from repro_check.render import junit
+
+        _write(junit_path, junit.render(obj), "--junit")
+    if plot_path is not None:
+        from repro_check.render import plot
+
+        plot.plot(obj, plot_path)

@@ -1,0 +1,207 @@
+"""--plot: run and compare reports drawn to PNG and SVG from hand-made records."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from repro_check import report
+from repro_check.conditions import CompareReport
+from repro_check.errors import EXIT_USAGE, ConfigError
+from repro_check.records import RunRecord, TrialRecord
+from repro_check.render import plot
+from repro_check.settings import CheckPlan, StudySettings
+
+needs_matplotlib = pytest.mark.skipif(
+    importlib.util.find_spec("matplotlib") is None,
+    reason='needs matplotlib (pip install "repro-check[plot]")',
+)
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+MISSING = '--plot needs matplotlib: pip install "repro-check[plot]"'
+
+
+def trial(number: int, *values: float, state: str = "COMPLETE") -> TrialRecord:
+    return TrialRecord(number, state, {"x": float(number)}, values if values else None)
+
+
+def history(
+    values: list[float | None], directions: tuple[str, ...] = ("minimize",)
+) -> tuple[TrialRecord, ...]:
+    """None is a FAIL trial; everything else a COMPLETE one."""
+    return tuple(
+        trial(i, state="FAIL") if v is None else trial(i, v, *([1.0] * (len(directions) - 1)))
+        for i, v in enumerate(values)
+    )
+
+
+def run_report(
+    runs: list[list[float | None]], directions: tuple[str, ...] = ("minimize",)
+) -> report.RunReport:
+    plan = CheckPlan(target="m:f", study=StudySettings(trials=5, directions=directions))
+    records = [
+        RunRecord(i, 0, "ok", history(values, directions), directions)
+        for i, values in enumerate(runs)
+    ]
+    return report.build("run", plan, "cpu", records)
+
+
+def diverging() -> report.RunReport:
+    same = [3.0, None, 2.5, math.nan, 1.0]
+    return run_report([same, same, [3.0, None, 2.7, math.nan, 0.5]])
+
+
+def compare_report() -> CompareReport:
+    conditions = {
+        "fixed_seed": run_report([[2.0, 1.0]] * 3),
+        "seed_sweep": run_report([[2.0, 1.0], [2.0, 1.5], [0.5, 3.0]]),
+        "uncontrolled": run_report([[2.0, 1.0], [4.0, 2.0], [1.0, 0.25]]),
+    }
+    first = conditions["fixed_seed"]
+    return CompareReport(first.plan, first.device, conditions)
+
+
+def svg_text(path: Path) -> str:
+    root = ET.parse(path).getroot()
+    assert root.tag == "{http://www.w3.org/2000/svg}svg"
+    return " ".join(t.strip() for t in root.itertext() if t.strip())
+
+
+@needs_matplotlib
+def test_run_png_decodes_at_the_figure_size(tmp_path: Path) -> None:
+    from matplotlib.image import imread
+
+    path = tmp_path / "run.png"
+    plot.plot_run(diverging(), path)
+    assert path.read_bytes().startswith(PNG_SIGNATURE)
+    assert imread(path).shape == (660, 1080, 4)  # 9 x 5.5 in at 120 dpi, RGBA
+
+
+@needs_matplotlib
+def test_run_svg_marks_the_first_divergence(tmp_path: Path) -> None:
+    path = tmp_path / "run.svg"
+    built = diverging()
+    assert built.comparison.divergence is not None
+    assert (built.comparison.divergence.trial, built.comparison.divergence.field) == (2, "values")
+    plot.plot_run(built, path)
+    text = svg_text(path)
+    assert "first divergence: trial 2 (values)" in text
+    assert "m:f: not reproducible" in text
+    for index in range(3):
+        assert f"run {index} (seed 0)" in text
+
+
+@needs_matplotlib
+def test_reproducible_run_has_no_divergence_line(tmp_path: Path) -> None:
+    path = tmp_path / "run.svg"
+    plot.plot_run(run_report([[1.0, 0.5]] * 2), path)
+    text = svg_text(path)
+    assert "m:f: reproducible" in text
+    assert "first divergence" not in text
+
+
+@needs_matplotlib
+def test_multi_objective_run_plots_the_first_objective(tmp_path: Path) -> None:
+    path = tmp_path / "multi.svg"
+    built = run_report([[1.0, 0.5, 0.7]] * 2, directions=("maximize", "minimize"))
+    plot.plot_run(built, path)
+    text = svg_text(path)
+    assert "first of 2 objectives shown (maximize)" in text
+    assert "objective 1 value" in text
+
+
+@needs_matplotlib
+def test_run_without_completed_trials_still_draws(tmp_path: Path) -> None:
+    path = tmp_path / "empty.svg"
+    plot.plot_run(run_report([[None, None]] * 2), path)
+    text = svg_text(path)
+    assert "no completed trials to plot" in text
+    assert "run 1 (seed 0): no values to plot" in text
+
+
+def test_history_skips_failed_pruned_and_nan_and_tracks_the_best() -> None:
+    run = RunRecord(
+        0,
+        0,
+        "ok",
+        (
+            trial(0, 3.0),
+            trial(1, state="FAIL"),
+            trial(2, state="PRUNED"),
+            trial(3, math.nan),
+            trial(4, 1.0),
+            trial(5, 2.0),
+        ),
+    )
+    numbers, values = plot._history(run)
+    assert (numbers, values) == ([0, 4, 5], [3.0, 1.0, 2.0])
+    assert plot._best_so_far(values, "minimize") == [3.0, 1.0, 1.0]
+    assert plot._best_so_far(values, "maximize") == [3.0, 3.0, 3.0]
+
+
+@needs_matplotlib
+def test_compare_png_and_svg(tmp_path: Path) -> None:
+    from matplotlib.image import imread
+
+    png, svg = tmp_path / "compare.png", tmp_path / "compare.svg"
+    plot.plot_compare(compare_report(), png)
+    plot.plot_compare(compare_report(), svg)
+    assert png.read_bytes().startswith(PNG_SIGNATURE)
+    assert imread(png).shape == (660, 1080, 4)
+    text = svg_text(svg)
+    assert "m:f: best value per condition" in text
+    for name in ("fixed_seed", "seed_sweep", "uncontrolled"):
+        assert name in text
+    assert "1 ± 0 (n=3)" in text  # fixed_seed: every run's best is 1.0
+    assert "1 ± 0.5 (n=3)" in text  # seed_sweep: bests 1.0, 1.5, 0.5
+
+
+@needs_matplotlib
+def test_plot_dispatches_on_the_report_type(tmp_path: Path) -> None:
+    run_svg, compare_svg = tmp_path / "run.svg", tmp_path / "compare.svg"
+    plot.plot(diverging(), run_svg)
+    plot.plot(compare_report(), compare_svg)
+    assert "first divergence" in svg_text(run_svg)
+    assert "best value per condition" in svg_text(compare_svg)
+
+
+@needs_matplotlib
+def test_output_is_deterministic_and_leaves_no_pyplot_state(tmp_path: Path) -> None:
+    had_pyplot = "matplotlib.pyplot" in sys.modules
+    first, second = tmp_path / "a.svg", tmp_path / "b.svg"
+    plot.plot_run(diverging(), first)
+    plot.plot_run(diverging(), second)
+    assert first.read_bytes() == second.read_bytes()
+    assert ("matplotlib.pyplot" in sys.modules) == had_pyplot
+
+
+@pytest.mark.parametrize("name", ["plot.pdf", "plot", "plot.png.txt"])
+def test_bad_suffix_is_a_config_error(tmp_path: Path, name: str) -> None:
+    path = tmp_path / name
+    with pytest.raises(ConfigError, match=r"^--plot: .* must end in \.png or \.svg$") as info:
+        plot.plot(diverging(), path)
+    assert info.value.exit_code == EXIT_USAGE
+    assert not path.exists()
+
+
+@needs_matplotlib
+def test_unwritable_path_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot write"):
+        plot.plot_run(diverging(), tmp_path / "missing-dir" / "run.png")
+
+
+def test_missing_matplotlib_names_the_extra(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    for obj in (diverging(), compare_report()):
+        with pytest.raises(ConfigError) as info:
+            plot.plot(obj, tmp_path / "out.png")
+        assert str(info.value) == MISSING
+        assert info.value.exit_code == EXIT_USAGE
+    assert not (tmp_path / "out.png").exists()
