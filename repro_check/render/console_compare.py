@@ -68,14 +68,7 @@ def render(report: CompareReport, console: Console) -> None:
     console.print(
         Panel(Text(report.sentence), title="repro-check compare", title_align="left", expand=False)
     )
-    console.print(
-        Text(
-            f"{report.plan.target} · {report.plan.runs} runs per condition × "
-            f"{report.plan.study.trials} trials · sampler {report.plan.study.sampler}"
-            f" · device {report.device}",
-            style="dim",
-        )
-    )
+    console.print(Text(fmt.compare_settings_line(report), style="dim"))
     console.print(table(report))
     for name, condition in report.conditions.items():
         if condition.comparison.divergence is not None:

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from repro_check.compare import Divergence, ParamSpread, Stats
+from repro_check.conditions import CompareReport
 from repro_check.report import VERDICT_DIFFERS_FROM_BASELINE, VERDICT_REPRODUCIBLE, RunReport
 
 
@@ -135,3 +136,11 @@ def baseline_line(report: RunReport) -> str:
     if check.settings_changed:
         text += f" (settings changed: {'; '.join(check.settings_changed)})"
     return text
+
+
+def compare_settings_line(report: CompareReport) -> str:
+    plan = report.plan
+    return (
+        f"{plan.target} · {plan.runs} runs per condition × {plan.study.trials} trials · "
+        f"sampler {plan.study.sampler} · device {report.device}"
+    )
