@@ -7,13 +7,17 @@ only when a check actually runs.
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from repro_check.api import check
 
 __version__ = "0.1.0"
 
 DEVICE_ENV = "REPRO_CHECK_DEVICE"
 """Environment variable in which each worker receives the resolved device ("cpu" or "cuda")."""
 
-__all__ = ["DEVICE_ENV", "__version__", "device"]
+__all__ = ["DEVICE_ENV", "__version__", "check", "device"]
 
 
 def device() -> str:
@@ -31,3 +35,13 @@ def device() -> str:
     except ImportError:
         return "cpu"
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def __getattr__(name: str) -> Any:
+    """``check`` loads on first use, so ``import repro_check`` stays cheap."""
+    if name == "check":
+        from repro_check.api import check
+
+        globals()["check"] = check
+        return check
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -254,7 +254,7 @@ def run(
     Exit 0 reproducible, 1 not reproducible (or differs from --baseline), 2 bad input,
     3 a run crashed or timed out.
     """
-    from repro_check.check import run_check
+    from repro_check.engine import run_check
     from repro_check.runner import Interrupted
 
     plan = _plan(

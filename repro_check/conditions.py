@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from repro_check import __version__, devices, report
-from repro_check.check import run_replicates
+from repro_check.engine import run_replicates
 from repro_check.errors import EXIT_INCOMPLETE, EXIT_REPRODUCIBLE
 from repro_check.records import RunRecord
 from repro_check.runner import Job, ProgressCallback

@@ -19,7 +19,6 @@ from typing import Any
 
 from repro_check import __version__, devices, report
 from repro_check.causes import CAUSE_IDS, Cause, fix_for, no_kernel_fix
-from repro_check.check import default_workers
 from repro_check.compare import (
     Divergence,
     Stats,
@@ -27,6 +26,7 @@ from repro_check.compare import (
     first_divergence,
     streams_diverged,
 )
+from repro_check.engine import default_workers
 from repro_check.errors import EXIT_INCOMPLETE, EXIT_REPRODUCIBLE
 from repro_check.records import (
     STATUS_CANCELLED,

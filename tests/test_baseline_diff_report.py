@@ -33,8 +33,14 @@ def edited_objective(tmp_path: Path) -> str:
 
 def test_baseline_round_trip_passes(saved: tuple[Path, str], tmp_path: Path) -> None:
     path, _ = saved
-    result = cli("run", fixture("deterministic"), *FLAGS, "--baseline", str(path),
-                 json_path=tmp_path / "r.json")
+    result = cli(
+        "run",
+        fixture("deterministic"),
+        *FLAGS,
+        "--baseline",
+        str(path),
+        json_path=tmp_path / "r.json",
+    )
     assert result.code == 0, result.out + result.err
     assert result.report["baseline"]["matches"] is True
     assert result.report["verdict"] == "reproducible"
@@ -43,8 +49,14 @@ def test_baseline_round_trip_passes(saved: tuple[Path, str], tmp_path: Path) -> 
 
 def test_edited_constant_differs_from_baseline(saved: tuple[Path, str], tmp_path: Path) -> None:
     path, _ = saved
-    result = cli("run", edited_objective(tmp_path), *FLAGS, "--baseline", str(path),
-                 json_path=tmp_path / "r.json")
+    result = cli(
+        "run",
+        edited_objective(tmp_path),
+        *FLAGS,
+        "--baseline",
+        str(path),
+        json_path=tmp_path / "r.json",
+    )
     assert result.code == 1, result.out + result.err
     report = result.report
     assert report["reproducible"] is True  # the replicates still agree with each other
@@ -59,8 +71,18 @@ def test_edited_constant_differs_from_baseline(saved: tuple[Path, str], tmp_path
 
 def test_baseline_with_other_settings_is_refused(saved: tuple[Path, str]) -> None:
     path, _ = saved
-    result = cli("run", fixture("deterministic"), "--trials", "6", "--runs", "2",
-                 "--sampler", "random", "--baseline", str(path))
+    result = cli(
+        "run",
+        fixture("deterministic"),
+        "--trials",
+        "6",
+        "--runs",
+        "2",
+        "--sampler",
+        "random",
+        "--baseline",
+        str(path),
+    )
     assert result.code == 2
     lines = result.err.strip().splitlines()
     assert len(lines) == 1
@@ -71,9 +93,18 @@ def test_baseline_with_other_settings_is_refused(saved: tuple[Path, str]) -> Non
 
 def test_allow_settings_change_compares_anyway(saved: tuple[Path, str], tmp_path: Path) -> None:
     path, _ = saved
-    result = cli("run", fixture("deterministic"), "--trials", "6", "--runs", "2",
-                 "--baseline", str(path), "--allow-settings-change",
-                 json_path=tmp_path / "r.json")
+    result = cli(
+        "run",
+        fixture("deterministic"),
+        "--trials",
+        "6",
+        "--runs",
+        "2",
+        "--baseline",
+        str(path),
+        "--allow-settings-change",
+        json_path=tmp_path / "r.json",
+    )
     assert result.code == 1, result.err  # the 6th trial is not in the baseline
     assert result.report["baseline"]["settings_changed"] == ["trials: 5 in the baseline, 6 now"]
     assert result.report["baseline"]["divergence"]["field"] == "trial_count"
@@ -101,10 +132,14 @@ def write_variant(tmp_path: Path, base: Path, name: str, **changes: Any) -> Path
 
 def test_diff_lists_differing_packages_first(saved: tuple[Path, str], tmp_path: Path) -> None:
     path, _ = saved
-    other = write_variant(tmp_path, path, "gpu.json",
-                          environment__packages__numpy="1.26.4",
-                          environment__python="3.12.3",
-                          environment__cpu="Other CPU")
+    other = write_variant(
+        tmp_path,
+        path,
+        "gpu.json",
+        environment__packages__numpy="1.26.4",
+        environment__python="3.12.3",
+        environment__cpu="Other CPU",
+    )
     result = cli("diff", str(path), str(other), json_path=tmp_path / "d.json")
     assert result.code == 0, result.out + result.err  # same results, different machines
     rows = result.report["environment"]
@@ -113,8 +148,11 @@ def test_diff_lists_differing_packages_first(saved: tuple[Path, str], tmp_path: 
     assert [r["key"] for r in rows[:3]] == differing
     assert result.report["same_results"] is True
     out = result.out
-    assert out.index("packages.numpy") < out.index("python") < out.index("Environments") if (
-        "Environments" in out) else out.index("packages.numpy") < out.index("python")
+    assert (
+        out.index("packages.numpy") < out.index("python") < out.index("Environments")
+        if ("Environments" in out)
+        else out.index("packages.numpy") < out.index("python")
+    )
     assert "SAME RESULTS" in out
 
 
@@ -151,8 +189,11 @@ def test_hostile_inputs_get_one_line_and_exit_2(
     path, _ = saved
     bad = tmp_path / f"{name}.json"
     bad.write_text(HOSTILE[name])
-    for argv in (("diff", str(path), str(bad)), ("report", str(bad)),
-                 ("run", fixture("deterministic"), "--baseline", str(bad))):
+    for argv in (
+        ("diff", str(path), str(bad)),
+        ("report", str(bad)),
+        ("run", fixture("deterministic"), "--baseline", str(bad)),
+    ):
         result = cli(*argv)
         assert result.code == 2, (argv, result.err)
         lines = result.err.strip().splitlines()

@@ -1,0 +1,259 @@
+"""The ``run`` check as a Python call: ``repro_check.check(objective, runs=3, trials=20, ...)``.
+
+It is the same engine as the command line (``build_plan`` validates, ``run_check`` runs each
+replicate in a fresh worker process), so it raises the same errors and returns the same
+``RunReport``. The objective may be a target string or a module-level function; a function is
+turned back into a target the workers can import, because this process never hands them code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import importlib.machinery
+import inspect
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from repro_check.config import build_plan
+from repro_check.engine import run_check
+from repro_check.errors import ConfigError, TargetError
+from repro_check.report import RunReport
+
+Objective = str | Callable[..., Any]
+
+__all__ = ["check", "resolve_target"]
+
+
+def check(
+    objective: Objective,
+    *,
+    runs: int = 3,
+    trials: int = 20,
+    seed: int = 0,
+    directions: str | Sequence[str] = ("minimize",),
+    sampler: str = "tpe",
+    pruner: str = "none",
+    n_jobs: int = 1,
+    atol: float = 0.0,
+    rtol: float = 0.0,
+    device: str = "auto",
+    threads: int = 1,
+    workers: int | None = None,
+    timeout: float | None = None,
+    sampler_kwargs: Mapping[str, Any] | None = None,
+    pruner_kwargs: Mapping[str, Any] | None = None,
+    controls: str | Sequence[str] = "all",
+) -> RunReport:
+    """Run the study ``runs`` times, each in a fresh process with the same seed, and compare.
+
+    ``objective`` is ``"pkg.module:attr"``, ``"path/to/file.py:attr"``, or a module-level
+    function (see ``resolve_target``). The keyword arguments mean what the ``repro-check run``
+    flags of the same name mean; ``controls`` is ``"all"``, ``"none"`` or control names.
+    They are the whole configuration: ``[tool.repro-check]`` in pyproject.toml does not apply.
+
+    Returns the report whatever the verdict (``report.reproducible``, ``report.verdict``,
+    ``report.comparison.divergence``). Raises ``ConfigError`` for a bad setting and
+    ``TargetError`` when the objective cannot be resolved or a worker cannot load it.
+    """
+    if _in_worker():
+        raise TargetError(
+            "repro_check.check() was called while a repro-check worker imported the objective's "
+            'module: put the call under `if __name__ == "__main__":`'
+        )
+    target = resolve_target(objective)
+    if isinstance(directions, str):
+        directions = (directions,)
+    if not directions:
+        raise ConfigError("directions must be a direction or a list of them, got ()")
+    if not isinstance(controls, str):
+        controls = list(controls) or "none"  # an empty list means every control off
+
+    flags: dict[str, Any] = {
+        "runs": runs,
+        "trials": trials,
+        "seed": seed,
+        "directions": list(directions),
+        "sampler": sampler,
+        "pruner": pruner,
+        "n_jobs": n_jobs,
+        "atol": atol,
+        "rtol": rtol,
+        "device": device,
+        "threads": threads,
+        "workers": workers,
+        "timeout": timeout,
+        "sampler_kwargs": dict(sampler_kwargs or {}),
+        "pruner_kwargs": dict(pruner_kwargs or {}),
+        "controls": controls,
+    }
+    plan = build_plan(target, flags)
+    # Every setting above is given, so no pyproject value survives the merge except these two,
+    # whose "not given" (None) is also their value here.
+    if workers is None or timeout is None:
+        plan = dataclasses.replace(
+            plan,
+            workers=plan.workers if workers is not None else None,
+            timeout=plan.timeout if timeout is not None else None,
+        )
+    return run_check(plan)
+
+
+def resolve_target(objective: Objective) -> str:
+    """The target string a worker imports ``objective`` from.
+
+    A string is returned as given. A function becomes ``module:name`` when a worker (a fresh
+    interpreter in the current folder, with this environment) imports that module from the same
+    file; otherwise (a script run as ``__main__``, a pytest test module, a module loaded from a
+    file path) it becomes ``/abs/path/file.py:name``. Lambdas, nested functions, methods and
+    objects without a module name cannot be re-imported and raise ``TargetError``.
+    """
+    if isinstance(objective, str):
+        return objective
+    what = _describe(objective)
+    if not callable(objective):
+        raise TargetError(f"the objective must be a function or a target string, got {what}")
+    if inspect.ismethod(objective):
+        raise TargetError(
+            f"{what} is a bound method: a worker cannot rebuild its instance; "
+            "pass a module-level function"
+        )
+    name = getattr(objective, "__name__", None)
+    qualname = getattr(objective, "__qualname__", None)
+    module_name = getattr(objective, "__module__", None)
+    if name == "<lambda>":
+        raise TargetError(
+            "the objective is a lambda: a worker can only import it by name; "
+            "define it with `def` at module level"
+        )
+    if not isinstance(name, str) or not isinstance(qualname, str):
+        raise TargetError(
+            f"{what} has no name (a functools.partial or callable instance?): "
+            "pass a module-level function"
+        )
+    if "<locals>" in qualname:
+        raise TargetError(
+            f"{qualname} is a closure or nested function: a worker can only import "
+            "module-level functions; move it to module level"
+        )
+    if not isinstance(module_name, str) or not module_name:
+        raise TargetError(f"{qualname} has no module: pass a function defined in a .py file")
+    if "." in qualname or not qualname.isidentifier():
+        raise TargetError(
+            f"{module_name}.{qualname} is not a module-level function; "
+            "pass a function defined at module level"
+        )
+    module = sys.modules.get(module_name)
+    if module is not None and getattr(module, qualname, None) is not objective:
+        raise TargetError(
+            f"{module_name}.{qualname} is not the function passed (renamed or replaced "
+            "after definition?): pass the module-level function itself"
+        )
+    source = _source_file(objective, module)
+    import_name = _import_name(module_name, module)
+    module_file = source or getattr(module, "__file__", None)  # a sourceless .pyc still imports
+    if (
+        import_name is not None
+        and isinstance(module_file, str)
+        and _worker_can_import(import_name, module_file)
+    ):
+        return f"{import_name}:{qualname}"
+    if source is None:
+        raise TargetError(
+            f"{module_name}.{qualname} has no source file (defined in an interactive session "
+            "or notebook?): move it to a .py file"
+        )
+    return f"{source}:{qualname}"
+
+
+def _in_worker() -> bool:
+    """True inside a repro-check worker (``python -m repro_check.worker``)."""
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    return getattr(spec, "name", None) == "repro_check.worker"
+
+
+def _describe(obj: object) -> str:
+    text = repr(obj)
+    return text if len(text) <= 60 else f"a {type(obj).__name__}"
+
+
+def _source_file(objective: object, module: ModuleType | None) -> str | None:
+    """The defining .py file, absolute; the module's own file first (a decorator's wrapper
+    has its code in the decorator's file, but its name in the decorated function's module)."""
+    for obj in (module, objective):
+        if obj is None:
+            continue
+        try:
+            source = inspect.getsourcefile(obj)  # type: ignore[arg-type]
+        except TypeError:  # a built-in
+            source = None
+        if source and os.path.isfile(source):
+            return os.path.abspath(source)
+    return None
+
+
+def _import_name(module_name: str, module: ModuleType | None) -> str | None:
+    """The name a worker could import the module by; ``__main__`` only when run with ``-m``."""
+    if module_name != "__main__":
+        return module_name
+    spec = getattr(module, "__spec__", None)
+    name = getattr(spec, "name", None)
+    return name if isinstance(name, str) and name != "__main__" else None
+
+
+def _worker_can_import(module_name: str, module_file: str) -> bool:
+    """Whether ``import module_name`` in a fresh worker finds ``module_file``.
+
+    Searched on the file system only: no package ``__init__`` runs in this process.
+    """
+    path: Sequence[str] | None = _worker_path(os.getcwd(), os.environ.get("PYTHONPATH", ""))
+    parts = module_name.split(".")
+    spec = None
+    for depth in range(len(parts)):
+        if path is None:
+            return False
+        spec = importlib.machinery.PathFinder.find_spec(".".join(parts[: depth + 1]), list(path))
+        if spec is None:
+            return False
+        locations = spec.submodule_search_locations
+        path = list(locations) if locations is not None else None
+    origin = spec.origin if spec is not None else None
+    if not origin or not os.path.isfile(origin) or not os.path.isfile(module_file):
+        return False
+    return os.path.samefile(origin, module_file)
+
+
+@functools.lru_cache(maxsize=8)
+def _worker_path(cwd: str, pythonpath: str) -> tuple[str, ...]:
+    """``sys.path`` of a fresh interpreter in ``cwd``, as a worker starts with.
+
+    Not this process's ``sys.path``: pytest and scripts add folders to it at run time (a test
+    module is often importable here by a name no worker can import). ``pythonpath`` is only the
+    cache key; the probe inherits the whole environment.
+    """
+    probe = "import json, sys; print(json.dumps(sys.path))"
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", probe],
+            capture_output=True,
+            text=True,
+            cwd=cwd,
+            timeout=60,
+            check=True,
+        )
+        found = json.loads(proc.stdout.strip().splitlines()[-1])
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+        found = []
+    entries = [cwd]  # the worker runs with -m, and target.load puts the folder first anyway
+    for entry in found:
+        if isinstance(entry, str):
+            full = str(Path(cwd, entry)) if entry else cwd
+            if full not in entries:
+                entries.append(full)
+    return tuple(entries)
