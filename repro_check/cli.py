@@ -292,7 +292,7 @@ def run(
 
         runs_done = [r for result in stop.results for r in result.runs]
         if runs_done:
-            _show_run(report_mod.build("run", plan, "?", runs_done), outputs)
+            _show_run(report_mod.build("run", plan, plan.device, runs_done), outputs)
         typer.echo("interrupted: stopped the workers", err=True)
         raise typer.Exit(EXIT_INTERRUPTED) from None
     _show_run(report, outputs, step_summary=True)

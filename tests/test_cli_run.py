@@ -6,6 +6,7 @@ each such fixture asserts exit code 1 *and* the JSON verdict.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -218,3 +219,44 @@ def test_workers_do_not_change_the_numbers(tmp_path: Path) -> None:
     trials_a = [(t["params"], t["values"]) for t in a.report["runs"][0]["trials"]]
     trials_b = [(t["params"], t["values"]) for t in b.report["runs"][0]["trials"]]
     assert trials_a == trials_b
+
+
+def test_ctrl_c_stops_workers_and_reports_what_finished(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "partial.json"
+    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200"}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "repro_check",
+            "run",
+            fixture("slow"),
+            "--trials",
+            "40",
+            "--runs",
+            "2",
+            "--json",
+            str(out),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    deadline = time.monotonic() + 60
+    time.sleep(3)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=max(1.0, deadline - time.monotonic()))
+    assert proc.returncode == 130, stdout + stderr
+    assert "interrupted" in stderr
+    report = json.loads(out.read_text())
+    assert report["verdict"] == "incomplete"
+    assert all(run["status"] == "cancelled" for run in report["runs"])
+    assert all(0 < len(run["trials"]) < 40 for run in report["runs"])
+    assert "INCOMPLETE" in stdout
