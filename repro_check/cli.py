@@ -6,6 +6,7 @@ Commands stay thin; heavy imports (optuna, numpy, rich tables) happen inside the
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -171,6 +172,16 @@ def _plan(target: str | None, config: Path | None, **flags: Any) -> CheckPlan:
     return build_plan(target, flags, config)
 
 
+def _draw(render: Callable[[], None]) -> None:
+    """Print a report; if the reader closed stdout (``repro-check run ... | head``), carry on
+    quietly so the exit code is still the verdict's."""
+    try:
+        render()
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # the interpreter's final flush must not fail
+
+
 def _console() -> Console:
     from repro_check.render.console import make_console
 
@@ -201,8 +212,8 @@ def _show_run(report: RunReport, outputs: OutputFlags, step_summary: bool = Fals
     from repro_check.render import console as console_render
     from repro_check.render.files import write_outputs
 
-    console_render.render(report, _console())
-    write_outputs(report, **outputs, step_summary=step_summary)
+    write_outputs(report, **outputs, step_summary=step_summary)  # files first: a closed
+    _draw(lambda: console_render.render(report, _console()))  # stdout pipe must not lose the report
 
 
 @app.command()
@@ -222,6 +233,14 @@ def run(
     atol: Atol = None,
     rtol: Rtol = None,
     controls: ControlsOpt = None,
+    fail_fast: Annotated[
+        bool | None,
+        typer.Option(
+            "--fail-fast",
+            help="Stop every replicate at the first certain divergence.",
+            rich_help_panel=CHECK,
+        ),
+    ] = None,
     config: ConfigPath = None,
     baseline: Annotated[
         Path | None,
@@ -274,6 +293,7 @@ def run(
         atol=atol,
         rtol=rtol,
         controls=controls,
+        fail_fast=fail_fast,
     )
     outputs = _outputs(json_path, markdown, junit, plot)
     saved = None
@@ -371,8 +391,8 @@ def compare(
     )
     outputs = _outputs(json_path, markdown, junit, plot)
     result = _interruptible(lambda on_progress: run_compare(plan, chosen, on_progress))
-    console_compare.render(result, _console())
     write_outputs(result, **outputs)
+    _draw(lambda: console_compare.render(result, _console()))
     raise typer.Exit(result.exit_code)
 
 
@@ -423,8 +443,8 @@ def diagnose(
         rtol=rtol,
     )
     result = _interruptible(lambda on_progress: run_diagnose(plan, replicates, on_progress))
-    console_diagnose.render(result, _console())
     write_outputs(result, json_path=json_path)
+    _draw(lambda: console_diagnose.render(result, _console()))
     raise typer.Exit(result.exit_code)
 
 
@@ -457,8 +477,8 @@ def diff(
         given = check_flags({"atol": atol, "rtol": rtol})
         tolerance = Tolerance(given.get("atol", 0.0), given.get("rtol", 0.0))
     result = diff_reports(str(report_a), a, str(report_b), b, tolerance)
-    console_diff.render(result, _console(), all_env=all_env)
     write_outputs(result, json_path=json_path)
+    _draw(lambda: console_diff.render(result, _console(), all_env=all_env))
     raise typer.Exit(result.exit_code)
 
 
@@ -482,7 +502,7 @@ def report(
     outputs = _outputs(json_path, markdown, junit, plot)
     saved = load_any_report(path)
     if isinstance(saved, CompareReport):
-        console_compare.render(saved, _console())
+        _draw(lambda: console_compare.render(saved, _console()))
         write_outputs(saved, **outputs)
     else:
         _show_run(saved, outputs)
@@ -526,6 +546,7 @@ def main(argv: list[str] | None = None) -> None:
     except ReproCheckError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
+
     except (typer.Exit, typer.Abort, KeyboardInterrupt) as exc:
         if isinstance(exc, typer.Exit):
             sys.exit(exc.exit_code)

@@ -332,10 +332,22 @@ def compare_runs(runs: Sequence[RunRecord], tol: Tolerance) -> Comparison:
     )
 
 
-def streams_diverged(streams: Sequence[Sequence[TrialRecord]], tol: Tolerance) -> bool:
-    """True once trials that arrived so far (from unfinished runs) already differ."""
-    runs = [
-        RunRecord(index=i, seed=0, status="running", trials=tuple(trials))
-        for i, trials in enumerate(streams)
-    ]
-    return first_divergence(runs, tol) is not None
+class DivergenceWatch:
+    """Spots a divergence as trials stream in: each new trial is compared only with the same
+    trial number from the other streams, so watching costs O(streams) per trial, not a full
+    re-comparison. A divergence seen here is certain: both runs reported that trial."""
+
+    def __init__(self, tol: Tolerance) -> None:
+        self.tol = tol
+        self._seen: dict[int, dict[int, TrialRecord]] = {}
+
+    def add(self, stream: int, trial: TrialRecord) -> bool:
+        """Record ``trial`` from ``stream``; True if it differs from another stream's."""
+        others = self._seen.setdefault(trial.number, {})
+        diverged = any(
+            not all(field_equal(name, other, trial, self.tol) for name in FIELDS)
+            for key, other in others.items()
+            if key != stream
+        )
+        others[stream] = trial
+        return diverged

@@ -95,6 +95,12 @@ def _target(value: Any) -> str:
     return value.strip()
 
 
+def _bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"must be true or false, got {value!r}")
+    return value
+
+
 def _controls(value: Any) -> Controls:
     """ "all", "none", or control names (a list, or comma-separated)."""
     items = value.split(",") if isinstance(value, str) else value
@@ -131,6 +137,7 @@ KEYS: dict[str, Validator] = {
     "pruner_kwargs": _table,
     "n_jobs": _n_jobs,
     "controls": _controls,
+    "fail_fast": _bool,
 }
 ALIASES = {"direction": "directions"}
 
@@ -244,7 +251,7 @@ def build_plan(
         n_jobs=values.get("n_jobs", 1),
     )
     _check_study(study, sources)
-    plan_keys = ("runs", "seed", "workers", "timeout", "threads", "device", "controls")
+    plan_keys = ("runs", "seed", "workers", "timeout", "threads", "device", "controls", "fail_fast")
     return CheckPlan(
         target=values["target"],
         study=study,

@@ -21,10 +21,10 @@ from repro_check import __version__, devices, report
 from repro_check.causes import CAUSE_IDS, Cause, fix_for, no_kernel_fix
 from repro_check.compare import (
     Divergence,
+    DivergenceWatch,
     Stats,
     diff_magnitude,
     first_divergence,
-    streams_diverged,
 )
 from repro_check.engine import default_workers
 from repro_check.errors import EXIT_INCOMPLETE, EXIT_REPRODUCIBLE
@@ -205,7 +205,7 @@ class _Lab:
             device=self.device,
             timeout=self.plan.timeout,
             on_progress=self.on_progress,
-            stop_when=(lambda streams: streams_diverged(streams, tol)) if stop_early else None,
+            stop_when=(lambda: DivergenceWatch(tol).add) if stop_early else None,
         )
 
     def experiment(

@@ -8,8 +8,9 @@ from collections.abc import Sequence
 
 from repro_check import devices, report
 from repro_check.baseline import check_against, settings_mismatches
+from repro_check.compare import DivergenceWatch
 from repro_check.errors import ConfigError
-from repro_check.records import RunRecord
+from repro_check.records import STATUS_CANCELLED, RunRecord
 from repro_check.runner import Job, ProgressCallback, run_jobs
 from repro_check.settings import CheckPlan, Controls, StudySettings
 
@@ -41,6 +42,7 @@ def replicate_jobs(
 def run_replicates(
     plan: CheckPlan, device: str, jobs: Sequence[Job], on_progress: ProgressCallback | None = None
 ) -> list[RunRecord]:
+    tol = plan.tolerance
     results = run_jobs(
         plan.target,
         jobs,
@@ -49,6 +51,7 @@ def run_replicates(
         device=device,
         timeout=plan.timeout,
         on_progress=on_progress,
+        stop_when=(lambda: DivergenceWatch(tol).add) if plan.fail_fast else None,
     )
     return [run for result in results for run in result.runs]
 
@@ -73,7 +76,8 @@ def run_check(
             )
     device = devices.resolve(plan.device)
     runs = run_replicates(plan, device, replicate_jobs(plan), on_progress)
-    result = report.build("run", plan, device, runs)
+    stopped = plan.fail_fast and any(run.status == STATUS_CANCELLED for run in runs)
+    result = report.build("run", plan, device, runs, stopped_early=stopped)
     if baseline is None:
         return result
     check = check_against(baseline_path, baseline.runs, result.runs, plan.tolerance, changed)

@@ -15,7 +15,7 @@ from repro_check import __version__
 from repro_check.baseline import BaselineCheck
 from repro_check.compare import Comparison, Divergence, ParamSpread, Stats, compare_runs
 from repro_check.errors import EXIT_INCOMPLETE, EXIT_NOT_REPRODUCIBLE, EXIT_REPRODUCIBLE
-from repro_check.records import RunRecord, encode_float, to_json_safe
+from repro_check.records import STATUS_CANCELLED, RunRecord, encode_float, to_json_safe
 from repro_check.settings import CheckPlan, Controls, StudySettings, Tolerance
 
 SCHEMA_VERSION = 1
@@ -49,7 +49,11 @@ class RunReport:
 
     @property
     def complete(self) -> bool:
-        return all(run.finished for run in self.runs)
+        """Every run finished, or ``--fail-fast`` stopped the rest at a certain divergence."""
+        return all(
+            run.finished or (self.stopped_early and run.status == STATUS_CANCELLED)
+            for run in self.runs
+        )
 
     @property
     def reproducible(self) -> bool:
@@ -91,7 +95,7 @@ class RunReport:
                 if note not in notes:
                     notes.append(note)
         for run in self.runs:
-            if run.error:
+            if run.error and not (self.stopped_early and run.status == STATUS_CANCELLED):
                 notes.append(f"run {run.index} {run.status}: {run.error}")
         for run in self.runs:
             pruned = sum(t.state == "PRUNED" for t in run.trials)
@@ -99,7 +103,7 @@ class RunReport:
             if pruned or failed:
                 notes.append(f"run {run.index}: {pruned} pruned, {failed} failed trials")
         if self.stopped_early:
-            notes.append("stopped early at the first divergence")
+            notes.append("--fail-fast: stopped every run at the first certain divergence")
         torch_used = any(run.environment.get("torch") for run in self.runs)
         extra_controls = [
             c
@@ -169,6 +173,7 @@ def settings_dict(plan: CheckPlan, device: str) -> dict[str, Any]:
         "pruner": plan.study.pruner,
         "pruner_kwargs": to_json_safe(dict(plan.study.pruner_kwargs)),
         "n_jobs": plan.study.n_jobs,
+        "fail_fast": plan.fail_fast,
         "threads": plan.threads,
         "workers": plan.workers,
         "timeout": plan.timeout,
@@ -189,6 +194,7 @@ def plan_from_settings(target: str, settings: Mapping[str, Any]) -> CheckPlan:
         device=str(settings["device"]),
         tolerance=Tolerance(float(tolerance.get("atol", 0.0)), float(tolerance.get("rtol", 0.0))),
         controls=Controls.from_dict(settings.get("controls") or {}),
+        fail_fast=bool(settings.get("fail_fast", False)),
     )
 
 

@@ -90,8 +90,10 @@ class Progress:
 
 
 ProgressCallback = Callable[[Progress], None]
-StopRule = Callable[[Sequence[Sequence[TrialRecord]]], bool]
-"""Sees the trials streamed so far by each worker of one group; True stops that group."""
+StopRule = Callable[[int, TrialRecord], bool]
+"""Called with (worker position, trial) for each first-study trial of one group; True stops
+that group. The runner makes one per group from a ``StopRuleFactory``."""
+StopRuleFactory = Callable[[], StopRule]
 
 _SETUP_ERRORS: dict[str, type[ReproCheckError]] = {
     "target": TargetError,
@@ -231,14 +233,15 @@ def run_jobs(
     device: str,
     timeout: float | None = None,
     on_progress: ProgressCallback | None = None,
-    stop_when: StopRule | None = None,
+    stop_when: StopRuleFactory | None = None,
 ) -> list[JobResult]:
     """Run ``jobs`` with at most ``workers`` processes at once; results in job order.
 
     Raises ``TargetError``/``ConfigError``/``DeviceError`` when a worker reports that the target
     cannot load or the study cannot be built (stopping the rest), and ``Interrupted`` on Ctrl-C.
-    ``stop_when`` sees each group's trials after every trial of that group; when it says so,
-    that group's workers are stopped (an experiment ends at its first divergence).
+    ``stop_when`` makes one stop rule per group, fed every trial of that group as it arrives;
+    when it says so, that group's workers are stopped (an experiment ends at its first
+    divergence, ``--fail-fast`` at the first certain one).
     """
     report = on_progress or (lambda _p: None)
     inbox: queue.Queue[tuple[int, Any]] = queue.Queue()
@@ -267,11 +270,14 @@ def run_jobs(
         for worker in live.values():
             worker.kill(reason)
 
-    def maybe_stop_group(group: str) -> None:
-        if stop_when is None or group in stopped_groups:
+    rules: dict[str, StopRule] = {}
+
+    def maybe_stop_group(position: int, event: dict[str, Any]) -> None:
+        group = jobs[position].group
+        if stop_when is None or group in stopped_groups or int(event["study"]) != 0:
             return
-        members = [w for w in (*ended.values(), *live.values()) if w.job.group == group]
-        if stop_when([w.trials[0] for w in members]):
+        rule = rules.setdefault(group, stop_when())
+        if rule(position, live[position].trials[0][-1]):
             stopped_groups.add(group)
             pending[:] = [p for p in pending if jobs[p].group != group]
             for member in live.values():
@@ -297,7 +303,7 @@ def run_jobs(
                         kind = str(worker.error["kind"])
                         raise _SETUP_ERRORS[kind](str(worker.error.get("message")))
                     if event.get("event") == "trial":
-                        maybe_stop_group(worker.job.group)
+                        maybe_stop_group(position, event)
                 else:
                     ended[position] = live.pop(position)
                     result = worker.finish()

@@ -145,3 +145,5 @@ class CheckPlan:
     """"auto", "cpu" or "cuda" as asked; the runner resolves "auto"."""
     tolerance: Tolerance = field(default_factory=Tolerance)
     controls: Controls = field(default_factory=Controls)
+    fail_fast: bool = False
+    """Stop every replicate at the first certain divergence (the verdict is then known)."""

@@ -260,3 +260,21 @@ def test_ctrl_c_stops_workers_and_reports_what_finished(tmp_path: Path) -> None:
     assert all(run["status"] == "cancelled" for run in report["runs"])
     assert all(0 < len(run["trials"]) < 40 for run in report["runs"])
     assert "INCOMPLETE" in stdout
+
+
+def test_fail_fast_stops_at_the_first_certain_divergence(run_check) -> None:
+    result = run_check(fixture("slow_noisy"), "--trials", "60", "--runs", "2", "--fail-fast")
+    divergence = assert_not_reproducible(result, "values")
+    assert divergence["trial"] == 0
+    report = result.report
+    assert report["stopped_early"] is True
+    assert all(run["status"] == "cancelled" for run in report["runs"])
+    assert all(len(run["trials"]) < 10 for run in report["runs"])  # of 60: stopped at once
+    assert "--fail-fast" in result.out
+
+
+def test_fail_fast_on_a_reproducible_study_runs_everything(run_check) -> None:
+    result = run_check(fixture("deterministic"), *FAST, "--fail-fast")
+    assert_reproducible(result)
+    assert result.report["stopped_early"] is False
+    assert all(run["status"] == "ok" for run in result.report["runs"])
