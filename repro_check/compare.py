@@ -10,11 +10,16 @@ No I/O and no optuna here, so every rule is unit-testable. Rules:
 
 from __future__ import annotations
 
+import bisect
 import math
+import operator
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
 
 from repro_check.records import RunRecord, TrialRecord
 from repro_check.settings import Tolerance
@@ -149,6 +154,114 @@ def _by_number(run: RunRecord) -> dict[int, TrialRecord]:
     return {t.number: t for t in run.trials}
 
 
+_NUMBER = operator.attrgetter("number")
+_DIGEST = operator.attrgetter("digest")
+_SHAPE = operator.attrgetter("shape_digest")
+_FLOAT_BYTES = operator.attrgetter("float_bytes")
+
+
+class _Columns:
+    """A run's fingerprints side by side, for comparing whole runs without per-trial Python.
+
+    Cached on the (immutable) run, so a comparison's several passes build it once.
+    """
+
+    def __init__(self, run: RunRecord) -> None:
+        self._trials = trials = run.trials
+        # map/attrgetter keep these passes in C: ~40 ns a trial, not a Python loop
+        self.aligned = tuple(map(_NUMBER, trials)) == tuple(range(len(trials)))
+        self.keys = tuple(map(_DIGEST, trials))
+        self._shapes: tuple[Any, ...] | None = None
+        self._flat: tuple[np.ndarray, np.ndarray] | None = None
+
+    @property
+    def shapes(self) -> tuple[Any, ...]:
+        """Only tolerance checks need the float-free part and the floats apart."""
+        if self._shapes is None:
+            self._shapes = tuple(map(_SHAPE, self._trials))
+        return self._shapes
+
+    def _floats(self) -> tuple[np.ndarray, np.ndarray]:
+        import numpy as np  # only tolerance checks need it; keeps the CLI's start-up light
+
+        if self._flat is None:
+            chunks = tuple(map(_FLOAT_BYTES, self._trials))
+            counts = np.fromiter(map(len, chunks), dtype=np.int64, count=len(chunks)) // 8
+            starts = np.concatenate(([0], np.cumsum(counts)))
+            flat = np.frombuffer(b"".join(chunks), dtype=np.float64)
+            self._flat = (starts, flat)
+        return self._flat
+
+    @property
+    def starts(self) -> np.ndarray:
+        return self._floats()[0]
+
+    @property
+    def flat(self) -> np.ndarray:
+        return self._floats()[1]
+
+    @staticmethod
+    def of(run: RunRecord) -> _Columns:
+        cached = run.__dict__.get("_columns")
+        if cached is None:
+            cached = _Columns(run)
+            object.__setattr__(run, "_columns", cached)
+        return cached
+
+
+def _first_mismatch(a: Sequence[Any], b: Sequence[Any], length: int) -> int | None:
+    """First index < ``length`` where the sequences differ (C-speed when they do not)."""
+    if a[:length] == b[:length]:
+        return None
+    return next(i for i in range(length) if a[i] != b[i])
+
+
+def _floats_close(a: np.ndarray, b: np.ndarray, tol: Tolerance) -> np.ndarray:
+    """Elementwise ``floats_equal`` under a tolerance (same rule as ``math.isclose``)."""
+    import numpy as np
+
+    with np.errstate(invalid="ignore", over="ignore"):
+        scale = np.maximum(np.abs(a), np.abs(b))
+        close = np.abs(a - b) <= np.maximum(tol.rtol * scale, tol.atol)
+    result: np.ndarray = close | (a == b) | (np.isnan(a) & np.isnan(b))
+    return result
+
+
+def _first_difference(ref: _Columns, other: _Columns, tol: Tolerance) -> int | None:
+    """First trial position where ``other`` may differ from ``ref`` on the trials both have.
+    Never later than the true first divergence (it may be earlier only if in doubt)."""
+    length = min(len(ref.keys), len(other.keys))
+    if tol.exact:
+        return _first_mismatch(ref.keys, other.keys, length)
+    shape_at = _first_mismatch(ref.shapes, other.shapes, length)
+    upto = length if shape_at is None else shape_at
+    end = int(ref.starts[upto])
+    close = _floats_close(ref.flat[:end], other.flat[:end], tol)
+    if close.all():
+        return shape_at
+    bad = int(close.argmin())  # first False
+    return int(ref.starts.searchsorted(bad, side="right")) - 1
+
+
+def _scan_start(runs: Sequence[RunRecord], reference: int, tol: Tolerance) -> int | None:
+    """The lowest trial number worth examining one trial at a time, or None when every run
+    agrees with the reference on every common trial and finished runs have equal lengths.
+    Returns 0 (examine everything) when trial numbers are not simply 0, 1, 2, ..."""
+    columns = [_Columns.of(run) for run in runs]
+    if not all(c.aligned for c in columns):
+        return 0
+    ref = columns[reference]
+    starts = [
+        at
+        for i, other in enumerate(columns)
+        if i != reference and (at := _first_difference(ref, other, tol)) is not None
+    ]
+    lengths = {len(run.trials) for run in runs if run.finished}
+    if len(lengths) > 1:
+        starts.append(min(lengths))
+    return min(starts) if starts else None
+
+
 def first_divergence(
     runs: Sequence[RunRecord], tol: Tolerance, names: Sequence[str] | None = None
 ) -> Divergence | None:
@@ -160,12 +273,15 @@ def first_divergence(
     """
     if len(runs) < 2:
         return None
-    label = list(names) if names is not None else [f"run {run.index}" for run in runs]
-    tables = [_by_number(run) for run in runs]
     finished = [i for i, run in enumerate(runs) if run.finished]
     reference = finished[0] if finished else 0
+    start = _scan_start(runs, reference, tol)
+    if start is None:
+        return None
+    label = list(names) if names is not None else [f"run {run.index}" for run in runs]
+    tables = [_by_number(run) for run in runs]
     numbers = sorted(set().union(*tables))
-    for number in numbers:
+    for number in numbers[bisect.bisect_left(numbers, start) :]:
         holders = [i for i, table in enumerate(tables) if number in table]
         ref = reference if number in tables[reference] else holders[0]
         base = tables[ref][number]
@@ -209,6 +325,11 @@ def _reference_first(reference: int, present: list[int], missing: list[int]) -> 
 def histories_equal(a: RunRecord, b: RunRecord, tol: Tolerance) -> bool:
     if len(a.trials) != len(b.trials):
         return False
+    ca, cb = _Columns.of(a), _Columns.of(b)
+    if ca.aligned and cb.aligned:
+        if tol.exact:
+            return ca.keys == cb.keys
+        return ca.shapes == cb.shapes and bool(_floats_close(ca.flat, cb.flat, tol).all())
     table = _by_number(b)
     return all(
         t.number in table and all(field_equal(n, t, table[t.number], tol) for n in FIELDS)
@@ -218,6 +339,15 @@ def histories_equal(a: RunRecord, b: RunRecord, tol: Tolerance) -> bool:
 
 def distinct_histories(runs: Sequence[RunRecord], tol: Tolerance) -> int:
     """How many different trial histories the runs produced (greedy grouping under ``tol``)."""
+    if tol.exact and all(_Columns.of(r).aligned for r in runs):
+        # exact equality is transitive: compare fingerprints with one representative per group
+        # (tuple == runs in C and stops at the first difference)
+        groups: list[tuple[Any, ...]] = []
+        for run in runs:
+            keys = _Columns.of(run).keys
+            if not any(keys == seen for seen in groups):
+                groups.append(keys)
+        return len(groups)
     representatives: list[RunRecord] = []
     for run in runs:
         if not any(histories_equal(rep, run, tol) for rep in representatives):
@@ -323,9 +453,12 @@ class Comparison:
 def compare_runs(runs: Sequence[RunRecord], tol: Tolerance) -> Comparison:
     finished = [run for run in runs if run.finished] or list(runs)
     values = [run.best_value for run in finished if run.best_value is not None]
+    divergence = first_divergence(runs, tol)
+    # no divergence: every finished run has the reference's history (trial counts included)
+    distinct = 1 if divergence is None and finished else distinct_histories(finished, tol)
     return Comparison(
-        divergence=first_divergence(runs, tol),
-        distinct_histories=distinct_histories(finished, tol),
+        divergence=divergence,
+        distinct_histories=distinct,
         best_value=Stats.of(values),
         best_params=param_spreads(finished),
         differing_cells=differing_best_cells(runs, tol),

@@ -111,9 +111,14 @@ class Interrupted(Exception):
 
 
 class _Live:
-    """A running (or finished) worker and what it has streamed so far."""
+    """A worker process and what it has streamed so far.
 
-    def __init__(self, job: Job, payload: dict[str, Any], env: dict[str, str]) -> None:
+    It is spawned before its turn (it imports optuna while another replicate runs, then waits
+    for its job on stdin) and started when a slot frees: each replicate still gets a fresh
+    interpreter, but the start-up cost leaves the critical path.
+    """
+
+    def __init__(self, job: Job, env: dict[str, str]) -> None:
         self.job = job
         self.trials: list[list[TrialRecord]] = [[] for _ in range(job.studies)]
         self.studies_done = 0
@@ -132,9 +137,25 @@ class _Live:
             env=env,
             start_new_session=True,  # Ctrl-C reaches the parent only; it stops the workers
         )
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(json.dumps(payload).encode())
-        self.proc.stdin.close()
+
+    def start(self, payload: dict[str, Any], position: int, inbox: queue.Queue[Any]) -> None:
+        """Hand the worker its job; the timeout counts from here."""
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.started = time.monotonic()
+        try:
+            self.proc.stdin.write(json.dumps(payload).encode())
+            self.proc.stdin.close()
+        except BrokenPipeError:
+            pass  # it died while waiting; EOF on stdout reports the crash
+        self.pump = threading.Thread(
+            target=_pump, args=(position, self.proc.stdout, inbox), daemon=True
+        )
+        self.pump.start()
+
+    @property
+    def busy(self) -> bool:
+        """Still running its study (after ``done`` it only exits: its slot is free)."""
+        return self.done is None and self.error is None and self.ended_by is None
 
     @property
     def trials_done(self) -> int:
@@ -150,6 +171,12 @@ class _Live:
             self.done = event
         elif kind == "error":
             self.error = event
+
+    def discard(self) -> None:
+        """Drop a spawned worker that never got its job."""
+        self.proc.kill()
+        self.proc.wait()
+        self.stderr.close()
 
     def kill(self, reason: str) -> None:
         if self.proc.poll() is None:
@@ -250,25 +277,36 @@ def run_jobs(
     ended: dict[int, _Live] = {}
     stopped_groups: set[str] = set()
 
+    warm: dict[int, _Live] = {}
+
+    def spawn(position: int) -> _Live:
+        job = jobs[position]
+        env = ctl.worker_env(
+            os.environ, job.controls, seed=job.seed, threads=job.threads or threads, device=device
+        )
+        return _Live(job, env)
+
     def launch(position: int) -> None:
         job = jobs[position]
-        job_threads = job.threads or threads
-        env = ctl.worker_env(
-            os.environ, job.controls, seed=job.seed, threads=job_threads, device=device
-        )
-        worker = _Live(job, job.payload(target, job_threads, device), env)
+        worker = warm.pop(position, None) or spawn(position)
+        worker.start(job.payload(target, job.threads or threads, device), position, inbox)
         live[position] = worker
-        assert worker.proc.stdout is not None
-        worker.pump = threading.Thread(
-            target=_pump, args=(position, worker.proc.stdout, inbox), daemon=True
-        )
-        worker.pump.start()
         report(Progress(job.index, 0, job.study.trials * job.studies))
+
+    def prewarm() -> None:
+        """Keep the next pending job's process spawned and importing while others run."""
+        for position in [p for p in warm if p not in pending]:
+            warm.pop(position).discard()
+        if pending and not warm and live:
+            warm[pending[0]] = spawn(pending[0])
 
     def stop_all(reason: str) -> None:
         pending.clear()
         for worker in live.values():
             worker.kill(reason)
+        for worker in warm.values():
+            worker.discard()
+        warm.clear()
 
     rules: dict[str, StopRule] = {}
 
@@ -286,8 +324,9 @@ def run_jobs(
 
     try:
         while pending or live:
-            while pending and len(live) < workers:
+            while pending and sum(w.busy for w in live.values()) < workers:
                 launch(pending.pop(0))
+            prewarm()
             try:
                 position, event = inbox.get(timeout=0.1)
             except queue.Empty:
@@ -337,6 +376,8 @@ def run_jobs(
         for worker in live.values():
             worker.finish()
         raise
+    for worker in warm.values():
+        worker.discard()
     results = []
     for position, job in enumerate(jobs):
         if position in ended:

@@ -255,6 +255,8 @@ def main() -> None:
     protocol = os.fdopen(os.dup(1), "w", encoding="utf-8")
     os.dup2(2, 1)  # the objective's prints (even from C code) now go to stderr
     out = Stream(protocol)
+    import optuna  # noqa: F401 - warm up while the parent has not handed us a job yet
+
     job = json.load(sys.stdin)
     run_job(job, out)
 
