@@ -38,6 +38,7 @@ app = typer.Typer(
 STUDY = "Study settings"
 CHECK = "Check settings"
 OUTPUT = "Output"
+SHARED = "Shared checks (Optuna storage)"
 
 Target = Annotated[
     str | None,
@@ -241,6 +242,37 @@ def run(
             rich_help_panel=CHECK,
         ),
     ] = None,
+    storage: Annotated[
+        str | None,
+        typer.Option(
+            help="Optuna storage URL for the replicate studies (sqlite:///f.db, "
+            "postgresql+psycopg://..., journal:<file>); processes sharing it share the replicates.",
+            rich_help_panel=SHARED,
+        ),
+    ] = None,
+    name: Annotated[
+        str | None,
+        typer.Option(
+            help="The check's name: studies are <name>/run-<k> [default storage: "
+            "sqlite:///repro-check.db].",
+            rich_help_panel=SHARED,
+        ),
+    ] = None,
+    resume: Annotated[
+        bool | None,
+        typer.Option(
+            "--resume",
+            help="Retake replicates whose process died (no heartbeat).",
+            rich_help_panel=SHARED,
+        ),
+    ] = None,
+    stale_after: Annotated[
+        float | None,
+        typer.Option(
+            help="Seconds without a heartbeat before a replicate counts as dead [default: 120].",
+            rich_help_panel=SHARED,
+        ),
+    ] = None,
     config: ConfigPath = None,
     baseline: Annotated[
         Path | None,
@@ -294,6 +326,10 @@ def run(
         rtol=rtol,
         controls=controls,
         fail_fast=fail_fast,
+        storage=storage,
+        name=name,
+        resume=resume,
+        stale_after=stale_after,
     )
     outputs = _outputs(json_path, markdown, junit, plot)
     saved = None
@@ -484,7 +520,28 @@ def diff(
 
 @app.command()
 def report(
-    path: Annotated[Path, typer.Argument(help="A saved run or compare report (JSON).")],
+    path: Annotated[
+        Path | None,
+        typer.Argument(help="A saved run or compare report (JSON).", show_default=False),
+    ] = None,
+    storage: Annotated[
+        str | None,
+        typer.Option(
+            help="Rebuild the report of a shared check from this Optuna storage instead.",
+            rich_help_panel=SHARED,
+        ),
+    ] = None,
+    name: Annotated[
+        str | None,
+        typer.Option(help="The shared check's name (with --storage).", rich_help_panel=SHARED),
+    ] = None,
+    stale_after: Annotated[
+        float | None,
+        typer.Option(
+            help="Seconds without a heartbeat before a replicate counts as dead [default: 120].",
+            rich_help_panel=SHARED,
+        ),
+    ] = None,
     json_path: JsonPath = None,
     markdown: MarkdownPath = None,
     junit: JunitPath = None,
@@ -500,6 +557,15 @@ def report(
     from repro_check.validate import load_any_report
 
     outputs = _outputs(json_path, markdown, junit, plot)
+    if (path is None) == (storage is None and name is None):
+        from repro_check.errors import ConfigError
+
+        raise ConfigError("report takes a saved report PATH, or --storage URL --name NAME")
+    if path is None:
+        from repro_check.shared import report_from_storage
+
+        _show_run(report_from_storage(storage, name, stale_after), outputs)
+        raise typer.Exit(0)
     saved = load_any_report(path)
     if isinstance(saved, CompareReport):
         _draw(lambda: console_compare.render(saved, _console()))

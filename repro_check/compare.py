@@ -375,6 +375,8 @@ class Stats:
             infinite = {v for v in finite if math.isinf(v)}
             mean = infinite.pop() if len(infinite) == 1 else math.nan
             return cls(mean, math.nan, min(finite), max(finite), n)
+        if min(finite) == max(finite):  # no spread: say exactly 0, not a rounding residue
+            return cls(finite[0], 0.0, finite[0], finite[0], n)
         mean = math.fsum(finite) / n
         var = math.fsum((v - mean) ** 2 for v in finite) / (n - 1) if n > 1 else 0.0
         return cls(

@@ -95,6 +95,12 @@ def _target(value: Any) -> str:
     return value.strip()
 
 
+def _text(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"must be a non-empty string, got {value!r}")
+    return value.strip()
+
+
 def _bool(value: Any) -> bool:
     if not isinstance(value, bool):
         raise ValueError(f"must be true or false, got {value!r}")
@@ -138,6 +144,10 @@ KEYS: dict[str, Validator] = {
     "n_jobs": _n_jobs,
     "controls": _controls,
     "fail_fast": _bool,
+    "storage": _text,
+    "name": _text,
+    "resume": _bool,
+    "stale_after": _float(positive=True),
 }
 ALIASES = {"direction": "directions"}
 
@@ -251,7 +261,28 @@ def build_plan(
         n_jobs=values.get("n_jobs", 1),
     )
     _check_study(study, sources)
-    plan_keys = ("runs", "seed", "workers", "timeout", "threads", "device", "controls", "fail_fast")
+    if "storage" in values and "name" not in values:
+        raise ConfigError("--storage needs --name: the check's studies are named <name>/run-<k>")
+    if values.get("resume") and "name" not in values:
+        raise ConfigError("--resume needs --name (and --storage) to find the check to resume")
+    if "name" in values and "storage" not in values:
+        from repro_check.storage import DEFAULT_STORAGE
+
+        values["storage"] = DEFAULT_STORAGE
+    plan_keys = (
+        "runs",
+        "seed",
+        "workers",
+        "timeout",
+        "threads",
+        "device",
+        "controls",
+        "fail_fast",
+        "storage",
+        "name",
+        "resume",
+        "stale_after",
+    )
     return CheckPlan(
         target=values["target"],
         study=study,

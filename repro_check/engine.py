@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from repro_check import devices, report
 from repro_check.baseline import check_against, settings_mismatches
@@ -40,7 +40,11 @@ def replicate_jobs(
 
 
 def run_replicates(
-    plan: CheckPlan, device: str, jobs: Sequence[Job], on_progress: ProgressCallback | None = None
+    plan: CheckPlan,
+    device: str,
+    jobs: Sequence[Job],
+    on_progress: ProgressCallback | None = None,
+    claim: Callable[[Job], Job | None] | None = None,
 ) -> list[RunRecord]:
     tol = plan.tolerance
     results = run_jobs(
@@ -52,6 +56,7 @@ def run_replicates(
         timeout=plan.timeout,
         on_progress=on_progress,
         stop_when=(lambda: DivergenceWatch(tol).add) if plan.fail_fast else None,
+        claim=claim,
     )
     return [run for result in results for run in result.runs]
 
@@ -75,9 +80,14 @@ def run_check(
                 "pass --allow-settings-change to compare anyway"
             )
     device = devices.resolve(plan.device)
-    runs = run_replicates(plan, device, replicate_jobs(plan), on_progress)
-    stopped = plan.fail_fast and any(run.status == STATUS_CANCELLED for run in runs)
-    result = report.build("run", plan, device, runs, stopped_early=stopped)
+    if plan.storage is not None:
+        from repro_check.shared import run_shared
+
+        result = run_shared(plan, device, on_progress)
+    else:
+        runs = run_replicates(plan, device, replicate_jobs(plan), on_progress)
+        stopped = plan.fail_fast and any(run.status == STATUS_CANCELLED for run in runs)
+        result = report.build("run", plan, device, runs, stopped_early=stopped)
     if baseline is None:
         return result
     check = check_against(baseline_path, baseline.runs, result.runs, plan.tolerance, changed)

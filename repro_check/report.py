@@ -13,10 +13,19 @@ from typing import Any
 
 from repro_check import __version__
 from repro_check.baseline import BaselineCheck
-from repro_check.compare import Comparison, Divergence, ParamSpread, Stats, compare_runs
+from repro_check.compare import (
+    Comparison,
+    Divergence,
+    ParamSpread,
+    Stats,
+    compare_runs,
+    distinct_histories,
+)
+from repro_check.environment import fingerprint
 from repro_check.errors import EXIT_INCOMPLETE, EXIT_NOT_REPRODUCIBLE, EXIT_REPRODUCIBLE
 from repro_check.records import STATUS_CANCELLED, RunRecord, encode_float, to_json_safe
 from repro_check.settings import CheckPlan, Controls, StudySettings, Tolerance
+from repro_check.storage import redact
 
 SCHEMA_VERSION = 1
 
@@ -24,6 +33,7 @@ VERDICT_REPRODUCIBLE = "reproducible"
 VERDICT_NOT_REPRODUCIBLE = "not reproducible"
 VERDICT_INCOMPLETE = "incomplete"
 VERDICT_DIFFERS_FROM_BASELINE = "differs from baseline"
+VERDICT_AWAITING = "awaiting replicates"
 
 N_JOBS_NOTE = (
     "n_jobs > 1: Optuna reseeds the sampler in every thread and trials race each other, "
@@ -46,6 +56,10 @@ class RunReport:
     extra_notes: tuple[str, ...] = field(default_factory=tuple)
     baseline: BaselineCheck | None = None
     """Set by ``run --baseline``: this run's replicates against a saved report."""
+    awaiting: int = 0
+    """Shared checks: replicates still running elsewhere (or not started); no verdict yet."""
+    ran_here: int = 0
+    """Shared checks: replicates this process ran."""
 
     @property
     def complete(self) -> bool:
@@ -59,7 +73,12 @@ class RunReport:
     def reproducible(self) -> bool:
         """Only when every run finished, all agree on every trial, and nothing makes the
         agreement luck (threads racing under ``n_jobs > 1``)."""
-        return self.complete and self.comparison.divergence is None and self.plan.study.n_jobs == 1
+        return (
+            self.complete
+            and not self.awaiting
+            and self.comparison.divergence is None
+            and self.plan.study.n_jobs == 1
+        )
 
     @property
     def differs_from_baseline(self) -> bool:
@@ -67,6 +86,8 @@ class RunReport:
 
     @property
     def verdict(self) -> str:
+        if self.awaiting:
+            return VERDICT_AWAITING
         if not self.complete:
             return VERDICT_INCOMPLETE
         if not self.reproducible:
@@ -75,6 +96,8 @@ class RunReport:
 
     @property
     def exit_code(self) -> int:
+        if self.awaiting:  # this process did its share; the last one gives the verdict
+            return EXIT_REPRODUCIBLE
         if not self.complete:
             return EXIT_INCOMPLETE
         if not self.reproducible or self.differs_from_baseline:
@@ -104,6 +127,7 @@ class RunReport:
                 notes.append(f"run {run.index}: {pruned} pruned, {failed} failed trials")
         if self.stopped_early:
             notes.append("--fail-fast: stopped every run at the first certain divergence")
+        notes.extend(environment_notes(self.runs, self.plan.tolerance))
         torch_used = any(run.environment.get("torch") for run in self.runs)
         extra_controls = [
             c
@@ -128,8 +152,12 @@ class RunReport:
             "verdict": self.verdict,
             "exit_code": self.exit_code,
             "stopped_early": self.stopped_early,
+            "awaiting": self.awaiting,
             "settings": settings_dict(self.plan, self.device),
-            "runs": [run.to_dict() for run in self.runs],
+            "runs": [
+                {**run.to_dict(), "environment_fingerprint": fingerprint(dict(run.environment))}
+                for run in self.runs
+            ],
             "divergence": divergence_dict(self.comparison.divergence),
             "summary": summary_dict(self.comparison),
             "baseline": self.baseline.to_dict() if self.baseline is not None else None,
@@ -154,9 +182,46 @@ class RunReport:
             tool_version=data.get("tool_version", "?"),
             stopped_early=bool(data.get("stopped_early", False)),
             baseline=BaselineCheck.from_dict(data["baseline"]) if data.get("baseline") else None,
+            awaiting=int(data.get("awaiting") or 0),
         )
         extra = [n for n in data.get("notes", []) if n not in report.notes]
         return dataclasses.replace(report, extra_notes=tuple(extra))
+
+
+def environment_notes(runs: Sequence[RunRecord], tol: Tolerance) -> list[str]:
+    """When runs come from several environments (machines, GPUs, package versions), group
+    them and say whether the differences line up with the machines."""
+    groups: dict[str, list[RunRecord]] = {}
+    for run in runs:
+        if run.environment:
+            groups.setdefault(fingerprint(dict(run.environment)), []).append(run)
+    if len(groups) < 2:
+        return []
+    described = "; ".join(
+        f"{key}: runs {', '.join(str(r.index) for r in members)} "
+        f"({_machine(members[0].environment)})"
+        for key, members in groups.items()
+    )
+    notes = [f"runs come from {len(groups)} environments: {described}"]
+    finished = {key: [r for r in members if r.finished] for key, members in groups.items()}
+    within = [distinct_histories(members, tol) for members in finished.values() if members]
+    overall = distinct_histories([r for m in finished.values() for r in m], tol)
+    if overall > 1 and all(n == 1 for n in within):
+        notes.append(
+            "the differences line up with the environments: runs agree within each "
+            "environment and differ across them (a cross-hardware difference)"
+        )
+    elif overall > 1:
+        notes.append("runs differ even within one environment: not only a hardware difference")
+    else:
+        notes.append("results agree across the environments")
+    return notes
+
+
+def _machine(env: Mapping[str, Any]) -> str:
+    torch = env.get("torch") or {}
+    gpus = ", ".join(torch.get("gpus") or []) or "no GPU"
+    return f"{env.get('cpu', '?')}, {gpus}, Python {env.get('python', '?')}"
 
 
 def settings_dict(plan: CheckPlan, device: str) -> dict[str, Any]:
@@ -177,6 +242,8 @@ def settings_dict(plan: CheckPlan, device: str) -> dict[str, Any]:
         "threads": plan.threads,
         "workers": plan.workers,
         "timeout": plan.timeout,
+        "storage": redact(plan.storage) if plan.storage else None,
+        "name": plan.name,
     }
 
 
@@ -195,6 +262,7 @@ def plan_from_settings(target: str, settings: Mapping[str, Any]) -> CheckPlan:
         tolerance=Tolerance(float(tolerance.get("atol", 0.0)), float(tolerance.get("rtol", 0.0))),
         controls=Controls.from_dict(settings.get("controls") or {}),
         fail_fast=bool(settings.get("fail_fast", False)),
+        name=settings.get("name"),
     )
 
 

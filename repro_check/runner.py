@@ -53,6 +53,9 @@ class Job:
     """Overrides the check's thread count (the thread-count portability probe)."""
     group: str = ""
     """Jobs of one experiment share a group; the stop rule stops a group, not the others."""
+    storage: str | None = None
+    """Run the study in this Optuna storage (URL), in ``study_name``, created by the claim."""
+    study_name: str | None = None
 
     def payload(self, target: str, threads: int, device: str) -> dict[str, Any]:
         return {
@@ -66,6 +69,8 @@ class Job:
             "warn_only": self.warn_only,
             "threads": threads,
             "device": device,
+            "storage": self.storage,
+            "study_name": self.study_name,
         }
 
 
@@ -261,6 +266,7 @@ def run_jobs(
     timeout: float | None = None,
     on_progress: ProgressCallback | None = None,
     stop_when: StopRuleFactory | None = None,
+    claim: Callable[[Job], Job | None] | None = None,
 ) -> list[JobResult]:
     """Run ``jobs`` with at most ``workers`` processes at once; results in job order.
 
@@ -286,8 +292,18 @@ def run_jobs(
         )
         return _Live(job, env)
 
+    skipped: set[int] = set()
+
     def launch(position: int) -> None:
         job = jobs[position]
+        if claim is not None:  # shared checks: take the replicate only if nobody has it
+            claimed = claim(job)
+            if claimed is None:
+                skipped.add(position)
+                if position in warm:
+                    warm.pop(position).discard()
+                return
+            job = claimed
         worker = warm.pop(position, None) or spawn(position)
         worker.start(job.payload(target, job.threads or threads, device), position, inbox)
         live[position] = worker
@@ -327,6 +343,8 @@ def run_jobs(
             while pending and sum(w.busy for w in live.values()) < workers:
                 launch(pending.pop(0))
             prewarm()
+            if not live and not pending:
+                break
             try:
                 position, event = inbox.get(timeout=0.1)
             except queue.Empty:
@@ -373,6 +391,7 @@ def run_jobs(
             ended[position] = worker
         raise Interrupted([ended[p].finish() for p in sorted(ended)]) from None
     except ReproCheckError:
+        stop_all("cancelled")
         for worker in live.values():
             worker.finish()
         raise
@@ -380,7 +399,9 @@ def run_jobs(
         worker.discard()
     results = []
     for position, job in enumerate(jobs):
-        if position in ended:
+        if position in skipped:
+            results.append(JobResult(job, []))  # claimed by another process
+        elif position in ended:
             results.append(ended[position].finish())
         else:  # never started: the stop rule ended the experiment first
             results.append(

@@ -147,3 +147,11 @@ class CheckPlan:
     controls: Controls = field(default_factory=Controls)
     fail_fast: bool = False
     """Stop every replicate at the first certain divergence (the verdict is then known)."""
+    storage: str | None = None
+    """Optuna storage URL for the replicate studies (``--storage``); None keeps them in memory."""
+    name: str | None = None
+    """The check's name in the storage: studies are ``<name>/run-<k>``."""
+    resume: bool = False
+    """Retake replicates whose process died (claimed, unfinished, no heartbeat)."""
+    stale_after: float = 120.0
+    """Seconds without a heartbeat after which a claimed replicate counts as dead."""

@@ -18,6 +18,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Mapping
+from types import SimpleNamespace
 from typing import IO, Any
 
 from repro_check import controls as ctl
@@ -79,11 +80,19 @@ def make_sampler(study: StudySettings, seed: int | None) -> Any:
 def make_pruner(study: StudySettings) -> Any:
     import optuna
 
+    class FixedNameHyperband(optuna.pruners.HyperbandPruner):
+        """Hyperband picks a trial's bracket from a hash of the study name: replicates stored
+        as <name>/run-<k> must still get the same brackets."""
+
+        def _get_bracket_id(self, study: Any, trial: Any) -> int:
+            fixed: Any = SimpleNamespace(study_name=STUDY_NAME)
+            return int(super()._get_bracket_id(fixed, trial))
+
     classes = {
         "none": optuna.pruners.NopPruner,
         "median": optuna.pruners.MedianPruner,
         "percentile": optuna.pruners.PercentilePruner,
-        "hyperband": optuna.pruners.HyperbandPruner,
+        "hyperband": FixedNameHyperband,
         "successive-halving": optuna.pruners.SuccessiveHalvingPruner,
         "threshold": optuna.pruners.ThresholdPruner,
     }
@@ -98,6 +107,8 @@ class StudyRunner:
         self.controls = Controls.from_dict(job["controls"])
         self.seed = int(job["seed"])
         self.fixed_params: dict[str, Any] | None = job.get("fixed_params")
+        self.storage: str | None = job.get("storage")
+        self.study_name: str | None = job.get("study_name")
         self.objective = objective
         self.out = out
         self.errors: dict[int, str] = {}
@@ -157,12 +168,22 @@ class StudyRunner:
         try:
             sampler = make_sampler(settings, sampler_seed)
             pruner = make_pruner(settings)
-            study = optuna.create_study(
-                study_name=STUDY_NAME,
-                directions=list(settings.directions),  # type: ignore[arg-type]
-                sampler=sampler,
-                pruner=pruner,
-            )
+            if self.storage is not None:  # the parent created (claimed) it already
+                from repro_check.storage import open_storage
+
+                study = optuna.load_study(
+                    study_name=self.study_name,
+                    storage=open_storage(self.storage),
+                    sampler=sampler,
+                    pruner=pruner,
+                )
+            else:
+                study = optuna.create_study(
+                    study_name=STUDY_NAME,
+                    directions=list(settings.directions),  # type: ignore[arg-type]
+                    sampler=sampler,
+                    pruner=pruner,
+                )
         except Exception as exc:
             raise _ConfigProblem(one_line(exc)) from exc
         if self.fixed_params is not None:

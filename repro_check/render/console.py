@@ -18,6 +18,7 @@ STYLE = {
     "not reproducible": "bold red",
     "incomplete": "bold yellow",
     "differs from baseline": "bold red",
+    "awaiting replicates": "bold cyan",
 }
 MARK = " ≠"
 
@@ -104,7 +105,9 @@ def sections(report: RunReport) -> list[RenderableType]:
             ("Environment: ", "bold"), fmt.environment_line(report.environment), style="dim"
         )
     )
-    if report.complete and not report.reproducible:
+    if report.awaiting:
+        parts.append(Text.assemble(("Hint: ", "bold cyan"), fmt.awaiting_hint(report)))
+    elif report.complete and not report.reproducible:
         parts.append(Text.assemble(("Hint: ", "bold cyan"), diagnose_hint(report)))
     return parts
 

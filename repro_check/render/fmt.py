@@ -69,6 +69,12 @@ def environment_line(env: Mapping[str, Any]) -> str:
 def headline(report: RunReport) -> str:
     n, trials = len(report.runs), report.plan.study.trials
     divergence = report.comparison.divergence
+    if report.awaiting:
+        done = len(report.runs)
+        return (
+            f"AWAITING: {done} of {report.plan.runs} replicates finished "
+            f"({report.ran_here} here); the check still awaits {report.awaiting}"
+        )
     if report.baseline is not None and report.verdict == VERDICT_DIFFERS_FROM_BASELINE:
         d = report.baseline.divergence
         where = f" at trial {d.trial} ({d.field})" if d is not None else ""
@@ -143,4 +149,13 @@ def compare_settings_line(report: CompareReport) -> str:
     return (
         f"{plan.target} · {plan.runs} runs per condition × {plan.study.trials} trials · "
         f"sampler {plan.study.sampler} · device {report.device}"
+    )
+
+
+def awaiting_hint(report: RunReport) -> str:
+    plan = report.plan
+    storage = report.to_dict()["settings"]["storage"]  # redacted
+    return (
+        f"the last process to finish prints the check; or run `repro-check report "
+        f"--storage '{storage}' --name {shlex.quote(plan.name or '')}` later"
     )

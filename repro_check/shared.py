@@ -1,0 +1,128 @@
+"""A check whose replicates live in an Optuna storage and may run on several machines.
+
+Every ``repro-check run --storage URL --name NAME`` process claims replicates nobody has claimed
+yet (creating the study is the claim), runs them, beats a heartbeat while they run, and then
+reads the whole check back from the storage: the last process to finish prints the full report;
+the others say how many replicates the check still awaits.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+
+from repro_check import report
+from repro_check.baseline import settings_mismatches
+from repro_check.engine import replicate_jobs, run_replicates
+from repro_check.errors import ConfigError
+from repro_check.records import RunRecord
+from repro_check.runner import Job, ProgressCallback
+from repro_check.settings import CheckPlan
+from repro_check.storage import CheckStore, Claim, redact, redact_text
+
+
+def _refuse_other_settings(store: CheckStore, plan: CheckPlan) -> None:
+    existing = store.settings()
+    if existing is None:
+        return
+    target, settings = existing
+    started = report.plan_from_settings(target, settings)
+    problems = settings_mismatches(started, plan)
+    if started.runs != plan.runs:
+        problems.append(f"runs: {started.runs} in the check, {plan.runs} now")
+    if target != plan.target:
+        problems.append(f"target: {target!r} in the check, {plan.target!r} now")
+    if problems:
+        raise ConfigError(
+            f"check {plan.name!r} in {redact(store.url)} was started with other settings "
+            f"({'; '.join(problems)}); use another --name"
+        )
+
+
+class _Heartbeat(threading.Thread):
+    """Keeps this process's running replicates visibly alive in the storage."""
+
+    def __init__(self, store: CheckStore, claims: dict[int, Claim], interval: float) -> None:
+        super().__init__(daemon=True)
+        self.store = store
+        self.claims = claims
+        self.interval = interval
+        self.halt = threading.Event()
+        self.lock = threading.Lock()
+
+    def run(self) -> None:
+        while not self.halt.wait(self.interval):
+            with self.lock:
+                live = list(self.claims.values())
+            try:
+                self.store.heartbeat(live)
+            except Exception:
+                continue
+
+
+def load_report(plan: CheckPlan, device: str, store: CheckStore, mine: int = 0) -> report.RunReport:
+    """The check as the storage has it now (all machines), as a RunReport."""
+    runs, running = store.load_runs(plan.stale_after)
+    runs = [dataclasses.replace(r, error=redact_text(r.error, store.url)) for r in runs]
+    seen = {r.index for r in runs} | set(running)
+    awaiting = len(running) + sum(1 for k in range(plan.runs) if k not in seen)
+    result = report.build("run", plan, device, runs)
+    return dataclasses.replace(result, awaiting=awaiting, ran_here=mine)
+
+
+def run_shared(
+    plan: CheckPlan, device: str, on_progress: ProgressCallback | None
+) -> report.RunReport:
+    assert plan.storage is not None and plan.name is not None
+    store = CheckStore(plan.storage, plan.name)
+    _refuse_other_settings(store, plan)
+    info = {
+        "check": plan.name,
+        "target": plan.target,
+        "seed": plan.seed,
+        "settings": report.settings_dict(plan, device),
+    }
+    claims: dict[int, Claim] = {}
+    beat = _Heartbeat(store, claims, interval=max(0.5, plan.stale_after / 4))
+
+    def claim(job: Job) -> Job | None:
+        taken = store.claim(job.index, plan.study.directions, info, plan.resume, plan.stale_after)
+        if taken is None:
+            return None
+        with beat.lock:
+            claims[job.index] = taken
+        return dataclasses.replace(job, storage=plan.storage, study_name=taken.study_name)
+
+    beat.start()
+    try:
+        runs: list[RunRecord] = run_replicates(
+            plan, device, replicate_jobs(plan), on_progress, claim=claim
+        )
+    finally:
+        beat.halt.set()
+        beat.join()
+    for run in runs:
+        if run.index in claims:
+            store.finish(claims[run.index], run)
+    return load_report(plan, device, store, mine=len(claims))
+
+
+def report_from_storage(
+    url: str | None, name: str | None, stale_after: float | None
+) -> report.RunReport:
+    """``repro-check report --storage URL --name NAME``: the check from the storage alone."""
+    from repro_check.storage import DEFAULT_STALE_AFTER, DEFAULT_STORAGE
+
+    if not name:
+        raise ConfigError("--storage needs --name: which check to report")
+    store = CheckStore(url or DEFAULT_STORAGE, name)
+    started = store.settings()
+    if started is None:
+        raise ConfigError(f"no check named {name!r} in {redact(store.url)}")
+    target, settings = started
+    plan = dataclasses.replace(
+        report.plan_from_settings(target, settings),
+        storage=store.url,
+        stale_after=stale_after or DEFAULT_STALE_AFTER,
+    )
+    return load_report(plan, str(settings.get("device", "?")), store)

@@ -1,0 +1,285 @@
+"""Optuna storages: replicates persisted, shared between processes, resumed after a kill -9.
+
+SQLite and the journal file storage always run; PostgreSQL runs where
+REPRO_CHECK_TEST_POSTGRES_URL points at a server (CI starts one with scripts/start-postgres.sh).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import cli, fixture
+
+from repro_check.storage import redact, redact_text
+
+PG_URL = os.environ.get("REPRO_CHECK_TEST_POSTGRES_URL")
+
+
+def _postgres_reachable() -> bool:
+    if not PG_URL:
+        return False
+    try:
+        import optuna
+
+        optuna.storages.RDBStorage(PG_URL).get_all_studies()
+    except Exception:
+        return False
+    return True
+
+
+REQUIRED = bool(os.environ.get("REPRO_CHECK_REQUIRE_POSTGRES"))  # .ci/run sets it
+if REQUIRED and not _postgres_reachable():
+    raise RuntimeError("REPRO_CHECK_REQUIRE_POSTGRES is set but no PostgreSQL is reachable")
+
+needs_postgres = pytest.mark.skipif(
+    not _postgres_reachable(),
+    reason="no PostgreSQL at REPRO_CHECK_TEST_POSTGRES_URL "
+    "(CI starts one: scripts/start-postgres.sh)",
+)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=needs_postgres)])
+def storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'checks.db'}"
+    assert PG_URL is not None
+    return PG_URL
+
+
+def unique_name(tmp_path: Path) -> str:
+    return f"check-{tmp_path.name}-{time.time_ns()}"
+
+
+def studies(url: str, name: str) -> dict[str, dict[str, Any]]:
+    import optuna
+
+    return {
+        s.study_name: {"trials": s.n_trials, "status": s.user_attrs.get("repro_check_status")}
+        for s in optuna.get_all_study_summaries(url)
+        if s.study_name.startswith(name + "/")
+    }
+
+
+def popen_run(url: str, name: str, *flags: str, json_path: Path | None = None) -> subprocess.Popen:
+    argv = [
+        sys.executable,
+        "-m",
+        "repro_check",
+        "run",
+        fixture("slow"),
+        "--trials",
+        "4",
+        "--workers",
+        "1",
+        "--storage",
+        url,
+        "--name",
+        name,
+        *flags,
+    ]
+    if json_path is not None:
+        argv += ["--json", str(json_path)]
+    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200"}
+    return subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
+
+
+def test_redaction() -> None:
+    url = "postgresql+psycopg://alice:pa55@db.example:5432/checks"
+    assert redact(url) == "postgresql+psycopg://alice:***@db.example:5432/checks"
+    assert redact("sqlite:///x.db") == "sqlite:///x.db"
+    assert redact_text(f"could not connect to {url}: pa55 rejected", url) == (
+        "could not connect to postgresql+psycopg://alice:***@db.example:5432/checks: *** rejected"
+    )
+
+
+def test_studies_are_named_and_the_report_rebuilds_from_storage(
+    storage_url: str, tmp_path: Path
+) -> None:
+    name = unique_name(tmp_path)
+    result = cli(
+        "run",
+        fixture("deterministic"),
+        "--trials",
+        "4",
+        "--runs",
+        "2",
+        "--storage",
+        storage_url,
+        "--name",
+        name,
+        json_path=tmp_path / "run.json",
+    )
+    assert result.code == 0, result.out + result.err
+    found = studies(storage_url, name)
+    assert found == {
+        f"{name}/run-0": {"trials": 4, "status": "ok"},
+        f"{name}/run-1": {"trials": 4, "status": "ok"},
+    }
+    import optuna
+
+    study = optuna.load_study(study_name=f"{name}/run-0", storage=storage_url)
+    info = study.user_attrs["repro_check"]
+    assert info["settings"]["trials"] == 4 and info["target"] == fixture("deterministic")
+    assert study.user_attrs["repro_check_result"]["environment"]["python"]
+    rebuilt = cli(
+        "report", "--storage", storage_url, "--name", name, json_path=tmp_path / "rebuilt.json"
+    )
+    assert rebuilt.code == 0, rebuilt.err
+    original, again = result.report, rebuilt.report
+    assert again["verdict"] == original["verdict"] == "reproducible"
+    for a, b in zip(original["runs"], again["runs"], strict=True):
+        assert [(t["params"], t["values"]) for t in a["trials"]] == [
+            (t["params"], t["values"]) for t in b["trials"]
+        ]
+    for text in (result.out, result.err, rebuilt.out, json.dumps(original)):
+        assert "s3cret" not in text
+
+
+def test_two_processes_share_the_replicates(storage_url: str, tmp_path: Path) -> None:
+    name = unique_name(tmp_path)
+    first = popen_run(storage_url, name, "--runs", "4", json_path=tmp_path / "a.json")
+    time.sleep(0.5)
+    second = popen_run(storage_url, name, "--runs", "4", json_path=tmp_path / "b.json")
+    outs = [p.communicate(timeout=120) for p in (first, second)]
+    assert first.returncode == 0 and second.returncode == 0, outs
+    found = studies(storage_url, name)
+    assert sorted(found) == [f"{name}/run-{k}" for k in range(4)]  # none twice, none lost
+    assert all(s == {"trials": 4, "status": "ok"} for s in found.values())
+    reports = [json.loads((tmp_path / f).read_text()) for f in ("a.json", "b.json")]
+    ran_somewhere = [r for r in reports if r["awaiting"] == 0]
+    assert ran_somewhere, "the last process to finish prints the whole check"
+    assert ran_somewhere[-1]["verdict"] == "reproducible"
+    assert len(ran_somewhere[-1]["runs"]) == 4
+    for out, err in outs:
+        assert "s3cret" not in out + err
+        assert "AWAITING" in out or "REPRODUCIBLE" in out
+
+
+def test_kill_9_then_resume_completes_without_loss_or_duplicates(
+    storage_url: str, tmp_path: Path
+) -> None:
+    name = unique_name(tmp_path)
+    flags = ("--runs", "3", "--stale-after", "2")
+    victim = popen_run(storage_url, name, *flags)
+    survivor = popen_run(storage_url, name, *flags)
+    time.sleep(3.0)
+    victim.send_signal(signal.SIGKILL)
+    victim.communicate(timeout=30)
+    survivor.communicate(timeout=120)
+    time.sleep(2.5)  # let the dead replicate's heartbeat go stale
+    resumed = cli(
+        "run",
+        fixture("slow"),
+        "--trials",
+        "4",
+        "--workers",
+        "1",
+        "--storage",
+        storage_url,
+        "--name",
+        name,
+        *flags,
+        "--resume",
+        json_path=tmp_path / "resumed.json",
+    )
+    assert resumed.code == 0, resumed.out + resumed.err
+    report = resumed.report
+    assert report["verdict"] == "reproducible"
+    assert sorted(run["index"] for run in report["runs"]) == [0, 1, 2]
+    assert all(run["status"] == "ok" and len(run["trials"]) == 4 for run in report["runs"])
+    found = studies(storage_url, name)
+    finished = [n for n, s in found.items() if s["status"] == "ok"]
+    assert len(finished) == 3  # one finished study per replicate: nothing ran twice to the end
+
+
+def test_joining_a_check_with_other_settings_is_refused(storage_url: str, tmp_path: Path) -> None:
+    name = unique_name(tmp_path)
+    first = cli(
+        "run",
+        fixture("deterministic"),
+        "--trials",
+        "3",
+        "--runs",
+        "2",
+        "--storage",
+        storage_url,
+        "--name",
+        name,
+    )
+    assert first.code == 0, first.err
+    second = cli(
+        "run",
+        fixture("deterministic"),
+        "--trials",
+        "5",
+        "--runs",
+        "2",
+        "--storage",
+        storage_url,
+        "--name",
+        name,
+    )
+    assert second.code == 2
+    assert "trials: 3 in the check, 5 now" in second.err or "trials: 3" in second.err
+    assert len(second.err.strip().splitlines()) == 1
+
+
+def test_hyperband_brackets_do_not_depend_on_the_stored_study_name(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'hb.db'}"
+    result = cli(
+        "run",
+        fixture("pruned"),
+        "--trials",
+        "12",
+        "--runs",
+        "2",
+        "--pruner",
+        "hyperband",
+        "--storage",
+        url,
+        "--name",
+        "hb",
+        json_path=tmp_path / "r.json",
+    )
+    assert result.code == 0, result.out + result.err
+    assert result.report["verdict"] == "reproducible"
+
+
+def test_journal_storage(tmp_path: Path) -> None:
+    url = f"journal:{tmp_path / 'checks.log'}"
+    result = cli(
+        "run",
+        fixture("deterministic"),
+        "--trials",
+        "3",
+        "--runs",
+        "2",
+        "--storage",
+        url,
+        "--name",
+        "j",
+        json_path=tmp_path / "r.json",
+    )
+    assert result.code == 0, result.out + result.err
+    rebuilt = cli("report", "--storage", url, "--name", "j")
+    assert rebuilt.code == 0 and "REPRODUCIBLE" in rebuilt.out
+
+
+def test_storage_errors_are_one_line_and_hide_the_password(tmp_path: Path) -> None:
+    url = "postgresql+psycopg://bob:hunter2@127.0.0.1:1/none"
+    result = cli("run", fixture("deterministic"), "--storage", url, "--name", "x")
+    assert result.code == 2
+    assert "hunter2" not in result.err + result.out
+    assert len(result.err.strip().splitlines()) == 1 and "bob:***@" in result.err
+    missing = cli("report", "--storage", f"sqlite:///{tmp_path / 'empty.db'}", "--name", "nope")
+    assert missing.code == 2 and "no check named 'nope'" in missing.err
