@@ -167,10 +167,36 @@ def _root(
     """repro-check: reproducibility checks for Optuna studies."""
 
 
-def _plan(target: str | None, config: Path | None, **flags: Any) -> CheckPlan:
+PLAN_FLAGS = (
+    "runs",
+    "trials",
+    "seed",
+    "sampler",
+    "pruner",
+    "n_jobs",
+    "workers",
+    "timeout",
+    "threads",
+    "device",
+    "atol",
+    "rtol",
+    "controls",
+    "fail_fast",
+    "storage",
+    "name",
+    "resume",
+    "stale_after",
+)
+
+
+def _plan(options: dict[str, Any]) -> CheckPlan:
+    """The plan from a command's options (its ``locals()``): every command shares the same
+    study and check flags, and flags a command lacks are simply not given."""
     from repro_check.config import build_plan
 
-    return build_plan(target, flags, config)
+    flags = {key: options[key] for key in PLAN_FLAGS if key in options}
+    flags["directions"] = options.get("direction")
+    return build_plan(options.get("target"), flags, options.get("config"))
 
 
 def _draw(render: Callable[[], None]) -> None:
@@ -308,29 +334,7 @@ def run(
     from repro_check.engine import run_check
     from repro_check.runner import Interrupted
 
-    plan = _plan(
-        target,
-        config,
-        runs=runs,
-        trials=trials,
-        seed=seed,
-        directions=direction,
-        sampler=sampler,
-        pruner=pruner,
-        n_jobs=n_jobs,
-        workers=workers,
-        timeout=timeout,
-        threads=threads,
-        device=device,
-        atol=atol,
-        rtol=rtol,
-        controls=controls,
-        fail_fast=fail_fast,
-        storage=storage,
-        name=name,
-        resume=resume,
-        stale_after=stale_after,
-    )
+    plan = _plan(locals())
     outputs = _outputs(json_path, markdown, junit, plot)
     saved = None
     if baseline is not None:
@@ -408,23 +412,7 @@ def compare(
             f"--conditions: unknown condition {unknown[0] if unknown else ''!r} "
             f"(choose from {', '.join(CONDITIONS)})"
         )
-    plan = _plan(
-        target,
-        config,
-        runs=runs,
-        trials=trials,
-        seed=seed,
-        directions=direction,
-        sampler=sampler,
-        pruner=pruner,
-        n_jobs=n_jobs,
-        workers=workers,
-        timeout=timeout,
-        threads=threads,
-        device=device,
-        atol=atol,
-        rtol=rtol,
-    )
+    plan = _plan(locals())
     outputs = _outputs(json_path, markdown, junit, plot)
     result = _interruptible(lambda on_progress: run_compare(plan, chosen, on_progress))
     write_outputs(result, **outputs)
@@ -462,22 +450,7 @@ def diagnose(
     from repro_check.render import console_diagnose
     from repro_check.render.files import write_outputs
 
-    plan = _plan(
-        target,
-        config,
-        trials=trials,
-        seed=seed,
-        directions=direction,
-        sampler=sampler,
-        pruner=pruner,
-        n_jobs=n_jobs,
-        workers=workers,
-        timeout=timeout,
-        threads=threads,
-        device=device,
-        atol=atol,
-        rtol=rtol,
-    )
+    plan = _plan(locals())
     result = _interruptible(lambda on_progress: run_diagnose(plan, replicates, on_progress))
     write_outputs(result, json_path=json_path)
     _draw(lambda: console_diagnose.render(result, _console()))

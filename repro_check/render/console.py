@@ -29,39 +29,20 @@ def make_console(file: IO[str] | None = None, stderr: bool = False) -> Console:
 
 
 def best_table(report: RunReport) -> Table:
+    cells = fmt.best_table(report)
     table = Table(title="Best per run", title_justify="left", expand=False)
-    table.add_column("run", justify="right")
-    table.add_column("status")
-    multi = any(run.multi_objective for run in report.runs)
-    params: list[str] = []
-    if multi:
-        table.add_column("Pareto set", justify="right")
-    else:
-        table.add_column("best value", justify="right")
-        params = sorted({k for run in report.runs for k in (run.best_params or {})})
-        for name in params:
-            table.add_column(name, justify="right")
-    table.add_column("trials", justify="right")
-    table.add_column("wall s", justify="right")
-    marks = report.comparison.differing_cells
-    for run in report.runs:
-        differing = marks.get(run.index, set())
-
-        def cell(text: str, key: str, differing: set[str] = differing) -> Text:
-            if key in differing:
-                return Text(text + MARK, style="bold red")
-            return Text(text)
-
-        status = Text(run.status, style="green" if run.finished else "bold yellow")
-        row: list[RenderableType] = [str(run.index), status]
-        if multi:
-            row.append(f"{len(run.best_trials())} trials")
-        else:
-            row.append(cell(fmt.num(run.best_value, 10), "value"))
-            best = run.best_params or {}
-            row += [cell(fmt.param(best[p]) if p in best else "-", p) for p in params]
-        row += [str(len(run.trials)), fmt.num(run.wall_s, 3)]
-        table.add_row(*row)
+    for column, numeric in zip(cells.columns, cells.numeric, strict=True):
+        table.add_column(column, justify="right" if numeric else "left")
+    for row, status in zip(cells.rows, cells.statuses, strict=True):
+        styled: list[RenderableType] = []
+        for position, cell in enumerate(row):
+            if cell.differs:
+                styled.append(Text(cell.text + MARK, style="bold red"))
+            elif position == 1:
+                styled.append(Text(cell.text, style="green" if status == "ok" else "bold yellow"))
+            else:
+                styled.append(Text(cell.text))
+        table.add_row(*styled)
     return table
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import shlex
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from repro_check.compare import Divergence, ParamSpread, Stats
@@ -159,3 +160,48 @@ def awaiting_hint(report: RunReport) -> str:
         f"the last process to finish prints the check; or run `repro-check report "
         f"--storage '{storage}' --name {shlex.quote(plan.name or '')}` later"
     )
+
+
+@dataclass(frozen=True)
+class Cell:
+    text: str
+    differs: bool = False
+
+
+@dataclass(frozen=True)
+class BestTable:
+    """The best-per-run table as plain cells; each renderer styles it its own way."""
+
+    columns: list[str]
+    numeric: list[bool]
+    rows: list[list[Cell]]
+    statuses: list[str]
+
+
+def best_table(report: RunReport) -> BestTable:
+    """One row per run; cells that differ from run 0 are flagged (shown as ``≠``)."""
+    multi = any(run.multi_objective for run in report.runs)
+    params = [] if multi else sorted({k for run in report.runs for k in (run.best_params or {})})
+    columns = [
+        "run",
+        "status",
+        "Pareto set" if multi else "best value",
+        *params,
+        "trials",
+        "wall s",
+    ]
+    numeric = [True, False, *([True] * (len(columns) - 2))]
+    marks = report.comparison.differing_cells
+    rows = []
+    for run in report.runs:
+        differing = marks.get(run.index, set())
+        row = [Cell(str(run.index)), Cell(run.status)]
+        if multi:
+            row.append(Cell(f"{len(run.best_trials())} trials"))
+        else:
+            row.append(Cell(num(run.best_value, 10), "value" in differing))
+            best = run.best_params or {}
+            row += [Cell(param(best[p]) if p in best else "-", p in differing) for p in params]
+        row += [Cell(str(len(run.trials))), Cell(num(run.wall_s, 3))]
+        rows.append(row)
+    return BestTable(columns, numeric, rows, [run.status for run in report.runs])

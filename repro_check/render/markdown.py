@@ -73,28 +73,10 @@ def _table(header: list[str], align: list[str], rows: list[list[str]]) -> list[s
 
 def best_table(report: RunReport) -> list[str]:
     """One row per run; cells that differ from run 0 carry ``≠`` (as on the console)."""
-    multi = any(run.multi_objective for run in report.runs)
-    params = [] if multi else sorted({k for run in report.runs for k in (run.best_params or {})})
-    header = ["run", "status", "Pareto set" if multi else "best value"]
-    header += [text(p) for p in params] + ["trials", "wall s"]
-    align = ["---:", "---", "---:", *(["---:"] * len(params)), "---:", "---:"]
-    marks = report.comparison.differing_cells
-    rows = []
-    for run in report.runs:
-        differing = marks.get(run.index, set())
-
-        def cell(value: str, key: str, differing: set[str] = differing) -> str:
-            return text(value + MARK if key in differing else value)
-
-        row = [str(run.index), text(run.status)]
-        if multi:
-            row.append(f"{len(run.best_trials())} trials")
-        else:
-            row.append(cell(fmt.num(run.best_value, 10), "value"))
-            best = run.best_params or {}
-            row += [cell(fmt.param(best[p]) if p in best else "-", p) for p in params]
-        row += [str(len(run.trials)), fmt.num(run.wall_s, 3)]
-        rows.append(row)
+    cells = fmt.best_table(report)
+    header = [text(column) for column in cells.columns]
+    align = ["---:" if numeric else "---" for numeric in cells.numeric]
+    rows = [[text(c.text + MARK if c.differs else c.text) for c in row] for row in cells.rows]
     return _table(header, align, rows)
 
 
