@@ -129,6 +129,17 @@ def reference(runs: Sequence[RunRecord]) -> RunRecord:
     return next((run for run in runs if run.finished), runs[0])
 
 
+def finished_reference(runs: Sequence[RunRecord], what: str) -> RunRecord:
+    """The reference run of a saved report, which must have finished: comparing with a run
+    that stopped early would only compare its first trials (and pass)."""
+    for run in runs:
+        if run.finished:
+            return run
+    from repro_check.errors import ConfigError
+
+    raise ConfigError(f"{what} has no finished run to compare with")
+
+
 def check_against(
     path: str,
     baseline_runs: Sequence[RunRecord],
@@ -137,7 +148,7 @@ def check_against(
     settings_changed: Sequence[str] = (),
 ) -> BaselineCheck:
     """Compare every replicate with the baseline's reference run (the baseline is the reference)."""
-    before = dataclasses.replace(reference(baseline_runs), index=-1)
+    before = dataclasses.replace(finished_reference(baseline_runs, f"baseline {path}"), index=-1)
     names = ["baseline", *(f"run {run.index}" for run in runs)]
     divergence = first_divergence([before, *runs], tol, names)
     now = reference(runs)

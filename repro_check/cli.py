@@ -6,7 +6,9 @@ Commands stay thin; heavy imports (optuna, numpy, rich tables) happen inside the
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -189,14 +191,17 @@ PLAN_FLAGS = (
 )
 
 
-def _plan(options: dict[str, Any]) -> CheckPlan:
+def _plan(options: dict[str, Any], experiments: bool = False) -> CheckPlan:
     """The plan from a command's options (its ``locals()``): every command shares the same
     study and check flags, and flags a command lacks are simply not given."""
     from repro_check.config import build_plan
 
     flags = {key: options[key] for key in PLAN_FLAGS if key in options}
     flags["directions"] = options.get("direction")
-    return build_plan(options.get("target"), flags, options.get("config"))
+    plan = build_plan(options.get("target"), flags, options.get("config"))
+    if experiments:  # compare/diagnose need every run of every condition, in this process
+        plan = dataclasses.replace(plan, fail_fast=False, storage=None, name=None, resume=False)
+    return plan
 
 
 def _draw(render: Callable[[], None]) -> None:
@@ -204,7 +209,7 @@ def _draw(render: Callable[[], None]) -> None:
     quietly so the exit code is still the verdict's."""
     try:
         render()
-    except BrokenPipeError:
+    except (BrokenPipeError, SystemExit):  # rich turns a broken pipe into SystemExit(1)
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())  # the interpreter's final flush must not fail
 
@@ -224,9 +229,10 @@ def _outputs(
     junit: Path | None = None,
     plot: Path | None = None,
 ) -> OutputFlags:
-    from repro_check.render.files import check_plot_path
+    from repro_check.render.files import check_output_paths, check_plot_path
 
     check_plot_path(plot)
+    check_output_paths(json=json_path, markdown=markdown, junit=junit, plot=plot)
     return {
         "json_path": json_path,
         "markdown_path": markdown,
@@ -336,6 +342,10 @@ def run(
 
     plan = _plan(locals())
     outputs = _outputs(json_path, markdown, junit, plot)
+    if save_baseline is not None:
+        from repro_check.render.files import check_output_paths
+
+        check_output_paths(save_baseline=save_baseline)
     saved = None
     if baseline is not None:
         from repro_check.validate import load_run_report
@@ -359,11 +369,15 @@ def run(
     if save_baseline is not None:
         from repro_check.render import json_report
 
-        json_report.write(report.to_dict(), save_baseline)
-        if not report.reproducible:
-            typer.echo(
-                f"warning: saved {save_baseline} from a run that is not reproducible", err=True
-            )
+        if not any(run.finished for run in report.runs):
+            typer.echo(f"warning: {save_baseline} not saved: no run finished", err=True)
+        else:
+            json_report.write(report.to_dict(), save_baseline)
+            if not report.reproducible:
+                typer.echo(
+                    f"warning: saved {save_baseline} from a run that is not reproducible",
+                    err=True,
+                )
     raise typer.Exit(report.exit_code)
 
 
@@ -412,7 +426,7 @@ def compare(
             f"--conditions: unknown condition {unknown[0] if unknown else ''!r} "
             f"(choose from {', '.join(CONDITIONS)})"
         )
-    plan = _plan(locals())
+    plan = _plan(locals(), experiments=True)
     outputs = _outputs(json_path, markdown, junit, plot)
     result = _interruptible(lambda on_progress: run_compare(plan, chosen, on_progress))
     write_outputs(result, **outputs)
@@ -450,7 +464,7 @@ def diagnose(
     from repro_check.render import console_diagnose
     from repro_check.render.files import write_outputs
 
-    plan = _plan(locals())
+    plan = _plan(locals(), experiments=True)
     result = _interruptible(lambda on_progress: run_diagnose(plan, replicates, on_progress))
     write_outputs(result, json_path=json_path)
     _draw(lambda: console_diagnose.render(result, _console()))
@@ -537,8 +551,9 @@ def report(
     if path is None:
         from repro_check.shared import report_from_storage
 
-        _show_run(report_from_storage(storage, name, stale_after), outputs)
-        raise typer.Exit(0)
+        rebuilt = report_from_storage(storage, name, stale_after)
+        _show_run(rebuilt, outputs)
+        raise typer.Exit(rebuilt.exit_code)
     saved = load_any_report(path)
     if isinstance(saved, CompareReport):
         _draw(lambda: console_compare.render(saved, _console()))
@@ -569,6 +584,10 @@ def _interruptible(work: Callable[[Any], T]) -> T:
         raise typer.Exit(EXIT_INTERRUPTED) from None
 
 
+def _terminate(_signum: int, _frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def _usage_message(exc: Exception) -> str | None:
     """The one-line text of a command-line usage error (typer/click), else None."""
     format_message = getattr(exc, "format_message", None)
@@ -580,6 +599,7 @@ def _usage_message(exc: Exception) -> str | None:
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: one-line errors and the documented exit codes."""
     command = typer.main.get_command(app)
+    signal.signal(signal.SIGTERM, _terminate)  # CI cancels with SIGTERM: stop workers as Ctrl-C
     try:
         code = command.main(args=argv, prog_name="repro-check", standalone_mode=False)
     except ReproCheckError as exc:

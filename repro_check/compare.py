@@ -74,7 +74,7 @@ def diff_magnitude(pairs: Sequence[tuple[float, float]]) -> tuple[float | None, 
 
 def field_equal(name: str, a: TrialRecord, b: TrialRecord, tol: Tolerance) -> bool:
     if name == "state":
-        return a.state == b.state
+        return a.state == b.state and a.fail_kind == b.fail_kind
     if name == "params":
         return a.params.keys() == b.params.keys() and all(
             scalars_equal(a.params[k], b.params[k], tol) for k in a.params
@@ -108,7 +108,7 @@ def field_pairs(name: str, a: TrialRecord, b: TrialRecord) -> list[tuple[float, 
 def describe(name: str, a: TrialRecord, b: TrialRecord, tol: Tolerance) -> str:
     """One line saying what differs between two trials' ``name`` field."""
     if name == "state":
-        return f"state {a.state} vs {b.state}"
+        return f"state {a.state_text} vs {b.state_text}"
     if name == "params":
         keys = sorted(a.params.keys() | b.params.keys())
         for key in keys:
@@ -223,6 +223,8 @@ def _floats_close(a: np.ndarray, b: np.ndarray, tol: Tolerance) -> np.ndarray:
     with np.errstate(invalid="ignore", over="ignore"):
         scale = np.maximum(np.abs(a), np.abs(b))
         close = np.abs(a - b) <= np.maximum(tol.rtol * scale, tol.atol)
+    # an infinity is close only to itself (math.isclose), however large rtol * scale is
+    close &= np.isfinite(a) & np.isfinite(b)
     result: np.ndarray = close | (a == b) | (np.isnan(a) & np.isnan(b))
     return result
 
@@ -259,6 +261,9 @@ def _scan_start(runs: Sequence[RunRecord], reference: int, tol: Tolerance) -> in
     lengths = {len(run.trials) for run in runs if run.finished}
     if len(lengths) > 1:
         starts.append(min(lengths))
+    if any(len(c.keys) > len(ref.keys) for c in columns):
+        # trials the reference has not reached are compared among the other runs, one by one
+        starts.append(len(ref.keys))
     return min(starts) if starts else None
 
 

@@ -29,7 +29,8 @@ def condition_jobs(plan: CheckPlan, condition: str, offset: int) -> list[Job]:
     if condition == "fixed_seed":
         seeds, controls = [plan.seed] * plan.runs, plan.controls
     elif condition == "seed_sweep":
-        seeds, controls = [plan.seed + i for i in range(plan.runs)], plan.controls
+        seeds = [(plan.seed + i) % 2**32 for i in range(plan.runs)]  # seeds are 32-bit
+        controls = plan.controls
     else:
         seeds, controls = [plan.seed] * plan.runs, Controls.none()
     return [

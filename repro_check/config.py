@@ -113,6 +113,8 @@ def _controls(value: Any) -> Controls:
     if not isinstance(items, list | tuple):
         raise ValueError(f"must be 'all', 'none' or a list of control names, got {value!r}")
     names = [str(item).strip().replace("-", "_") for item in items if str(item).strip()]
+    if not names:
+        raise ValueError("is empty: give 'all', 'none' or control names")
     if names == ["all"]:
         return Controls()
     if names == ["none"]:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from repro_check import __version__
-from repro_check.baseline import reference, settings_mismatches
+from repro_check.baseline import finished_reference, reference, settings_mismatches
 from repro_check.compare import Divergence, distinct_histories, first_divergence
 from repro_check.records import encode_float, encode_params, to_json_safe
 from repro_check.report import SCHEMA_VERSION, RunReport, divergence_dict
@@ -101,7 +101,8 @@ def diff_reports(
     path_a: str, a: RunReport, path_b: str, b: RunReport, tolerance: Tolerance | None = None
 ) -> ReportDiff:
     tol = tolerance or a.plan.tolerance
-    ref_a, ref_b = reference(a.runs), reference(b.runs)
+    ref_a = finished_reference(a.runs, f"report {path_a}")
+    ref_b = finished_reference(b.runs, f"report {path_b}")
     divergence = first_divergence([ref_a, ref_b], tol, ["A", "B"])
     finished = [r for r in (*a.runs, *b.runs) if r.finished] or [ref_a, ref_b]
     return ReportDiff(

@@ -7,7 +7,7 @@ import os
 from collections.abc import Callable, Sequence
 
 from repro_check import devices, report
-from repro_check.baseline import check_against, settings_mismatches
+from repro_check.baseline import check_against, finished_reference, settings_mismatches
 from repro_check.compare import DivergenceWatch
 from repro_check.errors import ConfigError
 from repro_check.records import STATUS_CANCELLED, RunRecord
@@ -73,6 +73,7 @@ def run_check(
     before anything runs, unless ``allow_settings_change``."""
     changed: list[str] = []
     if baseline is not None:
+        finished_reference(baseline.runs, f"baseline {baseline_path}")  # before any run starts
         changed = settings_mismatches(baseline.plan, plan)
         if changed and not allow_settings_change:
             raise ConfigError(

@@ -42,6 +42,10 @@ def decode_float(value: Any) -> float:
     return float(value)
 
 
+def _optional_float(value: Any) -> float | None:
+    return None if value is None else decode_float(value)
+
+
 def to_json_safe(value: Any) -> Any:
     """Recursively make ``value`` strict-JSON safe (non-finite floats become strings)."""
     if isinstance(value, float):
@@ -137,7 +141,7 @@ class TrialRecord:
         steps = tuple(sorted(self.intermediate_values))
         floats.extend(self.intermediate_values[step] for step in steps)
         # repr is injective here: floats print with round-trip precision, strings quoted
-        shape = repr((self.state, tuple(params), n_values, steps)).encode()
+        shape = repr((self.state_text, tuple(params), n_values, steps)).encode()
         ordered = tuple(floats)
         plain = all(x == x and x != 0.0 for x in ordered)
         exact = repr(ordered if plain else tuple(_canonical(x) for x in ordered)).encode()
@@ -147,6 +151,20 @@ class TrialRecord:
         shape_hash.update(b"|")
         shape_hash.update(exact)
         object.__setattr__(self, "digest", shape_hash.digest())
+
+    @property
+    def fail_kind(self) -> str | None:
+        """What kind of failure a FAIL trial had (the exception type, or "objective returned
+        ..."): a ValueError in one run and a TypeError in another is not the same history.
+        The rest of the message (addresses, timings) is not compared."""
+        if self.state != "FAIL" or not self.error:
+            return None
+        return self.error.split(":", 1)[0].strip()
+
+    @property
+    def state_text(self) -> str:
+        kind = self.fail_kind
+        return f"{self.state} ({kind})" if kind else self.state
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -176,7 +194,7 @@ class TrialRecord:
             },
             user_attrs=dict(data.get("user_attrs", {})),
             error=data.get("error"),
-            duration_s=data.get("duration_s"),
+            duration_s=_optional_float(data.get("duration_s")),
         )
 
 
@@ -287,7 +305,7 @@ class RunRecord:
             error=data.get("error"),
             trials=tuple(TrialRecord.from_dict(t) for t in data.get("trials", [])),
             directions=tuple(data.get("directions", ["minimize"])),
-            wall_s=data.get("wall_s"),
+            wall_s=_optional_float(data.get("wall_s")),
             environment=environment,
             notes=tuple(data.get("notes", [])),
         )

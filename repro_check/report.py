@@ -71,24 +71,41 @@ class RunReport:
 
     @property
     def reproducible(self) -> bool:
-        """Only when every run finished, all agree on every trial, and nothing makes the
-        agreement luck (threads racing under ``n_jobs > 1``)."""
+        """Only when every run finished, all agree on every trial, at least one trial
+        completed, and nothing makes the agreement luck (threads racing under n_jobs > 1)."""
         return (
             self.complete
             and not self.awaiting
+            and not self.stopped_early
             and self.comparison.divergence is None
             and self.plan.study.n_jobs == 1
+            and self.any_completed
         )
+
+    @property
+    def any_completed(self) -> bool:
+        """A study whose every trial failed reproduces nothing worth calling reproducible."""
+        return any(t.state == "COMPLETE" for run in self.runs for t in run.trials)
 
     @property
     def differs_from_baseline(self) -> bool:
         return self.baseline is not None and not self.baseline.matches
 
     @property
+    def certainly_differs(self) -> bool:
+        """Two recorded runs differ on a trial both reported: not reproducible, whatever the
+        runs still missing (awaiting elsewhere, or stopped by --fail-fast) would show."""
+        return self.comparison.divergence is not None and (
+            self.stopped_early or bool(self.awaiting)
+        )
+
+    @property
     def verdict(self) -> str:
+        if self.certainly_differs:
+            return VERDICT_NOT_REPRODUCIBLE
         if self.awaiting:
             return VERDICT_AWAITING
-        if not self.complete:
+        if not self.complete or not self.any_completed:
             return VERDICT_INCOMPLETE
         if not self.reproducible:
             return VERDICT_NOT_REPRODUCIBLE
@@ -96,13 +113,11 @@ class RunReport:
 
     @property
     def exit_code(self) -> int:
-        if self.awaiting:  # this process did its share; the last one gives the verdict
-            return EXIT_REPRODUCIBLE
-        if not self.complete:
-            return EXIT_INCOMPLETE
-        if not self.reproducible or self.differs_from_baseline:
-            return EXIT_NOT_REPRODUCIBLE
-        return EXIT_REPRODUCIBLE
+        return {
+            VERDICT_REPRODUCIBLE: EXIT_REPRODUCIBLE,
+            VERDICT_AWAITING: EXIT_REPRODUCIBLE,  # this process did its share; no verdict yet
+            VERDICT_INCOMPLETE: EXIT_INCOMPLETE,
+        }.get(self.verdict, EXIT_NOT_REPRODUCIBLE)
 
     @property
     def environment(self) -> Mapping[str, Any]:
@@ -127,6 +142,11 @@ class RunReport:
                 notes.append(f"run {run.index}: {pruned} pruned, {failed} failed trials")
         if self.stopped_early:
             notes.append("--fail-fast: stopped every run at the first certain divergence")
+        if self.runs and not self.any_completed:
+            first = next((t.error for r in self.runs for t in r.trials if t.error), None)
+            notes.append(
+                "no trial completed in any run" + (f" (first error: {first})" if first else "")
+            )
         notes.extend(environment_notes(self.runs, self.plan.tolerance))
         torch_used = any(run.environment.get("torch") for run in self.runs)
         extra_controls = [

@@ -15,7 +15,7 @@ from repro_check import report
 from repro_check.baseline import settings_mismatches
 from repro_check.engine import replicate_jobs, run_replicates
 from repro_check.errors import ConfigError
-from repro_check.records import RunRecord
+from repro_check.records import STATUS_CANCELLED, STATUS_OK, RunRecord
 from repro_check.runner import Job, ProgressCallback
 from repro_check.settings import CheckPlan
 from repro_check.storage import CheckStore, Claim, redact, redact_text
@@ -28,14 +28,35 @@ def _refuse_other_settings(store: CheckStore, plan: CheckPlan) -> None:
     target, settings = existing
     started = report.plan_from_settings(target, settings)
     problems = settings_mismatches(started, plan)
-    if started.runs != plan.runs:
-        problems.append(f"runs: {started.runs} in the check, {plan.runs} now")
+    joined = {
+        "runs": (started.runs, plan.runs),
+        "tolerance": (started.tolerance, plan.tolerance),
+        "controls": (started.controls.enabled(), plan.controls.enabled()),
+        "threads": (started.threads, plan.threads),
+    }
+    problems += [
+        f"{key}: {before!r} in the check, {now!r} now"
+        for key, (before, now) in joined.items()
+        if before != now
+    ]
     if target != plan.target:
         problems.append(f"target: {target!r} in the check, {plan.target!r} now")
     if problems:
         raise ConfigError(
             f"check {plan.name!r} in {redact(store.url)} was started with other settings "
             f"({'; '.join(problems)}); use another --name"
+        )
+
+
+def _refuse_finished_check(store: CheckStore, plan: CheckPlan) -> None:
+    """Rerunning a finished check would run nothing and show the old verdict as new."""
+    attempts = store.attempts()
+    done = [k for k in range(plan.runs) if k in attempts and attempts[k][-1].status == STATUS_OK]
+    if len(done) == plan.runs:
+        raise ConfigError(
+            f"check {plan.name!r} in {redact(store.url)} already finished all {plan.runs} "
+            "replicates: use a new --name for a new check, or `repro-check report "
+            f"--storage ... --name {plan.name}` to see it"
         )
 
 
@@ -66,7 +87,8 @@ def load_report(plan: CheckPlan, device: str, store: CheckStore, mine: int = 0) 
     runs = [dataclasses.replace(r, error=redact_text(r.error, store.url)) for r in runs]
     seen = {r.index for r in runs} | set(running)
     awaiting = len(running) + sum(1 for k in range(plan.runs) if k not in seen)
-    result = report.build("run", plan, device, runs)
+    stopped = plan.fail_fast and any(r.status == STATUS_CANCELLED for r in runs)
+    result = report.build("run", plan, device, runs, stopped_early=stopped)
     return dataclasses.replace(result, awaiting=awaiting, ran_here=mine)
 
 
@@ -76,6 +98,7 @@ def run_shared(
     assert plan.storage is not None and plan.name is not None
     store = CheckStore(plan.storage, plan.name)
     _refuse_other_settings(store, plan)
+    _refuse_finished_check(store, plan)
     info = {
         "check": plan.name,
         "target": plan.target,

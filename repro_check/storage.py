@@ -38,28 +38,35 @@ RUNNING = "running"
 
 _NAME = re.compile(r"^(?P<check>.+)/run-(?P<k>\d+)(?:/attempt-(?P<a>\d+))?$")
 _PASSWORD = re.compile(r"^(?P<head>[A-Za-z][\w+.-]*://[^:/@]*:)(?P<pw>[^@]*)(?P<tail>@.*)$")
+_QUERY_SECRET = re.compile(
+    r"(?P<key>[?&](?:password|passwd|pwd|secret|token)=)(?P<pw>[^&#]*)", re.I
+)
 
 
 class StorageError(ReproCheckError):
     """The storage cannot be opened or used (message redacted)."""
 
 
-def redact(url: str) -> str:
-    """``postgresql://user:secret@host/db`` → ``postgresql://user:***@host/db``."""
+def _secrets(url: str) -> list[str]:
+    found = [m["pw"] for m in _QUERY_SECRET.finditer(url) if m["pw"]]
     match = _PASSWORD.match(url)
-    if match is None:
-        return url
-    return f"{match['head']}***{match['tail']}"
+    if match is not None and match["pw"]:
+        found.append(match["pw"])
+    return found
+
+
+def redact(url: str) -> str:
+    """``postgresql://user:secret@host/db?password=x`` → ``postgresql://user:***@host/db?password=***``."""
+    return redact_text(url, url) or url
 
 
 def redact_text(text: str | None, url: str | None) -> str | None:
-    """Remove the URL's password from any message (drivers like to quote URLs)."""
+    """Remove the URL's password(s) from any message (drivers like to quote URLs)."""
     if text is None or not url:
         return text
-    match = _PASSWORD.match(url)
-    if match is None or not match["pw"]:
-        return text
-    return text.replace(match["pw"], "***")
+    for secret in sorted(_secrets(url), key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
 
 
 def open_storage(url: str) -> Any:
@@ -199,7 +206,6 @@ class CheckStore:
 
     def finish(self, claim: Claim, run: RunRecord) -> None:
         """Record how this process's replicate ended (trials are already in the study)."""
-        errors = {str(t.number): t.error for t in run.trials if t.error}
         self._set(
             claim,
             RESULT,
@@ -208,7 +214,9 @@ class CheckStore:
                 "wall_s": run.wall_s,
                 "notes": list(run.notes),
                 "environment": dict(run.environment),
-                "errors": errors,
+                # the trials exactly as the worker saw them: some storages round floats
+                # (SQLite returns -0.0 as 0.0), and a bit-for-bit check must not inherit that
+                "trials": [t.to_dict() for t in run.trials],
             },
         )
         self._set(claim, STATUS, run.status)
@@ -240,21 +248,23 @@ class CheckStore:
                 frozen = study.get_trials(deepcopy=False)
             except Exception as exc:
                 raise self._guard(f"reading {last.study_name}", exc) from None
-            errors = result.get("errors") or {}
-            trials = tuple(
-                TrialRecord(
-                    number=t.number,
-                    state=t.state.name,
-                    params=dict(t.params),
-                    values=tuple(t.values) if t.values is not None else None,
-                    intermediate_values=dict(t.intermediate_values),
-                    user_attrs=dict(t.user_attrs),
-                    error=errors.get(str(t.number)),
-                    duration_s=t.duration.total_seconds() if t.duration else None,
+            exact = result.get("trials")
+            if isinstance(exact, list):
+                trials = tuple(TrialRecord.from_dict(t) for t in exact)
+            else:  # the process died before recording them: what the storage kept
+                trials = tuple(
+                    TrialRecord(
+                        number=t.number,
+                        state=t.state.name,
+                        params=dict(t.params),
+                        values=tuple(t.values) if t.values is not None else None,
+                        intermediate_values=dict(t.intermediate_values),
+                        user_attrs=dict(t.user_attrs),
+                        duration_s=t.duration.total_seconds() if t.duration else None,
+                    )
+                    for t in sorted(frozen, key=lambda t: t.number)
+                    if t.state.is_finished()
                 )
-                for t in sorted(frozen, key=lambda t: t.number)
-                if t.state.is_finished()
-            )
             runs.append(
                 RunRecord(
                     index=replicate,

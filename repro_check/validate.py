@@ -121,6 +121,8 @@ class _Checker:
         if values is not None:
             for i, item in enumerate(self.lst(values, f"{where}.values")):
                 self.number(item, f"{where}.values[{i}]")
+        if trial.get("state") == "COMPLETE" and not values:
+            self.fail(f"{where}.values", "the values of a COMPLETE trial", values)
         for step, item in self.obj(
             trial.get("intermediate_values", {}), f"{where}.intermediate_values"
         ).items():
@@ -147,8 +149,27 @@ class _Checker:
         self.number(run.get("wall_s"), f"{where}.wall_s", nullable=True)
         for i, note in enumerate(self.lst(run.get("notes", []), f"{where}.notes")):
             self.text(note, f"{where}.notes[{i}]")
+        numbers: set[int] = set()
         for i, trial in enumerate(self.lst(run.get("trials"), f"{where}.trials")):
             self.trial(trial, f"{where}.trials[{i}]")
+            if trial["number"] in numbers:
+                self.fail(
+                    f"{where}.trials[{i}].number", "a trial number seen once", trial["number"]
+                )
+            numbers.add(trial["number"])
+
+    def environment(self, value: Any, where: str) -> None:
+        env = self.obj(value, where)
+        for key in ("python", "implementation", "platform", "machine", "cpu"):
+            self.text(env.get(key), f"{where}.{key}", nullable=True)
+        for key in ("packages", "env"):
+            for name, item in self.obj(env.get(key) or {}, f"{where}.{key}").items():
+                self.text(item, f"{where}.{key}.{name}")
+        torch = env.get("torch")
+        if torch is not None:
+            torch = self.obj(torch, f"{where}.torch")
+            for i, gpu in enumerate(self.lst(torch.get("gpus") or [], f"{where}.torch.gpus")):
+                self.text(gpu, f"{where}.torch.gpus[{i}]")
 
     def settings(self, value: Any, where: str) -> None:
         settings = self.obj(value, where)
@@ -181,7 +202,10 @@ class _Checker:
             self.fail(f"{where}.runs", "at least one run", runs)
         for i, run in enumerate(runs):
             self.run(run, f"{where}.runs[{i}]")
-        self.obj(data.get("environment") or {}, f"{where}.environment")
+        self.environment(data.get("environment") or {}, f"{where}.environment")
+        if not isinstance(data.get("stopped_early", False), bool):
+            self.fail(f"{where}.stopped_early", "true or false", data.get("stopped_early"))
+        self.count(data.get("awaiting", 0), f"{where}.awaiting")
         for i, note in enumerate(self.lst(data.get("notes", []), f"{where}.notes")):
             self.text(note, f"{where}.notes[{i}]")
 
@@ -208,7 +232,7 @@ def _safely(build: Callable[[], Any], source: str) -> Any:
         return build()
     except ReportError:
         raise
-    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError, IndexError) as exc:
         raise ReportError(f"{source}: malformed report ({type(exc).__name__}: {exc})") from None
 
 

@@ -10,6 +10,7 @@ Events: ``trial`` (one per finished trial), ``study_done``, ``done`` (with the e
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -137,6 +138,27 @@ class StudyRunner:
         self.returned[trial.number] = result
         return result
 
+    def _exact_values(self, frozen: Any) -> tuple[float, ...] | None:
+        """The values as the objective returned them. Storages may round what they keep
+        (SQLite gives -0.0 back as 0.0); a bit-for-bit check must see the real floats."""
+        if frozen.values is None:
+            return None
+        stored = tuple(frozen.values)
+        returned = self.returned.get(frozen.number)
+        items = list(returned) if isinstance(returned, list | tuple) else [returned]
+        try:
+            exact = tuple(float(v) for v in items)
+        except (TypeError, ValueError):
+            return stored
+        return exact if _same_numbers(exact, stored) else stored
+
+    def _exact_intermediates(self, frozen: Any) -> dict[int, float]:
+        stored = dict(frozen.intermediate_values)
+        for step, value in _REPORTED.pop(frozen.number, {}).items():
+            if step in stored and _same_numbers((value,), (stored[step],)):
+                stored[step] = value
+        return stored
+
     def _record(self, study_index: int) -> Callable[[Any, Any], None]:
         def callback(_study: Any, frozen: Any) -> None:
             state = frozen.state.name
@@ -148,8 +170,8 @@ class StudyRunner:
                 number=frozen.number,
                 state=state,
                 params=frozen.params,
-                values=tuple(frozen.values) if frozen.values is not None else None,
-                intermediate_values=frozen.intermediate_values,
+                values=self._exact_values(frozen),
+                intermediate_values=self._exact_intermediates(frozen),
                 user_attrs=frozen.user_attrs,
                 error=error,
                 duration_s=duration,
@@ -198,6 +220,34 @@ class StudyRunner:
         )
 
 
+_REPORTED: dict[int, dict[int, float]] = {}
+"""Intermediate values exactly as ``trial.report`` received them, per trial number."""
+
+
+def _same_numbers(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
+    """Equal as numbers (NaN with NaN): only a lost zero sign may tell them apart."""
+    return len(a) == len(b) and all(
+        x == y or (x != x and y != y) for x, y in zip(a, b, strict=False)
+    )
+
+
+def _record_reports() -> None:
+    """Wrap ``Trial.report`` (once per process) to keep the exact floats reported."""
+    import optuna
+
+    original = optuna.trial.Trial.report
+    if getattr(original, "_repro_check", False):
+        return
+
+    def report(trial: Any, value: float, step: int) -> None:
+        original(trial, value, step)
+        with contextlib.suppress(TypeError, ValueError):
+            _REPORTED.setdefault(trial.number, {})[int(step)] = float(value)
+
+    report._repro_check = True  # type: ignore[attr-defined]
+    optuna.trial.Trial.report = report  # type: ignore[assignment]
+
+
 class _ConfigProblem(Exception):
     """The sampler or pruner could not be built from the given settings."""
 
@@ -238,6 +288,7 @@ def run_job(job: Mapping[str, Any], out: Stream) -> None:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    _record_reports()
     try:
         from repro_check.target import load
 
@@ -280,6 +331,11 @@ def main() -> None:
 
     job = json.load(sys.stdin)
     run_job(job, out)
+    # Leave now: a thread the objective started (a data loader, a logger) must not keep the
+    # process alive after its results are in; everything worth keeping is already written.
+    protocol.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from rich.text import Text
 
 from repro_check.render import fmt
 from repro_check.render.fmt import diagnose_hint, headline, settings_line
-from repro_check.report import RunReport
+from repro_check.report import VERDICT_AWAITING, VERDICT_NOT_REPRODUCIBLE, RunReport
 
 STYLE = {
     "reproducible": "bold green",
@@ -86,9 +86,9 @@ def sections(report: RunReport) -> list[RenderableType]:
             ("Environment: ", "bold"), fmt.environment_line(report.environment), style="dim"
         )
     )
-    if report.awaiting:
+    if report.verdict == VERDICT_AWAITING:
         parts.append(Text.assemble(("Hint: ", "bold cyan"), fmt.awaiting_hint(report)))
-    elif report.complete and not report.reproducible:
+    elif report.verdict == VERDICT_NOT_REPRODUCIBLE:
         parts.append(Text.assemble(("Hint: ", "bold cyan"), diagnose_hint(report)))
     return parts
 

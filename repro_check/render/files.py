@@ -25,6 +25,20 @@ def check_plot_path(path: Path | None) -> None:
         raise ConfigError('--plot needs matplotlib: pip install "repro-check[plot]"')
 
 
+def check_output_paths(**paths: Path | None) -> None:
+    """Refuse an output file that cannot be written before the check runs, not after."""
+    for flag, path in paths.items():
+        if path is None:
+            continue
+        folder = path.parent if str(path.parent) else Path(".")
+        if path.is_dir():
+            raise ConfigError(f"--{flag}: {path} is a directory")
+        if not folder.is_dir():
+            raise ConfigError(f"--{flag}: folder {folder} does not exist")
+        if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+            raise ConfigError(f"--{flag}: cannot write {path}")
+
+
 def _write(path: Path, text: str, flag: str) -> None:
     try:
         path.write_text(text, encoding="utf-8")

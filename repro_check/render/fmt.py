@@ -10,7 +10,13 @@ from typing import Any
 
 from repro_check.compare import Divergence, ParamSpread, Stats
 from repro_check.conditions import CompareReport
-from repro_check.report import VERDICT_DIFFERS_FROM_BASELINE, VERDICT_REPRODUCIBLE, RunReport
+from repro_check.report import (
+    VERDICT_AWAITING,
+    VERDICT_DIFFERS_FROM_BASELINE,
+    VERDICT_NOT_REPRODUCIBLE,
+    VERDICT_REPRODUCIBLE,
+    RunReport,
+)
 
 
 def num(value: float | None, digits: int = 6) -> str:
@@ -68,31 +74,36 @@ def environment_line(env: Mapping[str, Any]) -> str:
 
 
 def headline(report: RunReport) -> str:
+    """One line per verdict; the verdict itself is decided by the report, never here."""
     n, trials = len(report.runs), report.plan.study.trials
     divergence = report.comparison.divergence
-    if report.awaiting:
-        done = len(report.runs)
+    verdict = report.verdict
+    if verdict == VERDICT_AWAITING:
         return (
-            f"AWAITING: {done} of {report.plan.runs} replicates finished "
+            f"AWAITING: {n} of {report.plan.runs} replicates finished "
             f"({report.ran_here} here); the check still awaits {report.awaiting}"
         )
-    if report.baseline is not None and report.verdict == VERDICT_DIFFERS_FROM_BASELINE:
+    if verdict == VERDICT_DIFFERS_FROM_BASELINE and report.baseline is not None:
         d = report.baseline.divergence
         where = f" at trial {d.trial} ({d.field})" if d is not None else ""
         return (
             f"DIFFERS FROM BASELINE{where}: {n} runs agree with each other, not with the baseline"
         )
-    if report.verdict == VERDICT_REPRODUCIBLE:
+    if verdict == VERDICT_REPRODUCIBLE:
         how = "bit for bit" if report.plan.tolerance.exact else "within tolerance"
         return f"REPRODUCIBLE: {n} runs × {trials} trials agree {how}"
     if divergence is not None:
         part = f"runs part at trial {divergence.trial} ({divergence.field})"
     elif report.plan.study.n_jobs != 1:
         part = "n_jobs > 1 makes trials race"
+    elif report.stopped_early:
+        part = "--fail-fast stopped the runs"
     else:
         part = "no divergence among the trials that finished"
-    if report.complete:
+    if verdict == VERDICT_NOT_REPRODUCIBLE:
         return f"NOT REPRODUCIBLE: {part}"
+    if report.complete and not report.any_completed:
+        return "INCOMPLETE: no trial completed in any run (every trial failed)"
     broken = sum(not run.finished for run in report.runs)
     return f"INCOMPLETE: {broken} of {n} runs did not finish; {part}"
 

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from repro_check.conditions import CompareReport
 from repro_check.errors import EXIT_INCOMPLETE, EXIT_NOT_REPRODUCIBLE
 from repro_check.render import fmt
-from repro_check.report import RunReport
+from repro_check.report import VERDICT_NOT_REPRODUCIBLE, RunReport
 
 SUITE = "repro-check"
 GATE = "fixed_seed"
@@ -75,7 +75,7 @@ def summary_lines(report: RunReport) -> list[str]:
         lines.append("Notes:")
         lines += [f"  • {note}" for note in report.notes]
     lines.append(f"Environment: {fmt.environment_line(report.environment)}")
-    if report.complete and not report.reproducible:
+    if report.verdict == VERDICT_NOT_REPRODUCIBLE:
         lines.append(f"Hint: {fmt.diagnose_hint(report)}")
     return lines
 

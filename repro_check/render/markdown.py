@@ -13,7 +13,7 @@ import re
 from repro_check.conditions import CompareReport
 from repro_check.errors import EXIT_NOT_REPRODUCIBLE, EXIT_REPRODUCIBLE
 from repro_check.render import fmt
-from repro_check.report import RunReport
+from repro_check.report import VERDICT_NOT_REPRODUCIBLE, RunReport
 
 ICONS = {EXIT_REPRODUCIBLE: "✅", EXIT_NOT_REPRODUCIBLE: "❌"}
 """By exit code, so the icon always matches what CI sees; anything else (incomplete) is ⚠️."""
@@ -115,7 +115,7 @@ def render_run(report: RunReport) -> str:
         lines.append("")
     lines += _notes(report.notes)
     lines += [f"**Environment:** {code(fmt.environment_line(report.environment))}", ""]
-    if report.complete and not report.reproducible:
+    if report.verdict == VERDICT_NOT_REPRODUCIBLE:
         lines += [f"**Hint:** {_hint(report)}", ""]
     return "\n".join(lines).rstrip("\n") + "\n"
 
