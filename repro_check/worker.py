@@ -145,7 +145,7 @@ class StudyRunner:
             return None
         stored = tuple(frozen.values)
         returned = self.returned.get(frozen.number)
-        items = list(returned) if isinstance(returned, list | tuple) else [returned]
+        items: list[Any] = list(returned) if isinstance(returned, list | tuple) else [returned]
         try:
             exact = tuple(float(v) for v in items)
         except (TypeError, ValueError):
