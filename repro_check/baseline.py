@@ -41,10 +41,12 @@ def _setting(plan: CheckPlan, name: str) -> Any:
     )
 
 
-def settings_mismatches(baseline: CheckPlan, now: CheckPlan) -> list[str]:
+def settings_mismatches(
+    baseline: CheckPlan, now: CheckPlan, before: str = "in the baseline", after: str = "now"
+) -> list[str]:
     """Human lines naming each setting that differs, e.g. "trials: 20 in the baseline, 30 now"."""
     return [
-        f"{name}: {_setting(baseline, name)!r} in the baseline, {_setting(now, name)!r} now"
+        f"{name}: {_setting(baseline, name)!r} {before}, {_setting(now, name)!r} {after}"
         for name in COMPARED_SETTINGS
         if _setting(baseline, name) != _setting(now, name)
     ]

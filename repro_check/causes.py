@@ -47,8 +47,26 @@ class Cause:
         return {"id": self.id, "evidence": self.evidence, "fix": self.fix, "trial": self.trial}
 
 
-def fix_for(cause_id: str, study: StudySettings, seed: int) -> str:
+@dataclass(frozen=True)
+class FixContext:
+    """What a fix can be tailored to: the user's sampler, seed, script and libraries."""
+
+    study: StudySettings
+    seed: int
+    target: str
+    torch_used: bool = False
+    noise: float | None = None
+    """The spread the objective showed at fixed params, for a tolerance that would absorb it."""
+
+
+def _script(target: str) -> str:
+    location = target.rpartition(":")[0] if ":" in target else target
+    return location if location.endswith(".py") else "your_script.py"
+
+
+def fix_for(cause_id: str, ctx: FixContext) -> str:
     """The paste-able fix for a cause, in the user's own terms (their sampler, their seed)."""
+    study, seed = ctx.study, ctx.seed
     if cause_id == "sampler_seed":
         name = SAMPLER_CLASSES.get(study.sampler)
         if name is None:
@@ -58,21 +76,21 @@ def fix_for(cause_id: str, study: StudySettings, seed: int) -> str:
             )
         return f"sampler = optuna.samplers.{name}(seed={seed})"
     if cause_id == "global_rng":
-        return (
-            "import random, numpy as np, torch\n"
-            f"random.seed({seed}); np.random.seed({seed}); torch.manual_seed({seed})"
-            "  # before the study starts"
-        )
+        modules = "random, numpy as np" + (", torch" if ctx.torch_used else "")
+        calls = f"random.seed({seed}); np.random.seed({seed})"
+        calls += f"; torch.manual_seed({seed})" if ctx.torch_used else ""
+        return f"import {modules}\n{calls}  # before the study starts"
     if cause_id == "trial_reseed":
+        torch_call = "; torch.manual_seed(seed)" if ctx.torch_used else ""
         return (
             "def objective(trial):\n"
             f"    seed = {seed} * 100_003 + trial.number  # depends on the trial only\n"
-            "    random.seed(seed); np.random.seed(seed); torch.manual_seed(seed)\n"
+            f"    random.seed(seed); np.random.seed(seed){torch_call}\n"
             "    ..."
         )
     if cause_id == "hash_seed":
         return (
-            f"PYTHONHASHSEED={seed} python train.py  # set before Python starts\n"
+            f"PYTHONHASHSEED={seed} python {_script(ctx.target)}  # set before Python starts\n"
             "# or iterate over sorted(...) instead of a set or dict of strings"
         )
     if cause_id == "torch_determinism":
@@ -89,10 +107,15 @@ def fix_for(cause_id: str, study: StudySettings, seed: int) -> str:
             "# reset module-level state at the start of the objective (caches, counters,\n"
             "# global models), or run each study in a fresh process"
         )
+    accept = "# or, if that much noise is acceptable, compare with a tolerance:\n"
+    accept += (
+        f"# repro-check run ... --atol {10 * ctx.noise:.1g}"
+        if ctx.noise
+        else ("# repro-check run ... --atol <largest acceptable difference>")
+    )
     return (
         "# remove the noise source in the objective: clock reads, unseeded RNGs such as\n"
-        "# np.random.default_rng() without a seed, thread-order float reductions;\n"
-        "# or accept it explicitly: repro-check run ... --atol 1e-6"
+        "# np.random.default_rng() without a seed, thread-order float reductions;\n" + accept
     )
 
 

@@ -145,7 +145,7 @@ JunitPath = Annotated[
 PlotPath = Annotated[
     Path | None,
     typer.Option(
-        help="Draw the runs' histories (.png or .svg; needs repro-check[plot]).",
+        help="Draw the runs' histories (.png or .svg; needs matplotlib, the plot extra).",
         rich_help_panel=OUTPUT,
     ),
 ]
@@ -197,7 +197,7 @@ def _plan(options: dict[str, Any], experiments: bool = False) -> CheckPlan:
     from repro_check.config import build_plan
 
     flags = {key: options[key] for key in PLAN_FLAGS if key in options}
-    flags["directions"] = options.get("direction")
+    flags["direction"] = options.get("direction")  # the flag is --direction (repeatable)
     plan = build_plan(options.get("target"), flags, options.get("config"))
     if experiments:  # compare/diagnose need every run of every condition, in this process
         plan = dataclasses.replace(plan, fail_fast=False, storage=None, name=None, resume=False)
@@ -362,7 +362,8 @@ def run(
 
         runs_done = [r for result in stop.results for r in result.runs]
         if runs_done:
-            _show_run(report_mod.build("run", plan, plan.device, runs_done), outputs)
+            partial = report_mod.build("run", plan, stop.device or plan.device, runs_done)
+            _show_run(dataclasses.replace(partial, interrupted=True), outputs)
         typer.echo("interrupted: stopped the workers", err=True)
         raise typer.Exit(EXIT_INTERRUPTED) from None
     _show_run(report, outputs, step_summary=True)

@@ -423,7 +423,8 @@ def param_spreads(runs: Sequence[RunRecord]) -> dict[str, ParamSpread]:
 
 
 def differing_best_cells(runs: Sequence[RunRecord], tol: Tolerance) -> dict[int, set[str]]:
-    """Per run index, which best-table cells ("value" or a param name) differ from run 0's."""
+    """Per run index, which best-table cells ("value" or a param name) differ from the first
+    run's (the reference, which is never marked itself)."""
     if not runs:
         return {}
     ref = runs[0]
@@ -441,8 +442,6 @@ def differing_best_cells(runs: Sequence[RunRecord], tol: Tolerance) -> dict[int,
                 cells.add(key)
         if run is not ref and cells:
             marks[run.index] = cells
-    if marks:
-        marks.setdefault(ref.index, set()).update(*marks.values())
     return marks
 
 

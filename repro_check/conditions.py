@@ -87,15 +87,22 @@ def relative_spread(stats_std: float, mean: float) -> float | None:
     return stats_std / abs(mean)
 
 
+def _percent(fraction: float) -> str:
+    percent = fraction * 100
+    return f"{percent:.0f}%" if percent >= 10 else f"{percent:.2g}%"
+
+
 def _spread_phrase(condition: report.RunReport) -> str:
+    """A verb phrase: "moves the best value by ±0.8% (std 0.01)" or "leaves the best value
+    unchanged"."""
     stats = condition.comparison.best_value
     if stats is None:
-        return "no best value to compare"
-    rel = relative_spread(stats.std, stats.mean)
+        return "gives no best value to compare"
     if stats.std == 0:
-        return "no spread in the best value"
-    pct = f"±{rel * 100:.2g}%" if rel is not None else f"±{stats.std:.3g}"
-    return f"moves the best value by {pct} (std {stats.std:.3g})"
+        return "leaves the best value unchanged"
+    rel = relative_spread(stats.std, stats.mean)
+    amount = f"±{_percent(rel)}" if rel is not None else f"±{stats.std:.3g}"
+    return f"moves the best value by {amount} (std {stats.std:.3g})"
 
 
 def summary_sentence(conditions: Mapping[str, report.RunReport]) -> str:
@@ -106,7 +113,7 @@ def summary_sentence(conditions: Mapping[str, report.RunReport]) -> str:
         if fixed.reproducible:
             parts.append("fixed seeds remove all spread")
         else:
-            parts.append(f"even with fixed seeds the runs differ ({_spread_phrase(fixed)})")
+            parts.append(f"even with fixed seeds the runs differ (noise {_spread_phrase(fixed)})")
     sweep = conditions.get("seed_sweep")
     if sweep is not None:
         parts.append(f"seed choice alone {_spread_phrase(sweep)}")

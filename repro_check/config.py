@@ -162,7 +162,7 @@ def _normalise(raw: Mapping[str, Any], source: str | None) -> dict[str, tuple[An
     layer: dict[str, tuple[Any, str]] = {}
     for key, value in raw.items():
         name = ALIASES.get(key.replace("-", "_"), key.replace("-", "_"))
-        where = f"--{name.replace('_', '-')}" if source is None else f"{source}: {key}"
+        where = f"--{key.replace('_', '-')}" if source is None else f"{source}: {key}"
         if name not in KEYS:
             raise ConfigError(f"{source or 'flags'}: unknown setting {key!r}")
         try:
@@ -206,7 +206,21 @@ def _pyproject_layer(start: Path) -> dict[str, tuple[Any, str]]:
     table = read_toml(path).get("tool", {}).get("repro-check", {})
     if not isinstance(table, Mapping):
         raise ConfigError(f"{path}: [tool.repro-check] must be a table")
-    return _normalise(table, f"{path} [tool.repro-check]")
+    return _normalise(_anchor_target(table, path), f"{path} [tool.repro-check]")
+
+
+def _anchor_target(table: Mapping[str, Any], path: Path) -> Mapping[str, Any]:
+    """A relative ``file.py:attr`` target in a config file is relative to that file's folder,
+    so the check runs the same from any subfolder."""
+    target = table.get("target")
+    if not isinstance(target, str):
+        return table
+    location, sep, attr = target.rpartition(":")
+    file_part = location if sep else target
+    if not file_part.endswith(".py") or Path(file_part).is_absolute():
+        return table
+    anchored = str((path.parent / file_part).resolve())
+    return {**table, "target": f"{anchored}{sep}{attr}" if sep else anchored}
 
 
 def _config_layer(path: Path | None) -> dict[str, tuple[Any, str]]:
@@ -215,7 +229,7 @@ def _config_layer(path: Path | None) -> dict[str, tuple[Any, str]]:
     data = read_toml(path)
     # A config file may hold the settings at top level or under [tool.repro-check].
     table = data.get("tool", {}).get("repro-check", data) if "tool" in data else data
-    return _normalise(table, str(path))
+    return _normalise(_anchor_target(table, path), str(path))
 
 
 def merge_layers(

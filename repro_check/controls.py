@@ -60,10 +60,16 @@ def trial_seed(seed: int, number: int) -> int:
     return int(np.random.SeedSequence([seed, number]).generate_state(1)[0])
 
 
+_last_seed: list[int] = []
+"""The seed the global RNGs last got (at start, or this trial's); torch, if the objective
+imports it only now, gets the same, as if it had been imported before the seeding."""
+
+
 def seed_global_rngs(seed: int) -> None:
     """Seed ``random``, NumPy's global RNG and, if the objective uses it, torch (all devices)."""
     import numpy as np
 
+    _last_seed[:] = [seed]
     random.seed(seed)
     np.random.seed(seed)
     torch = sys.modules.get("torch")
@@ -76,8 +82,8 @@ def apply_torch_controls(
 ) -> None:
     """Thread count always (a setting, not a control); the rest as ``controls`` says."""
     torch.set_num_threads(threads)
-    if controls.global_rng:
-        torch.manual_seed(seed)
+    if controls.global_rng or (controls.trial_reseed and _last_seed):
+        torch.manual_seed(_last_seed[0] if _last_seed else seed)
     if controls.torch_determinism:
         torch.use_deterministic_algorithms(True, warn_only=warn_only)
     if controls.cudnn:

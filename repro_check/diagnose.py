@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from repro_check import __version__, devices, report
-from repro_check.causes import CAUSE_IDS, Cause, fix_for, no_kernel_fix
+from repro_check.causes import CAUSE_IDS, Cause, FixContext, fix_for, no_kernel_fix
 from repro_check.compare import (
     Divergence,
     DivergenceWatch,
@@ -175,6 +175,11 @@ class _Lab:
         self.on_progress = on_progress
         self.warn_only = False
         self.next_index = 0
+        self.torch_used = False
+
+    def fix(self, cause_id: str, study: StudySettings, noise: float | None = None) -> str:
+        context = FixContext(study, self.plan.seed, self.plan.target, self.torch_used, noise)
+        return fix_for(cause_id, context)
 
     def jobs(
         self, group: str, controls: Controls, study: StudySettings, count: int, **extra: Any
@@ -291,7 +296,7 @@ def _noise_branch(
     lab: _Lab, full: Experiment, study: StudySettings, causes: list[Cause], warnings: list[str]
 ) -> NoiseProbe | None:
     probe = _probe_noise(lab, full, study)
-    seed = lab.plan.seed
+    noise = probe.max_abs_diff if probe is not None and probe.noisy else None
     if probe is not None and probe.noisy:
         stats = probe.stats
         spread = f"std {stats.std:.3g}" if stats else ""
@@ -301,7 +306,7 @@ def _noise_branch(
                 f"at fixed params {dict(probe.params)} (from trial {probe.trial}) the objective "
                 f"returned {len(probe.values)} values across {probe.processes} fresh processes "
                 f"spreading by {probe.max_abs_diff:.3g} ({spread}); every control was on",
-                fix_for("objective_noise", study, seed),
+                lab.fix("objective_noise", study, noise),
                 full.divergence.trial if full.divergence else None,
                 blocking=True,
             )
@@ -312,7 +317,7 @@ def _noise_branch(
                 "sampler_seed",
                 f"with every control on, the sampler still proposes different params: "
                 f"{_parted(full)}",
-                fix_for("sampler_seed", study, seed),
+                lab.fix("sampler_seed", study),
                 full.divergence.trial,
                 blocking=True,
             )
@@ -323,7 +328,7 @@ def _noise_branch(
                 "objective_noise",
                 f"with every control on, {_parted(full)}; the objective at fixed params did not "
                 "vary, so the noise is intermittent or depends on earlier trials",
-                fix_for("objective_noise", study, seed),
+                lab.fix("objective_noise", study, noise),
                 full.divergence.trial if full.divergence else None,
                 blocking=True,
             )
@@ -360,7 +365,6 @@ def _control_experiments(
         jobs += lab.jobs("threads", Controls(), study, 1, threads=cores)
     results = lab.run(jobs)
     experiments = []
-    seed = lab.plan.seed
     for exp_id in ids:
         cause_id, _off, what = CONTROL_EXPERIMENTS[exp_id]
         exp = lab.experiment(
@@ -376,7 +380,7 @@ def _control_experiments(
                 Cause(
                     cause_id,
                     f"with {what} off, {_parted(exp)}",
-                    fix_for(cause_id, study, seed),
+                    lab.fix(cause_id, study),
                     exp.divergence.trial if exp.divergence else None,
                 )
             )
@@ -393,7 +397,7 @@ def _control_experiments(
             Cause(
                 "process_state",
                 f"the second study in the same process differs: {_parted(state)}",
-                fix_for("process_state", study, seed),
+                lab.fix("process_state", study),
                 state.divergence.trial if state.divergence else None,
             )
         )
@@ -440,6 +444,7 @@ def run_diagnose(
     warnings: list[str] = []
     ops: list[str] = []
     full = lab.full_control(study)
+    lab.torch_used = any(r.environment.get("torch") for r in full.runs)
     experiments = [full]
     if _determinism_refused(full):
         lab.warn_only = True
@@ -478,7 +483,7 @@ def run_diagnose(
                 "parallel_trials",
                 f"n_jobs={study.n_jobs}: Optuna reseeds the sampler in every "
                 f"thread and trials race; {_parted(full)}",
-                fix_for("parallel_trials", study, plan.seed),
+                lab.fix("parallel_trials", study),
                 full.divergence.trial if full.divergence else 0,
                 blocking=True,
             )

@@ -50,6 +50,13 @@ def environment_rows(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[EnvRow]
     return sorted(rows, key=lambda r: (not r.differs, not r.key.startswith("packages."), r.key))
 
 
+def _settings_changed(a: RunReport, b: RunReport) -> list[str]:
+    changed = settings_mismatches(a.plan, b.plan, before="in A", after="in B")
+    if a.target != b.target:
+        changed.insert(0, f"target: {a.target!r} in A, {b.target!r} in B")
+    return changed
+
+
 @dataclass(frozen=True)
 class ReportDiff:
     path_a: str
@@ -112,6 +119,6 @@ def diff_reports(
         b,
         divergence,
         distinct_histories(finished, tol),
-        tuple(settings_mismatches(a.plan, b.plan)),
+        tuple(_settings_changed(a, b)),
         tuple(environment_rows(a.environment, b.environment)),
     )

@@ -11,7 +11,7 @@ from repro_check.baseline import check_against, finished_reference, settings_mis
 from repro_check.compare import DivergenceWatch
 from repro_check.errors import ConfigError
 from repro_check.records import STATUS_CANCELLED, RunRecord
-from repro_check.runner import Job, ProgressCallback, run_jobs
+from repro_check.runner import Interrupted, Job, ProgressCallback, run_jobs
 from repro_check.settings import CheckPlan, Controls, StudySettings
 
 
@@ -86,7 +86,11 @@ def run_check(
 
         result = run_shared(plan, device, on_progress)
     else:
-        runs = run_replicates(plan, device, replicate_jobs(plan), on_progress)
+        try:
+            runs = run_replicates(plan, device, replicate_jobs(plan), on_progress)
+        except Interrupted as stop:
+            stop.device = device  # so the partial report names the real device
+            raise
         stopped = plan.fail_fast and any(run.status == STATUS_CANCELLED for run in runs)
         result = report.build("run", plan, device, runs, stopped_early=stopped)
     if baseline is None:

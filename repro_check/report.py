@@ -22,7 +22,12 @@ from repro_check.compare import (
     distinct_histories,
 )
 from repro_check.environment import fingerprint
-from repro_check.errors import EXIT_INCOMPLETE, EXIT_NOT_REPRODUCIBLE, EXIT_REPRODUCIBLE
+from repro_check.errors import (
+    EXIT_INCOMPLETE,
+    EXIT_INTERRUPTED,
+    EXIT_NOT_REPRODUCIBLE,
+    EXIT_REPRODUCIBLE,
+)
 from repro_check.records import STATUS_CANCELLED, RunRecord, encode_float, to_json_safe
 from repro_check.settings import CheckPlan, Controls, StudySettings, Tolerance
 from repro_check.storage import redact
@@ -34,6 +39,7 @@ VERDICT_NOT_REPRODUCIBLE = "not reproducible"
 VERDICT_INCOMPLETE = "incomplete"
 VERDICT_DIFFERS_FROM_BASELINE = "differs from baseline"
 VERDICT_AWAITING = "awaiting replicates"
+VERDICT_INTERRUPTED = "interrupted"
 
 N_JOBS_NOTE = (
     "n_jobs > 1: Optuna reseeds the sampler in every thread and trials race each other, "
@@ -60,6 +66,8 @@ class RunReport:
     """Shared checks: replicates still running elsewhere (or not started); no verdict yet."""
     ran_here: int = 0
     """Shared checks: replicates this process ran."""
+    interrupted: bool = False
+    """Ctrl-C (or SIGTERM) stopped the check: the report holds what had finished."""
 
     @property
     def complete(self) -> bool:
@@ -101,6 +109,8 @@ class RunReport:
 
     @property
     def verdict(self) -> str:
+        if self.interrupted:
+            return VERDICT_INTERRUPTED
         if self.certainly_differs:
             return VERDICT_NOT_REPRODUCIBLE
         if self.awaiting:
@@ -117,6 +127,7 @@ class RunReport:
             VERDICT_REPRODUCIBLE: EXIT_REPRODUCIBLE,
             VERDICT_AWAITING: EXIT_REPRODUCIBLE,  # this process did its share; no verdict yet
             VERDICT_INCOMPLETE: EXIT_INCOMPLETE,
+            VERDICT_INTERRUPTED: EXIT_INTERRUPTED,
         }.get(self.verdict, EXIT_NOT_REPRODUCIBLE)
 
     @property
@@ -149,15 +160,15 @@ class RunReport:
             )
         notes.extend(environment_notes(self.runs, self.plan.tolerance))
         torch_used = any(run.environment.get("torch") for run in self.runs)
-        extra_controls = [
+        applied = [
             c
             for c in self.plan.controls.enabled()
-            if c != "sampler_seed" and (torch_used or c not in ("torch_determinism", "cudnn"))
+            if torch_used or c not in ("torch_determinism", "cudnn")
         ]
-        if self.reproducible and extra_controls:
+        if self.reproducible and applied:
             notes.append(
-                f"reproducible with these controls on: {', '.join(extra_controls)}; a script "
-                "without them may not be (`repro-check diagnose` names the ones it needs)"
+                f"the verdict holds with these controls applied: {', '.join(applied)}; "
+                "`repro-check diagnose` says which of them your own script must apply"
             )
         notes.extend(self.extra_notes)
         return notes

@@ -113,6 +113,7 @@ class Interrupted(Exception):
     def __init__(self, results: list[JobResult]) -> None:
         super().__init__("interrupted")
         self.results = results
+        self.device: str | None = None
 
 
 class _Live:

@@ -27,7 +27,7 @@ def _refuse_other_settings(store: CheckStore, plan: CheckPlan) -> None:
         return
     target, settings = existing
     started = report.plan_from_settings(target, settings)
-    problems = settings_mismatches(started, plan)
+    problems = settings_mismatches(started, plan, before="in the check")
     joined = {
         "runs": (started.runs, plan.runs),
         "tolerance": (started.tolerance, plan.tolerance),
@@ -98,7 +98,8 @@ def run_shared(
     assert plan.storage is not None and plan.name is not None
     store = CheckStore(plan.storage, plan.name)
     _refuse_other_settings(store, plan)
-    _refuse_finished_check(store, plan)
+    if not plan.resume:  # --resume on a finished check just shows it: nothing left to retake
+        _refuse_finished_check(store, plan)
     info = {
         "check": plan.name,
         "target": plan.target,

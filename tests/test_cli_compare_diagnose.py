@@ -32,7 +32,7 @@ def test_deterministic_objective_needs_only_the_sampler_seed(tmp_path: Path) -> 
     assert "TPESampler(seed=0)" in report["causes"][0]["fix"]
     assert report["objective_noise"] is None
     experiments = {e["id"]: e for e in report["experiments"]}
-    assert experiments["no_sampler_seed"]["stopped_early"] is True
+    assert experiments["no_sampler_seed"]["verdict"] == "not reproducible"
     assert experiments["no_hash_seed"]["verdict"] == "reproducible"
 
 
@@ -144,3 +144,21 @@ def test_compare_unknown_condition_is_exit_2() -> None:
     result = cli("compare", fixture("deterministic"), "--conditions", "lucky")
     assert result.code == 2
     assert "unknown condition 'lucky'" in result.err
+
+
+def test_torch_imported_inside_the_objective_is_not_process_state(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    report = diagnose(tmp_path, "torch_inside")
+    assert "process_state" not in cause_ids(report)
+    assert "global_rng" in cause_ids(report)
+    fix = next(c["fix"] for c in report["causes"] if c["id"] == "global_rng")
+    assert "torch.manual_seed(0)" in fix
+
+
+def test_fixes_fit_the_case(tmp_path: Path) -> None:
+    report = diagnose(tmp_path, "global_rng")
+    fix = next(c["fix"] for c in report["causes"] if c["id"] == "global_rng")
+    assert "torch" not in fix  # the objective does not use torch
+    hashed = diagnose(tmp_path, "hash_order")
+    fix = next(c["fix"] for c in hashed["causes"] if c["id"] == "hash_seed")
+    assert "hash_order.py" in fix

@@ -256,10 +256,11 @@ def test_ctrl_c_stops_workers_and_reports_what_finished(tmp_path: Path) -> None:
     assert proc.returncode == 130, stdout + stderr
     assert "interrupted" in stderr
     report = json.loads(out.read_text())
-    assert report["verdict"] == "incomplete"
+    assert report["verdict"] == "interrupted" and report["exit_code"] == 130
+    assert report["settings"]["device"] == "cpu"
     assert all(run["status"] == "cancelled" for run in report["runs"])
     assert all(0 < len(run["trials"]) < 40 for run in report["runs"])
-    assert "INCOMPLETE" in stdout
+    assert "INTERRUPTED" in stdout
 
 
 def test_fail_fast_stops_at_the_first_certain_divergence(run_check) -> None:

@@ -497,7 +497,7 @@ def test_differing_best_cells_all_equal() -> None:
     assert differing_best_cells([], EXACT) == {}
 
 
-def test_differing_best_cells_marks_runs_and_reference() -> None:
+def test_differing_best_cells_marks_the_runs_that_differ_from_the_first() -> None:
     def r(index: int, value: float, params: dict[str, Any]) -> RunRecord:
         return run(index, [trial(0, value, params=params)])
 
@@ -507,22 +507,22 @@ def test_differing_best_cells_marks_runs_and_reference() -> None:
         r(2, 2.0, {"x": 1.0, "n": 2}),
         r(3, 1.0, {"x": 1.0, "n": 5}),
     ]
-    assert differing_best_cells(runs, EXACT) == {2: {"value"}, 3: {"n"}, 0: {"value", "n"}}
+    assert differing_best_cells(runs, EXACT) == {2: {"value"}, 3: {"n"}}
 
 
 def test_differing_best_cells_respects_tolerance_for_floats_only() -> None:
     a = run(0, [trial(0, 1.0, params={"x": 1.0, "n": 1})])
     b = run(1, [trial(0, 1.0 + 1e-9, params={"x": 1.0 + 1e-9, "n": 1})])
     c = run(2, [trial(0, 1.0, params={"x": 1.0, "n": 2})])
-    assert differing_best_cells([a, b], EXACT) == {1: {"value", "x"}, 0: {"value", "x"}}
+    assert differing_best_cells([a, b], EXACT) == {1: {"value", "x"}}
     assert differing_best_cells([a, b], LOOSE) == {}
-    assert differing_best_cells([a, c], HUGE) == {2: {"n"}, 0: {"n"}}
+    assert differing_best_cells([a, c], HUGE) == {2: {"n"}}
 
 
 def test_differing_best_cells_missing_best() -> None:
     a = run(0, [trial(0, 1.0, params={"x": 1.0})])
     b = run(1, [trial(0, None, state="FAIL", params={})])
-    assert differing_best_cells([a, b], HUGE) == {1: {"value", "x"}, 0: {"value", "x"}}
+    assert differing_best_cells([a, b], HUGE) == {1: {"value", "x"}}
 
 
 # --- best trials ------------------------------------------------------------------------------

@@ -58,4 +58,15 @@ def test_summary_sentence_names_what_the_controls_bought() -> None:
 
 def test_summary_sentence_when_fixed_seed_still_varies() -> None:
     sentence = summary_sentence({"fixed_seed": build([1.0, 1.5])})
-    assert sentence.startswith("even with fixed seeds the runs differ (moves the best value by")
+    assert sentence.startswith(
+        "even with fixed seeds the runs differ (noise moves the best value by"
+    )
+
+
+def test_summary_sentence_without_spread_reads_well() -> None:
+    flat = build([2.0, 2.0])
+    sentence = summary_sentence({"fixed_seed": flat, "seed_sweep": flat, "uncontrolled": flat})
+    assert sentence == (
+        "fixed seeds remove all spread; seed choice alone leaves the best value unchanged; "
+        "without controls the study leaves the best value unchanged."
+    )

@@ -250,7 +250,7 @@ def test_markdown_reproducible(same: report.RunReport) -> None:
     assert "≠" not in md and "First divergence" not in md and "Hint" not in md
     assert "**Best value:** 1.5 ± 0  (1.5 .. 1.5) · **distinct histories:** 1 of 3" in lines
     assert f"**Environment:** `{fmt.environment_line(same.environment)}`" in lines
-    assert "- reproducible with these controls on: global\\_rng, trial\\_reseed" in md
+    assert "- the verdict holds with these controls applied: sampler\\_seed, global\\_rng" in md
     assert md.endswith("\n") and not md.endswith("\n\n")
 
 
@@ -259,7 +259,7 @@ def test_markdown_divergence_marks_differing_cells(diverged: report.RunReport) -
     lines = md.splitlines()
     assert lines[0] == "### ❌ repro-check run: NOT REPRODUCIBLE: runs part at trial 1 (values)"
     assert table_rows(md)[2:] == [
-        ["0", "ok", "1.5 ≠", "'b'", "0.25", "3", "0.5"],
+        ["0", "ok", "1.5", "'b'", "0.25", "3", "0.5"],
         ["1", "ok", "1.5", "'b'", "0.25", "3", "0.75"],
         ["2", "ok", "1.25 ≠", "'b'", "0.25", "3", "1"],
     ]
@@ -284,7 +284,7 @@ def test_markdown_escapes_pipes_and_markup() -> None:
     md = markdown.render_run(build(runs, target="my_pkg|x:objective"))
     rows = table_rows(md)
     assert all(len(row) == 7 for row in rows)  # no pipe split a cell
-    assert rows[2][3] == "'a\\|b' ≠"
+    assert rows[2][3] == "'a\\|b'"  # the reference row: never marked
     assert rows[4][3] == "'\\<i\\>c\\|d\\</i\\>' ≠"
     assert "- 1\\. \\*not\\* a list second line" in md.splitlines()
     assert "`my_pkg|x:objective · seed 0" in md  # a code span shows it verbatim

@@ -23,7 +23,10 @@ needs_matplotlib = pytest.mark.skipif(
 )
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-MISSING = '--plot needs matplotlib: pip install "repro-check[plot]"'
+MISSING = (
+    '--plot needs matplotlib, the "plot" extra: pip install matplotlib '
+    '(or ".[plot]" in a repro-check checkout)'
+)
 
 
 def trial(number: int, *values: float, state: str = "COMPLETE") -> TrialRecord:

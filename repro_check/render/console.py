@@ -19,6 +19,7 @@ STYLE = {
     "incomplete": "bold yellow",
     "differs from baseline": "bold red",
     "awaiting replicates": "bold cyan",
+    "interrupted": "bold yellow",
 }
 MARK = " ≠"
 
@@ -30,7 +31,8 @@ def make_console(file: IO[str] | None = None, stderr: bool = False) -> Console:
 
 def best_table(report: RunReport) -> Table:
     cells = fmt.best_table(report)
-    table = Table(title="Best per run", title_justify="left", expand=False)
+    title = f"Best per run (≠: differs from run {report.runs[0].index})" if report.runs else ""
+    table = Table(title=title or "Best per run", title_justify="left", expand=False)
     for column, numeric in zip(cells.columns, cells.numeric, strict=True):
         table.add_column(column, justify="right" if numeric else "left")
     for row, status in zip(cells.rows, cells.statuses, strict=True):

@@ -26,7 +26,15 @@ def table(report: CompareReport) -> Table:
     rows: list[tuple[str, list[Text]]] = []
     conditions = list(report.conditions.values())
     rows.append(("verdict", [Text(c.verdict, style=STYLE[c.verdict]) for c in conditions]))
-    rows.append(("seeds", [Text(_seeds(c.runs)) for c in conditions]))
+    rows.append(
+        (
+            "seeds",
+            [
+                Text("unseeded" if name == "uncontrolled" else _seeds(c.runs))
+                for name, c in report.conditions.items()
+            ],
+        )
+    )
     rows.append(("best value", [Text(fmt.stats_line(c.comparison.best_value)) for c in conditions]))
     rows.append(
         (

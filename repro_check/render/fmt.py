@@ -13,6 +13,7 @@ from repro_check.conditions import CompareReport
 from repro_check.report import (
     VERDICT_AWAITING,
     VERDICT_DIFFERS_FROM_BASELINE,
+    VERDICT_INTERRUPTED,
     VERDICT_NOT_REPRODUCIBLE,
     VERDICT_REPRODUCIBLE,
     RunReport,
@@ -75,9 +76,13 @@ def environment_line(env: Mapping[str, Any]) -> str:
 
 def headline(report: RunReport) -> str:
     """One line per verdict; the verdict itself is decided by the report, never here."""
-    n, trials = len(report.runs), report.plan.study.trials
+    n = len(report.runs)
+    trials = max((len(run.trials) for run in report.runs), default=0)
     divergence = report.comparison.divergence
     verdict = report.verdict
+    if verdict == VERDICT_INTERRUPTED:
+        done = sum(run.finished for run in report.runs)
+        return f"INTERRUPTED: {done} of {n} runs had finished; the rest were stopped"
     if verdict == VERDICT_AWAITING:
         return (
             f"AWAITING: {n} of {report.plan.runs} replicates finished "

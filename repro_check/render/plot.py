@@ -1,6 +1,6 @@
 """Plots (``--plot PATH``): a run's replicate histories, or compare's best values per condition.
 
-matplotlib is an optional extra (``pip install "repro-check[plot]"``) imported only here and only
+matplotlib is an optional extra (the ``plot`` extra) imported only here and only
 when a plot is asked for. Figures are plain ``matplotlib.figure.Figure`` objects on an Agg canvas:
 pyplot is never imported, so no backend is chosen for the user, no figure is registered anywhere,
 and nothing needs closing. The output is deterministic (no jitter, no dates in the SVG), so the
@@ -26,7 +26,10 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 FORMATS = {".png": "png", ".svg": "svg"}
-MISSING_MATPLOTLIB = '--plot needs matplotlib: pip install "repro-check[plot]"'
+MISSING_MATPLOTLIB = (
+    '--plot needs matplotlib, the "plot" extra: pip install matplotlib '
+    '(or ".[plot]" in a repro-check checkout)'
+)
 DIVERGENCE_COLOUR = "#d62728"
 DPI = 120
 
