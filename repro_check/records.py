@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 from array import array
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -82,6 +83,9 @@ def decode_params(params: Mapping[str, Any]) -> dict[str, Any]:
             decoded[str(key)] = value
     return decoded
 
+
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+"""``<Loss object at 0x7f31...>``: a memory address, different in every process."""
 
 _EMPTY: Mapping[Any, Any] = MappingProxyType({})
 """Shared by every record without intermediate values or user attributes (saves memory)."""
@@ -159,7 +163,7 @@ class TrialRecord:
         The rest of the message (addresses, timings) is not compared."""
         if self.state != "FAIL" or not self.error:
             return None
-        return self.error.split(":", 1)[0].strip()
+        return _ADDRESS.sub("", self.error.split(":", 1)[0]).strip()
 
     @property
     def state_text(self) -> str:

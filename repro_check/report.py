@@ -71,7 +71,10 @@ class RunReport:
 
     @property
     def complete(self) -> bool:
-        """Every run finished, or ``--fail-fast`` stopped the rest at a certain divergence."""
+        """Every planned replicate is here and finished, or ``--fail-fast`` stopped the rest at
+        a certain divergence. (Replicates of a shared check still running are ``awaiting``.)"""
+        if len(self.runs) < self.plan.runs and not self.awaiting:
+            return False
         return all(
             run.finished or (self.stopped_early and run.status == STATUS_CANCELLED)
             for run in self.runs
@@ -184,6 +187,7 @@ class RunReport:
             "exit_code": self.exit_code,
             "stopped_early": self.stopped_early,
             "awaiting": self.awaiting,
+            "interrupted": self.interrupted,
             "settings": settings_dict(self.plan, self.device),
             "runs": [
                 {**run.to_dict(), "environment_fingerprint": fingerprint(dict(run.environment))}
@@ -214,6 +218,7 @@ class RunReport:
             stopped_early=bool(data.get("stopped_early", False)),
             baseline=BaselineCheck.from_dict(data["baseline"]) if data.get("baseline") else None,
             awaiting=int(data.get("awaiting") or 0),
+            interrupted=data.get("interrupted") is True,
         )
         extra = [n for n in data.get("notes", []) if n not in report.notes]
         return dataclasses.replace(report, extra_notes=tuple(extra))
@@ -275,6 +280,7 @@ def settings_dict(plan: CheckPlan, device: str) -> dict[str, Any]:
         "timeout": plan.timeout,
         "storage": redact(plan.storage) if plan.storage else None,
         "name": plan.name,
+        "stale_after": plan.stale_after,
     }
 
 
@@ -294,6 +300,7 @@ def plan_from_settings(target: str, settings: Mapping[str, Any]) -> CheckPlan:
         controls=Controls.from_dict(settings.get("controls") or {}),
         fail_fast=bool(settings.get("fail_fast", False)),
         name=settings.get("name"),
+        stale_after=float(settings.get("stale_after") or 120.0),
     )
 
 

@@ -390,7 +390,12 @@ def run_jobs(
         for position, worker in live.items():
             worker.finish()
             ended[position] = worker
-        raise Interrupted([ended[p].finish() for p in sorted(ended)]) from None
+        results = [
+            ended[p].finish() if p in ended else _not_started(job)
+            for p, job in enumerate(jobs)
+            if p not in skipped
+        ]
+        raise Interrupted(results) from None
     except ReproCheckError:
         stop_all("cancelled")
         for worker in live.values():
@@ -405,19 +410,11 @@ def run_jobs(
         elif position in ended:
             results.append(ended[position].finish())
         else:  # never started: the stop rule ended the experiment first
-            results.append(
-                JobResult(
-                    job,
-                    [
-                        RunRecord(
-                            job.index,
-                            job.seed,
-                            STATUS_CANCELLED,
-                            (),
-                            job.study.directions,
-                            "not started",
-                        )
-                    ],
-                )
-            )
+            results.append(_not_started(job))
     return results
+
+
+def _not_started(job: Job) -> JobResult:
+    """A job stopped before its worker started (a stop rule, or Ctrl-C): still reported."""
+    run = RunRecord(job.index, job.seed, STATUS_CANCELLED, (), job.study.directions, "not started")
+    return JobResult(job, [run])

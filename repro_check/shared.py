@@ -16,7 +16,7 @@ from repro_check.baseline import settings_mismatches
 from repro_check.engine import replicate_jobs, run_replicates
 from repro_check.errors import ConfigError
 from repro_check.records import STATUS_CANCELLED, STATUS_OK, RunRecord
-from repro_check.runner import Job, ProgressCallback
+from repro_check.runner import Interrupted, Job, ProgressCallback
 from repro_check.settings import CheckPlan
 from repro_check.storage import CheckStore, Claim, redact, redact_text
 
@@ -33,6 +33,8 @@ def _refuse_other_settings(store: CheckStore, plan: CheckPlan) -> None:
         "tolerance": (started.tolerance, plan.tolerance),
         "controls": (started.controls.enabled(), plan.controls.enabled()),
         "threads": (started.threads, plan.threads),
+        "fail_fast": (started.fail_fast, plan.fail_fast),
+        "stale_after": (started.stale_after, plan.stale_after),
     }
     problems += [
         f"{key}: {before!r} in the check, {now!r} now"
@@ -98,8 +100,7 @@ def run_shared(
     assert plan.storage is not None and plan.name is not None
     store = CheckStore(plan.storage, plan.name)
     _refuse_other_settings(store, plan)
-    if not plan.resume:  # --resume on a finished check just shows it: nothing left to retake
-        _refuse_finished_check(store, plan)
+    _refuse_finished_check(store, plan)
     info = {
         "check": plan.name,
         "target": plan.target,
@@ -122,6 +123,13 @@ def run_shared(
         runs: list[RunRecord] = run_replicates(
             plan, device, replicate_jobs(plan), on_progress, claim=claim
         )
+    except Interrupted as stop:  # keep what finished: it must not be re-run or shown crashed
+        for result in stop.results:
+            for run in result.runs:
+                if run.index in claims:
+                    store.finish(claims[run.index], run)
+        stop.device = device
+        raise
     finally:
         beat.halt.set()
         beat.join()

@@ -144,6 +144,10 @@ class StudyRunner:
         if frozen.values is None:
             return None
         stored = tuple(frozen.values)
+        reported = _REPORTED.get(frozen.number)
+        if frozen.state.name == "PRUNED" and reported:  # Optuna keeps the last reported value
+            last = (reported[max(reported)],)
+            return last if _same_numbers(last, stored) else stored
         returned = self.returned.get(frozen.number)
         items: list[Any] = list(returned) if isinstance(returned, list | tuple) else [returned]
         try:

@@ -275,3 +275,40 @@ def test_sigterm_stops_the_workers(tmp_path: Path) -> None:
     time.sleep(0.5)
     leftover = subprocess.run(["pgrep", "-f", "repro_check.worker"], capture_output=True, text=True)
     assert str(proc.pid) not in leftover.stdout
+
+
+def test_a_short_run_list_is_never_complete() -> None:
+    plan = CheckPlan(target="m:f", runs=3)
+    runs = [RunRecord(0, 0, "ok", (trial(0, 1.0),))]
+    built = report.build("run", plan, "cpu", runs)
+    assert built.verdict == "incomplete" and built.exit_code == 3
+
+
+def test_an_interrupted_report_stays_interrupted_when_reloaded() -> None:
+    runs = [RunRecord(i, 0, "ok", (trial(0, 1.0),)) for i in range(3)]
+    built = report.build("run", CheckPlan(target="m:f"), "cpu", runs)
+    import dataclasses
+
+    stopped = dataclasses.replace(built, interrupted=True)
+    again = report.RunReport.from_dict(json.loads(json.dumps(stopped.to_dict())))
+    assert again.verdict == "interrupted" and again.exit_code == 130
+
+
+def test_awaiting_is_skipped_in_junit_and_not_a_green_tick_in_markdown() -> None:
+    import dataclasses
+    import xml.etree.ElementTree as ET
+
+    from repro_check.render import junit, markdown
+
+    runs = [RunRecord(0, 0, "ok", (trial(0, 1.0),))]
+    built = report.build("run", CheckPlan(target="m:f", runs=2), "cpu", runs)
+    waiting = dataclasses.replace(built, awaiting=1, ran_here=1)
+    suite = ET.fromstring(junit.render(waiting)).find("testsuite")
+    assert suite is not None and suite.get("skipped") == "1" and suite.get("failures") == "0"
+    assert not markdown.render(waiting).startswith("### ✅")
+
+
+def test_failure_kinds_ignore_memory_addresses() -> None:
+    a = TrialRecord(1, "FAIL", {}, None, error="objective returned <Loss object at 0x7f31aa>")
+    b = TrialRecord(1, "FAIL", {}, None, error="objective returned <Loss object at 0x7f64bb>")
+    assert a.fail_kind == b.fail_kind and a.digest == b.digest

@@ -17,9 +17,9 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 
 from repro_check.conditions import CompareReport
-from repro_check.errors import EXIT_INCOMPLETE, EXIT_NOT_REPRODUCIBLE
+from repro_check.errors import EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_NOT_REPRODUCIBLE
 from repro_check.render import fmt
-from repro_check.report import VERDICT_NOT_REPRODUCIBLE, RunReport
+from repro_check.report import VERDICT_AWAITING, VERDICT_NOT_REPRODUCIBLE, RunReport
 
 SUITE = "repro-check"
 GATE = "fixed_seed"
@@ -99,11 +99,14 @@ def _sub(parent: ET.Element, tag: str, body: str | None = None, **attrs: str) ->
 def _testcase(
     suite: ET.Element, classname: str, name: str, report: RunReport, judged: Judged
 ) -> str | None:
-    """Append one case; returns "failure", "error" or None (passed)."""
+    """Append one case; returns "failure", "error", "skipped" or None (passed)."""
     can_fail, can_error = judged
     case = _sub(suite, "testcase", classname=classname, name=name, time=_seconds([report]))
     outcome = None
-    if can_error and report.exit_code == EXIT_INCOMPLETE:
+    if report.verdict == VERDICT_AWAITING:  # no verdict yet: neither a pass nor a failure
+        _sub(case, "skipped", message=fmt.headline(report))
+        outcome = "skipped"
+    elif can_error and report.exit_code in (EXIT_INCOMPLETE, EXIT_INTERRUPTED):
         errors = run_errors(report)
         _sub(
             case,
@@ -140,11 +143,11 @@ def _document(
         "tests": str(len(cases)),
         "failures": str(outcomes.count("failure")),
         "errors": str(outcomes.count("error")),
+        "skipped": str(outcomes.count("skipped")),
         "time": _seconds(report for _, _, report, _ in cases),
     }
     for element in (root, suite):
         element.attrib.update(counts)
-    suite.set("skipped", "0")
     if out is not None:
         _sub(suite, "system-out", out + "\n")
     ET.indent(root)

@@ -11,12 +11,22 @@ from __future__ import annotations
 import re
 
 from repro_check.conditions import CompareReport
-from repro_check.errors import EXIT_NOT_REPRODUCIBLE, EXIT_REPRODUCIBLE
 from repro_check.render import fmt
-from repro_check.report import VERDICT_NOT_REPRODUCIBLE, RunReport
+from repro_check.report import (
+    VERDICT_AWAITING,
+    VERDICT_DIFFERS_FROM_BASELINE,
+    VERDICT_NOT_REPRODUCIBLE,
+    VERDICT_REPRODUCIBLE,
+    RunReport,
+)
 
-ICONS = {EXIT_REPRODUCIBLE: "✅", EXIT_NOT_REPRODUCIBLE: "❌"}
-"""By exit code, so the icon always matches what CI sees; anything else (incomplete) is ⚠️."""
+ICONS = {
+    VERDICT_REPRODUCIBLE: "✅",
+    VERDICT_NOT_REPRODUCIBLE: "❌",
+    VERDICT_DIFFERS_FROM_BASELINE: "❌",
+    VERDICT_AWAITING: "⏳",
+}
+"""By verdict (incomplete and interrupted are ⚠️): an awaiting check exits 0 but has not passed."""
 MARK = " ≠"
 TITLES = {"fixed_seed": "fixed seed", "seed_sweep": "seed sweep", "uncontrolled": "uncontrolled"}
 
@@ -55,8 +65,16 @@ def code(value: str) -> str:
     return f"{fence}{pad}{value}{pad}{fence}"
 
 
-def icon(exit_code: int) -> str:
-    return ICONS.get(exit_code, "⚠️")
+def _gate_verdict(report: CompareReport) -> str:
+    """compare gates on fixed_seed; without it, only on whether every run could finish."""
+    fixed = report.conditions.get("fixed_seed")
+    if fixed is not None:
+        return fixed.verdict
+    return VERDICT_REPRODUCIBLE if report.exit_code == 0 else "incomplete"
+
+
+def icon(verdict: str) -> str:
+    return ICONS.get(verdict, "⚠️")
 
 
 def _hint(report: RunReport) -> str:
@@ -92,7 +110,7 @@ def render_run(report: RunReport) -> str:
     comparison = report.comparison
     title = f"repro-check {report.command}: {fmt.headline(report)}"
     lines = [
-        f"### {icon(report.exit_code)} {text(title)}",
+        f"### {icon(report.verdict)} {text(title)}",
         "",
         code(fmt.settings_line(report)),
         "",
@@ -129,7 +147,7 @@ def render_compare(report: CompareReport) -> str:
     """``compare`` as Markdown: the summary sentence, then one table row per condition."""
     plan = report.plan
     lines = [
-        f"### {icon(report.exit_code)} repro-check compare: {text(plan.target)}",
+        f"### {icon(_gate_verdict(report))} repro-check compare: {text(plan.target)}",
         "",
         text(report.sentence, block=True),
         "",
@@ -140,7 +158,7 @@ def render_compare(report: CompareReport) -> str:
         [
             text(TITLES.get(name, name)),
             # only fixed_seed gates the exit code; the others are information, not alarms
-            f"{icon(c.exit_code)} {text(c.verdict)}" if name == "fixed_seed" else text(c.verdict),
+            f"{icon(c.verdict)} {text(c.verdict)}" if name == "fixed_seed" else text(c.verdict),
             text(fmt.stats_line(c.comparison.best_value)),
             f"{c.comparison.distinct_histories} of {len(c.runs)}",
             text(_first_part(c)),
