@@ -19,7 +19,8 @@ def runs_with_best(values: list[float], xs: list[float] | None = None) -> list[R
 
 
 def build(values: list[float], xs: list[float] | None = None) -> report.RunReport:
-    return report.build("compare", CheckPlan(target="m:f"), "cpu", runs_with_best(values, xs))
+    plan = CheckPlan(target="m:f", runs=len(values))
+    return report.build("compare", plan, "cpu", runs_with_best(values, xs))
 
 
 def test_best_value_statistics_match_hand_computation() -> None:

@@ -46,7 +46,9 @@ def history(
 def run_report(
     runs: list[list[float | None]], directions: tuple[str, ...] = ("minimize",)
 ) -> report.RunReport:
-    plan = CheckPlan(target="m:f", study=StudySettings(trials=5, directions=directions))
+    plan = CheckPlan(
+        target="m:f", runs=len(runs), study=StudySettings(trials=5, directions=directions)
+    )
     records = [
         RunRecord(i, 0, "ok", history(values, directions), directions)
         for i, values in enumerate(runs)

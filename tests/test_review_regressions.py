@@ -36,7 +36,7 @@ def test_runs_past_a_slow_reference_are_compared_with_each_other() -> None:
 
 def test_fail_fast_stop_is_never_reproducible() -> None:
     runs = [RunRecord(i, 0, "cancelled", (trial(0, 1.0),)) for i in range(2)]
-    built = report.build("run", CheckPlan(target="m:f"), "cpu", runs, stopped_early=True)
+    built = report.build("run", CheckPlan(target="m:f", runs=2), "cpu", runs, stopped_early=True)
     assert built.reproducible is False and built.exit_code == 1
 
 
