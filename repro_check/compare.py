@@ -221,10 +221,14 @@ def _floats_close(a: np.ndarray, b: np.ndarray, tol: Tolerance) -> np.ndarray:
     import numpy as np
 
     with np.errstate(invalid="ignore", over="ignore"):
-        scale = np.maximum(np.abs(a), np.abs(b))
-        close = np.abs(a - b) <= np.maximum(tol.rtol * scale, tol.atol)
-    # an infinity is close only to itself (math.isclose), however large rtol * scale is
-    close &= np.isfinite(a) & np.isfinite(b)
+        diff = np.abs(a - b)
+        if tol.rtol:
+            bound = np.maximum(tol.rtol * np.maximum(np.abs(a), np.abs(b)), tol.atol)
+        else:
+            bound = tol.atol
+        # a finite difference means both are finite: an infinity is close only to itself
+        # (math.isclose), however large rtol * scale is
+        close = (diff <= bound) & np.isfinite(diff)
     result: np.ndarray = close | (a == b) | (np.isnan(a) & np.isnan(b))
     return result
 
