@@ -344,9 +344,8 @@ def _control_experiments(
     lab: _Lab, full: Experiment, study: StudySettings, causes: list[Cause], warnings: list[str]
 ) -> list[Experiment]:
     """Each control off alone, plus process state and thread count, in one pool."""
-    torch_used = any(r.environment.get("torch") for r in full.runs)
     ids = ["no_sampler_seed", "no_global_rng", "no_trial_reseed", "no_hash_seed"]
-    if torch_used:
+    if lab.torch_used:
         ids.append("no_torch_determinism")
         if lab.device == "cuda":
             ids.append("no_cudnn")

@@ -156,6 +156,33 @@ class TrialRecord:
         shape_hash.update(exact)
         object.__setattr__(self, "digest", shape_hash.digest())
 
+    @classmethod
+    def from_frozen(
+        cls,
+        frozen: Any,
+        *,
+        values: tuple[float, ...] | None = None,
+        intermediate_values: Mapping[int, float] | None = None,
+        error: str | None = None,
+    ) -> TrialRecord:
+        """From Optuna's FrozenTrial; ``values``/``intermediate_values`` override what the
+        storage kept when the exact floats are known."""
+        stored = tuple(frozen.values) if frozen.values is not None else None
+        return cls(
+            number=frozen.number,
+            state=frozen.state.name,
+            params=dict(frozen.params),
+            values=values if values is not None else stored,
+            intermediate_values=dict(
+                intermediate_values
+                if intermediate_values is not None
+                else frozen.intermediate_values
+            ),
+            user_attrs=dict(frozen.user_attrs),
+            error=error,
+            duration_s=frozen.duration.total_seconds() if frozen.duration else None,
+        )
+
     @property
     def fail_kind(self) -> str | None:
         """What kind of failure a FAIL trial had (the exception type, or "objective returned

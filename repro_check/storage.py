@@ -253,15 +253,7 @@ class CheckStore:
                 trials = tuple(TrialRecord.from_dict(t) for t in exact)
             else:  # the process died before recording them: what the storage kept
                 trials = tuple(
-                    TrialRecord(
-                        number=t.number,
-                        state=t.state.name,
-                        params=dict(t.params),
-                        values=tuple(t.values) if t.values is not None else None,
-                        intermediate_values=dict(t.intermediate_values),
-                        user_attrs=dict(t.user_attrs),
-                        duration_s=t.duration.total_seconds() if t.duration else None,
-                    )
+                    TrialRecord.from_frozen(t)
                     for t in sorted(frozen, key=lambda t: t.number)
                     if t.state.is_finished()
                 )

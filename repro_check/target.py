@@ -44,7 +44,8 @@ def parse(spec: str) -> TargetSpec:
     return TargetSpec(location, attr, is_file)
 
 
-def _one_line(exc: BaseException) -> str:
+def one_line(exc: BaseException) -> str:
+    """``Type: first line of the message``: how errors are shown everywhere."""
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
@@ -97,7 +98,7 @@ def load(spec: str) -> Callable[..., Any]:
     except BaseException as exc:
         if isinstance(exc, KeyboardInterrupt):
             raise
-        raise TargetError(f"importing {where} raised {_one_line(exc)}") from None
+        raise TargetError(f"importing {where} raised {one_line(exc)}") from None
     try:
         objective = getattr(module, target.attr)
     except AttributeError:

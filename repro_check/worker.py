@@ -27,6 +27,7 @@ from repro_check import environment
 from repro_check.errors import TargetError
 from repro_check.records import TrialRecord
 from repro_check.settings import STUDY_NAME, Controls, StudySettings
+from repro_check.target import one_line
 
 _NO_DETERMINISTIC = re.compile(r"(\S+) does not have a deterministic implementation")
 
@@ -43,11 +44,6 @@ class Stream:
         with self._lock:
             self._handle.write(line + "\n")
             self._handle.flush()
-
-
-def one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
 def determinism_op(exc: BaseException) -> str | None:
@@ -169,16 +165,11 @@ class StudyRunner:
             error = self.errors.get(frozen.number)
             if state == "FAIL" and error is None:
                 error = f"objective returned {self.returned.get(frozen.number)!r}"
-            duration = frozen.duration.total_seconds() if frozen.duration else None
-            record = TrialRecord(
-                number=frozen.number,
-                state=state,
-                params=frozen.params,
+            record = TrialRecord.from_frozen(
+                frozen,
                 values=self._exact_values(frozen),
                 intermediate_values=self._exact_intermediates(frozen),
-                user_attrs=frozen.user_attrs,
                 error=error,
-                duration_s=duration,
             )
             self.out.emit("trial", study=study_index, trial=record.to_dict())
 

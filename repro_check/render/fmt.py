@@ -18,6 +18,7 @@ from repro_check.report import (
     VERDICT_REPRODUCIBLE,
     RunReport,
 )
+from repro_check.storage import redact
 
 
 def num(value: float | None, digits: int = 6) -> str:
@@ -171,7 +172,7 @@ def compare_settings_line(report: CompareReport) -> str:
 
 def awaiting_hint(report: RunReport) -> str:
     plan = report.plan
-    storage = report.to_dict()["settings"]["storage"]  # redacted
+    storage = redact(plan.storage or "")
     return (
         f"the last process to finish prints the check; or run `repro-check report "
         f"--storage '{storage}' --name {shlex.quote(plan.name or '')}` later"
