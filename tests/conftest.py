@@ -49,6 +49,19 @@ def cli(
     return Result(proc.returncode, proc.stdout, proc.stderr, report)
 
 
+def spawn_cli(*args: str) -> subprocess.Popen[str]:
+    """Start ``python -m repro_check ARGS`` without waiting (for signals and concurrency)."""
+    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200"}
+    env.pop("GITHUB_STEP_SUMMARY", None)
+    return subprocess.Popen(
+        [sys.executable, "-m", "repro_check", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+
+
 @pytest.fixture
 def run_check(tmp_path: Path):  # type: ignore[no-untyped-def]
     """``run_check(target, *flags)`` → Result with the JSON report loaded."""

@@ -216,15 +216,7 @@ def test_wrong_types_name_the_field(
     saved: tuple[Path, str], tmp_path: Path, change: dict[str, Any], fragment: str
 ) -> None:
     path, _ = saved
-    data = json.loads(path.read_text())
-    for key, value in change.items():
-        target = data
-        *parents, last = key.split("__")
-        for parent in parents:
-            target = target[parent]
-        target[last] = value
-    bad = tmp_path / "bad.json"
-    bad.write_text(json.dumps(data))
+    bad = write_variant(tmp_path, path, "bad.json", **change)
     result = cli("report", str(bad))
     assert result.code == 2
     assert fragment in result.err, result.err

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import cli, fixture
+from conftest import cli, fixture, spawn_cli
 
 FAST = ("--trials", "8", "--runs", "3")
 
@@ -222,33 +222,11 @@ def test_workers_do_not_change_the_numbers(tmp_path: Path) -> None:
 
 
 def test_ctrl_c_stops_workers_and_reports_what_finished(tmp_path: Path) -> None:
-    import os
     import signal
-    import subprocess
-    import sys
     import time
 
     out = tmp_path / "partial.json"
-    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200"}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "repro_check",
-            "run",
-            fixture("slow"),
-            "--trials",
-            "40",
-            "--runs",
-            "2",
-            "--json",
-            str(out),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
+    proc = spawn_cli("run", fixture("slow"), "--trials", "40", "--runs", "2", "--json", str(out))
     deadline = time.monotonic() + 60
     time.sleep(5)  # start-up takes ~1 s; a loaded machine may need more
     proc.send_signal(signal.SIGINT)

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from conftest import cli, fixture
+from conftest import cli, fixture, spawn_cli
 
 from repro_check import report
 from repro_check.compare import first_divergence
@@ -250,24 +249,7 @@ def test_compare_ignores_fail_fast_from_config(tmp_path: Path) -> None:
 
 
 def test_sigterm_stops_the_workers(tmp_path: Path) -> None:
-    env = {**os.environ, "NO_COLOR": "1"}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "repro_check",
-            "run",
-            fixture("slow"),
-            "--trials",
-            "40",
-            "--runs",
-            "2",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
+    proc = spawn_cli("run", fixture("slow"), "--trials", "40", "--runs", "2")
     time.sleep(3)
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=30)

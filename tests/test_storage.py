@@ -10,13 +10,12 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import cli, fixture
+from conftest import cli, fixture, spawn_cli
 
 from repro_check.storage import redact, redact_text
 
@@ -69,10 +68,8 @@ def studies(url: str, name: str) -> dict[str, dict[str, Any]]:
 
 
 def popen_run(url: str, name: str, *flags: str, json_path: Path | None = None) -> subprocess.Popen:
-    argv = [
-        sys.executable,
-        "-m",
-        "repro_check",
+    out = ["--json", str(json_path)] if json_path is not None else []
+    return spawn_cli(
         "run",
         fixture("slow"),
         "--trials",
@@ -84,12 +81,7 @@ def popen_run(url: str, name: str, *flags: str, json_path: Path | None = None) -
         "--name",
         name,
         *flags,
-    ]
-    if json_path is not None:
-        argv += ["--json", str(json_path)]
-    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200"}
-    return subprocess.Popen(
-        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        *out,
     )
 
 
