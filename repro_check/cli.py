@@ -18,6 +18,7 @@ import typer
 
 from repro_check import __version__
 from repro_check.errors import EXIT_INTERRUPTED, EXIT_USAGE, ReproCheckError
+from repro_check.render.safe import one_line
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -604,7 +605,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         code = command.main(args=argv, prog_name="repro-check", standalone_mode=False)
     except ReproCheckError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        typer.echo(f"error: {one_line(str(exc))}", err=True)
         sys.exit(exc.exit_code)
 
     except (typer.Exit, typer.Abort, KeyboardInterrupt) as exc:
@@ -619,6 +620,6 @@ def main(argv: list[str] | None = None) -> None:
         if type(exc).__name__ == "NoArgsIsHelpError":  # bare `repro-check`: show the help
             typer.echo(str(exc.format_message()), err=True)  # type: ignore[attr-defined]
         else:
-            typer.echo(f"error: {message}", err=True)
+            typer.echo(f"error: {one_line(message)}", err=True)
         sys.exit(EXIT_USAGE)
     sys.exit(code if isinstance(code, int) else 0)

@@ -48,6 +48,11 @@ _UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 """Control characters (C0, DEL, C1) and lone surrogates: never valid in a target or a name."""
 
 
+def key_name(key: str) -> str:
+    """A settings key as written in messages: bare when it is a plain name, else quoted."""
+    return key if key.replace("-", "_").isidentifier() and len(key) <= 40 else shown(key, 40)
+
+
 def shown(value: Any, limit: int = 60) -> str:
     """``repr(value)`` cut to ``limit`` characters, for one-line messages (a config value may be
     a 4,000-digit integer)."""
@@ -212,7 +217,8 @@ def _normalise(raw: Mapping[str, Any], source: str | None) -> dict[str, tuple[An
     layer: dict[str, tuple[Any, str]] = {}
     for key, value in raw.items():
         name = ALIASES.get(key.replace("-", "_"), key.replace("-", "_"))
-        where = f"--{key.replace('_', '-')}" if source is None else f"{source}: {key}"
+        flag = "target" if name == "target" else f"--{key.replace('_', '-')}"
+        where = flag if source is None else f"{source}: {key_name(key)}"
         if name not in KEYS:
             raise ConfigError(f"{source or 'flags'}: unknown setting {shown(key)}")
         try:
@@ -418,7 +424,7 @@ def _check_kwargs(kind: str, name: str, class_name: str, kwargs: Mapping[str, An
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
         return
     for key, value in kwargs.items():
-        where = f"{kind}_kwargs.{shown(key, 40)}"
+        where = f"{kind}_kwargs.{key_name(key)}"
         parameter = parameters.get(key)
         if parameter is None or parameter.kind not in (
             inspect.Parameter.POSITIONAL_OR_KEYWORD,
@@ -427,7 +433,7 @@ def _check_kwargs(kind: str, name: str, class_name: str, kwargs: Mapping[str, An
             accepted = ", ".join(n for n in parameters if n != "seed")
             raise ConfigError(
                 f"cannot build the study: {where}: the {name} {kind} "
-                f"({class_name}) takes no argument {shown(key, 40)} (it takes: {accepted})"
+                f"({class_name}) takes no argument {shown(key, 40)} (it takes {accepted})"
             )
         allowed = _simple_types(parameter.annotation)
         if allowed is not None and not _fits(value, allowed):
