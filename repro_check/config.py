@@ -402,12 +402,16 @@ def _fits(value: Any, allowed: tuple[type, ...]) -> bool:
     return isinstance(value, allowed)
 
 
-def _check_kwargs(kind: str, name: str, class_name: str, kwargs: Mapping[str, Any]) -> None:
+def _check_kwargs(
+    kind: str, name: str, class_name: str, kwargs: Mapping[str, Any], source: str | None
+) -> None:
     """Refuse, before any worker starts, keyword arguments the Optuna class does not take or
-    whose plain type is wrong: otherwise every replicate would fail to build its study."""
+    whose plain type is wrong: otherwise every replicate would fail to build its study.
+    ``source`` is where the table was set (``"file: sampler_kwargs"``), None for arguments."""
+    table = source if source is not None and ": " in source else f"{kind}_kwargs"
     if kind == "sampler" and "seed" in kwargs:
         raise ConfigError(
-            "cannot build the study: sampler_kwargs.seed is not allowed: the sampler gets --seed"
+            f"cannot build the study: {table}.seed is not allowed: the sampler gets --seed"
         )
     import inspect
 
@@ -424,7 +428,7 @@ def _check_kwargs(kind: str, name: str, class_name: str, kwargs: Mapping[str, An
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
         return
     for key, value in kwargs.items():
-        where = f"{kind}_kwargs.{key_name(key)}"
+        where = f"{table}.{key_name(key)}"
         parameter = parameters.get(key)
         if parameter is None or parameter.kind not in (
             inspect.Parameter.POSITIONAL_OR_KEYWORD,
@@ -446,9 +450,12 @@ def _check_kwargs(kind: str, name: str, class_name: str, kwargs: Mapping[str, An
 def _check_study(study: StudySettings, sources: Mapping[str, str]) -> None:
     if study.sampler_kwargs and study.sampler in SAMPLER_CLASSES:
         sampler_class = SAMPLER_CLASSES[study.sampler]
-        _check_kwargs("sampler", study.sampler, sampler_class, study.sampler_kwargs)
+        where = sources.get("sampler_kwargs")
+        _check_kwargs("sampler", study.sampler, sampler_class, study.sampler_kwargs, where)
     if study.pruner_kwargs:
-        _check_kwargs("pruner", study.pruner, PRUNER_CLASSES[study.pruner], study.pruner_kwargs)
+        pruner_class = PRUNER_CLASSES[study.pruner]
+        where = sources.get("pruner_kwargs")
+        _check_kwargs("pruner", study.pruner, pruner_class, study.pruner_kwargs, where)
     if study.sampler == "grid" and "search_space" not in study.sampler_kwargs:
         raise ConfigError(
             "the grid sampler needs a search space: add sampler_kwargs.search_space "
