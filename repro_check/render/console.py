@@ -32,10 +32,30 @@ class SafeConsole(Console):
 
     Every renderable (tables, panels, progress bars) is drawn through ``render``, so user text
     anywhere in a report (target, params, errors, notes, a saved report's environment) cannot
-    send escape sequences to the terminal. A ``Text`` is escaped before it is wrapped (so a cell
-    wraps rather than losing its end), any other segment after; rich's own styling is added
-    later, and its cursor-control segments (progress bars) pass untouched.
+    send escape sequences to the terminal. Text is escaped before rich measures and wraps it
+    (strings, and the ``Text`` in the tables, panels and groups given to ``print``), and any
+    segment still holding a control character after; rich's own styling is added later, and
+    its cursor-control segments (progress bars) pass untouched.
     """
+
+    def print(self, *objects: Any, **kwargs: Any) -> None:
+        super().print(*(self._sanitized(obj) for obj in objects), **kwargs)
+
+    def _sanitized(self, renderable: Any) -> Any:
+        """Escape the text of a renderable tree before rich measures it: a table column is
+        sized to the escaped text, so no cell is cut short."""
+        if isinstance(renderable, Text):
+            return _escaped(renderable, self) if has_controls(renderable.plain) else renderable
+        if isinstance(renderable, Table):
+            for column in renderable.columns:
+                column.header = self._sanitized(column.header)
+                column._cells[:] = [self._sanitized(cell) for cell in column._cells]
+        elif isinstance(renderable, Panel):
+            renderable.renderable = self._sanitized(renderable.renderable)
+        elif isinstance(renderable, Group):
+            parts = renderable._renderables
+            renderable._renderables = type(parts)(self._sanitized(r) for r in parts)
+        return renderable
 
     def render_str(self, text: str, **kwargs: Any) -> Text:
         return super().render_str(escape_controls(text), **kwargs)
@@ -56,6 +76,7 @@ def _escaped(text: Text, console: Console) -> Text:
     """A copy of ``text`` whose control characters are written out, its styles kept."""
     parts = [(escape_controls(s.text), s.style) for s in text.render(console, end="")]
     copy = Text(
+        style=text.style,
         justify=text.justify,
         overflow=text.overflow,
         no_wrap=text.no_wrap,
