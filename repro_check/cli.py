@@ -195,10 +195,14 @@ PLAN_FLAGS = (
 def _plan(options: dict[str, Any], experiments: bool = False) -> CheckPlan:
     """The plan from a command's options (its ``locals()``): every command shares the same
     study and check flags, and flags a command lacks are simply not given."""
-    from repro_check.config import build_plan
+    from repro_check.config import MAX_RUNS, build_plan, shown
+    from repro_check.errors import ConfigError
 
     flags = {key: options[key] for key in PLAN_FLAGS if key in options}
     flags["direction"] = options.get("direction")  # the flag is --direction (repeatable)
+    replicates = options.get("replicates")  # diagnose's; bounded as --runs is
+    if isinstance(replicates, int) and replicates > MAX_RUNS:
+        raise ConfigError(f"--replicates must be <= {MAX_RUNS}, got {shown(replicates)}")
     plan = build_plan(options.get("target"), flags, options.get("config"))
     if experiments:  # compare/diagnose need every run of every condition, in this process
         plan = dataclasses.replace(plan, fail_fast=False, storage=None, name=None, resume=False)

@@ -288,3 +288,8 @@ def test_error_lines_escape_what_they_quote(
     code, err = main(capsys, "run", TARGET, "--config", str(missing))
     line = assert_one_line(code, err, "not found", "\\x1b[31m", "\\x0a")
     assert "\x1b" not in line
+
+
+def test_diagnose_replicates_bounded(capsys: pytest.CaptureFixture[str]) -> None:
+    code, err = main(capsys, "diagnose", TARGET, "--replicates", "1000000000000")
+    assert_one_line(code, err, "--replicates must be <= ")
