@@ -382,7 +382,7 @@ def _simple_types(annotation: Any) -> tuple[type, ...] | None:
     """The types a plain annotation (``int``, ``float | None``, ``Optional[str]``...) allows;
     None when it is anything else (a callable, a mapping...), which is then not checked here."""
     if isinstance(annotation, type):
-        return (annotation,) if annotation.__name__ in _SIMPLE else None
+        return (annotation,) if annotation in _SIMPLE.values() else None
     if not isinstance(annotation, str):
         return None
     text = annotation.replace(" ", "")
@@ -415,8 +415,10 @@ def _check_kwargs(
         )
     import inspect
 
-    import optuna
-
+    try:
+        import optuna
+    except ImportError:  # the worker reports the missing package
+        return
     module = optuna.samplers if kind == "sampler" else optuna.pruners
     cls = getattr(module, class_name, None)
     if cls is None:  # an Optuna without this class: the worker says so
