@@ -1,5 +1,36 @@
-"""``python -m repro_check``: the same command line as the ``repro-check`` script."""
+"""``python -m repro_check`` and the ``repro-check`` script: the command line of ``cli``.
 
-from repro_check.cli import main
+The SIGTERM handler goes in before anything heavy is imported (typer, rich, click take a good
+part of a second on a loaded machine), so a CI job cancelled at any moment after the interpreter
+started gets the documented exit 130 and one line, never a silent death by signal.
+"""
 
-main()
+import signal
+import sys
+
+from repro_check.errors import EXIT_INTERRUPTED
+
+
+def _terminate(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main() -> None:
+    """Console-script entry point (``repro_check.cli.main`` once the command line is loaded)."""
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        from repro_check.cli import main as cli_main
+
+        cli_main()
+    except KeyboardInterrupt:  # before the command line took over its handling
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM: still exit 130
+        try:
+            sys.stderr.write("interrupted\n")
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass
+        sys.exit(EXIT_INTERRUPTED)
+
+
+if __name__ == "__main__":
+    main()

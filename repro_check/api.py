@@ -8,7 +8,6 @@ turned back into a target the workers can import, because this process never han
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import importlib.machinery
 import inspect
@@ -56,7 +55,9 @@ def check(
     ``objective`` is ``"pkg.module:attr"``, ``"path/to/file.py:attr"``, or a module-level
     function (see ``resolve_target``). The keyword arguments mean what the ``repro-check run``
     flags of the same name mean; ``controls`` is ``"all"``, ``"none"`` or control names.
-    They are the whole configuration: ``[tool.repro-check]`` in pyproject.toml does not apply.
+    They are the whole configuration (defaults < arguments): ``[tool.repro-check]`` in any
+    pyproject.toml is not read, so a check never fails fast, never uses an Optuna storage and
+    never writes a file because of a project's config.
 
     Returns the report whatever the verdict (``report.reproducible``, ``report.verdict``,
     ``report.comparison.divergence``). Raises ``ConfigError`` for a bad setting and
@@ -93,15 +94,7 @@ def check(
         "pruner_kwargs": dict(pruner_kwargs or {}),
         "controls": controls,
     }
-    plan = build_plan(target, flags)
-    # Every setting above is given, so no pyproject value survives the merge except these two,
-    # whose "not given" (None) is also their value here.
-    if workers is None or timeout is None:
-        plan = dataclasses.replace(
-            plan,
-            workers=plan.workers if workers is not None else None,
-            timeout=plan.timeout if timeout is not None else None,
-        )
+    plan = build_plan(target, flags, pyproject=False)
     return run_check(plan)
 
 

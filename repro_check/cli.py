@@ -18,6 +18,7 @@ import typer
 
 from repro_check import __version__
 from repro_check.errors import EXIT_INTERRUPTED, EXIT_USAGE, ReproCheckError
+from repro_check.render.safe import one_line
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -194,10 +195,14 @@ PLAN_FLAGS = (
 def _plan(options: dict[str, Any], experiments: bool = False) -> CheckPlan:
     """The plan from a command's options (its ``locals()``): every command shares the same
     study and check flags, and flags a command lacks are simply not given."""
-    from repro_check.config import build_plan
+    from repro_check.config import MAX_RUNS, build_plan, shown
+    from repro_check.errors import ConfigError
 
     flags = {key: options[key] for key in PLAN_FLAGS if key in options}
     flags["direction"] = options.get("direction")  # the flag is --direction (repeatable)
+    replicates = options.get("replicates")  # diagnose's; bounded as --runs is
+    if isinstance(replicates, int) and replicates > MAX_RUNS:
+        raise ConfigError(f"--replicates must be <= {MAX_RUNS}, got {shown(replicates)}")
     plan = build_plan(options.get("target"), flags, options.get("config"))
     if experiments:  # compare/diagnose need every run of every condition, in this process
         plan = dataclasses.replace(plan, fail_fast=False, storage=None, name=None, resume=False)
@@ -604,7 +609,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         code = command.main(args=argv, prog_name="repro-check", standalone_mode=False)
     except ReproCheckError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        typer.echo(f"error: {one_line(str(exc))}", err=True)
         sys.exit(exc.exit_code)
 
     except (typer.Exit, typer.Abort, KeyboardInterrupt) as exc:
@@ -619,6 +624,6 @@ def main(argv: list[str] | None = None) -> None:
         if type(exc).__name__ == "NoArgsIsHelpError":  # bare `repro-check`: show the help
             typer.echo(str(exc.format_message()), err=True)  # type: ignore[attr-defined]
         else:
-            typer.echo(f"error: {message}", err=True)
+            typer.echo(f"error: {one_line(message)}", err=True)
         sys.exit(EXIT_USAGE)
     sys.exit(code if isinstance(code, int) else 0)

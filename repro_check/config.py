@@ -7,6 +7,9 @@ file is a one-line exit-2 error before any process starts.
 from __future__ import annotations
 
 import math
+import os
+import re
+import stat
 import tomllib
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -26,33 +29,73 @@ from repro_check.settings import (
 
 Validator = Callable[[Any], Any]
 
+MAX_CONFIG_BYTES = 1 << 20
+"""A config file or pyproject.toml larger than this (1 MiB) is refused, not read."""
+
+MAX_RUNS = 10_000
+MAX_TRIALS = 1_000_000
+MAX_WORKERS = 10_000
+MAX_THREADS = 4_096
+MAX_N_JOBS = 10_000
+MAX_SECONDS = 10.0**7
+"""Upper bounds of the counts and durations (about 116 days for ``timeout``/``stale_after``).
+
+They keep a typo such as ``--runs 1000000000000`` from exhausting memory or running forever, and
+they are below ``validate.MAX_COUNT``, so every report the CLI writes is one the validator reads.
+"""
+
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+"""Control characters (C0, DEL, C1) and lone surrogates: never valid in a target or a name."""
+
+
+def key_name(key: str) -> str:
+    """A settings key as written in messages: bare when it is a plain name, else quoted."""
+    return key if key.replace("-", "_").isidentifier() and len(key) <= 40 else shown(key, 40)
+
+
+def shown(value: Any, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters, for one-line messages (a config value may be
+    a 4,000-digit integer)."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int beyond Python's str() digit limit
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
 
 def _int(minimum: int, maximum: int | None = None) -> Validator:
     def check(value: Any) -> int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"must be an integer, got {value!r}")
-        if value < minimum or (maximum is not None and value > maximum):
-            bound = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"
-            raise ValueError(f"must be {bound}, got {value}")
+            raise ValueError(f"must be an integer, got {shown(value)}")
+        if value < minimum:
+            raise ValueError(f"must be >= {minimum}, got {shown(value)}")
+        if maximum is not None and value > maximum:
+            raise ValueError(f"must be <= {maximum}, got {shown(value)}")
         return int(value)
 
     return check
 
 
 def _n_jobs(value: Any) -> int:
-    if value == -1:
+    if value == -1 and not isinstance(value, bool):
         return -1
-    return int(_int(1)(value))
+    return int(_int(1, MAX_N_JOBS)(value))
 
 
-def _float(*, positive: bool) -> Validator:
+def _float(*, positive: bool, maximum: float | None = None) -> Validator:
     def check(value: Any) -> float:
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ValueError(f"must be a number, got {value!r}")
-        number = float(value)
-        if not math.isfinite(number) or number < 0 or (positive and number == 0):
+            raise ValueError(f"must be a number, got {shown(value)}")
+        try:
+            number = float(value)
+        except OverflowError:  # an integer beyond float range
+            number = math.inf
+        too_big = maximum is not None and number > maximum
+        if not math.isfinite(number) or number < 0 or (positive and number == 0) or too_big:
             bound = "> 0" if positive else ">= 0"
-            raise ValueError(f"must be a finite number {bound}, got {value}")
+            if maximum is not None:
+                bound += f" and <= {maximum:g}"
+            raise ValueError(f"must be a finite number {bound}, got {shown(value)}")
         return number
 
     return check
@@ -62,7 +105,7 @@ def _choice(options: tuple[str, ...]) -> Validator:
     def check(value: Any) -> str:
         name = str(value).lower().replace("_", "-")
         if name not in options:
-            raise ValueError(f"unknown value {value!r} (choose from {', '.join(options)})")
+            raise ValueError(f"unknown value {shown(value)} (choose from {', '.join(options)})")
         return str(name)
 
     return check
@@ -70,40 +113,51 @@ def _choice(options: tuple[str, ...]) -> Validator:
 
 def _sampler(value: Any) -> str:
     if not isinstance(value, str) or not value:
-        raise ValueError(f"must be a sampler name, got {value!r}")
+        raise ValueError(f"must be a sampler name, got {shown(value)}")
     if ":" in value:  # a factory by import path, resolved in the worker
-        return value
+        return _clean(value)
     return str(_choice(SAMPLERS)(value))
 
 
 def _directions(value: Any) -> tuple[str, ...]:
     items = [value] if isinstance(value, str) else value
     if not isinstance(items, list | tuple) or not items:
-        raise ValueError(f"must be a direction or a list of them, got {value!r}")
+        raise ValueError(f"must be a direction or a list of them, got {shown(value)}")
     return tuple(_choice(DIRECTIONS)(item) for item in items)
 
 
 def _table(value: Any) -> dict[str, Any]:
     if not isinstance(value, Mapping):
-        raise ValueError(f"must be a table of keyword arguments, got {value!r}")
+        raise ValueError(f"must be a table of keyword arguments, got {shown(value)}")
     return {str(k): v for k, v in value.items()}
+
+
+def _clean(value: str) -> str:
+    """``value`` unless it holds a control character or a lone surrogate (which no module name,
+    file name a worker can import, or study name needs, and which would reach the terminal or
+    fail to encode)."""
+    bad = _UNSAFE.search(value)
+    if bad is not None:
+        what = "a lone surrogate" if bad.group() >= "\ud800" else "a control character"
+        raise ValueError(f"contains {what} ({bad.group()!r}) at position {bad.start()}")
+    return value
 
 
 def _target(value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"must be 'module:attr' or 'file.py:attr', got {value!r}")
-    return value.strip()
+        raise ValueError(f"must be 'module:attr' or 'file.py:attr', got {shown(value)}")
+    return _clean(value.strip())
 
 
 def _text(value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"must be a non-empty string, got {value!r}")
-    return value.strip()
+        raise ValueError(f"must be a non-empty string, got {shown(value)}")
+    return _clean(value.strip())
 
 
 def _bool(value: Any) -> bool:
     if not isinstance(value, bool):
-        raise ValueError(f"must be true or false, got {value!r}")
+        raise ValueError(f"must be true or false, got {shown(value)}")
     return value
 
 
@@ -111,7 +165,7 @@ def _controls(value: Any) -> Controls:
     """ "all", "none", or control names (a list, or comma-separated)."""
     items = value.split(",") if isinstance(value, str) else value
     if not isinstance(items, list | tuple):
-        raise ValueError(f"must be 'all', 'none' or a list of control names, got {value!r}")
+        raise ValueError(f"must be 'all', 'none' or a list of control names, got {shown(value)}")
     names = [str(item).strip().replace("-", "_") for item in items if str(item).strip()]
     if not names:
         raise ValueError("is empty: give 'all', 'none' or control names")
@@ -122,19 +176,20 @@ def _controls(value: Any) -> Controls:
     unknown = [n for n in names if n not in Controls.names()]
     if unknown:
         raise ValueError(
-            f"unknown control {unknown[0]!r} (choose from all, none, {', '.join(Controls.names())})"
+            f"unknown control {shown(unknown[0])} "
+            f"(choose from all, none, {', '.join(Controls.names())})"
         )
     return Controls.only(names)
 
 
 KEYS: dict[str, Validator] = {
     "target": _target,
-    "trials": _int(1),
-    "runs": _int(2),
+    "trials": _int(1, MAX_TRIALS),
+    "runs": _int(2, MAX_RUNS),
     "seed": _int(0, 2**32 - 1),
-    "workers": _int(1),
-    "timeout": _float(positive=True),
-    "threads": _int(1),
+    "workers": _int(1, MAX_WORKERS),
+    "timeout": _float(positive=True, maximum=MAX_SECONDS),
+    "threads": _int(1, MAX_THREADS),
     "device": _choice(DEVICES),
     "atol": _float(positive=False),
     "rtol": _float(positive=False),
@@ -149,7 +204,7 @@ KEYS: dict[str, Validator] = {
     "storage": _text,
     "name": _text,
     "resume": _bool,
-    "stale_after": _float(positive=True),
+    "stale_after": _float(positive=True, maximum=MAX_SECONDS),
 }
 ALIASES = {"direction": "directions"}
 
@@ -162,9 +217,10 @@ def _normalise(raw: Mapping[str, Any], source: str | None) -> dict[str, tuple[An
     layer: dict[str, tuple[Any, str]] = {}
     for key, value in raw.items():
         name = ALIASES.get(key.replace("-", "_"), key.replace("-", "_"))
-        where = f"--{key.replace('_', '-')}" if source is None else f"{source}: {key}"
+        flag = "target" if name == "target" else f"--{key.replace('_', '-')}"
+        where = flag if source is None else f"{source}: {key_name(key)}"
         if name not in KEYS:
-            raise ConfigError(f"{source or 'flags'}: unknown setting {key!r}")
+            raise ConfigError(f"{source or 'flags'}: unknown setting {shown(key)}")
         try:
             layer[name] = (KEYS[name](value), where)
         except ValueError as exc:
@@ -178,34 +234,90 @@ def check_flags(flags: Mapping[str, Any]) -> dict[str, Any]:
     return {key: value for key, (value, _where) in _normalise(given, None).items()}
 
 
-def read_toml(path: Path) -> dict[str, Any]:
+def read_text(path: Path, what: str = "config file") -> str:
+    """The UTF-8 text of a small regular file, or a one-line ``ConfigError``.
+
+    Checked before it is opened, and again on the open descriptor: a FIFO would block the read
+    forever, ``/dev/zero`` never ends, and ``/proc`` files claim size 0, so at most
+    ``MAX_CONFIG_BYTES`` + 1 bytes are read whatever the size says.
+    """
     try:
-        with path.open("rb") as handle:
-            return tomllib.load(handle)
+        info = os.stat(path)
+        if stat.S_ISDIR(info.st_mode):
+            raise ConfigError(f"{what} is a directory: {path}")
+        if not stat.S_ISREG(info.st_mode):
+            raise ConfigError(f"{what} is not a regular file (a FIFO, device or socket): {path}")
+        flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+        descriptor = os.open(path, flags)
+        with os.fdopen(descriptor, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(descriptor).st_mode):  # swapped since the stat
+                raise ConfigError(f"{what} is not a regular file: {path}")
+            data = handle.read(MAX_CONFIG_BYTES + 1)
     except FileNotFoundError:
-        raise ConfigError(f"config file not found: {path}") from None
-    except IsADirectoryError:
-        raise ConfigError(f"config path is a directory: {path}") from None
+        raise ConfigError(f"{what} not found: {path}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    except (MemoryError, OverflowError, ValueError) as exc:  # a path with a NUL byte, say
+        raise ConfigError(f"cannot read {what} {path}: {exc}") from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{what} {path} is larger than {MAX_CONFIG_BYTES} bytes")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{what} {path} is not UTF-8 text (byte {exc.start})") from None
+
+
+def read_toml(path: Path, what: str = "config file") -> dict[str, Any]:
+    text = read_text(path, what)
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"invalid TOML in {path}: {exc}") from None
+        raise ConfigError(f"invalid TOML in {path}: {str(exc).splitlines()[0]}") from None
+    except RecursionError:
+        raise ConfigError(f"invalid TOML in {path}: nested too deeply") from None
+    except ValueError as exc:  # an integer with more digits than Python converts
+        raise ConfigError(f"invalid TOML in {path}: {str(exc).splitlines()[0]}") from None
 
 
 def find_pyproject(start: Path) -> Path | None:
-    """The nearest ``pyproject.toml`` at or above ``start``."""
-    for folder in (start, *start.parents):
+    """The nearest ``pyproject.toml`` at or above ``start``.
+
+    Only regular files count (a FIFO or device named pyproject.toml is not a project file); a
+    folder that cannot be searched ends the walk, as what is nearest is then unknown.
+    """
+    try:
+        folders = (start, *start.absolute().parents)
+    except OSError:  # the current folder was removed
+        return None
+    for folder in folders:
         candidate = folder / "pyproject.toml"
-        if candidate.is_file():
+        try:
+            info = candidate.stat()
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        except (OSError, ValueError):
+            return None
+        if stat.S_ISREG(info.st_mode):
             return candidate
     return None
+
+
+def _tool_table(data: Mapping[str, Any], path: Path, default: Any) -> Any:
+    """``[tool.repro-check]`` of a parsed file, ``default`` when it has none."""
+    tool = data.get("tool", {})
+    if not isinstance(tool, Mapping):
+        raise ConfigError(f"{path}: [tool] must be a table")
+    table = tool.get("repro-check", default)
+    if not isinstance(table, Mapping):
+        raise ConfigError(f"{path}: [tool.repro-check] must be a table")
+    return table
 
 
 def _pyproject_layer(start: Path) -> dict[str, tuple[Any, str]]:
     path = find_pyproject(start)
     if path is None:
         return {}
-    table = read_toml(path).get("tool", {}).get("repro-check", {})
-    if not isinstance(table, Mapping):
-        raise ConfigError(f"{path}: [tool.repro-check] must be a table")
+    table = _tool_table(read_toml(path, "pyproject.toml"), path, {})
     return _normalise(_anchor_target(table, path), f"{path} [tool.repro-check]")
 
 
@@ -228,22 +340,124 @@ def _config_layer(path: Path | None) -> dict[str, tuple[Any, str]]:
         return {}
     data = read_toml(path)
     # A config file may hold the settings at top level or under [tool.repro-check].
-    table = data.get("tool", {}).get("repro-check", data) if "tool" in data else data
+    table = _tool_table(data, path, data) if "tool" in data else data
     return _normalise(_anchor_target(table, path), str(path))
 
 
 def merge_layers(
-    flags: Mapping[str, Any], config_path: Path | None, start: Path
+    flags: Mapping[str, Any], config_path: Path | None, start: Path | None
 ) -> dict[str, tuple[Any, str]]:
-    """The merged settings (value, source) per key; flags whose value is None are not given."""
-    merged = _pyproject_layer(start)
+    """The merged settings (value, source) per key; flags whose value is None are not given.
+    ``start`` None skips the pyproject.toml layer."""
+    merged = {} if start is None else _pyproject_layer(start)
     merged.update(_config_layer(config_path))
     given = {k: v for k, v in flags.items() if v is not None and v != () and v != []}
     merged.update(_normalise(given, None))
     return merged
 
 
+SAMPLER_CLASSES = {
+    "tpe": "TPESampler",
+    "random": "RandomSampler",
+    "cmaes": "CmaEsSampler",
+    "gp": "GPSampler",
+    "qmc": "QMCSampler",
+    "nsga2": "NSGAIISampler",
+    "nsga3": "NSGAIIISampler",
+    "grid": "GridSampler",
+    "bruteforce": "BruteForceSampler",
+}
+PRUNER_CLASSES = {
+    "none": "NopPruner",
+    "median": "MedianPruner",
+    "percentile": "PercentilePruner",
+    "hyperband": "HyperbandPruner",
+    "successive-halving": "SuccessiveHalvingPruner",
+    "threshold": "ThresholdPruner",
+}
+_SIMPLE = {"int": int, "float": float, "bool": bool, "str": str, "None": type(None)}
+
+
+def _simple_types(annotation: Any) -> tuple[type, ...] | None:
+    """The types a plain annotation (``int``, ``float | None``, ``Optional[str]``...) allows;
+    None when it is anything else (a callable, a mapping...), which is then not checked here."""
+    if isinstance(annotation, type):
+        return (annotation,) if annotation in _SIMPLE.values() else None
+    if not isinstance(annotation, str):
+        return None
+    text = annotation.replace(" ", "")
+    if text.startswith("Optional[") and text.endswith("]"):
+        text = f"{text[9:-1]}|None"
+    names = text.split("|")
+    if not all(name in _SIMPLE for name in names):
+        return None
+    return tuple(_SIMPLE[name] for name in names)
+
+
+def _fits(value: Any, allowed: tuple[type, ...]) -> bool:
+    if isinstance(value, bool):
+        return bool in allowed
+    if isinstance(value, int) and float in allowed:
+        return True
+    return isinstance(value, allowed)
+
+
+def _check_kwargs(
+    kind: str, name: str, class_name: str, kwargs: Mapping[str, Any], source: str | None
+) -> None:
+    """Refuse, before any worker starts, keyword arguments the Optuna class does not take or
+    whose plain type is wrong: otherwise every replicate would fail to build its study.
+    ``source`` is where the table was set (``"file: sampler_kwargs"``), None for arguments."""
+    table = source if source is not None and ": " in source else f"{kind}_kwargs"
+    if kind == "sampler" and "seed" in kwargs:
+        raise ConfigError(
+            f"cannot build the study: {table}.seed is not allowed: the sampler gets --seed"
+        )
+    import inspect
+
+    try:
+        import optuna
+    except ImportError:  # the worker reports the missing package
+        return
+    module = optuna.samplers if kind == "sampler" else optuna.pruners
+    cls = getattr(module, class_name, None)
+    if cls is None:  # an Optuna without this class: the worker says so
+        return
+    try:
+        parameters = inspect.signature(cls).parameters
+    except (TypeError, ValueError):
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return
+    for key, value in kwargs.items():
+        where = f"{table}.{key_name(key)}"
+        parameter = parameters.get(key)
+        if parameter is None or parameter.kind not in (
+            inspect.Parameter.POSITIONAL_OR_KEYWORD,
+            inspect.Parameter.KEYWORD_ONLY,
+        ):
+            accepted = ", ".join(n for n in parameters if n != "seed")
+            raise ConfigError(
+                f"cannot build the study: {where}: the {name} {kind} "
+                f"({class_name}) takes no argument {shown(key, 40)} (it takes {accepted})"
+            )
+        allowed = _simple_types(parameter.annotation)
+        if allowed is not None and not _fits(value, allowed):
+            expected = " or ".join("None" if t is type(None) else t.__name__ for t in allowed)
+            raise ConfigError(
+                f"cannot build the study: {where} = {shown(value)}: {class_name} expects {expected}"
+            )
+
+
 def _check_study(study: StudySettings, sources: Mapping[str, str]) -> None:
+    if study.sampler_kwargs and study.sampler in SAMPLER_CLASSES:
+        sampler_class = SAMPLER_CLASSES[study.sampler]
+        where = sources.get("sampler_kwargs")
+        _check_kwargs("sampler", study.sampler, sampler_class, study.sampler_kwargs, where)
+    if study.pruner_kwargs:
+        pruner_class = PRUNER_CLASSES[study.pruner]
+        where = sources.get("pruner_kwargs")
+        _check_kwargs("pruner", study.pruner, pruner_class, study.pruner_kwargs, where)
     if study.sampler == "grid" and "search_space" not in study.sampler_kwargs:
         raise ConfigError(
             "the grid sampler needs a search space: add sampler_kwargs.search_space "
@@ -264,9 +478,22 @@ def build_plan(
     flags: Mapping[str, Any],
     config_path: Path | None = None,
     start: Path | None = None,
+    *,
+    pyproject: bool = True,
 ) -> CheckPlan:
-    """Merge every layer into a validated ``CheckPlan``. Raises ``ConfigError``."""
-    merged = merge_layers({**flags, "target": target}, config_path, start or Path.cwd())
+    """Merge every layer into a validated ``CheckPlan``. Raises ``ConfigError``.
+
+    ``pyproject`` False leaves out ``[tool.repro-check]`` (the Python API: its settings are its
+    arguments); otherwise the nearest pyproject.toml at or above ``start`` (the current folder)
+    applies.
+    """
+    where = None
+    if pyproject:
+        try:
+            where = start or Path.cwd()
+        except OSError:  # the current folder was removed: there is no pyproject to read
+            where = None
+    merged = merge_layers({**flags, "target": target}, config_path, where)
     values = {key: value for key, (value, _source) in merged.items()}
     sources = {key: source for key, (_value, source) in merged.items()}
     if "target" not in values:

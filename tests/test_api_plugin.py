@@ -92,6 +92,41 @@ def test_pyproject_settings_do_not_apply(tmp_path: Path, monkeypatch: pytest.Mon
     assert (plans[1].workers, plans[1].timeout) == (2, 1.5)
 
 
+def test_pyproject_cannot_turn_on_fail_fast_or_a_storage(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 10: fail_fast and name in [tool.repro-check] made check() run a shared-storage
+    check that wrote repro-check.db into the folder."""
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.repro-check]\nfail_fast = true\nname = "leaked"\nresume = true\nstale_after = 7\n'
+    )
+    monkeypatch.chdir(tmp_path)
+    report = check(fixture("deterministic"), runs=2, trials=3)
+    assert report.reproducible, report.verdict
+    plan = report.plan
+    assert (plan.fail_fast, plan.storage, plan.name, plan.resume) == (False, None, None, False)
+    assert plan.stale_after == 120.0
+    assert not report.stopped_early
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pyproject.toml"]  # no repro-check.db
+
+
+def test_a_broken_pyproject_does_not_matter_to_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "pyproject.toml").write_bytes(b"[tool.repro-check]\nruns = \xff\n")
+    monkeypatch.chdir(tmp_path)
+    plans: list[Any] = []
+    monkeypatch.setattr(api, "run_check", plans.append)
+    check(fixture("deterministic"), trials=4)
+    assert plans[0].runs == 3
+
+
+def test_wrong_sampler_kwargs_type_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(api, "run_check", lambda plan: pytest.fail("a worker would start"))
+    with pytest.raises(ConfigError, match=r"sampler_kwargs\.n_startup_trials = 'x'.*int"):
+        check(fixture("deterministic"), sampler_kwargs={"n_startup_trials": "x"})
+
+
 def test_missing_target_is_a_target_error() -> None:
     with pytest.raises(TargetError, match="no such file"):
         check(str(FIXTURES / "nope.py:objective"), **SMALL)

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from typing import IO
+from collections.abc import Iterable
+from typing import IO, Any
 
-from rich.console import Console, Group, RenderableType
+from rich.console import Console, ConsoleOptions, Group, RenderableType
 from rich.panel import Panel
+from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
 
 from repro_check.render import fmt
 from repro_check.render.fmt import diagnose_hint, headline, settings_line
+from repro_check.render.safe import escape_controls, has_controls
 from repro_check.report import VERDICT_AWAITING, VERDICT_NOT_REPRODUCIBLE, RunReport
 
 STYLE = {
@@ -24,9 +27,74 @@ STYLE = {
 MARK = " ≠"
 
 
+class SafeConsole(Console):
+    r"""A console that shows control characters in the text it prints as ``\xNN``.
+
+    Every renderable (tables, panels, progress bars) is drawn through ``render``, so user text
+    anywhere in a report (target, params, errors, notes, a saved report's environment) cannot
+    send escape sequences to the terminal. Text is escaped before rich measures and wraps it
+    (strings, and the ``Text`` in the tables, panels and groups given to ``print``), and any
+    segment still holding a control character after; rich's own styling is added later, and
+    its cursor-control segments (progress bars) pass untouched.
+    """
+
+    def print(self, *objects: Any, **kwargs: Any) -> None:
+        super().print(*(self._sanitized(obj) for obj in objects), **kwargs)
+
+    def _sanitized(self, renderable: Any) -> Any:
+        """Escape the text of a renderable tree before rich measures it: a table column is
+        sized to the escaped text, so no cell is cut short."""
+        if isinstance(renderable, Text):
+            return _escaped(renderable, self) if has_controls(renderable.plain) else renderable
+        if isinstance(renderable, Table):
+            for column in renderable.columns:
+                column.header = self._sanitized(column.header)
+                column._cells[:] = [self._sanitized(cell) for cell in column._cells]
+        elif isinstance(renderable, Panel):
+            renderable.renderable = self._sanitized(renderable.renderable)
+        elif isinstance(renderable, Group):
+            parts = renderable._renderables
+            renderable._renderables = type(parts)(self._sanitized(r) for r in parts)
+        return renderable
+
+    def render_str(self, text: str, **kwargs: Any) -> Text:
+        return super().render_str(escape_controls(text), **kwargs)
+
+    def render(
+        self, renderable: RenderableType, options: ConsoleOptions | None = None
+    ) -> Iterable[Segment]:
+        if isinstance(renderable, Text) and has_controls(renderable.plain):
+            renderable = _escaped(renderable, self)
+        for segment in super().render(renderable, options):
+            if segment.control or not has_controls(segment.text):
+                yield segment
+            else:
+                yield Segment(escape_controls(segment.text), segment.style)
+
+
+def _escaped(text: Text, console: Console) -> Text:
+    """A copy of ``text`` whose control characters are written out, its styles kept."""
+    parts = [(escape_controls(s.text), s.style) for s in text.render(console, end="")]
+    copy = Text(
+        style=text.style,
+        justify=text.justify,
+        overflow=text.overflow,
+        no_wrap=text.no_wrap,
+        end=text.end,
+        tab_size=text.tab_size,
+    )
+    for part, style in parts:
+        copy.append(part, style)
+    return copy
+
+
 def make_console(file: IO[str] | None = None, stderr: bool = False) -> Console:
-    """The one place consoles are made (tests pin NO_COLOR and COLUMNS through the env)."""
-    return Console(file=file, stderr=stderr, highlight=False, soft_wrap=False)
+    """The one place consoles are made (tests pin NO_COLOR and COLUMNS through the env).
+
+    Strings are never read as rich markup or emoji codes: ``[/x]`` in a param name is text."""
+    return SafeConsole(
+        file=file, stderr=stderr, highlight=False, soft_wrap=False, markup=False, emoji=False
+    )
 
 
 def best_table(report: RunReport) -> Table:

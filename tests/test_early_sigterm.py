@@ -1,0 +1,83 @@
+"""SIGTERM in the first moments of ``repro-check`` (CI cancelling a job) exits 130 with one line.
+
+The handler must be in place before typer, click and rich are imported. The child runs with
+``-X importtime``, which writes a line to stderr as each import finishes, so the test strikes at
+a known point (while typer, and the click it brings, is being imported) instead of guessing a
+delay.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+from conftest import fixture
+
+ROOT = Path(__file__).parent.parent
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+
+ENTRY_POINTS = {
+    "python -m": ["-m", "repro_check"],
+    # what the console script pip generates from [project.scripts] does
+    "console script": [
+        "-c",
+        "import sys; sys.argv[0] = 'repro-check'; "
+        "from repro_check.__main__ import main; sys.exit(main())",
+    ],
+}
+
+
+def strike_during_import(entry: list[str], module: str) -> tuple[int, str]:
+    """Send SIGTERM as soon as an import of ``module`` (or, ending in ".", of any module under
+    it) has finished; (exit code, the non-importtime stderr)."""
+    env = {**os.environ, "NO_COLOR": "1"}
+    env.pop("GITHUB_STEP_SUMMARY", None)
+    argv = [sys.executable, "-X", "importtime", *entry, "run", fixture("deterministic")]
+    proc = subprocess.Popen(
+        [*argv, "--trials", "2", "--runs", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert proc.stderr is not None
+    seen = []
+    try:
+        for line in proc.stderr:
+            seen.append(line)
+            name = line.rsplit("|", 1)[-1].strip()
+            hit = name.startswith(module) if module.endswith(".") else name == module
+            if line.startswith("import time:") and hit:
+                proc.send_signal(signal.SIGTERM)
+                break
+        else:
+            pytest.fail(f"{module} was never imported")
+        _out, rest = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    messages = [
+        line for line in [*seen, *rest.splitlines(True)] if not line.startswith("import time:")
+    ]
+    return proc.returncode, "".join(messages)
+
+
+@pytest.mark.parametrize("entry", ENTRY_POINTS.values(), ids=ENTRY_POINTS.keys())
+@pytest.mark.parametrize("module", ["typer.", "typer"])  # typer's first submodule, typer
+def test_sigterm_while_the_command_line_loads(entry: list[str], module: str) -> None:
+    code, messages = strike_during_import(entry, module)
+    assert code == 130, f"exit {code} (-15 is death by SIGTERM): {messages}"
+    assert "Traceback" not in messages
+    assert messages.strip() == "interrupted", messages
+
+
+def test_console_script_uses_the_early_entry_point() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert project["project"]["scripts"]["repro-check"] == "repro_check.__main__:main"
