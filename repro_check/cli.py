@@ -700,7 +700,6 @@ def diff(
         ),
     ] = None,
     quiet: Quiet = False,
-    verbose: Verbose = False,
     version: Version = False,
 ) -> None:
     """Compare two saved run reports: results, then environments (differences first).
@@ -721,7 +720,7 @@ def diff(
         given = check_flags({"atol": atol, "rtol": rtol})
         tolerance = Tolerance(given.get("atol", 0.0), given.get("rtol", 0.0))
     result = diff_reports(str(report_a), a, str(report_b), b, tolerance)
-    say = _Say(quiet, verbose)
+    say = _Say(quiet)
     say.written += write_outputs(result, json_path=json_path)
     say.show(result, lambda console: console_diff.render(result, console, all_env=all_env))
     raise typer.Exit(result.exit_code)

@@ -91,7 +91,5 @@ def render(obj: Any, console: Console, outputs: Outputs | None = None) -> None:
     elif isinstance(obj, Diagnosis):
         for experiment in obj.experiments:
             _runs(console, f"Runs of {experiment.id}:", experiment.runs, experiment.id, outputs)
-    elif isinstance(obj, ReportDiff):
-        return
-    else:
+    elif not isinstance(obj, ReportDiff):  # a diff has no runs of its own
         _runs(console, "Runs:", obj.runs, "", outputs)
