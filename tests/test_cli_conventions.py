@@ -409,6 +409,23 @@ def test_progress_events_label_queued_and_count_every_condition() -> None:
     assert set(bars.status.values()) == {"ok"}
 
 
+def test_rich_progress_shows_a_labelled_bar_per_replicate_and_an_overall_one() -> None:
+    from repro_check.render.progress import ReplicateProgress
+    from repro_check.runner import Progress
+
+    progress = ReplicateProgress()
+    with progress:
+        progress.update(Progress(0, 0, 4, group="no_sampler_seed", queued=True))
+        progress.update(Progress(1, 0, 4, group="no_sampler_seed", queued=True))
+        progress.update(Progress(0, 3, 4, group="no_sampler_seed"))
+        tasks = {task.description: task for task in progress._rich.tasks}
+    assert list(tasks) == ["all trials", "no_sampler_seed run 0", "no_sampler_seed run 1"]
+    overall = tasks["all trials"]
+    assert (overall.completed, overall.total, overall.fields["status"]) == (3, 8, "1 queued")
+    assert tasks["no_sampler_seed run 0"].fields["status"] == "running"
+    assert tasks["no_sampler_seed run 1"].fields["status"] == "queued"
+
+
 def test_progress_bars_of_run_are_numbered_by_replicate() -> None:
     from repro_check.render.progress import Bars
     from repro_check.runner import Progress

@@ -19,6 +19,7 @@ from repro_check.render.console import make_console
 from repro_check.runner import Progress as RunnerProgress
 
 QUEUED = "queued"
+RUNNING = "running"
 
 
 class Bars:
@@ -43,7 +44,7 @@ class Bars:
         if event.queued:
             self.status[key] = QUEUED
         else:
-            self.status[key] = event.status or ""
+            self.status[key] = event.status or RUNNING
         return key
 
     @property
