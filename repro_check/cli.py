@@ -554,20 +554,26 @@ def run(
             _show_run(dataclasses.replace(partial, interrupted=True), outputs, say)
         typer.echo("interrupted: stopped the workers", err=True)
         raise typer.Exit(EXIT_INTERRUPTED) from None
-    warnings = []
-    if save_baseline is not None:
-        from repro_check.render import json_report
+    from repro_check.render import console as console_render
+    from repro_check.render.files import write_outputs
 
-        if not any(run.finished for run in report.runs):
-            warnings.append(f"warning: {save_baseline} not saved: no run finished")
-        else:
-            json_report.write(report.to_dict(), save_baseline)
-            say.written.append(save_baseline)
-            if not report.reproducible:
-                warnings.append(
-                    f"warning: saved {save_baseline} from a run that is not reproducible"
-                )
-    _show_run(report, outputs, say, step_summary=True)
+    say.written += write_outputs(report, **outputs, step_summary=True)
+    warnings = []
+    try:  # the report shows even when the baseline cannot be written (then exit 2)
+        if save_baseline is not None:
+            from repro_check.render import json_report
+
+            if not any(run.finished for run in report.runs):
+                warnings.append(f"warning: {save_baseline} not saved: no run finished")
+            else:
+                json_report.write(report.to_dict(), save_baseline)
+                say.written.append(save_baseline)
+                if not report.reproducible:
+                    warnings.append(
+                        f"warning: saved {save_baseline} from a run that is not reproducible"
+                    )
+    finally:
+        say.show(report, lambda console: console_render.render(report, console))
     for warning in warnings:
         typer.echo(warning, err=True)
     raise typer.Exit(report.exit_code)

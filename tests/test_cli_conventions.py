@@ -522,3 +522,19 @@ def test_fixture_error_says_relative_paths_are_from_the_current_folder(
         ReproCheck({"runs": 2, "trials": 2}).check("models/train.py:objective")
     assert str(caught.value).startswith("no such file: models/train.py")
     assert f"relative to the current folder, {tmp_path}, not to the test file" in str(caught.value)
+
+
+def test_verbose_output_shows_terminal_escapes_instead_of_running_them() -> None:
+    from repro_check.records import RunRecord
+    from repro_check.render import detail
+
+    run = RunRecord(0, 0, "ok", (), wall_s=0.5)
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=80, no_color=True)
+    detail._runs(console, "Runs:", [run], "", {("", 0): "hello\x1b[2J\x07 world\n"})
+    assert buffer.getvalue().splitlines() == [
+        "Runs:",
+        "run 0: ok, seed 0, 0 trials, 0.5 s",
+        "  output:",
+        "    hello\\x1b[2J\\x07 world",
+    ]

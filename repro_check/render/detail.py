@@ -39,6 +39,11 @@ def verdict_line(obj: Any) -> str:
     return fmt.headline(obj)
 
 
+def _printable(text: str) -> str:
+    """The objective's own text with control characters (terminal escapes) shown, not run."""
+    return "".join(c if c in "\n\t" or c.isprintable() else ascii(c)[1:-1] for c in text)
+
+
 def _indent(text: Text, by: int) -> Padding:
     """Wrapped lines keep the indent (no padding to the full width after them)."""
     return Padding(text, (0, 0, 0, by), expand=False)
@@ -58,10 +63,10 @@ def _run_lines(run: RunRecord, output: str | None) -> list[Text | Padding]:
 
         parts.append(_indent(Text(f"environment {fingerprint(dict(run.environment))}"), 2))
     if run.error:
-        parts.append(_indent(Text(f"error: {run.error}"), 2))
-    parts += [_indent(Text(f"note: {note}"), 2) for note in run.notes]
+        parts.append(_indent(Text(f"error: {_printable(run.error)}"), 2))
+    parts += [_indent(Text(f"note: {_printable(note)}"), 2) for note in run.notes]
     if output is not None:
-        text = output.rstrip("\n")
+        text = _printable(output.rstrip("\n"))
         parts.append(_indent(Text("output:" if text else "output: (none)"), 2))
         if text:
             parts.append(_indent(Text(text), 4))
