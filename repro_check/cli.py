@@ -400,8 +400,8 @@ class _Say:
         if self.verbose:
             _draw(lambda: detail.render(obj, _console(), self.outputs))
         line = wrote_line(self.written)
-        if line is not None:
-            _draw(lambda: typer.echo(line))
+        if line is not None:  # on stderr: stdout stays the report alone (`report` redraws it)
+            typer.echo(line, err=True)
 
 
 def _outputs(

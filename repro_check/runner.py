@@ -220,10 +220,16 @@ class _Live:
         if self.final is None:
             self.proc.wait()
             self.final = self._result()
-            self.stderr.seek(0)
-            self.output = self.stderr.read().decode(errors="replace")
+            self.output = self._output_tail()
             self.stderr.close()
         return self.final
+
+    def _output_tail(self, limit: int = 256 * 1024) -> str:
+        """What the objective printed (for ``--verbose``), its last ``limit`` bytes at most."""
+        size = self.stderr.seek(0, os.SEEK_END)
+        self.stderr.seek(max(0, size - limit))
+        text = self.stderr.read().decode(errors="replace")
+        return f"[... first {size - limit} bytes left out ...]\n{text}" if size > limit else text
 
     def _result(self) -> JobResult:
         wall = time.monotonic() - self.started

@@ -83,6 +83,7 @@ def test_quiet_prints_the_verdict_line_only(tmp_path: Path) -> None:
     )
     assert result.code == 0, result.err
     assert result.out == "REPRODUCIBLE: 2 runs × 3 trials agree bit for bit\n"
+    assert result.err == ""  # not even the "wrote" line
     assert json.loads(out.read_text())["verdict"] == "reproducible"  # files are still written
 
 
@@ -296,14 +297,15 @@ def test_wrote_line_names_every_file(tmp_path: Path) -> None:
         env=ENV,
     )
     assert result.code == 0, result.err
-    assert result.out.splitlines()[-1] == "wrote repro.json, repro.md, repro.xml"
+    assert result.err.splitlines()[-1] == "wrote repro.json, repro.md, repro.xml"
+    assert "wrote" not in result.out  # stdout is the report alone
     assert all((tmp_path / f).is_file() for f in ("repro.json", "repro.md", "repro.xml"))
 
 
 def test_no_wrote_line_without_files() -> None:
     result = cli("run", fixture("deterministic"), "--runs", "2", "--trials", "2", env=ENV)
     assert result.code == 0
-    assert not any(line.startswith("wrote ") for line in result.out.splitlines())
+    assert not any(line.startswith("wrote ") for line in result.err.splitlines())
 
 
 def test_wrote_line_includes_the_saved_baseline(tmp_path: Path) -> None:
@@ -320,7 +322,7 @@ def test_wrote_line_includes_the_saved_baseline(tmp_path: Path) -> None:
         env=ENV,
     )
     assert result.code == 0, result.err
-    assert result.out.splitlines()[-1] == "wrote base.json"
+    assert result.err.splitlines()[-1] == "wrote base.json"
 
 
 # --- item 5: suggested commands stay whole, notes wrap under their indent ---------------------
