@@ -49,12 +49,14 @@ def check(
     sampler_kwargs: Mapping[str, Any] | None = None,
     pruner_kwargs: Mapping[str, Any] | None = None,
     controls: str | Sequence[str] = "all",
+    direction: str | Sequence[str] | None = None,
 ) -> RunReport:
     """Run the study ``runs`` times, each in a fresh process with the same seed, and compare.
 
     ``objective`` is ``"pkg.module:attr"``, ``"path/to/file.py:attr"``, or a module-level
     function (see ``resolve_target``). The keyword arguments mean what the ``repro-check run``
-    flags of the same name mean; ``controls`` is ``"all"``, ``"none"`` or control names.
+    flags of the same name mean (``direction=`` is an alias of ``directions=``, as the flag
+    is ``--direction``); ``controls`` is ``"all"``, ``"none"`` or control names.
     They are the whole configuration (defaults < arguments): ``[tool.repro-check]`` in any
     pyproject.toml is not read, so a check never fails fast, never uses an Optuna storage and
     never writes a file because of a project's config.
@@ -69,6 +71,10 @@ def check(
             'module: put the call under `if __name__ == "__main__":`'
         )
     target = resolve_target(objective)
+    if direction is not None:  # the CLI's flag is --direction: accept its name too
+        if directions != ("minimize",):
+            raise ConfigError("give direction= or directions=, not both")
+        directions = direction
     if isinstance(directions, str):
         directions = (directions,)
     if not directions:

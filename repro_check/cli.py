@@ -28,42 +28,112 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
+# The help groups, in the order every command shows them (run, compare and diagnose share them).
+STUDY = "Study"
+CHECK = "Check"
+CONTROLS = "Controls"
+SHARED = "Storage and sharing"
+OUTPUT = "Output"
+GENERAL = "General"
+PANELS = (STUDY, CHECK, CONTROLS, SHARED, OUTPUT, GENERAL)
+
+
+class _Command(typer.core.TyperCommand):
+    """Plain (fast) help with the options grouped under their panels, in ``PANELS`` order."""
+
+    def format_options(self, ctx: Any, formatter: Any) -> None:
+        arguments: list[tuple[str, str]] = []
+        groups: dict[str, list[tuple[str, str]]] = {}
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is None:
+                continue
+            if param.param_type_name == "argument":
+                arguments.append((_word(param), getattr(param, "help", None) or ""))
+            else:
+                groups.setdefault(getattr(param, "rich_help_panel", None) or GENERAL, []).append(
+                    record
+                )
+        if arguments:
+            with formatter.section("Arguments"):
+                formatter.write_dl(arguments)
+        for panel in PANELS:
+            if panel in groups:
+                with formatter.section(panel):
+                    formatter.write_dl(groups[panel])
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        """``[OPTIONS] A B`` / ``[OPTIONS] [TARGET]``: arguments as words, optional ones in
+        brackets (typer writes ``{A}`` and ``[[TARGET]]``)."""
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if param.param_type_name == "argument":
+                pieces.append(_word(param) if param.required else f"[{_word(param)}]")
+        return pieces
+
+
+def _word(param: Any) -> str:
+    return str(param.metavar or param.name or "").upper()
+
+
+class _Group(typer.core.TyperGroup):
+    """The command list shows each command's whole first sentence (click cuts it at ~45
+    characters with "...")."""
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(limit=10_000)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+    def format_options(self, ctx: Any, formatter: Any) -> None:
+        _Command.format_options(self, ctx, formatter)  # type: ignore[arg-type]
+        self.format_commands(ctx, formatter)
+
+
 app = typer.Typer(
     name="repro-check",
+    cls=_Group,
     help="Is your seeded Optuna study reproducible? Runs it N times in fresh processes, "
     "diffs every trial, and says why not.",
+    epilog="Run 'repro-check COMMAND -h' for a command's flags.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
-
-STUDY = "Study settings"
-CHECK = "Check settings"
-OUTPUT = "Output"
-SHARED = "Shared checks (Optuna storage)"
+command = app.command(cls=_Command)
 
 Target = Annotated[
     str | None,
     typer.Argument(
+        metavar="TARGET",
         help="pkg.module:attr or path/to/file.py:attr (':objective' if omitted).",
         show_default=False,
     ),
 ]
 Trials = Annotated[
-    int | None, typer.Option(help="Trials per study [default: 20].", rich_help_panel=STUDY)
+    int | None,
+    typer.Option(metavar="N", help="Trials per study [default: 20].", rich_help_panel=STUDY),
 ]
 Direction = Annotated[
     list[str] | None,
     typer.Option(
         "--direction",
-        help="minimize or maximize; repeat for a multi-objective study.",
+        metavar="DIRECTION",
+        help="minimize or maximize; repeat for a multi-objective study [default: minimize].",
         rich_help_panel=STUDY,
     ),
 ]
 Sampler = Annotated[
     str | None,
     typer.Option(
+        metavar="NAME",
         help="tpe, random, cmaes, gp, qmc, nsga2, nsga3, grid, bruteforce, or pkg.mod:factory "
         "(called with seed=) [default: tpe].",
         rich_help_panel=STUDY,
@@ -72,81 +142,146 @@ Sampler = Annotated[
 Pruner = Annotated[
     str | None,
     typer.Option(
+        metavar="NAME",
         help="none, median, percentile, hyperband, successive-halving, threshold [default: none].",
         rich_help_panel=STUDY,
     ),
 ]
 NJobs = Annotated[
-    int | None, typer.Option("--n-jobs", help="Optuna n_jobs [default: 1].", rich_help_panel=STUDY)
+    int | None,
+    typer.Option(
+        "--n-jobs", metavar="N", help="Optuna n_jobs [default: 1].", rich_help_panel=STUDY
+    ),
 ]
 Runs = Annotated[
-    int | None, typer.Option(help="Replicates, at least 2 [default: 3].", rich_help_panel=CHECK)
+    int | None,
+    typer.Option(metavar="N", help="Replicates, at least 2 [default: 3].", rich_help_panel=CHECK),
 ]
 Seed = Annotated[
-    int | None, typer.Option(help="Seed every replicate gets [default: 0].", rich_help_panel=CHECK)
+    int | None,
+    typer.Option(
+        metavar="SEED", help="Seed every replicate gets [default: 0].", rich_help_panel=CHECK
+    ),
 ]
 Workers = Annotated[
     int | None,
     typer.Option(
+        metavar="N",
         help="Concurrent replicates [default: one per core, capped at runs; 1 on CUDA].",
         rich_help_panel=CHECK,
     ),
 ]
 Timeout = Annotated[
     float | None,
-    typer.Option(help="Seconds per replicate before it is killed.", rich_help_panel=CHECK),
+    typer.Option(
+        metavar="SECONDS", help="Seconds per replicate before it is killed.", rich_help_panel=CHECK
+    ),
 ]
 Threads = Annotated[
     int | None,
     typer.Option(
-        help="torch/OMP/MKL/OpenBLAS threads per worker [default: 1].", rich_help_panel=CHECK
+        metavar="N",
+        help="torch/OMP/MKL/OpenBLAS threads per worker [default: 1].",
+        rich_help_panel=CONTROLS,
     ),
 ]
 Device = Annotated[
-    str | None, typer.Option(help="auto, cpu or cuda [default: auto].", rich_help_panel=CHECK)
+    str | None,
+    typer.Option(
+        metavar="DEVICE", help="auto, cpu or cuda [default: auto].", rich_help_panel=CONTROLS
+    ),
 ]
 Atol = Annotated[
     float | None,
-    typer.Option(help="Absolute tolerance for floats [default: 0].", rich_help_panel=CHECK),
+    typer.Option(
+        metavar="TOL", help="Absolute tolerance for floats [default: 0].", rich_help_panel=CHECK
+    ),
 ]
 Rtol = Annotated[
     float | None,
-    typer.Option(help="Relative tolerance for floats [default: 0].", rich_help_panel=CHECK),
+    typer.Option(
+        metavar="TOL", help="Relative tolerance for floats [default: 0].", rich_help_panel=CHECK
+    ),
 ]
 ConfigPath = Annotated[
     Path | None,
     typer.Option(
-        "--config", help="TOML file with settings (overridden by flags).", rich_help_panel=CHECK
+        "--config",
+        metavar="PATH",
+        help="TOML file with settings (overridden by flags).",
+        rich_help_panel=CHECK,
     ),
 ]
 ControlsOpt = Annotated[
     str | None,
     typer.Option(
         "--controls",
+        metavar="LIST",
         help="Controls to apply: all, none, or a comma-separated list of sampler_seed, "
         "global_rng, trial_reseed, hash_seed, torch_determinism, cudnn [default: all].",
-        rich_help_panel=CHECK,
+        rich_help_panel=CONTROLS,
+    ),
+]
+StaleAfter = Annotated[
+    float | None,
+    typer.Option(
+        metavar="SECONDS",
+        help="Seconds without a heartbeat before a replicate counts as dead [default: 120].",
+        rich_help_panel=SHARED,
     ),
 ]
 JsonPath = Annotated[
     Path | None,
-    typer.Option("--json", help="Write the report as JSON here.", rich_help_panel=OUTPUT),
+    typer.Option(
+        "--json", metavar="PATH", help="Write the report as JSON here.", rich_help_panel=OUTPUT
+    ),
 ]
 MarkdownPath = Annotated[
     Path | None,
+    typer.Option(metavar="PATH", help="Write a Markdown summary here.", rich_help_panel=OUTPUT),
+]
+RunMarkdownPath = Annotated[
+    Path | None,
     typer.Option(
-        help="Write a Markdown summary here (run also appends it to $GITHUB_STEP_SUMMARY).",
+        "--markdown",
+        metavar="PATH",
+        help="Write a Markdown summary here (also appended to $GITHUB_STEP_SUMMARY when set).",
         rich_help_panel=OUTPUT,
     ),
 ]
 JunitPath = Annotated[
     Path | None,
-    typer.Option(help="Write JUnit XML here (one test case per check).", rich_help_panel=OUTPUT),
+    typer.Option(
+        metavar="PATH",
+        help="Write JUnit XML here (one test case per check).",
+        rich_help_panel=OUTPUT,
+    ),
 ]
 PlotPath = Annotated[
     Path | None,
     typer.Option(
+        metavar="PATH",
         help="Draw the runs' histories (.png or .svg; needs matplotlib, the plot extra).",
+        rich_help_panel=OUTPUT,
+    ),
+]
+ComparePlotPath = Annotated[
+    Path | None,
+    typer.Option(
+        "--plot",
+        metavar="PATH",
+        help="Draw the best values per condition, mean ± std (.png or .svg; needs matplotlib, "
+        "the plot extra).",
+        rich_help_panel=OUTPUT,
+    ),
+]
+ReportPlotPath = Annotated[
+    Path | None,
+    typer.Option(
+        "--plot",
+        metavar="PATH",
+        help="Draw the runs' histories, or a compare report's best values per condition "
+        "(.png or .svg; needs matplotlib, the plot extra).",
         rich_help_panel=OUTPUT,
     ),
 ]
@@ -158,15 +293,35 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+Version = Annotated[
+    bool,
+    typer.Option(
+        "-V",
+        "--version",
+        callback=_version,
+        is_eager=True,
+        expose_value=False,
+        help="Show the version and exit.",
+        rich_help_panel=GENERAL,
+    ),
+]
+Quiet = Annotated[
+    bool,
+    typer.Option("-q", "--quiet", help="Print the verdict line only.", rich_help_panel=OUTPUT),
+]
+Verbose = Annotated[
+    bool,
+    typer.Option(
+        "-v",
+        "--verbose",
+        help="Also print per-run detail and what the objective printed in each run.",
+        rich_help_panel=OUTPUT,
+    ),
+]
+
+
 @app.callback()
-def _root(
-    version: Annotated[
-        bool,
-        typer.Option(
-            "--version", callback=_version, is_eager=True, help="Show the version and exit."
-        ),
-    ] = False,
-) -> None:
+def _root(version: Version = False) -> None:
     """repro-check: reproducibility checks for Optuna studies."""
 
 
@@ -228,6 +383,32 @@ def _console() -> Console:
 OutputFlags = dict[str, Any]
 
 
+@dataclasses.dataclass
+class _Say:
+    """How much the console shows (-q, -v) and what it collected while the check ran."""
+
+    quiet: bool = False
+    verbose: bool = False
+    outputs: dict[tuple[str, int], str] | None = None
+    """The objective's captured output per (group, run index), for --verbose."""
+    written: list[Path] = dataclasses.field(default_factory=list)
+
+    def show(self, obj: Any, render: Callable[[Console], None]) -> None:
+        """The report (or its verdict line alone), then per-run detail, then the files."""
+        from repro_check.render import detail
+        from repro_check.render.files import wrote_line
+
+        if self.quiet:
+            _draw(lambda: typer.echo(detail.verdict_line(obj)))
+            return
+        _draw(lambda: render(_console()))
+        if self.verbose:
+            _draw(lambda: detail.render(obj, _console(), self.outputs))
+        line = wrote_line(self.written)
+        if line is not None:  # on stderr: stdout stays the report alone (`report` redraws it)
+            typer.echo(line, err=True)
+
+
 def _outputs(
     json_path: Path | None,
     markdown: Path | None = None,
@@ -246,15 +427,18 @@ def _outputs(
     }
 
 
-def _show_run(report: RunReport, outputs: OutputFlags, step_summary: bool = False) -> None:
+def _show_run(
+    report: RunReport, outputs: OutputFlags, say: _Say, step_summary: bool = False
+) -> None:
     from repro_check.render import console as console_render
     from repro_check.render.files import write_outputs
 
-    write_outputs(report, **outputs, step_summary=step_summary)  # files first: a closed
-    _draw(lambda: console_render.render(report, _console()))  # stdout pipe must not lose the report
+    # files first: a closed stdout pipe must not lose the report
+    say.written += write_outputs(report, **outputs, step_summary=step_summary)
+    say.show(report, lambda console: console_render.render(report, console))
 
 
-@app.command()
+@command
 def run(
     target: Target = None,
     runs: Runs = None,
@@ -282,6 +466,7 @@ def run(
     storage: Annotated[
         str | None,
         typer.Option(
+            metavar="URL",
             help="Optuna storage URL for the replicate studies (sqlite:///f.db, "
             "postgresql+psycopg://..., journal:<file>); processes sharing it share the replicates.",
             rich_help_panel=SHARED,
@@ -290,6 +475,7 @@ def run(
     name: Annotated[
         str | None,
         typer.Option(
+            metavar="NAME",
             help="The check's name: studies are <name>/run-<k> [default storage: "
             "sqlite:///repro-check.db].",
             rich_help_panel=SHARED,
@@ -303,17 +489,12 @@ def run(
             rich_help_panel=SHARED,
         ),
     ] = None,
-    stale_after: Annotated[
-        float | None,
-        typer.Option(
-            help="Seconds without a heartbeat before a replicate counts as dead [default: 120].",
-            rich_help_panel=SHARED,
-        ),
-    ] = None,
+    stale_after: StaleAfter = None,
     config: ConfigPath = None,
     baseline: Annotated[
         Path | None,
         typer.Option(
+            metavar="PATH",
             help="Also compare with this saved run report; exit 1 if the results moved.",
             rich_help_panel=CHECK,
         ),
@@ -329,13 +510,18 @@ def run(
     save_baseline: Annotated[
         Path | None,
         typer.Option(
-            help="Write this run's report as a baseline to commit.", rich_help_panel=OUTPUT
+            metavar="PATH",
+            help="Write this run's report as a baseline to commit.",
+            rich_help_panel=OUTPUT,
         ),
     ] = None,
     json_path: JsonPath = None,
-    markdown: MarkdownPath = None,
+    markdown: RunMarkdownPath = None,
     junit: JunitPath = None,
     plot: PlotPath = None,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
+    version: Version = False,
 ) -> None:
     """Run the study N times in fresh processes and say whether the runs agree.
 
@@ -356,11 +542,13 @@ def run(
         from repro_check.validate import load_run_report
 
         saved = load_run_report(baseline)
+    say = _Say(quiet, verbose)
     try:
         report = _with_progress(
             lambda on_progress: run_check(
                 plan, on_progress, saved, str(baseline or ""), allow_settings_change
-            )
+            ),
+            say,
         )
     except Interrupted as stop:
         from repro_check import report as report_mod
@@ -368,31 +556,41 @@ def run(
         runs_done = [r for result in stop.results for r in result.runs]
         if runs_done:
             partial = report_mod.build("run", plan, stop.device or plan.device, runs_done)
-            _show_run(dataclasses.replace(partial, interrupted=True), outputs)
+            _show_run(dataclasses.replace(partial, interrupted=True), outputs, say)
         typer.echo("interrupted: stopped the workers", err=True)
         raise typer.Exit(EXIT_INTERRUPTED) from None
-    _show_run(report, outputs, step_summary=True)
-    if save_baseline is not None:
-        from repro_check.render import json_report
+    from repro_check.render import console as console_render
+    from repro_check.render.files import write_outputs
 
-        if not any(run.finished for run in report.runs):
-            typer.echo(f"warning: {save_baseline} not saved: no run finished", err=True)
-        else:
-            json_report.write(report.to_dict(), save_baseline)
-            if not report.reproducible:
-                typer.echo(
-                    f"warning: saved {save_baseline} from a run that is not reproducible",
-                    err=True,
-                )
+    say.written += write_outputs(report, **outputs, step_summary=True)
+    warnings = []
+    try:  # the report shows even when the baseline cannot be written (then exit 2)
+        if save_baseline is not None:
+            from repro_check.render import json_report
+
+            if not any(run.finished for run in report.runs):
+                warnings.append(f"warning: {save_baseline} not saved: no run finished")
+            else:
+                json_report.write(report.to_dict(), save_baseline)
+                say.written.append(save_baseline)
+                if not report.reproducible:
+                    warnings.append(
+                        f"warning: saved {save_baseline} from a run that is not reproducible"
+                    )
+    finally:
+        say.show(report, lambda console: console_render.render(report, console))
+    for warning in warnings:
+        typer.echo(warning, err=True)
     raise typer.Exit(report.exit_code)
 
 
-@app.command()
+@command
 def compare(
     target: Target = None,
     conditions: Annotated[
         str | None,
         typer.Option(
+            metavar="LIST",
             help="Comma-separated subset of fixed_seed, seed_sweep, uncontrolled [default: all].",
             rich_help_panel=CHECK,
         ),
@@ -414,7 +612,10 @@ def compare(
     json_path: JsonPath = None,
     markdown: MarkdownPath = None,
     junit: JunitPath = None,
-    plot: PlotPath = None,
+    plot: ComparePlotPath = None,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
+    version: Version = False,
 ) -> None:
     """Seeded vs seed sweep vs uncontrolled, side by side: how much of the result is luck.
 
@@ -434,17 +635,19 @@ def compare(
         )
     plan = _plan(locals(), experiments=True)
     outputs = _outputs(json_path, markdown, junit, plot)
-    result = _interruptible(lambda on_progress: run_compare(plan, chosen, on_progress))
-    write_outputs(result, **outputs)
-    _draw(lambda: console_compare.render(result, _console()))
+    say = _Say(quiet, verbose)
+    result = _interruptible(lambda on_progress: run_compare(plan, chosen, on_progress), say)
+    say.written += write_outputs(result, **outputs)
+    say.show(result, lambda console: console_compare.render(result, console))
     raise typer.Exit(result.exit_code)
 
 
-@app.command()
+@command
 def diagnose(
     target: Target = None,
     replicates: Annotated[
-        int, typer.Option(min=2, help="Replicates per experiment.", rich_help_panel=CHECK)
+        int,
+        typer.Option(min=2, metavar="N", help="Replicates per experiment.", rich_help_panel=CHECK),
     ] = 2,
     trials: Trials = None,
     seed: Seed = None,
@@ -460,6 +663,9 @@ def diagnose(
     rtol: Rtol = None,
     config: ConfigPath = None,
     json_path: JsonPath = None,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
+    version: Version = False,
 ) -> None:
     """Find which source of randomness breaks reproducibility, and print the fix.
 
@@ -471,22 +677,41 @@ def diagnose(
     from repro_check.render.files import write_outputs
 
     plan = _plan(locals(), experiments=True)
-    result = _interruptible(lambda on_progress: run_diagnose(plan, replicates, on_progress))
-    write_outputs(result, json_path=json_path)
-    _draw(lambda: console_diagnose.render(result, _console()))
+    say = _Say(quiet, verbose)
+    result = _interruptible(lambda on_progress: run_diagnose(plan, replicates, on_progress), say)
+    say.written += write_outputs(result, json_path=json_path)
+    say.show(result, lambda console: console_diagnose.render(result, console))
     raise typer.Exit(result.exit_code)
 
 
-@app.command()
+@command
 def diff(
-    report_a: Annotated[Path, typer.Argument(help="A saved run report (JSON).")],
-    report_b: Annotated[Path, typer.Argument(help="Another saved run report (JSON).")],
+    report_a: Annotated[
+        Path, typer.Argument(metavar="A", help="A saved run report (JSON).", show_default=False)
+    ],
+    report_b: Annotated[
+        Path,
+        typer.Argument(metavar="B", help="Another saved run report (JSON).", show_default=False),
+    ],
     atol: Atol = None,
     rtol: Rtol = None,
     all_env: Annotated[
-        bool, typer.Option("--all-env", help="Show identical environment entries too.")
+        bool,
+        typer.Option(
+            "--all-env", help="Show identical environment entries too.", rich_help_panel=OUTPUT
+        ),
     ] = False,
-    json_path: JsonPath = None,
+    json_path: Annotated[
+        Path | None,
+        typer.Option(
+            "--json",
+            metavar="PATH",
+            help="Write the diff (results and environments) as JSON here.",
+            rich_help_panel=OUTPUT,
+        ),
+    ] = None,
+    quiet: Quiet = False,
+    version: Version = False,
 ) -> None:
     """Compare two saved run reports: results, then environments (differences first).
 
@@ -506,39 +731,44 @@ def diff(
         given = check_flags({"atol": atol, "rtol": rtol})
         tolerance = Tolerance(given.get("atol", 0.0), given.get("rtol", 0.0))
     result = diff_reports(str(report_a), a, str(report_b), b, tolerance)
-    write_outputs(result, json_path=json_path)
-    _draw(lambda: console_diff.render(result, _console(), all_env=all_env))
+    say = _Say(quiet)
+    say.written += write_outputs(result, json_path=json_path)
+    say.show(result, lambda console: console_diff.render(result, console, all_env=all_env))
     raise typer.Exit(result.exit_code)
 
 
-@app.command()
+@command
 def report(
     path: Annotated[
         Path | None,
-        typer.Argument(help="A saved run or compare report (JSON).", show_default=False),
+        typer.Argument(
+            metavar="PATH", help="A saved run or compare report (JSON).", show_default=False
+        ),
     ] = None,
     storage: Annotated[
         str | None,
         typer.Option(
+            metavar="URL",
             help="Rebuild the report of a shared check from this Optuna storage instead.",
             rich_help_panel=SHARED,
         ),
     ] = None,
     name: Annotated[
         str | None,
-        typer.Option(help="The shared check's name (with --storage).", rich_help_panel=SHARED),
-    ] = None,
-    stale_after: Annotated[
-        float | None,
         typer.Option(
-            help="Seconds without a heartbeat before a replicate counts as dead [default: 120].",
+            metavar="NAME",
+            help="The shared check's name (with --storage).",
             rich_help_panel=SHARED,
         ),
     ] = None,
+    stale_after: StaleAfter = None,
     json_path: JsonPath = None,
     markdown: MarkdownPath = None,
     junit: JunitPath = None,
-    plot: PlotPath = None,
+    plot: ReportPlotPath = None,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
+    version: Version = False,
 ) -> None:
     """Re-render a saved report (console and any file format) without running anything.
 
@@ -554,37 +784,61 @@ def report(
         from repro_check.errors import ConfigError
 
         raise ConfigError("report takes a saved report PATH, or --storage URL --name NAME")
+    say = _Say(quiet, verbose)
     if path is None:
         from repro_check.shared import report_from_storage
 
         rebuilt = report_from_storage(storage, name, stale_after)
-        _show_run(rebuilt, outputs)
+        _show_run(rebuilt, outputs, say)
         raise typer.Exit(rebuilt.exit_code)
     saved = load_any_report(path)
     if isinstance(saved, CompareReport):
-        _draw(lambda: console_compare.render(saved, _console()))
-        write_outputs(saved, **outputs)
+        compared = saved
+        say.written += write_outputs(compared, **outputs)
+        say.show(compared, lambda console: console_compare.render(compared, console))
     else:
-        _show_run(saved, outputs)
+        _show_run(saved, outputs, say)
     raise typer.Exit(saved.exit_code)
 
 
-def _with_progress(work: Callable[[Any], T]) -> T:
-    """Run ``work(on_progress)`` under per-replicate progress bars when stderr is a terminal."""
-    if not sys.stderr.isatty():
+def _with_progress(work: Callable[[Any], T], say: _Say | None = None) -> T:
+    """Run ``work(on_progress)``: progress bars when stderr is a terminal (not with --quiet),
+    and with --verbose the objective's output of every run, kept for the report."""
+    bars = None
+    if sys.stderr.isatty() and not (say is not None and say.quiet):
+        from repro_check.render.progress import ReplicateProgress
+
+        bars = ReplicateProgress()
+    keep = say is not None and say.verbose and not say.quiet
+    if keep:
+        assert say is not None
+        say.outputs = {}
+    if bars is None and not keep:
         return work(None)
-    from repro_check.render.progress import ReplicateProgress
+    ordinals: dict[str, dict[int, int]] = {}
 
-    with ReplicateProgress() as progress:
-        return work(progress.update)
+    def on_progress(event: Any) -> None:
+        if bars is not None:
+            bars.update(event)
+        if keep and say is not None and say.outputs is not None:
+            # runs are numbered within their group (condition, experiment) in job order
+            numbers = ordinals.setdefault(event.group, {})
+            number = numbers.setdefault(event.job, len(numbers) if event.group else event.job)
+            if event.output:
+                say.outputs[(event.group, number)] = event.output
+
+    if bars is None:
+        return work(on_progress)
+    with bars:
+        return work(on_progress)
 
 
-def _interruptible(work: Callable[[Any], T]) -> T:
+def _interruptible(work: Callable[[Any], T], say: _Say | None = None) -> T:
     """Like ``_with_progress``; Ctrl-C stops the workers and exits 130."""
     from repro_check.runner import Interrupted
 
     try:
-        return _with_progress(work)
+        return _with_progress(work, say)
     except Interrupted:
         typer.echo("interrupted: stopped the workers", err=True)
         raise typer.Exit(EXIT_INTERRUPTED) from None

@@ -12,6 +12,7 @@ heavy; the check itself loads on the first call.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -44,8 +45,17 @@ class ReproCheck:
         A bad setting or objective raises ``ConfigError``/``TargetError`` as ``check`` does."""
         __tracebackhide__ = True
         from repro_check.api import check
+        from repro_check.errors import TargetError
 
-        return check(objective, **{**self.defaults, **settings})
+        try:
+            return check(objective, **{**self.defaults, **settings})
+        except TargetError as exc:
+            if isinstance(objective, str) and str(exc).startswith("no such file: "):
+                raise TargetError(  # a test's folder is not where its paths are looked up
+                    f"{exc} (a relative path is relative to the current folder, {os.getcwd()}, "
+                    "not to the test file)"
+                ) from None
+            raise
 
     def assert_reproducible(
         self, objective: str | Callable[..., Any], **settings: Any

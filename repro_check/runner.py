@@ -92,6 +92,12 @@ class Progress:
     done: int
     total: int
     status: str | None = None
+    group: str = ""
+    """The job's group (a ``compare`` condition, a ``diagnose`` experiment; "" for ``run``)."""
+    queued: bool = False
+    """The job waits for a free worker slot (reported once for every job, up front)."""
+    output: str = ""
+    """Everything the objective printed (its captured stdout and stderr), once the job ended."""
 
 
 ProgressCallback = Callable[[Progress], None]
@@ -131,6 +137,8 @@ class _Live:
         self.done: dict[str, Any] | None = None
         self.error: dict[str, Any] | None = None
         self.ended_by: str | None = None  # timeout / cancelled
+        self.limit: float | None = None  # the --timeout that killed it
+        self.output = ""  # the objective's captured output, read once it ended
         self.final: JobResult | None = None
         self.pump: threading.Thread | None = None
         self.stderr: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 - closed in finish()
@@ -212,8 +220,16 @@ class _Live:
         if self.final is None:
             self.proc.wait()
             self.final = self._result()
+            self.output = self._output_tail()
             self.stderr.close()
         return self.final
+
+    def _output_tail(self, limit: int = 256 * 1024) -> str:
+        """What the objective printed (for ``--verbose``), its last ``limit`` bytes at most."""
+        size = self.stderr.seek(0, os.SEEK_END)
+        self.stderr.seek(max(0, size - limit))
+        text = self.stderr.read().decode(errors="replace")
+        return f"[... first {size - limit} bytes left out ...]\n{text}" if size > limit else text
 
     def _result(self) -> JobResult:
         wall = time.monotonic() - self.started
@@ -224,7 +240,8 @@ class _Live:
             status, error = STATUS_OK, None
             if study_index >= self.studies_done:
                 if self.ended_by == "timeout":
-                    status, error = STATUS_TIMEOUT, "timed out"
+                    limit = f" after {self.limit:g} s (--timeout)" if self.limit else ""
+                    status, error = STATUS_TIMEOUT, f"timed out{limit}"
                 elif self.ended_by == "cancelled":
                     status, error = STATUS_CANCELLED, "stopped before it finished"
                 elif self.error is not None:
@@ -301,6 +318,7 @@ def run_jobs(
             claimed = claim(job)
             if claimed is None:
                 skipped.add(position)
+                report(Progress(job.index, 0, 0, status="taken elsewhere", group=job.group))
                 if position in warm:
                     warm.pop(position).discard()
                 return
@@ -308,7 +326,7 @@ def run_jobs(
         worker = warm.pop(position, None) or spawn(position)
         worker.start(job.payload(target, job.threads or threads, device), position, inbox)
         live[position] = worker
-        report(Progress(job.index, 0, job.study.trials * job.studies))
+        report(Progress(job.index, 0, job.study.trials * job.studies, group=job.group))
 
     def prewarm() -> None:
         """Keep the next pending job's process spawned and importing while others run."""
@@ -334,11 +352,16 @@ def run_jobs(
         rule = rules.setdefault(group, stop_when())
         if rule(position, live[position].trials[0][-1]):
             stopped_groups.add(group)
+            dropped = [p for p in pending if jobs[p].group == group]
             pending[:] = [p for p in pending if jobs[p].group != group]
+            for p in dropped:  # a queued job the rule ended never starts
+                report(Progress(jobs[p].index, 0, 0, status=STATUS_CANCELLED, group=group))
             for member in live.values():
                 if member.job.group == group:
                     member.kill("cancelled")
 
+    for job in jobs:  # every job shows as queued until a slot frees for it
+        report(Progress(job.index, 0, job.study.trials * job.studies, group=job.group, queued=True))
     try:
         while pending or live:
             while pending and sum(w.busy for w in live.values()) < workers:
@@ -355,7 +378,11 @@ def run_jobs(
                 if event is not None:
                     worker.handle(event)
                     total = worker.job.study.trials * worker.job.studies
-                    report(Progress(worker.job.index, worker.trials_done, total))
+                    report(
+                        Progress(
+                            worker.job.index, worker.trials_done, total, group=worker.job.group
+                        )
+                    )
                     if worker.error and worker.error.get("kind") in _SETUP_ERRORS:
                         stop_all("cancelled")
                         kind = str(worker.error["kind"])
@@ -371,12 +398,15 @@ def run_jobs(
                             worker.trials_done,
                             worker.job.study.trials * worker.job.studies,
                             status=result.runs[-1].status,
+                            group=worker.job.group,
+                            output=worker.output,
                         )
                     )
             if timeout is not None:
                 now = time.monotonic()
                 for worker in live.values():
                     if now - worker.started > timeout:
+                        worker.limit = timeout
                         worker.kill("timeout")
     except KeyboardInterrupt:
         stop_all("cancelled")

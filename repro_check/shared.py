@@ -9,6 +9,7 @@ the others say how many replicates the check still awaits.
 from __future__ import annotations
 
 import dataclasses
+import shlex
 import threading
 
 from repro_check import report
@@ -57,8 +58,8 @@ def _refuse_finished_check(store: CheckStore, plan: CheckPlan) -> None:
     if len(done) == plan.runs:
         raise ConfigError(
             f"check {plan.name!r} in {redact(store.url)} already finished all {plan.runs} "
-            "replicates: use a new --name for a new check, or `repro-check report "
-            f"--storage ... --name {plan.name}` to see it"
+            "replicates: use a new --name for a new check, or `repro-check report --storage "
+            f"{shlex.quote(redact(store.url))} --name {shlex.quote(plan.name or '')}` to see it"
         )
 
 

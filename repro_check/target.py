@@ -74,8 +74,32 @@ def _import_module(name: str) -> Any:
     except ModuleNotFoundError as exc:
         missing = exc.name or ""
         if missing and (name == missing or name.startswith(missing + ".")):
-            raise TargetError(f"no such module: {name!r}") from None
+            raise TargetError(f"no such module: {name!r}{_did_you_mean(name, missing)}") from None
         raise
+
+
+def _did_you_mean(name: str, missing: str) -> str:
+    """``; did you mean 'pkg.mod'?`` when a module of a close name exists where the missing one
+    was looked for (as flag typos get), else ""."""
+    import difflib
+    import pkgutil
+
+    parent, _, leaf = missing.rpartition(".")
+    if parent:
+        try:
+            where = getattr(importlib.import_module(parent), "__path__", None)
+        except Exception:
+            return ""
+        if where is None:
+            return ""
+        names = {module.name for module in pkgutil.iter_modules(where)}
+    else:
+        names = {module.name for module in pkgutil.iter_modules()} | set(sys.builtin_module_names)
+    close = difflib.get_close_matches(leaf, sorted(names), n=1)
+    if not close:
+        return ""
+    guess = f"{parent}.{close[0]}" if parent else close[0]
+    return f"; did you mean {guess + name[len(missing) :]!r}?"
 
 
 def load(spec: str) -> Callable[..., Any]:

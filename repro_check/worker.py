@@ -164,7 +164,10 @@ class StudyRunner:
             state = frozen.state.name
             error = self.errors.get(frozen.number)
             if state == "FAIL" and error is None:
-                error = f"objective returned {self.returned.get(frozen.number)!r}"
+                returned = self.returned.get(frozen.number)
+                error = f"objective returned {returned!r}"
+                if returned is None:  # the usual cause: the last line computes, not returns
+                    error += " (is a `return` missing?)"
             record = TrialRecord.from_frozen(
                 frozen,
                 values=self._exact_values(frozen),

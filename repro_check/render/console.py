@@ -14,6 +14,7 @@ from rich.text import Text
 from repro_check.render import fmt
 from repro_check.render.fmt import diagnose_hint, headline, settings_line
 from repro_check.render.safe import escape_controls, has_controls
+from repro_check.render.wrap import bullets, print_parts, whole
 from repro_check.report import VERDICT_AWAITING, VERDICT_NOT_REPRODUCIBLE, RunReport
 
 STYLE = {
@@ -148,21 +149,18 @@ def sections(report: RunReport) -> list[RenderableType]:
         lines += [Text(f"  {s.name}: {fmt.spread_line(s)}") for s in varying]
         parts.append(Group(*lines))
     if report.notes:
-        parts.append(
-            Group(Text("Notes:", style="bold"), *(Text(f"  • {note}") for note in report.notes))
-        )
+        parts.append(Group(Text("Notes:", style="bold"), bullets(report.notes)))
     parts.append(
         Text.assemble(
             ("Environment: ", "bold"), fmt.environment_line(report.environment), style="dim"
         )
     )
     if report.verdict == VERDICT_AWAITING:
-        parts.append(Text.assemble(("Hint: ", "bold cyan"), fmt.awaiting_hint(report)))
-    elif report.verdict == VERDICT_NOT_REPRODUCIBLE:
-        parts.append(Text.assemble(("Hint: ", "bold cyan"), diagnose_hint(report)))
+        parts.append(whole(("Hint: ", "bold cyan"), fmt.awaiting_hint(report)))
+    elif report.verdict == VERDICT_NOT_REPRODUCIBLE:  # hints hold commands: never folded
+        parts.append(whole(("Hint: ", "bold cyan"), diagnose_hint(report)))
     return parts
 
 
 def render(report: RunReport, console: Console) -> None:
-    for part in sections(report):
-        console.print(part)
+    print_parts(console, sections(report))

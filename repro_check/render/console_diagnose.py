@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from rich.console import Console, Group
 from rich.panel import Panel
-from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
 
 from repro_check.diagnose import Diagnosis
 from repro_check.render import fmt
 from repro_check.render.console import STYLE
+from repro_check.render.wrap import bullets, code_block, print_parts
 
 
 def headline(diagnosis: Diagnosis) -> Text:
@@ -47,14 +47,7 @@ def render(diagnosis: Diagnosis, console: Console) -> None:
     )
     for rank, cause in enumerate(diagnosis.causes, start=1):
         console.print(Text.assemble((f"{rank}. {cause.id}", "bold red"), f"  {cause.evidence}"))
-        console.print(
-            Panel(
-                Syntax(cause.fix, "python", theme="ansi_dark", background_color="default"),
-                title="fix",
-                title_align="left",
-                expand=False,
-            )
-        )
+        print_parts(console, code_block(cause.fix, console))  # whole lines, to paste
     noise = diagnosis.objective_noise
     if noise is not None:
         console.print(
@@ -75,6 +68,6 @@ def render(diagnosis: Diagnosis, console: Console) -> None:
         console.print(
             Group(
                 Text("Warnings:", style="bold yellow"),
-                *(Text(f"  • {w}") for w in diagnosis.warnings),
+                bullets(diagnosis.warnings),
             )
         )

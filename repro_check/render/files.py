@@ -57,13 +57,16 @@ def write_outputs(
     junit_path: Path | None = None,
     plot_path: Path | None = None,
     step_summary: bool = False,
-) -> None:
-    """Write the requested files; with ``step_summary``, append the Markdown to
-    ``$GITHUB_STEP_SUMMARY`` when GitHub Actions sets it."""
+) -> list[Path]:
+    """Write the requested files and return them, in the order written; with
+    ``step_summary``, append the Markdown to ``$GITHUB_STEP_SUMMARY`` when GitHub Actions
+    sets it."""
+    written: list[Path] = []
     if json_path is not None:
         from repro_check.render import json_report
 
         json_report.write(obj.to_dict(), json_path)
+        written.append(json_path)
     summary_file = os.environ.get(STEP_SUMMARY_ENV) if step_summary else None
     if markdown_path is not None or summary_file:
         from repro_check.render import markdown
@@ -71,6 +74,7 @@ def write_outputs(
         text = markdown.render(obj)
         if markdown_path is not None:
             _write(markdown_path, text, "--markdown")
+            written.append(markdown_path)
         if summary_file:
             try:
                 with open(summary_file, "a", encoding="utf-8") as handle:
@@ -85,7 +89,18 @@ def write_outputs(
         from repro_check.render import junit
 
         _write(junit_path, junit.render(obj), "--junit")
+        written.append(junit_path)
     if plot_path is not None:
         from repro_check.render import plot
 
         plot.plot(obj, plot_path)
+        written.append(plot_path)
+    return written
+
+
+def wrote_line(paths: list[Path]) -> str | None:
+    """``wrote repro.json, repro.md``: one line naming every file written, as pytest and ruff
+    say where their reports went; None when nothing was written."""
+    if not paths:
+        return None
+    return "wrote " + ", ".join(str(path) for path in paths)

@@ -1,4 +1,5 @@
-"""A rich progress bar per replicate (trials done / total), drawn on stderr."""
+"""Progress on stderr: one bar per replicate, labelled with its condition or experiment, queued
+replicates shown as such, and an overall bar (trials done / planned, with an ETA)."""
 
 from __future__ import annotations
 
@@ -11,39 +12,95 @@ from rich.progress import (
     TaskID,
     TextColumn,
     TimeElapsedColumn,
+    TimeRemainingColumn,
 )
 
 from repro_check.render.console import make_console
 from repro_check.runner import Progress as RunnerProgress
 
+QUEUED = "queued"
+RUNNING = "running"
+
+
+class Bars:
+    """What the bars show, kept apart from rich so that it can be tested as plain data: each
+    job's label, trials done, total and status, keyed by (group, job index)."""
+
+    def __init__(self) -> None:
+        self.label: dict[tuple[str, int], str] = {}
+        self.done: dict[tuple[str, int], int] = {}
+        self.total: dict[tuple[str, int], int] = {}
+        self.status: dict[tuple[str, int], str] = {}
+        self._per_group: dict[str, int] = {}
+
+    def update(self, event: RunnerProgress) -> tuple[str, int]:
+        key = (event.group, event.job)
+        if key not in self.label:
+            ordinal = self._per_group.get(event.group, 0)  # runs numbered within their group,
+            self._per_group[event.group] = ordinal + 1  # as the reports number them
+            self.label[key] = f"{event.group} run {ordinal}" if event.group else f"run {event.job}"
+        self.done[key] = event.done
+        self.total[key] = event.total
+        if event.queued:
+            self.status[key] = QUEUED
+        else:
+            self.status[key] = event.status or RUNNING
+        return key
+
+    @property
+    def trials_done(self) -> int:
+        return sum(self.done.values())
+
+    @property
+    def trials_planned(self) -> int:
+        """A job that was cancelled before it started (total 0) no longer counts."""
+        return sum(self.total.values())
+
+    @property
+    def queued(self) -> int:
+        return sum(status == QUEUED for status in self.status.values())
+
 
 class ReplicateProgress:
     def __init__(self) -> None:
-        self._bars = Progress(
-            TextColumn("run {task.fields[run]}"),
+        self.bars = Bars()
+        self._rich = Progress(
+            TextColumn("{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("{task.fields[status]}"),
             TimeElapsedColumn(),
+            TimeRemainingColumn(),
             console=make_console(stderr=True),
             transient=True,
         )
-        self._tasks: dict[int, TaskID] = {}
+        self._overall = self._rich.add_task("all trials", total=None, status="")
+        self._tasks: dict[tuple[str, int], TaskID] = {}
 
     def update(self, event: RunnerProgress) -> None:
-        if event.job not in self._tasks:
-            self._tasks[event.job] = self._bars.add_task(
-                "", total=event.total, run=event.job, status=""
+        key = self.bars.update(event)
+        status = self.bars.status[key]
+        if key not in self._tasks:
+            self._tasks[key] = self._rich.add_task(
+                self.bars.label[key], total=event.total or None, status=status
             )
-        self._bars.update(
-            self._tasks[event.job],
+        self._rich.update(
+            self._tasks[key],
             completed=event.done,
-            total=event.total,
-            status=event.status or "",
+            total=event.total or None,
+            status=status,
+            visible=event.total > 0,  # a job stopped before it started no longer shows
+        )
+        queued = self.bars.queued
+        self._rich.update(
+            self._overall,
+            completed=self.bars.trials_done,
+            total=self.bars.trials_planned or None,
+            status=f"{queued} queued" if queued else "",
         )
 
     def __enter__(self) -> ReplicateProgress:
-        self._bars.__enter__()
+        self._rich.__enter__()
         return self
 
     def __exit__(
@@ -52,4 +109,4 @@ class ReplicateProgress:
         value: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._bars.__exit__(kind, value, tb)
+        self._rich.__exit__(kind, value, tb)

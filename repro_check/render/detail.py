@@ -1,0 +1,96 @@
+"""What ``-q`` and ``-v`` print: the verdict line alone, or per-run detail and each run's
+captured output after the report."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from rich.console import Console
+from rich.padding import Padding
+from rich.text import Text
+
+from repro_check.records import RunRecord
+from repro_check.render.safe import escape_controls
+
+Outputs = Mapping[tuple[str, int], str]
+"""The objective's captured output per (group, run index): group "" for ``run``, else the
+condition or experiment."""
+
+
+def verdict_line(obj: Any) -> str:
+    """The one line ``--quiet`` prints: the report's headline."""
+    from repro_check.conditions import CompareReport
+    from repro_check.diagnose import Diagnosis
+    from repro_check.diff import ReportDiff
+    from repro_check.render import fmt
+
+    if isinstance(obj, CompareReport):
+        return obj.sentence
+    if isinstance(obj, Diagnosis):
+        from repro_check.render.console_diagnose import headline
+
+        return headline(obj).plain
+    if isinstance(obj, ReportDiff):
+        if obj.same_results:
+            return "SAME RESULTS: the two reports agree on every trial"
+        d = obj.divergence
+        where = f": they part at trial {d.trial} ({d.field})" if d is not None else ""
+        return f"DIFFERENT RESULTS{where}"
+    return fmt.headline(obj)
+
+
+def _indent(text: Text, by: int) -> Padding:
+    """Wrapped lines keep the indent (no padding to the full width after them)."""
+    return Padding(text, (0, 0, 0, by), expand=False)
+
+
+def _run_lines(run: RunRecord, output: str | None) -> list[Text | Padding]:
+    states: dict[str, int] = {}
+    for trial in run.trials:
+        states[trial.state] = states.get(trial.state, 0) + 1
+    counts = ", ".join(f"{n} {state.lower()}" for state, n in sorted(states.items()))
+    wall = f"{run.wall_s:.3g} s" if run.wall_s is not None else "-"
+    head = f"run {run.index}: {run.status}, seed {run.seed}, {len(run.trials)} trials"
+    head += f" ({counts})" if counts else ""
+    parts: list[Text | Padding] = [Text(f"{head}, {wall}", style="bold")]
+    if run.environment:
+        from repro_check.environment import fingerprint
+
+        parts.append(_indent(Text(f"environment {fingerprint(dict(run.environment))}"), 2))
+    if run.error:
+        parts.append(_indent(Text(f"error: {escape_controls(run.error)}"), 2))
+    parts += [_indent(Text(f"note: {escape_controls(note)}"), 2) for note in run.notes]
+    if output is not None:
+        text = escape_controls(output.rstrip("\n"))
+        parts.append(_indent(Text("output:" if text else "output: (none)"), 2))
+        if text:
+            parts.append(_indent(Text(text), 4))
+    return parts
+
+
+def _runs(
+    console: Console, title: str, runs: Iterable[RunRecord], group: str, outputs: Outputs | None
+) -> None:
+    console.print(Text(title, style="bold"))
+    for run in runs:
+        output = None if outputs is None else outputs.get((group, run.index), "")
+        for part in _run_lines(run, output):
+            console.print(part)
+
+
+def render(obj: Any, console: Console, outputs: Outputs | None = None) -> None:
+    """Per-run detail for ``--verbose``; ``outputs`` is None when nothing ran in this process
+    (``report``, ``diff``: saved reports keep no captured output)."""
+    from repro_check.conditions import CompareReport
+    from repro_check.diagnose import Diagnosis
+    from repro_check.diff import ReportDiff
+
+    if isinstance(obj, CompareReport):
+        for name, condition in obj.conditions.items():
+            _runs(console, f"Runs of {name}:", condition.runs, name, outputs)
+    elif isinstance(obj, Diagnosis):
+        for experiment in obj.experiments:
+            _runs(console, f"Runs of {experiment.id}:", experiment.runs, experiment.id, outputs)
+    elif not isinstance(obj, ReportDiff):  # a diff has no runs of its own
+        _runs(console, "Runs:", obj.runs, "", outputs)
