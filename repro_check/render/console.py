@@ -79,6 +79,13 @@ def sections(report: RunReport) -> list[RenderableType]:
         lines = [Text.assemble(("Best-param spread:", "bold"))]
         lines += [Text(f"  {s.name}: {fmt.spread_line(s)}") for s in varying]
         parts.append(Group(*lines))
+    if report.failure_lines:
+        parts.append(
+            Group(
+                Text("Failed trials:", style="bold"),
+                *(Text(f"  {line}") for line in report.failure_lines),
+            )
+        )
     if report.notes:
         parts.append(
             Group(Text("Notes:", style="bold"), *(Text(f"  • {note}") for note in report.notes))

@@ -97,6 +97,12 @@ def headline(report: RunReport) -> str:
         )
     if verdict == VERDICT_REPRODUCIBLE:
         how = "bit for bit" if report.plan.tolerance.exact else "within tolerance"
+        failed = report.failed_trials
+        if trials and failed * 2 > trials:  # agreeing on failures is not much of a result
+            return (
+                f"REPRODUCIBLE, but {failed} of {trials} trials failed in every run: "
+                f"{n} runs × {trials} trials agree {how}"
+            )
         return f"REPRODUCIBLE: {n} runs × {trials} trials agree {how}"
     if divergence is not None:
         part = f"runs part at trial {divergence.trial} ({divergence.field})"
@@ -109,6 +115,9 @@ def headline(report: RunReport) -> str:
     if verdict == VERDICT_NOT_REPRODUCIBLE:
         return f"NOT REPRODUCIBLE: {part}"
     if report.complete and not report.any_completed:
+        mismatch = report.direction_mismatch
+        if mismatch is not None:
+            return f"INCOMPLETE: no trial completed: {mismatch}"
         return "INCOMPLETE: no trial completed in any run (every trial failed)"
     broken = sum(not run.finished for run in report.runs)
     return f"INCOMPLETE: {broken} of {n} runs did not finish; {part}"

@@ -131,6 +131,10 @@ def render_run(report: RunReport) -> str:
         lines += ["**Best-param spread:**", ""]
         lines += [f"- {text(s.name, block=True)}: {text(fmt.spread_line(s))}" for s in varying]
         lines.append("")
+    if report.failure_lines:
+        lines += ["**Failed trials:**", ""]
+        lines += [f"- {text(line, block=True)}" for line in report.failure_lines]
+        lines.append("")
     lines += _notes(report.notes)
     lines += [f"**Environment:** {code(fmt.environment_line(report.environment))}", ""]
     if report.verdict == VERDICT_NOT_REPRODUCIBLE:
