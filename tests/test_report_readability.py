@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from conftest import cli, fixture
 
 from repro_check import report
@@ -88,3 +90,79 @@ def test_many_distinct_reasons_are_summed_up() -> None:
         "In every run: 5 failed trials: ValueError: x too large: 0 (1); "
         "ValueError: x too large: 1 (1); ValueError: x too large: 2 (1); 2 other reasons (2)"
     ]
+
+
+def _trials(values: list[float]) -> tuple[TrialRecord, ...]:
+    return tuple(TrialRecord(i, "COMPLETE", {"x": float(i)}, (v,)) for i, v in enumerate(values))
+
+
+def _runs_with_empty(second: list[float], status: str = "ok") -> list[RunRecord]:
+    return [
+        RunRecord(0, 0, status, _trials([3.0, 2.0, 1.0])),
+        RunRecord(1, 0, "cancelled", _trials(second)),
+        RunRecord(2, 0, "cancelled", ()),
+        RunRecord(3, 0, "cancelled", ()),
+    ]
+
+
+def test_runs_with_no_trials_are_neither_marked_nor_counted_after_fail_fast() -> None:
+    """Issue 9 item 10: --fail-fast used to show `- ≠` for runs that never started and
+    counted the histories inconsistently; a run with no trials now counts nowhere."""
+    plan = CheckPlan(target="m:f", runs=4, fail_fast=True)
+    built = report.build("run", plan, "cpu", _runs_with_empty([3.5]), stopped_early=True)
+    assert built.verdict == "not reproducible"
+    assert built.comparison.differing_cells == {1: {"value", "x"}}
+    assert built.comparison.distinct_histories == 1  # the finished run; run 1 stopped
+    assert fmt.histories_text(built) == "1 of 1 (not counted: 1 unfinished, 2 with no trials)"
+    rows = fmt.best_table(built).rows
+    assert [(c.text, c.differs) for c in rows[2][2:4]] == [("-", False), ("-", False)]
+
+
+def test_runs_with_no_trials_follow_the_same_rule_after_ctrl_c() -> None:
+    plan = CheckPlan(target="m:f", runs=4)
+    runs = [dataclasses.replace(r, status="cancelled") for r in _runs_with_empty([3.0, 2.0])]
+    built = dataclasses.replace(report.build("run", plan, "cpu", runs), interrupted=True)
+    assert built.verdict == "interrupted"
+    assert built.comparison.distinct_histories == 1  # run 1 agrees with run 0 on its 2 trials
+    assert fmt.histories_text(built) == "1 of 2 (not counted: 2 with no trials)"
+    assert built.comparison.differing_cells == {1: {"value", "x"}}  # a partial run's best differs
+    # a stopped run that differs on the trials it has is its own history, here as there
+    runs = [dataclasses.replace(r, status="cancelled") for r in _runs_with_empty([3.0, 9.0])]
+    built = report.build("run", plan, "cpu", runs)
+    assert built.comparison.distinct_histories == 2
+
+
+def test_reference_of_the_marks_is_the_first_run_with_trials() -> None:
+    plan = CheckPlan(target="m:f", runs=3)
+    runs = [
+        RunRecord(0, 0, "cancelled", ()),
+        RunRecord(1, 0, "ok", _trials([1.0])),
+        RunRecord(2, 0, "ok", _trials([2.0])),
+    ]
+    built = report.build("run", plan, "cpu", runs)
+    assert fmt.reference_index(built) == 1
+    assert built.comparison.differing_cells == {2: {"value"}}
+
+
+def test_fail_fast_cli_leaves_unstarted_runs_unmarked() -> None:
+    result = cli(
+        "run", "repro_check.examples.noisy:objective", "--runs", "4", "--trials", "4",
+        "--workers", "1", "--fail-fast",
+    )  # fmt: skip
+    assert result.code == 1, result.out + result.err
+    assert "- ≠" not in result.out
+    assert "distinct histories: 1 of 1 (not counted: 1 unfinished, 2 with no trials)" in result.out
+
+
+def test_when_every_run_was_stopped_empty_runs_still_do_not_count() -> None:
+    """--fail-fast with concurrent workers stops every run: the empty ones used to count as
+    distinct histories there (and not after Ctrl-C)."""
+    plan = CheckPlan(target="m:f", runs=3, fail_fast=True)
+    runs = [
+        RunRecord(0, 0, "cancelled", _trials([3.0])),
+        RunRecord(1, 0, "cancelled", _trials([3.5])),
+        RunRecord(2, 0, "cancelled", ()),
+    ]
+    built = report.build("run", plan, "cpu", runs, stopped_early=True)
+    assert built.comparison.distinct_histories == 2
+    assert fmt.histories_text(built) == "2 of 2 (not counted: 1 with no trials)"

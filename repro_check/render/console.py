@@ -31,7 +31,8 @@ def make_console(file: IO[str] | None = None, stderr: bool = False) -> Console:
 
 def best_table(report: RunReport) -> Table:
     cells = fmt.best_table(report)
-    title = f"Best per run (≠: differs from run {report.runs[0].index})" if report.runs else ""
+    ref = fmt.reference_index(report)
+    title = f"Best per run (≠: differs from run {ref})" if ref is not None else ""
     table = Table(title=title or "Best per run", title_justify="left", expand=False)
     for column, numeric in zip(cells.columns, cells.numeric, strict=True):
         table.add_column(column, justify="right" if numeric else "left")
@@ -71,7 +72,7 @@ def sections(report: RunReport) -> list[RenderableType]:
         ("Best value: ", "bold"),
         fmt.stats_line(comparison.best_value),
         ("   distinct histories: ", "bold"),
-        f"{comparison.distinct_histories} of {len(report.runs)}",
+        fmt.histories_text(report),
     )
     parts.append(spread)
     varying = [s for s in comparison.best_params.values() if s.varies]

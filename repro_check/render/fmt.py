@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from repro_check.compare import Divergence, ParamSpread, Stats
+from repro_check.compare import Divergence, ParamSpread, Stats, counted_runs, reference_run
 from repro_check.conditions import CompareReport
 from repro_check.report import (
     VERDICT_AWAITING,
@@ -58,9 +58,32 @@ def divergence_line(divergence: Divergence) -> str:
     return f"trial {divergence.trial}, {divergence.field}: {divergence.detail}{size}"
 
 
+def histories_text(report: RunReport) -> str:
+    """ "2 of 3": distinct histories among the counted runs (the finished ones, or every run
+    with trials when none finished); the runs left out are named, never counted."""
+    counted = len(counted_runs(report.runs))
+    text = f"{report.comparison.distinct_histories} of {counted}"
+    empty = sum(not run.trials for run in report.runs)
+    partial = len(report.runs) - empty - counted
+    left_out = []
+    if partial:
+        left_out.append(f"{partial} unfinished")
+    if empty:
+        left_out.append(f"{empty} with no trials")
+    if left_out:
+        text += f" (not counted: {', '.join(left_out)})"
+    return text
+
+
+def reference_index(report: RunReport) -> int | None:
+    """The run the best table's ``≠`` marks compare against (the first with trials)."""
+    ref = reference_run(report.runs)
+    return None if ref is None else ref.index
+
+
 def environment_line(env: Mapping[str, Any]) -> str:
     if not env:
-        return "unknown (no run finished)"
+        return "unknown (workers report it when they finish, and no run finished)"
     packages = env.get("packages", {})
     parts = [f"Python {env.get('python', '?')}", str(env.get("platform", "?"))]
     parts += [f"{name} {packages[name]}" for name in ("optuna", "numpy") if name in packages]

@@ -65,7 +65,7 @@ def summary_lines(report: RunReport) -> list[str]:
         lines.append(f"Baseline: {fmt.baseline_line(report)}")
     lines.append(
         f"Best value: {fmt.stats_line(comparison.best_value)}   "
-        f"distinct histories: {comparison.distinct_histories} of {len(report.runs)}"
+        f"distinct histories: {fmt.histories_text(report)}"
     )
     varying = [s for s in comparison.best_params.values() if s.varies]
     if varying:

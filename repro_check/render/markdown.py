@@ -123,7 +123,7 @@ def render_run(report: RunReport) -> str:
         lines += [f"**Baseline:** {text(fmt.baseline_line(report))}", ""]
     lines += [
         f"**Best value:** {text(fmt.stats_line(comparison.best_value))} · "
-        f"**distinct histories:** {comparison.distinct_histories} of {len(report.runs)}",
+        f"**distinct histories:** {fmt.histories_text(report)}",
         "",
     ]
     varying = [s for s in comparison.best_params.values() if s.varies]
@@ -164,7 +164,7 @@ def render_compare(report: CompareReport) -> str:
             # only fixed_seed gates the exit code; the others are information, not alarms
             f"{icon(c.verdict)} {text(c.verdict)}" if name == "fixed_seed" else text(c.verdict),
             text(fmt.stats_line(c.comparison.best_value)),
-            f"{c.comparison.distinct_histories} of {len(c.runs)}",
+            text(fmt.histories_text(c)),
             text(_first_part(c)),
         ]
         for name, c in report.conditions.items()
