@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from repro_check.compare import Divergence
 from repro_check.settings import StudySettings
 
 CAUSE_IDS = (
@@ -48,6 +49,28 @@ class Cause:
 
 
 @dataclass(frozen=True)
+class ToleranceCheck:
+    """A candidate ``--atol`` tried on the study, so that advice never names a tolerance that
+    would not make the check pass."""
+
+    atol: float
+    runs: int
+    """How many fully controlled runs were compared under it."""
+    trials: int
+    """How many trials each run had (the study's length when the check passed)."""
+    divergence: Divergence | None
+    """Where the runs still part under ``atol``; None: they agreed on every trial."""
+
+    @property
+    def passed(self) -> bool:
+        return self.divergence is None
+
+    @property
+    def atol_text(self) -> str:
+        return f"{self.atol:g}"
+
+
+@dataclass(frozen=True)
 class FixContext:
     """What a fix can be tailored to: the user's sampler, seed, script and libraries."""
 
@@ -57,6 +80,8 @@ class FixContext:
     torch_used: bool = False
     noise: float | None = None
     """The spread the objective showed at fixed params, for a tolerance that would absorb it."""
+    tolerance: ToleranceCheck | None = None
+    """That tolerance, tried: a fix suggests ``--atol`` only when the check passed with it."""
 
 
 def _script(target: str) -> str:
@@ -107,16 +132,45 @@ def fix_for(cause_id: str, ctx: FixContext) -> str:
             "# reset module-level state at the start of the objective (caches, counters,\n"
             "# global models), or run each study in a fresh process"
         )
-    accept = "# or, if that much noise is acceptable, compare with a tolerance:\n"
-    accept += (
-        f"# repro-check run ... --atol {10 * ctx.noise:.1g}"
-        if ctx.noise
-        else ("# repro-check run ... --atol <largest acceptable difference>")
+    return _noise_fix(ctx.tolerance)
+
+
+NOISE_SOURCES = (
+    "# remove the noise source in the objective: clock reads, unseeded RNGs such as\n"
+    "# np.random.default_rng() without a seed, thread-order float reductions"
+)
+
+
+def _noise_fix(check: ToleranceCheck | None) -> str:
+    """Remove the noise; a tolerance only when one was tried and made the runs agree."""
+    if check is None:
+        return (
+            NOISE_SOURCES + "\n# (no tolerance suggested: none could be checked against the runs)"
+        )
+    atol = check.atol_text
+    if check.passed:
+        return (
+            NOISE_SOURCES + ";\n# or, if that much noise is acceptable, compare with a tolerance "
+            f"(checked: {check.runs} runs × {check.trials} trials agree with it):\n"
+            f"# repro-check run ... --atol {atol}"
+        )
+    d = check.divergence
+    assert d is not None
+    size = f", |Δ| {d.max_abs_diff:.3g}" if d.max_abs_diff else ""
+    # |Δ| above a tolerance 5-10x the measured noise: the trials themselves differ, so
+    # the sampler was steered apart by the noise it saw in earlier values
+    why = (
+        "# no tolerance rescues this check: the noise changes which params the sampler\n"
+        f"# suggests next (with --atol {atol} the runs still part at trial {d.trial}, "
+        f"{d.field}{size})"
     )
-    return (
-        "# remove the noise source in the objective: clock reads, unseeded RNGs such as\n"
-        "# np.random.default_rng() without a seed, thread-order float reductions;\n" + accept
-    )
+    text = NOISE_SOURCES + ".\n" + why
+    if d.trial > 0:
+        text += (
+            f";\n# or compare only the first {d.trial} trials, which agree within it:\n"
+            f"# repro-check run ... --trials {d.trial} --atol {atol}"
+        )
+    return text
 
 
 def no_kernel_fix(ops: list[str]) -> str:

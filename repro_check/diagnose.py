@@ -12,13 +12,14 @@ Every experiment is a few short replicates that stop at their first divergence.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from repro_check import __version__, devices, report
-from repro_check.causes import CAUSE_IDS, Cause, FixContext, fix_for, no_kernel_fix
+from repro_check.causes import CAUSE_IDS, Cause, FixContext, ToleranceCheck, fix_for, no_kernel_fix
 from repro_check.compare import (
     Divergence,
     DivergenceWatch,
@@ -37,7 +38,7 @@ from repro_check.records import (
     encode_params,
 )
 from repro_check.runner import Job, JobResult, ProgressCallback, run_jobs
-from repro_check.settings import CheckPlan, Controls, StudySettings
+from repro_check.settings import CheckPlan, Controls, StudySettings, Tolerance
 
 DEFAULT_REPLICATES = 2
 PROBE_PROCESSES = 3
@@ -177,8 +178,16 @@ class _Lab:
         self.next_index = 0
         self.torch_used = False
 
-    def fix(self, cause_id: str, study: StudySettings, noise: float | None = None) -> str:
-        context = FixContext(study, self.plan.seed, self.plan.target, self.torch_used, noise)
+    def fix(
+        self,
+        cause_id: str,
+        study: StudySettings,
+        noise: float | None = None,
+        tolerance: ToleranceCheck | None = None,
+    ) -> str:
+        context = FixContext(
+            study, self.plan.seed, self.plan.target, self.torch_used, noise, tolerance
+        )
         return fix_for(cause_id, context)
 
     def jobs(
@@ -200,8 +209,10 @@ class _Lab:
             self.next_index += 1
         return made
 
-    def run(self, jobs: Sequence[Job], stop_early: bool = True) -> list[JobResult]:
-        tol = self.plan.tolerance
+    def run(
+        self, jobs: Sequence[Job], stop_early: bool = True, tol: Tolerance | None = None
+    ) -> list[JobResult]:
+        tol = tol if tol is not None else self.plan.tolerance
         return run_jobs(
             self.plan.target,
             jobs,
@@ -221,8 +232,9 @@ class _Lab:
         runs: Sequence[RunRecord],
         study: StudySettings,
         threads: int | None = None,
+        tol: Tolerance | None = None,
     ) -> Experiment:
-        divergence = first_divergence(runs, self.plan.tolerance)
+        divergence = first_divergence(runs, tol if tol is not None else self.plan.tolerance)
         stopped = any(r.status == STATUS_CANCELLED for r in runs)
         broken = any(r.status not in (STATUS_OK, STATUS_CANCELLED) for r in runs)
         if divergence is not None and (stopped or not broken):
@@ -292,11 +304,60 @@ def _probe_noise(lab: _Lab, full: Experiment, study: StudySettings) -> NoiseProb
     return NoiseProbe(dict(trial.params), trial.number, tuple(values), PROBE_PROCESSES)
 
 
+_VALUE_FIELDS = ("values", "intermediate_values")
+
+
+def candidate_atol(noise: float) -> float:
+    """A round tolerance comfortably above the measured noise (10x, one significant digit)."""
+    return float(f"{10 * noise:.1g}")
+
+
+def _tolerance_check(
+    lab: _Lab, full: Experiment, study: StudySettings, noise: float | None
+) -> tuple[ToleranceCheck | None, Experiment | None]:
+    """Try the tolerance a fix would suggest: first on the recorded fully controlled runs,
+    then, if they agree under it, on fresh fully controlled runs of the whole study (noise
+    also steers which params the sampler suggests next, which no tolerance absorbs)."""
+    if noise is None or not noise > 0 or not math.isfinite(noise):
+        return None, None
+    atol = candidate_atol(noise)
+    tol = Tolerance(atol=atol, rtol=lab.plan.tolerance.rtol)
+    recorded = first_divergence(full.runs, tol)
+    if recorded is not None:
+        trials = max((len(r.trials) for r in full.runs), default=0)
+        return ToleranceCheck(atol, len(full.runs), trials, recorded), None
+    group = "tolerance_check"
+    results = lab.run(lab.jobs(group, Controls(), study, lab.replicates), tol=tol)
+    runs = _runs_of(results, group)
+    experiment = lab.experiment(
+        group, f"every control on, compared with --atol {atol:g}", Controls(), runs, study, tol=tol
+    )
+    if experiment.verdict == report.VERDICT_INCOMPLETE:
+        return None, experiment
+    trials = max((len(r.trials) for r in runs), default=0)
+    divergence = experiment.divergence
+    if divergence is None and experiment.verdict != report.VERDICT_REPRODUCIBLE:
+        return None, experiment
+    return ToleranceCheck(atol, len(runs), trials, divergence), experiment
+
+
 def _noise_branch(
-    lab: _Lab, full: Experiment, study: StudySettings, causes: list[Cause], warnings: list[str]
+    lab: _Lab,
+    full: Experiment,
+    study: StudySettings,
+    causes: list[Cause],
+    warnings: list[str],
+    experiments: list[Experiment],
 ) -> NoiseProbe | None:
     probe = _probe_noise(lab, full, study)
     noise = probe.max_abs_diff if probe is not None and probe.noisy else None
+    measured = noise
+    parted = full.divergence
+    if measured is None and parted is not None and parted.field in _VALUE_FIELDS:
+        measured = parted.max_abs_diff  # no spread at fixed params: the size of the split
+    check, tried = _tolerance_check(lab, full, study, measured)
+    if tried is not None:
+        experiments.append(tried)
     if probe is not None and probe.noisy:
         stats = probe.stats
         spread = f"std {stats.std:.3g}" if stats else ""
@@ -306,7 +367,7 @@ def _noise_branch(
                 f"at fixed params {dict(probe.params)} (from trial {probe.trial}) the objective "
                 f"returned {len(probe.values)} values across {probe.processes} fresh processes "
                 f"spreading by {probe.max_abs_diff:.3g} ({spread}); every control was on",
-                lab.fix("objective_noise", study, noise),
+                lab.fix("objective_noise", study, noise, check),
                 full.divergence.trial if full.divergence else None,
                 blocking=True,
             )
@@ -328,7 +389,7 @@ def _noise_branch(
                 "objective_noise",
                 f"with every control on, {_parted(full)}; the objective at fixed params did not "
                 "vary, so the noise is intermittent or depends on earlier trials",
-                lab.fix("objective_noise", study, noise),
+                lab.fix("objective_noise", study, noise, check),
                 full.divergence.trial if full.divergence else None,
                 blocking=True,
             )
@@ -493,7 +554,7 @@ def run_diagnose(
     reproducible = full.verdict == report.VERDICT_REPRODUCIBLE
     noise = None
     if full.verdict == report.VERDICT_NOT_REPRODUCIBLE:
-        noise = _noise_branch(lab, full, study, causes, warnings)
+        noise = _noise_branch(lab, full, study, causes, warnings, experiments)
     elif reproducible:
         experiments += _control_experiments(lab, full, study, causes, warnings)
     return Diagnosis(
