@@ -10,7 +10,7 @@ from conftest import cli, fixture
 from repro_check import report
 from repro_check.records import RunRecord, TrialRecord
 from repro_check.render import fmt, markdown
-from repro_check.settings import CheckPlan
+from repro_check.settings import CheckPlan, StudySettings
 
 
 def test_mostly_failed_reproducible_check_says_so_with_the_reasons() -> None:
@@ -166,3 +166,70 @@ def test_when_every_run_was_stopped_empty_runs_still_do_not_count() -> None:
     built = report.build("run", plan, "cpu", runs, stopped_early=True)
     assert built.comparison.distinct_histories == 2
     assert fmt.histories_text(built) == "2 of 2 (not counted: 1 with no trials)"
+
+
+def _multi_run(index: int, fronts: list[tuple[float, float, float]]) -> RunRecord:
+    """Trials (value 1, value 2, x), all on the Pareto front (value 1 up, value 2 up)."""
+    trials = tuple(
+        TrialRecord(i, "COMPLETE", {"x": x}, (v1, v2)) for i, (v1, v2, x) in enumerate(fronts)
+    )
+    return RunRecord(index, 0, "ok", trials, ("minimize", "maximize"))
+
+
+def test_pareto_front_per_run_marks_the_differing_cells() -> None:
+    plan = CheckPlan(target="m:f", runs=3, study=StudySettings(directions=("minimize", "maximize")))
+    ref = [(1.0, 1.0, 0.5), (2.0, 3.0, 0.25)]
+    runs = [
+        _multi_run(0, ref),
+        _multi_run(1, ref),
+        _multi_run(2, [(1.0, 1.0, 0.5), (2.5, 3.0, 0.75)]),
+    ]
+    built = report.build("run", plan, "cpu", runs)
+    front = fmt.pareto_table(built)
+    assert front is not None
+    assert front.columns == ["run", "trial", "value 1 (minimize)", "value 2 (maximize)", "x"]
+    shown = [[c.text + (" ≠" if c.differs else "") for c in row] for row in front.rows]
+    assert shown == [
+        ["0", "0", "1", "1", "0.5"],
+        ["0", "1", "2", "3", "0.25"],
+        ["1", "0", "1", "1", "0.5"],
+        ["1", "1", "2", "3", "0.25"],
+        ["2", "0", "1", "1", "0.5"],
+        ["2", "1", "2.5 ≠", "3", "0.75 ≠"],
+    ]
+    best = fmt.best_table(built)
+    assert [row[2].text + (" ≠" if row[2].differs else "") for row in best.rows] == [
+        "2 trials",
+        "2 trials",
+        "2 trials ≠",
+    ]
+    assert fmt.pareto_line(built) == "2 trials in every run"
+    md = markdown.render_run(built)
+    assert "| 2 | 1 | 2.5 ≠ | 3 | 0.75 ≠ |" in md
+    assert "**Pareto front:** 2 trials in every run" in md
+
+
+def test_multi_objective_console_shows_the_front_not_best_value_dash() -> None:
+    result = cli(
+        "run", fixture("multi"), "--runs", "2", "--trials", "3",
+        "--direction", "minimize", "--direction", "maximize",
+    )  # fmt: skip
+    assert result.code == 0, result.out + result.err
+    assert "Pareto front per run (≠: differs from run 0's at the same position)" in result.out
+    assert "┃ run ┃ trial ┃ value 1 (minimize) ┃ value 2 (maximize) ┃" in result.out
+    assert "Pareto front: 3 trials in every run" in result.out
+    assert "Best value: -" not in result.out
+
+
+def test_noisy_multi_objective_marks_the_noisy_objective_only() -> None:
+    result = cli(
+        "run", fixture("multi_noisy"), "--runs", "2", "--trials", "3",
+        "--direction", "minimize", "--direction", "maximize",
+    )  # fmt: skip
+    assert result.code == 1, result.out + result.err
+    rows = [line for line in result.out.splitlines() if line.startswith("│   1 │     ")]
+    assert len(rows) == 3  # run 1's Pareto trials 0, 1, 2
+    for row in rows:
+        cells = [c.strip() for c in row.strip("│").split("│")]
+        assert cells[2].endswith(" ≠")  # the noisy first objective
+        assert not cells[3].endswith("≠") and not cells[4].endswith("≠")  # the rest agree

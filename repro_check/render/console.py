@@ -49,6 +49,20 @@ def best_table(report: RunReport) -> Table:
     return table
 
 
+def pareto_table(front: fmt.ParetoTable) -> Table:
+    title = "Pareto front per run"
+    if front.reference is not None:
+        title += f" (≠: differs from run {front.reference}'s at the same position)"
+    table = Table(title=title, title_justify="left", expand=False)
+    for column, numeric in zip(front.columns, front.numeric, strict=True):
+        table.add_column(column, justify="right" if numeric else "left")
+    for row in front.rows:
+        table.add_row(
+            *(Text(c.text + MARK, style="bold red") if c.differs else Text(c.text) for c in row)
+        )
+    return table
+
+
 def sections(report: RunReport) -> list[RenderableType]:
     style = STYLE[report.verdict]
     parts: list[RenderableType] = [
@@ -68,9 +82,12 @@ def sections(report: RunReport) -> list[RenderableType]:
     if report.baseline is not None:
         parts.append(Text.assemble(("Baseline: ", "bold"), fmt.baseline_line(report)))
     comparison = report.comparison
+    front = fmt.pareto_table(report)
+    if front is not None:
+        parts.insert(3, pareto_table(front))
     spread = Text.assemble(
-        ("Best value: ", "bold"),
-        fmt.stats_line(comparison.best_value),
+        ("Pareto front: " if front is not None else "Best value: ", "bold"),
+        fmt.pareto_line(report) if front is not None else fmt.stats_line(comparison.best_value),
         ("   distinct histories: ", "bold"),
         fmt.histories_text(report),
     )
