@@ -15,7 +15,7 @@ from repro_check.conditions import CompareReport
 from repro_check.errors import EXIT_USAGE, ConfigError
 from repro_check.records import RunRecord, TrialRecord
 from repro_check.render import plot
-from repro_check.settings import CheckPlan, StudySettings
+from repro_check.settings import CheckPlan, StudySettings, Tolerance
 
 needs_matplotlib = pytest.mark.skipif(
     importlib.util.find_spec("matplotlib") is None,
@@ -284,3 +284,11 @@ def test_run_plot_has_a_difference_panel(tmp_path: Path) -> None:
     text = svg_text(path)
     assert "difference from" in text and "run 1 − run 0" in text
     assert "symlog" in text
+
+
+def test_difference_panel_knows_the_tolerance_band() -> None:
+    built = noisy_like()
+    loose = CheckPlan(target="m:f", runs=2, study=built.plan.study, tolerance=Tolerance(0.5, 0.0))
+    data = plot.run_plot(report.build("run", loose, "cpu", built.runs))
+    assert data.atol == 0.5
+    assert data.divergence_trial == 8  # within ±0.5 until trial 8's 52.7 vs 3.0

@@ -91,6 +91,8 @@ class RunPlot:
     divergence_field: str | None
     divergence_runs: tuple[int, ...]
     """The runs that differ from the reference there (their differences are circled)."""
+    atol: float
+    """``--atol``: differences within ±atol are drawn as agreeing (a shaded band)."""
     direction: str
     title: str
 
@@ -122,17 +124,20 @@ def run_plot(report: RunReport) -> RunPlot:
         series=series,
         reference=None if reference is None else reference.index,
         differences=differences,
-        value_scale=value_scale(values, bests),
+        value_scale=value_scale(values, bests, [s.best[-1] for s in series if s.best]),
         difference_scale=difference_scale([d for diff in differences for d in diff.deltas]),
         divergence_trial=None if divergence is None else divergence.trial,
         divergence_field=None if divergence is None else divergence.field,
         divergence_runs=() if divergence is None else divergence.runs[1:],
+        atol=report.plan.tolerance.atol,
         direction=direction,
         title=title,
     )
 
 
-def value_scale(values: Sequence[float], bests: Sequence[float]) -> Scale:
+def value_scale(
+    values: Sequence[float], bests: Sequence[float], finals: Sequence[float] = ()
+) -> Scale:
     """Linear, unless a few far values flatten the best-so-far lines (they fill under a tenth
     of the axis): then log (all values > 0) or symlog, linear around the best values."""
     finite = [v for v in values if math.isfinite(v)]
@@ -147,7 +152,9 @@ def value_scale(values: Sequence[float], bests: Sequence[float]) -> Scale:
     reason = "log scale: a few far values would flatten the rest"
     if low > 0:
         return Scale("log", None, reason)
-    magnitude = max(abs(v) for v in best) or max(abs(v) for v in finite if v) or 1.0
+    # linear up to the size of where the best-so-far lines end, so that they stay apart
+    ends = [abs(v) for v in finals if math.isfinite(v) and v]
+    magnitude = max(ends, default=0.0) or max((abs(v) for v in best if v), default=1.0)
     return Scale("symlog", _power_below(magnitude), reason.replace("log", "symlog", 1))
 
 
@@ -280,17 +287,16 @@ def plot_run(report: RunReport, path: Path) -> None:
             axis.axvline(
                 data.divergence_trial, color=DIVERGENCE_COLOUR, linestyle="--", linewidth=1.2
             )
-        last = max((s.last_trial or 0 for s in data.series), default=0)
-        right = data.divergence_trial > last / 2  # keep the label inside the axes
+        right = data.divergence_trial > _last(data) / 2  # keep the label inside the axes
         ax.annotate(
             f"first divergence: trial {data.divergence_trial} ({data.divergence_field})",
-            xy=(data.divergence_trial, 0.02),
+            xy=(data.divergence_trial, 0.98),
             xycoords=ax.get_xaxis_transform(),
             xytext=(-4 if right else 4, 0),
             textcoords="offset points",
             color=DIVERGENCE_COLOUR,
             ha="right" if right else "left",
-            va="bottom",
+            va="top",
             fontsize=9,
             bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 1.5},
             zorder=5,
@@ -308,9 +314,15 @@ def plot_run(report: RunReport, path: Path) -> None:
     ax.set_ylabel(label, fontsize=9)
     ax.set_title(data.title, fontsize=10)
     if report.runs:
-        ax.legend(loc="upper right", fontsize=8, framealpha=0.9)
+        # the legend on the side away from the divergence label
+        late = data.divergence_trial is not None and data.divergence_trial > _last(data) / 2
+        ax.legend(loc="upper left" if late else "upper right", fontsize=8, framealpha=0.9)
     ax.grid(True, alpha=0.3)
     _save(fig, path, fmt_name)
+
+
+def _last(data: RunPlot) -> int:
+    return max((s.last_trial or 0 for s in data.series), default=0)
 
 
 def _split(fig: Figure, ax: Axes) -> Axes:
@@ -340,6 +352,8 @@ def _apply_scale(ax: Axes, scale: Scale, ticks: int = 9) -> None:
 def _draw_differences(ax: Axes, data: RunPlot, report: RunReport, colours: Sequence[Any]) -> None:
     """Each run's value minus the reference run's, trial by trial; the split circled."""
     ax.axhline(0.0, color="black", linewidth=0.8, alpha=0.6)
+    if data.atol > 0:
+        ax.axhspan(-data.atol, data.atol, color="grey", alpha=0.15, label=f"±atol {data.atol:g}")
     position = {run.index: i for i, run in enumerate(report.runs)}
     for diff in data.differences:
         colour = colours[position[diff.run]]
