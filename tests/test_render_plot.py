@@ -292,3 +292,11 @@ def test_difference_panel_knows_the_tolerance_band() -> None:
     data = plot.run_plot(report.build("run", loose, "cpu", built.runs))
     assert data.atol == 0.5
     assert data.divergence_trial == 8  # within ±0.5 until trial 8's 52.7 vs 3.0
+
+
+def test_plot_title_keeps_the_headlines_warning() -> None:
+    built = run_report([[1.0, None, None, None]] * 2)
+    assert plot.run_plot(built).title == (
+        "m:f: reproducible\n"
+        "but 3 of 4 trials failed in every run: 2 runs × 4 trials agree bit for bit"
+    )

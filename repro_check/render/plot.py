@@ -10,6 +10,7 @@ same report always draws the same file.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,7 +114,9 @@ def run_plot(report: RunReport) -> RunPlot:
     divergence = report.comparison.divergence
     # the headline without its verdict word ("runs part at trial 0 (values)"), which the first
     # line already says
-    detail = fmt.headline(report).split(": ", 1)[-1]
+    headline = fmt.headline(report)
+    verdict_word = re.match(r"[A-Z][A-Z ]*[A-Z]", headline)
+    detail = headline[verdict_word.end() :].lstrip(":, ") if verdict_word else headline
     title = f"{report.target}: {report.verdict}\n{detail}"
     if _multi_objective(report):
         count = len(report.plan.study.directions)
