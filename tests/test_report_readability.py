@@ -233,3 +233,11 @@ def test_noisy_multi_objective_marks_the_noisy_objective_only() -> None:
         cells = [c.strip() for c in row.strip("│").split("│")]
         assert cells[2].endswith(" ≠")  # the noisy first objective
         assert not cells[3].endswith("≠") and not cells[4].endswith("≠")  # the rest agree
+
+
+def test_junit_system_out_lists_the_failure_reasons() -> None:
+    from repro_check.render import junit
+
+    plan = CheckPlan(target="m:f", runs=2)
+    built = report.build("run", plan, "cpu", [_run(i, [None, "KeyError: b"]) for i in range(2)])
+    assert "  In every run: 1 failed trial: KeyError: b (1)" in junit.summary_lines(built)

@@ -71,6 +71,9 @@ def summary_lines(report: RunReport) -> list[str]:
     if varying:
         lines.append("Best-param spread:")
         lines += [f"  {s.name}: {fmt.spread_line(s)}" for s in varying]
+    if report.failure_lines:
+        lines.append("Failed trials:")
+        lines += [f"  {line}" for line in report.failure_lines]
     if report.notes:
         lines.append("Notes:")
         lines += [f"  • {note}" for note in report.notes]
