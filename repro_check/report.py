@@ -267,7 +267,7 @@ def returned_count(error: str | None) -> int | None:
     if not error or not error.startswith(_RETURNED):
         return None
     text = error[len(_RETURNED) :].strip()
-    if text == "None" or not text:
+    if not text or text.split(" ", 1)[0] == "None":  # "None (is a `return` missing?)"
         return None
     if not (text[0] in "([" and text[-1] in ")]"):
         return 1

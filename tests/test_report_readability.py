@@ -53,6 +53,7 @@ def test_returned_count_reads_the_workers_message() -> None:
     assert report.returned_count("objective returned (1.0,)") == 1
     assert report.returned_count("objective returned 0.97") == 1
     assert report.returned_count("objective returned None") is None
+    assert report.returned_count("objective returned None (is a `return` missing?)") is None
     assert report.returned_count("ValueError: objective returned (1, 2)") is None
 
 
