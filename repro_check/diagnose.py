@@ -12,6 +12,7 @@ Every experiment is a few short replicates that stop at their first divergence.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -25,6 +26,7 @@ from repro_check.compare import (
     DivergenceWatch,
     Stats,
     diff_magnitude,
+    field_equal,
     first_divergence,
 )
 from repro_check.engine import default_workers
@@ -325,9 +327,12 @@ def _tolerance_check(
     recorded = first_divergence(full.runs, tol)
     if recorded is not None:
         trials = max((len(r.trials) for r in full.runs), default=0)
-        return ToleranceCheck(atol, len(full.runs), trials, recorded), None
+        steered = params_split(full.runs)
+        return ToleranceCheck(atol, len(full.runs), trials, recorded, steered), None
     group = "tolerance_check"
-    results = lab.run(lab.jobs(group, Controls(), study, lab.replicates), tol=tol)
+    # as many runs as `run` would compare (more runs part sooner), at least the replicates
+    count = max(lab.replicates, lab.plan.runs)
+    results = lab.run(lab.jobs(group, Controls(), study, count), tol=tol)
     runs = _runs_of(results, group)
     experiment = lab.experiment(
         group, f"every control on, compared with --atol {atol:g}", Controls(), runs, study, tol=tol
@@ -338,7 +343,66 @@ def _tolerance_check(
     divergence = experiment.divergence
     if divergence is None and experiment.verdict != report.VERDICT_REPRODUCIBLE:
         return None, experiment
-    return ToleranceCheck(atol, len(runs), trials, divergence), experiment
+    steered = params_split(runs)
+    reorder = _reorder_risk(runs, noise, study) if divergence is None and steered is None else None
+    startup = _startup_trials(study)
+    return (
+        ToleranceCheck(atol, len(runs), trials, divergence, steered, reorder, startup),
+        experiment,
+    )
+
+
+VALUE_FREE_SAMPLERS = ("random", "grid", "bruteforce", "qmc")
+"""Samplers whose suggestions never depend on the values (noise cannot steer them)."""
+STARTUP_TRIALS = {"tpe": 10, "gp": 10, "cmaes": 1}
+"""Optuna's default ``n_startup_trials``: suggested at random, whatever the values."""
+
+
+def _startup_trials(study: StudySettings) -> int | None:
+    configured = study.sampler_kwargs.get("n_startup_trials")
+    if isinstance(configured, int) and not isinstance(configured, bool) and configured > 0:
+        return min(configured, study.trials)
+    default = STARTUP_TRIALS.get(study.sampler)
+    return min(default, study.trials) if default else None
+
+
+def _reorder_risk(
+    runs: Sequence[RunRecord], noise: float, study: StudySettings
+) -> tuple[float, float] | None:
+    """(noise, smallest gap) when noise of this size could swap two trials' order in a run and
+    the sampler looks at the values: it would then suggest other params."""
+    if study.sampler in VALUE_FREE_SAMPLERS:
+        return None
+    gaps = []
+    for run in runs:
+        values = sorted(
+            t.values[0]
+            for t in run.trials
+            if t.state == "COMPLETE" and t.values and math.isfinite(t.values[0])
+        )
+        gaps += [b - a for a, b in itertools.pairwise(values)]
+    if not gaps:
+        return None
+    smallest = min(gaps)
+    return (noise, smallest) if smallest <= noise else None
+
+
+def params_split(runs: Sequence[RunRecord]) -> int | None:
+    """The first trial number at which two runs that both have it got different params (bit
+    for bit) or states: where the sampler's path forks."""
+    exact = Tolerance()
+    tables = [{t.number: t for t in run.trials} for run in runs]
+    numbers = sorted(set().union(*tables)) if tables else []
+    for number in numbers:
+        held = [table[number] for table in tables if number in table]
+        first = held[0]
+        if any(
+            not field_equal("params", first, other, exact)
+            or not field_equal("state", first, other, exact)
+            for other in held[1:]
+        ):
+            return number
+    return None
 
 
 def _noise_branch(
