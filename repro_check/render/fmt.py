@@ -239,7 +239,8 @@ class BestTable:
 
 
 def best_table(report: RunReport) -> BestTable:
-    """One row per run; cells that differ from run 0 are flagged (shown as ``≠``)."""
+    """One row per run; cells that differ from the reference run (the first with trials) are
+    flagged (shown as ``≠``)."""
     multi = any(run.multi_objective for run in report.runs)
     params = [] if multi else sorted({k for run in report.runs for k in (run.best_params or {})})
     columns = [
