@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from repro_check.compare import Divergence
 from repro_check.settings import StudySettings
 
 CAUSE_IDS = (
@@ -48,6 +49,45 @@ class Cause:
 
 
 @dataclass(frozen=True)
+class ToleranceCheck:
+    """A candidate ``--atol`` tried on the study, so that advice never names a tolerance that
+    would not make the check pass."""
+
+    atol: float
+    runs: int
+    """How many fully controlled runs were compared under it."""
+    trials: int
+    """How many trials each run had (the study's length when the check passed)."""
+    divergence: Divergence | None
+    """Where the runs still part under ``atol``; None: they agreed on every trial."""
+    steered_at: int | None = None
+    """The first trial at which the runs got different params (bit for bit): from there the
+    noise steers the sampler, and agreeing within ``atol`` is luck that more runs or trials
+    would not repeat. None: the same params in every run."""
+
+    reorder: tuple[float, float] | None = None
+    """(noise, smallest gap between two trials' values) when the noise is at least as large
+    as that gap and the sampler uses the values: it can reorder the trials, which steers the
+    sampler, even if these runs happened to keep the same order."""
+    startup: int | None = None
+    """The sampler's start-up trials (suggested without looking at values), when known."""
+
+    @property
+    def passed(self) -> bool:
+        return self.divergence is None and self.steered_at is None and self.reorder is None
+
+    @property
+    def agree_until(self) -> int:
+        """How many first trials agree within the tolerance with the same params."""
+        parted = self.divergence.trial if self.divergence is not None else None
+        return min((t for t in (self.steered_at, parted) if t is not None), default=0)
+
+    @property
+    def atol_text(self) -> str:
+        return f"{self.atol:g}"
+
+
+@dataclass(frozen=True)
 class FixContext:
     """What a fix can be tailored to: the user's sampler, seed, script and libraries."""
 
@@ -57,6 +97,8 @@ class FixContext:
     torch_used: bool = False
     noise: float | None = None
     """The spread the objective showed at fixed params, for a tolerance that would absorb it."""
+    tolerance: ToleranceCheck | None = None
+    """That tolerance, tried: a fix suggests ``--atol`` only when the check passed with it."""
 
 
 def _script(target: str) -> str:
@@ -107,16 +149,71 @@ def fix_for(cause_id: str, ctx: FixContext) -> str:
             "# reset module-level state at the start of the objective (caches, counters,\n"
             "# global models), or run each study in a fresh process"
         )
-    accept = "# or, if that much noise is acceptable, compare with a tolerance:\n"
-    accept += (
-        f"# repro-check run ... --atol {10 * ctx.noise:.1g}"
-        if ctx.noise
-        else ("# repro-check run ... --atol <largest acceptable difference>")
+    return _noise_fix(ctx.tolerance)
+
+
+NOISE_SOURCES = (
+    "# remove the noise source in the objective: clock reads, unseeded RNGs such as\n"
+    "# np.random.default_rng() without a seed, thread-order float reductions"
+)
+
+
+def _noise_fix(check: ToleranceCheck | None) -> str:
+    """Remove the noise; a tolerance only when one was tried and made the runs agree."""
+    if check is None:
+        return (
+            NOISE_SOURCES + "\n# (no tolerance suggested: none could be checked against the runs)"
+        )
+    atol = check.atol_text
+    if check.passed:
+        return (
+            NOISE_SOURCES + ";\n# or, if that much noise is acceptable, compare with a tolerance "
+            f"(checked: {check.runs} runs × {check.trials} trials agree with it):\n"
+            f"# repro-check run ... --atol {atol}"
+        )
+    d = check.divergence
+    if d is None and check.steered_at is None and check.reorder is not None:
+        return _reorder_fix(check)
+    if d is not None:
+        size = f", |Δ| {d.max_abs_diff:.3g}" if d.max_abs_diff else ""
+        where = f"with --atol {atol} the runs still part at trial {d.trial}, {d.field}{size}"
+    else:
+        where = (
+            f"from trial {check.steered_at} on the runs get different params; within "
+            f"--atol {atol} this time only"
+        )
+    # a split beyond a tolerance 5-10x the measured noise, or different params: the trials
+    # themselves differ, the sampler steered apart by the noise it saw in earlier values
+    text = (
+        NOISE_SOURCES + ".\n"
+        "# no tolerance rescues this check: the noise changes which params the sampler\n"
+        f"# suggests next ({where})"
     )
-    return (
-        "# remove the noise source in the objective: clock reads, unseeded RNGs such as\n"
-        "# np.random.default_rng() without a seed, thread-order float reductions;\n" + accept
+    first = check.agree_until
+    if first > 0:
+        text += (
+            f";\n# or compare only the first {first} trials, which agree within it:\n"
+            f"# repro-check run ... --trials {first} --atol {atol}"
+        )
+    return text
+
+
+def _reorder_fix(check: ToleranceCheck) -> str:
+    noise, gap = check.reorder or (0.0, 0.0)
+    atol = check.atol_text
+    text = (
+        NOISE_SOURCES + ".\n"
+        "# no tolerance rescues this check: the noise (about "
+        f"{noise:.2g}) is larger than the gaps\n# between trials' values (down to {gap:.2g}), "
+        "so it can reorder the trials and the sampler\n# then suggests other params "
+        f"({check.runs} runs × {check.trials} trials agreed within --atol {atol} by luck)"
     )
+    if check.startup:
+        text += (
+            f";\n# or compare only the sampler's {check.startup} start-up trials, which do not "
+            f"use the values:\n# repro-check run ... --trials {check.startup} --atol {atol}"
+        )
+    return text
 
 
 def no_kernel_fix(ops: list[str]) -> str:

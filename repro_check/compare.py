@@ -426,14 +426,22 @@ def param_spreads(runs: Sequence[RunRecord]) -> dict[str, ParamSpread]:
     return spreads
 
 
+def reference_run(runs: Sequence[RunRecord]) -> RunRecord | None:
+    """The run the best table marks others against: the first run with trials."""
+    return next((run for run in runs if run.trials), None)
+
+
 def differing_best_cells(runs: Sequence[RunRecord], tol: Tolerance) -> dict[int, set[str]]:
-    """Per run index, which best-table cells ("value" or a param name) differ from the first
-    run's (the reference, which is never marked itself)."""
-    if not runs:
+    """Per run index, which best-table cells ("value" or a param name) differ from the
+    reference run's (the first run with trials, never marked itself). A run with no trials has
+    nothing to compare and is never marked."""
+    ref = reference_run(runs)
+    if ref is None:
         return {}
-    ref = runs[0]
     marks: dict[int, set[str]] = {}
     for run in runs:
+        if not run.trials:
+            continue
         cells: set[str] = set()
         a, b = ref.best_value, run.best_value
         if (a is None) != (b is None) or (
@@ -460,12 +468,37 @@ class Comparison:
     differing_cells: Mapping[int, set[str]]
 
 
+def counted_runs(runs: Sequence[RunRecord]) -> list[RunRecord]:
+    """The runs whose histories are counted: the finished ones, or, when none finished, every
+    run with trials. A run with no trials (never started, stopped at once) has no history and
+    is never counted, whatever stopped it (--fail-fast, Ctrl-C, a crash)."""
+    started = [run for run in runs if run.trials]
+    return [run for run in started if run.finished] or started
+
+
+def history_count(runs: Sequence[RunRecord], tol: Tolerance) -> int:
+    """How many different histories the counted runs show. Finished runs compare whole; when
+    none finished, a stopped run joins a history it agrees with on the trials it has."""
+    counted = counted_runs(runs)
+    if all(run.finished for run in counted):
+        return distinct_histories(counted, tol)
+    representatives: list[RunRecord] = []
+    for run in counted:
+        if not any(first_divergence([rep, run], tol) is None for rep in representatives):
+            representatives.append(run)
+    return len(representatives)
+
+
 def compare_runs(runs: Sequence[RunRecord], tol: Tolerance) -> Comparison:
     finished = [run for run in runs if run.finished] or list(runs)
     values = [run.best_value for run in finished if run.best_value is not None]
     divergence = first_divergence(runs, tol)
-    # no divergence: every finished run has the reference's history (trial counts included)
-    distinct = 1 if divergence is None and finished else distinct_histories(finished, tol)
+    # no divergence: every run with trials agrees with the reference on the trials it has,
+    # and every finished run has the reference's trial count
+    if divergence is None:
+        distinct = 1 if any(run.trials for run in runs) else 0
+    else:
+        distinct = history_count(runs, tol)
     return Comparison(
         divergence=divergence,
         distinct_histories=distinct,

@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from repro_check import __version__, devices, report
+from repro_check.compare import Stats
 from repro_check.engine import run_replicates
 from repro_check.errors import EXIT_INCOMPLETE, EXIT_REPRODUCIBLE
 from repro_check.records import RunRecord
@@ -87,37 +88,59 @@ def relative_spread(stats_std: float, mean: float) -> float | None:
     return stats_std / abs(mean)
 
 
-def _percent(fraction: float) -> str:
-    percent = fraction * 100
-    return f"{percent:.0f}%" if percent >= 10 else f"{percent:.2g}%"
+def _g(value: float) -> str:
+    return f"{value:.3g}"
 
 
-def _spread_phrase(condition: report.RunReport) -> str:
-    """A verb phrase: "moves the best value by ±0.8% (std 0.01)" or "leaves the best value
-    unchanged"."""
+def _size(stats: Stats) -> str:
+    """The spread in the value's own units: "std 1 over a range of 2 (1 .. 3)"."""
+    bounds = f"{_g(stats.min)} .. {_g(stats.max)}"
+    return f"std {_g(stats.std)} over a range of {_g(stats.range)} ({bounds})"
+
+
+def _versus(stats: Stats, reference: Stats | None) -> str:
+    """``stats``' std against the uncontrolled condition's ("", or ", 50% of ...")."""
+    if reference is None or not math.isfinite(reference.std) or reference.std <= 0:
+        return ""
+    ratio = stats.std / reference.std
+    if not math.isfinite(ratio):
+        return ""
+    if 0.9 <= ratio <= 1.1:
+        return ", about as much as without controls"
+    if ratio < 1:
+        return f", {ratio * 100:.2g}% of the spread without controls"
+    return f", {ratio:.2g} times the spread without controls"
+
+
+def _spread_phrase(condition: report.RunReport, reference: Stats | None = None) -> str:
+    """A verb phrase: "moves the best value by std 0.01 over a range of 0.02 (0.5 .. 0.52)" or
+    "leaves the best value unchanged". The spread is in the value's units (a relative figure
+    means nothing when the mean is near 0), optionally against the uncontrolled spread."""
     stats = condition.comparison.best_value
     if stats is None:
         return "gives no best value to compare"
     if stats.std == 0:
         return "leaves the best value unchanged"
-    rel = relative_spread(stats.std, stats.mean)
-    amount = f"±{_percent(rel)}" if rel is not None else f"±{stats.std:.3g}"
-    return f"moves the best value by {amount} (std {stats.std:.3g})"
+    if not math.isfinite(stats.std):
+        return f"moves the best value over {_g(stats.min)} .. {_g(stats.max)}"
+    return f"moves the best value by {_size(stats)}{_versus(stats, reference)}"
 
 
 def summary_sentence(conditions: Mapping[str, report.RunReport]) -> str:
     """What the controls bought, in one sentence."""
     parts = []
+    loose = conditions.get("uncontrolled")
+    loose_stats = loose.comparison.best_value if loose is not None else None
     fixed = conditions.get("fixed_seed")
     if fixed is not None:
         if fixed.reproducible:
             parts.append("fixed seeds remove all spread")
         else:
-            parts.append(f"even with fixed seeds the runs differ (noise {_spread_phrase(fixed)})")
+            phrase = _spread_phrase(fixed, loose_stats)
+            parts.append(f"even with fixed seeds the runs differ (noise {phrase})")
     sweep = conditions.get("seed_sweep")
     if sweep is not None:
-        parts.append(f"seed choice alone {_spread_phrase(sweep)}")
-    loose = conditions.get("uncontrolled")
+        parts.append(f"seed choice alone {_spread_phrase(sweep, loose_stats)}")
     if loose is not None:
         divergence = loose.comparison.divergence
         where = f", parting at trial {divergence.trial}" if divergence else ""

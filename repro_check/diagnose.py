@@ -12,18 +12,21 @@ Every experiment is a few short replicates that stop at their first divergence.
 from __future__ import annotations
 
 import dataclasses
+import itertools
+import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from repro_check import __version__, devices, report
-from repro_check.causes import CAUSE_IDS, Cause, FixContext, fix_for, no_kernel_fix
+from repro_check.causes import CAUSE_IDS, Cause, FixContext, ToleranceCheck, fix_for, no_kernel_fix
 from repro_check.compare import (
     Divergence,
     DivergenceWatch,
     Stats,
     diff_magnitude,
+    field_equal,
     first_divergence,
 )
 from repro_check.engine import default_workers
@@ -37,7 +40,7 @@ from repro_check.records import (
     encode_params,
 )
 from repro_check.runner import Job, JobResult, ProgressCallback, run_jobs
-from repro_check.settings import CheckPlan, Controls, StudySettings
+from repro_check.settings import CheckPlan, Controls, StudySettings, Tolerance
 
 DEFAULT_REPLICATES = 2
 PROBE_PROCESSES = 3
@@ -177,8 +180,16 @@ class _Lab:
         self.next_index = 0
         self.torch_used = False
 
-    def fix(self, cause_id: str, study: StudySettings, noise: float | None = None) -> str:
-        context = FixContext(study, self.plan.seed, self.plan.target, self.torch_used, noise)
+    def fix(
+        self,
+        cause_id: str,
+        study: StudySettings,
+        noise: float | None = None,
+        tolerance: ToleranceCheck | None = None,
+    ) -> str:
+        context = FixContext(
+            study, self.plan.seed, self.plan.target, self.torch_used, noise, tolerance
+        )
         return fix_for(cause_id, context)
 
     def jobs(
@@ -200,8 +211,10 @@ class _Lab:
             self.next_index += 1
         return made
 
-    def run(self, jobs: Sequence[Job], stop_early: bool = True) -> list[JobResult]:
-        tol = self.plan.tolerance
+    def run(
+        self, jobs: Sequence[Job], stop_early: bool = True, tol: Tolerance | None = None
+    ) -> list[JobResult]:
+        tol = tol if tol is not None else self.plan.tolerance
         return run_jobs(
             self.plan.target,
             jobs,
@@ -221,8 +234,9 @@ class _Lab:
         runs: Sequence[RunRecord],
         study: StudySettings,
         threads: int | None = None,
+        tol: Tolerance | None = None,
     ) -> Experiment:
-        divergence = first_divergence(runs, self.plan.tolerance)
+        divergence = first_divergence(runs, tol if tol is not None else self.plan.tolerance)
         stopped = any(r.status == STATUS_CANCELLED for r in runs)
         broken = any(r.status not in (STATUS_OK, STATUS_CANCELLED) for r in runs)
         if divergence is not None and (stopped or not broken):
@@ -292,11 +306,122 @@ def _probe_noise(lab: _Lab, full: Experiment, study: StudySettings) -> NoiseProb
     return NoiseProbe(dict(trial.params), trial.number, tuple(values), PROBE_PROCESSES)
 
 
+_VALUE_FIELDS = ("values", "intermediate_values")
+
+
+def candidate_atol(noise: float) -> float:
+    """A round tolerance comfortably above the measured noise (10x, one significant digit)."""
+    return float(f"{10 * noise:.1g}")
+
+
+def _tolerance_check(
+    lab: _Lab, full: Experiment, study: StudySettings, noise: float | None
+) -> tuple[ToleranceCheck | None, Experiment | None]:
+    """Try the tolerance a fix would suggest: first on the recorded fully controlled runs,
+    then, if they agree under it, on fresh fully controlled runs of the whole study (noise
+    also steers which params the sampler suggests next, which no tolerance absorbs)."""
+    if noise is None or not noise > 0 or not math.isfinite(noise):
+        return None, None
+    atol = candidate_atol(noise)
+    tol = Tolerance(atol=atol, rtol=lab.plan.tolerance.rtol)
+    recorded = first_divergence(full.runs, tol)
+    if recorded is not None:
+        trials = max((len(r.trials) for r in full.runs), default=0)
+        steered = params_split(full.runs)
+        return ToleranceCheck(atol, len(full.runs), trials, recorded, steered), None
+    group = "tolerance_check"
+    # as many runs as `run` would compare (more runs part sooner), at least the replicates
+    count = max(lab.replicates, lab.plan.runs)
+    results = lab.run(lab.jobs(group, Controls(), study, count), tol=tol)
+    runs = _runs_of(results, group)
+    experiment = lab.experiment(
+        group, f"every control on, compared with --atol {atol:g}", Controls(), runs, study, tol=tol
+    )
+    if experiment.verdict == report.VERDICT_INCOMPLETE:
+        return None, experiment
+    trials = max((len(r.trials) for r in runs), default=0)
+    divergence = experiment.divergence
+    if divergence is None and experiment.verdict != report.VERDICT_REPRODUCIBLE:
+        return None, experiment
+    steered = params_split(runs)
+    reorder = _reorder_risk(runs, noise, study) if divergence is None and steered is None else None
+    startup = _startup_trials(study)
+    return (
+        ToleranceCheck(atol, len(runs), trials, divergence, steered, reorder, startup),
+        experiment,
+    )
+
+
+VALUE_FREE_SAMPLERS = ("random", "grid", "bruteforce", "qmc")
+"""Samplers whose suggestions never depend on the values (noise cannot steer them)."""
+STARTUP_TRIALS = {"tpe": 10, "gp": 10, "cmaes": 1}
+"""Optuna's default ``n_startup_trials``: suggested at random, whatever the values."""
+
+
+def _startup_trials(study: StudySettings) -> int | None:
+    configured = study.sampler_kwargs.get("n_startup_trials")
+    if isinstance(configured, int) and not isinstance(configured, bool) and configured > 0:
+        return min(configured, study.trials)
+    default = STARTUP_TRIALS.get(study.sampler)
+    return min(default, study.trials) if default else None
+
+
+def _reorder_risk(
+    runs: Sequence[RunRecord], noise: float, study: StudySettings
+) -> tuple[float, float] | None:
+    """(noise, smallest gap) when noise of this size could swap two trials' order in a run and
+    the sampler looks at the values: it would then suggest other params."""
+    if study.sampler in VALUE_FREE_SAMPLERS:
+        return None
+    gaps = []
+    for run in runs:
+        values = sorted(
+            t.values[0]
+            for t in run.trials
+            if t.state == "COMPLETE" and t.values and math.isfinite(t.values[0])
+        )
+        gaps += [b - a for a, b in itertools.pairwise(values)]
+    if not gaps:
+        return None
+    smallest = min(gaps)
+    return (noise, smallest) if smallest <= noise else None
+
+
+def params_split(runs: Sequence[RunRecord]) -> int | None:
+    """The first trial number at which two runs that both have it got different params (bit
+    for bit) or states: where the sampler's path forks."""
+    exact = Tolerance()
+    tables = [{t.number: t for t in run.trials} for run in runs]
+    numbers = sorted(set().union(*tables)) if tables else []
+    for number in numbers:
+        held = [table[number] for table in tables if number in table]
+        first = held[0]
+        if any(
+            not field_equal("params", first, other, exact)
+            or not field_equal("state", first, other, exact)
+            for other in held[1:]
+        ):
+            return number
+    return None
+
+
 def _noise_branch(
-    lab: _Lab, full: Experiment, study: StudySettings, causes: list[Cause], warnings: list[str]
+    lab: _Lab,
+    full: Experiment,
+    study: StudySettings,
+    causes: list[Cause],
+    warnings: list[str],
+    experiments: list[Experiment],
 ) -> NoiseProbe | None:
     probe = _probe_noise(lab, full, study)
     noise = probe.max_abs_diff if probe is not None and probe.noisy else None
+    measured = noise
+    parted = full.divergence
+    if measured is None and parted is not None and parted.field in _VALUE_FIELDS:
+        measured = parted.max_abs_diff  # no spread at fixed params: the size of the split
+    check, tried = _tolerance_check(lab, full, study, measured)
+    if tried is not None:
+        experiments.append(tried)
     if probe is not None and probe.noisy:
         stats = probe.stats
         spread = f"std {stats.std:.3g}" if stats else ""
@@ -306,7 +431,7 @@ def _noise_branch(
                 f"at fixed params {dict(probe.params)} (from trial {probe.trial}) the objective "
                 f"returned {len(probe.values)} values across {probe.processes} fresh processes "
                 f"spreading by {probe.max_abs_diff:.3g} ({spread}); every control was on",
-                lab.fix("objective_noise", study, noise),
+                lab.fix("objective_noise", study, noise, check),
                 full.divergence.trial if full.divergence else None,
                 blocking=True,
             )
@@ -328,7 +453,7 @@ def _noise_branch(
                 "objective_noise",
                 f"with every control on, {_parted(full)}; the objective at fixed params did not "
                 "vary, so the noise is intermittent or depends on earlier trials",
-                lab.fix("objective_noise", study, noise),
+                lab.fix("objective_noise", study, noise, check),
                 full.divergence.trial if full.divergence else None,
                 blocking=True,
             )
@@ -493,7 +618,7 @@ def run_diagnose(
     reproducible = full.verdict == report.VERDICT_REPRODUCIBLE
     noise = None
     if full.verdict == report.VERDICT_NOT_REPRODUCIBLE:
-        noise = _noise_branch(lab, full, study, causes, warnings)
+        noise = _noise_branch(lab, full, study, causes, warnings, experiments)
     elif reproducible:
         experiments += _control_experiments(lab, full, study, causes, warnings)
     return Diagnosis(

@@ -138,10 +138,42 @@ class RunReport:
         return next((run.environment for run in self.runs if run.environment), {})
 
     @property
+    def direction_mismatch(self) -> str | None:
+        """When trials failed because the objective returned more (or fewer) values than
+        there are ``--direction``s: the sentence that says what to pass instead."""
+        wanted = len(self.plan.study.directions)
+        for run in self.runs:
+            for trial in run.trials:
+                count = returned_count(trial.error) if trial.state == "FAIL" else None
+                if count is not None and count != wanted:
+                    return direction_advice(count, wanted)
+        return None
+
+    @property
+    def failed_trials(self) -> int:
+        """The most trials that failed in one run (0 when none failed)."""
+        return max((sum(t.state == "FAIL" for t in run.trials) for run in self.runs), default=0)
+
+    @property
+    def failure_lines(self) -> list[str]:
+        """The distinct reasons trials failed, with counts: one line when every run failed
+        the same way ("In every run: 9 failed trials: ..."), else one line per run."""
+        per_run = [(run.index, failure_reasons(run)) for run in self.runs]
+        per_run = [(index, reasons) for index, reasons in per_run if reasons]
+        if not per_run:
+            return []
+        if len(per_run) == len(self.runs) > 1 and all(r == per_run[0][1] for _, r in per_run):
+            return [f"In every run: {_reasons_text(per_run[0][1])}"]
+        return [f"Run {index}: {_reasons_text(reasons)}" for index, reasons in per_run]
+
+    @property
     def notes(self) -> list[str]:
         notes: list[str] = []
         if self.plan.study.n_jobs != 1:
             notes.append(N_JOBS_NOTE)
+        mismatch = self.direction_mismatch
+        if mismatch is not None:
+            notes.append(mismatch)
         for run in self.runs:
             for note in run.notes:
                 if note not in notes:
@@ -222,6 +254,78 @@ class RunReport:
         )
         extra = [n for n in data.get("notes", []) if n not in report.notes]
         return dataclasses.replace(report, extra_notes=tuple(extra))
+
+
+_RETURNED = "objective returned "
+_TIMES = {1: "once", 2: "twice"}
+_REASON_CHARS = 200
+
+
+def returned_count(error: str | None) -> int | None:
+    """How many values the objective returned, from the worker's "objective returned X"
+    failure (a tuple or list counts its items; anything else is 1 value); None otherwise."""
+    if not error or not error.startswith(_RETURNED):
+        return None
+    text = error[len(_RETURNED) :].strip()
+    if not text or text.split(" ", 1)[0] == "None":  # "None (is a `return` missing?)"
+        return None
+    if not (text[0] in "([" and text[-1] in ")]"):
+        return 1
+    inner = text[1:-1].strip().removesuffix(",").strip()
+    if not inner:
+        return 0
+    depth, count, quote = 0, 1, ""
+    for char in inner:
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth -= 1
+        elif char == "," and depth == 0:
+            count += 1
+    return count
+
+
+def direction_advice(returned: int, directions: int) -> str:
+    """ "the objective returned 2 values; pass --direction twice" (and the converse)."""
+    values = f"{returned} value" + ("" if returned == 1 else "s")
+    times = _TIMES.get(returned, f"{returned} times")
+    if returned > directions:
+        return (
+            f"the objective returned {values}; pass --direction {times} "
+            "(once per objective, e.g. --direction minimize --direction maximize)"
+        )
+    given = f"{directions} --direction" + ("" if directions == 1 else "s")
+    return f"the objective returned {values} but {given} were given; pass --direction {times}"
+
+
+def failure_reasons(run: RunRecord) -> list[tuple[str, int]]:
+    """Why the run's trials failed: each distinct error with how often, most frequent first."""
+    counts: dict[str, int] = {}
+    for trial in run.trials:
+        if trial.state != "FAIL":
+            continue
+        reason = (trial.error or "no error recorded").strip()
+        if len(reason) > _REASON_CHARS:
+            reason = reason[: _REASON_CHARS - 1] + "…"
+        counts[reason] = counts.get(reason, 0) + 1
+    return sorted(counts.items(), key=lambda item: -item[1])
+
+
+_SHOWN_REASONS = 3
+
+
+def _reasons_text(reasons: Sequence[tuple[str, int]]) -> str:
+    total = sum(count for _, count in reasons)
+    listed = [f"{reason} ({count})" for reason, count in reasons[:_SHOWN_REASONS]]
+    rest = reasons[_SHOWN_REASONS:]
+    if rest:
+        others = sum(count for _, count in rest)
+        listed.append(f"{len(rest)} other reason{'s' if len(rest) > 1 else ''} ({others})")
+    return f"{total} failed trial{'' if total == 1 else 's'}: {'; '.join(listed)}"
 
 
 def environment_notes(runs: Sequence[RunRecord], tol: Tolerance) -> list[str]:

@@ -47,13 +47,41 @@ def test_relative_spread() -> None:
 
 
 def test_summary_sentence_names_what_the_controls_bought() -> None:
+    # the bug fixed here: this pinned "±50%" / "±67%", std divided by the mean (issue 9)
     fixed = build([2.0, 2.0, 2.0])
-    sweep = build([1.0, 2.0, 3.0])  # mean 2, std 1 -> ±50%
-    loose = build([1.0, 3.0, 5.0])  # mean 3, std 2 -> ±67%
+    sweep = build([1.0, 2.0, 3.0])  # std 1, range 2
+    loose = build([1.0, 3.0, 5.0])  # std 2, range 4
     sentence = summary_sentence({"fixed_seed": fixed, "seed_sweep": sweep, "uncontrolled": loose})
     assert sentence == (
-        "fixed seeds remove all spread; seed choice alone moves the best value by ±50% (std 1); "
-        "without controls the study moves the best value by ±67% (std 2), parting at trial 0."
+        "fixed seeds remove all spread; seed choice alone moves the best value by std 1 over a "
+        "range of 2 (1 .. 3), 50% of the spread without controls; without controls the study "
+        "moves the best value by std 2 over a range of 4 (1 .. 5), parting at trial 0."
+    )
+
+
+def test_summary_sentence_on_a_small_scale_study_uses_the_value_units() -> None:
+    """Best values ~0.0027: std / mean gave "±17%"; the spread is said in the value's units
+    and against the uncontrolled condition, whatever the mean."""
+    sweep = build([0.0027, 0.0021, 0.0030])
+    loose = build([0.0027, 0.0012, 0.0042])
+    sentence = summary_sentence(
+        {"fixed_seed": build([0.0027] * 3), "seed_sweep": sweep, "uncontrolled": loose}
+    )
+    assert "±" not in sentence
+    assert sentence == (
+        "fixed seeds remove all spread; seed choice alone moves the best value by std 0.000458 "
+        "over a range of 0.0009 (0.0021 .. 0.003), 31% of the spread without controls; without "
+        "controls the study moves the best value by std 0.0015 over a range of 0.003 "
+        "(0.0012 .. 0.0042), parting at trial 0."
+    )
+
+
+def test_summary_sentence_near_zero_mean_never_divides_by_the_mean() -> None:
+    sweep = build([-0.001, 0.001, 0.0])  # mean 0: a relative figure would be infinite
+    sentence = summary_sentence({"seed_sweep": sweep})
+    assert sentence == (
+        "seed choice alone moves the best value by std 0.001 over a range of 0.002 "
+        "(-0.001 .. 0.001)."
     )
 
 

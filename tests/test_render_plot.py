@@ -15,7 +15,7 @@ from repro_check.conditions import CompareReport
 from repro_check.errors import EXIT_USAGE, ConfigError
 from repro_check.records import RunRecord, TrialRecord
 from repro_check.render import plot
-from repro_check.settings import CheckPlan, StudySettings
+from repro_check.settings import CheckPlan, StudySettings, Tolerance
 
 needs_matplotlib = pytest.mark.skipif(
     importlib.util.find_spec("matplotlib") is None,
@@ -210,3 +210,93 @@ def test_missing_matplotlib_names_the_extra(
         assert str(info.value) == MISSING
         assert info.value.exit_code == EXIT_USAGE
     assert not (tmp_path / "out.png").exists()
+
+
+def noisy_like() -> report.RunReport:
+    """Like repro_check.examples.noisy: a few values near 100 over a best-so-far near 0, and
+    every run off the reference by noise from trial 0 on, then by much more."""
+    ref = [0.93, 5.2, 0.08, 1.1, 12.4, 0.9, 10.5, 34.0, 52.7, 18.9, 115.0]
+    other = [0.97, 5.1, 0.11, 1.0, 12.5, 0.8, 10.4, 34.1, 3.0, 61.0, 0.2]
+    return run_report([ref, other])
+
+
+def test_outliers_switch_the_history_panel_to_a_log_like_scale() -> None:
+    """Issue 9 item 7: a 0-120 linear axis laid every best-so-far line flat on the others."""
+    data = plot.run_plot(noisy_like())
+    assert data.value_scale.kind == "log"  # every value > 0
+    negative = plot.run_plot(run_report([[0.5, -0.1, 80.0, 40.0], [0.6, -0.12, 90.0, 20.0]]))
+    assert negative.value_scale.kind == "symlog"
+    assert negative.value_scale.linthresh == 0.1  # linear around the best values (|v| < 0.6)
+    plain = plot.run_plot(run_report([[3.0, 2.0, 1.0, 1.5], [3.0, 2.0, 1.1, 1.4]]))
+    assert plain.value_scale.kind == "linear"
+
+
+def test_difference_panel_holds_each_runs_offset_from_the_reference() -> None:
+    data = plot.run_plot(noisy_like())
+    assert data.reference == 0
+    assert [d.run for d in data.differences] == [1]
+    diff = data.differences[0]
+    assert diff.numbers == list(range(11))
+    assert diff.deltas[0] == 0.97 - 0.93
+    assert diff.deltas[10] == 0.2 - 115.0
+    # noise of ~0.1 at first, ~100 later: symlog, linear within the small differences
+    assert data.difference_scale.kind == "symlog"
+    assert data.difference_scale.linthresh == 0.01
+    assert (data.divergence_trial, data.divergence_field, data.divergence_runs) == (
+        0,
+        "values",
+        (1,),
+    )
+    assert "runs part at trial 0 (values)" in data.title
+
+
+def test_reproducible_runs_have_zero_differences_on_a_linear_scale() -> None:
+    data = plot.run_plot(run_report([[1.0, 0.5, 0.7]] * 3))
+    assert [d.deltas for d in data.differences] == [[0.0, 0.0, 0.0]] * 2
+    assert data.difference_scale.kind == "linear"
+    assert data.divergence_trial is None and data.divergence_runs == ()
+
+
+def test_pruned_run_reaches_its_last_trial_and_an_unfinished_one_says_where_it_stopped() -> None:
+    """A run whose last trials were pruned went on to its last trial; only a run that did
+    not finish is drawn as stopping."""
+    plan = CheckPlan(target="m:f", runs=2, study=StudySettings(trials=4))
+    trials = (
+        trial(0, 2.0),
+        trial(1, 1.0),
+        TrialRecord(2, "PRUNED", {"x": 2.0}, (5.0,)),
+        TrialRecord(3, "PRUNED", {"x": 3.0}, None),
+    )
+    runs = [RunRecord(0, 0, "ok", trials), RunRecord(1, 0, "crashed", trials[:2], error="boom")]
+    data = plot.run_plot(report.build("run", plan, "cpu", runs))
+    pruned, crashed = data.series
+    assert (pruned.finished, pruned.last_trial, pruned.numbers) == (True, 3, [0, 1])
+    assert pruned.pruned == [(2, 5.0)]
+    assert pruned.label == "run 0 (seed 0), 2 pruned"
+    assert (crashed.finished, crashed.last_trial) == (False, 1)
+    assert crashed.label == "run 1 (seed 0), crashed at trial 1"
+
+
+@needs_matplotlib
+def test_run_plot_has_a_difference_panel(tmp_path: Path) -> None:
+    path = tmp_path / "run.svg"
+    plot.plot_run(noisy_like(), path)
+    text = svg_text(path)
+    assert "difference from" in text and "run 1 − run 0" in text
+    assert "symlog" in text
+
+
+def test_difference_panel_knows_the_tolerance_band() -> None:
+    built = noisy_like()
+    loose = CheckPlan(target="m:f", runs=2, study=built.plan.study, tolerance=Tolerance(0.5, 0.0))
+    data = plot.run_plot(report.build("run", loose, "cpu", built.runs))
+    assert data.atol == 0.5
+    assert data.divergence_trial == 8  # within ±0.5 until trial 8's 52.7 vs 3.0
+
+
+def test_plot_title_keeps_the_headlines_warning() -> None:
+    built = run_report([[1.0, None, None, None]] * 2)
+    assert plot.run_plot(built).title == (
+        "m:f: reproducible\n"
+        "but 3 of 4 trials failed in every run: 2 runs × 4 trials agree bit for bit"
+    )

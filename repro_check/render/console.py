@@ -100,7 +100,8 @@ def make_console(file: IO[str] | None = None, stderr: bool = False) -> Console:
 
 def best_table(report: RunReport) -> Table:
     cells = fmt.best_table(report)
-    title = f"Best per run (≠: differs from run {report.runs[0].index})" if report.runs else ""
+    ref = fmt.reference_index(report)
+    title = f"Best per run (≠: differs from run {ref})" if ref is not None else ""
     table = Table(title=title or "Best per run", title_justify="left", expand=False)
     for column, numeric in zip(cells.columns, cells.numeric, strict=True):
         table.add_column(column, justify="right" if numeric else "left")
@@ -114,6 +115,20 @@ def best_table(report: RunReport) -> Table:
             else:
                 styled.append(Text(cell.text))
         table.add_row(*styled)
+    return table
+
+
+def pareto_table(front: fmt.ParetoTable) -> Table:
+    title = "Pareto front per run"
+    if front.reference is not None:
+        title += f" (≠: differs from run {front.reference}'s at the same position)"
+    table = Table(title=title, title_justify="left", expand=False)
+    for column, numeric in zip(front.columns, front.numeric, strict=True):
+        table.add_column(column, justify="right" if numeric else "left")
+    for row in front.rows:
+        table.add_row(
+            *(Text(c.text + MARK, style="bold red") if c.differs else Text(c.text) for c in row)
+        )
     return table
 
 
@@ -136,11 +151,14 @@ def sections(report: RunReport) -> list[RenderableType]:
     if report.baseline is not None:
         parts.append(Text.assemble(("Baseline: ", "bold"), fmt.baseline_line(report)))
     comparison = report.comparison
+    front = fmt.pareto_table(report)
+    if front is not None:
+        parts.insert(3, pareto_table(front))
     spread = Text.assemble(
-        ("Best value: ", "bold"),
-        fmt.stats_line(comparison.best_value),
+        ("Pareto front: " if front is not None else "Best value: ", "bold"),
+        fmt.pareto_line(report) if front is not None else fmt.stats_line(comparison.best_value),
         ("   distinct histories: ", "bold"),
-        f"{comparison.distinct_histories} of {len(report.runs)}",
+        fmt.histories_text(report),
     )
     parts.append(spread)
     varying = [s for s in comparison.best_params.values() if s.varies]
@@ -148,6 +166,13 @@ def sections(report: RunReport) -> list[RenderableType]:
         lines = [Text.assemble(("Best-param spread:", "bold"))]
         lines += [Text(f"  {s.name}: {fmt.spread_line(s)}") for s in varying]
         parts.append(Group(*lines))
+    if report.failure_lines:
+        parts.append(
+            Group(
+                Text("Failed trials:", style="bold"),
+                *(Text(f"  {line}") for line in report.failure_lines),
+            )
+        )
     if report.notes:
         parts.append(Group(Text("Notes:", style="bold"), bullets(report.notes)))
     parts.append(

@@ -39,7 +39,7 @@ def table(report: CompareReport) -> Table:
     rows.append(
         (
             "distinct histories",
-            [Text(f"{c.comparison.distinct_histories} of {len(c.runs)}") for c in conditions],
+            [Text(fmt.histories_text(c)) for c in conditions],
         )
     )
     rows.append(

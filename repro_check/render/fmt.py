@@ -8,8 +8,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from repro_check.compare import Divergence, ParamSpread, Stats
+from repro_check.compare import (
+    Divergence,
+    ParamSpread,
+    Stats,
+    counted_runs,
+    field_equal,
+    floats_equal,
+    reference_run,
+    scalars_equal,
+)
 from repro_check.conditions import CompareReport
+from repro_check.records import RunRecord, TrialRecord
 from repro_check.report import (
     VERDICT_AWAITING,
     VERDICT_DIFFERS_FROM_BASELINE,
@@ -18,6 +28,7 @@ from repro_check.report import (
     VERDICT_REPRODUCIBLE,
     RunReport,
 )
+from repro_check.settings import Tolerance
 from repro_check.storage import redact
 
 
@@ -58,9 +69,32 @@ def divergence_line(divergence: Divergence) -> str:
     return f"trial {divergence.trial}, {divergence.field}: {divergence.detail}{size}"
 
 
+def histories_text(report: RunReport) -> str:
+    """ "2 of 3": distinct histories among the counted runs (the finished ones, or every run
+    with trials when none finished); the runs left out are named, never counted."""
+    counted = len(counted_runs(report.runs))
+    text = f"{report.comparison.distinct_histories} of {counted}"
+    empty = sum(not run.trials for run in report.runs)
+    partial = len(report.runs) - empty - counted
+    left_out = []
+    if partial:
+        left_out.append(f"{partial} unfinished")
+    if empty:
+        left_out.append(f"{empty} with no trials")
+    if left_out:
+        text += f" (not counted: {', '.join(left_out)})"
+    return text
+
+
+def reference_index(report: RunReport) -> int | None:
+    """The run the best table's ``≠`` marks compare against (the first with trials)."""
+    ref = reference_run(report.runs)
+    return None if ref is None else ref.index
+
+
 def environment_line(env: Mapping[str, Any]) -> str:
     if not env:
-        return "unknown (no run finished)"
+        return "unknown (workers report it when they finish, and no run finished)"
     packages = env.get("packages", {})
     parts = [f"Python {env.get('python', '?')}", str(env.get("platform", "?"))]
     parts += [f"{name} {packages[name]}" for name in ("optuna", "numpy") if name in packages]
@@ -97,6 +131,12 @@ def headline(report: RunReport) -> str:
         )
     if verdict == VERDICT_REPRODUCIBLE:
         how = "bit for bit" if report.plan.tolerance.exact else "within tolerance"
+        failed = report.failed_trials
+        if trials and failed * 2 > trials:  # agreeing on failures is not much of a result
+            return (
+                f"REPRODUCIBLE, but {failed} of {trials} trials failed in every run: "
+                f"{n} runs × {trials} trials agree {how}"
+            )
         return f"REPRODUCIBLE: {n} runs × {trials} trials agree {how}"
     if divergence is not None:
         part = f"runs part at trial {divergence.trial} ({divergence.field})"
@@ -109,6 +149,9 @@ def headline(report: RunReport) -> str:
     if verdict == VERDICT_NOT_REPRODUCIBLE:
         return f"NOT REPRODUCIBLE: {part}"
     if report.complete and not report.any_completed:
+        mismatch = report.direction_mismatch
+        if mismatch is not None:
+            return f"INCOMPLETE: no trial completed: {mismatch}"
         return "INCOMPLETE: no trial completed in any run (every trial failed)"
     broken = sum(not run.finished for run in report.runs)
     return f"INCOMPLETE: {broken} of {n} runs did not finish; {part}"
@@ -196,7 +239,8 @@ class BestTable:
 
 
 def best_table(report: RunReport) -> BestTable:
-    """One row per run; cells that differ from run 0 are flagged (shown as ``≠``)."""
+    """One row per run; cells that differ from the reference run (the first with trials) are
+    flagged (shown as ``≠``)."""
     multi = any(run.multi_objective for run in report.runs)
     params = [] if multi else sorted({k for run in report.runs for k in (run.best_params or {})})
     columns = [
@@ -209,12 +253,14 @@ def best_table(report: RunReport) -> BestTable:
     ]
     numeric = [True, False, *([True] * (len(columns) - 2))]
     marks = report.comparison.differing_cells
+    pareto_differs = _pareto_differs(report) if multi else set()
     rows = []
     for run in report.runs:
         differing = marks.get(run.index, set())
         row = [Cell(str(run.index)), Cell(run.status)]
         if multi:
-            row.append(Cell(f"{len(run.best_trials())} trials"))
+            size = f"{len(run.best_trials())} trials" if run.trials else "-"
+            row.append(Cell(size, run.index in pareto_differs))
         else:
             row.append(Cell(num(run.best_value, 10), "value" in differing))
             best = run.best_params or {}
@@ -222,3 +268,120 @@ def best_table(report: RunReport) -> BestTable:
         row += [Cell(str(len(run.trials))), Cell(num(run.wall_s, 3))]
         rows.append(row)
     return BestTable(columns, numeric, rows, [run.status for run in report.runs])
+
+
+PARETO_ROWS = 10
+"""Pareto trials shown per run; the rest are counted in one more row."""
+
+
+@dataclass(frozen=True)
+class ParetoTable:
+    """Every run's Pareto front (multi-objective): one row per Pareto trial, in trial order;
+    a cell differs when the reference run's front has another value at that position."""
+
+    columns: list[str]
+    numeric: list[bool]
+    rows: list[list[Cell]]
+    reference: int | None
+
+
+def _front(run: RunRecord) -> list[TrialRecord]:
+    return sorted(run.best_trials(), key=lambda t: t.number)
+
+
+def _pareto_cells(
+    trial: TrialRecord, ref: TrialRecord | None, params: list[str], tol: Tolerance
+) -> list[Cell]:
+    values = trial.values or ()
+    ref_values = ref.values or () if ref is not None else ()
+    cells = [Cell(str(trial.number), ref is None or ref.number != trial.number)]
+    for i in range(max(len(values), 1)):
+        if i >= len(values):
+            cells.append(Cell("-"))
+            continue
+        same = i < len(ref_values) and floats_equal(values[i], ref_values[i], tol)
+        cells.append(Cell(num(values[i], 10), not same))
+    for name in params:
+        if name not in trial.params:
+            cells.append(Cell("-", ref is not None and name in ref.params))
+            continue
+        same = (
+            ref is not None
+            and name in ref.params
+            and scalars_equal(trial.params[name], ref.params[name], tol)
+        )
+        cells.append(Cell(param(trial.params[name]), not same))
+    return cells
+
+
+def pareto_table(report: RunReport) -> ParetoTable | None:
+    """The Pareto front of each run with trials, marked against the reference run's (None for
+    a single-objective report)."""
+    if not any(run.multi_objective for run in report.runs):
+        return None
+    directions = next((r.directions for r in report.runs if r.multi_objective), ())
+    params = sorted({k for run in report.runs for t in run.best_trials() for k in t.params})
+    columns = [
+        "run",
+        "trial",
+        *(f"value {i + 1} ({d})" for i, d in enumerate(directions)),
+        *params,
+    ]
+    numeric = [True, True, *([True] * len(directions)), *([True] * len(params))]
+    reference = reference_run(report.runs)
+    ref_front = _front(reference) if reference is not None else []
+    tol = report.plan.tolerance
+    rows: list[list[Cell]] = []
+    for run in report.runs:
+        if not run.trials:
+            continue
+        front = _front(run)
+        is_ref = run is reference
+        if not front:
+            rows.append([Cell(str(run.index)), Cell("-", bool(ref_front) and not is_ref)])
+            rows[-1] += [Cell("-") for _ in columns[2:]]
+            continue
+        for position, trial in enumerate(front[:PARETO_ROWS]):
+            ref = trial if is_ref else (ref_front[position] if position < len(ref_front) else None)
+            cells = _pareto_cells(trial, ref, params, tol)
+            rows.append([Cell(str(run.index)), *cells])
+        if len(front) > PARETO_ROWS:
+            more = f"+{len(front) - PARETO_ROWS} more"
+            rows.append([Cell(str(run.index)), Cell(more), *(Cell("") for _ in columns[2:])])
+    return ParetoTable(columns, numeric, rows, None if reference is None else reference.index)
+
+
+def _pareto_differs(report: RunReport) -> set[int]:
+    """Runs whose Pareto front differs from the reference run's (size, trials, values,
+    params)."""
+    reference = reference_run(report.runs)
+    if reference is None:
+        return set()
+    tol = report.plan.tolerance
+    ref_front = _front(reference)
+    differs = set()
+    for run in report.runs:
+        if run is reference or not run.trials:
+            continue
+        front = _front(run)
+        if len(front) != len(ref_front) or any(
+            a.number != b.number
+            or not field_equal("values", a, b, tol)
+            or not field_equal("params", a, b, tol)
+            for a, b in zip(front, ref_front, strict=True)
+        ):
+            differs.add(run.index)
+    return differs
+
+
+def pareto_line(report: RunReport) -> str:
+    """ "4 trials in every run" or "4, 5 and 4 trials (runs 0, 1, 2)"."""
+    sizes = [(run.index, len(run.best_trials())) for run in report.runs if run.trials]
+    if not sizes:
+        return "-"
+    counts = {size for _, size in sizes}
+    if len(counts) == 1:
+        size = counts.pop()
+        where = "every run" if len(sizes) > 1 else "the run"
+        return f"{size} trial{'' if size == 1 else 's'} in {where}"
+    return ", ".join(f"run {index}: {size}" for index, size in sizes) + " trials"

@@ -65,12 +65,15 @@ def summary_lines(report: RunReport) -> list[str]:
         lines.append(f"Baseline: {fmt.baseline_line(report)}")
     lines.append(
         f"Best value: {fmt.stats_line(comparison.best_value)}   "
-        f"distinct histories: {comparison.distinct_histories} of {len(report.runs)}"
+        f"distinct histories: {fmt.histories_text(report)}"
     )
     varying = [s for s in comparison.best_params.values() if s.varies]
     if varying:
         lines.append("Best-param spread:")
         lines += [f"  {s.name}: {fmt.spread_line(s)}" for s in varying]
+    if report.failure_lines:
+        lines.append("Failed trials:")
+        lines += [f"  {line}" for line in report.failure_lines]
     if report.notes:
         lines.append("Notes:")
         lines += [f"  • {note}" for note in report.notes]

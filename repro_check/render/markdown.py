@@ -98,6 +98,13 @@ def best_table(report: RunReport) -> list[str]:
     return _table(header, align, rows)
 
 
+def pareto_table(front: fmt.ParetoTable) -> list[str]:
+    header = [text(column) for column in front.columns]
+    align = ["---:" if numeric else "---" for numeric in front.numeric]
+    rows = [[text(c.text + MARK if c.differs else c.text) for c in row] for row in front.rows]
+    return _table(header, align, rows)
+
+
 def _notes(notes: list[str]) -> list[str]:
     if not notes:
         return []
@@ -117,19 +124,30 @@ def render_run(report: RunReport) -> str:
         *best_table(report),
         "",
     ]
+    front = fmt.pareto_table(report)
+    if front is not None:
+        lines += ["**Pareto front per run:**", "", *pareto_table(front), ""]
     if comparison.divergence is not None:
         lines += [f"**First divergence:** {code(fmt.divergence_line(comparison.divergence))}", ""]
     if report.baseline is not None:
         lines += [f"**Baseline:** {text(fmt.baseline_line(report))}", ""]
+    best = (
+        f"**Pareto front:** {text(fmt.pareto_line(report))}"
+        if front is not None
+        else f"**Best value:** {text(fmt.stats_line(comparison.best_value))}"
+    )
     lines += [
-        f"**Best value:** {text(fmt.stats_line(comparison.best_value))} · "
-        f"**distinct histories:** {comparison.distinct_histories} of {len(report.runs)}",
+        f"{best} · **distinct histories:** {fmt.histories_text(report)}",
         "",
     ]
     varying = [s for s in comparison.best_params.values() if s.varies]
     if varying:
         lines += ["**Best-param spread:**", ""]
         lines += [f"- {text(s.name, block=True)}: {text(fmt.spread_line(s))}" for s in varying]
+        lines.append("")
+    if report.failure_lines:
+        lines += ["**Failed trials:**", ""]
+        lines += [f"- {text(line, block=True)}" for line in report.failure_lines]
         lines.append("")
     lines += _notes(report.notes)
     lines += [f"**Environment:** {code(fmt.environment_line(report.environment))}", ""]
@@ -160,7 +178,7 @@ def render_compare(report: CompareReport) -> str:
             # only fixed_seed gates the exit code; the others are information, not alarms
             f"{icon(c.verdict)} {text(c.verdict)}" if name == "fixed_seed" else text(c.verdict),
             text(fmt.stats_line(c.comparison.best_value)),
-            f"{c.comparison.distinct_histories} of {len(c.runs)}",
+            text(fmt.histories_text(c)),
             text(_first_part(c)),
         ]
         for name, c in report.conditions.items()

@@ -10,7 +10,9 @@ same report always draws the same file.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,38 +44,224 @@ def plot(obj: RunReport | CompareReport, path: Path) -> None:
         plot_run(obj, path)
 
 
-def plot_run(report: RunReport, path: Path) -> None:
-    """Every replicate's optimization history: the values, the best so far, the first split."""
-    fmt_name = _format(path)
-    fig, ax = _new_figure()
-    multi = _multi_objective(report)
+@dataclass(frozen=True)
+class Scale:
+    """A y-axis scale: ``linear``, ``log`` or ``symlog`` (linear within ±``linthresh``)."""
+
+    kind: str = "linear"
+    linthresh: float | None = None
+    reason: str = ""
+    """Why it is not linear, for the axis label ("" when linear)."""
+
+
+@dataclass(frozen=True)
+class Series:
+    """One run's history as drawn: completed trials, the best so far, the pruned trials."""
+
+    run: int
+    label: str
+    numbers: list[int]
+    values: list[float]
+    best: list[float]
+    pruned: list[tuple[int, float]]
+    """Pruned trials with a value (the last one they reported): drawn apart, never as best."""
+    last_trial: int | None
+    """The run's last trial number of any state: a finished run's line reaches it."""
+    finished: bool
+
+
+@dataclass(frozen=True)
+class Differences:
+    """Per-trial differences of one run's value from the reference run's."""
+
+    run: int
+    numbers: list[int]
+    deltas: list[float]
+
+
+@dataclass(frozen=True)
+class RunPlot:
+    """Everything ``plot_run`` draws, computed without matplotlib (and tested as data)."""
+
+    series: list[Series]
+    reference: int | None
+    differences: list[Differences]
+    value_scale: Scale
+    difference_scale: Scale
+    divergence_trial: int | None
+    divergence_field: str | None
+    divergence_runs: tuple[int, ...]
+    """The runs that differ from the reference there (their differences are circled)."""
+    atol: float
+    """``--atol``: differences within ±atol are drawn as agreeing (a shaded band)."""
+    direction: str
+    title: str
+
+
+def run_plot(report: RunReport) -> RunPlot:
+    """The data of a run plot: histories, differences from the reference, scales, the split."""
     direction = _direction(report)
+    series = [_series(run, direction) for run in report.runs]
+    reference = next((run for run in report.runs if run.finished and _history(run)[0]), None)
+    if reference is None:
+        reference = next((run for run in report.runs if _history(run)[0]), None)
+    differences = (
+        [_differences(reference, run) for run in report.runs if run is not reference]
+        if reference is not None
+        else []
+    )
+    differences = [d for d in differences if d.numbers]
+    divergence = report.comparison.divergence
+    # the headline without its verdict word ("runs part at trial 0 (values)"), which the first
+    # line already says
+    headline = fmt.headline(report)
+    verdict_word = re.match(r"[A-Z][A-Z ]*[A-Z]", headline)
+    detail = headline[verdict_word.end() :].lstrip(":, ") if verdict_word else headline
+    title = f"{report.target}: {report.verdict}\n{detail}"
+    if _multi_objective(report):
+        count = len(report.plan.study.directions)
+        title += f"\nfirst of {count} objectives shown ({direction})"
+    values = [v for s in series for v in s.values] + [v for s in series for _, v in s.pruned]
+    bests = [v for s in series for v in s.best]
+    return RunPlot(
+        series=series,
+        reference=None if reference is None else reference.index,
+        differences=differences,
+        value_scale=value_scale(values, bests, [s.best[-1] for s in series if s.best]),
+        difference_scale=difference_scale([d for diff in differences for d in diff.deltas]),
+        divergence_trial=None if divergence is None else divergence.trial,
+        divergence_field=None if divergence is None else divergence.field,
+        divergence_runs=() if divergence is None else divergence.runs[1:],
+        atol=report.plan.tolerance.atol,
+        direction=direction,
+        title=title,
+    )
+
+
+def value_scale(
+    values: Sequence[float], bests: Sequence[float], finals: Sequence[float] = ()
+) -> Scale:
+    """Linear, unless a few far values flatten the best-so-far lines (they fill under a tenth
+    of the axis): then log (all values > 0) or symlog, linear around the best values."""
+    finite = [v for v in values if math.isfinite(v)]
+    if len(finite) < 2:
+        return Scale()
+    low, high = min(finite), max(finite)
+    best = [v for v in bests if math.isfinite(v)]
+    if high == low or not best:
+        return Scale()
+    if (max(best) - min(best)) / (high - low) >= 0.1 and _tail_share(finite) < 10:
+        return Scale()
+    reason = "log scale: a few far values would flatten the rest"
+    if low > 0:
+        return Scale("log", None, reason)
+    # linear up to the size of where the best-so-far lines end, so that they stay apart
+    ends = [abs(v) for v in finals if math.isfinite(v) and v]
+    magnitude = max(ends, default=0.0) or max((abs(v) for v in best if v), default=1.0)
+    return Scale("symlog", _power_below(magnitude), reason.replace("log", "symlog", 1))
+
+
+def difference_scale(deltas: Sequence[float]) -> Scale:
+    """Linear, unless the differences span over two decades (noise at the start, a split
+    later): then symlog, linear within the small ones."""
+    sizes = sorted(abs(d) for d in deltas if math.isfinite(d) and d != 0)
+    if not sizes:
+        return Scale()
+    small = sizes[len(sizes) // 4]
+    if sizes[-1] / small <= 100:
+        return Scale()
+    return Scale("symlog", _power_below(small), "symlog scale: small and large differences")
+
+
+def _tail_share(values: Sequence[float]) -> float:
+    """How far the largest spread is beyond the bulk: full range over the 10-90% range."""
+    ordered = sorted(values)
+    n = len(ordered)
+    bulk = ordered[(9 * (n - 1)) // 10] - ordered[(n - 1) // 10]
+    full = ordered[-1] - ordered[0]
+    return math.inf if bulk == 0 and full > 0 else (full / bulk if bulk else 0.0)
+
+
+def _power_below(value: float) -> float:
+    return float(10 ** math.floor(math.log10(value))) if value > 0 else 1.0
+
+
+def _series(run: RunRecord, direction: str) -> Series:
+    numbers, values = _history(run)
+    pruned = [
+        (t.number, t.values[0])
+        for t in sorted(run.trials, key=lambda t: t.number)
+        if t.state == "PRUNED" and t.values and math.isfinite(t.values[0])
+    ]
+    last = max((t.number for t in run.trials), default=None)
+    label = _run_label(run)
+    if run.finished:
+        n_pruned = sum(t.state == "PRUNED" for t in run.trials)
+        if n_pruned:
+            label += f", {n_pruned} pruned"
+    elif last is not None:
+        label += f" at trial {last}"
+    return Series(
+        run.index,
+        label,
+        numbers,
+        values,
+        _best_so_far(values, direction),
+        pruned,
+        last,
+        run.finished,
+    )
+
+
+def _differences(reference: RunRecord, run: RunRecord) -> Differences:
+    """``run``'s value minus the reference's, at each trial both completed with a value."""
+    ref = dict(zip(*_history(reference), strict=True))
+    numbers, deltas = [], []
+    for number, value in zip(*_history(run), strict=True):
+        if number in ref:
+            numbers.append(number)
+            deltas.append(value - ref[number])
+    return Differences(run.index, numbers, deltas)
+
+
+def plot_run(report: RunReport, path: Path) -> None:
+    """Two panels: every replicate's history (values, best so far, pruned trials), and each
+    run's per-trial difference from the reference run, with the first split marked."""
+    fmt_name = _format(path)
+    data = run_plot(report)
+    fig, ax = _new_figure()
+    diff_ax = _split(fig, ax)
     colours = _colours(len(report.runs))
-    n = len(report.runs)
+    n = len(data.series)
     drawn = False
-    for position, run in enumerate(report.runs):
+    for position, series in enumerate(data.series):
         colour = colours[position]
         # Earlier runs are drawn wider, so identical histories still show every run beneath.
         width = 1.2 + 2.0 * (n - 1 - position) / max(n - 1, 1)
         size = 4.0 + 4.0 * (n - 1 - position) / max(n - 1, 1)
-        numbers, values = _history(run)
-        label = _run_label(run)
-        if not numbers:
-            ax.plot([], [], color=colour, label=f"{label}: no values to plot")
+        if not series.numbers:
+            ax.plot([], [], color=colour, label=f"{series.label}: no values to plot")
             continue
         drawn = True
+        xs, best = list(series.numbers), list(series.best)
+        if series.finished and series.last_trial is not None and series.last_trial > xs[-1]:
+            xs.append(series.last_trial)  # pruned or failed last trials: the run went on
+            best.append(best[-1])
         ax.plot(
-            numbers,
-            _best_so_far(values, direction),
+            xs,
+            best,
             color=colour,
             linewidth=width,
             drawstyle="steps-post",
-            label=label,
+            linestyle="-" if series.finished else "--",
+            label=series.label,
             zorder=2,
         )
+        if not series.finished:  # where an unfinished run stopped
+            ax.plot([xs[-1]], [best[-1]], marker="X", markersize=9, color=colour, zorder=4)
         ax.plot(
-            numbers,
-            values,
+            series.numbers,
+            series.values,
             linestyle="none",
             marker="o",
             markersize=size,
@@ -82,39 +270,143 @@ def plot_run(report: RunReport, path: Path) -> None:
             alpha=0.8,
             zorder=3,
         )
-    divergence = report.comparison.divergence
-    if divergence is not None:
-        ax.axvline(divergence.trial, color=DIVERGENCE_COLOUR, linestyle="--", linewidth=1.2)
+        if series.pruned:
+            ax.plot(
+                [p[0] for p in series.pruned],
+                [p[1] for p in series.pruned],
+                linestyle="none",
+                marker="x",
+                markersize=size,
+                color=colour,
+                alpha=0.8,
+                zorder=3,
+            )
+    if any(s.pruned for s in data.series):
+        ax.plot([], [], linestyle="none", marker="x", color="grey", label="pruned trial")
+    _apply_scale(ax, data.value_scale)
+    _draw_differences(diff_ax, data, report, colours)
+    if data.divergence_trial is not None:
+        for axis in (ax, diff_ax):
+            axis.axvline(
+                data.divergence_trial, color=DIVERGENCE_COLOUR, linestyle="--", linewidth=1.2
+            )
+        right = data.divergence_trial > _last(data) / 2  # keep the label inside the axes
         ax.annotate(
-            f"first divergence: trial {divergence.trial} ({divergence.field})",
-            xy=(divergence.trial, 0.98),
+            f"first divergence: trial {data.divergence_trial} ({data.divergence_field})",
+            xy=(data.divergence_trial, 0.98),
             xycoords=ax.get_xaxis_transform(),
-            xytext=(4, 0),
+            xytext=(-4 if right else 4, 0),
             textcoords="offset points",
             color=DIVERGENCE_COLOUR,
-            ha="left",
+            ha="right" if right else "left",
             va="top",
             fontsize=9,
             bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 1.5},
-            zorder=4,
+            zorder=5,
         )
     if not drawn:
         ax.text(0.5, 0.5, "no completed trials to plot", transform=ax.transAxes, ha="center")
     from matplotlib.ticker import MaxNLocator
 
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("trial")
-    objective = "objective 1" if multi else "objective"
-    ax.set_ylabel(f"{objective} value (markers) and best so far (line, {direction})")
-    title = f"{report.target}: {report.verdict}"
-    if multi:
-        count = len(report.plan.study.directions)
-        title += f"\nfirst of {count} objectives shown ({direction})"
-    ax.set_title(title)
+    diff_ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    diff_ax.set_xlabel("trial")
+    objective = "objective 1" if _multi_objective(report) else "objective"
+    label = f"{objective} value (markers) and\nbest so far (line, {data.direction})"
+    if data.value_scale.kind != "linear":
+        label += f"\n{data.value_scale.kind} scale"
+    ax.set_ylabel(label, fontsize=9)
+    ax.set_title(data.title, fontsize=10)
     if report.runs:
-        ax.legend(loc="best", fontsize=8)
+        # the legend on the side away from the divergence label
+        late = data.divergence_trial is not None and data.divergence_trial > _last(data) / 2
+        ax.legend(loc="upper left" if late else "upper right", fontsize=8, framealpha=0.9)
     ax.grid(True, alpha=0.3)
     _save(fig, path, fmt_name)
+
+
+def _last(data: RunPlot) -> int:
+    return max((s.last_trial or 0 for s in data.series), default=0)
+
+
+def _split(fig: Figure, ax: Axes) -> Axes:
+    """Turn the one axes into the history panel above a difference panel sharing its x."""
+    from matplotlib.gridspec import GridSpec
+
+    grid = GridSpec(2, 1, figure=fig, height_ratios=[2.2, 1.0])
+    ax.set_subplotspec(grid[0])
+    diff_ax = fig.add_subplot(grid[1], sharex=ax)
+    ax.tick_params(labelbottom=False)
+    return diff_ax
+
+
+def _apply_scale(ax: Axes, scale: Scale, ticks: int = 9) -> None:
+    if scale.kind == "log":
+        ax.set_yscale("log")
+    elif scale.kind == "symlog":
+        from matplotlib.ticker import SymmetricalLogLocator
+
+        linthresh = scale.linthresh or 1.0
+        ax.set_yscale("symlog", linthresh=linthresh)
+        locator = SymmetricalLogLocator(linthresh=linthresh, base=10)
+        locator.numticks = ticks  # a decade per tick crowds a short panel
+        ax.yaxis.set_major_locator(locator)
+
+
+def _draw_differences(ax: Axes, data: RunPlot, report: RunReport, colours: Sequence[Any]) -> None:
+    """Each run's value minus the reference run's, trial by trial; the split circled."""
+    ax.axhline(0.0, color="black", linewidth=0.8, alpha=0.6)
+    if data.atol > 0:
+        ax.axhspan(-data.atol, data.atol, color="grey", alpha=0.15, label=f"±atol {data.atol:g}")
+    position = {run.index: i for i, run in enumerate(report.runs)}
+    for diff in data.differences:
+        colour = colours[position[diff.run]]
+        ax.plot(
+            diff.numbers,
+            diff.deltas,
+            marker="o",
+            markersize=4,
+            linewidth=1.0,
+            color=colour,
+            label=f"run {diff.run} − run {data.reference}",
+        )
+        if data.divergence_trial in diff.numbers and diff.run in data.divergence_runs:
+            at = diff.numbers.index(data.divergence_trial)
+            ax.plot(
+                [data.divergence_trial],
+                [diff.deltas[at]],
+                marker="o",
+                markersize=11,
+                markerfacecolor="none",
+                markeredgecolor=DIVERGENCE_COLOUR,
+                markeredgewidth=1.8,
+                linestyle="none",
+                zorder=5,
+            )
+    _apply_scale(ax, data.difference_scale, ticks=5)
+    if data.reference is None or not data.differences:
+        message = "no two runs completed a common trial"
+    elif all(d == 0 for diff in data.differences for d in diff.deltas):
+        message = f"every value matches run {data.reference}'s"
+    else:
+        message = ""
+    if message:
+        ax.text(
+            0.5,
+            0.85,
+            message,
+            transform=ax.transAxes,
+            ha="center",
+            va="top",
+            fontsize=9,
+            bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 1.5},
+        )
+    label = f"difference from\nrun {data.reference}" if data.reference is not None else "difference"
+    if data.difference_scale.kind != "linear":
+        label += f"\n({data.difference_scale.kind})"
+    ax.set_ylabel(label, fontsize=9)
+    if data.differences and len(data.differences) <= 6:
+        ax.legend(loc="lower right", fontsize=7, framealpha=0.9)
+    ax.grid(True, alpha=0.3)
 
 
 def plot_compare(report: CompareReport, path: Path) -> None:
