@@ -18,7 +18,7 @@ from repro_check.errors import ConfigError
 from repro_check.records import STATUS_CANCELLED, STATUS_OK, RunRecord
 from repro_check.runner import Interrupted, Job, ProgressCallback
 from repro_check.settings import CheckPlan
-from repro_check.storage import CheckStore, Claim, redact, redact_text
+from repro_check.storage import CheckStore, Claim, heartbeat_interval, redact, redact_text
 
 
 def _refuse_other_settings(store: CheckStore, plan: CheckPlan) -> None:
@@ -74,24 +74,37 @@ class _Heartbeat(threading.Thread):
         self.lock = threading.Lock()
 
     def run(self) -> None:
-        while not self.halt.wait(self.interval):
-            with self.lock:
-                live = list(self.claims.values())
-            try:
-                self.store.heartbeat(live)
-            except Exception:
-                continue
+        # never let an exception escape: a thread traceback would garble the report, and a
+        # failed beat is retried at the next one (the window holds several)
+        try:
+            while not self.halt.wait(self.interval):
+                with self.lock:
+                    live = list(self.claims.values())
+                try:
+                    self.store.heartbeat(live)
+                except Exception:
+                    continue
+        except Exception:
+            return
 
 
 def load_report(plan: CheckPlan, device: str, store: CheckStore, mine: int = 0) -> report.RunReport:
     """The check as the storage has it now (all machines), as a RunReport."""
-    runs, running = store.load_runs(plan.stale_after)
-    runs = [dataclasses.replace(r, error=redact_text(r.error, store.url)) for r in runs]
+    loaded = store.load_runs(plan.stale_after)
+    running = loaded.running
+    runs = [dataclasses.replace(r, error=redact_text(r.error, store.url)) for r in loaded.runs]
     seen = {r.index for r in runs} | set(running)
     awaiting = len(running) + sum(1 for k in range(plan.runs) if k not in seen)
-    stopped = plan.fail_fast and any(r.status == STATUS_CANCELLED for r in runs)
-    result = report.build("run", plan, device, runs, stopped_early=stopped)
-    return dataclasses.replace(result, awaiting=awaiting, ran_here=mine)
+    result = report.build("run", plan, device, runs)
+    # "--fail-fast stopped the runs" only where the stored trials show the divergence that
+    # stopped them: runs cut short by Ctrl-C/SIGTERM (or by a stop nobody can re-check) must
+    # never read as a divergence
+    diverged = result.comparison.divergence is not None
+    stopped = plan.fail_fast and diverged and any(r.status == STATUS_CANCELLED for r in runs)
+    interrupted = bool(loaded.interrupted) and not diverged
+    return dataclasses.replace(
+        result, stopped_early=stopped, awaiting=awaiting, ran_here=mine, interrupted=interrupted
+    )
 
 
 def run_shared(
@@ -108,7 +121,7 @@ def run_shared(
         "settings": report.settings_dict(plan, device),
     }
     claims: dict[int, Claim] = {}
-    beat = _Heartbeat(store, claims, interval=max(0.5, plan.stale_after / 4))
+    beat = _Heartbeat(store, claims, interval=heartbeat_interval(plan.stale_after))
 
     def claim(job: Job) -> Job | None:
         taken = store.claim(job.index, plan.study.directions, info, plan.resume, plan.stale_after)
@@ -127,7 +140,7 @@ def run_shared(
         for result in stop.results:
             for run in result.runs:
                 if run.index in claims:
-                    store.finish(claims[run.index], run)
+                    store.finish(claims[run.index], run, interrupted=True)
         stop.device = device
         raise
     finally:
@@ -143,10 +156,15 @@ def report_from_storage(
     url: str | None, name: str | None, stale_after: float | None
 ) -> report.RunReport:
     """``repro-check report --storage URL --name NAME``: the check from the storage alone."""
-    from repro_check.storage import DEFAULT_STALE_AFTER, DEFAULT_STORAGE
+    from repro_check.storage import DEFAULT_STALE_AFTER, DEFAULT_STORAGE, check_stale_after
 
     if not name:
         raise ConfigError("--storage needs --name: which check to report")
+    if stale_after is not None:
+        try:
+            check_stale_after(stale_after)
+        except ValueError as exc:
+            raise ConfigError(f"--stale-after {exc}") from None
     store = CheckStore(url or DEFAULT_STORAGE, name)
     started = store.settings()
     if started is None:
