@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+from collections.abc import Mapping
+from typing import Any
 
 from repro_check import report
 from repro_check.baseline import settings_mismatches
@@ -18,14 +20,22 @@ from repro_check.errors import ConfigError
 from repro_check.records import STATUS_CANCELLED, STATUS_OK, RunRecord
 from repro_check.runner import Interrupted, Job, ProgressCallback
 from repro_check.settings import CheckPlan
-from repro_check.storage import CheckStore, Claim, heartbeat_interval, redact, redact_text
+from repro_check.storage import (
+    INFO,
+    CheckStore,
+    Claim,
+    Loaded,
+    heartbeat_interval,
+    redact,
+    redact_text,
+)
 
 
-def _refuse_other_settings(store: CheckStore, plan: CheckPlan) -> None:
-    existing = store.settings()
-    if existing is None:
-        return
-    target, settings = existing
+def _differences(
+    target: str, settings: Mapping[str, Any], plan: CheckPlan, *, liveness: bool = True
+) -> list[str]:
+    """Each setting of a stored replicate that differs from ``plan``'s, as a human line.
+    ``liveness``: also ``stale_after`` (``report --stale-after`` may judge staleness anew)."""
     started = report.plan_from_settings(target, settings)
     problems = settings_mismatches(started, plan, before="in the check")
     joined = {
@@ -34,8 +44,9 @@ def _refuse_other_settings(store: CheckStore, plan: CheckPlan) -> None:
         "controls": (started.controls.enabled(), plan.controls.enabled()),
         "threads": (started.threads, plan.threads),
         "fail_fast": (started.fail_fast, plan.fail_fast),
-        "stale_after": (started.stale_after, plan.stale_after),
     }
+    if liveness:
+        joined["stale_after"] = (started.stale_after, plan.stale_after)
     problems += [
         f"{key}: {before!r} in the check, {now!r} now"
         for key, (before, now) in joined.items()
@@ -43,11 +54,39 @@ def _refuse_other_settings(store: CheckStore, plan: CheckPlan) -> None:
     ]
     if target != plan.target:
         problems.append(f"target: {target!r} in the check, {plan.target!r} now")
-    if problems:
-        raise ConfigError(
-            f"check {plan.name!r} in {redact(store.url)} was started with other settings "
-            f"({'; '.join(problems)}); use another --name"
-        )
+    return problems
+
+
+def _refuse_other_settings(store: CheckStore, plan: CheckPlan) -> None:
+    """Every stored attempt, not only the first: processes started together on a new storage
+    all found it empty, and may have claimed replicates with different settings."""
+    for attempts in store.attempts().values():
+        for attempt in attempts:
+            info = attempt.attrs.get(INFO)
+            if not isinstance(info, Mapping):
+                continue  # claimed a moment ago: its settings are being written
+            problems = _differences(str(info.get("target")), info.get("settings") or {}, plan)
+            if problems:
+                raise ConfigError(
+                    f"check {plan.name!r} in {redact(store.url)} was started with other "
+                    f"settings ({'; '.join(problems)}); use another --name"
+                )
+
+
+def _refuse_mixed_settings(store: CheckStore, plan: CheckPlan, loaded: Loaded) -> None:
+    """A report must never mix replicates run with other settings (two processes started
+    together with different flags both found the check new): that is bad input, not a
+    verdict."""
+    for replicate, info in sorted(loaded.info.items()):
+        target, settings = str(info.get("target")), info.get("settings")
+        if not isinstance(settings, Mapping):
+            continue  # its process died while claiming: it ran nothing (shown as crashed)
+        problems = _differences(target, settings, plan, liveness=False)
+        if problems:
+            raise ConfigError(
+                f"check {plan.name!r} in {redact(store.url)} mixes settings: replicate "
+                f"{replicate} ran with other ones ({'; '.join(problems)}); use another --name"
+            )
 
 
 def _refuse_finished_check(store: CheckStore, plan: CheckPlan) -> None:
@@ -91,6 +130,7 @@ class _Heartbeat(threading.Thread):
 def load_report(plan: CheckPlan, device: str, store: CheckStore, mine: int = 0) -> report.RunReport:
     """The check as the storage has it now (all machines), as a RunReport."""
     loaded = store.load_runs(plan.stale_after)
+    _refuse_mixed_settings(store, plan, loaded)
     running = loaded.running
     runs = [dataclasses.replace(r, error=redact_text(r.error, store.url)) for r in loaded.runs]
     seen = {r.index for r in runs} | set(running)

@@ -187,6 +187,8 @@ class Loaded:
     """Replicates whose latest attempt is still beating (elsewhere or here)."""
     interrupted: list[int]
     """Replicates whose latest attempt Ctrl-C/SIGTERM cut short (in ``runs``, cancelled)."""
+    info: dict[int, Mapping[str, Any]]
+    """What each replicate in ``runs`` was claimed with (target, settings, owner)."""
 
 
 @dataclass(frozen=True)
@@ -338,6 +340,7 @@ class CheckStore:
         runs: list[RunRecord] = []
         running: list[int] = []
         interrupted: list[int] = []
+        infos: dict[int, Mapping[str, Any]] = {}
         now = time.time()
         for replicate, attempts in sorted(self.attempts().items()):
             last = attempts[-1]
@@ -345,6 +348,7 @@ class CheckStore:
                 running.append(replicate)
                 continue
             info = last.attrs.get(INFO) or {}
+            infos[replicate] = info
             result = last.attrs.get(RESULT) or {}
             status, error = last.status, result.get("error")
             if status == RUNNING:
@@ -390,4 +394,4 @@ class CheckStore:
                     notes=tuple(result.get("notes") or ()),
                 )
             )
-        return Loaded(runs, running, interrupted)
+        return Loaded(runs, running, interrupted, infos)

@@ -226,3 +226,29 @@ def test_a_stored_cancelled_run_without_divergence_is_never_a_fail_fast_verdict(
     assert built.stopped_early is False
     assert built.verdict == "incomplete" and built.exit_code == 3
     assert store.attempts()[0][-1].attrs[STATUS] == "cancelled"
+
+
+def test_replicates_claimed_with_other_settings_are_never_reported_together(
+    tmp_path: Path,
+) -> None:
+    """Two processes started together on a new storage both find no settings to check
+    against; the report must refuse the mix rather than call it reproducible."""
+    from repro_check.shared import load_report
+
+    url = f"sqlite:///{tmp_path / 'mixed.db'}"
+    flags = {"storage": url, "name": "m", "trials": 1, "runs": 2}
+    plan = build_plan(fixture("deterministic"), flags)
+    store = CheckStore(url, "m")
+    trials = (TrialRecord(0, "COMPLETE", {"x": 0.5}, (1.0,)),)
+    for k, seed in ((0, 0), (1, 7)):  # replicate 1 came from a process given --seed 7
+        info = _info(url, "m", trials=1, runs=2, seed=seed)
+        claim = store.claim(k, ["minimize"], info, resume=False, stale_after=120.0)
+        assert claim is not None
+        store.finish(claim, RunRecord(k, seed, "ok", trials))
+    with pytest.raises(ConfigError, match=r"mixes settings: replicate 1 .*seed"):
+        load_report(plan, "cpu", store)
+    joined = cli(
+        "run", fixture("deterministic"), "--trials", "1", "--runs", "2",
+        "--storage", url, "--name", "m",
+    )  # fmt: skip
+    assert joined.code == 2 and "other settings" in joined.err, joined.err
