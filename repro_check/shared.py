@@ -16,8 +16,8 @@ from typing import Any
 from repro_check import report
 from repro_check.baseline import settings_mismatches
 from repro_check.engine import replicate_jobs, run_replicates
-from repro_check.errors import ConfigError
-from repro_check.records import STATUS_CANCELLED, STATUS_OK, RunRecord
+from repro_check.errors import ConfigError, ReproCheckError
+from repro_check.records import STATUS_CANCELLED, STATUS_ERROR, STATUS_OK, RunRecord
 from repro_check.runner import Interrupted, Job, ProgressCallback
 from repro_check.settings import CheckPlan
 from repro_check.storage import (
@@ -147,6 +147,18 @@ def load_report(plan: CheckPlan, device: str, store: CheckStore, mine: int = 0) 
     )
 
 
+def _give_up(store: CheckStore, claims: dict[int, Claim], plan: CheckPlan, why: str) -> None:
+    """The check stopped with an error: its claimed replicates must not stay ``running`` (to
+    look dead later); they are ``error``, and ``--resume`` retakes them once it is fixed."""
+    for index, claim in claims.items():
+        error = f"{why} (stopped the check; rerun with --resume to retake it)"
+        run = RunRecord(index, plan.seed, STATUS_ERROR, (), plan.study.directions, error=error)
+        try:
+            store.finish(claim, run)
+        except ReproCheckError:
+            return  # the storage itself failed: the original error is the one to show
+
+
 def run_shared(
     plan: CheckPlan, device: str, on_progress: ProgressCallback | None
 ) -> report.RunReport:
@@ -182,6 +194,9 @@ def run_shared(
                 if run.index in claims:
                     store.finish(claims[run.index], run, interrupted=True)
         stop.device = device
+        raise
+    except ReproCheckError as exc:  # the target cannot load, a bad study setting, ...
+        _give_up(store, claims, plan, str(exc))
         raise
     finally:
         beat.halt.set()

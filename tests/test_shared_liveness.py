@@ -252,3 +252,14 @@ def test_replicates_claimed_with_other_settings_are_never_reported_together(
         "--storage", url, "--name", "m",
     )  # fmt: skip
     assert joined.code == 2 and "other settings" in joined.err, joined.err
+
+
+def test_a_check_that_stops_with_an_error_leaves_no_replicate_running(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'err.db'}"
+    result = cli(
+        "run", fixture("import_error"), "--trials", "2", "--runs", "2",
+        "--storage", url, "--name", "e",
+    )  # fmt: skip
+    assert result.code == 2, result.out + result.err
+    stored = _stored(url, "e")
+    assert stored and all(s["status"] == "error" for s in stored.values()), stored
