@@ -210,8 +210,14 @@ def run_shared(
 def report_from_storage(
     url: str | None, name: str | None, stale_after: float | None
 ) -> report.RunReport:
-    """``repro-check report --storage URL --name NAME``: the check from the storage alone."""
-    from repro_check.storage import DEFAULT_STALE_AFTER, DEFAULT_STORAGE, check_stale_after
+    """``repro-check report --storage URL --name NAME``: the check from the storage alone.
+    ``stale_after`` defaults to the check's own; a shorter window than its heartbeats need
+    would call live replicates dead, and is refused."""
+    from repro_check.storage import (
+        DEFAULT_STORAGE,
+        HEARTBEATS_PER_WINDOW,
+        check_stale_after,
+    )
 
     if not name:
         raise ConfigError("--storage needs --name: which check to report")
@@ -225,9 +231,14 @@ def report_from_storage(
     if started is None:
         raise ConfigError(f"no check named {name!r} in {redact(store.url)}")
     target, settings = started
-    plan = dataclasses.replace(
-        report.plan_from_settings(target, settings),
-        storage=store.url,
-        stale_after=stale_after or DEFAULT_STALE_AFTER,
-    )
+    plan = dataclasses.replace(report.plan_from_settings(target, settings), storage=store.url)
+    if stale_after is not None:
+        window = HEARTBEATS_PER_WINDOW * heartbeat_interval(plan.stale_after)
+        if stale_after < window:
+            raise ConfigError(
+                f"--stale-after {stale_after:g}: check {name!r} beats every "
+                f"{heartbeat_interval(plan.stale_after):g} s, so less than {window:g} s would "
+                "call its live replicates dead"
+            )
+        plan = dataclasses.replace(plan, stale_after=stale_after)
     return load_report(plan, str(settings.get("device", "?")), store)

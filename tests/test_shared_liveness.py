@@ -263,3 +263,25 @@ def test_a_check_that_stops_with_an_error_leaves_no_replicate_running(tmp_path: 
     assert result.code == 2, result.out + result.err
     stored = _stored(url, "e")
     assert stored and all(s["status"] == "error" for s in stored.values()), stored
+
+
+def test_report_judges_staleness_by_the_checks_own_heartbeat(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'own.db'}"
+    store = CheckStore(url, "s")
+    info = _info(url, "s", runs=2, trials=2, stale_after=2.0)
+    dead = store.claim(0, ["minimize"], info, resume=False, stale_after=2.0)
+    assert dead is not None
+    store._set(dead, HEARTBEAT, time.time() - 10)  # dead by the check's 2 s, alive by 120 s
+    later = cli("report", "--storage", url, "--name", "s", json_path=tmp_path / "r.json")
+    assert later.report is not None, later.err
+    assert later.report["awaiting"] == 1  # replicate 1 was never claimed
+    assert [(r["index"], r["status"]) for r in later.report["runs"]] == [(0, "crashed")]
+    assert "no heartbeat for 2 s" in later.out
+    patient = cli("report", "--storage", url, "--name", "s", "--stale-after", "60")
+    assert "AWAITING" in patient.out and patient.code == 0, patient.out + patient.err
+    other = CheckStore(url, "t")
+    busy = _info(url, "t", runs=2, trials=2)  # the default 120 s: a beat every 30 s
+    assert other.claim(0, ["minimize"], busy, resume=False, stale_after=120.0) is not None
+    hasty = cli("report", "--storage", url, "--name", "t", "--stale-after", "60")
+    assert hasty.code == 2 and "beats every 30 s" in hasty.err, hasty.err
+    assert len(hasty.err.strip().splitlines()) == 1
