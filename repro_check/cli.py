@@ -526,7 +526,8 @@ def report(
     stale_after: Annotated[
         float | None,
         typer.Option(
-            help="Seconds without a heartbeat before a replicate counts as dead [default: 120].",
+            help="Seconds without a heartbeat before a replicate counts as dead "
+            "[default: the check's own].",
             rich_help_panel=SHARED,
         ),
     ] = None,

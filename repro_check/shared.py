@@ -138,10 +138,10 @@ def load_report(plan: CheckPlan, device: str, store: CheckStore, mine: int = 0) 
     result = report.build("run", plan, device, runs)
     # "--fail-fast stopped the runs" only where the stored trials show the divergence that
     # stopped them: runs cut short by Ctrl-C/SIGTERM (or by a stop nobody can re-check) must
-    # never read as a divergence
+    # never read as a divergence; they leave the check interrupted until --resume retakes them
     diverged = result.comparison.divergence is not None
     stopped = plan.fail_fast and diverged and any(r.status == STATUS_CANCELLED for r in runs)
-    interrupted = bool(loaded.interrupted) and not diverged
+    interrupted = bool(loaded.interrupted) and not stopped
     return dataclasses.replace(
         result, stopped_early=stopped, awaiting=awaiting, ran_here=mine, interrupted=interrupted
     )

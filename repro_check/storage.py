@@ -108,7 +108,8 @@ def check_stale_after(value: float) -> float:
 
 def heartbeat_interval(stale_after: float) -> float:
     """Seconds between two heartbeats: ``HEARTBEATS_PER_WINDOW`` of them per stale window."""
-    return min(MAX_HEARTBEAT_INTERVAL, max(MIN_HEARTBEAT_INTERVAL, stale_after / 4))
+    beat = stale_after / HEARTBEATS_PER_WINDOW
+    return min(MAX_HEARTBEAT_INTERVAL, max(MIN_HEARTBEAT_INTERVAL, beat))
 
 
 def schema_race(exc: BaseException) -> bool:
