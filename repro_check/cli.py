@@ -761,7 +761,15 @@ def report(
             rich_help_panel=SHARED,
         ),
     ] = None,
-    stale_after: StaleAfter = None,
+    stale_after: Annotated[
+        float | None,
+        typer.Option(
+            metavar="SECONDS",
+            help="Seconds without a heartbeat before a replicate counts as dead "
+            "[default: the check's own].",
+            rich_help_panel=SHARED,
+        ),
+    ] = None,
     json_path: JsonPath = None,
     markdown: MarkdownPath = None,
     junit: JunitPath = None,

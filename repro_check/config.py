@@ -101,6 +101,12 @@ def _float(*, positive: bool, maximum: float | None = None) -> Validator:
     return check
 
 
+def _stale_after(value: Any) -> float:
+    from repro_check.storage import check_stale_after
+
+    return check_stale_after(_float(positive=True)(value))
+
+
 def _choice(options: tuple[str, ...]) -> Validator:
     def check(value: Any) -> str:
         name = str(value).lower().replace("_", "-")
@@ -204,7 +210,7 @@ KEYS: dict[str, Validator] = {
     "storage": _text,
     "name": _text,
     "resume": _bool,
-    "stale_after": _float(positive=True, maximum=MAX_SECONDS),
+    "stale_after": _stale_after,
 }
 ALIASES = {"direction": "directions"}
 

@@ -11,22 +11,32 @@ from __future__ import annotations
 import dataclasses
 import shlex
 import threading
+from collections.abc import Mapping
+from typing import Any
 
 from repro_check import report
 from repro_check.baseline import settings_mismatches
 from repro_check.engine import replicate_jobs, run_replicates
-from repro_check.errors import ConfigError
-from repro_check.records import STATUS_CANCELLED, STATUS_OK, RunRecord
+from repro_check.errors import ConfigError, ReproCheckError
+from repro_check.records import STATUS_CANCELLED, STATUS_ERROR, STATUS_OK, RunRecord
 from repro_check.runner import Interrupted, Job, ProgressCallback
 from repro_check.settings import CheckPlan
-from repro_check.storage import CheckStore, Claim, redact, redact_text
+from repro_check.storage import (
+    INFO,
+    CheckStore,
+    Claim,
+    Loaded,
+    heartbeat_interval,
+    redact,
+    redact_text,
+)
 
 
-def _refuse_other_settings(store: CheckStore, plan: CheckPlan) -> None:
-    existing = store.settings()
-    if existing is None:
-        return
-    target, settings = existing
+def _differences(
+    target: str, settings: Mapping[str, Any], plan: CheckPlan, *, liveness: bool = True
+) -> list[str]:
+    """Each setting of a stored replicate that differs from ``plan``'s, as a human line.
+    ``liveness``: also ``stale_after`` (``report --stale-after`` may judge staleness anew)."""
     started = report.plan_from_settings(target, settings)
     problems = settings_mismatches(started, plan, before="in the check")
     joined = {
@@ -35,8 +45,9 @@ def _refuse_other_settings(store: CheckStore, plan: CheckPlan) -> None:
         "controls": (started.controls.enabled(), plan.controls.enabled()),
         "threads": (started.threads, plan.threads),
         "fail_fast": (started.fail_fast, plan.fail_fast),
-        "stale_after": (started.stale_after, plan.stale_after),
     }
+    if liveness:
+        joined["stale_after"] = (started.stale_after, plan.stale_after)
     problems += [
         f"{key}: {before!r} in the check, {now!r} now"
         for key, (before, now) in joined.items()
@@ -44,11 +55,39 @@ def _refuse_other_settings(store: CheckStore, plan: CheckPlan) -> None:
     ]
     if target != plan.target:
         problems.append(f"target: {target!r} in the check, {plan.target!r} now")
-    if problems:
-        raise ConfigError(
-            f"check {plan.name!r} in {redact(store.url)} was started with other settings "
-            f"({'; '.join(problems)}); use another --name"
-        )
+    return problems
+
+
+def _refuse_other_settings(store: CheckStore, plan: CheckPlan) -> None:
+    """Every stored attempt, not only the first: processes started together on a new storage
+    all found it empty, and may have claimed replicates with different settings."""
+    for attempts in store.attempts().values():
+        for attempt in attempts:
+            info = attempt.attrs.get(INFO)
+            if not isinstance(info, Mapping):
+                continue  # claimed a moment ago: its settings are being written
+            problems = _differences(str(info.get("target")), info.get("settings") or {}, plan)
+            if problems:
+                raise ConfigError(
+                    f"check {plan.name!r} in {redact(store.url)} was started with other "
+                    f"settings ({'; '.join(problems)}); use another --name"
+                )
+
+
+def _refuse_mixed_settings(store: CheckStore, plan: CheckPlan, loaded: Loaded) -> None:
+    """A report must never mix replicates run with other settings (two processes started
+    together with different flags both found the check new): that is bad input, not a
+    verdict."""
+    for replicate, info in sorted(loaded.info.items()):
+        target, settings = str(info.get("target")), info.get("settings")
+        if not isinstance(settings, Mapping):
+            continue  # its process died while claiming: it ran nothing (shown as crashed)
+        problems = _differences(target, settings, plan, liveness=False)
+        if problems:
+            raise ConfigError(
+                f"check {plan.name!r} in {redact(store.url)} mixes settings: replicate "
+                f"{replicate} ran with other ones ({'; '.join(problems)}); use another --name"
+            )
 
 
 def _refuse_finished_check(store: CheckStore, plan: CheckPlan) -> None:
@@ -75,24 +114,50 @@ class _Heartbeat(threading.Thread):
         self.lock = threading.Lock()
 
     def run(self) -> None:
-        while not self.halt.wait(self.interval):
-            with self.lock:
-                live = list(self.claims.values())
-            try:
-                self.store.heartbeat(live)
-            except Exception:
-                continue
+        # never let an exception escape: a thread traceback would garble the report, and a
+        # failed beat is retried at the next one (the window holds several)
+        try:
+            while not self.halt.wait(self.interval):
+                with self.lock:
+                    live = list(self.claims.values())
+                try:
+                    self.store.heartbeat(live)
+                except Exception:
+                    continue
+        except Exception:
+            return
 
 
 def load_report(plan: CheckPlan, device: str, store: CheckStore, mine: int = 0) -> report.RunReport:
     """The check as the storage has it now (all machines), as a RunReport."""
-    runs, running = store.load_runs(plan.stale_after)
-    runs = [dataclasses.replace(r, error=redact_text(r.error, store.url)) for r in runs]
+    loaded = store.load_runs(plan.stale_after)
+    _refuse_mixed_settings(store, plan, loaded)
+    running = loaded.running
+    runs = [dataclasses.replace(r, error=redact_text(r.error, store.url)) for r in loaded.runs]
     seen = {r.index for r in runs} | set(running)
     awaiting = len(running) + sum(1 for k in range(plan.runs) if k not in seen)
-    stopped = plan.fail_fast and any(r.status == STATUS_CANCELLED for r in runs)
-    result = report.build("run", plan, device, runs, stopped_early=stopped)
-    return dataclasses.replace(result, awaiting=awaiting, ran_here=mine)
+    result = report.build("run", plan, device, runs)
+    # "--fail-fast stopped the runs" only where the stored trials show the divergence that
+    # stopped them: runs cut short by Ctrl-C/SIGTERM (or by a stop nobody can re-check) must
+    # never read as a divergence; they leave the check interrupted until --resume retakes them
+    diverged = result.comparison.divergence is not None
+    stopped = plan.fail_fast and diverged and any(r.status == STATUS_CANCELLED for r in runs)
+    interrupted = bool(loaded.interrupted) and not stopped
+    return dataclasses.replace(
+        result, stopped_early=stopped, awaiting=awaiting, ran_here=mine, interrupted=interrupted
+    )
+
+
+def _give_up(store: CheckStore, claims: dict[int, Claim], plan: CheckPlan, why: str) -> None:
+    """The check stopped with an error: its claimed replicates must not stay ``running`` (to
+    look dead later); they are ``error``, and ``--resume`` retakes them once it is fixed."""
+    for index, claim in claims.items():
+        error = f"{why} (stopped the check; rerun with --resume to retake it)"
+        run = RunRecord(index, plan.seed, STATUS_ERROR, (), plan.study.directions, error=error)
+        try:
+            store.finish(claim, run)
+        except ReproCheckError:
+            return  # the storage itself failed: the original error is the one to show
 
 
 def run_shared(
@@ -109,7 +174,7 @@ def run_shared(
         "settings": report.settings_dict(plan, device),
     }
     claims: dict[int, Claim] = {}
-    beat = _Heartbeat(store, claims, interval=max(0.5, plan.stale_after / 4))
+    beat = _Heartbeat(store, claims, interval=heartbeat_interval(plan.stale_after))
 
     def claim(job: Job) -> Job | None:
         taken = store.claim(job.index, plan.study.directions, info, plan.resume, plan.stale_after)
@@ -128,8 +193,11 @@ def run_shared(
         for result in stop.results:
             for run in result.runs:
                 if run.index in claims:
-                    store.finish(claims[run.index], run)
+                    store.finish(claims[run.index], run, interrupted=True)
         stop.device = device
+        raise
+    except ReproCheckError as exc:  # the target cannot load, a bad study setting, ...
+        _give_up(store, claims, plan, str(exc))
         raise
     finally:
         beat.halt.set()
@@ -143,19 +211,35 @@ def run_shared(
 def report_from_storage(
     url: str | None, name: str | None, stale_after: float | None
 ) -> report.RunReport:
-    """``repro-check report --storage URL --name NAME``: the check from the storage alone."""
-    from repro_check.storage import DEFAULT_STALE_AFTER, DEFAULT_STORAGE
+    """``repro-check report --storage URL --name NAME``: the check from the storage alone.
+    ``stale_after`` defaults to the check's own; a shorter window than its heartbeats need
+    would call live replicates dead, and is refused."""
+    from repro_check.storage import (
+        DEFAULT_STORAGE,
+        HEARTBEATS_PER_WINDOW,
+        check_stale_after,
+    )
 
     if not name:
         raise ConfigError("--storage needs --name: which check to report")
+    if stale_after is not None:
+        try:
+            check_stale_after(stale_after)
+        except ValueError as exc:
+            raise ConfigError(f"--stale-after {exc}") from None
     store = CheckStore(url or DEFAULT_STORAGE, name)
     started = store.settings()
     if started is None:
         raise ConfigError(f"no check named {name!r} in {redact(store.url)}")
     target, settings = started
-    plan = dataclasses.replace(
-        report.plan_from_settings(target, settings),
-        storage=store.url,
-        stale_after=stale_after or DEFAULT_STALE_AFTER,
-    )
+    plan = dataclasses.replace(report.plan_from_settings(target, settings), storage=store.url)
+    if stale_after is not None:
+        window = HEARTBEATS_PER_WINDOW * heartbeat_interval(plan.stale_after)
+        if stale_after < window:
+            raise ConfigError(
+                f"--stale-after {stale_after:g}: check {name!r} beats every "
+                f"{heartbeat_interval(plan.stale_after):g} s, so less than {window:g} s would "
+                "call its live replicates dead"
+            )
+        plan = dataclasses.replace(plan, stale_after=stale_after)
     return load_report(plan, str(settings.get("device", "?")), store)

@@ -9,7 +9,9 @@ full report can be rebuilt from the storage alone. Passwords in storage URLs are
 
 from __future__ import annotations
 
+import math
 import os
+import random
 import re
 import socket
 import time
@@ -19,6 +21,7 @@ from typing import Any
 
 from repro_check.errors import ReproCheckError
 from repro_check.records import (
+    STATUS_CANCELLED,
     STATUS_CRASHED,
     STATUS_OK,
     RunRecord,
@@ -30,11 +33,33 @@ DEFAULT_STORAGE = "sqlite:///repro-check.db"
 """Where a check named with ``--name`` but no ``--storage`` keeps its studies."""
 DEFAULT_STALE_AFTER = 120.0
 
+HEARTBEATS_PER_WINDOW = 4
+"""A live replicate beats this many times within ``--stale-after`` seconds."""
+MIN_HEARTBEAT_INTERVAL = 0.5
+MAX_HEARTBEAT_INTERVAL = 30.0
+MIN_STALE_AFTER = HEARTBEATS_PER_WINDOW * MIN_HEARTBEAT_INTERVAL
+"""Below this a live replicate would miss its window between two beats and look dead."""
+MAX_STALE_AFTER = 365 * 24 * 3600.0
+
 INFO = "repro_check"
 STATUS = "repro_check_status"
 HEARTBEAT = "repro_check_heartbeat"
 RESULT = "repro_check_result"
 RUNNING = "running"
+ABANDONED = "abandoned"
+"""A dead attempt (no heartbeat) that ``--resume`` retook: another attempt replaces it."""
+INTERRUPTED = "interrupted"
+"""Ctrl-C/SIGTERM stopped the attempt before it finished; ``--resume`` retakes it."""
+SUPERSEDED_BY = "repro_check_superseded_by"
+
+OPEN_ATTEMPTS = 10
+"""Tries at opening an RDB storage while other processes create its schema."""
+_SCHEMA_RACE = re.compile(
+    r"already exists|UNIQUE constraint failed|duplicate key value|database is locked|"
+    r"deadlock detected|concurrently updated",
+    re.I,
+)
+_DB_MODULES = ("sqlalchemy", "optuna", "sqlite3", "psycopg")
 
 _NAME = re.compile(r"^(?P<check>.+)/run-(?P<k>\d+)(?:/attempt-(?P<a>\d+))?$")
 _PASSWORD = re.compile(r"^(?P<head>[A-Za-z][\w+.-]*://[^:/@]*:)(?P<pw>[^@]*)(?P<tail>@.*)$")
@@ -69,24 +94,74 @@ def redact_text(text: str | None, url: str | None) -> str | None:
     return text
 
 
-def open_storage(url: str) -> Any:
+def check_stale_after(value: float) -> float:
+    """``--stale-after`` must leave a live replicate room for several heartbeats, and stay a
+    number that time arithmetic can use. Raises ``ValueError`` (the caller names the flag)."""
+    if not math.isfinite(value) or not MIN_STALE_AFTER <= value <= MAX_STALE_AFTER:
+        raise ValueError(
+            f"must be between {MIN_STALE_AFTER:g} s ({HEARTBEATS_PER_WINDOW} heartbeats of "
+            f"{MIN_HEARTBEAT_INTERVAL:g} s: less would make live replicates look dead) and "
+            f"{MAX_STALE_AFTER:.0f} s (a year), got {value:g}"
+        )
+    return value
+
+
+def heartbeat_interval(stale_after: float) -> float:
+    """Seconds between two heartbeats: ``HEARTBEATS_PER_WINDOW`` of them per stale window."""
+    beat = stale_after / HEARTBEATS_PER_WINDOW
+    return min(MAX_HEARTBEAT_INTERVAL, max(MIN_HEARTBEAT_INTERVAL, beat))
+
+
+def schema_race(exc: BaseException) -> bool:
+    """True for the errors of several processes creating one storage's schema at once
+    (``table studies already exists``, ``UNIQUE constraint failed: alembic_version...``,
+    PostgreSQL's ``duplicate key value violates unique constraint "pg_type_typname_nsp_index"``,
+    a locked SQLite file): opening again finds the schema the other process made."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        from_db = type(current).__module__.startswith(_DB_MODULES)
+        if from_db and _SCHEMA_RACE.search(str(current)):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _open(url: str) -> Any:
+    import optuna
+
+    if url.startswith("journal:"):
+        path = url[len("journal:") :].removeprefix("//")
+        from optuna.storages.journal import JournalFileBackend
+
+        return optuna.storages.JournalStorage(JournalFileBackend(path))
+    return optuna.storages.RDBStorage(url, heartbeat_interval=None)
+
+
+def open_storage(url: str, attempts: int = OPEN_ATTEMPTS) -> Any:
     """An Optuna storage: ``journal:<path>`` is the journal file storage, anything else an RDB
-    URL (``sqlite:///file.db``, ``postgresql+psycopg://...``)."""
+    URL (``sqlite:///file.db``, ``postgresql+psycopg://...``).
+
+    Processes started together on a new database race to create its tables; the losers get
+    integrity/"already exists" errors although the schema is (or is about to be) complete.
+    Those are retried a bounded number of times after a short randomized back-off; any other
+    error, or a race still lost after ``attempts`` tries, is a one-line ``StorageError``."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "study created" chatter
-    try:
-        if url.startswith("journal:"):
-            path = url[len("journal:") :].removeprefix("//")
-            from optuna.storages.journal import JournalFileBackend
-
-            return optuna.storages.JournalStorage(JournalFileBackend(path))
-        return optuna.storages.RDBStorage(url, heartbeat_interval=None)
-    except Exception as exc:
-        message = redact_text(f"{type(exc).__name__}: {exc}", url) or ""
-        raise StorageError(
-            f"cannot open storage {redact(url)}: {message.splitlines()[0]}"
-        ) from None
+    for attempt in range(attempts):
+        try:
+            return _open(url)
+        except Exception as exc:
+            if attempt + 1 < attempts and schema_race(exc):
+                time.sleep(random.uniform(0.02, 0.1) * min(2**attempt, 10))
+                continue
+            message = redact_text(f"{type(exc).__name__}: {exc}", url) or ""
+            raise StorageError(
+                f"cannot open storage {redact(url)}: {message.splitlines()[0]}"
+            ) from None
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def study_name(check: str, replicate: int, attempt: int = 0) -> str:
@@ -102,6 +177,19 @@ class Claim:
     attempt: int
     study_name: str
     study_id: int
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """A check as the storage has it: one run per replicate that is not running any more."""
+
+    runs: list[RunRecord]
+    running: list[int]
+    """Replicates whose latest attempt is still beating (elsewhere or here)."""
+    interrupted: list[int]
+    """Replicates whose latest attempt Ctrl-C/SIGTERM cut short (in ``runs``, cancelled)."""
+    info: dict[int, Mapping[str, Any]]
+    """What each replicate in ``runs`` was claimed with (target, settings, owner)."""
 
 
 @dataclass(frozen=True)
@@ -173,6 +261,7 @@ class CheckStore:
 
         latest = self.attempts().get(replicate, [])
         attempt = 0
+        last: Attempt | None = None
         if latest:
             last = latest[-1]
             if last.status == STATUS_OK or last.alive(stale_after, time.time()) or not resume:
@@ -191,21 +280,40 @@ class CheckStore:
         self._set(claim, INFO, {**info, "replicate": replicate, "attempt": attempt, **owner})
         self._set(claim, STATUS, RUNNING)
         self._set(claim, HEARTBEAT, time.time())
+        if last is not None and last.status == RUNNING:
+            # the dead attempt must not stay "running" forever: say it was given up, and for what
+            self._set_id(last.study_id, STATUS, ABANDONED)
+            self._set_id(last.study_id, SUPERSEDED_BY, name)
         return claim
 
     def _set(self, claim: Claim, key: str, value: Any) -> None:
+        self._set_id(claim.study_id, key, value)
+
+    def _set_id(self, study_id: int, key: str, value: Any) -> None:
         try:
-            self.storage.set_study_user_attr(claim.study_id, key, to_json_safe(value))
+            self.storage.set_study_user_attr(study_id, key, to_json_safe(value))
         except Exception as exc:
             raise self._guard(f"writing {key}", exc) from None
+
+    def _status(self, claim: Claim) -> str:
+        try:
+            attrs = self.storage.get_study_user_attrs(claim.study_id)
+        except Exception as exc:
+            raise self._guard("reading a status", exc) from None
+        return str(attrs.get(STATUS, RUNNING))
 
     def heartbeat(self, claims: Sequence[Claim]) -> None:
         now = time.time()
         for claim in claims:
             self._set(claim, HEARTBEAT, now)
 
-    def finish(self, claim: Claim, run: RunRecord) -> None:
-        """Record how this process's replicate ended (trials are already in the study)."""
+    def finish(self, claim: Claim, run: RunRecord, interrupted: bool = False) -> None:
+        """Record how this process's replicate ended (trials are already in the study).
+
+        ``interrupted``: Ctrl-C/SIGTERM stopped this process; a run it cut short is stored as
+        ``interrupted`` (not as a ``--fail-fast`` stop), for ``--resume`` to retake. An attempt
+        that another process already retook as dead keeps its ``abandoned`` status: the
+        replicate has exactly one live attempt, the newest."""
         self._set(
             claim,
             RESULT,
@@ -219,15 +327,21 @@ class CheckStore:
                 "trials": [t.to_dict() for t in run.trials],
             },
         )
-        self._set(claim, STATUS, run.status)
+        if self._status(claim) == ABANDONED:
+            return
+        cut_short = interrupted and run.status == STATUS_CANCELLED
+        self._set(claim, STATUS, INTERRUPTED if cut_short else run.status)
 
-    def load_runs(self, stale_after: float) -> tuple[list[RunRecord], list[int]]:
-        """The latest attempt of every replicate as a RunRecord, and the replicates still
-        running elsewhere (alive). A replicate whose worker stopped beating counts as crashed."""
+    def load_runs(self, stale_after: float) -> Loaded:
+        """The latest attempt of every replicate as a RunRecord, the replicates still running
+        elsewhere (alive), and those an interrupt cut short. A replicate whose worker stopped
+        beating counts as crashed."""
         import optuna
 
         runs: list[RunRecord] = []
         running: list[int] = []
+        interrupted: list[int] = []
+        infos: dict[int, Mapping[str, Any]] = {}
         now = time.time()
         for replicate, attempts in sorted(self.attempts().items()):
             last = attempts[-1]
@@ -235,14 +349,25 @@ class CheckStore:
                 running.append(replicate)
                 continue
             info = last.attrs.get(INFO) or {}
+            infos[replicate] = info
             result = last.attrs.get(RESULT) or {}
             status, error = last.status, result.get("error")
             if status == RUNNING:
                 status = STATUS_CRASHED
                 error = (
-                    f"no heartbeat for {stale_after:.0f} s (claimed by {info.get('host')}); "
+                    f"no heartbeat for {stale_after:g} s (claimed by {info.get('host')}); "
                     "rerun with --resume to retake it"
                 )
+            elif status == INTERRUPTED:
+                interrupted.append(replicate)
+                status = STATUS_CANCELLED
+                error = (
+                    f"interrupted before it finished (on {info.get('host')}); "
+                    "rerun with --resume to retake it"
+                )
+            elif status == ABANDONED:  # its successor study is missing: never "finished"
+                status = STATUS_CRASHED
+                error = "abandoned as dead; rerun with --resume to retake it"
             try:
                 study = optuna.load_study(study_name=last.study_name, storage=self.storage)
                 frozen = study.get_trials(deepcopy=False)
@@ -270,4 +395,4 @@ class CheckStore:
                     notes=tuple(result.get("notes") or ()),
                 )
             )
-        return runs, running
+        return Loaded(runs, running, interrupted, infos)
