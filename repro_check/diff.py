@@ -121,8 +121,9 @@ class ReportDiff:
 
     @property
     def across(self) -> bool:
-        """The first divergence involves runs of both reports (not one report's own runs)."""
-        return len({label[0] for label in self.divergence_runs}) > 1
+        """The first divergence's leading pair (the reference and the first run that differs
+        from it) are runs of both reports, not one report's own runs."""
+        return len({label[0] for label in self.divergence_runs[:2]}) > 1
 
     @property
     def compared(self) -> str:
