@@ -390,6 +390,7 @@ def test_the_schema_ships_in_the_package_and_describes_real_reports(
     schema = validate.report_schema()
     assert schema["$schema"].startswith("http://json-schema.org/draft-07")
     assert schema["definitions"]["settings"]["properties"]["runs"]["minimum"] == 2
+    assert schema["definitions"]["text"]["maxLength"] == validate.MAX_TEXT
     validate.check_report_data(copy.deepcopy(good), "good.json")  # no error
 
 
