@@ -551,6 +551,14 @@ def report(
     if path is None:
         from repro_check.shared import report_from_storage
 
+        if atol is not None or rtol is not None:
+            from repro_check.errors import ConfigError
+
+            raise ConfigError(
+                "--atol/--rtol judge a saved report PATH; a shared check keeps the tolerance "
+                "it was started with"
+            )
+
         rebuilt = report_from_storage(storage, name, stale_after)
         _show_run(rebuilt, outputs)
         raise typer.Exit(rebuilt.exit_code)

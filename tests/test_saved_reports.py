@@ -301,6 +301,11 @@ def test_a_fifo_is_refused_without_hanging(good: dict[str, Any], tmp_path: Path)
         one_line_error(cli(*argv, timeout=60), "not a regular file")  # a hang: TimeoutExpired
 
 
+def test_report_tolerance_flags_are_refused_for_a_storage(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'none.db'}"
+    one_line_error(cli("report", "--storage", url, "--name", "n", "--atol", "1"), "--atol/--rtol")
+
+
 def test_a_directory_is_refused(tmp_path: Path) -> None:
     one_line_error(cli("report", str(tmp_path)), "is a directory")
 
