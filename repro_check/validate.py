@@ -53,6 +53,14 @@ _SHOW.maxlevel = 2
 _SHOW.maxlist = _SHOW.maxdict = 3
 
 
+def _printable(text: str, limit: int = 200) -> str:
+    """A field path or value for a one-line message: control characters escaped, bounded."""
+    text = text if len(text) <= limit else text[: limit - 3] + "..."
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
+
+
 class ReportError(ReproCheckError):
     """A saved report that cannot be used: missing, not JSON, wrong schema, wrong types."""
 
@@ -64,28 +72,29 @@ def _reject_constant(name: str) -> Any:
 def _read_bounded(path: Path) -> bytes:
     """The file's bytes: a regular file only (checked before opening, so a FIFO cannot block
     and /dev/zero cannot fill memory) and at most ``MAX_REPORT_BYTES``."""
+    shown = _printable(str(path), 1000)
     try:
         info = os.stat(path)
     except FileNotFoundError:
-        raise ReportError(f"no such file: {path}") from None
+        raise ReportError(f"no such file: {shown}") from None
     except OSError as exc:
-        raise ReportError(f"cannot read {path}: {exc.strerror}") from None
+        raise ReportError(f"cannot read {shown}: {exc.strerror}") from None
     if stat.S_ISDIR(info.st_mode):
-        raise ReportError(f"{path} is a directory, not a report")
+        raise ReportError(f"{shown} is a directory, not a report")
     if not stat.S_ISREG(info.st_mode):
-        raise ReportError(f"{path} is not a regular file (a FIFO, device or socket), not a report")
+        raise ReportError(f"{shown} is not a regular file (a FIFO, device or socket), not a report")
     if info.st_size > MAX_REPORT_BYTES:
         raise ReportError(
-            f"{path}: report too large ({info.st_size} bytes; at most {MAX_REPORT_BYTES})"
+            f"{shown}: report too large ({info.st_size} bytes; at most {MAX_REPORT_BYTES})"
         )
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
     try:
         fd = os.open(path, flags)
     except OSError as exc:
-        raise ReportError(f"cannot read {path}: {exc.strerror}") from None
+        raise ReportError(f"cannot read {shown}: {exc.strerror}") from None
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):  # swapped for a FIFO since the stat
-            raise ReportError(f"{path} is not a regular file, not a report")
+            raise ReportError(f"{shown} is not a regular file, not a report")
         chunks: list[bytes] = []
         size = 0
         while size <= MAX_REPORT_BYTES:
@@ -95,33 +104,34 @@ def _read_bounded(path: Path) -> bytes:
             chunks.append(chunk)
             size += len(chunk)
         if size > MAX_REPORT_BYTES:  # grew since the stat
-            raise ReportError(f"{path}: report too large (more than {MAX_REPORT_BYTES} bytes)")
+            raise ReportError(f"{shown}: report too large (more than {MAX_REPORT_BYTES} bytes)")
         return b"".join(chunks)
     except OSError as exc:
-        raise ReportError(f"cannot read {path}: {exc.strerror}") from None
+        raise ReportError(f"cannot read {shown}: {exc.strerror}") from None
     finally:
         os.close(fd)
 
 
 def read_json(path: Path) -> Any:
+    shown = _printable(str(path), 1000)
     raw = _read_bounded(path)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
-        raise ReportError(f"{path}: not a JSON report (not UTF-8 text)") from None
+        raise ReportError(f"{shown}: not a JSON report (not UTF-8 text)") from None
     del raw
     try:
         data = json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
-        raise ReportError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+        raise ReportError(f"{shown}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
     except RecursionError:
-        raise ReportError(f"{path}: JSON nested too deeply") from None
+        raise ReportError(f"{shown}: JSON nested too deeply") from None
     except MemoryError:
-        raise ReportError(f"{path}: report too large to read") from None
+        raise ReportError(f"{shown}: report too large to read") from None
     except ValueError as exc:  # int with too many digits, NaN literal
-        raise ReportError(f"{path}: not a usable JSON report ({exc})") from None
+        raise ReportError(f"{shown}: not a usable JSON report ({exc})") from None
     if _SURROGATE_ESCAPE.search(text):  # only then can a decoded string hold a lone surrogate
-        _refuse_surrogates(data, str(path))
+        _refuse_surrogates(data, shown)
     return data
 
 
@@ -135,7 +145,9 @@ def _walk(value: Any, where: str, source: str, depth_limit: int | None) -> None:
             _check_text(item, at, source)
         elif isinstance(item, dict | list):
             if depth_limit is not None and depth >= depth_limit:
-                raise ReportError(f"{source}: {at}: nested deeper than {depth_limit} levels")
+                raise ReportError(
+                    f"{source}: {_printable(at)}: nested deeper than {depth_limit} levels"
+                )
             if isinstance(item, dict):
                 for key, child in item.items():
                     _check_text(key, at, source)
@@ -147,10 +159,13 @@ def _walk(value: Any, where: str, source: str, depth_limit: int | None) -> None:
 def _check_text(text: str, where: str, source: str) -> None:
     if len(text) > MAX_TEXT:
         raise ReportError(
-            f"{source}: {where}: a string of {len(text)} characters (at most {MAX_TEXT})"
+            f"{source}: {_printable(where)}: a string of {len(text)} characters "
+            f"(at most {MAX_TEXT})"
         )
     if not text.isascii() and _SURROGATE.search(text):
-        raise ReportError(f"{source}: {where}: a string with a lone surrogate (not valid Unicode)")
+        raise ReportError(
+            f"{source}: {_printable(where)}: a string with a lone surrogate (not valid Unicode)"
+        )
 
 
 def _refuse_surrogates(data: Any, source: str) -> None:
@@ -188,14 +203,14 @@ def _schema_check(data: Any, source: str) -> None:
     try:
         _schema_validator()(data)
     except fastjsonschema.JsonSchemaValueException as exc:
-        name = "report" + str(exc.name or "data")[4:]
+        name = _printable("report" + str(exc.name or "data")[4:])
         definition = exc.definition if isinstance(exc.definition, Mapping) else {}
         if exc.rule == "required" and isinstance(exc.value, Mapping):
             missing = next((k for k in definition.get("required", ()) if k not in exc.value), "")
-            raise ReportError(f"{source}: {name}.{missing}: missing") from None
-        expected = definition.get("description") or str(exc.message)
+            raise ReportError(f"{source}: {name}.{_printable(str(missing))}: missing") from None
+        expected = definition.get("description") or _printable(str(exc.message))
         raise ReportError(
-            f"{source}: {name}: expected {expected}, got {_SHOW.repr(exc.value)}"
+            f"{source}: {name}: expected {expected}, got {_printable(_SHOW.repr(exc.value))}"
         ) from None
     except RecursionError:
         raise ReportError(f"{source}: report nested too deeply") from None
@@ -351,7 +366,7 @@ def load_run_report(path: Path, tolerance: Tolerance | None = None) -> RunReport
     verdict recomputed with ``tolerance`` (the command's; exact when None), never the file's."""
     from repro_check.report import RunReport
 
-    source = str(path)
+    source = _printable(str(path), 1000)
     data = read_json(path)
     check_report_data(data, source, ("run",))
     tol = tolerance or _exact()
@@ -363,7 +378,7 @@ def load_any_report(path: Path, tolerance: Tolerance | None = None) -> RunReport
     from repro_check.conditions import CompareReport
     from repro_check.report import RunReport
 
-    source = str(path)
+    source = _printable(str(path), 1000)
     data = read_json(path)
     command = check_report_data(data, source, ("run", "compare"))
     tol = tolerance or _exact()

@@ -410,3 +410,12 @@ def test_help_does_not_import_the_schema_library() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and "ok" in proc.stderr, proc.stderr
+
+
+def test_control_characters_in_a_field_name_stay_on_one_line(
+    good: dict[str, Any], tmp_path: Path
+) -> None:
+    data = copy.deepcopy(good)
+    data["runs"][0]["trials"][0]["params"]["a\nb\x1b[31m"] = [1]
+    line = one_line_error(cli("report", str(write(tmp_path, data))), "params.a\\nb\\x1b[31m")
+    assert "\x1b" not in line
