@@ -419,3 +419,12 @@ def test_control_characters_in_a_field_name_stay_on_one_line(
     data["runs"][0]["trials"][0]["params"]["a\nb\x1b[31m"] = [1]
     line = one_line_error(cli("report", str(write(tmp_path, data))), "params.a\\nb\\x1b[31m")
     assert "\x1b" not in line
+
+
+def test_a_file_over_the_size_bound_is_refused_unread(tmp_path: Path) -> None:
+    from repro_check import validate
+
+    big = tmp_path / "big.json"
+    with big.open("wb") as handle:  # sparse: no disk used, nothing worth reading
+        handle.truncate(validate.MAX_REPORT_BYTES + 1)
+    one_line_error(cli("report", str(big), timeout=60), "report too large")
