@@ -149,17 +149,22 @@ def check_against(
     tol: Tolerance,
     settings_changed: Sequence[str] = (),
 ) -> BaselineCheck:
-    """Compare every replicate with the baseline's reference run (the baseline is the reference)."""
-    before = dataclasses.replace(finished_reference(baseline_runs, f"baseline {path}"), index=-1)
-    names = ["baseline", *(f"run {run.index}" for run in runs)]
-    divergence = first_divergence([before, *runs], tol, names)
+    """Compare every replicate with every finished run of the baseline (its reference run, the
+    first finished one, leads): a baseline whose own runs disagree matches nothing. Baseline runs
+    are numbered -1, -2, ... in the divergence (-1 the reference)."""
+    first = finished_reference(baseline_runs, f"baseline {path}")
+    saved = [first, *(r for r in baseline_runs if r.finished and r is not first)]
+    before = [dataclasses.replace(run, index=-1 - k) for k, run in enumerate(saved)]
+    names = ["baseline" if k == 0 else f"baseline run {run.index}" for k, run in enumerate(saved)]
+    names += [f"run {run.index}" for run in runs]
+    divergence = first_divergence([*before, *runs], tol, names)
     now = reference(runs)
     return BaselineCheck(
         path,
         divergence,
-        before.best_value,
+        first.best_value,
         now.best_value,
-        before.best_params,
+        first.best_params,
         now.best_params,
         tuple(settings_changed),
     )

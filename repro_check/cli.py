@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from repro_check.report import RunReport
-    from repro_check.settings import CheckPlan
+    from repro_check.settings import CheckPlan, Tolerance
 
 T = TypeVar("T")
 
@@ -541,7 +541,7 @@ def run(
     if baseline is not None:
         from repro_check.validate import load_run_report
 
-        saved = load_run_report(baseline)
+        saved = load_run_report(baseline, plan.tolerance)  # the check's tolerance, not the file's
     say = _Say(quiet, verbose)
     try:
         report = _with_progress(
@@ -713,23 +713,19 @@ def diff(
     quiet: Quiet = False,
     version: Version = False,
 ) -> None:
-    """Compare two saved run reports: results, then environments (differences first).
+    """Compare two saved run reports: every finished run of both, then environments.
 
-    Exit 0 same results, 1 different, 2 bad input.
+    Floats are compared with --atol/--rtol (exact by default), never the files' tolerance.
+    Exit 0 same results (and each side reproducible on its own), 1 different, 2 bad input,
+    3 the finished runs agree but a side has runs that did not finish.
     """
     from repro_check.diff import diff_reports
     from repro_check.render import console_diff
     from repro_check.render.files import write_outputs
-    from repro_check.settings import Tolerance
     from repro_check.validate import load_run_report
 
-    a, b = load_run_report(report_a), load_run_report(report_b)
-    tolerance = None
-    if atol is not None or rtol is not None:
-        from repro_check.config import check_flags
-
-        given = check_flags({"atol": atol, "rtol": rtol})
-        tolerance = Tolerance(given.get("atol", 0.0), given.get("rtol", 0.0))
+    tolerance = _command_tolerance(atol, rtol)
+    a, b = load_run_report(report_a, tolerance), load_run_report(report_b, tolerance)
     result = diff_reports(str(report_a), a, str(report_b), b, tolerance)
     say = _Say(quiet)
     say.written += write_outputs(result, json_path=json_path)
@@ -770,6 +766,8 @@ def report(
             rich_help_panel=SHARED,
         ),
     ] = None,
+    atol: Atol = None,
+    rtol: Rtol = None,
     json_path: JsonPath = None,
     markdown: MarkdownPath = None,
     junit: JunitPath = None,
@@ -780,7 +778,8 @@ def report(
 ) -> None:
     """Re-render a saved report (console and any file format) without running anything.
 
-    Exit code: the saved report's own.
+    The verdict is recomputed from the saved trials with --atol/--rtol (exact by default),
+    never the file's tolerance. Exit code: that verdict's.
     """
     from repro_check.conditions import CompareReport
     from repro_check.render import console_compare
@@ -796,10 +795,18 @@ def report(
     if path is None:
         from repro_check.shared import report_from_storage
 
+        if atol is not None or rtol is not None:
+            from repro_check.errors import ConfigError
+
+            raise ConfigError(
+                "--atol/--rtol judge a saved report PATH; a shared check keeps the tolerance "
+                "it was started with"
+            )
+
         rebuilt = report_from_storage(storage, name, stale_after)
         _show_run(rebuilt, outputs, say)
         raise typer.Exit(rebuilt.exit_code)
-    saved = load_any_report(path)
+    saved = load_any_report(path, _command_tolerance(atol, rtol))
     if isinstance(saved, CompareReport):
         compared = saved
         say.written += write_outputs(compared, **outputs)
@@ -807,6 +814,16 @@ def report(
     else:
         _show_run(saved, outputs, say)
     raise typer.Exit(saved.exit_code)
+
+
+def _command_tolerance(atol: float | None, rtol: float | None) -> Tolerance:
+    """The tolerance a saved report is judged with: the command's flags (exact by default),
+    validated as `run`'s are; never the tolerance written in the file being judged."""
+    from repro_check.config import check_flags
+    from repro_check.settings import Tolerance
+
+    given = check_flags({"atol": atol, "rtol": rtol})
+    return Tolerance(given.get("atol", 0.0), given.get("rtol", 0.0))
 
 
 def _with_progress(work: Callable[[Any], T], say: _Say | None = None) -> T:

@@ -1,20 +1,30 @@
 """``diff``: two saved run reports side by side (machines, commits, package versions).
 
-Results first (do they agree, where do they part), then the environments with what differs on
-top, packages first: when a GPU runner disagrees with a laptop, that is where to look.
+Results first (each side's own verdict, then every finished run of both compared as one set:
+do they agree, where do they part), then the environments with what differs on top, packages
+first: when a GPU runner disagrees with a laptop, that is where to look.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from repro_check import __version__
 from repro_check.baseline import finished_reference, reference, settings_mismatches
 from repro_check.compare import Divergence, distinct_histories, first_divergence
-from repro_check.records import encode_float, encode_params, to_json_safe
-from repro_check.report import SCHEMA_VERSION, RunReport, divergence_dict
+from repro_check.errors import EXIT_INCOMPLETE, EXIT_NOT_REPRODUCIBLE, EXIT_REPRODUCIBLE
+from repro_check.records import RunRecord, encode_float, encode_params, to_json_safe
+from repro_check.report import (
+    SCHEMA_VERSION,
+    VERDICT_AWAITING,
+    VERDICT_INCOMPLETE,
+    VERDICT_INTERRUPTED,
+    RunReport,
+    divergence_dict,
+)
 from repro_check.settings import Tolerance
 
 
@@ -57,44 +67,110 @@ def _settings_changed(a: RunReport, b: RunReport) -> list[str]:
     return changed
 
 
+RESULT_SAME = "same results"
+RESULT_DIFFERENT = "different results"
+RESULT_INCOMPLETE = "incomplete"
+
+
 @dataclass(frozen=True)
 class ReportDiff:
+    """Every finished run of A and of B, compared trial by trial as one set of replicates.
+
+    "Same results" means both reports are reproducible on their own (the command's tolerance)
+    and every finished run of one agrees with every finished run of the other: comparing only
+    each side's first run would call a non-reproducible report the same as itself.
+    """
+
     path_a: str
     path_b: str
     a: RunReport
     b: RunReport
     divergence: Divergence | None
+    """The first trial where any two of the compared runs differ (within A, within B or
+    across); its ``runs`` are positions in ``labels``."""
     distinct_histories: int
     settings_changed: tuple[str, ...]
     environment: tuple[EnvRow, ...]
+    tolerance: Tolerance = field(default_factory=Tolerance)
+    labels: tuple[str, ...] = ()
+    """The compared runs, in order: "A run 0", ..., "B run 0", ..."""
 
     @property
     def same_results(self) -> bool:
-        return self.divergence is None
+        return self.divergence is None and self.a.reproducible and self.b.reproducible
+
+    @property
+    def result(self) -> str:
+        if self.same_results:
+            return RESULT_SAME
+        if self.divergence is None and (_unfinished(self.a) or _unfinished(self.b)):
+            return RESULT_INCOMPLETE
+        return RESULT_DIFFERENT
 
     @property
     def exit_code(self) -> int:
-        return 0 if self.same_results else 1
+        return {RESULT_SAME: EXIT_REPRODUCIBLE, RESULT_INCOMPLETE: EXIT_INCOMPLETE}.get(
+            self.result, EXIT_NOT_REPRODUCIBLE
+        )
+
+    @property
+    def divergence_runs(self) -> list[str]:
+        if self.divergence is None:
+            return []
+        return [self.labels[i] for i in self.divergence.runs if 0 <= i < len(self.labels)]
+
+    @property
+    def across(self) -> bool:
+        """The first divergence's leading pair (the reference and the first run that differs
+        from it) are runs of both reports, not one report's own runs."""
+        return len({label[0] for label in self.divergence_runs[:2]}) > 1
+
+    @property
+    def compared(self) -> str:
+        """What was compared, in words."""
+        tol = self.tolerance
+        how = "bit for bit" if tol.exact else f"within atol={tol.atol:g}, rtol={tol.rtol:g}"
+        return (
+            f"every finished run of both reports, trial by trial, {how}: "
+            f"A {_runs_phrase(self.a)}; B {_runs_phrase(self.b)}"
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        def best(report: RunReport) -> dict[str, Any]:
+        def side(path: str, report: RunReport) -> dict[str, Any]:
             ref = reference(report.runs)
             value = ref.best_value
             return {
+                "path": path,
+                "verdict": report.verdict,
+                "reproducible": report.reproducible,
+                "runs_compared": [r.index for r in report.runs if r.finished],
+                "runs_not_finished": [r.index for r in report.runs if not r.finished],
+                "awaiting": report.awaiting,
+                "reference_run": ref.index,
                 "best_value": None if value is None else encode_float(value),
                 "best_params": None if ref.best_params is None else encode_params(ref.best_params),
-                "reproducible": report.reproducible,
                 "distinct_histories": report.comparison.distinct_histories,
+                "divergence": divergence_dict(report.comparison.divergence),
+                "tolerance_in_file": None
+                if report.saved_tolerance is None
+                else {"atol": report.saved_tolerance.atol, "rtol": report.saved_tolerance.rtol},
             }
 
+        divergence = divergence_dict(self.divergence)
+        if divergence is not None:
+            divergence["runs"] = self.divergence_runs
         return {
             "schema_version": SCHEMA_VERSION,
             "tool_version": __version__,
             "command": "diff",
-            "a": {"path": self.path_a, **best(self.a)},
-            "b": {"path": self.path_b, **best(self.b)},
+            "compared": self.compared,
+            "tolerance": {"atol": self.tolerance.atol, "rtol": self.tolerance.rtol},
+            "a": side(self.path_a, self.a),
+            "b": side(self.path_b, self.b),
+            "result": self.result,
             "same_results": self.same_results,
-            "divergence": divergence_dict(self.divergence),
+            "exit_code": self.exit_code,
+            "divergence": divergence,
             "distinct_histories": self.distinct_histories,
             "settings_changed": list(self.settings_changed),
             "environment": [
@@ -104,21 +180,47 @@ class ReportDiff:
         }
 
 
+def _unfinished(report: RunReport) -> bool:
+    return report.verdict in (VERDICT_INCOMPLETE, VERDICT_AWAITING, VERDICT_INTERRUPTED)
+
+
+def _runs_phrase(report: RunReport) -> str:
+    done = [str(r.index) for r in report.runs if r.finished]
+    text = f"run{'s' if len(done) != 1 else ''} {', '.join(done)}"
+    left = [f"{r.index} ({r.status})" for r in report.runs if not r.finished]
+    if left:
+        text += f" (not compared: {', '.join(left)})"
+    if report.awaiting:
+        text += f" ({report.awaiting} awaited)"
+    return text
+
+
 def diff_reports(
     path_a: str, a: RunReport, path_b: str, b: RunReport, tolerance: Tolerance | None = None
 ) -> ReportDiff:
-    tol = tolerance or a.plan.tolerance
-    ref_a = finished_reference(a.runs, f"report {path_a}")
-    ref_b = finished_reference(b.runs, f"report {path_b}")
-    divergence = first_divergence([ref_a, ref_b], tol, ["A", "B"])
-    finished = [r for r in (*a.runs, *b.runs) if r.finished] or [ref_a, ref_b]
+    """Compare two saved run reports with ``tolerance`` (the command's; exact when None, never
+    a file's). Both reports should have been loaded with the same tolerance, so that each side's
+    own verdict uses it too."""
+    tol = tolerance or Tolerance()
+    finished_reference(a.runs, f"report {path_a}")
+    finished_reference(b.runs, f"report {path_b}")
+    labels: list[str] = []
+    runs: list[RunRecord] = []
+    for name, report in (("A", a), ("B", b)):
+        for run in report.runs:
+            if run.finished:
+                labels.append(f"{name} run {run.index}")
+                runs.append(dataclasses.replace(run, index=len(runs)))
+    divergence = first_divergence(runs, tol, labels)
     return ReportDiff(
         path_a,
         path_b,
         a,
         b,
         divergence,
-        distinct_histories(finished, tol),
+        distinct_histories(runs, tol),
         tuple(_settings_changed(a, b)),
         tuple(environment_rows(a.environment, b.environment)),
+        tol,
+        tuple(labels),
     )

@@ -68,6 +68,11 @@ class RunReport:
     """Shared checks: replicates this process ran."""
     interrupted: bool = False
     """Ctrl-C (or SIGTERM) stopped the check: the report holds what had finished."""
+    saved: bool = False
+    """Rebuilt from a saved file (``from_dict``): no process here did a share of the check, so
+    replicates still awaited are not a pass (exit 3, not 0)."""
+    saved_tolerance: Tolerance | None = None
+    """Rebuilt from a file: the tolerance the file says it was made with (not the one used)."""
 
     @property
     def complete(self) -> bool:
@@ -111,11 +116,18 @@ class RunReport:
         )
 
     @property
+    def any_failed(self) -> bool:
+        """A replicate crashed, timed out or could not run (not one --fail-fast cancelled)."""
+        return any(not run.finished and run.status != STATUS_CANCELLED for run in self.runs)
+
+    @property
     def verdict(self) -> str:
         if self.interrupted:
             return VERDICT_INTERRUPTED
         if self.certainly_differs:
             return VERDICT_NOT_REPRODUCIBLE
+        if self.any_failed:  # whatever the replicates still awaited show: it cannot pass
+            return VERDICT_INCOMPLETE
         if self.awaiting:
             return VERDICT_AWAITING
         if not self.complete or not self.any_completed:
@@ -128,7 +140,8 @@ class RunReport:
     def exit_code(self) -> int:
         return {
             VERDICT_REPRODUCIBLE: EXIT_REPRODUCIBLE,
-            VERDICT_AWAITING: EXIT_REPRODUCIBLE,  # this process did its share; no verdict yet
+            # this process did its share; no verdict yet (a saved report did no share)
+            VERDICT_AWAITING: EXIT_INCOMPLETE if self.saved else EXIT_REPRODUCIBLE,
             VERDICT_INCOMPLETE: EXIT_INCOMPLETE,
             VERDICT_INTERRUPTED: EXIT_INTERRUPTED,
         }.get(self.verdict, EXIT_NOT_REPRODUCIBLE)
@@ -174,9 +187,11 @@ class RunReport:
         mismatch = self.direction_mismatch
         if mismatch is not None:
             notes.append(mismatch)
+        seen: set[str] = set(notes)
         for run in self.runs:
             for note in run.notes:
-                if note not in notes:
+                if note not in seen:
+                    seen.add(note)
                     notes.append(note)
         for run in self.runs:
             if run.error and not (self.stopped_early and run.status == STATUS_CANCELLED):
@@ -233,10 +248,23 @@ class RunReport:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> RunReport:
-        """Rebuild from ``to_dict`` output (validated by the caller's schema check)."""
+    def from_dict(cls, data: Mapping[str, Any], tolerance: Tolerance | None = None) -> RunReport:
+        """Rebuild from ``to_dict`` output (validated first: ``validate.check_report_data``).
+
+        The comparison is recomputed from the saved trials with ``tolerance``: the command's
+        (a gate's tolerance never comes from the file it gates); None keeps the file's, for
+        callers that only re-render a report they wrote themselves."""
         settings = data["settings"]
         plan = plan_from_settings(data["target"], settings)
+        notes_in = list(data.get("notes", []))
+        saved_tol = plan.tolerance
+        if tolerance is not None and tolerance != plan.tolerance:
+            notes_in.append(
+                f"the report was saved with tolerance atol={saved_tol.atol:g}, "
+                f"rtol={saved_tol.rtol:g}; this verdict uses the command's atol="
+                f"{tolerance.atol:g}, rtol={tolerance.rtol:g} (--atol/--rtol), not the file's"
+            )
+            plan = dataclasses.replace(plan, tolerance=tolerance)
         environment = data.get("environment") or {}
         runs = tuple(RunRecord.from_dict(run, environment) for run in data["runs"])
         report = cls(
@@ -251,8 +279,11 @@ class RunReport:
             baseline=BaselineCheck.from_dict(data["baseline"]) if data.get("baseline") else None,
             awaiting=int(data.get("awaiting") or 0),
             interrupted=data.get("interrupted") is True,
+            saved=True,
+            saved_tolerance=saved_tol,
         )
-        extra = [n for n in data.get("notes", []) if n not in report.notes]
+        derived = set(report.notes)  # once: the property recomputes every note
+        extra = [n for n in dict.fromkeys(notes_in) if n not in derived]
         return dataclasses.replace(report, extra_notes=tuple(extra))
 
 

@@ -1,23 +1,64 @@
 """Validate saved reports: untrusted input, so JSON only, every field checked, one-line errors.
 
+A saved report (a baseline is one) is a file anyone can edit, so nothing in it is trusted:
+
+1. reading is bounded: only regular files (never a FIFO, device or directory), at most
+   ``MAX_REPORT_BYTES``, strings of at most ``MAX_TEXT`` characters, free-form values (user
+   attributes, sampler kwargs, the environment) nested at most ``MAX_DEPTH`` levels, no lone
+   surrogates;
+2. every field is checked against the published JSON Schema (``schema/report.schema.json`` in the
+   package), including fields that are never read;
+3. the semantic rules a live run obeys are checked on top: settings valid exactly as the command
+   line's flags are, unique run indices, every finished run holding trials ``0..trials-1`` once.
+
 Nothing from a saved report is ever evaluated, imported or unpickled; a report that passes here
-only becomes plain value objects (``RunReport.from_dict``).
+only becomes plain value objects (``RunReport.from_dict``), and the verdict is recomputed with the
+*command's* tolerance, never the file's.
 """
 
 from __future__ import annotations
 
+import functools
 import json
-import math
+import os
+import re
+import reprlib
+import stat
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from repro_check.errors import ReproCheckError
 from repro_check.report import SCHEMA_VERSION
 
-MAX_REPORT_BYTES = 1 << 30
-MAX_COUNT = 10**9
-"""Bounds for counts (runs, trials, trial numbers): above this a report is hostile or broken."""
+if TYPE_CHECKING:
+    from repro_check.conditions import CompareReport
+    from repro_check.report import RunReport
+    from repro_check.settings import Tolerance
+
+MAX_REPORT_BYTES = 512 * 1024 * 1024
+"""Largest saved report read (512 MiB; 100 runs x 10,000 trials is about 230 MB)."""
+MAX_TEXT = 65_536
+"""Longest string in a saved report (characters); the schema says the same."""
+MAX_DEPTH = 32
+"""Deepest nesting of free-form values (user attributes, kwargs, environment)."""
+SCHEMA_RESOURCE = ("schema", "report.schema.json")
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_SHOW = reprlib.Repr()
+_SHOW.maxstring = 40
+_SHOW.maxother = 40
+_SHOW.maxlevel = 2
+_SHOW.maxlist = _SHOW.maxdict = 3
+
+
+def _printable(text: str, limit: int = 200) -> str:
+    """A field path or value for a one-line message: control characters escaped, bounded."""
+    text = text if len(text) <= limit else text[: limit - 3] + "..."
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
 
 
 class ReportError(ReproCheckError):
@@ -28,201 +69,262 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"non-standard JSON constant {name}")
 
 
-def read_json(path: Path) -> Any:
+def _read_bounded(path: Path) -> bytes:
+    """The file's bytes: a regular file only (checked before opening, so a FIFO cannot block
+    and /dev/zero cannot fill memory) and at most ``MAX_REPORT_BYTES``."""
+    shown = _printable(str(path), 1000)
     try:
-        size = path.stat().st_size
+        info = os.stat(path)
     except FileNotFoundError:
-        raise ReportError(f"no such file: {path}") from None
+        raise ReportError(f"no such file: {shown}") from None
     except OSError as exc:
-        raise ReportError(f"cannot read {path}: {exc.strerror}") from None
-    if path.is_dir():
-        raise ReportError(f"{path} is a directory, not a report")
-    if size > MAX_REPORT_BYTES:
-        raise ReportError(f"{path}: report too large ({size} bytes)")
+        raise ReportError(f"cannot read {shown}: {exc.strerror}") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise ReportError(f"{shown} is a directory, not a report")
+    if not stat.S_ISREG(info.st_mode):
+        raise ReportError(f"{shown} is not a regular file (a FIFO, device or socket), not a report")
+    if info.st_size > MAX_REPORT_BYTES:
+        raise ReportError(
+            f"{shown}: report too large ({info.st_size} bytes; at most {MAX_REPORT_BYTES})"
+        )
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
     try:
-        text = path.read_text(encoding="utf-8")
+        fd = os.open(path, flags)
+    except OSError as exc:
+        raise ReportError(f"cannot read {shown}: {exc.strerror}") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):  # swapped for a FIFO since the stat
+            raise ReportError(f"{shown} is not a regular file, not a report")
+        chunks: list[bytes] = []
+        size = 0
+        while size <= MAX_REPORT_BYTES:
+            chunk = os.read(fd, min(1 << 24, MAX_REPORT_BYTES + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > MAX_REPORT_BYTES:  # grew since the stat
+            raise ReportError(f"{shown}: report too large (more than {MAX_REPORT_BYTES} bytes)")
+        return b"".join(chunks)
+    except OSError as exc:
+        raise ReportError(f"cannot read {shown}: {exc.strerror}") from None
+    finally:
+        os.close(fd)
+
+
+def read_json(path: Path) -> Any:
+    shown = _printable(str(path), 1000)
+    raw = _read_bounded(path)
+    try:
+        text = raw.decode("utf-8")
     except UnicodeDecodeError:
-        raise ReportError(f"{path}: not a JSON report (not UTF-8 text)") from None
-    except OSError as exc:
-        raise ReportError(f"cannot read {path}: {exc.strerror}") from None
+        raise ReportError(f"{shown}: not a JSON report (not UTF-8 text)") from None
+    del raw
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        data = json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
-        raise ReportError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+        raise ReportError(f"{shown}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
     except RecursionError:
-        raise ReportError(f"{path}: JSON nested too deeply") from None
+        raise ReportError(f"{shown}: JSON nested too deeply") from None
+    except MemoryError:
+        raise ReportError(f"{shown}: report too large to read") from None
     except ValueError as exc:  # int with too many digits, NaN literal
-        raise ReportError(f"{path}: not a usable JSON report ({exc})") from None
+        raise ReportError(f"{shown}: not a usable JSON report ({exc})") from None
+    if _SURROGATE_ESCAPE.search(text):  # only then can a decoded string hold a lone surrogate
+        _refuse_surrogates(data, shown)
+    return data
 
 
-class _Checker:
-    """Walks a decoded report; the first problem raises a ReportError naming its path."""
-
-    def __init__(self, source: str) -> None:
-        self.source = source
-
-    def fail(self, where: str, expected: str, value: Any) -> None:
-        shown = repr(value)
-        shown = shown if len(shown) <= 40 else shown[:37] + "..."
-        raise ReportError(f"{self.source}: {where}: expected {expected}, got {shown}")
-
-    def obj(self, value: Any, where: str) -> Mapping[str, Any]:
-        if not isinstance(value, dict):
-            self.fail(where, "an object", value)
-        return value  # type: ignore[no-any-return]
-
-    def lst(self, value: Any, where: str) -> list[Any]:
-        if not isinstance(value, list):
-            self.fail(where, "a list", value)
-        return value  # type: ignore[no-any-return]
-
-    def count(self, value: Any, where: str, minimum: int = 0) -> None:
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, int)
-            or not (minimum <= value <= MAX_COUNT)
-        ):
-            self.fail(where, f"an integer from {minimum} to {MAX_COUNT}", value)
-
-    def number(self, value: Any, where: str, nullable: bool = False) -> None:
-        if value is None and nullable:
-            return
-        if isinstance(value, str) and value in ("NaN", "Infinity", "-Infinity"):
-            return
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            self.fail(where, "a number", value)
-        if isinstance(value, int) and abs(value) > 2**1023:
-            self.fail(where, "a number in float range", value)
-        if isinstance(value, float) and math.isnan(value):
-            self.fail(where, "a number", value)
-
-    def text(self, value: Any, where: str, nullable: bool = False) -> None:
-        if value is None and nullable:
-            return
-        if not isinstance(value, str):
-            self.fail(where, "a string", value)
-
-    def params(self, value: Any, where: str) -> None:
-        for key, item in self.obj(value, where).items():
-            if isinstance(item, dict):
-                if set(item) != {"$float"}:
-                    self.fail(f"{where}.{key}", "a parameter value", item)
-                self.number(item["$float"], f"{where}.{key}")
-            elif isinstance(item, list):
-                self.fail(f"{where}.{key}", "a parameter value", item)
-
-    def trial(self, value: Any, where: str) -> None:
-        trial = self.obj(value, where)
-        self.count(trial.get("number"), f"{where}.number")
-        if trial.get("state") not in ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING"):
-            self.fail(f"{where}.state", "COMPLETE, PRUNED or FAIL", trial.get("state"))
-        self.params(trial.get("params", {}), f"{where}.params")
-        values = trial.get("values")
-        if values is not None:
-            for i, item in enumerate(self.lst(values, f"{where}.values")):
-                self.number(item, f"{where}.values[{i}]")
-        if trial.get("state") == "COMPLETE" and not values:
-            self.fail(f"{where}.values", "the values of a COMPLETE trial", values)
-        for step, item in self.obj(
-            trial.get("intermediate_values", {}), f"{where}.intermediate_values"
-        ).items():
-            if not step.lstrip("-").isdigit() or len(step) > 12:
-                self.fail(f"{where}.intermediate_values", "integer steps", step)
-            self.number(item, f"{where}.intermediate_values.{step}")
-        self.obj(trial.get("user_attrs", {}), f"{where}.user_attrs")
-        self.text(trial.get("error"), f"{where}.error", nullable=True)
-        self.number(trial.get("duration_s"), f"{where}.duration_s", nullable=True)
-
-    def run(self, value: Any, where: str) -> None:
-        run = self.obj(value, where)
-        self.count(run.get("index"), f"{where}.index")
-        self.count(run.get("seed"), f"{where}.seed")
-        if run.get("status") not in ("ok", "crashed", "timeout", "error", "cancelled"):
-            self.fail(
-                f"{where}.status", "ok, crashed, timeout, error or cancelled", run.get("status")
-            )
-        self.text(run.get("error"), f"{where}.error", nullable=True)
-        directions = self.lst(run.get("directions", ["minimize"]), f"{where}.directions")
-        for item in directions:
-            if item not in ("minimize", "maximize"):
-                self.fail(f"{where}.directions", "minimize or maximize", item)
-        self.number(run.get("wall_s"), f"{where}.wall_s", nullable=True)
-        for i, note in enumerate(self.lst(run.get("notes", []), f"{where}.notes")):
-            self.text(note, f"{where}.notes[{i}]")
-        numbers: set[int] = set()
-        for i, trial in enumerate(self.lst(run.get("trials"), f"{where}.trials")):
-            self.trial(trial, f"{where}.trials[{i}]")
-            if trial["number"] in numbers:
-                self.fail(
-                    f"{where}.trials[{i}].number", "a trial number seen once", trial["number"]
+def _walk(value: Any, where: str, source: str, depth_limit: int | None) -> None:
+    """Check a decoded value without recursion: string lengths, lone surrogates, nesting depth
+    (``depth_limit``; None: no limit, for the whole report, whose shape the schema fixes)."""
+    stack: list[tuple[Any, int, str]] = [(value, 0, where)]
+    while stack:
+        item, depth, at = stack.pop()
+        if isinstance(item, str):
+            _check_text(item, at, source)
+        elif isinstance(item, dict | list):
+            if depth_limit is not None and depth >= depth_limit:
+                raise ReportError(
+                    f"{source}: {_printable(at)}: nested deeper than {depth_limit} levels"
                 )
-            numbers.add(trial["number"])
+            if isinstance(item, dict):
+                for key, child in item.items():
+                    _check_text(key, at, source)
+                    stack.append((child, depth + 1, f"{at}.{key}"[:200]))
+            else:
+                stack.extend((child, depth + 1, f"{at}[{i}]"[:200]) for i, child in enumerate(item))
 
-    def environment(self, value: Any, where: str) -> None:
-        env = self.obj(value, where)
-        for key in ("python", "implementation", "platform", "machine", "cpu"):
-            self.text(env.get(key), f"{where}.{key}", nullable=True)
-        for key in ("packages", "env"):
-            for name, item in self.obj(env.get(key) or {}, f"{where}.{key}").items():
-                self.text(item, f"{where}.{key}.{name}")
-        torch = env.get("torch")
-        if torch is not None:
-            torch = self.obj(torch, f"{where}.torch")
-            for i, gpu in enumerate(self.lst(torch.get("gpus") or [], f"{where}.torch.gpus")):
-                self.text(gpu, f"{where}.torch.gpus[{i}]")
 
-    def settings(self, value: Any, where: str) -> None:
-        settings = self.obj(value, where)
-        self.count(settings.get("runs"), f"{where}.runs", minimum=1)
-        self.count(settings.get("seed"), f"{where}.seed")
-        self.count(settings.get("trials"), f"{where}.trials", minimum=1)
-        self.count(settings.get("n_jobs"), f"{where}.n_jobs", minimum=-1)
-        self.count(settings.get("threads", 1), f"{where}.threads", minimum=1)
-        self.text(settings.get("device"), f"{where}.device")
-        self.text(settings.get("sampler"), f"{where}.sampler")
-        self.text(settings.get("pruner"), f"{where}.pruner")
-        directions = self.lst(settings.get("directions"), f"{where}.directions")
-        if not directions or any(d not in ("minimize", "maximize") for d in directions):
-            self.fail(f"{where}.directions", "a list of minimize/maximize", directions)
-        self.obj(settings.get("sampler_kwargs", {}), f"{where}.sampler_kwargs")
-        self.obj(settings.get("pruner_kwargs", {}), f"{where}.pruner_kwargs")
-        tolerance = self.obj(settings.get("tolerance", {}), f"{where}.tolerance")
-        for key in ("atol", "rtol"):
-            self.number(tolerance.get(key, 0.0), f"{where}.tolerance.{key}")
-        for key, flag in self.obj(settings.get("controls", {}), f"{where}.controls").items():
-            if not isinstance(flag, bool):
-                self.fail(f"{where}.controls.{key}", "true or false", flag)
+def _check_text(text: str, where: str, source: str) -> None:
+    if len(text) > MAX_TEXT:
+        raise ReportError(
+            f"{source}: {_printable(where)}: a string of {len(text)} characters "
+            f"(at most {MAX_TEXT})"
+        )
+    if not text.isascii() and _SURROGATE.search(text):
+        raise ReportError(
+            f"{source}: {_printable(where)}: a string with a lone surrogate (not valid Unicode)"
+        )
 
-    def run_report(self, value: Any, where: str = "report") -> None:
-        data = self.obj(value, where)
-        self.text(data.get("target"), f"{where}.target")
-        self.settings(data.get("settings"), f"{where}.settings")
-        runs = self.lst(data.get("runs"), f"{where}.runs")
-        if not runs:
-            self.fail(f"{where}.runs", "at least one run", runs)
-        for i, run in enumerate(runs):
-            self.run(run, f"{where}.runs[{i}]")
-        self.environment(data.get("environment") or {}, f"{where}.environment")
-        if not isinstance(data.get("stopped_early", False), bool):
-            self.fail(f"{where}.stopped_early", "true or false", data.get("stopped_early"))
-        self.count(data.get("awaiting", 0), f"{where}.awaiting")
-        for i, note in enumerate(self.lst(data.get("notes", []), f"{where}.notes")):
-            self.text(note, f"{where}.notes[{i}]")
+
+def _refuse_surrogates(data: Any, source: str) -> None:
+    try:
+        _walk(data, "report", source, depth_limit=None)
+    except ReportError as exc:
+        if "surrogate" in str(exc):
+            raise
+        # too long or too deep: the schema check and the depth check name it better
+
+
+@functools.cache
+def _schema_validator() -> Callable[[Any], Any]:
+    """The compiled JSON Schema (fastjsonschema, imported only when a report is read)."""
+    from importlib import resources
+
+    import fastjsonschema
+
+    schema_text = resources.files("repro_check").joinpath(*SCHEMA_RESOURCE).read_text("utf-8")
+    validator: Callable[[Any], Any] = fastjsonschema.compile(json.loads(schema_text))
+    return validator
+
+
+def report_schema() -> dict[str, Any]:
+    """The published JSON Schema of saved reports."""
+    from importlib import resources
+
+    text = resources.files("repro_check").joinpath(*SCHEMA_RESOURCE).read_text("utf-8")
+    return json.loads(text)  # type: ignore[no-any-return]
+
+
+def _schema_check(data: Any, source: str) -> None:
+    import fastjsonschema
+
+    try:
+        _schema_validator()(data)
+    except fastjsonschema.JsonSchemaValueException as exc:
+        name = _printable("report" + str(exc.name or "data")[4:])
+        definition = exc.definition if isinstance(exc.definition, Mapping) else {}
+        if exc.rule == "required" and isinstance(exc.value, Mapping):
+            missing = next((k for k in definition.get("required", ()) if k not in exc.value), "")
+            raise ReportError(f"{source}: {name}.{_printable(str(missing))}: missing") from None
+        expected = definition.get("description") or _printable(str(exc.message))
+        raise ReportError(
+            f"{source}: {name}: expected {expected}, got {_printable(_SHOW.repr(exc.value))}"
+        ) from None
+    except RecursionError:
+        raise ReportError(f"{source}: report nested too deeply") from None
+
+
+def _free_form(data: Mapping[str, Any], where: str, source: str) -> None:
+    """Bound the values the schema leaves open before anything recurses into them."""
+    settings = data["settings"]
+    for key in ("sampler_kwargs", "pruner_kwargs"):
+        _walk(settings.get(key), f"{where}.settings.{key}", source, MAX_DEPTH)
+    _walk(data.get("environment"), f"{where}.environment", source, MAX_DEPTH)
+    for i, run in enumerate(data["runs"]):
+        for j, trial in enumerate(run["trials"]):
+            attrs = trial.get("user_attrs")
+            if attrs:
+                _walk(attrs, f"{where}.runs[{i}].trials[{j}].user_attrs", source, MAX_DEPTH)
+
+
+SETTING_KEYS = (
+    "runs",
+    "trials",
+    "seed",
+    "threads",
+    "device",
+    "directions",
+    "sampler",
+    "pruner",
+    "sampler_kwargs",
+    "pruner_kwargs",
+    "n_jobs",
+    "fail_fast",
+)
+NULLABLE_SETTING_KEYS = ("workers", "timeout", "storage", "name", "stale_after")
+
+
+def _settings(settings: Mapping[str, Any], where: str, source: str) -> None:
+    """Saved settings are valid exactly as the command line's flags must be."""
+    from repro_check.config import KEYS
+
+    checks = [(key, settings[key]) for key in SETTING_KEYS if key in settings]
+    checks += [(k, settings[k]) for k in NULLABLE_SETTING_KEYS if settings.get(k) is not None]
+    checks += [(k, v) for k, v in settings["tolerance"].items()]
+    for key, value in checks:
+        try:
+            KEYS[key](value)
+        except ValueError as exc:
+            at = f"tolerance.{key}" if key in ("atol", "rtol") else key
+            raise ReportError(f"{source}: {where}.settings.{at} {exc}") from None
+
+
+def _semantics(data: Mapping[str, Any], where: str, source: str, same_seed: bool) -> None:
+    """The rules a live run obeys, so that a recomputed verdict means what a live one does."""
+    settings = data["settings"]
+    _settings(settings, where, source)
+    planned, trials = settings["runs"], settings["trials"]
+    directions = list(settings["directions"])
+    expected = set(range(trials))
+    seen: set[int] = set()
+    runs = data["runs"]
+    for i, run in enumerate(runs):
+        at = f"{where}.runs[{i}]"
+        index = run["index"]
+        if index in seen:
+            raise ReportError(f"{source}: {at}.index: run {index} appears twice")
+        seen.add(index)
+        if index >= planned:
+            raise ReportError(f"{source}: {at}.index: run {index}, but settings.runs is {planned}")
+        if same_seed and run["seed"] != settings["seed"]:
+            raise ReportError(
+                f"{source}: {at}.seed: {run['seed']}, but every replicate gets settings.seed "
+                f"{settings['seed']}"
+            )
+        if list(run["directions"]) != directions:
+            raise ReportError(f"{source}: {at}.directions: not the settings' directions")
+        numbers: set[int] = set()
+        for j, trial in enumerate(run["trials"]):
+            number = trial["number"]
+            if number in numbers or number >= trials:
+                raise ReportError(
+                    f"{source}: {at}.trials[{j}].number: trial {number} "
+                    + ("appears twice" if number in numbers else f"of a {trials}-trial study")
+                )
+            numbers.add(number)
+            values = trial["values"]
+            if trial["state"] == "COMPLETE" and (not values or len(values) != len(directions)):
+                raise ReportError(
+                    f"{source}: {at}.trials[{j}].values: a COMPLETE trial needs "
+                    f"{len(directions)} value(s), got {_SHOW.repr(values)}"
+                )
+        if run["status"] == "ok" and numbers != expected:
+            raise ReportError(
+                f"{source}: {at}.trials: a finished run holds trials 0..{trials - 1} exactly "
+                f"once; this one holds {len(numbers)} trial(s)"
+            )
+    if len(runs) + data["awaiting"] > planned:
+        raise ReportError(
+            f"{source}: {where}: {len(runs)} runs and {data['awaiting']} awaiting, but "
+            f"settings.runs is {planned}"
+        )
 
 
 def _header(data: Any, source: str, commands: tuple[str, ...]) -> str:
     if not isinstance(data, dict):
         raise ReportError(f"{source}: not a repro-check report (expected a JSON object)")
     version = data.get("schema_version")
-    if version != SCHEMA_VERSION:
+    if type(version) is not int or version != SCHEMA_VERSION:
         raise ReportError(
-            f"{source}: unknown schema_version {version!r} (this repro-check reads "
+            f"{source}: unknown schema_version {_SHOW.repr(version)} (this repro-check reads "
             f"{SCHEMA_VERSION})"
         )
     command = data.get("command")
     if command not in commands:
         raise ReportError(
-            f"{source}: a report of {command!r}, expected one of {', '.join(commands)}"
+            f"{source}: a report of {_SHOW.repr(command)}, expected one of {', '.join(commands)}"
         )
     return str(command)
 
@@ -234,36 +336,60 @@ def _safely(build: Callable[[], Any], source: str) -> Any:
         raise
     except (KeyError, TypeError, ValueError, AttributeError, OverflowError, IndexError) as exc:
         raise ReportError(f"{source}: malformed report ({type(exc).__name__}: {exc})") from None
+    except RecursionError:
+        raise ReportError(f"{source}: report nested too deeply") from None
 
 
-def load_run_report(path: Path) -> Any:
-    """A validated ``RunReport`` from a saved ``run`` report (also what baselines are)."""
+def _exact() -> Tolerance:
+    from repro_check.settings import Tolerance
+
+    return Tolerance()
+
+
+def check_report_data(data: Any, source: str, commands: tuple[str, ...] = ("run",)) -> str:
+    """Every check on a decoded report; returns its command. Raises ``ReportError``."""
+    command = _header(data, source, commands)
+    _schema_check(data, source)
+    if command == "run":
+        _free_form(data, "report", source)
+        _semantics(data, "report", source, same_seed=True)
+    else:
+        for name, condition in data["conditions"].items():
+            where = f"report.conditions.{name}"
+            _free_form(condition, where, source)
+            _semantics(condition, where, source, same_seed=name != "seed_sweep")
+    return command
+
+
+def load_run_report(path: Path, tolerance: Tolerance | None = None) -> RunReport:
+    """A validated ``RunReport`` from a saved ``run`` report (also what baselines are), its
+    verdict recomputed with ``tolerance`` (the command's; exact when None), never the file's."""
     from repro_check.report import RunReport
 
-    source = str(path)
+    source = _printable(str(path), 1000)
     data = read_json(path)
-    _header(data, source, ("run",))
-    _Checker(source).run_report(data)
-    return _safely(lambda: RunReport.from_dict(data), source)
+    check_report_data(data, source, ("run",))
+    tol = tolerance or _exact()
+    return _safely(lambda: RunReport.from_dict(data, tolerance=tol), source)  # type: ignore[no-any-return]
 
 
-def load_any_report(path: Path) -> Any:
+def load_any_report(path: Path, tolerance: Tolerance | None = None) -> RunReport | CompareReport:
     """A validated ``RunReport`` or ``CompareReport`` (for ``repro-check report``)."""
     from repro_check.conditions import CompareReport
     from repro_check.report import RunReport
 
-    source = str(path)
+    source = _printable(str(path), 1000)
     data = read_json(path)
-    command = _header(data, source, ("run", "compare"))
-    checker = _Checker(source)
+    command = check_report_data(data, source, ("run", "compare"))
+    tol = tolerance or _exact()
     if command == "run":
-        checker.run_report(data)
-        return _safely(lambda: RunReport.from_dict(data), source)
-    conditions = checker.obj(data.get("conditions"), "report.conditions")
-    if not conditions:
-        checker.fail("report.conditions", "at least one condition", conditions)
-    for name, condition in conditions.items():
-        if name not in ("fixed_seed", "seed_sweep", "uncontrolled"):
-            checker.fail("report.conditions", "fixed_seed, seed_sweep or uncontrolled", name)
-        checker.run_report(condition, f"report.conditions.{name}")
-    return _safely(lambda: CompareReport.from_dict(data), source)
+        return _safely(lambda: RunReport.from_dict(data, tolerance=tol), source)  # type: ignore[no-any-return]
+
+    def build() -> CompareReport:
+        conditions = {
+            name: RunReport.from_dict(c, tolerance=tol) for name, c in data["conditions"].items()
+        }
+        first = next(iter(conditions.values()))
+        return CompareReport(first.plan, first.device, conditions, str(data.get("tool_version")))
+
+    return _safely(build, source)  # type: ignore[no-any-return]
