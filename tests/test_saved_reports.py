@@ -428,3 +428,15 @@ def test_a_file_over_the_size_bound_is_refused_unread(tmp_path: Path) -> None:
     with big.open("wb") as handle:  # sparse: no disk used, nothing worth reading
         handle.truncate(validate.MAX_REPORT_BYTES + 1)
     one_line_error(cli("report", str(big), timeout=60), "report too large")
+
+
+def test_the_schema_bounds_counts_as_the_validator_says() -> None:
+    import json
+    from importlib import resources
+
+    from repro_check.validate import MAX_COUNT, SCHEMA_RESOURCE
+
+    text = resources.files("repro_check").joinpath(*SCHEMA_RESOURCE).read_text()
+    maxima = {int(m) for m in __import__("re").findall(r'"maximum": (\d+)', text)}
+    assert MAX_COUNT in maxima
+    assert json.loads(text)  # the shipped schema is valid JSON
