@@ -172,6 +172,10 @@ class Protocol:
         self.error: dict[str, Any] | None = None
         self.broken: str | None = None
 
+    def _preview(self, raw: bytes) -> str:
+        """The start of a line for a message, with the job's nonce masked."""
+        return _preview(raw.replace(self.nonce.encode(), b"<nonce>"))
+
     def feed(self, raw: bytes) -> dict[str, Any] | None:
         """The event of a valid line; None when the line broke the stream (or it was broken)."""
         if self.broken is not None:
@@ -181,24 +185,24 @@ class Protocol:
         except _Violation as exc:
             self.broken = str(exc)
         except Exception as exc:  # a malformed event must never become a traceback
-            self.broken = f"malformed event {_preview(raw)} ({one_line(exc)})"
+            self.broken = f"malformed event {self._preview(raw)} ({one_line(exc)})"
         return None
 
     def _check(self, raw: bytes) -> dict[str, Any]:
         if not raw.endswith(b"\n"):
-            raise _Violation(f"an unterminated line {_preview(raw)}")
+            raise _Violation(f"an unterminated line {self._preview(raw)}")
         try:
             event = json.loads(raw.decode("utf-8"))
         except ValueError:
             raise _Violation(
-                f"an unparseable line {_preview(raw)} (something else wrote to its pipe)"
+                f"an unparseable line {self._preview(raw)} (something else wrote to its pipe)"
             ) from None
         if not isinstance(event, dict):
-            raise _Violation(f"a line that is not an event: {_preview(raw)}")
+            raise _Violation(f"a line that is not an event: {self._preview(raw)}")
         nonce = event.get("nonce")
         if not isinstance(nonce, str) or not hmac.compare_digest(nonce, self.nonce):
             raise _Violation(
-                f"a line without this job's nonce, not written by the worker: {_preview(raw)}"
+                f"a line without this job's nonce, not written by the worker: {self._preview(raw)}"
             )
         pid = event.get("pid")
         if pid != self.pid:
@@ -248,7 +252,7 @@ class Protocol:
             self.done = event
         else:
             if event.get("kind") not in _ERROR_KINDS or not isinstance(event.get("message"), str):
-                raise _Violation(f"a malformed 'error' event {_preview(raw)}")
+                raise _Violation(f"a malformed 'error' event {self._preview(raw)}")
             ops = event.get("ops", [])
             if not isinstance(ops, list) or not all(isinstance(i, str) for i in ops):
                 raise _Violation("an 'error' event with malformed ops")

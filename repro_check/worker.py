@@ -507,6 +507,7 @@ def main() -> None:
     os.close(null)
     _watch_parent(parent)
     job = json.loads(line)
+    del line  # the nonce must not linger where the objective could read it
     out = Stream(protocol, str(job.pop("nonce", "")))
     out.emit("started")
     run_job(job, out)

@@ -125,6 +125,7 @@ def test_a_clean_stream_is_accepted() -> None:
         (b"[1, 2]\n", "not an event"),
         (line("started", nonce="f" * 32), "nonce"),
         (line("started", nonce=None), "nonce"),  # type: ignore[arg-type]
+        (line("started", nonce="<nonce>"), "nonce"),
         (line("started", pid=PID + 1), "forked by the objective"),
         (line("hello"), "unknown event"),
         (line("trial", study=0, trial={}), "before 'started'"),
@@ -160,6 +161,12 @@ def test_a_bad_later_line_breaks_the_stream(raw: bytes, reason: str) -> None:
     assert protocol.broken is not None and reason in protocol.broken, protocol.broken
     assert protocol.feed(trial_line(5)) is None  # nothing counts after the break
     assert len(protocol.trials[0]) == 1
+
+
+def test_messages_do_not_show_the_nonce() -> None:
+    protocol = fed(b"x" + line("started"))
+    assert protocol.broken is not None and NONCE not in protocol.broken
+    assert "<nonce>" in protocol.broken
 
 
 def test_anything_after_done_breaks_the_stream() -> None:
