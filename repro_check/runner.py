@@ -135,6 +135,9 @@ _EOF_GRACE = 5.0
 """Seconds to wait for the end of a worker's stream after it exited and its group was killed
 (a child that left the group may still hold the pipe)."""
 
+_SWEEP_EVERY = 0.05
+"""Seconds between checks of the workers for an exit or a timeout."""
+
 _EVENTS = frozenset({"started", "trial", "study_done", "done", "error"})
 _ERROR_KINDS = frozenset({"target", "config", "device", "determinism", "objective"})
 _STATES = frozenset({"COMPLETE", "PRUNED", "FAIL"})
@@ -541,6 +544,7 @@ def run_jobs(
     live: dict[int, _Live] = {}
     ended: dict[int, _Live] = {}
     stopped_groups: set[str] = set()
+    last_sweep = 0.0
 
     warm: dict[int, _Live] = {}
 
@@ -638,6 +642,9 @@ def run_jobs(
                     worker.eof = True
                     end(position)
             now = time.monotonic()
+            if now - last_sweep < _SWEEP_EVERY:  # not once per event: 10,000s of trials
+                continue
+            last_sweep = now
             for position, worker in list(live.items()):
                 if worker.check_exit(now):
                     end(position)  # its stream never ended: stop waiting for it
