@@ -5,8 +5,16 @@ part of a second on a loaded machine), so a CI job cancelled at any moment after
 started gets the documented exit 130 and one line, never a silent death by signal.
 """
 
-import signal
+import os
 import sys
+
+# ``python -m`` puts the current folder first on sys.path; the ``repro-check`` script does not,
+# and the parent never imports the user's code: a json.py, random.py or signal.py there must not
+# replace the modules the CLI imports. (First, before any other import.)
+if sys.path and sys.path[0] in ("", os.getcwd()):
+    del sys.path[0]
+
+import signal
 
 from repro_check.errors import EXIT_INTERRUPTED
 

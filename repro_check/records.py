@@ -11,7 +11,7 @@ import hashlib
 import math
 import re
 from array import array
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -89,6 +89,13 @@ _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 
 _EMPTY: Mapping[Any, Any] = MappingProxyType({})
 """Shared by every record without intermediate values or user attributes (saves memory)."""
+
+
+def trials_digest(pairs: Iterable[tuple[int, str]]) -> str:
+    """BLAKE2b of sorted (number, state) pairs: the worker sends it for the study's own view of
+    its trials, and the parent computes it on the trials it received."""
+    text = ";".join(f"{number}:{state}" for number, state in sorted(pairs))
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
 def _canonical(x: float) -> float | str:

@@ -4,13 +4,23 @@ Fresh interpreters (not forks, not a pool) are the point: a reused process hides
 module-state effects and would give false passes. The parent only reads each worker's JSON-lines
 stream; it never imports the user's module. Timeouts, crashes and Ctrl-C keep every trial that
 already arrived.
+
+The stream is checked, never trusted: a line without the job's nonce or from another process,
+one that does not parse, of an unknown kind, out of order or of the wrong shape breaks the run
+(status crashed), and a run only counts as finished when it holds trials 0..N-1 exactly once,
+as the worker's own study does (fewer only when the study was stopped, and then its notes say
+so). Each worker leads its own process group, which is killed on timeout, on cancel and as soon
+as the worker exits, so no child of the objective outlives it or holds its pipes open.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hmac
 import json
 import os
 import queue
+import secrets
 import signal
 import subprocess
 import sys
@@ -31,8 +41,10 @@ from repro_check.records import (
     STATUS_TIMEOUT,
     RunRecord,
     TrialRecord,
+    trials_digest,
 )
 from repro_check.settings import Controls, StudySettings
+from repro_check.target import one_line
 
 
 @dataclass(frozen=True)
@@ -122,49 +134,254 @@ class Interrupted(Exception):
         self.device: str | None = None
 
 
+_STARTUP_GRACE = 300.0
+"""Seconds a worker may take to start its job (interpreter start-up, which the timeout does
+not count) before it is killed as timed out anyway."""
+_EOF_GRACE = 5.0
+"""Seconds to wait for the end of a worker's stream after it exited and its group was killed
+(a child that left the group may still hold the pipe)."""
+
+_SWEEP_EVERY = 0.05
+"""Seconds between checks of the workers for an exit or a timeout."""
+
+_EVENTS = frozenset({"started", "trial", "study_done", "done", "error"})
+_ERROR_KINDS = frozenset({"target", "config", "device", "determinism", "objective"})
+_STATES = frozenset({"COMPLETE", "PRUNED", "FAIL"})
+
+
+class _Violation(Exception):
+    """A protocol line that breaks the run; the message says what was wrong, in one line."""
+
+
+def _preview(raw: bytes) -> str:
+    text = repr(raw[:60])
+    return text + "..." if len(raw) > 60 else text
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+class Protocol:
+    """The parent's side of one worker's stream: every line is checked before it counts.
+
+    ``feed`` takes one raw line; a bad one sets ``broken`` (one line: why) and every later line
+    is ignored. A malformed event never raises."""
+
+    def __init__(self, nonce: str, pid: int, studies: int) -> None:
+        self.nonce = nonce
+        self.pid = pid
+        self.studies = studies
+        self.started = False
+        self.trials: list[list[TrialRecord]] = [[] for _ in range(studies)]
+        self._numbers: list[set[int]] = [set() for _ in range(studies)]
+        self.summaries: list[dict[str, Any]] = []
+        """The ``study_done`` events, one per finished study."""
+        self.done: dict[str, Any] | None = None
+        self.error: dict[str, Any] | None = None
+        self.broken: str | None = None
+
+    def _preview(self, raw: bytes) -> str:
+        """The start of a line for a message, with the job's nonce masked."""
+        return _preview(raw.replace(self.nonce.encode(), b"<nonce>"))
+
+    def feed(self, raw: bytes) -> dict[str, Any] | None:
+        """The event of a valid line; None when the line broke the stream (or it was broken)."""
+        if self.broken is not None:
+            return None
+        try:
+            return self._check(raw)
+        except _Violation as exc:
+            self.broken = str(exc)
+        except Exception as exc:  # a malformed event must never become a traceback
+            self.broken = f"malformed event {self._preview(raw)} ({one_line(exc)})"
+        return None
+
+    def _check(self, raw: bytes) -> dict[str, Any]:
+        if not raw.endswith(b"\n"):
+            raise _Violation(f"an unterminated line {self._preview(raw)}")
+        try:
+            event = json.loads(raw.decode("utf-8"))
+        except ValueError:
+            raise _Violation(
+                f"an unparseable line {self._preview(raw)} (something else wrote to its pipe)"
+            ) from None
+        if not isinstance(event, dict):
+            raise _Violation(f"a line that is not an event: {self._preview(raw)}")
+        nonce = event.get("nonce")
+        if not isinstance(nonce, str) or not hmac.compare_digest(nonce, self.nonce):
+            raise _Violation(
+                f"a line without this job's nonce, not written by the worker: {self._preview(raw)}"
+            )
+        pid = event.get("pid")
+        if pid != self.pid:
+            raise _Violation(
+                f"an event from process {pid!r}, not the worker ({self.pid}): a process "
+                "forked by the objective carried on with the study"
+            )
+        kind = event.get("event")
+        if kind not in _EVENTS:
+            raise _Violation(f"an unknown event {kind!r}")
+        if kind == "started":
+            if self.started:
+                raise _Violation("a second 'started' event")
+            self.started = True
+            return event
+        if not self.started:
+            raise _Violation(f"a {kind!r} event before 'started'")
+        if self.done is not None or self.error is not None:
+            last = "done" if self.done is not None else "error"
+            raise _Violation(f"a {kind!r} event after {last!r}")
+        current = len(self.summaries)
+        if kind in ("trial", "study_done"):
+            study = event.get("study")
+            if not _is_int(study) or study != current or current >= self.studies:
+                raise _Violation(f"a {kind!r} event for study {study!r} while study {current} ran")
+        if kind == "trial":
+            self._add_trial(current, event.get("trial"))
+        elif kind == "study_done":
+            for key, valid in (("count", _is_int), ("emitted", _is_int)):
+                if not valid(event.get(key)):
+                    raise _Violation(f"a 'study_done' event without a valid {key!r}")
+            if not isinstance(event.get("digest"), str) or not isinstance(
+                event.get("stopped"), bool
+            ):
+                raise _Violation("a 'study_done' event without a valid digest or stopped flag")
+            self.summaries.append(event)
+        elif kind == "done":
+            if current != self.studies:
+                raise _Violation(f"'done' after {current} of {self.studies} studies")
+            for key in ("environment",):
+                if not isinstance(event.get(key, {}), dict):
+                    raise _Violation(f"a 'done' event with a malformed {key!r}")
+            for key in ("notes", "nondeterministic_ops"):
+                items = event.get(key, [])
+                if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+                    raise _Violation(f"a 'done' event with a malformed {key!r}")
+            self.done = event
+        else:
+            if event.get("kind") not in _ERROR_KINDS or not isinstance(event.get("message"), str):
+                raise _Violation(f"a malformed 'error' event {self._preview(raw)}")
+            ops = event.get("ops", [])
+            if not isinstance(ops, list) or not all(isinstance(i, str) for i in ops):
+                raise _Violation("an 'error' event with malformed ops")
+            self.error = event
+        return event
+
+    def _add_trial(self, study: int, data: Any) -> None:
+        if not isinstance(data, dict):
+            raise _Violation("a 'trial' event without a trial")
+        number = data.get("number")
+        if not isinstance(number, int) or isinstance(number, bool) or number < 0:
+            raise _Violation(f"a trial numbered {number!r}")
+        if data.get("state") not in _STATES:
+            raise _Violation(f"trial {number} in state {data.get('state')!r}")
+        if number in self._numbers[study]:
+            raise _Violation(f"trial {number} streamed twice")
+        try:
+            record = TrialRecord.from_dict(data)
+        except Exception as exc:
+            raise _Violation(f"a malformed trial {number} ({one_line(exc)})") from None
+        self._numbers[study].add(number)
+        self.trials[study].append(record)
+
+    def study_problem(self, study: int, expected: int) -> str | None:
+        """Why finished study ``study`` does not hold what it should, or None. The invariant:
+        trials 0..N-1 once each (N = ``expected``, or fewer when the study was stopped), and
+        exactly the trials the worker's own study holds."""
+        trials = self.trials[study]
+        summary = self.summaries[study]
+        numbers = sorted(t.number for t in trials)
+        if summary["emitted"] != len(trials):
+            return f"the worker streamed {summary['emitted']} trials, {len(trials)} arrived"
+        if summary["count"] != len(trials):
+            return (
+                f"the worker's study holds {summary['count']} trials but "
+                f"{len(trials)} were streamed"
+            )
+        if summary["digest"] != trials_digest((t.number, t.state) for t in trials):
+            return "the worker's study holds other trials than the ones streamed"
+        want = min(len(trials), expected) if summary["stopped"] else expected
+        if numbers != list(range(want)):
+            return f"worker streamed trials {_spans(numbers)} but the study asked for {expected}"
+        return None
+
+
+def _spans(numbers: Sequence[int]) -> str:
+    """``[0..4, 7]``: sorted trial numbers as ranges, shortened past a few."""
+    spans: list[str] = []
+    start = prev = None
+    for n in [*numbers, None]:
+        if n is not None and prev is not None and n == prev + 1:
+            prev = n
+            continue
+        if start is not None:
+            spans.append(str(start) if start == prev else f"{start}..{prev}")
+        start = prev = n
+    shown = spans if len(spans) <= 6 else [*spans[:5], "...", spans[-1]]
+    return "[" + ", ".join(shown) + "]"
+
+
 class _Live:
     """A worker process and what it has streamed so far.
 
     It is spawned before its turn (it imports optuna while another replicate runs, then waits
     for its job on stdin) and started when a slot frees: each replicate still gets a fresh
-    interpreter, but the start-up cost leaves the critical path.
+    interpreter, but the start-up cost leaves the critical path. Its stdin stays open as the
+    parent pipe: the worker kills its group when it closes (the parent died).
     """
 
     def __init__(self, job: Job, env: dict[str, str]) -> None:
         self.job = job
-        self.trials: list[list[TrialRecord]] = [[] for _ in range(job.studies)]
-        self.studies_done = 0
-        self.done: dict[str, Any] | None = None
-        self.error: dict[str, Any] | None = None
-        self.ended_by: str | None = None  # timeout / cancelled
+        self.ended_by: str | None = None  # timeout / cancelled / broken
         self.limit: float | None = None  # the --timeout that killed it
         self.output = ""  # the objective's captured output, read once it ended
         self.final: JobResult | None = None
         self.pump: threading.Thread | None = None
         self.stderr: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 - closed in finish()
-        self.started = time.monotonic()
+        self.handed = time.monotonic()
+        self.clock: float | None = None
+        """When the worker said it started the job: the timeout counts from here."""
+        self.exited_at: float | None = None
+        self.eof = False
+        # -P: the worker's own imports must not see the user's folder (a json.py there); the
+        # worker puts the folder on sys.path itself, right before it loads the target
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "repro_check.worker"],
+            [sys.executable, "-P", "-m", "repro_check.worker"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self.stderr,
             env=env,
             start_new_session=True,  # Ctrl-C reaches the parent only; it stops the workers
         )
+        self.protocol = Protocol(secrets.token_hex(16), self.proc.pid, job.studies)
 
     def start(self, payload: dict[str, Any], position: int, inbox: queue.Queue[Any]) -> None:
-        """Hand the worker its job; the timeout counts from here."""
+        """Hand the worker its job (one line; stdin stays open as the parent pipe)."""
         assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.started = time.monotonic()
+        self.handed = time.monotonic()
+        line = json.dumps({**payload, "nonce": self.protocol.nonce}) + "\n"
         try:
-            self.proc.stdin.write(json.dumps(payload).encode())
-            self.proc.stdin.close()
+            self.proc.stdin.write(line.encode())
+            self.proc.stdin.flush()
         except BrokenPipeError:
             pass  # it died while waiting; EOF on stdout reports the crash
         self.pump = threading.Thread(
             target=_pump, args=(position, self.proc.stdout, inbox), daemon=True
         )
         self.pump.start()
+
+    @property
+    def trials(self) -> list[list[TrialRecord]]:
+        return self.protocol.trials
+
+    @property
+    def done(self) -> dict[str, Any] | None:
+        return self.protocol.done
+
+    @property
+    def error(self) -> dict[str, Any] | None:
+        return self.protocol.error
 
     @property
     def busy(self) -> bool:
@@ -175,30 +392,54 @@ class _Live:
     def trials_done(self) -> int:
         return sum(len(t) for t in self.trials)
 
-    def handle(self, event: dict[str, Any]) -> None:
-        kind = event.get("event")
-        if kind == "trial":
-            self.trials[int(event["study"])].append(TrialRecord.from_dict(event["trial"]))
-        elif kind == "study_done":
-            self.studies_done += 1
-        elif kind == "done":
-            self.done = event
-        elif kind == "error":
-            self.error = event
+    def handle(self, raw: bytes) -> dict[str, Any] | None:
+        """Check one line of the stream; the event if it counts. A bad line ends the run."""
+        event = self.protocol.feed(raw)
+        if event is not None and event.get("event") == "started":
+            self.clock = time.monotonic()
+        if self.protocol.broken is not None and self.ended_by is None:
+            self.kill("broken")
+        return event
 
     def discard(self) -> None:
         """Drop a spawned worker that never got its job."""
+        self._kill_group()
         self.proc.kill()
         self.proc.wait()
+        self._close_stdin()
         self.stderr.close()
 
+    def _kill_group(self) -> None:
+        """SIGKILL the worker's process group, even when the worker itself has exited: a child
+        of the objective must not live on (nor hold the stream open)."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+
     def kill(self, reason: str) -> None:
+        self.ended_by = self.ended_by or reason
+        self._kill_group()
         if self.proc.poll() is None:
-            self.ended_by = self.ended_by or reason
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                self.proc.kill()
+            self.proc.kill()
+
+    def timed_out(self, now: float, timeout: float) -> bool:
+        if self.clock is not None:
+            return now - self.clock > timeout
+        return now - self.handed > timeout + _STARTUP_GRACE
+
+    def check_exit(self, now: float) -> bool:
+        """Once the worker has exited, kill what is left of its group; True when its stream
+        has still not ended ``_EOF_GRACE`` s later (a child that left the group holds it)."""
+        if self.exited_at is None:
+            if self.proc.poll() is None:
+                return False
+            self.exited_at = now
+            self._kill_group()
+        return not self.eof and now - self.exited_at > _EOF_GRACE
+
+    def _close_stdin(self) -> None:
+        if self.proc.stdin is not None:
+            with contextlib.suppress(OSError):
+                self.proc.stdin.close()
 
     def stderr_tail(self) -> str:
         self.stderr.seek(0)
@@ -219,6 +460,8 @@ class _Live:
         """Reap the process and build its result once (stderr is read for crashes, then closed)."""
         if self.final is None:
             self.proc.wait()
+            self._kill_group()
+            self._close_stdin()
             self.final = self._result()
             self.output = self._output_tail()
             self.stderr.close()
@@ -232,22 +475,38 @@ class _Live:
         return f"[... first {size - limit} bytes left out ...]\n{text}" if size > limit else text
 
     def _result(self) -> JobResult:
-        wall = time.monotonic() - self.started
-        done = self.done or {}
+        wall = time.monotonic() - (self.clock if self.clock is not None else self.handed)
+        protocol = self.protocol
+        done = protocol.done or {}
         environment = done.get("environment", {})
         runs = []
         for study_index, trials in enumerate(self.trials):
             status, error = STATUS_OK, None
-            if study_index >= self.studies_done:
+            notes = list(done.get("notes", []))
+            problem = None
+            if study_index < len(protocol.summaries):
+                problem = protocol.study_problem(study_index, self.job.study.trials)
+                summary = protocol.summaries[study_index]
+                if problem is None and summary["stopped"] and len(trials) < self.job.study.trials:
+                    notes.append(
+                        f"the study was stopped after {len(trials)} of "
+                        f"{self.job.study.trials} trials (Study.stop: by the objective, a "
+                        "callback or the sampler)"
+                    )
+            if self.ended_by == "broken":
+                status, error = STATUS_CRASHED, f"worker stream broken: {protocol.broken}"
+            elif study_index >= len(protocol.summaries):
                 if self.ended_by == "timeout":
                     limit = f" after {self.limit:g} s (--timeout)" if self.limit else ""
                     status, error = STATUS_TIMEOUT, f"timed out{limit}"
                 elif self.ended_by == "cancelled":
                     status, error = STATUS_CANCELLED, "stopped before it finished"
-                elif self.error is not None:
-                    status, error = STATUS_ERROR, str(self.error.get("message"))
+                elif protocol.error is not None:
+                    status, error = STATUS_ERROR, str(protocol.error.get("message"))
                 else:
                     status, error = STATUS_CRASHED, self._crash_message()
+            elif problem is not None:
+                status, error = STATUS_CRASHED, problem
             runs.append(
                 RunRecord(
                     index=self.job.index,
@@ -258,20 +517,22 @@ class _Live:
                     error=error,
                     wall_s=wall,
                     environment=environment,
-                    notes=tuple(done.get("notes", [])),
+                    notes=tuple(notes),
                 )
             )
-        ops = list(done.get("nondeterministic_ops") or (self.error or {}).get("ops") or [])
+        ops = list(done.get("nondeterministic_ops") or (protocol.error or {}).get("ops") or [])
         return JobResult(self.job, runs, ops)
 
 
 def _pump(index: int, stream: IO[bytes], inbox: queue.Queue[tuple[int, Any]]) -> None:
-    for raw in stream:
-        try:
-            inbox.put((index, json.loads(raw)))
-        except json.JSONDecodeError:
-            continue
-    inbox.put((index, None))
+    """Forward raw lines (checked by the main thread) and then None at the end of the stream."""
+    try:
+        for raw in stream:
+            inbox.put((index, raw))
+    except (OSError, ValueError):
+        pass
+    finally:
+        inbox.put((index, None))
 
 
 def run_jobs(
@@ -300,6 +561,7 @@ def run_jobs(
     live: dict[int, _Live] = {}
     ended: dict[int, _Live] = {}
     stopped_groups: set[str] = set()
+    last_sweep = 0.0
 
     warm: dict[int, _Live] = {}
 
@@ -345,6 +607,21 @@ def run_jobs(
 
     rules: dict[str, StopRule] = {}
 
+    def end(position: int) -> None:
+        worker = live.pop(position)
+        ended[position] = worker
+        result = worker.finish()
+        report(
+            Progress(
+                worker.job.index,
+                worker.trials_done,
+                worker.job.study.trials * worker.job.studies,
+                status=result.runs[-1].status,
+                group=worker.job.group,
+                output=worker.output,
+            )
+        )
+
     def maybe_stop_group(position: int, event: dict[str, Any]) -> None:
         group = jobs[position].group
         if stop_when is None or group in stopped_groups or int(event["study"]) != 0:
@@ -373,50 +650,49 @@ def run_jobs(
                 position, event = inbox.get(timeout=0.1)
             except queue.Empty:
                 position, event = -1, None
-            if position >= 0:
+            if position in live:  # a line after the end of a given-up stream is dropped
                 worker = live[position]
                 if event is not None:
-                    worker.handle(event)
+                    accepted = worker.handle(event)
                     total = worker.job.study.trials * worker.job.studies
                     report(
                         Progress(
                             worker.job.index, worker.trials_done, total, group=worker.job.group
                         )
                     )
-                    if worker.error and worker.error.get("kind") in _SETUP_ERRORS:
+                    kind = accepted.get("event") if accepted is not None else None
+                    if kind == "error" and accepted and accepted["kind"] in _SETUP_ERRORS:
                         stop_all("cancelled")
-                        kind = str(worker.error["kind"])
-                        raise _SETUP_ERRORS[kind](str(worker.error.get("message")))
-                    if event.get("event") == "trial":
-                        maybe_stop_group(position, event)
+                        error_type = _SETUP_ERRORS[str(accepted["kind"])]
+                        raise error_type(str(accepted["message"]))
+                    if kind == "trial" and accepted is not None:
+                        maybe_stop_group(position, accepted)
                 else:
-                    ended[position] = live.pop(position)
-                    result = worker.finish()
-                    report(
-                        Progress(
-                            worker.job.index,
-                            worker.trials_done,
-                            worker.job.study.trials * worker.job.studies,
-                            status=result.runs[-1].status,
-                            group=worker.job.group,
-                            output=worker.output,
-                        )
-                    )
-            if timeout is not None:
-                now = time.monotonic()
-                for worker in live.values():
-                    if now - worker.started > timeout:
-                        worker.limit = timeout
-                        worker.kill("timeout")
+                    worker.eof = True
+                    end(position)
+            now = time.monotonic()
+            if now - last_sweep < _SWEEP_EVERY:  # not once per event: 10,000s of trials
+                continue
+            last_sweep = now
+            for position, worker in list(live.items()):
+                if worker.check_exit(now):
+                    end(position)  # its stream never ended: stop waiting for it
+                elif (
+                    timeout is not None
+                    and worker.ended_by is None
+                    and worker.timed_out(now, timeout)
+                ):
+                    worker.limit = timeout
+                    worker.kill("timeout")
     except KeyboardInterrupt:
         stop_all("cancelled")
         for worker in live.values():  # keep every trial that already arrived
             if worker.pump is not None:
                 worker.pump.join(timeout=5)
         while not inbox.empty():
-            position, event = inbox.get_nowait()
-            if event is not None and position in live:
-                live[position].handle(event)
+            position, raw = inbox.get_nowait()
+            if raw is not None and position in live:
+                live[position].handle(raw)
         for position, worker in live.items():
             worker.finish()
             ended[position] = worker

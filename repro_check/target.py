@@ -50,13 +50,35 @@ def one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
+def _module_name(path: Path) -> str:
+    """The name the target file is registered under: its stem, unless that names another
+    module (``optuna.py``, ``json.py``): then a private one, so the real module stays what
+    ``import optuna`` gives, for the worker and for the user's code."""
+    stem = path.stem
+    if not stem.isidentifier():
+        return "repro_check_target"
+    if stem in sys.modules:
+        loaded = getattr(sys.modules[stem], "__file__", None)
+        if loaded is None or Path(loaded).resolve() != path.resolve():
+            return f"repro_check_target_{stem}"
+        return stem
+    try:
+        found = importlib.util.find_spec(stem)
+    except (ImportError, ValueError):
+        found = None
+    origin = getattr(found, "origin", None)
+    if found is not None and (origin is None or Path(origin).resolve() != path.resolve()):
+        return f"repro_check_target_{stem}"
+    return stem
+
+
 def _import_file(path: Path) -> Any:
     if not path.is_file():
         raise TargetError(f"no such file: {path}")
+    name = _module_name(path)  # before the file's folder is on sys.path
     folder = str(path.resolve().parent)
     if folder not in sys.path:
         sys.path.insert(0, folder)  # sibling imports work as in `python file.py`
-    name = path.stem if path.stem.isidentifier() else "repro_check_target"
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise TargetError(f"cannot import {path} as Python source")
@@ -67,8 +89,10 @@ def _import_file(path: Path) -> Any:
 
 
 def _import_module(name: str) -> Any:
+    # importable from the current folder, as pytest does. Workers start with ``python -P``
+    # (their own imports never see this folder): it joins sys.path only now, for the target.
     if "" not in sys.path and os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())  # importable from the current folder, as pytest does
+        sys.path.insert(0, os.getcwd())
     try:
         return importlib.import_module(name)
     except ModuleNotFoundError as exc:

@@ -2,10 +2,19 @@
 
 It applies the controls, imports the target, runs the study (or several, one after another) and
 streams one JSON line per event on its original stdout. The user's own prints are moved to stderr
-first, so nothing the objective writes can corrupt the stream.
+first, so nothing the objective writes can corrupt the stream unnoticed: every line carries the
+job's nonce (sent by the parent in the job, kept only in the stream's closure) and the worker's
+pid, and the parent treats any other line as a crash of the run.
 
-Events: ``trial`` (one per finished trial), ``study_done``, ``done`` (with the environment),
-``error`` (kind: target, config, device, determinism, objective).
+Events: ``started`` (the job was read: the parent's timeout clock starts), ``trial`` (one per
+finished trial), ``study_done`` (with the study's own view of its trials: how many, a digest of
+their numbers and states, whether it was stopped), ``done`` (with the environment), ``error``
+(kind: target, config, device, determinism, objective).
+
+The job arrives as one line on stdin, which then stays open as the parent pipe: the worker moves
+it off fd 0 (the objective gets /dev/null) and kills its whole process group (it is a session
+leader) when the pipe reaches EOF, so workers and their children die with the parent, even
+after ``kill -9``.
 """
 
 from __future__ import annotations
@@ -14,6 +23,7 @@ import contextlib
 import json
 import os
 import re
+import signal
 import sys
 import threading
 import time
@@ -25,7 +35,7 @@ from typing import IO, Any
 from repro_check import controls as ctl
 from repro_check import environment
 from repro_check.errors import TargetError
-from repro_check.records import TrialRecord
+from repro_check.records import TrialRecord, trials_digest
 from repro_check.settings import STUDY_NAME, Controls, StudySettings
 from repro_check.target import one_line
 
@@ -33,17 +43,22 @@ _NO_DETERMINISTIC = re.compile(r"(\S+) does not have a deterministic implementat
 
 
 class Stream:
-    """Thread-safe JSON-lines writer (``n_jobs > 1`` reports trials from several threads)."""
+    """Thread-safe JSON-lines writer (``n_jobs > 1`` reports trials from several threads).
 
-    def __init__(self, handle: IO[str]) -> None:
-        self._handle = handle
-        self._lock = threading.Lock()
+    Every line carries the job's nonce and the writing process's pid. The nonce lives only in
+    ``emit``'s closure (no attribute, no module global), so the objective cannot trivially find
+    it and forge events; a forked child that carries on with the study writes its own pid."""
 
-    def emit(self, event: str, **data: Any) -> None:
-        line = json.dumps({"event": event, **data})
-        with self._lock:
-            self._handle.write(line + "\n")
-            self._handle.flush()
+    def __init__(self, handle: IO[str], nonce: str = "") -> None:
+        lock = threading.Lock()
+
+        def emit(event: str, **data: Any) -> None:
+            line = json.dumps({"event": event, "nonce": nonce, "pid": os.getpid(), **data})
+            with lock:
+                handle.write(line + "\n")
+                handle.flush()
+
+        self.emit = emit
 
 
 def determinism_op(exc: BaseException) -> str | None:
@@ -99,7 +114,14 @@ def make_pruner(study: StudySettings) -> Any:
 class StudyRunner:
     """Runs one study with the objective wrapped to reseed per trial and record failures."""
 
-    def __init__(self, job: Mapping[str, Any], objective: Callable[..., Any], out: Stream) -> None:
+    def __init__(
+        self,
+        job: Mapping[str, Any],
+        objective: Callable[..., Any],
+        out: Stream,
+        optimize: Callable[..., Any] | None = None,
+        stops: _StopWatch | None = None,
+    ) -> None:
         self.study_settings = StudySettings.from_dict(job["study"])
         self.controls = Controls.from_dict(job["controls"])
         self.seed = int(job["seed"])
@@ -111,6 +133,18 @@ class StudyRunner:
         self.errors: dict[int, str] = {}
         self.returned: dict[int, Any] = {}
         self.abort: str | None = None
+        self.setup_failure: str | None = None
+        """The sampler or pruner raised (not the objective): a set-up error, not a FAIL trial."""
+        self.optimize = optimize
+        """``Study.optimize`` as it was before the target was imported (a monkeypatch at import
+        time must not change what runs; the parent's count check catches deeper patches)."""
+        self.stops = stops
+        self.emitted = 0
+        """Trial events streamed for the current study."""
+        self.view: dict[str, Any] = {}
+        """The finished study's own account of its trials (``study_view``)."""
+        self.stopped = False
+        """The study was stopped (``Study.stop``) before it ran all its trials."""
 
     def _wrapped(self, trial: Any) -> Any:
         import optuna
@@ -123,6 +157,9 @@ class StudyRunner:
             raise
         except Exception as exc:
             self.errors[trial.number] = one_line(exc)
+            if self.setup_failure is not None:  # the sampler or pruner broke: stop at once
+                trial.study.stop()
+                raise
             op = determinism_op(exc)
             if op is not None and self.abort is None:
                 self.abort = (
@@ -133,6 +170,29 @@ class StudyRunner:
             raise
         self.returned[trial.number] = result
         return result
+
+    def _guard(self, component: Any, what: str, methods: tuple[str, ...]) -> None:
+        """Wrap the component's methods so that an exception raised inside them (a missing
+        package, a bad setting) is known as a set-up error rather than the objective's."""
+        import optuna
+
+        for name in methods:
+            method = getattr(component, name, None)
+            if method is None:
+                continue
+
+            def guarded(*args: Any, _method_: Any = method, **kwargs: Any) -> Any:
+                try:
+                    return _method_(*args, **kwargs)
+                except optuna.TrialPruned:
+                    raise
+                except Exception as exc:
+                    if self.setup_failure is None:
+                        self.setup_failure = setup_message(what, exc)
+                    raise
+
+            with contextlib.suppress(AttributeError, TypeError):
+                setattr(component, name, guarded)
 
     def _exact_values(self, frozen: Any) -> tuple[float, ...] | None:
         """The values as the objective returned them. Storages may round what they keep
@@ -174,6 +234,7 @@ class StudyRunner:
                 intermediate_values=self._exact_intermediates(frozen),
                 error=error,
             )
+            self.emitted += 1
             self.out.emit("trial", study=study_index, trial=record.to_dict())
 
         return callback
@@ -188,6 +249,8 @@ class StudyRunner:
         try:
             sampler = make_sampler(settings, sampler_seed)
             pruner = make_pruner(settings)
+            self._guard(sampler, f"{settings.sampler} sampler", _SAMPLER_METHODS)
+            self._guard(pruner, f"{settings.pruner} pruner", ("prune",))
             if self.storage is not None:  # the parent created (claimed) it already
                 from repro_check.storage import open_storage
 
@@ -204,18 +267,107 @@ class StudyRunner:
                     sampler=sampler,
                     pruner=pruner,
                 )
+            if self.fixed_params is not None:
+                for _ in range(settings.trials):
+                    study.enqueue_trial(self.fixed_params, skip_if_exists=False)
         except Exception as exc:
-            raise _ConfigProblem(one_line(exc)) from exc
-        if self.fixed_params is not None:
-            for _ in range(settings.trials):
-                study.enqueue_trial(self.fixed_params, skip_if_exists=False)
-        study.optimize(
-            self._wrapped,
-            n_trials=settings.trials,
-            n_jobs=settings.n_jobs,
-            catch=(Exception,),
-            callbacks=[self._record(study_index)],
+            raise _ConfigProblem(f"cannot build the study: {one_line(exc)}") from exc
+        self.emitted = 0
+        if self.stops is not None:
+            self.stops.watch(study)
+        optimize = self.optimize or optuna.study.Study.optimize
+        try:
+            optimize(
+                study,
+                self._wrapped,
+                n_trials=settings.trials,
+                n_jobs=settings.n_jobs,
+                catch=(Exception,),
+                callbacks=[self._record(study_index)],
+            )
+        except Exception:
+            if self.setup_failure is not None:
+                raise _ConfigProblem(f"cannot run the study: {self.setup_failure}") from None
+            raise
+        if self.setup_failure is not None:
+            raise _ConfigProblem(f"cannot run the study: {self.setup_failure}")
+        self.view = study_view(study)
+        self.stopped = self.stops.stopped if self.stops is not None else False
+
+
+_SAMPLER_METHODS = (
+    "infer_relative_search_space",
+    "sample_relative",
+    "sample_independent",
+    "before_trial",
+    "after_trial",
+)
+
+_PIP_NAMES = {"sklearn": "scikit-learn", "PIL": "Pillow", "yaml": "PyYAML", "cv2": "opencv-python"}
+_MISSING = re.compile(r"No module named '([\w.]+)'|Tried to import '([\w.]+)'")
+
+
+def missing_module(exc: BaseException) -> str | None:
+    """The top-level package a (possibly chained) ImportError says is missing."""
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            return None
+        if isinstance(seen, ModuleNotFoundError) and seen.name:
+            return seen.name.split(".")[0]
+        if isinstance(seen, ImportError):
+            found = _MISSING.search(str(seen))
+            if found:
+                return (found.group(1) or found.group(2)).split(".")[0]
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def setup_message(what: str, exc: BaseException) -> str:
+    """One line for a failure inside the sampler or pruner, naming a missing package."""
+    package = missing_module(exc)
+    if package is not None:
+        install = _PIP_NAMES.get(package, package)
+        return (
+            f"the {what} needs the package {package!r}, which is not installed "
+            f"(pip install {install}): {one_line(exc)}"
         )
+    return f"the {what} raised {one_line(exc)}"
+
+
+def study_view(study: Any) -> dict[str, Any]:
+    """The study's own account of its trials, to check against what was streamed: how many
+    (waiting, i.e. enqueued and never run, ones aside) and a digest of their numbers and
+    states."""
+    pairs = sorted(
+        (int(t.number), t.state.name)
+        for t in study.get_trials(deepcopy=False)
+        if t.state.name != "WAITING"
+    )
+    return {"count": len(pairs), "digest": trials_digest(pairs)}
+
+
+class _StopWatch:
+    """Wraps ``Study.stop`` (once, before the target loads) to know when the study being run
+    was stopped (by the objective, a callback or a sampler such as grid when it is exhausted):
+    only then may it end with fewer trials than asked for."""
+
+    def __init__(self, study_class: Any) -> None:
+        self.current: Any = None
+        self.stopped = False
+        original = study_class.stop
+        watch = self
+
+        def stop(study: Any) -> None:
+            if study is watch.current:
+                watch.stopped = True
+            original(study)
+
+        study_class.stop = stop
+
+    def watch(self, study: Any) -> None:
+        self.current = study
+        self.stopped = False
 
 
 _REPORTED: dict[int, dict[int, float]] = {}
@@ -287,6 +439,8 @@ def run_job(job: Mapping[str, Any], out: Stream) -> None:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     _record_reports()
+    optimize = optuna.study.Study.optimize  # before the target can patch it
+    stops = _StopWatch(optuna.study.Study)
     try:
         from repro_check.target import load
 
@@ -294,13 +448,13 @@ def run_job(job: Mapping[str, Any], out: Stream) -> None:
     except TargetError as exc:
         out.emit("error", kind="target", message=str(exc))
         return
-    runner = StudyRunner(job, objective, out)
+    runner = StudyRunner(job, objective, out, optimize=optimize, stops=stops)
     started = time.perf_counter()
     for study_index in range(int(job.get("studies", 1))):
         try:
             runner.run(study_index)
         except _ConfigProblem as exc:
-            out.emit("error", kind="config", message=f"cannot build the study: {exc}")
+            out.emit("error", kind="config", message=str(exc))
             return
         except Exception as exc:
             out.emit("error", kind="objective", message=one_line(exc))
@@ -308,7 +462,13 @@ def run_job(job: Mapping[str, Any], out: Stream) -> None:
         if runner.abort is not None:
             out.emit("error", kind="determinism", message=runner.abort, ops=ops)
             return
-        out.emit("study_done", study=study_index)
+        out.emit(
+            "study_done",
+            study=study_index,
+            emitted=runner.emitted,
+            stopped=runner.stopped,
+            **runner.view,
+        )
     note = ctl.torch_note(torch_status)
     if note:
         notes.append(note)
@@ -321,13 +481,38 @@ def run_job(job: Mapping[str, Any], out: Stream) -> None:
     )
 
 
+def _watch_parent(fd: int) -> None:
+    """Kill this worker's whole process group (the objective's children too) when the parent
+    pipe reaches EOF: the parent has ended, even by ``kill -9``, and nobody reads our results."""
+
+    def watch() -> None:
+        with contextlib.suppress(OSError):
+            while os.read(fd, 4096):
+                pass
+        with contextlib.suppress(OSError):
+            os.killpg(os.getpgrp(), signal.SIGKILL)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="repro-check-parent-watch", daemon=True).start()
+
+
 def main() -> None:
     protocol = os.fdopen(os.dup(1), "w", encoding="utf-8")
     os.dup2(2, 1)  # the objective's prints (even from C code) now go to stderr
-    out = Stream(protocol)
     import optuna  # noqa: F401 - warm up while the parent has not handed us a job yet
 
-    job = json.load(sys.stdin)
+    line = sys.stdin.buffer.readline()
+    if not line.strip():  # the parent went away before handing us a job
+        os._exit(0)
+    parent = os.dup(0)  # the parent pipe, away from the objective (which gets /dev/null)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    _watch_parent(parent)
+    job = json.loads(line)
+    del line  # the nonce must not linger where the objective could read it
+    out = Stream(protocol, str(job.pop("nonce", "")))
+    out.emit("started")
     run_job(job, out)
     # Leave now: a thread the objective started (a data loader, a logger) must not keep the
     # process alive after its results are in; everything worth keeping is already written.
