@@ -44,6 +44,8 @@ MAX_STALE_AFTER = 365 * 24 * 3600.0
 INFO = "repro_check"
 STATUS = "repro_check_status"
 HEARTBEAT = "repro_check_heartbeat"
+CLAIM_GRACE = 2.0
+"""Seconds a just-created attempt may go without its first heartbeat before it counts as dead."""
 RESULT = "repro_check_result"
 RUNNING = "running"
 ABANDONED = "abandoned"
@@ -224,7 +226,22 @@ class CheckStore:
         return StorageError(f"storage {redact(self.url)}: {what} failed: {message.splitlines()[0]}")
 
     def attempts(self) -> dict[int, list[Attempt]]:
-        """Every attempt at every replicate of this check, oldest attempt first."""
+        """Every attempt at every replicate of this check, oldest attempt first.
+
+        A claim is a study created first and its attributes written after: an attempt seen
+        between the two has no heartbeat yet and would look dead (a false crash, or a retake of
+        a replicate that is just starting). So such a listing is read again until every attempt
+        has its heartbeat, for at most ``CLAIM_GRACE`` seconds; after that the claimer died in
+        between and the attempt is as dead as it looks."""
+        deadline = time.monotonic() + CLAIM_GRACE
+        while True:
+            found = self._list_attempts()
+            claiming = any(HEARTBEAT not in a.attrs for v in found.values() for a in v)
+            if not claiming or time.monotonic() >= deadline:
+                return found
+            time.sleep(0.05)
+
+    def _list_attempts(self) -> dict[int, list[Attempt]]:
         try:
             studies = self.storage.get_all_studies()
         except Exception as exc:

@@ -212,3 +212,44 @@ def test_schema_race_recognises_the_reported_errors_only() -> None:
     assert schema_race(wrapped)
     assert not schema_race(ValueError("table studies already exists"))  # not from the database
     assert not schema_race(sqlalchemy.exc.OperationalError("x", {}, _Race("connection refused")))
+
+
+def _bare_claim(tmp_path: Path) -> tuple[storage.CheckStore, int]:
+    """A replicate study created as a claim creates it, before its attributes are written."""
+    import optuna
+
+    store = storage.CheckStore(f"sqlite:///{tmp_path / 'claim.db'}", "N")
+    name = storage.study_name("N", 0)
+    study_id = store.storage.create_new_study([optuna.study.StudyDirection.MINIMIZE], name)
+    return store, study_id
+
+
+def test_a_replicate_caught_between_its_claim_and_first_heartbeat_is_not_dead(
+    tmp_path: Path,
+) -> None:
+    """With 4 processes on 2 replicates, a process that claimed nothing read the listing
+    between another's create_new_study and its heartbeat, and reported that replicate as
+    crashed (exit 3)."""
+    import threading
+
+    store, study_id = _bare_claim(tmp_path)
+
+    def finish_claim() -> None:
+        time.sleep(0.3)
+        store.storage.set_study_user_attr(study_id, storage.STATUS, storage.RUNNING)
+        store.storage.set_study_user_attr(study_id, storage.HEARTBEAT, time.time())
+
+    writer = threading.Thread(target=finish_claim)
+    writer.start()
+    attempt = store.attempts()[0][0]
+    writer.join()
+    assert attempt.alive(120.0, time.time())
+    assert store.load_runs(120.0).running == [0]
+
+
+def test_a_claimer_that_died_before_its_first_heartbeat_counts_as_dead(tmp_path: Path) -> None:
+    store, _ = _bare_claim(tmp_path)
+    started = time.monotonic()
+    attempt = store.attempts()[0][0]
+    assert storage.CLAIM_GRACE <= time.monotonic() - started < storage.CLAIM_GRACE + 5
+    assert not attempt.alive(120.0, time.time())
