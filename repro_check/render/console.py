@@ -15,7 +15,7 @@ from repro_check.render import fmt
 from repro_check.render.fmt import diagnose_hint, headline, settings_line
 from repro_check.render.safe import escape_controls, has_controls
 from repro_check.render.wrap import bullets, print_parts, whole
-from repro_check.report import VERDICT_AWAITING, VERDICT_NOT_REPRODUCIBLE, RunReport
+from repro_check.results.report import VERDICT_AWAITING, VERDICT_NOT_REPRODUCIBLE, RunReport
 
 STYLE = {
     "reproducible": "bold green",

@@ -16,10 +16,10 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 
-from repro_check.conditions import CompareReport
+from repro_check.checks.compare import CompareReport
 from repro_check.errors import EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_NOT_REPRODUCIBLE
 from repro_check.render import fmt
-from repro_check.report import VERDICT_AWAITING, VERDICT_NOT_REPRODUCIBLE, RunReport
+from repro_check.results.report import VERDICT_AWAITING, VERDICT_NOT_REPRODUCIBLE, RunReport
 
 SUITE = "repro-check"
 GATE = "fixed_seed"

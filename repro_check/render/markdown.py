@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import re
 
-from repro_check.conditions import CompareReport
+from repro_check.checks.compare import CompareReport
 from repro_check.render import fmt
-from repro_check.report import (
+from repro_check.results.report import (
     VERDICT_AWAITING,
     VERDICT_DIFFERS_FROM_BASELINE,
     VERDICT_NOT_REPRODUCIBLE,

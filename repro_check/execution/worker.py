@@ -1,4 +1,4 @@
-"""The replicate process: ``python -m repro_check.worker`` reads a job (JSON) on stdin.
+"""The replicate process: ``python -m repro_check.execution.worker`` reads a job (JSON) on stdin.
 
 It applies the controls, imports the target, runs the study (or several, one after another) and
 streams one JSON line per event on its original stdout. The user's own prints are moved to stderr
@@ -32,12 +32,12 @@ from collections.abc import Callable, Mapping
 from types import SimpleNamespace
 from typing import IO, Any
 
-from repro_check import controls as ctl
-from repro_check import environment
 from repro_check.errors import TargetError
-from repro_check.records import TrialRecord, trials_digest
-from repro_check.settings import STUDY_NAME, Controls, StudySettings
-from repro_check.target import one_line
+from repro_check.execution import controls as ctl
+from repro_check.execution import environment
+from repro_check.execution.target import one_line
+from repro_check.plan.settings import STUDY_NAME, Controls, StudySettings
+from repro_check.results.records import TrialRecord, trials_digest
 
 _NO_DETERMINISTIC = re.compile(r"(\S+) does not have a deterministic implementation")
 
@@ -72,7 +72,7 @@ def make_sampler(study: StudySettings, seed: int | None) -> Any:
 
     kwargs = dict(study.sampler_kwargs)
     if ":" in study.sampler:
-        from repro_check.target import load_attr
+        from repro_check.execution.target import load_attr
 
         return load_attr(study.sampler)(seed=seed, **kwargs)
     classes = {
@@ -252,7 +252,7 @@ class StudyRunner:
             self._guard(sampler, f"{settings.sampler} sampler", _SAMPLER_METHODS)
             self._guard(pruner, f"{settings.pruner} pruner", ("prune",))
             if self.storage is not None:  # the parent created (claimed) it already
-                from repro_check.storage import open_storage
+                from repro_check.storage.store import open_storage
 
                 study = optuna.load_study(
                     study_name=self.study_name,
@@ -442,7 +442,7 @@ def run_job(job: Mapping[str, Any], out: Stream) -> None:
     optimize = optuna.study.Study.optimize  # before the target can patch it
     stops = _StopWatch(optuna.study.Study)
     try:
-        from repro_check.target import load
+        from repro_check.execution.target import load
 
         objective = load(job["target"])
     except TargetError as exc:

@@ -10,6 +10,9 @@ import sys
 
 from repro_check.errors import DeviceError
 
+DEVICE_ENV = "REPRO_CHECK_DEVICE"
+"""Environment variable in which each worker receives the resolved device ("cpu" or "cuda")."""
+
 _PROBE = "import torch; print(int(torch.cuda.is_available()))"
 
 
