@@ -62,6 +62,10 @@ def write_outputs(
 
     paths = {"json": json_path, "markdown": markdown_path, "junit": junit_path, "plot": plot_path}
     summary_file = os.environ.get(STEP_SUMMARY_ENV) if step_summary else None
+    wanted = [name for name, path in paths.items() if path is not None]
+    wanted += ["markdown"] if summary_file else []
+    for name in wanted:  # refuse a format that cannot draw the report before writing any file
+        FORMATS[name].check(report)
     written: list[Path] = []
     for name, path in paths.items():
         if path is not None:

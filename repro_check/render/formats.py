@@ -68,7 +68,8 @@ class Format:
         except TypeError:
             return False
 
-    def _kind(self, report: object) -> Kind:
+    def check(self, report: object) -> Kind:
+        """``report``'s kind; ``TypeError`` when this format cannot draw it."""
         if not self.accepts(report):
             raise TypeError(f"no {self.title} view of {type(report).__name__}")
         return kind(report)
@@ -78,7 +79,7 @@ class Format:
 
     def render(self, report: Report) -> str:
         """``report`` in this format, as text."""
-        return self._view(self._kind(report))(report)
+        return self._view(self.check(report))(report)
 
     def write(self, report: Report, path: Path) -> None:
         write_text(path, self.render(report), self.flag)
@@ -98,7 +99,7 @@ class JsonFormat(Format):
     def write(self, report: Report, path: Path) -> None:
         from repro_check.render import json_report
 
-        self._kind(report)
+        self.check(report)
         json_report.write(report.to_dict(), path)
 
 
@@ -146,7 +147,7 @@ class PlotFormat(Format):
 
         views: dict[Kind, Callable[[Any, Path], None]]
         views = {"run": plot.plot_run, "compare": plot.plot_compare}
-        views[self._kind(report)](report, path)
+        views[self.check(report)](report, path)
 
 
 FORMATS: dict[str, Format] = {
