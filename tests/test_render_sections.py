@@ -160,3 +160,30 @@ def test_write_outputs_refuses_a_format_before_writing_any_file(tmp_path: Path) 
     assert not json_path.exists() and not md_path.exists()  # not half the outputs
     assert write_outputs(diff, json_path=json_path) == [json_path]
     assert json_path.read_text(encoding="utf-8").startswith("{")
+
+
+def test_quiet_diagnose_line_is_the_console_headline_without_rich() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from repro_check.diagnose import Diagnosis\n"
+        "from repro_check.render.detail import verdict_line\n"
+        "from repro_check.settings import CheckPlan\n"
+        "before = set(sys.modules)\n"
+        "d = Diagnosis(CheckPlan(target='m:f'), 'cpu', True, (), (), incomplete=True)\n"
+        "print(verdict_line(d))\n"
+        "print(sorted(m for m in set(sys.modules) - before if m.startswith('rich.')))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    assert out[0] == "INCOMPLETE: the fully controlled runs could not finish"
+    assert "rich.table" not in out[1] and "rich.panel" not in out[1]  # no console renderer
+    from repro_check.diagnose import Diagnosis
+    from repro_check.render.console_diagnose import headline
+
+    d = Diagnosis(CheckPlan(target="m:f"), "cpu", True, (), ())
+    assert headline(d).plain == "No cause found: the study reproduces even with each control off"
+    assert str(headline(d).style) == "bold green"

@@ -31,9 +31,9 @@ def verdict_line(obj: Report) -> str:
     if isinstance(obj, CompareReport):
         return obj.sentence
     if isinstance(obj, Diagnosis):
-        from repro_check.render.console_diagnose import headline
+        from repro_check.render.sections import diagnose_headline
 
-        return headline(obj).plain
+        return diagnose_headline(obj).text
     if isinstance(obj, ReportDiff):
         if obj.same_results:
             return "SAME RESULTS: the two reports agree on every trial"

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Literal, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Literal, TypeAlias, TypeVar
 
 from repro_check.conditions import GATE, CompareReport
 from repro_check.render import fmt
@@ -24,6 +24,9 @@ from repro_check.report import (
     VERDICT_REPRODUCIBLE,
     RunReport,
 )
+
+if TYPE_CHECKING:
+    from repro_check.diagnose import Diagnosis
 
 TITLES = {"fixed_seed": "fixed seed", "seed_sweep": "seed sweep", "uncontrolled": "uncontrolled"}
 """How each ``compare`` condition is named in a report."""
@@ -282,3 +285,31 @@ def compare_sections(report: CompareReport) -> tuple[CompareSection, ...]:
     if notes:
         parts.append(Notes(notes))
     return tuple(parts)
+
+
+# --- diagnose ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DiagnoseHeadline:
+    """``tone``: "incomplete" (the controlled runs could not finish), "clean" (no cause) or
+    "causes"."""
+
+    text: str
+    tone: Literal["incomplete", "clean", "causes"]
+
+
+def diagnose_headline(diagnosis: Diagnosis) -> DiagnoseHeadline:
+    if diagnosis.incomplete:
+        text = "INCOMPLETE: the fully controlled runs could not finish"
+        return DiagnoseHeadline(text, "incomplete")
+    ids = [c.id for c in diagnosis.causes]
+    if not ids:
+        text = "No cause found: the study reproduces even with each control off"
+        return DiagnoseHeadline(text, "clean")
+    control = (
+        "reproducible under full control"
+        if diagnosis.reproducible_under_full_control
+        else "NOT reproducible even under full control"
+    )
+    return DiagnoseHeadline(f"{len(ids)} cause(s): {', '.join(ids)} — {control}", "causes")
