@@ -41,6 +41,7 @@ from repro_check.records import (
     STATUS_TIMEOUT,
     RunRecord,
     TrialRecord,
+    stopped_note,
     trials_digest,
 )
 from repro_check.settings import Controls, StudySettings
@@ -488,11 +489,7 @@ class _Live:
                 problem = protocol.study_problem(study_index, self.job.study.trials)
                 summary = protocol.summaries[study_index]
                 if problem is None and summary["stopped"] and len(trials) < self.job.study.trials:
-                    notes.append(
-                        f"the study was stopped after {len(trials)} of "
-                        f"{self.job.study.trials} trials (Study.stop: by the objective, a "
-                        "callback or the sampler)"
-                    )
+                    notes.append(stopped_note(len(trials), self.job.study.trials))
             # a study counts only once the worker said how its whole job ended ('done', or an
             # 'error' in a later study): one that died after 'study_done' (os._exit in a thread,
             # a kill, a timeout) lost its notes, environment and the ops torch named
