@@ -61,3 +61,30 @@ def test_a_short_finished_run_without_the_stopped_note_is_still_refused(
     saved.write_text(json.dumps(data))
     gap = cli("report", str(saved), "-q")
     assert gap.code == 2, gap.out + gap.err
+
+
+def test_a_live_report_with_unruly_user_attrs_and_errors_reads_back(
+    run_check, tmp_path: Path
+) -> None:
+    # the live run passed, then `report` refused its own report (exit 2: a lone surrogate, a
+    # string over 65,536 characters, nesting over 32 levels in user_attrs or the error)
+    result = run_check(fixture("unreadable_attrs"), "--trials", "3", "--runs", "2")
+    assert result.code == 0, result.out + result.err
+    saved = tmp_path / "attrs.json"
+    saved.write_text(json.dumps(result.report))
+    again = cli("report", str(saved), "-q")
+    assert again.code == 0, again.out + again.err
+    trial = result.report["runs"][0]["trials"][0]
+    assert trial["user_attrs"]["text"] == "bad \\ud800 text"
+    assert len(trial["user_attrs"]["long"]) <= 65_536
+    failed = result.report["runs"][0]["trials"][1]
+    assert failed["state"] == "FAIL" and failed["error"].startswith("ValueError: xxx")
+
+
+def test_a_huge_error_message_does_not_stall_the_worker(run_check) -> None:
+    # the search for "X does not have a deterministic implementation" backtracked
+    # quadratically: minutes per failing trial, so every run hit the --timeout (exit 3)
+    result = run_check(fixture("long_error"), "--trials", "3", "--runs", "2", "--timeout", "60")
+    assert result.code == 0, result.out + result.err
+    assert [run["status"] for run in result.report["runs"]] == ["ok", "ok"]
+    assert result.report["runs"][0]["trials"][1]["state"] == "FAIL"
