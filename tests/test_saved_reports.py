@@ -440,3 +440,13 @@ def test_the_schema_bounds_counts_as_the_validator_says() -> None:
     maxima = {int(m) for m in __import__("re").findall(r'"maximum": (\d+)', text)}
     assert MAX_COUNT in maxima
     assert json.loads(text)  # the shipped schema is valid JSON
+
+
+def test_a_large_intermediate_step_reads_back(good: dict[str, Any], tmp_path: Path) -> None:
+    """Optuna takes any int step: a report of trial.report(v, step=10**15) must read back as the
+    live run wrote it (the schema used to cap steps at 12 digits)."""
+    data = copy.deepcopy(good)
+    for run in data["runs"]:
+        run["trials"][0]["intermediate_values"] = {str(10**15): 0.5}
+    result = cli("report", str(write(tmp_path, data)))
+    assert result.code == 0, result.err

@@ -25,6 +25,8 @@ from repro_check.results.comparison import Stats
 from repro_check.results.records import RunRecord
 
 CONDITIONS = ("fixed_seed", "seed_sweep", "uncontrolled")
+GATE = "fixed_seed"
+"""The one condition that decides ``compare``'s verdict and exit code; the others inform."""
 
 
 def condition_jobs(plan: CheckPlan, condition: str, offset: int) -> list[Job]:
@@ -54,8 +56,8 @@ class CompareReport:
     @property
     def exit_code(self) -> int:
         """That of ``fixed_seed``; without it, 0 unless a run could not finish."""
-        if "fixed_seed" in self.conditions:
-            return self.conditions["fixed_seed"].exit_code
+        if GATE in self.conditions:
+            return self.conditions[GATE].exit_code
         complete = all(c.complete for c in self.conditions.values())
         return EXIT_REPRODUCIBLE if complete else EXIT_INCOMPLETE
 

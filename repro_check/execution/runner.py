@@ -43,6 +43,7 @@ from repro_check.results.records import (
     STATUS_TIMEOUT,
     RunRecord,
     TrialRecord,
+    stopped_note,
     trials_digest,
 )
 
@@ -488,14 +489,14 @@ class _Live:
                 problem = protocol.study_problem(study_index, self.job.study.trials)
                 summary = protocol.summaries[study_index]
                 if problem is None and summary["stopped"] and len(trials) < self.job.study.trials:
-                    notes.append(
-                        f"the study was stopped after {len(trials)} of "
-                        f"{self.job.study.trials} trials (Study.stop: by the objective, a "
-                        "callback or the sampler)"
-                    )
+                    notes.append(stopped_note(len(trials), self.job.study.trials))
+            # a study counts only once the worker said how its whole job ended ('done', or an
+            # 'error' in a later study): one that died after 'study_done' (os._exit in a thread,
+            # a kill, a timeout) lost its notes, environment and the ops torch named
+            unfinished = protocol.done is None and protocol.error is None
             if self.ended_by == "broken":
                 status, error = STATUS_CRASHED, f"worker stream broken: {protocol.broken}"
-            elif study_index >= len(protocol.summaries):
+            elif study_index >= len(protocol.summaries) or unfinished:
                 if self.ended_by == "timeout":
                     limit = f" after {self.limit:g} s (--timeout)" if self.limit else ""
                     status, error = STATUS_TIMEOUT, f"timed out{limit}"
@@ -503,6 +504,9 @@ class _Live:
                     status, error = STATUS_CANCELLED, "stopped before it finished"
                 elif protocol.error is not None:
                     status, error = STATUS_ERROR, str(protocol.error.get("message"))
+                elif study_index < len(protocol.summaries):
+                    late = f"{self._crash_message()} (after its study, before it reported"
+                    status, error = STATUS_CRASHED, f"{late} the end of its job)"
                 else:
                     status, error = STATUS_CRASHED, self._crash_message()
             elif problem is not None:

@@ -20,6 +20,7 @@ after ``kill -9``.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import re
@@ -37,9 +38,21 @@ from repro_check.execution import controls as ctl
 from repro_check.execution import environment
 from repro_check.execution.target import one_line
 from repro_check.plan.settings import STUDY_NAME, Controls, StudySettings
-from repro_check.results.records import TrialRecord, trials_digest
+from repro_check.results.records import TrialRecord, to_json_safe, trials_digest
+from repro_check.results.validate import MAX_DEPTH, MAX_TEXT
 
-_NO_DETERMINISTIC = re.compile(r"(\S+) does not have a deterministic implementation")
+_NO_DETERMINISTIC_PHRASE = " does not have a deterministic implementation"
+_NO_DETERMINISTIC = re.compile(r"(\S{1,256})" + _NO_DETERMINISTIC_PHRASE)
+"""Bounded: an unbounded run of non-spaces before the phrase backtracks quadratically, and a
+failing trial's 300,000-character message then took minutes to search."""
+
+
+def _named_op(text: str) -> str | None:
+    """The op torch's "X does not have a deterministic implementation" names, if any."""
+    if _NO_DETERMINISTIC_PHRASE not in text:
+        return None
+    match = _NO_DETERMINISTIC.search(text)
+    return match.group(1) if match else None
 
 
 class Stream:
@@ -63,8 +76,7 @@ class Stream:
 
 def determinism_op(exc: BaseException) -> str | None:
     """The op named by torch's "X does not have a deterministic implementation" error."""
-    match = _NO_DETERMINISTIC.search(str(exc))
-    return match.group(1) if match else None
+    return _named_op(str(exc))
 
 
 def make_sampler(study: StudySettings, seed: int | None) -> Any:
@@ -232,8 +244,11 @@ class StudyRunner:
                 frozen,
                 values=self._exact_values(frozen),
                 intermediate_values=self._exact_intermediates(frozen),
-                error=error,
+                error=None if error is None else _readable(error, 0),
             )
+            # never compared, but saved: the report must read back (``results.validate``)
+            attrs = _readable(to_json_safe(dict(record.user_attrs)), 0)
+            record = dataclasses.replace(record, user_attrs=attrs)
             self.emitted += 1
             self.out.emit("trial", study=study_index, trial=record.to_dict())
 
@@ -293,6 +308,23 @@ class StudyRunner:
             raise _ConfigProblem(f"cannot run the study: {self.setup_failure}")
         self.view = study_view(study)
         self.stopped = self.stops.stopped if self.stops is not None else False
+
+
+def _readable(value: Any, depth: int) -> Any:
+    """``value`` (JSON-safe) as a saved report may hold it: strings of at most ``MAX_TEXT``
+    characters without lone surrogates, containers nested at most ``MAX_DEPTH`` levels (deeper
+    ones become their shortened repr)."""
+    if isinstance(value, str):
+        if not value.isascii():
+            value = value.encode("utf-8", "backslashreplace").decode("utf-8")
+        return value if len(value) <= MAX_TEXT else value[: MAX_TEXT - 3] + "..."
+    if isinstance(value, dict | list) and depth >= MAX_DEPTH:
+        return _readable(repr(value)[:MAX_TEXT], depth)
+    if isinstance(value, dict):
+        return {_readable(k, depth): _readable(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_readable(v, depth + 1) for v in value]
+    return value
 
 
 _SAMPLER_METHODS = (
@@ -407,10 +439,10 @@ def _collect_nondeterministic_ops(found: list[str]) -> None:
     original = warnings.showwarning
 
     def show(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
-        op = _NO_DETERMINISTIC.search(str(message))
+        op = _named_op(str(message))
         if op is not None:
-            if op.group(1) not in found:
-                found.append(op.group(1))
+            if op not in found:
+                found.append(op)
             return
         original(message, category, *args, **kwargs)
 

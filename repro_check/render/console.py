@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import IO, Any
+from typing import IO, Any, assert_never
 
 from rich.console import Console, ConsoleOptions, Group, RenderableType
 from rich.panel import Panel
@@ -11,11 +11,10 @@ from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
 
-from repro_check.render import fmt
-from repro_check.render.fmt import diagnose_hint, headline, settings_line
+from repro_check.render import fmt, sections
 from repro_check.render.safe import escape_controls, has_controls
 from repro_check.render.wrap import bullets, print_parts, whole
-from repro_check.results.report import VERDICT_AWAITING, VERDICT_NOT_REPRODUCIBLE, RunReport
+from repro_check.results.report import RunReport
 
 STYLE = {
     "reproducible": "bold green",
@@ -98,9 +97,8 @@ def make_console(file: IO[str] | None = None, stderr: bool = False) -> Console:
     )
 
 
-def best_table(report: RunReport) -> Table:
-    cells = fmt.best_table(report)
-    ref = fmt.reference_index(report)
+def best_table(section: sections.BestTable) -> Table:
+    cells, ref = section.table, section.reference
     title = f"Best per run (≠: differs from run {ref})" if ref is not None else ""
     table = Table(title=title or "Best per run", title_justify="left", expand=False)
     for column, numeric in zip(cells.columns, cells.numeric, strict=True):
@@ -132,60 +130,45 @@ def pareto_table(front: fmt.ParetoTable) -> Table:
     return table
 
 
-def sections(report: RunReport) -> list[RenderableType]:
-    style = STYLE[report.verdict]
-    parts: list[RenderableType] = [
-        Panel(
-            Text(headline(report), style=style),
-            title=f"repro-check {report.command}",
-            title_align="left",
-            border_style=style.split()[-1],
-            expand=False,
-        ),
-        Text(settings_line(report), style="dim"),
-        best_table(report),
-    ]
-    divergence = report.comparison.divergence
-    if divergence is not None:
-        parts.append(Text.assemble(("First divergence: ", "bold"), fmt.divergence_line(divergence)))
-    if report.baseline is not None:
-        parts.append(Text.assemble(("Baseline: ", "bold"), fmt.baseline_line(report)))
-    comparison = report.comparison
-    front = fmt.pareto_table(report)
-    if front is not None:
-        parts.insert(3, pareto_table(front))
-    spread = Text.assemble(
-        ("Pareto front: " if front is not None else "Best value: ", "bold"),
-        fmt.pareto_line(report) if front is not None else fmt.stats_line(comparison.best_value),
-        ("   distinct histories: ", "bold"),
-        fmt.histories_text(report),
-    )
-    parts.append(spread)
-    varying = [s for s in comparison.best_params.values() if s.varies]
-    if varying:
-        lines = [Text.assemble(("Best-param spread:", "bold"))]
-        lines += [Text(f"  {s.name}: {fmt.spread_line(s)}") for s in varying]
-        parts.append(Group(*lines))
-    if report.failure_lines:
-        parts.append(
-            Group(
-                Text("Failed trials:", style="bold"),
-                *(Text(f"  {line}") for line in report.failure_lines),
+def draw(section: sections.RunSection) -> RenderableType:
+    """One section as a rich renderable."""
+    match section:
+        case sections.Headline(command, verdict, text):
+            style = STYLE[verdict]
+            return Panel(
+                Text(text, style=style),
+                title=f"repro-check {command}",
+                title_align="left",
+                border_style=style.split()[-1],
+                expand=False,
             )
-        )
-    if report.notes:
-        parts.append(Group(Text("Notes:", style="bold"), bullets(report.notes)))
-    parts.append(
-        Text.assemble(
-            ("Environment: ", "bold"), fmt.environment_line(report.environment), style="dim"
-        )
-    )
-    if report.verdict == VERDICT_AWAITING:
-        parts.append(whole(("Hint: ", "bold cyan"), fmt.awaiting_hint(report)))
-    elif report.verdict == VERDICT_NOT_REPRODUCIBLE:  # hints hold commands: never folded
-        parts.append(whole(("Hint: ", "bold cyan"), diagnose_hint(report)))
-    return parts
+        case sections.Settings(text):
+            return Text(text, style="dim")
+        case sections.BestTable():
+            return best_table(section)
+        case sections.ParetoTable(table):
+            return pareto_table(table)
+        case sections.Divergence(text):
+            return Text.assemble(("First divergence: ", "bold"), text)
+        case sections.Baseline(text):
+            return Text.assemble(("Baseline: ", "bold"), text)
+        case sections.Spread(label, text, histories):
+            return Text.assemble(
+                (f"{label}: ", "bold"), text, ("   distinct histories: ", "bold"), histories
+            )
+        case sections.ParamSpread(rows):
+            lines = [Text.assemble(("Best-param spread:", "bold"))]
+            return Group(*lines, *(Text(f"  {name}: {spread}") for name, spread in rows))
+        case sections.FailedTrials(lines):
+            return Group(Text("Failed trials:", style="bold"), *(Text(f"  {x}") for x in lines))
+        case sections.Notes(notes):
+            return Group(Text("Notes:", style="bold"), bullets(notes))
+        case sections.Environment(text):
+            return Text.assemble(("Environment: ", "bold"), text, style="dim")
+        case sections.Hint(text):  # hints hold commands: never folded
+            return whole(("Hint: ", "bold cyan"), text)
+    assert_never(section)
 
 
 def render(report: RunReport, console: Console) -> None:
-    print_parts(console, sections(report))
+    print_parts(console, [draw(section) for section in sections.run_sections(report)])

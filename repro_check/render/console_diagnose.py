@@ -8,25 +8,16 @@ from rich.table import Table
 from rich.text import Text
 
 from repro_check.checks.diagnose import Diagnosis
-from repro_check.render import fmt
+from repro_check.render import fmt, sections
 from repro_check.render.console import STYLE
 from repro_check.render.wrap import bullets, code_block, print_parts
 
+TONES = {"incomplete": "bold yellow", "clean": "bold green", "causes": "bold"}
+
 
 def headline(diagnosis: Diagnosis) -> Text:
-    if diagnosis.incomplete:
-        return Text("INCOMPLETE: the fully controlled runs could not finish", style="bold yellow")
-    ids = [c.id for c in diagnosis.causes]
-    if not ids:
-        return Text(
-            "No cause found: the study reproduces even with each control off", style="bold green"
-        )
-    control = (
-        "reproducible under full control"
-        if diagnosis.reproducible_under_full_control
-        else "NOT reproducible even under full control"
-    )
-    return Text(f"{len(ids)} cause(s): {', '.join(ids)} — {control}", style="bold")
+    line = sections.diagnose_headline(diagnosis)
+    return Text(line.text, style=TONES[line.tone])
 
 
 def experiments_table(diagnosis: Diagnosis) -> Table:

@@ -4,7 +4,7 @@ captured output after the report."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.padding import Padding
@@ -13,12 +13,15 @@ from rich.text import Text
 from repro_check.render.safe import escape_controls
 from repro_check.results.records import RunRecord
 
+if TYPE_CHECKING:
+    from repro_check.render.formats import Report
+
 Outputs = Mapping[tuple[str, int], str]
 """The objective's captured output per (group, run index): group "" for ``run``, else the
 condition or experiment."""
 
 
-def verdict_line(obj: Any) -> str:
+def verdict_line(obj: Report) -> str:
     """The one line ``--quiet`` prints: the report's headline."""
     from repro_check.checks.compare import CompareReport
     from repro_check.checks.diagnose import Diagnosis
@@ -28,9 +31,9 @@ def verdict_line(obj: Any) -> str:
     if isinstance(obj, CompareReport):
         return obj.sentence
     if isinstance(obj, Diagnosis):
-        from repro_check.render.console_diagnose import headline
+        from repro_check.render.sections import diagnose_headline
 
-        return headline(obj).plain
+        return diagnose_headline(obj).text
     if isinstance(obj, ReportDiff):
         if obj.same_results:
             return "SAME RESULTS: the two reports agree on every trial"
@@ -79,7 +82,7 @@ def _runs(
             console.print(part)
 
 
-def render(obj: Any, console: Console, outputs: Outputs | None = None) -> None:
+def render(obj: Report, console: Console, outputs: Outputs | None = None) -> None:
     """Per-run detail for ``--verbose``; ``outputs`` is None when nothing ran in this process
     (``report``, ``diff``: saved reports keep no captured output)."""
     from repro_check.checks.compare import CompareReport

@@ -1,6 +1,7 @@
 """Write one report object in every file format the user asked for (CLI outputs).
 
-All formats render the same object, so console, JSON, Markdown, JUnit and plots agree.
+All formats render the same object, so console, JSON, Markdown, JUnit and plots agree; each
+is one class in ``formats.FORMATS``.
 """
 
 from __future__ import annotations
@@ -9,9 +10,12 @@ import importlib.util
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from repro_check.errors import ConfigError
+
+if TYPE_CHECKING:
+    from repro_check.render.formats import Report
 
 STEP_SUMMARY_ENV = "GITHUB_STEP_SUMMARY"
 
@@ -42,15 +46,8 @@ def check_output_paths(**paths: Path | None) -> None:
             raise ConfigError(f"--{flag}: cannot write {path}")
 
 
-def _write(path: Path, text: str, flag: str) -> None:
-    try:
-        path.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{flag}: cannot write {path}: {exc.strerror}") from None
-
-
 def write_outputs(
-    obj: Any,
+    report: Report,
     *,
     json_path: Path | None = None,
     markdown_path: Path | None = None,
@@ -61,41 +58,33 @@ def write_outputs(
     """Write the requested files and return them, in the order written; with
     ``step_summary``, append the Markdown to ``$GITHUB_STEP_SUMMARY`` when GitHub Actions
     sets it."""
-    written: list[Path] = []
-    if json_path is not None:
-        from repro_check.render import json_report
+    from repro_check.render.formats import FORMATS
 
-        json_report.write(obj.to_dict(), json_path)
-        written.append(json_path)
+    paths = {"json": json_path, "markdown": markdown_path, "junit": junit_path, "plot": plot_path}
     summary_file = os.environ.get(STEP_SUMMARY_ENV) if step_summary else None
-    if markdown_path is not None or summary_file:
-        from repro_check.render import markdown
-
-        text = markdown.render(obj)
-        if markdown_path is not None:
-            _write(markdown_path, text, "--markdown")
-            written.append(markdown_path)
-        if summary_file:
-            try:
-                with open(summary_file, "a", encoding="utf-8") as handle:
-                    handle.write(text + "\n")
-            except OSError as exc:  # a CI nicety: never turn the check's verdict into exit 2
-                print(
-                    f"warning: ${STEP_SUMMARY_ENV}: cannot append to {summary_file}: "
-                    f"{exc.strerror}",
-                    file=sys.stderr,
-                )
-    if junit_path is not None:
-        from repro_check.render import junit
-
-        _write(junit_path, junit.render(obj), "--junit")
-        written.append(junit_path)
-    if plot_path is not None:
-        from repro_check.render import plot
-
-        plot.plot(obj, plot_path)
-        written.append(plot_path)
+    wanted = [name for name, path in paths.items() if path is not None]
+    wanted += ["markdown"] if summary_file else []
+    for name in wanted:  # refuse a format that cannot draw the report before writing any file
+        FORMATS[name].check(report)
+    written: list[Path] = []
+    for name, path in paths.items():
+        if path is not None:
+            FORMATS[name].write(report, path)
+            written.append(path)
+        if name == "markdown" and summary_file:
+            _append_summary(summary_file, FORMATS["markdown"].render(report))
     return written
+
+
+def _append_summary(summary_file: str, text: str) -> None:
+    try:
+        with open(summary_file, "a", encoding="utf-8") as handle:
+            handle.write(text + "\n")
+    except OSError as exc:  # a CI nicety: never turn the check's verdict into exit 2
+        print(
+            f"warning: ${STEP_SUMMARY_ENV}: cannot append to {summary_file}: {exc.strerror}",
+            file=sys.stderr,
+        )
 
 
 def wrote_line(paths: list[Path]) -> str | None:

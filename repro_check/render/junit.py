@@ -3,8 +3,8 @@
 One ``<testcase>`` per check, judged by the report's exit code: 1 (not reproducible, or differs
 from a ``--baseline``) is a ``<failure>`` whose message is the first divergence (the headline
 when there is none, e.g. ``n_jobs > 1`` or a baseline mismatch); 3 (a run crashed or timed out)
-is an ``<error>`` carrying the runs' errors. The text comes
-from the same ``fmt`` helpers as the console; nothing is computed here.
+is an ``<error>`` carrying the runs' errors. The text is drawn from the same ``sections`` as
+the console and Markdown; nothing is computed here.
 
 The tree is built with ElementTree, which escapes markup; characters that XML 1.0 cannot hold
 at all (control characters from a crashed worker's stderr, say) are written as ``\\xNN``.
@@ -15,15 +15,17 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
+from typing import TYPE_CHECKING, assert_never
 
 from repro_check.checks.compare import CompareReport
 from repro_check.errors import EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_NOT_REPRODUCIBLE
-from repro_check.render import fmt
-from repro_check.results.report import VERDICT_AWAITING, VERDICT_NOT_REPRODUCIBLE, RunReport
+from repro_check.render import fmt, sections
+from repro_check.results.report import VERDICT_AWAITING, RunReport
+
+if TYPE_CHECKING:
+    from repro_check.render.formats import Report
 
 SUITE = "repro-check"
-GATE = "fixed_seed"
-"""The one ``compare`` condition that can fail; the others are informational."""
 
 Judged = tuple[bool, bool]
 """Whether a test case can fail (not reproducible) and whether it can error (incomplete)."""
@@ -40,47 +42,59 @@ def _seconds(reports: Iterable[RunReport]) -> str:
     return f"{sum(run.wall_s or 0.0 for r in reports for run in r.runs):.3f}"
 
 
+def _mark(cell: fmt.Cell) -> str:
+    return " ≠" if cell.differs else ""
+
+
+def _run_lines(section: sections.BestTable) -> list[str]:
+    """The best-per-run table, a line per run: ``run 0 ok · best value 1.5 · x 0.25 · ...``."""
+    table = section.table
+    params = table.columns[3:-2]
+    lines = []
+    for index, status, best, *rest in table.rows:
+        cells = [f"run {index.text} {status.text}", f"{table.columns[2]} {best.text}{_mark(best)}"]
+        cells += [
+            f"{name} {cell.text}{_mark(cell)}"
+            for name, cell in zip(params, rest[:-2], strict=True)
+            if cell.text != "-" or cell.differs  # a param this run's best trial lacks
+        ]
+        trials, wall = rest[-2:]
+        cells += [f"{trials.text} trials", f"wall s {wall.text}"]
+        lines.append(" · ".join(cells))
+    return lines
+
+
+def draw(section: sections.RunSection) -> list[str]:
+    """One section as plain lines (the console's text without its styles)."""
+    match section:
+        case sections.Headline(_, _, text) | sections.Settings(text):
+            return [text]
+        case sections.BestTable():
+            return _run_lines(section)
+        case sections.ParetoTable():
+            return []  # the run lines count each run's front; the table is the console's
+        case sections.Divergence(text):
+            return [f"First divergence: {text}"]
+        case sections.Baseline(text):
+            return [f"Baseline: {text}"]
+        case sections.Spread(label, text, histories):
+            return [f"{label}: {text}   distinct histories: {histories}"]
+        case sections.ParamSpread(rows):
+            return ["Best-param spread:", *(f"  {name}: {spread}" for name, spread in rows)]
+        case sections.FailedTrials(lines):
+            return ["Failed trials:", *(f"  {line}" for line in lines)]
+        case sections.Notes(notes):
+            return ["Notes:", *(f"  • {note}" for note in notes)]
+        case sections.Environment(text):
+            return [f"Environment: {text}"]
+        case sections.Hint(text, awaiting):
+            return [] if awaiting else [f"Hint: {text}"]
+    assert_never(section)
+
+
 def summary_lines(report: RunReport) -> list[str]:
     """The console's report as plain lines (for ``<system-out>``)."""
-    comparison = report.comparison
-    lines = [fmt.headline(report), fmt.settings_line(report)]
-    marks = comparison.differing_cells
-    for run in report.runs:
-        differing = marks.get(run.index, set())
-        mark = " ≠" if "value" in differing else ""
-        cells = [f"run {run.index} {run.status}"]
-        if run.multi_objective:
-            cells.append(f"Pareto set {len(run.best_trials())} trials")
-        else:
-            cells.append(f"best value {fmt.num(run.best_value, 10)}{mark}")
-            cells += [
-                f"{name} {fmt.param(value)}{' ≠' if name in differing else ''}"
-                for name, value in sorted((run.best_params or {}).items())
-            ]
-        cells += [f"{len(run.trials)} trials", f"wall s {fmt.num(run.wall_s, 3)}"]
-        lines.append(" · ".join(cells))
-    if comparison.divergence is not None:
-        lines.append(f"First divergence: {fmt.divergence_line(comparison.divergence)}")
-    if report.baseline is not None:
-        lines.append(f"Baseline: {fmt.baseline_line(report)}")
-    lines.append(
-        f"Best value: {fmt.stats_line(comparison.best_value)}   "
-        f"distinct histories: {fmt.histories_text(report)}"
-    )
-    varying = [s for s in comparison.best_params.values() if s.varies]
-    if varying:
-        lines.append("Best-param spread:")
-        lines += [f"  {s.name}: {fmt.spread_line(s)}" for s in varying]
-    if report.failure_lines:
-        lines.append("Failed trials:")
-        lines += [f"  {line}" for line in report.failure_lines]
-    if report.notes:
-        lines.append("Notes:")
-        lines += [f"  • {note}" for note in report.notes]
-    lines.append(f"Environment: {fmt.environment_line(report.environment)}")
-    if report.verdict == VERDICT_NOT_REPRODUCIBLE:
-        lines.append(f"Hint: {fmt.diagnose_hint(report)}")
-    return lines
+    return [line for section in sections.run_sections(report) for line in draw(section)]
 
 
 def run_errors(report: RunReport) -> list[str]:
@@ -104,32 +118,38 @@ def _testcase(
 ) -> str | None:
     """Append one case; returns "failure", "error", "skipped" or None (passed)."""
     can_fail, can_error = judged
+    parts = sections.run_sections(report)
+    headline = fmt.headline(report)  # the same text as the Headline section
     case = _sub(suite, "testcase", classname=classname, name=name, time=_seconds([report]))
     outcome = None
     if report.verdict == VERDICT_AWAITING:  # no verdict yet: neither a pass nor a failure
-        _sub(case, "skipped", message=fmt.headline(report))
+        _sub(case, "skipped", message=headline)
         outcome = "skipped"
     elif can_error and report.exit_code in (EXIT_INCOMPLETE, EXIT_INTERRUPTED):
         errors = run_errors(report)
         _sub(
             case,
             "error",
-            "\n".join([fmt.headline(report), *errors]),
+            "\n".join([headline, *errors]),
             message="; ".join(errors),
             type=report.verdict,
         )
         outcome = "error"
     elif can_fail and report.exit_code == EXIT_NOT_REPRODUCIBLE:
-        divergence = report.comparison.divergence
-        message = fmt.divergence_line(divergence) if divergence else fmt.headline(report)
-        body = [fmt.headline(report), message]
-        if report.baseline is not None:
-            body.append(f"Baseline: {fmt.baseline_line(report)}")
-        if not report.reproducible:
-            body.append(f"Hint: {fmt.diagnose_hint(report)}")
+        # the first divergence (the headline when there is none), baseline and hint, as shown
+        divergence = sections.find(parts, sections.Divergence)
+        message = divergence.text if divergence is not None else headline
+        body = [headline, message]
+        body += [
+            line
+            for s in parts
+            if isinstance(s, sections.Baseline | sections.Hint)
+            for line in draw(s)
+        ]
         _sub(case, "failure", "\n".join(dict.fromkeys(body)), message=message, type=report.verdict)
         outcome = "failure"
-    _sub(case, "system-out", "\n".join(summary_lines(report)) + "\n")
+    lines = [line for section in parts for line in draw(section)]
+    _sub(case, "system-out", "\n".join(lines) + "\n")
     return outcome
 
 
@@ -170,20 +190,20 @@ def render_run(report: RunReport) -> str:
     return _document([(f"{SUITE}.run", report.target, report, (True, True))], properties, None)
 
 
-def _judged(report: CompareReport, name: str) -> Judged:
-    """``fixed_seed`` can fail or error: it is ``compare``'s exit code. The other conditions
-    never fail; they error only where there is no ``fixed_seed`` and ``CompareReport.exit_code``
-    is then "incomplete" when any condition could not finish."""
-    if name == GATE:
-        return True, True
-    return False, GATE not in report.conditions
-
-
 def render_compare(report: CompareReport) -> str:
-    """``compare`` as JUnit XML: one test case per condition; only ``fixed_seed`` can fail."""
+    """``compare`` as JUnit XML: one test case per condition; only the gate (``fixed_seed``)
+    can fail. The others never fail; they error only where there is no gate, as
+    ``CompareReport.exit_code`` is then "incomplete" when any condition could not finish."""
+    conditions = sections.find(sections.compare_sections(report), sections.Conditions)
+    assert conditions is not None  # every compare report has its table of conditions
     cases = [
-        (f"{SUITE}.compare", f"{report.plan.target} [{name}]", condition, _judged(report, name))
-        for name, condition in report.conditions.items()
+        (
+            f"{SUITE}.compare",
+            f"{report.plan.target} [{c.name}]",
+            c.report,
+            (c.can_fail, c.can_error),
+        )
+        for c in conditions.rows
     ]
     properties = {
         "command": "compare",
@@ -195,10 +215,8 @@ def render_compare(report: CompareReport) -> str:
     return _document(cases, properties, report.sentence)
 
 
-def render(obj: RunReport | CompareReport) -> str:
+def render(obj: Report) -> str:
     """JUnit XML for a ``RunReport`` (``run``) or a ``CompareReport`` (``compare``)."""
-    if isinstance(obj, RunReport):
-        return render_run(obj)
-    if isinstance(obj, CompareReport):
-        return render_compare(obj)
-    raise TypeError(f"no JUnit view of {type(obj).__name__}")
+    from repro_check.render.formats import FORMATS
+
+    return FORMATS["junit"].render(obj)

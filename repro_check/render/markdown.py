@@ -1,17 +1,19 @@
 """GitHub-flavoured Markdown: a compact summary for pull-request comments and
 ``$GITHUB_STEP_SUMMARY``.
 
-It draws the same report objects as the console, through the same ``fmt`` helpers, so the two
-always agree; it computes nothing. Text that can carry user data (the target, params, errors) is
+It draws the same ``sections`` as the console and JUnit, so the three always agree; it
+computes nothing. Text that can carry user data (the target, params, errors) is
 escaped, so it cannot break the table or turn into links, HTML or emphasis.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, assert_never
 
 from repro_check.checks.compare import CompareReport
-from repro_check.render import fmt
+from repro_check.render import fmt, sections
 from repro_check.results.report import (
     VERDICT_AWAITING,
     VERDICT_DIFFERS_FROM_BASELINE,
@@ -19,6 +21,9 @@ from repro_check.results.report import (
     VERDICT_REPRODUCIBLE,
     RunReport,
 )
+
+if TYPE_CHECKING:
+    from repro_check.render.formats import Report
 
 ICONS = {
     VERDICT_REPRODUCIBLE: "✅",
@@ -28,7 +33,6 @@ ICONS = {
 }
 """By verdict (incomplete and interrupted are ⚠️): an awaiting check exits 0 but has not passed."""
 MARK = " ≠"
-TITLES = {"fixed_seed": "fixed seed", "seed_sweep": "seed sweep", "uncontrolled": "uncontrolled"}
 
 _SPECIAL = re.compile(r"([\\`*_\[\]<>|~&#])")
 _BLOCK_START = re.compile(r"^([+\-=]|\d+[.)])")
@@ -65,20 +69,12 @@ def code(value: str) -> str:
     return f"{fence}{pad}{value}{pad}{fence}"
 
 
-def _gate_verdict(report: CompareReport) -> str:
-    """compare gates on fixed_seed; without it, only on whether every run could finish."""
-    fixed = report.conditions.get("fixed_seed")
-    if fixed is not None:
-        return fixed.verdict
-    return VERDICT_REPRODUCIBLE if report.exit_code == 0 else "incomplete"
-
-
 def icon(verdict: str) -> str:
     return ICONS.get(verdict, "⚠️")
 
 
-def _hint(report: RunReport) -> str:
-    hint = _one_line(fmt.diagnose_hint(report))
+def _hint(command: str) -> str:
+    hint = _one_line(command)
     # fmt puts the command in one code span; keep it when the target adds no backtick of its own
     return hint if hint.count("`") == 2 else text(hint)
 
@@ -89,122 +85,106 @@ def _table(header: list[str], align: list[str], rows: list[list[str]]) -> list[s
     return lines
 
 
-def best_table(report: RunReport) -> list[str]:
-    """One row per run; cells that differ from run 0 carry ``≠`` (as on the console)."""
-    cells = fmt.best_table(report)
-    header = [text(column) for column in cells.columns]
-    align = ["---:" if numeric else "---" for numeric in cells.numeric]
-    rows = [[text(c.text + MARK if c.differs else c.text) for c in row] for row in cells.rows]
-    return _table(header, align, rows)
+def _cells(columns: list[str], numeric: list[bool], rows: list[list[fmt.Cell]]) -> list[str]:
+    """Cells that differ from the reference run carry ``≠`` (as on the console)."""
+    header = [text(column) for column in columns]
+    align = ["---:" if number else "---" for number in numeric]
+    body = [[text(c.text + MARK if c.differs else c.text) for c in row] for row in rows]
+    return _table(header, align, body)
 
 
-def pareto_table(front: fmt.ParetoTable) -> list[str]:
-    header = [text(column) for column in front.columns]
-    align = ["---:" if numeric else "---" for numeric in front.numeric]
-    rows = [[text(c.text + MARK if c.differs else c.text) for c in row] for row in front.rows]
-    return _table(header, align, rows)
-
-
-def _notes(notes: list[str]) -> list[str]:
-    if not notes:
-        return []
+def _notes(notes: tuple[str, ...]) -> list[str]:
     return ["**Notes:**", "", *(f"- {text(note, block=True)}" for note in notes), ""]
+
+
+def _bullets(label: str, items: list[str]) -> list[str]:
+    return [f"**{label}:**", "", *items, ""]
+
+
+def draw(section: sections.RunSection) -> list[str]:
+    """One section as Markdown lines, each block followed by a blank line."""
+    match section:
+        case sections.Headline(command, verdict, headline):
+            return [f"### {icon(verdict)} {text(f'repro-check {command}: {headline}')}", ""]
+        case sections.Settings(line):
+            return [code(line), ""]
+        case sections.BestTable(table):
+            return [*_cells(table.columns, table.numeric, table.rows), ""]
+        case sections.ParetoTable(front):
+            cells = _cells(front.columns, front.numeric, front.rows)
+            return ["**Pareto front per run:**", "", *cells, ""]
+        case sections.Divergence(line):
+            return [f"**First divergence:** {code(line)}", ""]
+        case sections.Baseline(line):
+            return [f"**Baseline:** {text(line)}", ""]
+        case sections.Spread(label, line, histories):
+            return [f"**{label}:** {text(line)} · **distinct histories:** {histories}", ""]
+        case sections.ParamSpread(rows):
+            items = [f"- {text(name, block=True)}: {text(spread)}" for name, spread in rows]
+            return _bullets("Best-param spread", items)
+        case sections.FailedTrials(lines):
+            return _bullets("Failed trials", [f"- {text(line, block=True)}" for line in lines])
+        case sections.Notes(notes):
+            return _notes(notes)
+        case sections.Environment(line):
+            return [f"**Environment:** {code(line)}", ""]
+        case sections.Hint(command, awaiting):
+            return [] if awaiting else [f"**Hint:** {_hint(command)}", ""]
+    assert_never(section)
+
+
+def draw_compare(section: sections.CompareSection) -> list[str]:
+    match section:
+        case sections.CompareHeadline(target, verdict, sentence):
+            title = f"### {icon(verdict)} repro-check compare: {text(target)}"
+            return [title, "", text(sentence, block=True), ""]
+        case sections.Settings(line):
+            return [code(line), ""]
+        case sections.Conditions(rows):
+            cells = [
+                [
+                    text(c.title),
+                    # only the gate decides the exit code; the others inform, never alarm
+                    f"{icon(c.verdict)} {text(c.verdict)}" if c.can_fail else text(c.verdict),
+                    text(c.best_value),
+                    text(c.histories),
+                    text(c.first_part),
+                ]
+                for c in rows
+            ]
+            header = [
+                "condition",
+                "verdict",
+                "best value",
+                "distinct histories",
+                "first divergence",
+            ]
+            return [*_table(header, ["---", "---", "---:", "---:", "---"], cells), ""]
+        case sections.Divergences(rows):
+            items = [f"- {text(name, block=True)}: {code(line)}" for name, line in rows]
+            return _bullets("First divergence", items)
+        case sections.Notes(notes):
+            return _notes(notes)
+    assert_never(section)
+
+
+def _document(lines: Iterable[str]) -> str:
+    return "\n".join(lines).rstrip("\n") + "\n"
 
 
 def render_run(report: RunReport) -> str:
     """The run report as Markdown: verdict heading, settings, best per run, divergence, spread,
     notes, environment and, when not reproducible, the hint to run ``diagnose``."""
-    comparison = report.comparison
-    title = f"repro-check {report.command}: {fmt.headline(report)}"
-    lines = [
-        f"### {icon(report.verdict)} {text(title)}",
-        "",
-        code(fmt.settings_line(report)),
-        "",
-        *best_table(report),
-        "",
-    ]
-    front = fmt.pareto_table(report)
-    if front is not None:
-        lines += ["**Pareto front per run:**", "", *pareto_table(front), ""]
-    if comparison.divergence is not None:
-        lines += [f"**First divergence:** {code(fmt.divergence_line(comparison.divergence))}", ""]
-    if report.baseline is not None:
-        lines += [f"**Baseline:** {text(fmt.baseline_line(report))}", ""]
-    best = (
-        f"**Pareto front:** {text(fmt.pareto_line(report))}"
-        if front is not None
-        else f"**Best value:** {text(fmt.stats_line(comparison.best_value))}"
-    )
-    lines += [
-        f"{best} · **distinct histories:** {fmt.histories_text(report)}",
-        "",
-    ]
-    varying = [s for s in comparison.best_params.values() if s.varies]
-    if varying:
-        lines += ["**Best-param spread:**", ""]
-        lines += [f"- {text(s.name, block=True)}: {text(fmt.spread_line(s))}" for s in varying]
-        lines.append("")
-    if report.failure_lines:
-        lines += ["**Failed trials:**", ""]
-        lines += [f"- {text(line, block=True)}" for line in report.failure_lines]
-        lines.append("")
-    lines += _notes(report.notes)
-    lines += [f"**Environment:** {code(fmt.environment_line(report.environment))}", ""]
-    if report.verdict == VERDICT_NOT_REPRODUCIBLE:
-        lines += [f"**Hint:** {_hint(report)}", ""]
-    return "\n".join(lines).rstrip("\n") + "\n"
-
-
-def _first_part(report: RunReport) -> str:
-    divergence = report.comparison.divergence
-    return f"trial {divergence.trial} ({divergence.field})" if divergence else "-"
+    return _document(line for s in sections.run_sections(report) for line in draw(s))
 
 
 def render_compare(report: CompareReport) -> str:
     """``compare`` as Markdown: the summary sentence, then one table row per condition."""
-    plan = report.plan
-    lines = [
-        f"### {icon(_gate_verdict(report))} repro-check compare: {text(plan.target)}",
-        "",
-        text(report.sentence, block=True),
-        "",
-        code(fmt.compare_settings_line(report)),
-        "",
-    ]
-    rows = [
-        [
-            text(TITLES.get(name, name)),
-            # only fixed_seed gates the exit code; the others are information, not alarms
-            f"{icon(c.verdict)} {text(c.verdict)}" if name == "fixed_seed" else text(c.verdict),
-            text(fmt.stats_line(c.comparison.best_value)),
-            text(fmt.histories_text(c)),
-            text(_first_part(c)),
-        ]
-        for name, c in report.conditions.items()
-    ]
-    header = ["condition", "verdict", "best value", "distinct histories", "first divergence"]
-    lines += [*_table(header, ["---", "---", "---:", "---:", "---"], rows), ""]
-    parted = [
-        (name, c.comparison.divergence)
-        for name, c in report.conditions.items()
-        if c.comparison.divergence is not None
-    ]
-    if parted:
-        lines += ["**First divergence:**", ""]
-        lines += [
-            f"- {text(TITLES.get(name, name), block=True)}: {code(fmt.divergence_line(divergence))}"
-            for name, divergence in parted
-        ]
-        lines.append("")
-    lines += _notes(list(dict.fromkeys(n for c in report.conditions.values() for n in c.notes)))
-    return "\n".join(lines).rstrip("\n") + "\n"
+    return _document(line for s in sections.compare_sections(report) for line in draw_compare(s))
 
 
-def render(obj: RunReport | CompareReport) -> str:
+def render(obj: Report) -> str:
     """Markdown for a ``RunReport`` (``run``) or a ``CompareReport`` (``compare``)."""
-    if isinstance(obj, RunReport):
-        return render_run(obj)
-    if isinstance(obj, CompareReport):
-        return render_compare(obj)
-    raise TypeError(f"no Markdown view of {type(obj).__name__}")
+    from repro_check.render.formats import FORMATS
+
+    return FORMATS["markdown"].render(obj)

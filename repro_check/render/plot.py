@@ -38,10 +38,9 @@ DPI = 120
 
 def plot(obj: RunReport | CompareReport, path: Path) -> None:
     """Draw ``obj`` (a ``run`` report or a ``compare`` report) to ``path`` (.png or .svg)."""
-    if isinstance(obj, CompareReport):
-        plot_compare(obj, path)
-    else:
-        plot_run(obj, path)
+    from repro_check.render.formats import FORMATS
+
+    FORMATS["plot"].write(obj, path)
 
 
 @dataclass(frozen=True)

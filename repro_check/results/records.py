@@ -91,6 +91,15 @@ _EMPTY: Mapping[Any, Any] = MappingProxyType({})
 """Shared by every record without intermediate values or user attributes (saves memory)."""
 
 
+def stopped_note(ran: int, asked: int) -> str:
+    """The note of a run whose study was stopped (``Study.stop``) after ``ran`` of ``asked``
+    trials: the only finished run that may hold fewer than its trials (saved reports too)."""
+    return (
+        f"the study was stopped after {ran} of {asked} trials (Study.stop: by the objective, a "
+        "callback or the sampler)"
+    )
+
+
 def trials_digest(pairs: Iterable[tuple[int, str]]) -> str:
     """BLAKE2b of sorted (number, state) pairs: the worker sends it for the study's own view of
     its trials, and the parent computes it on the trials it received."""

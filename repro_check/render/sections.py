@@ -1,0 +1,315 @@
+"""What a report says, as plain frozen values: computed once, drawn by every text renderer.
+
+``run_sections`` and ``compare_sections`` turn a report into a tuple of sections, in the order
+they are shown; the console, Markdown and JUnit renderers only draw them (each its own way: a
+rich panel, a ``###`` heading, a plain line). So the three cannot disagree on what a section
+holds, which sections a report has, or their order. A renderer may leave a section out (the
+awaiting hint is console-only), never add one.
+
+Nothing here imports rich: building sections costs no start-up time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal, TypeAlias, TypeVar
+
+from repro_check.checks.compare import GATE, CompareReport
+from repro_check.render import fmt
+from repro_check.results.report import (
+    VERDICT_AWAITING,
+    VERDICT_INCOMPLETE,
+    VERDICT_NOT_REPRODUCIBLE,
+    VERDICT_REPRODUCIBLE,
+    RunReport,
+)
+
+if TYPE_CHECKING:
+    from repro_check.checks.diagnose import Diagnosis
+
+TITLES = {"fixed_seed": "fixed seed", "seed_sweep": "seed sweep", "uncontrolled": "uncontrolled"}
+"""How each ``compare`` condition is named in a report."""
+
+
+def title(condition: str) -> str:
+    return TITLES.get(condition, condition)
+
+
+S = TypeVar("S")
+
+
+def find(parts: Iterable[object], kind: type[S]) -> S | None:
+    """The first section of type ``kind`` among ``parts`` (None when the report has none)."""
+    return next((part for part in parts if isinstance(part, kind)), None)
+
+
+# --- run ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Headline:
+    """The verdict line, under ``repro-check {command}``."""
+
+    command: str
+    verdict: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Settings:
+    text: str
+
+
+@dataclass(frozen=True)
+class BestTable:
+    """Best per run; ``reference`` is the run the ``≠`` marks compare against."""
+
+    table: fmt.BestTable
+    reference: int | None
+
+
+@dataclass(frozen=True)
+class ParetoTable:
+    table: fmt.ParetoTable
+
+
+@dataclass(frozen=True)
+class Divergence:
+    """The first divergence among the runs: shown verbatim (a code span in Markdown)."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Baseline:
+    text: str
+
+
+@dataclass(frozen=True)
+class Spread:
+    """``Best value: ...`` (or ``Pareto front: ...``) and the distinct histories."""
+
+    label: Literal["Best value", "Pareto front"]
+    text: str
+    histories: str
+
+
+@dataclass(frozen=True)
+class ParamSpread:
+    """The best params that vary across runs: (name, spread) pairs; never empty."""
+
+    rows: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class FailedTrials:
+    lines: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Notes:
+    notes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Environment:
+    text: str
+
+
+@dataclass(frozen=True)
+class Hint:
+    """What to do next: a command to paste (never folded). ``awaiting``: how to get the
+    verdict later (console only); else how to find the cause (``diagnose``)."""
+
+    text: str
+    awaiting: bool = False
+
+
+RunSection: TypeAlias = (
+    Headline
+    | Settings
+    | BestTable
+    | ParetoTable
+    | Divergence
+    | Baseline
+    | Spread
+    | ParamSpread
+    | FailedTrials
+    | Notes
+    | Environment
+    | Hint
+)
+
+
+def run_sections(report: RunReport) -> tuple[RunSection, ...]:
+    """The run report's sections, in the order every renderer shows them."""
+    comparison = report.comparison
+    parts: list[RunSection] = [
+        Headline(report.command, report.verdict, fmt.headline(report)),
+        Settings(fmt.settings_line(report)),
+        BestTable(fmt.best_table(report), fmt.reference_index(report)),
+    ]
+    front = fmt.pareto_table(report)
+    if front is not None:
+        parts.append(ParetoTable(front))
+    if comparison.divergence is not None:
+        parts.append(Divergence(fmt.divergence_line(comparison.divergence)))
+    if report.baseline is not None:
+        parts.append(Baseline(fmt.baseline_line(report)))
+    if front is not None:
+        parts.append(Spread("Pareto front", fmt.pareto_line(report), fmt.histories_text(report)))
+    else:
+        best = fmt.stats_line(comparison.best_value)
+        parts.append(Spread("Best value", best, fmt.histories_text(report)))
+    varying = tuple(
+        (s.name, fmt.spread_line(s)) for s in comparison.best_params.values() if s.varies
+    )
+    if varying:
+        parts.append(ParamSpread(varying))
+    if report.failure_lines:
+        parts.append(FailedTrials(tuple(report.failure_lines)))
+    if report.notes:
+        parts.append(Notes(tuple(report.notes)))
+    parts.append(Environment(fmt.environment_line(report.environment)))
+    if report.verdict == VERDICT_AWAITING:
+        parts.append(Hint(fmt.awaiting_hint(report), awaiting=True))
+    elif report.verdict == VERDICT_NOT_REPRODUCIBLE:
+        parts.append(Hint(fmt.diagnose_hint(report)))
+    return tuple(parts)
+
+
+# --- compare -----------------------------------------------------------------------------------
+
+
+def gate_verdict(report: CompareReport) -> str:
+    """The verdict ``compare`` is judged by: that of the gate (``fixed_seed``); without it,
+    only whether every run could finish (as ``CompareReport.exit_code``)."""
+    gate = report.conditions.get(GATE)
+    if gate is not None:
+        return gate.verdict
+    return VERDICT_REPRODUCIBLE if report.exit_code == 0 else VERDICT_INCOMPLETE
+
+
+@dataclass(frozen=True)
+class CompareHeadline:
+    target: str
+    verdict: str
+    """``gate_verdict``: what the exit code says."""
+    sentence: str
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One condition's results, every cell as text."""
+
+    name: str
+    title: str
+    verdict: str
+    can_fail: bool
+    """It decides whether ``compare`` exits 1 (only the gate does)."""
+    can_error: bool
+    """It decides whether ``compare`` exits 3: the gate, or every condition when there is none."""
+    seeds: str
+    best_value: str
+    histories: str
+    first_part: str
+    params: dict[str, str] = field(hash=False)
+    """The spread of each best param the condition has."""
+    report: RunReport = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class Conditions:
+    rows: tuple[Condition, ...]
+    params: tuple[str, ...]
+    """Every best param of any condition, sorted."""
+
+
+@dataclass(frozen=True)
+class Divergences:
+    """(condition title, divergence line) for each condition whose runs part; never empty."""
+
+    rows: tuple[tuple[str, str], ...]
+
+
+CompareSection: TypeAlias = CompareHeadline | Settings | Conditions | Divergences | Notes
+
+
+def _seeds(name: str, report: RunReport) -> str:
+    if name == "uncontrolled":
+        return "unseeded"
+    seeds = sorted({run.seed for run in report.runs})
+    return ", ".join(map(str, seeds)) if len(seeds) <= 4 else f"{seeds[0]}..{seeds[-1]}"
+
+
+def _first_part(report: RunReport) -> str:
+    divergence = report.comparison.divergence
+    return f"trial {divergence.trial} ({divergence.field})" if divergence else "-"
+
+
+def _condition(report: CompareReport, name: str, condition: RunReport) -> Condition:
+    spreads = condition.comparison.best_params
+    return Condition(
+        name=name,
+        title=title(name),
+        verdict=condition.verdict,
+        can_fail=name == GATE,
+        can_error=name == GATE or GATE not in report.conditions,
+        seeds=_seeds(name, condition),
+        best_value=fmt.stats_line(condition.comparison.best_value),
+        histories=fmt.histories_text(condition),
+        first_part=_first_part(condition),
+        params={p: fmt.spread_line(spread) for p, spread in spreads.items()},
+        report=condition,
+    )
+
+
+def compare_sections(report: CompareReport) -> tuple[CompareSection, ...]:
+    """The ``compare`` report's sections, in the order every renderer shows them."""
+    rows = tuple(_condition(report, name, c) for name, c in report.conditions.items())
+    params = tuple(sorted({p for row in rows for p in row.params}))
+    parts: list[CompareSection] = [
+        CompareHeadline(report.plan.target, gate_verdict(report), report.sentence),
+        Settings(fmt.compare_settings_line(report)),
+        Conditions(rows, params),
+    ]
+    parted = tuple(
+        (title(name), fmt.divergence_line(c.comparison.divergence))
+        for name, c in report.conditions.items()
+        if c.comparison.divergence is not None
+    )
+    if parted:
+        parts.append(Divergences(parted))
+    notes = tuple(dict.fromkeys(n for c in report.conditions.values() for n in c.notes))
+    if notes:
+        parts.append(Notes(notes))
+    return tuple(parts)
+
+
+# --- diagnose ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DiagnoseHeadline:
+    """``tone``: "incomplete" (the controlled runs could not finish), "clean" (no cause) or
+    "causes"."""
+
+    text: str
+    tone: Literal["incomplete", "clean", "causes"]
+
+
+def diagnose_headline(diagnosis: Diagnosis) -> DiagnoseHeadline:
+    if diagnosis.incomplete:
+        text = "INCOMPLETE: the fully controlled runs could not finish"
+        return DiagnoseHeadline(text, "incomplete")
+    ids = [c.id for c in diagnosis.causes]
+    if not ids:
+        text = "No cause found: the study reproduces even with each control off"
+        return DiagnoseHeadline(text, "clean")
+    control = (
+        "reproducible under full control"
+        if diagnosis.reproducible_under_full_control
+        else "NOT reproducible even under full control"
+    )
+    return DiagnoseHeadline(f"{len(ids)} cause(s): {', '.join(ids)} — {control}", "causes")
