@@ -20,9 +20,9 @@ import sys
 import time
 import tracemalloc
 
-from repro_check.compare import compare_runs
-from repro_check.records import RunRecord, TrialRecord
-from repro_check.settings import Tolerance
+from repro_check.plan.settings import Tolerance
+from repro_check.results.comparison import compare_runs
+from repro_check.results.records import RunRecord, TrialRecord
 
 
 def make_trials(trials: int, jitter: float = 0.0, last_value: float | None = None) -> tuple:

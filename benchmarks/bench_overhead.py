@@ -78,7 +78,7 @@ HERE = Path(__file__).resolve().parent
 BENCH_OBJECTIVE = HERE / "bench_objective.py"
 SPIN_ENV = "REPRO_CHECK_BENCH_SPIN"
 SEED = 0
-THREAD_ENV_VARS = (  # what repro_check.controls.worker_env sets to the thread count (1)
+THREAD_ENV_VARS = (  # what repro_check.execution.controls.worker_env sets to the thread count (1)
     "OMP_NUM_THREADS",
     "MKL_NUM_THREADS",
     "OPENBLAS_NUM_THREADS",
@@ -279,7 +279,7 @@ class Bench:
             "import_optuna_worker": [
                 py,
                 "-c",
-                "import optuna, repro_check.worker, repro_check.target",
+                "import optuna, repro_check.execution.worker, repro_check.execution.target",
             ],
             "import_cli": [py, "-c", "import repro_check.cli"],
             "import_rich": [py, "-c", "import rich.console, rich.table, rich.panel"],

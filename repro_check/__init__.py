@@ -9,13 +9,11 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
+from repro_check.__about__ import __version__
+from repro_check.execution.devices import DEVICE_ENV
+
 if TYPE_CHECKING:
     from repro_check.api import check
-
-__version__ = "0.1.0"
-
-DEVICE_ENV = "REPRO_CHECK_DEVICE"
-"""Environment variable in which each worker receives the resolved device ("cpu" or "cuda")."""
 
 __all__ = ["DEVICE_ENV", "__version__", "check", "device"]
 

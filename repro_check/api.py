@@ -20,10 +20,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from repro_check.config import build_plan
-from repro_check.engine import run_check
+from repro_check.checks.run import run_check
 from repro_check.errors import ConfigError, TargetError
-from repro_check.report import RunReport
+from repro_check.plan.config import build_plan
+from repro_check.results.report import RunReport
 
 Objective = str | Callable[..., Any]
 
@@ -172,9 +172,9 @@ def resolve_target(objective: Objective) -> str:
 
 
 def _in_worker() -> bool:
-    """True inside a repro-check worker (``python -m repro_check.worker``)."""
+    """True inside a repro-check worker (``python -m repro_check.execution.worker``)."""
     spec = getattr(sys.modules.get("__main__"), "__spec__", None)
-    return getattr(spec, "name", None) == "repro_check.worker"
+    return getattr(spec, "name", None) == "repro_check.execution.worker"
 
 
 def _describe(obj: object) -> str:

@@ -16,15 +16,15 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
-from repro_check import __version__
+from repro_check.__about__ import __version__
 from repro_check.errors import EXIT_INTERRUPTED, EXIT_USAGE, ReproCheckError
 from repro_check.render.safe import one_line
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from repro_check.report import RunReport
-    from repro_check.settings import CheckPlan, Tolerance
+    from repro_check.plan.settings import CheckPlan, Tolerance
+    from repro_check.results.report import RunReport
 
 T = TypeVar("T")
 
@@ -350,8 +350,8 @@ PLAN_FLAGS = (
 def _plan(options: dict[str, Any], experiments: bool = False) -> CheckPlan:
     """The plan from a command's options (its ``locals()``): every command shares the same
     study and check flags, and flags a command lacks are simply not given."""
-    from repro_check.config import MAX_RUNS, build_plan, shown
     from repro_check.errors import ConfigError
+    from repro_check.plan.config import MAX_RUNS, build_plan, shown
 
     flags = {key: options[key] for key in PLAN_FLAGS if key in options}
     flags["direction"] = options.get("direction")  # the flag is --direction (repeatable)
@@ -528,8 +528,8 @@ def run(
     Exit 0 reproducible, 1 not reproducible (or differs from --baseline), 2 bad input,
     3 a run crashed or timed out.
     """
-    from repro_check.engine import run_check
-    from repro_check.runner import Interrupted
+    from repro_check.checks.run import run_check
+    from repro_check.execution.runner import Interrupted
 
     plan = _plan(locals())
     outputs = _outputs(json_path, markdown, junit, plot)
@@ -539,7 +539,7 @@ def run(
         check_output_paths(save_baseline=save_baseline)
     saved = None
     if baseline is not None:
-        from repro_check.validate import load_run_report
+        from repro_check.results.validate import load_run_report
 
         saved = load_run_report(baseline, plan.tolerance)  # the check's tolerance, not the file's
     say = _Say(quiet, verbose)
@@ -551,7 +551,7 @@ def run(
             say,
         )
     except Interrupted as stop:
-        from repro_check import report as report_mod
+        from repro_check.results import report as report_mod
 
         runs_done = [r for result in stop.results for r in result.runs]
         if runs_done:
@@ -621,7 +621,7 @@ def compare(
 
     Exit code: that of the fixed_seed condition (as `run`).
     """
-    from repro_check.conditions import CONDITIONS, run_compare
+    from repro_check.checks.compare import CONDITIONS, run_compare
     from repro_check.errors import ConfigError
     from repro_check.render import console_compare
     from repro_check.render.files import write_outputs
@@ -672,7 +672,7 @@ def diagnose(
     Exit 0 once the diagnosis completed (whatever it found), 2 bad input, 3 the fully
     controlled runs could not finish.
     """
-    from repro_check.diagnose import run_diagnose
+    from repro_check.checks.diagnose import run_diagnose
     from repro_check.render import console_diagnose
     from repro_check.render.files import write_outputs
 
@@ -719,10 +719,10 @@ def diff(
     Exit 0 same results (and each side reproducible on its own), 1 different, 2 bad input,
     3 the finished runs agree but a side has runs that did not finish.
     """
-    from repro_check.diff import diff_reports
+    from repro_check.checks.diff import diff_reports
     from repro_check.render import console_diff
     from repro_check.render.files import write_outputs
-    from repro_check.validate import load_run_report
+    from repro_check.results.validate import load_run_report
 
     tolerance = _command_tolerance(atol, rtol)
     a, b = load_run_report(report_a, tolerance), load_run_report(report_b, tolerance)
@@ -781,10 +781,10 @@ def report(
     The verdict is recomputed from the saved trials with --atol/--rtol (exact by default),
     never the file's tolerance. Exit code: that verdict's.
     """
-    from repro_check.conditions import CompareReport
+    from repro_check.checks.compare import CompareReport
     from repro_check.render import console_compare
     from repro_check.render.files import write_outputs
-    from repro_check.validate import load_any_report
+    from repro_check.results.validate import load_any_report
 
     outputs = _outputs(json_path, markdown, junit, plot)
     if (path is None) == (storage is None and name is None):
@@ -793,7 +793,7 @@ def report(
         raise ConfigError("report takes a saved report PATH, or --storage URL --name NAME")
     say = _Say(quiet, verbose)
     if path is None:
-        from repro_check.shared import report_from_storage
+        from repro_check.storage.shared import report_from_storage
 
         if atol is not None or rtol is not None:
             from repro_check.errors import ConfigError
@@ -819,8 +819,8 @@ def report(
 def _command_tolerance(atol: float | None, rtol: float | None) -> Tolerance:
     """The tolerance a saved report is judged with: the command's flags (exact by default),
     validated as `run`'s are; never the tolerance written in the file being judged."""
-    from repro_check.config import check_flags
-    from repro_check.settings import Tolerance
+    from repro_check.plan.config import check_flags
+    from repro_check.plan.settings import Tolerance
 
     given = check_flags({"atol": atol, "rtol": rtol})
     return Tolerance(given.get("atol", 0.0), given.get("rtol", 0.0))
@@ -860,7 +860,7 @@ def _with_progress(work: Callable[[Any], T], say: _Say | None = None) -> T:
 
 def _interruptible(work: Callable[[Any], T], say: _Say | None = None) -> T:
     """Like ``_with_progress``; Ctrl-C stops the workers and exits 130."""
-    from repro_check.runner import Interrupted
+    from repro_check.execution.runner import Interrupted
 
     try:
         return _with_progress(work, say)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from repro_check.report import RunReport
+    from repro_check.results.report import RunReport
 
 MARKER = "repro_check"
 
@@ -82,7 +82,7 @@ def failure_message(report: RunReport) -> str:
     ``not reproducible: trial 0, values: value 0.857 vs 0.987 (run 0 vs run 1)``; then the
     check's settings, the runs' errors and how to find the cause."""
     from repro_check.render import fmt
-    from repro_check.report import N_JOBS_NOTE
+    from repro_check.results.report import N_JOBS_NOTE
 
     plan = report.plan
     divergence = report.comparison.divergence

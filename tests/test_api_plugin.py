@@ -227,7 +227,7 @@ def test_imports_stay_cheap() -> None:
         """
         import sys
         import repro_check, repro_check.pytest_plugin, repro_check.cli
-        heavy = [m for m in ("optuna", "numpy", "repro_check.api", "repro_check.engine")
+        heavy = [m for m in ("optuna", "numpy", "repro_check.api", "repro_check.checks.run")
                  if m in sys.modules]
         assert not heavy, heavy
         assert "check" in repro_check.__all__

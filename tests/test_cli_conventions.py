@@ -16,7 +16,7 @@ from conftest import cli, fixture
 from rich.console import Console
 from typer.testing import CliRunner
 
-from repro_check import __version__
+from repro_check.__about__ import __version__
 from repro_check.cli import PANELS, app
 
 README = Path(__file__).parent.parent / "README.md"
@@ -379,10 +379,10 @@ def test_a_fix_to_paste_is_never_folded_or_cropped(width: int) -> None:
 
 
 def test_progress_events_label_queued_and_count_every_condition() -> None:
-    from repro_check.conditions import run_compare
-    from repro_check.config import build_plan
+    from repro_check.checks.compare import run_compare
+    from repro_check.execution.runner import Progress
+    from repro_check.plan.config import build_plan
     from repro_check.render.progress import Bars
-    from repro_check.runner import Progress
 
     events: list[Progress] = []
     plan = build_plan(fixture("deterministic"), {"runs": 2, "trials": 2, "workers": 1}, None)
@@ -412,8 +412,8 @@ def test_progress_events_label_queued_and_count_every_condition() -> None:
 
 
 def test_rich_progress_shows_a_labelled_bar_per_replicate_and_an_overall_one() -> None:
+    from repro_check.execution.runner import Progress
     from repro_check.render.progress import ReplicateProgress
-    from repro_check.runner import Progress
 
     progress = ReplicateProgress()
     with progress:
@@ -429,8 +429,8 @@ def test_rich_progress_shows_a_labelled_bar_per_replicate_and_an_overall_one() -
 
 
 def test_progress_bars_of_run_are_numbered_by_replicate() -> None:
+    from repro_check.execution.runner import Progress
     from repro_check.render.progress import Bars
-    from repro_check.runner import Progress
 
     bars = Bars()
     bars.update(Progress(1, 0, 5, queued=True))
@@ -527,8 +527,8 @@ def test_fixture_error_says_relative_paths_are_from_the_current_folder(
 
 
 def test_verbose_output_shows_terminal_escapes_instead_of_running_them() -> None:
-    from repro_check.records import RunRecord
     from repro_check.render import detail
+    from repro_check.results.records import RunRecord
 
     run = RunRecord(0, 0, "ok", (), wall_s=0.5)
     buffer = io.StringIO()

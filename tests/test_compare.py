@@ -1,4 +1,4 @@
-"""Comparison rules of ``repro_check.compare`` on hand-built records (no optuna, no processes)."""
+"""Rules of ``repro_check.results.comparison`` on hand-built records (no optuna, no processes)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from repro_check.compare import (
+from repro_check.plan.settings import Tolerance
+from repro_check.results.comparison import (
     Divergence,
     Stats,
     compare_runs,
@@ -18,8 +19,7 @@ from repro_check.compare import (
     param_spreads,
     scalars_equal,
 )
-from repro_check.records import RunRecord, TrialRecord
-from repro_check.settings import Tolerance
+from repro_check.results.records import RunRecord, TrialRecord
 
 EXACT = Tolerance()
 LOOSE = Tolerance(atol=1e-6, rtol=1e-6)

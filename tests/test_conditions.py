@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import math
 
-from repro_check import report
-from repro_check.conditions import relative_spread, summary_sentence
-from repro_check.records import RunRecord, TrialRecord
-from repro_check.settings import CheckPlan
+from repro_check.checks.compare import relative_spread, summary_sentence
+from repro_check.plan.settings import CheckPlan
+from repro_check.results import report
+from repro_check.results.records import RunRecord, TrialRecord
 
 
 def runs_with_best(values: list[float], xs: list[float] | None = None) -> list[RunRecord]:

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from repro_check.config import build_plan, find_pyproject
 from repro_check.errors import EXIT_USAGE, ConfigError
-from repro_check.settings import Tolerance
+from repro_check.plan.config import build_plan, find_pyproject
+from repro_check.plan.settings import Tolerance
 
 
 @pytest.fixture

@@ -10,10 +10,10 @@ from pathlib import Path
 
 from conftest import cli
 
-from repro_check.causes import FixContext, ToleranceCheck, fix_for
-from repro_check.compare import Divergence
-from repro_check.diagnose import candidate_atol
-from repro_check.settings import StudySettings
+from repro_check.checks.causes import FixContext, ToleranceCheck, fix_for
+from repro_check.checks.diagnose import candidate_atol
+from repro_check.plan.settings import StudySettings
+from repro_check.results.comparison import Divergence
 
 NOISY = "repro_check.examples.noisy:objective"
 
@@ -108,8 +108,8 @@ def test_candidate_atol_is_round_and_above_the_noise() -> None:
 
 
 def test_params_split_is_the_first_trial_with_other_params() -> None:
-    from repro_check.diagnose import params_split
-    from repro_check.records import RunRecord, TrialRecord
+    from repro_check.checks.diagnose import params_split
+    from repro_check.results.records import RunRecord, TrialRecord
 
     def run(xs: list[float]) -> RunRecord:
         trials = tuple(TrialRecord(i, "COMPLETE", {"x": x}, (1.0,)) for i, x in enumerate(xs))

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from conftest import FIXTURES, cli, fixture, spawn_cli
 
-from repro_check.records import TrialRecord, trials_digest
-from repro_check.runner import Protocol, _spans
+from repro_check.execution.runner import Protocol, _spans
+from repro_check.results.records import TrialRecord, trials_digest
 
 
 def assert_crashed(result, reason: str) -> list[dict]:  # type: ignore[no-untyped-def]

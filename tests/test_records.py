@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from repro_check.records import RunRecord, TrialRecord, decode_float, encode_float
+from repro_check.results.records import RunRecord, TrialRecord, decode_float, encode_float
 
 SPECIAL = [-0.0, 0.0, 5e-324, -5e-324, 2.2250738585072014e-308, 0.1, 1e308, math.nan, math.inf]
 SPECIAL += [-math.inf, math.nextafter(1.0, 2.0)]

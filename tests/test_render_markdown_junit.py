@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from repro_check import report
-from repro_check.conditions import CompareReport
-from repro_check.records import RunRecord, TrialRecord
+from repro_check.checks.compare import CompareReport
+from repro_check.plan.settings import CheckPlan, StudySettings
 from repro_check.render import console, fmt, junit, markdown
-from repro_check.settings import CheckPlan, StudySettings
+from repro_check.results import report
+from repro_check.results.records import RunRecord, TrialRecord
 
 ENV = {
     "python": "3.11.7",
@@ -339,7 +339,7 @@ def test_render_dispatches_on_type(diverged: report.RunReport, compared: Compare
 
 
 def test_differing_from_a_baseline_fails_in_both(same: report.RunReport) -> None:
-    from repro_check.baseline import check_against
+    from repro_check.checks.baseline import check_against
 
     check = check_against(
         "baseline.json", list(runs_of(history(best=1.25))), same.runs, same.plan.tolerance

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from repro_check import report
-from repro_check.conditions import CompareReport
+from repro_check.checks.compare import CompareReport
 from repro_check.errors import EXIT_USAGE, ConfigError
-from repro_check.records import RunRecord, TrialRecord
+from repro_check.plan.settings import CheckPlan, StudySettings, Tolerance
 from repro_check.render import plot
-from repro_check.settings import CheckPlan, StudySettings, Tolerance
+from repro_check.results import report
+from repro_check.results.records import RunRecord, TrialRecord
 
 needs_matplotlib = pytest.mark.skipif(
     importlib.util.find_spec("matplotlib") is None,

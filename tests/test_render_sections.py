@@ -11,14 +11,14 @@ import pytest
 from rich.console import Console
 from test_render_markdown_junit import build, history, parse, runs_of
 
-from repro_check import report
-from repro_check.conditions import GATE, CompareReport
-from repro_check.diff import diff_reports
-from repro_check.records import RunRecord, TrialRecord
+from repro_check.checks.compare import GATE, CompareReport
+from repro_check.checks.diff import diff_reports
+from repro_check.plan.settings import CheckPlan, StudySettings
 from repro_check.render import console, junit, markdown, sections
 from repro_check.render.files import write_outputs
 from repro_check.render.formats import FORMATS, kind
-from repro_check.settings import CheckPlan, StudySettings
+from repro_check.results import report
+from repro_check.results.records import RunRecord, TrialRecord
 
 
 def console_text(rep: report.RunReport) -> str:
@@ -168,9 +168,9 @@ def test_quiet_diagnose_line_is_the_console_headline_without_rich() -> None:
 
     code = (
         "import sys\n"
-        "from repro_check.diagnose import Diagnosis\n"
+        "from repro_check.checks.diagnose import Diagnosis\n"
         "from repro_check.render.detail import verdict_line\n"
-        "from repro_check.settings import CheckPlan\n"
+        "from repro_check.plan.settings import CheckPlan\n"
         "before = set(sys.modules)\n"
         "d = Diagnosis(CheckPlan(target='m:f'), 'cpu', True, (), (), incomplete=True)\n"
         "print(verdict_line(d))\n"
@@ -181,7 +181,7 @@ def test_quiet_diagnose_line_is_the_console_headline_without_rich() -> None:
     ).stdout.splitlines()
     assert out[0] == "INCOMPLETE: the fully controlled runs could not finish"
     assert "rich.table" not in out[1] and "rich.panel" not in out[1]  # no console renderer
-    from repro_check.diagnose import Diagnosis
+    from repro_check.checks.diagnose import Diagnosis
     from repro_check.render.console_diagnose import headline
 
     d = Diagnosis(CheckPlan(target="m:f"), "cpu", True, (), ())

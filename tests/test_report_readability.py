@@ -7,10 +7,10 @@ import dataclasses
 
 from conftest import cli, fixture
 
-from repro_check import report
-from repro_check.records import RunRecord, TrialRecord
+from repro_check.plan.settings import CheckPlan, StudySettings
 from repro_check.render import fmt, markdown
-from repro_check.settings import CheckPlan, StudySettings
+from repro_check.results import report
+from repro_check.results.records import RunRecord, TrialRecord
 
 
 def test_mostly_failed_reproducible_check_says_so_with_the_reasons() -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from conftest import cli, fixture
 
-from repro_check.records import stopped_note
+from repro_check.results.records import stopped_note
 
 
 def test_a_worker_that_dies_after_its_study_but_before_done_is_not_finished(run_check) -> None:

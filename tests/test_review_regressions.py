@@ -11,10 +11,10 @@ from pathlib import Path
 
 from conftest import cli, fixture, spawn_cli
 
-from repro_check import report
-from repro_check.compare import first_divergence
-from repro_check.records import RunRecord, TrialRecord
-from repro_check.settings import CheckPlan, Tolerance
+from repro_check.plan.settings import CheckPlan, Tolerance
+from repro_check.results import report
+from repro_check.results.comparison import first_divergence
+from repro_check.results.records import RunRecord, TrialRecord
 
 
 def trial(number: int, value: float) -> TrialRecord:
@@ -255,7 +255,9 @@ def test_sigterm_stops_the_workers(tmp_path: Path) -> None:
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, out + err
     time.sleep(0.5)
-    leftover = subprocess.run(["pgrep", "-f", "repro_check.worker"], capture_output=True, text=True)
+    leftover = subprocess.run(
+        ["pgrep", "-f", "repro_check.execution.worker"], capture_output=True, text=True
+    )
     assert str(proc.pid) not in leftover.stdout
 
 

@@ -390,7 +390,7 @@ def test_paired_surrogate_escapes_are_fine(good: dict[str, Any], tmp_path: Path)
 def test_the_schema_ships_in_the_package_and_describes_real_reports(
     good: dict[str, Any],
 ) -> None:
-    from repro_check import validate
+    from repro_check.results import validate
 
     schema = validate.report_schema()
     assert schema["$schema"].startswith("http://json-schema.org/draft-07")
@@ -422,7 +422,7 @@ def test_control_characters_in_a_field_name_stay_on_one_line(
 
 
 def test_a_file_over_the_size_bound_is_refused_unread(tmp_path: Path) -> None:
-    from repro_check import validate
+    from repro_check.results import validate
 
     big = tmp_path / "big.json"
     with big.open("wb") as handle:  # sparse: no disk used, nothing worth reading
@@ -434,7 +434,7 @@ def test_the_schema_bounds_counts_as_the_validator_says() -> None:
     import json
     from importlib import resources
 
-    from repro_check.validate import MAX_COUNT, SCHEMA_RESOURCE
+    from repro_check.results.validate import MAX_COUNT, SCHEMA_RESOURCE
 
     text = resources.files("repro_check").joinpath(*SCHEMA_RESOURCE).read_text()
     maxima = {int(m) for m in __import__("re").findall(r'"maximum": (\d+)', text)}

@@ -13,11 +13,10 @@ from typing import Any
 import pytest
 from conftest import cli, fixture, spawn_cli
 
-from repro_check import report
-from repro_check.config import build_plan
 from repro_check.errors import ConfigError
-from repro_check.records import RunRecord, TrialRecord
-from repro_check.storage import (
+from repro_check.plan.config import build_plan
+from repro_check.results.records import RunRecord, TrialRecord
+from repro_check.storage.store import (
     ABANDONED,
     HEARTBEAT,
     HEARTBEATS_PER_WINDOW,
@@ -98,7 +97,7 @@ def _info(url: str, name: str, **flags: Any) -> dict[str, Any]:
         "check": name,
         "target": plan.target,
         "seed": plan.seed,
-        "settings": report.settings_dict(plan, "cpu"),
+        "settings": plan.to_dict("cpu"),
     }
 
 
@@ -208,7 +207,7 @@ def test_a_stored_cancelled_run_without_divergence_is_never_a_fail_fast_verdict(
 ) -> None:
     """Checks stored before this fix keep ``cancelled`` for interrupted runs: with no divergence
     in the stored trials they are incomplete, not "NOT REPRODUCIBLE: --fail-fast stopped"."""
-    from repro_check.shared import load_report
+    from repro_check.storage.shared import load_report
 
     url = f"sqlite:///{tmp_path / 'old.db'}"
     plan = build_plan(
@@ -233,7 +232,7 @@ def test_replicates_claimed_with_other_settings_are_never_reported_together(
 ) -> None:
     """Two processes started together on a new storage both find no settings to check
     against; the report must refuse the mix rather than call it reproducible."""
-    from repro_check.shared import load_report
+    from repro_check.storage.shared import load_report
 
     url = f"sqlite:///{tmp_path / 'mixed.db'}"
     flags = {"storage": url, "name": "m", "trials": 1, "runs": 2}

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 from conftest import fixture, spawn_cli
 
-from repro_check import storage
-from repro_check.storage import StorageError, open_storage, schema_race
+from repro_check.storage import store as storage
+from repro_check.storage.store import StorageError, open_storage, schema_race
 
 PG_URL = os.environ.get("REPRO_CHECK_TEST_POSTGRES_URL")
 ROUNDS = {2: 2, 4: 1}

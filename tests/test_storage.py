@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from conftest import cli, fixture, spawn_cli
 
-from repro_check.storage import redact, redact_text
+from repro_check.storage.redact import redact, redact_text
 
 PG_URL = os.environ.get("REPRO_CHECK_TEST_POSTGRES_URL")
 

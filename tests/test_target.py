@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from repro_check import target
 from repro_check.errors import EXIT_USAGE, TargetError
-from repro_check.target import TargetSpec
+from repro_check.execution import target
+from repro_check.execution.target import TargetSpec
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from rich.text import Text
 from repro_check.render import fmt, sections
 from repro_check.render.safe import escape_controls, has_controls
 from repro_check.render.wrap import bullets, print_parts, whole
-from repro_check.report import RunReport
+from repro_check.results.report import RunReport
 
 STYLE = {
     "reproducible": "bold green",

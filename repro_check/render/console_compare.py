@@ -9,7 +9,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from repro_check.conditions import CompareReport
+from repro_check.checks.compare import CompareReport
 from repro_check.render import sections
 from repro_check.render.console import STYLE
 

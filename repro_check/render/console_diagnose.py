@@ -7,7 +7,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from repro_check.diagnose import Diagnosis
+from repro_check.checks.diagnose import Diagnosis
 from repro_check.render import fmt, sections
 from repro_check.render.console import STYLE
 from repro_check.render.wrap import bullets, code_block, print_parts

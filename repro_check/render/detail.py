@@ -10,8 +10,8 @@ from rich.console import Console
 from rich.padding import Padding
 from rich.text import Text
 
-from repro_check.records import RunRecord
 from repro_check.render.safe import escape_controls
+from repro_check.results.records import RunRecord
 
 if TYPE_CHECKING:
     from repro_check.render.formats import Report
@@ -23,9 +23,9 @@ condition or experiment."""
 
 def verdict_line(obj: Report) -> str:
     """The one line ``--quiet`` prints: the report's headline."""
-    from repro_check.conditions import CompareReport
-    from repro_check.diagnose import Diagnosis
-    from repro_check.diff import ReportDiff
+    from repro_check.checks.compare import CompareReport
+    from repro_check.checks.diagnose import Diagnosis
+    from repro_check.checks.diff import ReportDiff
     from repro_check.render import fmt
 
     if isinstance(obj, CompareReport):
@@ -58,7 +58,7 @@ def _run_lines(run: RunRecord, output: str | None) -> list[Text | Padding]:
     head += f" ({counts})" if counts else ""
     parts: list[Text | Padding] = [Text(f"{head}, {wall}", style="bold")]
     if run.environment:
-        from repro_check.environment import fingerprint
+        from repro_check.execution.environment import fingerprint
 
         parts.append(_indent(Text(f"environment {fingerprint(dict(run.environment))}"), 2))
     if run.error:
@@ -85,9 +85,9 @@ def _runs(
 def render(obj: Report, console: Console, outputs: Outputs | None = None) -> None:
     """Per-run detail for ``--verbose``; ``outputs`` is None when nothing ran in this process
     (``report``, ``diff``: saved reports keep no captured output)."""
-    from repro_check.conditions import CompareReport
-    from repro_check.diagnose import Diagnosis
-    from repro_check.diff import ReportDiff
+    from repro_check.checks.compare import CompareReport
+    from repro_check.checks.diagnose import Diagnosis
+    from repro_check.checks.diff import ReportDiff
 
     if isinstance(obj, CompareReport):
         for name, condition in obj.conditions.items():

@@ -8,7 +8,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from repro_check.compare import (
+from repro_check.checks.compare import CompareReport
+from repro_check.plan.settings import Tolerance
+from repro_check.results.comparison import (
     Divergence,
     ParamSpread,
     Stats,
@@ -18,9 +20,8 @@ from repro_check.compare import (
     reference_run,
     scalars_equal,
 )
-from repro_check.conditions import CompareReport
-from repro_check.records import RunRecord, TrialRecord
-from repro_check.report import (
+from repro_check.results.records import RunRecord, TrialRecord
+from repro_check.results.report import (
     VERDICT_AWAITING,
     VERDICT_DIFFERS_FROM_BASELINE,
     VERDICT_INTERRUPTED,
@@ -28,8 +29,7 @@ from repro_check.report import (
     VERDICT_REPRODUCIBLE,
     RunReport,
 )
-from repro_check.settings import Tolerance
-from repro_check.storage import redact
+from repro_check.storage.redact import redact
 
 
 def num(value: float | None, digits: int = 6) -> str:

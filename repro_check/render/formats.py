@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeAlias
 from repro_check.errors import ConfigError
 
 if TYPE_CHECKING:
-    from repro_check.conditions import CompareReport
-    from repro_check.diagnose import Diagnosis
-    from repro_check.diff import ReportDiff
-    from repro_check.report import RunReport
+    from repro_check.checks.compare import CompareReport
+    from repro_check.checks.diagnose import Diagnosis
+    from repro_check.checks.diff import ReportDiff
+    from repro_check.results.report import RunReport
 
 Report: TypeAlias = "RunReport | CompareReport | Diagnosis | ReportDiff"
 """Every report object a command returns."""
@@ -30,10 +30,10 @@ Kind = Literal["run", "compare", "diagnose", "diff"]
 
 def kind(report: object) -> Kind:
     """Which command's report ``report`` is (``run`` and ``report`` make the same kind)."""
-    from repro_check.conditions import CompareReport
-    from repro_check.diagnose import Diagnosis
-    from repro_check.diff import ReportDiff
-    from repro_check.report import RunReport
+    from repro_check.checks.compare import CompareReport
+    from repro_check.checks.diagnose import Diagnosis
+    from repro_check.checks.diff import ReportDiff
+    from repro_check.results.report import RunReport
 
     if isinstance(report, RunReport):
         return "run"

@@ -17,10 +17,10 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, assert_never
 
-from repro_check.conditions import CompareReport
+from repro_check.checks.compare import CompareReport
 from repro_check.errors import EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_NOT_REPRODUCIBLE
 from repro_check.render import fmt, sections
-from repro_check.report import VERDICT_AWAITING, RunReport
+from repro_check.results.report import VERDICT_AWAITING, RunReport
 
 if TYPE_CHECKING:
     from repro_check.render.formats import Report

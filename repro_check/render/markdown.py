@@ -12,9 +12,9 @@ import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, assert_never
 
-from repro_check.conditions import CompareReport
+from repro_check.checks.compare import CompareReport
 from repro_check.render import fmt, sections
-from repro_check.report import (
+from repro_check.results.report import (
     VERDICT_AWAITING,
     VERDICT_DIFFERS_FROM_BASELINE,
     VERDICT_NOT_REPRODUCIBLE,

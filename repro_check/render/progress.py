@@ -15,8 +15,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from repro_check.execution.runner import Progress as RunnerProgress
 from repro_check.render.console import make_console
-from repro_check.runner import Progress as RunnerProgress
 
 QUEUED = "queued"
 RUNNING = "running"

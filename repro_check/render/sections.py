@@ -15,9 +15,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, TypeAlias, TypeVar
 
-from repro_check.conditions import GATE, CompareReport
+from repro_check.checks.compare import GATE, CompareReport
 from repro_check.render import fmt
-from repro_check.report import (
+from repro_check.results.report import (
     VERDICT_AWAITING,
     VERDICT_INCOMPLETE,
     VERDICT_NOT_REPRODUCIBLE,
@@ -26,7 +26,7 @@ from repro_check.report import (
 )
 
 if TYPE_CHECKING:
-    from repro_check.diagnose import Diagnosis
+    from repro_check.checks.diagnose import Diagnosis
 
 TITLES = {"fixed_seed": "fixed seed", "seed_sweep": "seed sweep", "uncontrolled": "uncontrolled"}
 """How each ``compare`` condition is named in a report."""

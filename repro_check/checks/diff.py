@@ -12,20 +12,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from repro_check import __version__
-from repro_check.baseline import finished_reference, reference, settings_mismatches
-from repro_check.compare import Divergence, distinct_histories, first_divergence
+from repro_check.__about__ import __version__
 from repro_check.errors import EXIT_INCOMPLETE, EXIT_NOT_REPRODUCIBLE, EXIT_REPRODUCIBLE
-from repro_check.records import RunRecord, encode_float, encode_params, to_json_safe
-from repro_check.report import (
+from repro_check.plan.settings import Tolerance, settings_mismatches
+from repro_check.results.baseline import finished_reference, reference
+from repro_check.results.comparison import Divergence, distinct_histories, first_divergence
+from repro_check.results.records import RunRecord, encode_float, encode_params, to_json_safe
+from repro_check.results.report import (
     SCHEMA_VERSION,
     VERDICT_AWAITING,
     VERDICT_INCOMPLETE,
     VERDICT_INTERRUPTED,
     RunReport,
-    divergence_dict,
 )
-from repro_check.settings import Tolerance
 
 
 def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
@@ -150,13 +149,13 @@ class ReportDiff:
                 "best_value": None if value is None else encode_float(value),
                 "best_params": None if ref.best_params is None else encode_params(ref.best_params),
                 "distinct_histories": report.comparison.distinct_histories,
-                "divergence": divergence_dict(report.comparison.divergence),
+                "divergence": Divergence.to_optional_dict(report.comparison.divergence),
                 "tolerance_in_file": None
                 if report.saved_tolerance is None
                 else {"atol": report.saved_tolerance.atol, "rtol": report.saved_tolerance.rtol},
             }
 
-        divergence = divergence_dict(self.divergence)
+        divergence = Divergence.to_optional_dict(self.divergence)
         if divergence is not None:
             divergence["runs"] = self.divergence_runs
         return {

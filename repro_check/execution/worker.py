@@ -1,4 +1,4 @@
-"""The replicate process: ``python -m repro_check.worker`` reads a job (JSON) on stdin.
+"""The replicate process: ``python -m repro_check.execution.worker`` reads a job (JSON) on stdin.
 
 It applies the controls, imports the target, runs the study (or several, one after another) and
 streams one JSON line per event on its original stdout. The user's own prints are moved to stderr
@@ -33,13 +33,13 @@ from collections.abc import Callable, Mapping
 from types import SimpleNamespace
 from typing import IO, Any
 
-from repro_check import controls as ctl
-from repro_check import environment
 from repro_check.errors import TargetError
-from repro_check.records import TrialRecord, to_json_safe, trials_digest
-from repro_check.settings import STUDY_NAME, Controls, StudySettings
-from repro_check.target import one_line
-from repro_check.validate import MAX_DEPTH, MAX_TEXT
+from repro_check.execution import controls as ctl
+from repro_check.execution import environment
+from repro_check.execution.target import one_line
+from repro_check.plan.settings import STUDY_NAME, Controls, StudySettings
+from repro_check.results.records import TrialRecord, to_json_safe, trials_digest
+from repro_check.results.validate import MAX_DEPTH, MAX_TEXT
 
 _NO_DETERMINISTIC_PHRASE = " does not have a deterministic implementation"
 _NO_DETERMINISTIC = re.compile(r"(\S{1,256})" + _NO_DETERMINISTIC_PHRASE)
@@ -84,7 +84,7 @@ def make_sampler(study: StudySettings, seed: int | None) -> Any:
 
     kwargs = dict(study.sampler_kwargs)
     if ":" in study.sampler:
-        from repro_check.target import load_attr
+        from repro_check.execution.target import load_attr
 
         return load_attr(study.sampler)(seed=seed, **kwargs)
     classes = {
@@ -246,7 +246,7 @@ class StudyRunner:
                 intermediate_values=self._exact_intermediates(frozen),
                 error=None if error is None else _readable(error, 0),
             )
-            # never compared, but saved: the report must read back (``repro_check.validate``)
+            # never compared, but saved: the report must read back (``results.validate``)
             attrs = _readable(to_json_safe(dict(record.user_attrs)), 0)
             record = dataclasses.replace(record, user_attrs=attrs)
             self.emitted += 1
@@ -267,7 +267,7 @@ class StudyRunner:
             self._guard(sampler, f"{settings.sampler} sampler", _SAMPLER_METHODS)
             self._guard(pruner, f"{settings.pruner} pruner", ("prune",))
             if self.storage is not None:  # the parent created (claimed) it already
-                from repro_check.storage import open_storage
+                from repro_check.storage.store import open_storage
 
                 study = optuna.load_study(
                     study_name=self.study_name,
@@ -474,7 +474,7 @@ def run_job(job: Mapping[str, Any], out: Stream) -> None:
     optimize = optuna.study.Study.optimize  # before the target can patch it
     stops = _StopWatch(optuna.study.Study)
     try:
-        from repro_check.target import load
+        from repro_check.execution.target import load
 
         objective = load(job["target"])
     except TargetError as exc:

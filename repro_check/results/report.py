@@ -11,26 +11,23 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from repro_check import __version__
-from repro_check.baseline import BaselineCheck
-from repro_check.compare import (
-    Comparison,
-    Divergence,
-    ParamSpread,
-    Stats,
-    compare_runs,
-    distinct_histories,
-)
-from repro_check.environment import fingerprint
+from repro_check.__about__ import __version__
 from repro_check.errors import (
     EXIT_INCOMPLETE,
     EXIT_INTERRUPTED,
     EXIT_NOT_REPRODUCIBLE,
     EXIT_REPRODUCIBLE,
 )
-from repro_check.records import STATUS_CANCELLED, RunRecord, encode_float, to_json_safe
-from repro_check.settings import CheckPlan, Controls, StudySettings, Tolerance
-from repro_check.storage import redact
+from repro_check.execution.environment import fingerprint
+from repro_check.plan.settings import CheckPlan, Tolerance
+from repro_check.results.baseline import BaselineCheck
+from repro_check.results.comparison import (
+    Comparison,
+    Divergence,
+    compare_runs,
+    distinct_histories,
+)
+from repro_check.results.records import STATUS_CANCELLED, RunRecord, to_json_safe
 
 SCHEMA_VERSION = 1
 
@@ -235,13 +232,13 @@ class RunReport:
             "stopped_early": self.stopped_early,
             "awaiting": self.awaiting,
             "interrupted": self.interrupted,
-            "settings": settings_dict(self.plan, self.device),
+            "settings": self.plan.to_dict(self.device),
             "runs": [
                 {**run.to_dict(), "environment_fingerprint": fingerprint(dict(run.environment))}
                 for run in self.runs
             ],
-            "divergence": divergence_dict(self.comparison.divergence),
-            "summary": summary_dict(self.comparison),
+            "divergence": Divergence.to_optional_dict(self.comparison.divergence),
+            "summary": self.comparison.summary_dict(),
             "baseline": self.baseline.to_dict() if self.baseline is not None else None,
             "notes": self.notes,
             "environment": to_json_safe(dict(self.environment)),
@@ -255,7 +252,7 @@ class RunReport:
         (a gate's tolerance never comes from the file it gates); None keeps the file's, for
         callers that only re-render a report they wrote themselves."""
         settings = data["settings"]
-        plan = plan_from_settings(data["target"], settings)
+        plan = CheckPlan.from_dict(data["target"], settings)
         notes_in = list(data.get("notes", []))
         saved_tol = plan.tolerance
         if tolerance is not None and tolerance != plan.tolerance:
@@ -393,97 +390,6 @@ def _machine(env: Mapping[str, Any]) -> str:
     torch = env.get("torch") or {}
     gpus = ", ".join(torch.get("gpus") or []) or "no GPU"
     return f"{env.get('cpu', '?')}, {gpus}, Python {env.get('python', '?')}"
-
-
-def settings_dict(plan: CheckPlan, device: str) -> dict[str, Any]:
-    return {
-        "runs": plan.runs,
-        "seed": plan.seed,
-        "trials": plan.study.trials,
-        "device": device,
-        "tolerance": {"atol": plan.tolerance.atol, "rtol": plan.tolerance.rtol},
-        "controls": plan.controls.to_dict(),
-        "directions": list(plan.study.directions),
-        "sampler": plan.study.sampler,
-        "sampler_kwargs": to_json_safe(dict(plan.study.sampler_kwargs)),
-        "pruner": plan.study.pruner,
-        "pruner_kwargs": to_json_safe(dict(plan.study.pruner_kwargs)),
-        "n_jobs": plan.study.n_jobs,
-        "fail_fast": plan.fail_fast,
-        "threads": plan.threads,
-        "workers": plan.workers,
-        "timeout": plan.timeout,
-        "storage": redact(plan.storage) if plan.storage else None,
-        "name": plan.name,
-        "stale_after": plan.stale_after,
-    }
-
-
-def plan_from_settings(target: str, settings: Mapping[str, Any]) -> CheckPlan:
-    study = StudySettings.from_dict(settings)
-    tolerance = settings.get("tolerance") or {}
-    return CheckPlan(
-        target=target,
-        study=study,
-        runs=int(settings["runs"]),
-        seed=int(settings["seed"]),
-        workers=settings.get("workers"),
-        timeout=settings.get("timeout"),
-        threads=int(settings.get("threads", 1)),
-        device=str(settings["device"]),
-        tolerance=Tolerance(float(tolerance.get("atol", 0.0)), float(tolerance.get("rtol", 0.0))),
-        controls=Controls.from_dict(settings.get("controls") or {}),
-        fail_fast=bool(settings.get("fail_fast", False)),
-        name=settings.get("name"),
-        stale_after=float(settings.get("stale_after") or 120.0),
-    )
-
-
-def _num(value: float | None) -> float | str | None:
-    return None if value is None else encode_float(value)
-
-
-def divergence_dict(divergence: Divergence | None) -> dict[str, Any] | None:
-    if divergence is None:
-        return None
-    return {
-        "trial": divergence.trial,
-        "field": divergence.field,
-        "runs": list(divergence.runs),
-        "max_abs_diff": _num(divergence.max_abs_diff),
-        "max_rel_diff": _num(divergence.max_rel_diff),
-        "detail": divergence.detail,
-    }
-
-
-def stats_dict(stats: Stats | None) -> dict[str, Any] | None:
-    if stats is None:
-        return None
-    return {
-        "mean": _num(stats.mean),
-        "std": _num(stats.std),
-        "min": _num(stats.min),
-        "max": _num(stats.max),
-        "n": stats.n,
-    }
-
-
-def spread_dict(spread: ParamSpread) -> dict[str, Any]:
-    if spread.stats is not None:
-        return {
-            "type": "numeric",
-            **(stats_dict(spread.stats) or {}),
-            "range": _num(spread.stats.range),
-        }
-    return {"type": "categorical", "counts": dict(spread.counts)}
-
-
-def summary_dict(comparison: Comparison) -> dict[str, Any]:
-    return {
-        "best_value": stats_dict(comparison.best_value),
-        "best_params": {k: spread_dict(v) for k, v in comparison.best_params.items()},
-        "distinct_histories": comparison.distinct_histories,
-    }
 
 
 def build(

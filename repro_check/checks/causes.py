@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from repro_check.compare import Divergence
-from repro_check.settings import StudySettings
+from repro_check.plan.settings import StudySettings
+from repro_check.results.comparison import Divergence
 
 CAUSE_IDS = (
     "parallel_trials",

@@ -6,7 +6,7 @@ A saved report (a baseline is one) is a file anyone can edit, so nothing in it i
    ``MAX_REPORT_BYTES``, strings of at most ``MAX_TEXT`` characters, free-form values (user
    attributes, sampler kwargs, the environment) nested at most ``MAX_DEPTH`` levels, no lone
    surrogates;
-2. every field is checked against the published JSON Schema (``schema/report.schema.json`` in the
+2. every field is checked against the published JSON Schema (``results/report.schema.json`` in the
    package), including fields that are never read;
 3. the semantic rules a live run obeys are checked on top: settings valid exactly as the command
    line's flags are, unique run indices, every finished run holding trials ``0..trials-1`` once.
@@ -29,13 +29,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from repro_check.errors import ReproCheckError
-from repro_check.records import stopped_note
-from repro_check.report import SCHEMA_VERSION
+from repro_check.results.records import stopped_note
+from repro_check.results.report import SCHEMA_VERSION
 
 if TYPE_CHECKING:
-    from repro_check.conditions import CompareReport
-    from repro_check.report import RunReport
-    from repro_check.settings import Tolerance
+    from repro_check.checks.compare import CompareReport
+    from repro_check.plan.settings import Tolerance
+    from repro_check.results.report import RunReport
 
 MAX_REPORT_BYTES = 512 * 1024 * 1024
 """Largest saved report read (512 MiB; 100 runs x 10,000 trials is about 230 MB)."""
@@ -46,7 +46,8 @@ MAX_COUNT = 10**9
 ``maximum`` says the same, and the CLI's bounds stay below it."""
 MAX_DEPTH = 32
 """Deepest nesting of free-form values (user attributes, kwargs, environment)."""
-SCHEMA_RESOURCE = ("schema", "report.schema.json")
+SCHEMA_RESOURCE = ("results", "report.schema.json")
+"""Beside this module, in the wheel (a path inside the ``repro_check`` package)."""
 
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -252,7 +253,7 @@ NULLABLE_SETTING_KEYS = ("workers", "timeout", "storage", "name", "stale_after")
 
 def _settings(settings: Mapping[str, Any], where: str, source: str) -> None:
     """Saved settings are valid exactly as the command line's flags must be."""
-    from repro_check.config import KEYS
+    from repro_check.plan.config import KEYS
 
     checks = [(key, settings[key]) for key in SETTING_KEYS if key in settings]
     checks += [(k, settings[k]) for k in NULLABLE_SETTING_KEYS if settings.get(k) is not None]
@@ -349,7 +350,7 @@ def _safely(build: Callable[[], Any], source: str) -> Any:
 
 
 def _exact() -> Tolerance:
-    from repro_check.settings import Tolerance
+    from repro_check.plan.settings import Tolerance
 
     return Tolerance()
 
@@ -372,7 +373,7 @@ def check_report_data(data: Any, source: str, commands: tuple[str, ...] = ("run"
 def load_run_report(path: Path, tolerance: Tolerance | None = None) -> RunReport:
     """A validated ``RunReport`` from a saved ``run`` report (also what baselines are), its
     verdict recomputed with ``tolerance`` (the command's; exact when None), never the file's."""
-    from repro_check.report import RunReport
+    from repro_check.results.report import RunReport
 
     source = _printable(str(path), 1000)
     data = read_json(path)
@@ -383,8 +384,8 @@ def load_run_report(path: Path, tolerance: Tolerance | None = None) -> RunReport
 
 def load_any_report(path: Path, tolerance: Tolerance | None = None) -> RunReport | CompareReport:
     """A validated ``RunReport`` or ``CompareReport`` (for ``repro-check report``)."""
-    from repro_check.conditions import CompareReport
-    from repro_check.report import RunReport
+    from repro_check.checks.compare import CompareReport
+    from repro_check.results.report import RunReport
 
     source = _printable(str(path), 1000)
     data = read_json(path)

@@ -125,7 +125,7 @@ class TrialRecord:
     ``shape_digest`` (a BLAKE2b-128 hash of everything but the floats), ``float_bytes``
     (every float in a fixed order, as float64 bytes) and ``digest`` (a hash of both, bit for
     bit: equal digests mean equal trials under exact comparison). Comparing 100 runs × 10,000
-    trials then needs no per-trial Python work (see ``compare``).
+    trials then needs no per-trial Python work (see ``comparison``).
     """
 
     number: int

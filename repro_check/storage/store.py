@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from repro_check.errors import ReproCheckError
-from repro_check.records import (
+from repro_check.results.records import (
     STATUS_CANCELLED,
     STATUS_CRASHED,
     STATUS_OK,
@@ -28,6 +28,7 @@ from repro_check.records import (
     TrialRecord,
     to_json_safe,
 )
+from repro_check.storage.redact import redact, redact_text
 
 DEFAULT_STORAGE = "sqlite:///repro-check.db"
 """Where a check named with ``--name`` but no ``--storage`` keeps its studies."""
@@ -64,36 +65,10 @@ _SCHEMA_RACE = re.compile(
 _DB_MODULES = ("sqlalchemy", "optuna", "sqlite3", "psycopg")
 
 _NAME = re.compile(r"^(?P<check>.+)/run-(?P<k>\d+)(?:/attempt-(?P<a>\d+))?$")
-_PASSWORD = re.compile(r"^(?P<head>[A-Za-z][\w+.-]*://[^:/@]*:)(?P<pw>[^@]*)(?P<tail>@.*)$")
-_QUERY_SECRET = re.compile(
-    r"(?P<key>[?&](?:password|passwd|pwd|secret|token)=)(?P<pw>[^&#]*)", re.I
-)
 
 
 class StorageError(ReproCheckError):
     """The storage cannot be opened or used (message redacted)."""
-
-
-def _secrets(url: str) -> list[str]:
-    found = [m["pw"] for m in _QUERY_SECRET.finditer(url) if m["pw"]]
-    match = _PASSWORD.match(url)
-    if match is not None and match["pw"]:
-        found.append(match["pw"])
-    return found
-
-
-def redact(url: str) -> str:
-    """``postgresql://user:secret@host/db?password=x`` → ``postgresql://user:***@host/db?password=***``."""
-    return redact_text(url, url) or url
-
-
-def redact_text(text: str | None, url: str | None) -> str | None:
-    """Remove the URL's password(s) from any message (drivers like to quote URLs)."""
-    if text is None or not url:
-        return text
-    for secret in sorted(_secrets(url), key=len, reverse=True):
-        text = text.replace(secret, "***")
-    return text
 
 
 def check_stale_after(value: float) -> float:

@@ -11,6 +11,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from repro_check.results.records import to_json_safe
+from repro_check.storage.redact import redact
+
 DEFAULT_TRIALS = 20
 DEFAULT_RUNS = 3
 DEFAULT_SEED = 0
@@ -155,3 +158,88 @@ class CheckPlan:
     """Retake replicates whose process died (claimed, unfinished, no heartbeat)."""
     stale_after: float = 120.0
     """Seconds without a heartbeat after which a claimed replicate counts as dead."""
+
+    def to_dict(self, device: str) -> dict[str, Any]:
+        """The report's ``settings``: this plan as run on ``device`` (the resolved one), its
+        storage URL's secrets masked."""
+        return {
+            "runs": self.runs,
+            "seed": self.seed,
+            "trials": self.study.trials,
+            "device": device,
+            "tolerance": {"atol": self.tolerance.atol, "rtol": self.tolerance.rtol},
+            "controls": self.controls.to_dict(),
+            "directions": list(self.study.directions),
+            "sampler": self.study.sampler,
+            "sampler_kwargs": to_json_safe(dict(self.study.sampler_kwargs)),
+            "pruner": self.study.pruner,
+            "pruner_kwargs": to_json_safe(dict(self.study.pruner_kwargs)),
+            "n_jobs": self.study.n_jobs,
+            "fail_fast": self.fail_fast,
+            "threads": self.threads,
+            "workers": self.workers,
+            "timeout": self.timeout,
+            "storage": redact(self.storage) if self.storage else None,
+            "name": self.name,
+            "stale_after": self.stale_after,
+        }
+
+    @classmethod
+    def from_dict(cls, target: str, settings: Mapping[str, Any]) -> CheckPlan:
+        """The plan a saved report's (or a shared check's) ``settings`` describe."""
+        study = StudySettings.from_dict(settings)
+        tolerance = settings.get("tolerance") or {}
+        return cls(
+            target=target,
+            study=study,
+            runs=int(settings["runs"]),
+            seed=int(settings["seed"]),
+            workers=settings.get("workers"),
+            timeout=settings.get("timeout"),
+            threads=int(settings.get("threads", 1)),
+            device=str(settings["device"]),
+            tolerance=Tolerance(
+                float(tolerance.get("atol", 0.0)), float(tolerance.get("rtol", 0.0))
+            ),
+            controls=Controls.from_dict(settings.get("controls") or {}),
+            fail_fast=bool(settings.get("fail_fast", False)),
+            name=settings.get("name"),
+            stale_after=float(settings.get("stale_after") or 120.0),
+        )
+
+
+COMPARED_SETTINGS = (
+    "trials",
+    "directions",
+    "sampler",
+    "sampler_kwargs",
+    "pruner",
+    "pruner_kwargs",
+    "seed",
+    "n_jobs",
+)
+"""Settings that change the result by design: a baseline made with others is refused."""
+
+
+def _setting(plan: CheckPlan, name: str) -> Any:
+    if name == "seed":
+        return plan.seed
+    value = getattr(plan.study, name)
+    return (
+        list(value)
+        if isinstance(value, tuple)
+        else dict(value)
+        if isinstance(value, Mapping)
+        else value
+    )
+
+
+def settings_mismatches(
+    baseline: CheckPlan, now: CheckPlan, before: str = "in the baseline", after: str = "now"
+) -> list[str]:
+    """Human lines naming each setting that differs, e.g. "trials: 20 in the baseline, 30 now"."""
+    return [
+        f"{name}: {_setting(baseline, name)!r} {before}, {_setting(now, name)!r} {after}"
+        for name in COMPARED_SETTINGS
+        if _setting(baseline, name) != _setting(now, name)
+    ]

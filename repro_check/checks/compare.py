@@ -14,13 +14,15 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from repro_check import __version__, devices, report
-from repro_check.compare import Stats
-from repro_check.engine import run_replicates
+from repro_check.__about__ import __version__
 from repro_check.errors import EXIT_INCOMPLETE, EXIT_REPRODUCIBLE
-from repro_check.records import RunRecord
-from repro_check.runner import Job, ProgressCallback
-from repro_check.settings import CheckPlan, Controls
+from repro_check.execution import devices
+from repro_check.execution.replicates import run_replicates
+from repro_check.execution.runner import Job, ProgressCallback
+from repro_check.plan.settings import CheckPlan, Controls
+from repro_check.results import report
+from repro_check.results.comparison import Stats
+from repro_check.results.records import RunRecord
 
 CONDITIONS = ("fixed_seed", "seed_sweep", "uncontrolled")
 GATE = "fixed_seed"

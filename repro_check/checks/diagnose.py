@@ -19,9 +19,22 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from repro_check import __version__, devices, report
-from repro_check.causes import CAUSE_IDS, Cause, FixContext, ToleranceCheck, fix_for, no_kernel_fix
-from repro_check.compare import (
+from repro_check.__about__ import __version__
+from repro_check.checks.causes import (
+    CAUSE_IDS,
+    Cause,
+    FixContext,
+    ToleranceCheck,
+    fix_for,
+    no_kernel_fix,
+)
+from repro_check.errors import EXIT_INCOMPLETE, EXIT_REPRODUCIBLE
+from repro_check.execution import devices
+from repro_check.execution.replicates import default_workers
+from repro_check.execution.runner import Job, JobResult, ProgressCallback, run_jobs
+from repro_check.plan.settings import CheckPlan, Controls, StudySettings, Tolerance
+from repro_check.results import report
+from repro_check.results.comparison import (
     Divergence,
     DivergenceWatch,
     Stats,
@@ -29,9 +42,7 @@ from repro_check.compare import (
     field_equal,
     first_divergence,
 )
-from repro_check.engine import default_workers
-from repro_check.errors import EXIT_INCOMPLETE, EXIT_REPRODUCIBLE
-from repro_check.records import (
+from repro_check.results.records import (
     STATUS_CANCELLED,
     STATUS_ERROR,
     STATUS_OK,
@@ -39,8 +50,6 @@ from repro_check.records import (
     encode_float,
     encode_params,
 )
-from repro_check.runner import Job, JobResult, ProgressCallback, run_jobs
-from repro_check.settings import CheckPlan, Controls, StudySettings, Tolerance
 
 DEFAULT_REPLICATES = 2
 PROBE_PROCESSES = 3
@@ -88,7 +97,7 @@ class Experiment:
             "threads": self.threads,
             "verdict": self.verdict,
             "stopped_early": self.stopped_early,
-            "divergence": report.divergence_dict(self.divergence),
+            "divergence": Divergence.to_optional_dict(self.divergence),
             "runs": [
                 {"index": r.index, "status": r.status, "error": r.error, "trials": len(r.trials)}
                 for r in self.runs
@@ -124,7 +133,7 @@ class NoiseProbe:
             "from_trial": self.trial,
             "processes": self.processes,
             "values": [encode_float(v) for v in self.values],
-            "spread": report.stats_dict(self.stats),
+            "spread": Stats.to_optional_dict(self.stats),
             "max_abs_diff": encode_float(self.max_abs_diff),
         }
 
@@ -156,7 +165,7 @@ class Diagnosis:
             "command": "diagnose",
             "target": self.plan.target,
             "exit_code": self.exit_code,
-            "settings": report.settings_dict(self.plan, self.device),
+            "settings": self.plan.to_dict(self.device),
             "reproducible_under_full_control": self.reproducible_under_full_control,
             "causes": [c.to_dict() for c in self.causes],
             "objective_noise": self.objective_noise.to_dict() if self.objective_noise else None,

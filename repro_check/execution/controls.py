@@ -15,8 +15,8 @@ from collections.abc import Callable, Mapping, Sequence
 from types import ModuleType
 from typing import Any
 
-from repro_check import DEVICE_ENV
-from repro_check.settings import Controls
+from repro_check.execution.devices import DEVICE_ENV
+from repro_check.plan.settings import Controls
 
 CUBLAS_WORKSPACE = ":4096:8"
 THREAD_ENV_VARS = (

@@ -14,21 +14,19 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-from repro_check import report
-from repro_check.baseline import settings_mismatches
-from repro_check.engine import replicate_jobs, run_replicates
 from repro_check.errors import ConfigError, ReproCheckError
-from repro_check.records import STATUS_CANCELLED, STATUS_ERROR, STATUS_OK, RunRecord
-from repro_check.runner import Interrupted, Job, ProgressCallback
-from repro_check.settings import CheckPlan
-from repro_check.storage import (
+from repro_check.execution.replicates import replicate_jobs, run_replicates
+from repro_check.execution.runner import Interrupted, Job, ProgressCallback
+from repro_check.plan.settings import CheckPlan, settings_mismatches
+from repro_check.results import report
+from repro_check.results.records import STATUS_CANCELLED, STATUS_ERROR, STATUS_OK, RunRecord
+from repro_check.storage.redact import redact, redact_text
+from repro_check.storage.store import (
     INFO,
     CheckStore,
     Claim,
     Loaded,
     heartbeat_interval,
-    redact,
-    redact_text,
 )
 
 
@@ -37,7 +35,7 @@ def _differences(
 ) -> list[str]:
     """Each setting of a stored replicate that differs from ``plan``'s, as a human line.
     ``liveness``: also ``stale_after`` (``report --stale-after`` may judge staleness anew)."""
-    started = report.plan_from_settings(target, settings)
+    started = CheckPlan.from_dict(target, settings)
     problems = settings_mismatches(started, plan, before="in the check")
     joined = {
         "runs": (started.runs, plan.runs),
@@ -171,7 +169,7 @@ def run_shared(
         "check": plan.name,
         "target": plan.target,
         "seed": plan.seed,
-        "settings": report.settings_dict(plan, device),
+        "settings": plan.to_dict(device),
     }
     claims: dict[int, Claim] = {}
     beat = _Heartbeat(store, claims, interval=heartbeat_interval(plan.stale_after))
@@ -214,7 +212,7 @@ def report_from_storage(
     """``repro-check report --storage URL --name NAME``: the check from the storage alone.
     ``stale_after`` defaults to the check's own; a shorter window than its heartbeats need
     would call live replicates dead, and is refused."""
-    from repro_check.storage import (
+    from repro_check.storage.store import (
         DEFAULT_STORAGE,
         HEARTBEATS_PER_WINDOW,
         check_stale_after,
@@ -232,7 +230,7 @@ def report_from_storage(
     if started is None:
         raise ConfigError(f"no check named {name!r} in {redact(store.url)}")
     target, settings = started
-    plan = dataclasses.replace(report.plan_from_settings(target, settings), storage=store.url)
+    plan = dataclasses.replace(CheckPlan.from_dict(target, settings), storage=store.url)
     if stale_after is not None:
         window = HEARTBEATS_PER_WINDOW * heartbeat_interval(plan.stale_after)
         if stale_after < window:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from repro_check.errors import ConfigError
-from repro_check.settings import (
+from repro_check.plan.settings import (
     DEVICES,
     DIRECTIONS,
     PRUNERS,
@@ -102,7 +102,7 @@ def _float(*, positive: bool, maximum: float | None = None) -> Validator:
 
 
 def _stale_after(value: Any) -> float:
-    from repro_check.storage import check_stale_after
+    from repro_check.storage.store import check_stale_after
 
     return check_stale_after(_float(positive=True)(value))
 
@@ -515,7 +515,7 @@ def build_plan(
     if values.get("resume") and "name" not in values:
         raise ConfigError("--resume needs --name (and --storage) to find the check to resume")
     if "name" in values and "storage" not in values:
-        from repro_check.storage import DEFAULT_STORAGE
+        from repro_check.storage.store import DEFAULT_STORAGE
 
         values["storage"] = DEFAULT_STORAGE
     plan_keys = (

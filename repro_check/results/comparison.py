@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import numpy as np
 
-from repro_check.records import RunRecord, TrialRecord
-from repro_check.settings import Tolerance
+from repro_check.plan.settings import Tolerance
+from repro_check.results.records import RunRecord, TrialRecord, decode_float, encode_float
 
 FIELDS = ("state", "params", "values", "intermediate_values")
 """Compared per trial, in this order; ``trial_count`` is checked after them."""
@@ -148,6 +148,39 @@ class Divergence:
     max_rel_diff: float | None
     detail: str
     """One human line, e.g. "param x = 0.12 vs 0.15 (run 0 vs run 2)"."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "trial": self.trial,
+            "field": self.field,
+            "runs": list(self.runs),
+            "max_abs_diff": _num(self.max_abs_diff),
+            "max_rel_diff": _num(self.max_rel_diff),
+            "detail": self.detail,
+        }
+
+    @staticmethod
+    def to_optional_dict(divergence: Divergence | None) -> dict[str, Any] | None:
+        """``to_dict``, or None (JSON null) when the runs do not part."""
+        return None if divergence is None else divergence.to_dict()
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> Divergence:
+        def value(v: Any) -> float | None:
+            return None if v is None else decode_float(v)
+
+        return cls(
+            int(raw["trial"]),
+            str(raw["field"]),
+            tuple(int(r) for r in raw["runs"]),
+            value(raw.get("max_abs_diff")),
+            value(raw.get("max_rel_diff")),
+            str(raw.get("detail", "")),
+        )
+
+
+def _num(value: float | None) -> float | str | None:
+    return None if value is None else encode_float(value)
 
 
 def _by_number(run: RunRecord) -> dict[int, TrialRecord]:
@@ -396,6 +429,20 @@ class Stats:
     def range(self) -> float:
         return self.max - self.min
 
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "mean": _num(self.mean),
+            "std": _num(self.std),
+            "min": _num(self.min),
+            "max": _num(self.max),
+            "n": self.n,
+        }
+
+    @staticmethod
+    def to_optional_dict(stats: Stats | None) -> dict[str, Any] | None:
+        """``to_dict``, or None (JSON null) when there was no finite value."""
+        return None if stats is None else stats.to_dict()
+
 
 @dataclass(frozen=True)
 class ParamSpread:
@@ -410,6 +457,11 @@ class ParamSpread:
         if self.stats is not None:
             return self.stats.min != self.stats.max
         return len(self.counts) > 1
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.stats is not None:
+            return {"type": "numeric", **self.stats.to_dict(), "range": _num(self.stats.range)}
+        return {"type": "categorical", "counts": dict(self.counts)}
 
 
 def param_spreads(runs: Sequence[RunRecord]) -> dict[str, ParamSpread]:
@@ -466,6 +518,14 @@ class Comparison:
     best_value: Stats | None
     best_params: Mapping[str, ParamSpread]
     differing_cells: Mapping[int, set[str]]
+
+    def summary_dict(self) -> dict[str, Any]:
+        """The report's ``summary`` (the divergence is a section of its own)."""
+        return {
+            "best_value": Stats.to_optional_dict(self.best_value),
+            "best_params": {k: v.to_dict() for k, v in self.best_params.items()},
+            "distinct_histories": self.distinct_histories,
+        }
 
 
 def counted_runs(runs: Sequence[RunRecord]) -> list[RunRecord]:

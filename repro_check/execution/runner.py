@@ -31,9 +31,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from repro_check import controls as ctl
 from repro_check.errors import ConfigError, DeviceError, ReproCheckError, TargetError
-from repro_check.records import (
+from repro_check.execution import controls as ctl
+from repro_check.execution.target import one_line
+from repro_check.plan.settings import Controls, StudySettings
+from repro_check.results.records import (
     STATUS_CANCELLED,
     STATUS_CRASHED,
     STATUS_ERROR,
@@ -44,8 +46,6 @@ from repro_check.records import (
     stopped_note,
     trials_digest,
 )
-from repro_check.settings import Controls, StudySettings
-from repro_check.target import one_line
 
 
 @dataclass(frozen=True)
@@ -348,7 +348,7 @@ class _Live:
         # -P: the worker's own imports must not see the user's folder (a json.py there); the
         # worker puts the folder on sys.path itself, right before it loads the target
         self.proc = subprocess.Popen(
-            [sys.executable, "-P", "-m", "repro_check.worker"],
+            [sys.executable, "-P", "-m", "repro_check.execution.worker"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self.stderr,

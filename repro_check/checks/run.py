@@ -1,0 +1,53 @@
+"""The ``run`` check as a library call: plan in, report out. Never prints, never exits."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from repro_check.checks.baseline import check_against
+from repro_check.errors import ConfigError
+from repro_check.execution import devices
+from repro_check.execution.replicates import replicate_jobs, run_replicates
+from repro_check.execution.runner import Interrupted, ProgressCallback
+from repro_check.plan.settings import CheckPlan, settings_mismatches
+from repro_check.results import report
+from repro_check.results.baseline import finished_reference
+from repro_check.results.records import STATUS_CANCELLED
+
+
+def run_check(
+    plan: CheckPlan,
+    on_progress: ProgressCallback | None = None,
+    baseline: report.RunReport | None = None,
+    baseline_path: str = "",
+    allow_settings_change: bool = False,
+) -> report.RunReport:
+    """Run ``plan.runs`` replicates in fresh processes and compare them (and, given a
+    baseline, compare them with it too). A baseline made with other study settings is refused
+    before anything runs, unless ``allow_settings_change``."""
+    changed: list[str] = []
+    if baseline is not None:
+        finished_reference(baseline.runs, f"baseline {baseline_path}")  # before any run starts
+        changed = settings_mismatches(baseline.plan, plan)
+        if changed and not allow_settings_change:
+            raise ConfigError(
+                f"baseline {baseline_path} was made with other settings ({'; '.join(changed)}); "
+                "pass --allow-settings-change to compare anyway"
+            )
+    device = devices.resolve(plan.device)
+    if plan.storage is not None:
+        from repro_check.storage.shared import run_shared
+
+        result = run_shared(plan, device, on_progress)
+    else:
+        try:
+            runs = run_replicates(plan, device, replicate_jobs(plan), on_progress)
+        except Interrupted as stop:
+            stop.device = device  # so the partial report names the real device
+            raise
+        stopped = plan.fail_fast and any(run.status == STATUS_CANCELLED for run in runs)
+        result = report.build("run", plan, device, runs, stopped_early=stopped)
+    if baseline is None:
+        return result
+    check = check_against(baseline_path, baseline.runs, result.runs, plan.tolerance, changed)
+    return dataclasses.replace(result, baseline=check)
