@@ -163,6 +163,10 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _is_str_list(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(i, str) for i in value)
+
+
 class Protocol:
     """The parent's side of one worker's stream: every line is checked before it counts.
 
@@ -199,6 +203,28 @@ class Protocol:
         return None
 
     def _check(self, raw: bytes) -> dict[str, Any]:
+        event = self._parse(raw)
+        kind = event.get("event")
+        if kind not in _EVENTS:
+            raise _Violation(f"an unknown event {kind!r}")
+        if kind == "started":
+            if self.started:
+                raise _Violation("a second 'started' event")
+            self.started = True
+            return event
+        self._check_order(str(kind), event)
+        if kind == "trial":
+            self._add_trial(len(self.summaries), event.get("trial"))
+        elif kind == "study_done":
+            self._on_study_done(event)
+        elif kind == "done":
+            self._on_done(event)
+        else:
+            self._on_error(event, raw)
+        return event
+
+    def _parse(self, raw: bytes) -> dict[str, Any]:
+        """The event of one line, once it is a JSON object written by this job's worker."""
         if not raw.endswith(b"\n"):
             raise _Violation(f"an unterminated line {self._preview(raw)}")
         try:
@@ -220,14 +246,10 @@ class Protocol:
                 f"an event from process {pid!r}, not the worker ({self.pid}): a process "
                 "forked by the objective carried on with the study"
             )
-        kind = event.get("event")
-        if kind not in _EVENTS:
-            raise _Violation(f"an unknown event {kind!r}")
-        if kind == "started":
-            if self.started:
-                raise _Violation("a second 'started' event")
-            self.started = True
-            return event
+        return event
+
+    def _check_order(self, kind: str, event: dict[str, Any]) -> None:
+        """A non-'started' event comes after 'started', before the end, in the running study."""
         if not self.started:
             raise _Violation(f"a {kind!r} event before 'started'")
         if self.done is not None or self.error is not None:
@@ -238,36 +260,33 @@ class Protocol:
             study = event.get("study")
             if not _is_int(study) or study != current or current >= self.studies:
                 raise _Violation(f"a {kind!r} event for study {study!r} while study {current} ran")
-        if kind == "trial":
-            self._add_trial(current, event.get("trial"))
-        elif kind == "study_done":
-            for key, valid in (("count", _is_int), ("emitted", _is_int)):
-                if not valid(event.get(key)):
-                    raise _Violation(f"a 'study_done' event without a valid {key!r}")
-            if not isinstance(event.get("digest"), str) or not isinstance(
-                event.get("stopped"), bool
-            ):
-                raise _Violation("a 'study_done' event without a valid digest or stopped flag")
-            self.summaries.append(event)
-        elif kind == "done":
-            if current != self.studies:
-                raise _Violation(f"'done' after {current} of {self.studies} studies")
-            for key in ("environment",):
-                if not isinstance(event.get(key, {}), dict):
-                    raise _Violation(f"a 'done' event with a malformed {key!r}")
-            for key in ("notes", "nondeterministic_ops"):
-                items = event.get(key, [])
-                if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
-                    raise _Violation(f"a 'done' event with a malformed {key!r}")
-            self.done = event
-        else:
-            if event.get("kind") not in _ERROR_KINDS or not isinstance(event.get("message"), str):
-                raise _Violation(f"a malformed 'error' event {self._preview(raw)}")
-            ops = event.get("ops", [])
-            if not isinstance(ops, list) or not all(isinstance(i, str) for i in ops):
-                raise _Violation("an 'error' event with malformed ops")
-            self.error = event
-        return event
+
+    def _on_study_done(self, event: dict[str, Any]) -> None:
+        for key, valid in (("count", _is_int), ("emitted", _is_int)):
+            if not valid(event.get(key)):
+                raise _Violation(f"a 'study_done' event without a valid {key!r}")
+        if not isinstance(event.get("digest"), str) or not isinstance(event.get("stopped"), bool):
+            raise _Violation("a 'study_done' event without a valid digest or stopped flag")
+        self.summaries.append(event)
+
+    def _on_done(self, event: dict[str, Any]) -> None:
+        current = len(self.summaries)
+        if current != self.studies:
+            raise _Violation(f"'done' after {current} of {self.studies} studies")
+        for key in ("environment",):
+            if not isinstance(event.get(key, {}), dict):
+                raise _Violation(f"a 'done' event with a malformed {key!r}")
+        for key in ("notes", "nondeterministic_ops"):
+            if not _is_str_list(event.get(key, [])):
+                raise _Violation(f"a 'done' event with a malformed {key!r}")
+        self.done = event
+
+    def _on_error(self, event: dict[str, Any], raw: bytes) -> None:
+        if event.get("kind") not in _ERROR_KINDS or not isinstance(event.get("message"), str):
+            raise _Violation(f"a malformed 'error' event {self._preview(raw)}")
+        if not _is_str_list(event.get("ops", [])):
+            raise _Violation("an 'error' event with malformed ops")
+        self.error = event
 
     def _add_trial(self, study: int, data: Any) -> None:
         if not isinstance(data, dict):
@@ -559,169 +578,256 @@ def run_jobs(
     when it says so, that group's workers are stopped (an experiment ends at its first
     divergence, ``--fail-fast`` at the first certain one).
     """
-    report = on_progress or (lambda _p: None)
-    inbox: queue.Queue[tuple[int, Any]] = queue.Queue()
-    pending = list(range(len(jobs)))
-    live: dict[int, _Live] = {}
-    ended: dict[int, _Live] = {}
-    stopped_groups: set[str] = set()
-    last_sweep = 0.0
+    scheduler = Scheduler(
+        target,
+        jobs,
+        workers=workers,
+        threads=threads,
+        device=device,
+        timeout=timeout,
+        on_progress=on_progress,
+        stop_when=stop_when,
+        claim=claim,
+    )
+    return scheduler.run()
 
-    warm: dict[int, _Live] = {}
 
-    def spawn(position: int) -> _Live:
-        job = jobs[position]
+class Scheduler:
+    """One ``run_jobs`` call: which job waits, runs or ended is state here; each step is a method.
+
+    A job's position in ``jobs`` is its key everywhere. It is ``pending`` until a slot frees
+    (or its group is stopped), then ``live`` (its worker streams into ``inbox``) until its stream
+    ends or is given up, then ``ended``; ``skipped`` when a claim found it taken elsewhere.
+    ``warm`` holds the next pending job's worker, spawned ahead of its turn.
+    """
+
+    def __init__(
+        self,
+        target: str,
+        jobs: Sequence[Job],
+        *,
+        workers: int,
+        threads: int,
+        device: str,
+        timeout: float | None = None,
+        on_progress: ProgressCallback | None = None,
+        stop_when: StopRuleFactory | None = None,
+        claim: Callable[[Job], Job | None] | None = None,
+    ) -> None:
+        self.target = target
+        self.jobs = jobs
+        self.workers = workers
+        self.threads = threads
+        self.device = device
+        self.timeout = timeout
+        self.report: ProgressCallback = on_progress or (lambda _p: None)
+        self.stop_when = stop_when
+        self.claim = claim
+        self.inbox: queue.Queue[tuple[int, Any]] = queue.Queue()
+        self.pending: list[int] = list(range(len(jobs)))
+        self.live: dict[int, _Live] = {}
+        self.ended: dict[int, _Live] = {}
+        self.warm: dict[int, _Live] = {}
+        self.skipped: set[int] = set()
+        self.rules: dict[str, StopRule] = {}
+        self.stopped_groups: set[str] = set()
+        self.last_sweep = 0.0
+
+    def run(self) -> list[JobResult]:
+        """Start jobs as slots free, check every line that arrives, sweep for exits and
+        timeouts; then the results in job order."""
+        self._report_queued()
+        try:
+            while self.pending or self.live:
+                self._fill_slots()
+                self._prewarm()
+                if not self.live and not self.pending:
+                    break
+                self._receive()
+                self._sweep()
+        except KeyboardInterrupt:
+            raise Interrupted(self._salvage()) from None
+        except ReproCheckError:
+            self._stop_all("cancelled")
+            for worker in self.live.values():
+                worker.finish()
+            raise
+        for worker in self.warm.values():
+            worker.discard()
+        return self._results()
+
+    # -- starting jobs
+
+    def _total(self, job: Job) -> int:
+        return job.study.trials * job.studies
+
+    def _report_queued(self) -> None:
+        """Every job shows as queued until a slot frees for it."""
+        for job in self.jobs:
+            self.report(Progress(job.index, 0, self._total(job), group=job.group, queued=True))
+
+    def _fill_slots(self) -> None:
+        while self.pending and sum(w.busy for w in self.live.values()) < self.workers:
+            self._launch(self.pending.pop(0))
+
+    def _spawn(self, position: int) -> _Live:
+        job = self.jobs[position]
         env = ctl.worker_env(
-            os.environ, job.controls, seed=job.seed, threads=job.threads or threads, device=device
+            os.environ,
+            job.controls,
+            seed=job.seed,
+            threads=job.threads or self.threads,
+            device=self.device,
         )
         return _Live(job, env)
 
-    skipped: set[int] = set()
-
-    def launch(position: int) -> None:
-        job = jobs[position]
-        if claim is not None:  # shared checks: take the replicate only if nobody has it
-            claimed = claim(job)
+    def _launch(self, position: int) -> None:
+        job = self.jobs[position]
+        if self.claim is not None:  # shared checks: take the replicate only if nobody has it
+            claimed = self.claim(job)
             if claimed is None:
-                skipped.add(position)
-                report(Progress(job.index, 0, 0, status="taken elsewhere", group=job.group))
-                if position in warm:
-                    warm.pop(position).discard()
+                self.skipped.add(position)
+                self.report(Progress(job.index, 0, 0, status="taken elsewhere", group=job.group))
+                if position in self.warm:
+                    self.warm.pop(position).discard()
                 return
             job = claimed
-        worker = warm.pop(position, None) or spawn(position)
-        worker.start(job.payload(target, job.threads or threads, device), position, inbox)
-        live[position] = worker
-        report(Progress(job.index, 0, job.study.trials * job.studies, group=job.group))
+        worker = self.warm.pop(position, None) or self._spawn(position)
+        payload = job.payload(self.target, job.threads or self.threads, self.device)
+        worker.start(payload, position, self.inbox)
+        self.live[position] = worker
+        self.report(Progress(job.index, 0, self._total(job), group=job.group))
 
-    def prewarm() -> None:
+    def _prewarm(self) -> None:
         """Keep the next pending job's process spawned and importing while others run."""
-        for position in [p for p in warm if p not in pending]:
-            warm.pop(position).discard()
-        if pending and not warm and live:
-            warm[pending[0]] = spawn(pending[0])
+        for position in [p for p in self.warm if p not in self.pending]:
+            self.warm.pop(position).discard()
+        if self.pending and not self.warm and self.live:
+            self.warm[self.pending[0]] = self._spawn(self.pending[0])
 
-    def stop_all(reason: str) -> None:
-        pending.clear()
-        for worker in live.values():
-            worker.kill(reason)
-        for worker in warm.values():
-            worker.discard()
-        warm.clear()
+    # -- the stream
 
-    rules: dict[str, StopRule] = {}
+    def _receive(self) -> None:
+        """Take one line (or a stream's end) from the inbox, waiting 0.1 s at most."""
+        try:
+            position, raw = self.inbox.get(timeout=0.1)
+        except queue.Empty:
+            return
+        worker = self.live.get(position)
+        if worker is None:  # a line after the end of a given-up stream is dropped
+            return
+        if raw is None:
+            worker.eof = True
+            self._end(position)
+        else:
+            self._handle(position, worker, raw)
 
-    def end(position: int) -> None:
-        worker = live.pop(position)
-        ended[position] = worker
+    def _handle(self, position: int, worker: _Live, raw: bytes) -> None:
+        accepted = worker.handle(raw)
+        job = worker.job
+        self.report(Progress(job.index, worker.trials_done, self._total(job), group=job.group))
+        if accepted is None:
+            return
+        kind = accepted.get("event")
+        if kind == "error" and accepted["kind"] in _SETUP_ERRORS:
+            self._stop_all("cancelled")
+            error_type = _SETUP_ERRORS[str(accepted["kind"])]
+            raise error_type(str(accepted["message"]))
+        if kind == "trial":
+            self._maybe_stop_group(position, accepted)
+
+    def _maybe_stop_group(self, position: int, event: dict[str, Any]) -> None:
+        group = self.jobs[position].group
+        if self.stop_when is None or group in self.stopped_groups or int(event["study"]) != 0:
+            return
+        rule = self.rules.setdefault(group, self.stop_when())
+        if rule(position, self.live[position].trials[0][-1]):
+            self._stop_group(group)
+
+    def _stop_group(self, group: str) -> None:
+        """The stop rule ended ``group``: its queued jobs never start, its workers are killed."""
+        self.stopped_groups.add(group)
+        dropped = [p for p in self.pending if self.jobs[p].group == group]
+        self.pending[:] = [p for p in self.pending if self.jobs[p].group != group]
+        for p in dropped:
+            self.report(Progress(self.jobs[p].index, 0, 0, status=STATUS_CANCELLED, group=group))
+        for member in self.live.values():
+            if member.job.group == group:
+                member.kill("cancelled")
+
+    # -- ending jobs
+
+    def _sweep(self) -> None:
+        """Every ``_SWEEP_EVERY`` s (not once per event: 10,000s of trials), end the workers
+        whose stream never ended after they exited, and kill the ones past the timeout."""
+        now = time.monotonic()
+        if now - self.last_sweep < _SWEEP_EVERY:
+            return
+        self.last_sweep = now
+        for position, worker in list(self.live.items()):
+            if worker.check_exit(now):
+                self._end(position)  # its stream never ended: stop waiting for it
+            elif (
+                self.timeout is not None
+                and worker.ended_by is None
+                and worker.timed_out(now, self.timeout)
+            ):
+                worker.limit = self.timeout
+                worker.kill("timeout")
+
+    def _end(self, position: int) -> None:
+        worker = self.live.pop(position)
+        self.ended[position] = worker
         result = worker.finish()
-        report(
+        job = worker.job
+        self.report(
             Progress(
-                worker.job.index,
+                job.index,
                 worker.trials_done,
-                worker.job.study.trials * worker.job.studies,
+                self._total(job),
                 status=result.runs[-1].status,
-                group=worker.job.group,
+                group=job.group,
                 output=worker.output,
             )
         )
 
-    def maybe_stop_group(position: int, event: dict[str, Any]) -> None:
-        group = jobs[position].group
-        if stop_when is None or group in stopped_groups or int(event["study"]) != 0:
-            return
-        rule = rules.setdefault(group, stop_when())
-        if rule(position, live[position].trials[0][-1]):
-            stopped_groups.add(group)
-            dropped = [p for p in pending if jobs[p].group == group]
-            pending[:] = [p for p in pending if jobs[p].group != group]
-            for p in dropped:  # a queued job the rule ended never starts
-                report(Progress(jobs[p].index, 0, 0, status=STATUS_CANCELLED, group=group))
-            for member in live.values():
-                if member.job.group == group:
-                    member.kill("cancelled")
+    def _stop_all(self, reason: str) -> None:
+        self.pending.clear()
+        for worker in self.live.values():
+            worker.kill(reason)
+        for worker in self.warm.values():
+            worker.discard()
+        self.warm.clear()
 
-    for job in jobs:  # every job shows as queued until a slot frees for it
-        report(Progress(job.index, 0, job.study.trials * job.studies, group=job.group, queued=True))
-    try:
-        while pending or live:
-            while pending and sum(w.busy for w in live.values()) < workers:
-                launch(pending.pop(0))
-            prewarm()
-            if not live and not pending:
-                break
-            try:
-                position, event = inbox.get(timeout=0.1)
-            except queue.Empty:
-                position, event = -1, None
-            if position in live:  # a line after the end of a given-up stream is dropped
-                worker = live[position]
-                if event is not None:
-                    accepted = worker.handle(event)
-                    total = worker.job.study.trials * worker.job.studies
-                    report(
-                        Progress(
-                            worker.job.index, worker.trials_done, total, group=worker.job.group
-                        )
-                    )
-                    kind = accepted.get("event") if accepted is not None else None
-                    if kind == "error" and accepted and accepted["kind"] in _SETUP_ERRORS:
-                        stop_all("cancelled")
-                        error_type = _SETUP_ERRORS[str(accepted["kind"])]
-                        raise error_type(str(accepted["message"]))
-                    if kind == "trial" and accepted is not None:
-                        maybe_stop_group(position, accepted)
-                else:
-                    worker.eof = True
-                    end(position)
-            now = time.monotonic()
-            if now - last_sweep < _SWEEP_EVERY:  # not once per event: 10,000s of trials
-                continue
-            last_sweep = now
-            for position, worker in list(live.items()):
-                if worker.check_exit(now):
-                    end(position)  # its stream never ended: stop waiting for it
-                elif (
-                    timeout is not None
-                    and worker.ended_by is None
-                    and worker.timed_out(now, timeout)
-                ):
-                    worker.limit = timeout
-                    worker.kill("timeout")
-    except KeyboardInterrupt:
-        stop_all("cancelled")
-        for worker in live.values():  # keep every trial that already arrived
+    def _salvage(self) -> list[JobResult]:
+        """Ctrl-C: stop every worker, keep every trial that already arrived."""
+        self._stop_all("cancelled")
+        for worker in self.live.values():
             if worker.pump is not None:
                 worker.pump.join(timeout=5)
-        while not inbox.empty():
-            position, raw = inbox.get_nowait()
-            if raw is not None and position in live:
-                live[position].handle(raw)
-        for position, worker in live.items():
+        while not self.inbox.empty():
+            position, raw = self.inbox.get_nowait()
+            if raw is not None and position in self.live:
+                self.live[position].handle(raw)
+        for position, worker in self.live.items():
             worker.finish()
-            ended[position] = worker
-        results = [
-            ended[p].finish() if p in ended else _not_started(job)
-            for p, job in enumerate(jobs)
-            if p not in skipped
+            self.ended[position] = worker
+        return [
+            self.ended[p].finish() if p in self.ended else _not_started(job)
+            for p, job in enumerate(self.jobs)
+            if p not in self.skipped
         ]
-        raise Interrupted(results) from None
-    except ReproCheckError:
-        stop_all("cancelled")
-        for worker in live.values():
-            worker.finish()
-        raise
-    for worker in warm.values():
-        worker.discard()
-    results = []
-    for position, job in enumerate(jobs):
-        if position in skipped:
-            results.append(JobResult(job, []))  # claimed by another process
-        elif position in ended:
-            results.append(ended[position].finish())
-        else:  # never started: the stop rule ended the experiment first
-            results.append(_not_started(job))
-    return results
+
+    def _results(self) -> list[JobResult]:
+        results = []
+        for position, job in enumerate(self.jobs):
+            if position in self.skipped:
+                results.append(JobResult(job, []))  # claimed by another process
+            elif position in self.ended:
+                results.append(self.ended[position].finish())
+            else:  # never started: the stop rule ended the experiment first
+                results.append(_not_started(job))
+        return results
 
 
 def _not_started(job: Job) -> JobResult:
