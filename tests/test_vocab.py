@@ -99,3 +99,64 @@ def test_sampler_seed_fix_names_the_registered_class() -> None:
     assert causes.fix_for(CauseId.SAMPLER_SEED, ctx) == (
         "sampler = optuna.samplers.CmaEsSampler(seed=7)"
     )
+
+
+def test_one_plan_key_list_derived_from_the_dataclasses() -> None:
+    import dataclasses
+    import inspect
+
+    from repro_check import api
+    from repro_check.plan import config
+    from repro_check.plan.settings import CheckPlan, StudySettings, Tolerance
+
+    study = {f.name for f in dataclasses.fields(StudySettings)}
+    assert set(settings.STUDY_KEYS) == study
+    assert set(settings.TOLERANCE_KEYS) == {"atol", "rtol"}
+    own = {f.name for f in dataclasses.fields(CheckPlan)} - {"target", "study", "tolerance"}
+    assert set(settings.CHECK_KEYS) == own
+    assert {f.name for f in dataclasses.fields(Tolerance)} <= set(settings.PLAN_KEYS)
+    # the config's validators cover exactly the plan's keys, nothing more, nothing less
+    assert set(config.KEYS) == {*settings.PLAN_KEYS, "target"}
+    # the API's keyword arguments are plan keys (plus the direction alias)
+    params = set(inspect.signature(api.check).parameters) - {"objective", "direction"}
+    assert params <= set(settings.PLAN_KEYS)
+
+
+def test_plan_keys_reach_the_plan(tmp_path) -> None:
+    from repro_check.plan.config import build_plan
+
+    flags = {"n_jobs": 2, "stale_after": 30.0, "threads": 2, "atol": 0.5, "runs": 4}
+    plan = build_plan("x.py:objective", flags, pyproject=False)
+    assert (plan.study.n_jobs, plan.stale_after, plan.threads) == (2, 30.0, 2)
+    assert (plan.tolerance.atol, plan.runs) == (0.5, 4)
+
+
+def _interrupt_after_one_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    from repro_check.checks import run as run_module
+    from repro_check.execution.runner import Interrupted, JobResult
+    from repro_check.results.records import RunRecord, TrialRecord
+
+    def stopped(plan, device, jobs, on_progress=None, **kwargs):  # type: ignore[no-untyped-def]
+        trial = TrialRecord(number=0, state="COMPLETE", params={"x": 1.0}, values=(0.5,))
+        done = RunRecord(index=0, seed=plan.seed, status=RunStatus.OK, trials=(trial,))
+        raise Interrupted([JobResult(jobs[0], [done])])
+
+    monkeypatch.setattr(run_module, "run_replicates", stopped)
+
+
+def test_interrupted_check_carries_the_report_the_core_built(monkeypatch) -> None:
+    # the CLI used to build the partial report itself from an attribute set on the exception
+    from repro_check.checks.run import run_check
+    from repro_check.plan.settings import CheckPlan
+    from repro_check.results.report import CheckInterrupted
+
+    _interrupt_after_one_run(monkeypatch)
+    plan = CheckPlan(target="x.py:objective", study=StudySettings(trials=1), device="cpu")
+    with pytest.raises(CheckInterrupted) as stop:
+        run_check(plan)
+    partial = stop.value.report
+    assert partial is not None
+    assert partial.interrupted and partial.verdict is Verdict.INTERRUPTED
+    assert partial.device == "cpu"
+    assert [run.index for run in partial.runs] == [0]
+    assert not hasattr(stop.value, "device")

@@ -17,10 +17,12 @@ from typing import Any
 
 from repro_check.errors import ConfigError
 from repro_check.plan.settings import (
+    CHECK_KEYS,
     DEVICES,
     DIRECTIONS,
     PRUNERS,
     SAMPLERS,
+    STUDY_KEYS,
     CheckPlan,
     Controls,
     StudySettings,
@@ -488,11 +490,7 @@ def build_plan(
     sources = {key: source for key, (_value, source) in merged.items()}
     if "target" not in values:
         raise ConfigError("no target given: pass MODULE:ATTR or FILE.py:ATTR")
-    study_keys = ("trials", "directions", "sampler", "sampler_kwargs", "pruner", "pruner_kwargs")
-    study = StudySettings(
-        **{key: values[key] for key in study_keys if key in values},
-        n_jobs=values.get("n_jobs", 1),
-    )
+    study = StudySettings(**{key: values[key] for key in STUDY_KEYS if key in values})
     _check_study(study, sources)
     if "storage" in values and "name" not in values:
         raise ConfigError("--storage needs --name: the check's studies are named <name>/run-<k>")
@@ -502,23 +500,9 @@ def build_plan(
         from repro_check.storage.store import DEFAULT_STORAGE
 
         values["storage"] = DEFAULT_STORAGE
-    plan_keys = (
-        "runs",
-        "seed",
-        "workers",
-        "timeout",
-        "threads",
-        "device",
-        "controls",
-        "fail_fast",
-        "storage",
-        "name",
-        "resume",
-        "stale_after",
-    )
     return CheckPlan(
         target=values["target"],
         study=study,
         tolerance=Tolerance(values.get("atol", 0.0), values.get("rtol", 0.0)),
-        **{key: values[key] for key in plan_keys if key in values},
+        **{key: values[key] for key in CHECK_KEYS if key in values},
     )

@@ -210,6 +210,19 @@ class CheckPlan:
         )
 
 
+STUDY_KEYS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(StudySettings))
+"""The plan keys that build a ``StudySettings`` (its fields)."""
+TOLERANCE_KEYS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Tolerance))
+"""The plan keys that build a ``Tolerance`` (``atol``, ``rtol``)."""
+CHECK_KEYS: tuple[str, ...] = tuple(
+    f.name for f in dataclasses.fields(CheckPlan) if f.name not in ("target", "study", "tolerance")
+)
+"""The plan keys that are ``CheckPlan``'s own fields (``target`` is given apart)."""
+PLAN_KEYS: tuple[str, ...] = STUDY_KEYS + CHECK_KEYS + TOLERANCE_KEYS
+"""Every key a plan is built from, the one list flags, config files and the API share (a
+config/flag ``direction`` is an alias of ``directions``)."""
+
+
 COMPARED_SETTINGS = (
     "trials",
     "directions",

@@ -410,3 +410,21 @@ def build(
         compare_runs(runs, plan.tolerance),
         stopped_early=stopped_early,
     )
+
+
+class CheckInterrupted(Exception):
+    """Ctrl-C stopped a check's workers. ``report`` is the partial report the core built from
+    the runs that had finished (``interrupted=True``, on the device they ran on), None when none
+    had: a caller only shows it."""
+
+    def __init__(self, report: RunReport | None) -> None:
+        super().__init__("interrupted")
+        self.report = report
+
+
+def interrupted(plan: CheckPlan, device: str, runs: Sequence[RunRecord]) -> CheckInterrupted:
+    """The exception a check raises when stopped: its partial report, from ``runs``."""
+    if not runs:
+        return CheckInterrupted(None)
+    partial = build("run", plan, device, runs)
+    return CheckInterrupted(dataclasses.replace(partial, interrupted=True))
