@@ -25,6 +25,7 @@ from repro_check.errors import ConfigError, TargetError
 from repro_check.plan.config import build_plan
 from repro_check.plan.settings import PLAN_KEYS
 from repro_check.results.report import RunReport
+from repro_check.vocab import Pruner, Sampler
 
 Objective = str | Callable[..., Any]
 
@@ -38,8 +39,8 @@ def check(
     trials: int = 20,
     seed: int = 0,
     directions: str | Sequence[str] = ("minimize",),
-    sampler: str = "tpe",
-    pruner: str = "none",
+    sampler: str = Sampler.TPE,
+    pruner: str = Pruner.NONE,
     n_jobs: int = 1,
     atol: float = 0.0,
     rtol: float = 0.0,

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
+from repro_check import vocab
 from repro_check.__about__ import __version__
 from repro_check.errors import EXIT_INTERRUPTED, EXIT_USAGE, ReproCheckError
 from repro_check.render.safe import one_line
@@ -134,8 +135,8 @@ Sampler = Annotated[
     str | None,
     typer.Option(
         metavar="NAME",
-        help="tpe, random, cmaes, gp, qmc, nsga2, nsga3, grid, bruteforce, or pkg.mod:factory "
-        "(called with seed=) [default: tpe].",
+        help=f"{', '.join(vocab.Sampler)}, or pkg.mod:factory "
+        f"(called with seed=) [default: {vocab.Sampler.TPE}].",
         rich_help_panel=STUDY,
     ),
 ]
@@ -143,7 +144,7 @@ Pruner = Annotated[
     str | None,
     typer.Option(
         metavar="NAME",
-        help="none, median, percentile, hyperband, successive-halving, threshold [default: none].",
+        help=f"{', '.join(vocab.Pruner)} [default: {vocab.Pruner.NONE}].",
         rich_help_panel=STUDY,
     ),
 ]

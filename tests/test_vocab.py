@@ -160,3 +160,24 @@ def test_interrupted_check_carries_the_report_the_core_built(monkeypatch) -> Non
     assert partial.device == "cpu"
     assert [run.index for run in partial.runs] == [0]
     assert not hasattr(stop.value, "device")
+
+
+def test_saved_settings_keys_are_the_plans_report_keys() -> None:
+    # validate's key lists must name exactly what CheckPlan.to_dict writes
+    from repro_check.plan.settings import CheckPlan
+    from repro_check.results import validate
+
+    written = set(CheckPlan(target="x.py:objective").to_dict("cpu"))
+    checked = {*validate.SETTING_KEYS, *validate.NULLABLE_SETTING_KEYS, "controls", "tolerance"}
+    assert checked == written
+
+
+def test_cli_help_lists_the_registered_samplers_and_pruners() -> None:
+    from typer.testing import CliRunner
+
+    from repro_check.cli import app
+
+    result = CliRunner().invoke(app, ["run", "--help"], env={"COLUMNS": "300"})
+    text = "".join(result.output.split())  # rich wraps the help column
+    assert ",".join(Sampler) + ",orpkg.mod:factory" in text
+    assert ",".join(Pruner) + "[default:none]" in text
