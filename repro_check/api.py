@@ -23,7 +23,9 @@ from typing import Any
 from repro_check.checks.run import run_check
 from repro_check.errors import ConfigError, TargetError
 from repro_check.plan.config import build_plan
+from repro_check.plan.settings import PLAN_KEYS
 from repro_check.results.report import RunReport
+from repro_check.vocab import Pruner, Sampler
 
 Objective = str | Callable[..., Any]
 
@@ -37,8 +39,8 @@ def check(
     trials: int = 20,
     seed: int = 0,
     directions: str | Sequence[str] = ("minimize",),
-    sampler: str = "tpe",
-    pruner: str = "none",
+    sampler: str = Sampler.TPE,
+    pruner: str = Pruner.NONE,
     n_jobs: int = 1,
     atol: float = 0.0,
     rtol: float = 0.0,
@@ -82,24 +84,11 @@ def check(
     if not isinstance(controls, str):
         controls = list(controls) or "none"  # an empty list means every control off
 
-    flags: dict[str, Any] = {
-        "runs": runs,
-        "trials": trials,
-        "seed": seed,
-        "directions": list(directions),
-        "sampler": sampler,
-        "pruner": pruner,
-        "n_jobs": n_jobs,
-        "atol": atol,
-        "rtol": rtol,
-        "device": device,
-        "threads": threads,
-        "workers": workers,
-        "timeout": timeout,
-        "sampler_kwargs": dict(sampler_kwargs or {}),
-        "pruner_kwargs": dict(pruner_kwargs or {}),
-        "controls": controls,
-    }
+    directions = list(directions)
+    sampler_kwargs = dict(sampler_kwargs or {})
+    pruner_kwargs = dict(pruner_kwargs or {})
+    arguments = locals()
+    flags: dict[str, Any] = {key: arguments[key] for key in PLAN_KEYS if key in arguments}
     plan = build_plan(target, flags, pyproject=False)
     return run_check(plan)
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
+from repro_check import vocab
 from repro_check.__about__ import __version__
 from repro_check.errors import EXIT_INTERRUPTED, EXIT_USAGE, ReproCheckError
 from repro_check.render.safe import one_line
@@ -134,8 +135,8 @@ Sampler = Annotated[
     str | None,
     typer.Option(
         metavar="NAME",
-        help="tpe, random, cmaes, gp, qmc, nsga2, nsga3, grid, bruteforce, or pkg.mod:factory "
-        "(called with seed=) [default: tpe].",
+        help=f"{', '.join(vocab.Sampler)}, or pkg.mod:factory "
+        f"(called with seed=) [default: {vocab.Sampler.TPE}].",
         rich_help_panel=STUDY,
     ),
 ]
@@ -143,7 +144,7 @@ Pruner = Annotated[
     str | None,
     typer.Option(
         metavar="NAME",
-        help="none, median, percentile, hyperband, successive-halving, threshold [default: none].",
+        help=f"{', '.join(vocab.Pruner)} [default: {vocab.Pruner.NONE}].",
         rich_help_panel=STUDY,
     ),
 ]
@@ -325,35 +326,14 @@ def _root(version: Version = False) -> None:
     """repro-check: reproducibility checks for Optuna studies."""
 
 
-PLAN_FLAGS = (
-    "runs",
-    "trials",
-    "seed",
-    "sampler",
-    "pruner",
-    "n_jobs",
-    "workers",
-    "timeout",
-    "threads",
-    "device",
-    "atol",
-    "rtol",
-    "controls",
-    "fail_fast",
-    "storage",
-    "name",
-    "resume",
-    "stale_after",
-)
-
-
 def _plan(options: dict[str, Any], experiments: bool = False) -> CheckPlan:
     """The plan from a command's options (its ``locals()``): every command shares the same
     study and check flags, and flags a command lacks are simply not given."""
     from repro_check.errors import ConfigError
     from repro_check.plan.config import MAX_RUNS, build_plan, shown
+    from repro_check.plan.settings import PLAN_KEYS
 
-    flags = {key: options[key] for key in PLAN_FLAGS if key in options}
+    flags = {key: options[key] for key in PLAN_KEYS if key in options}
     flags["direction"] = options.get("direction")  # the flag is --direction (repeatable)
     replicates = options.get("replicates")  # diagnose's; bounded as --runs is
     if isinstance(replicates, int) and replicates > MAX_RUNS:
@@ -529,7 +509,7 @@ def run(
     3 a run crashed or timed out.
     """
     from repro_check.checks.run import run_check
-    from repro_check.execution.runner import Interrupted
+    from repro_check.results.report import CheckInterrupted
 
     plan = _plan(locals())
     outputs = _outputs(json_path, markdown, junit, plot)
@@ -550,13 +530,9 @@ def run(
             ),
             say,
         )
-    except Interrupted as stop:
-        from repro_check.results import report as report_mod
-
-        runs_done = [r for result in stop.results for r in result.runs]
-        if runs_done:
-            partial = report_mod.build("run", plan, stop.device or plan.device, runs_done)
-            _show_run(dataclasses.replace(partial, interrupted=True), outputs, say)
+    except CheckInterrupted as stop:  # the core built the partial report: only show it
+        if stop.report is not None:
+            _show_run(stop.report, outputs, say)
         typer.echo("interrupted: stopped the workers", err=True)
         raise typer.Exit(EXIT_INTERRUPTED) from None
     from repro_check.render import console as console_render

@@ -6,30 +6,10 @@ from dataclasses import dataclass
 
 from repro_check.plan.settings import StudySettings
 from repro_check.results.comparison import Divergence
+from repro_check.vocab import CauseId, sampler_spec
 
-CAUSE_IDS = (
-    "parallel_trials",
-    "objective_noise",
-    "torch_determinism",
-    "sampler_seed",
-    "global_rng",
-    "trial_reseed",
-    "hash_seed",
-    "process_state",
-)
-"""Also the tie-break order when two causes part the runs at the same trial."""
-
-SAMPLER_CLASSES = {
-    "tpe": "TPESampler",
-    "random": "RandomSampler",
-    "cmaes": "CmaEsSampler",
-    "gp": "GPSampler",
-    "qmc": "QMCSampler",
-    "nsga2": "NSGAIISampler",
-    "nsga3": "NSGAIIISampler",
-    "grid": "GridSampler",
-    "bruteforce": "BruteForceSampler",
-}
+CAUSE_IDS = tuple(CauseId)
+"""Also the tie-break order when two causes part the runs at the same trial (``CauseId``'s)."""
 
 
 @dataclass(frozen=True)
@@ -109,20 +89,20 @@ def _script(target: str) -> str:
 def fix_for(cause_id: str, ctx: FixContext) -> str:
     """The paste-able fix for a cause, in the user's own terms (their sampler, their seed)."""
     study, seed = ctx.study, ctx.seed
-    if cause_id == "sampler_seed":
-        name = SAMPLER_CLASSES.get(study.sampler)
-        if name is None:
+    if cause_id == CauseId.SAMPLER_SEED:
+        spec = sampler_spec(study.sampler)
+        if spec is None:
             return (
                 "# make your sampler factory honour its seed argument\n"
                 f"sampler = {study.sampler.split(':')[-1]}(seed={seed})"
             )
-        return f"sampler = optuna.samplers.{name}(seed={seed})"
-    if cause_id == "global_rng":
+        return f"sampler = optuna.samplers.{spec.optuna_class}(seed={seed})"
+    if cause_id == CauseId.GLOBAL_RNG:
         modules = "random, numpy as np" + (", torch" if ctx.torch_used else "")
         calls = f"random.seed({seed}); np.random.seed({seed})"
         calls += f"; torch.manual_seed({seed})" if ctx.torch_used else ""
         return f"import {modules}\n{calls}  # before the study starts"
-    if cause_id == "trial_reseed":
+    if cause_id == CauseId.TRIAL_RESEED:
         torch_call = "; torch.manual_seed(seed)" if ctx.torch_used else ""
         return (
             "def objective(trial):\n"
@@ -130,21 +110,21 @@ def fix_for(cause_id: str, ctx: FixContext) -> str:
             f"    random.seed(seed); np.random.seed(seed){torch_call}\n"
             "    ..."
         )
-    if cause_id == "hash_seed":
+    if cause_id == CauseId.HASH_SEED:
         return (
             f"PYTHONHASHSEED={seed} python {_script(ctx.target)}  # set before Python starts\n"
             "# or iterate over sorted(...) instead of a set or dict of strings"
         )
-    if cause_id == "torch_determinism":
+    if cause_id == CauseId.TORCH_DETERMINISM:
         return (
             "torch.use_deterministic_algorithms(True)\n"
             "torch.backends.cudnn.benchmark = False\n"
             "torch.backends.cudnn.deterministic = True\n"
             "# and before Python starts: CUBLAS_WORKSPACE_CONFIG=:4096:8"
         )
-    if cause_id == "parallel_trials":
+    if cause_id == CauseId.PARALLEL_TRIALS:
         return f"study.optimize(objective, n_trials={study.trials}, n_jobs=1)"
-    if cause_id == "process_state":
+    if cause_id == CauseId.PROCESS_STATE:
         return (
             "# reset module-level state at the start of the objective (caches, counters,\n"
             "# global models), or run each study in a fresh process"

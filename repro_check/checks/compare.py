@@ -23,17 +23,17 @@ from repro_check.plan.settings import CheckPlan, Controls
 from repro_check.results import report
 from repro_check.results.comparison import Stats
 from repro_check.results.records import RunRecord
+from repro_check.vocab import GATE, Condition
 
-CONDITIONS = ("fixed_seed", "seed_sweep", "uncontrolled")
-GATE = "fixed_seed"
-"""The one condition that decides ``compare``'s verdict and exit code; the others inform."""
+CONDITIONS: tuple[str, ...] = tuple(Condition)
+"""``compare``'s conditions (``repro_check.vocab.Condition``); the gate is ``vocab.GATE``."""
 
 
 def condition_jobs(plan: CheckPlan, condition: str, offset: int) -> list[Job]:
     """The replicates of one condition; job indices start at ``offset`` so they stay unique."""
-    if condition == "fixed_seed":
+    if condition == GATE:
         seeds, controls = [plan.seed] * plan.runs, plan.controls
-    elif condition == "seed_sweep":
+    elif condition == Condition.SEED_SWEEP:
         seeds = [(plan.seed + i) % 2**32 for i in range(plan.runs)]  # seeds are 32-bit
         controls = plan.controls
     else:
@@ -133,16 +133,16 @@ def _spread_phrase(condition: report.RunReport, reference: Stats | None = None) 
 def summary_sentence(conditions: Mapping[str, report.RunReport]) -> str:
     """What the controls bought, in one sentence."""
     parts = []
-    loose = conditions.get("uncontrolled")
+    loose = conditions.get(Condition.UNCONTROLLED)
     loose_stats = loose.comparison.best_value if loose is not None else None
-    fixed = conditions.get("fixed_seed")
+    fixed = conditions.get(GATE)
     if fixed is not None:
         if fixed.reproducible:
             parts.append("fixed seeds remove all spread")
         else:
             phrase = _spread_phrase(fixed, loose_stats)
             parts.append(f"even with fixed seeds the runs differ (noise {phrase})")
-    sweep = conditions.get("seed_sweep")
+    sweep = conditions.get(Condition.SEED_SWEEP)
     if sweep is not None:
         parts.append(f"seed choice alone {_spread_phrase(sweep, loose_stats)}")
     if loose is not None:
@@ -168,7 +168,7 @@ def run_compare(
         by_condition[job.group].append(_renumber(run, run.index - offset))
     reports = {}
     for name in conditions:
-        controls = Controls.none() if name == "uncontrolled" else plan.controls
+        controls = Controls.none() if name == Condition.UNCONTROLLED else plan.controls
         condition_plan = _with_controls(plan, controls)
         reports[name] = report.build("compare", condition_plan, device, by_condition[name])
     return CompareReport(plan, device, reports)

@@ -50,23 +50,24 @@ from repro_check.results.records import (
     encode_float,
     encode_params,
 )
+from repro_check.vocab import CauseId, sampler_spec
 
 DEFAULT_REPLICATES = 2
 PROBE_PROCESSES = 3
 PROBE_EVALUATIONS = 3
 
-CONTROL_EXPERIMENTS: dict[str, tuple[str, tuple[str, ...], str]] = {
+CONTROL_EXPERIMENTS: dict[str, tuple[CauseId, tuple[str, ...], str]] = {
     # experiment id: (cause id, controls switched off, what that means)
-    "no_sampler_seed": ("sampler_seed", ("sampler_seed",), "the sampler seed"),
-    "no_global_rng": ("global_rng", ("global_rng", "trial_reseed"), "global RNG seeding"),
-    "no_trial_reseed": ("trial_reseed", ("trial_reseed",), "per-trial reseeding"),
-    "no_hash_seed": ("hash_seed", ("hash_seed",), "a fixed PYTHONHASHSEED"),
+    "no_sampler_seed": (CauseId.SAMPLER_SEED, ("sampler_seed",), "the sampler seed"),
+    "no_global_rng": (CauseId.GLOBAL_RNG, ("global_rng", "trial_reseed"), "global RNG seeding"),
+    "no_trial_reseed": (CauseId.TRIAL_RESEED, ("trial_reseed",), "per-trial reseeding"),
+    "no_hash_seed": (CauseId.HASH_SEED, ("hash_seed",), "a fixed PYTHONHASHSEED"),
     "no_torch_determinism": (
-        "torch_determinism",
+        CauseId.TORCH_DETERMINISM,
         ("torch_determinism",),
         "torch deterministic algorithms",
     ),
-    "no_cudnn": ("torch_determinism", ("cudnn",), "the cuDNN flags"),
+    "no_cudnn": (CauseId.TORCH_DETERMINISM, ("cudnn",), "the cuDNN flags"),
 }
 
 
@@ -361,17 +362,12 @@ def _tolerance_check(
     )
 
 
-VALUE_FREE_SAMPLERS = ("random", "grid", "bruteforce", "qmc")
-"""Samplers whose suggestions never depend on the values (noise cannot steer them)."""
-STARTUP_TRIALS = {"tpe": 10, "gp": 10, "cmaes": 1}
-"""Optuna's default ``n_startup_trials``: suggested at random, whatever the values."""
-
-
 def _startup_trials(study: StudySettings) -> int | None:
     configured = study.sampler_kwargs.get("n_startup_trials")
     if isinstance(configured, int) and not isinstance(configured, bool) and configured > 0:
         return min(configured, study.trials)
-    default = STARTUP_TRIALS.get(study.sampler)
+    spec = sampler_spec(study.sampler)
+    default = spec.startup_trials if spec else None
     return min(default, study.trials) if default else None
 
 
@@ -380,7 +376,8 @@ def _reorder_risk(
 ) -> tuple[float, float] | None:
     """(noise, smallest gap) when noise of this size could swap two trials' order in a run and
     the sampler looks at the values: it would then suggest other params."""
-    if study.sampler in VALUE_FREE_SAMPLERS:
+    spec = sampler_spec(study.sampler)
+    if spec is not None and spec.value_free:
         return None
     gaps = []
     for run in runs:
@@ -436,11 +433,11 @@ def _noise_branch(
         spread = f"std {stats.std:.3g}" if stats else ""
         causes.append(
             Cause(
-                "objective_noise",
+                CauseId.OBJECTIVE_NOISE,
                 f"at fixed params {dict(probe.params)} (from trial {probe.trial}) the objective "
                 f"returned {len(probe.values)} values across {probe.processes} fresh processes "
                 f"spreading by {probe.max_abs_diff:.3g} ({spread}); every control was on",
-                lab.fix("objective_noise", study, noise, check),
+                lab.fix(CauseId.OBJECTIVE_NOISE, study, noise, check),
                 full.divergence.trial if full.divergence else None,
                 blocking=True,
             )
@@ -448,10 +445,10 @@ def _noise_branch(
     elif full.divergence is not None and full.divergence.field == "params":
         causes.append(
             Cause(
-                "sampler_seed",
+                CauseId.SAMPLER_SEED,
                 f"with every control on, the sampler still proposes different params: "
                 f"{_parted(full)}",
-                lab.fix("sampler_seed", study),
+                lab.fix(CauseId.SAMPLER_SEED, study),
                 full.divergence.trial,
                 blocking=True,
             )
@@ -459,10 +456,10 @@ def _noise_branch(
     else:
         causes.append(
             Cause(
-                "objective_noise",
+                CauseId.OBJECTIVE_NOISE,
                 f"with every control on, {_parted(full)}; the objective at fixed params did not "
                 "vary, so the noise is intermittent or depends on earlier trials",
-                lab.fix("objective_noise", study, noise, check),
+                lab.fix(CauseId.OBJECTIVE_NOISE, study, noise, check),
                 full.divergence.trial if full.divergence else None,
                 blocking=True,
             )
@@ -528,9 +525,9 @@ def _control_experiments(
     if state.verdict == report.VERDICT_NOT_REPRODUCIBLE:
         causes.append(
             Cause(
-                "process_state",
+                CauseId.PROCESS_STATE,
                 f"the second study in the same process differs: {_parted(state)}",
-                lab.fix("process_state", study),
+                lab.fix(CauseId.PROCESS_STATE, study),
                 state.divergence.trial if state.divergence else None,
             )
         )
@@ -587,7 +584,7 @@ def run_diagnose(
         named = ops or [refused.split(" ", 1)[0]]
         causes.append(
             Cause(
-                "torch_determinism",
+                CauseId.TORCH_DETERMINISM,
                 f"torch has no deterministic kernel for {', '.join(named)}: under "
                 f"torch.use_deterministic_algorithms(True) the study stops ({refused})",
                 no_kernel_fix(named),
@@ -613,10 +610,10 @@ def run_diagnose(
     if full.verdict != report.VERDICT_REPRODUCIBLE and study.n_jobs != 1:
         causes.append(
             Cause(
-                "parallel_trials",
+                CauseId.PARALLEL_TRIALS,
                 f"n_jobs={study.n_jobs}: Optuna reseeds the sampler in every "
                 f"thread and trials race; {_parted(full)}",
-                lab.fix("parallel_trials", study),
+                lab.fix(CauseId.PARALLEL_TRIALS, study),
                 full.divergence.trial if full.divergence else 0,
                 blocking=True,
             )

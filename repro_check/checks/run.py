@@ -24,7 +24,8 @@ def run_check(
 ) -> report.RunReport:
     """Run ``plan.runs`` replicates in fresh processes and compare them (and, given a
     baseline, compare them with it too). A baseline made with other study settings is refused
-    before anything runs, unless ``allow_settings_change``."""
+    before anything runs, unless ``allow_settings_change``. Ctrl-C raises
+    ``report.CheckInterrupted`` carrying the partial report of the runs that had finished."""
     changed: list[str] = []
     if baseline is not None:
         finished_reference(baseline.runs, f"baseline {baseline_path}")  # before any run starts
@@ -42,9 +43,9 @@ def run_check(
     else:
         try:
             runs = run_replicates(plan, device, replicate_jobs(plan), on_progress)
-        except Interrupted as stop:
-            stop.device = device  # so the partial report names the real device
-            raise
+        except Interrupted as stop:  # the partial report names the real device
+            finished = [run for result in stop.results for run in result.runs]
+            raise report.interrupted(plan, device, finished) from stop
         stopped = plan.fail_fast and any(run.status == STATUS_CANCELLED for run in runs)
         result = report.build("run", plan, device, runs, stopped_early=stopped)
     if baseline is None:

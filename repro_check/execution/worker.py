@@ -40,6 +40,7 @@ from repro_check.execution.target import one_line
 from repro_check.plan.settings import STUDY_NAME, Controls, StudySettings
 from repro_check.results.records import TrialRecord, to_json_safe, trials_digest
 from repro_check.results.validate import MAX_DEPTH, MAX_TEXT
+from repro_check.vocab import PRUNERS, Pruner, sampler_spec
 
 _NO_DETERMINISTIC_PHRASE = " does not have a deterministic implementation"
 _NO_DETERMINISTIC = re.compile(r"(\S{1,256})" + _NO_DETERMINISTIC_PHRASE)
@@ -87,18 +88,10 @@ def make_sampler(study: StudySettings, seed: int | None) -> Any:
         from repro_check.execution.target import load_attr
 
         return load_attr(study.sampler)(seed=seed, **kwargs)
-    classes = {
-        "tpe": optuna.samplers.TPESampler,
-        "random": optuna.samplers.RandomSampler,
-        "cmaes": optuna.samplers.CmaEsSampler,
-        "gp": optuna.samplers.GPSampler,
-        "qmc": optuna.samplers.QMCSampler,
-        "nsga2": optuna.samplers.NSGAIISampler,
-        "nsga3": optuna.samplers.NSGAIIISampler,
-        "grid": optuna.samplers.GridSampler,
-        "bruteforce": optuna.samplers.BruteForceSampler,
-    }
-    return classes[study.sampler](seed=seed, **kwargs)
+    spec = sampler_spec(study.sampler)
+    if spec is None:
+        raise ValueError(f"unknown sampler {study.sampler!r}")
+    return getattr(optuna.samplers, spec.optuna_class)(seed=seed, **kwargs)
 
 
 def make_pruner(study: StudySettings) -> Any:
@@ -112,15 +105,13 @@ def make_pruner(study: StudySettings) -> Any:
             fixed: Any = SimpleNamespace(study_name=STUDY_NAME)
             return int(super()._get_bracket_id(fixed, trial))
 
-    classes = {
-        "none": optuna.pruners.NopPruner,
-        "median": optuna.pruners.MedianPruner,
-        "percentile": optuna.pruners.PercentilePruner,
-        "hyperband": FixedNameHyperband,
-        "successive-halving": optuna.pruners.SuccessiveHalvingPruner,
-        "threshold": optuna.pruners.ThresholdPruner,
-    }
-    return classes[study.pruner](**dict(study.pruner_kwargs))
+    pruner = Pruner(study.pruner)
+    cls = (
+        FixedNameHyperband
+        if pruner is Pruner.HYPERBAND
+        else getattr(optuna.pruners, PRUNERS[pruner])
+    )
+    return cls(**dict(study.pruner_kwargs))
 
 
 class StudyRunner:

@@ -17,15 +17,19 @@ from typing import Any
 
 from repro_check.errors import ConfigError
 from repro_check.plan.settings import (
+    CHECK_KEYS,
     DEVICES,
     DIRECTIONS,
     PRUNERS,
     SAMPLERS,
+    STUDY_KEYS,
     CheckPlan,
     Controls,
     StudySettings,
     Tolerance,
 )
+from repro_check.vocab import PRUNERS as PRUNER_CLASSES
+from repro_check.vocab import Pruner, Sampler, sampler_spec
 
 Validator = Callable[[Any], Any]
 
@@ -362,25 +366,6 @@ def merge_layers(
     return merged
 
 
-SAMPLER_CLASSES = {
-    "tpe": "TPESampler",
-    "random": "RandomSampler",
-    "cmaes": "CmaEsSampler",
-    "gp": "GPSampler",
-    "qmc": "QMCSampler",
-    "nsga2": "NSGAIISampler",
-    "nsga3": "NSGAIIISampler",
-    "grid": "GridSampler",
-    "bruteforce": "BruteForceSampler",
-}
-PRUNER_CLASSES = {
-    "none": "NopPruner",
-    "median": "MedianPruner",
-    "percentile": "PercentilePruner",
-    "hyperband": "HyperbandPruner",
-    "successive-halving": "SuccessiveHalvingPruner",
-    "threshold": "ThresholdPruner",
-}
 _SIMPLE = {"int": int, "float": float, "bool": bool, "str": str, "None": type(None)}
 
 
@@ -456,24 +441,25 @@ def _check_kwargs(
 
 
 def _check_study(study: StudySettings, sources: Mapping[str, str]) -> None:
-    if study.sampler_kwargs and study.sampler in SAMPLER_CLASSES:
-        sampler_class = SAMPLER_CLASSES[study.sampler]
+    spec = sampler_spec(study.sampler)
+    if study.sampler_kwargs and spec is not None:
+        sampler_class = spec.optuna_class
         where = sources.get("sampler_kwargs")
         _check_kwargs("sampler", study.sampler, sampler_class, study.sampler_kwargs, where)
     if study.pruner_kwargs:
-        pruner_class = PRUNER_CLASSES[study.pruner]
+        pruner_class = PRUNER_CLASSES[Pruner(study.pruner)]
         where = sources.get("pruner_kwargs")
         _check_kwargs("pruner", study.pruner, pruner_class, study.pruner_kwargs, where)
-    if study.sampler == "grid" and "search_space" not in study.sampler_kwargs:
+    if study.sampler == Sampler.GRID and "search_space" not in study.sampler_kwargs:
         raise ConfigError(
             "the grid sampler needs a search space: add sampler_kwargs.search_space "
             "(e.g. {x = [0, 1, 2]}) to the config"
         )
-    if study.pruner == "percentile" and "percentile" not in study.pruner_kwargs:
+    if study.pruner == Pruner.PERCENTILE and "percentile" not in study.pruner_kwargs:
         raise ConfigError("the percentile pruner needs pruner_kwargs.percentile in the config")
-    if study.pruner == "threshold" and not {"lower", "upper"} & set(study.pruner_kwargs):
+    if study.pruner == Pruner.THRESHOLD and not {"lower", "upper"} & set(study.pruner_kwargs):
         raise ConfigError("the threshold pruner needs pruner_kwargs.lower or .upper in the config")
-    if len(study.directions) > 1 and study.pruner != "none":
+    if len(study.directions) > 1 and study.pruner != Pruner.NONE:
         raise ConfigError(
             f"{sources.get('pruner', 'pruner')}: Optuna cannot prune multi-objective studies"
         )
@@ -504,11 +490,7 @@ def build_plan(
     sources = {key: source for key, (_value, source) in merged.items()}
     if "target" not in values:
         raise ConfigError("no target given: pass MODULE:ATTR or FILE.py:ATTR")
-    study_keys = ("trials", "directions", "sampler", "sampler_kwargs", "pruner", "pruner_kwargs")
-    study = StudySettings(
-        **{key: values[key] for key in study_keys if key in values},
-        n_jobs=values.get("n_jobs", 1),
-    )
+    study = StudySettings(**{key: values[key] for key in STUDY_KEYS if key in values})
     _check_study(study, sources)
     if "storage" in values and "name" not in values:
         raise ConfigError("--storage needs --name: the check's studies are named <name>/run-<k>")
@@ -518,23 +500,9 @@ def build_plan(
         from repro_check.storage.store import DEFAULT_STORAGE
 
         values["storage"] = DEFAULT_STORAGE
-    plan_keys = (
-        "runs",
-        "seed",
-        "workers",
-        "timeout",
-        "threads",
-        "device",
-        "controls",
-        "fail_fast",
-        "storage",
-        "name",
-        "resume",
-        "stale_after",
-    )
     return CheckPlan(
         target=values["target"],
         study=study,
         tolerance=Tolerance(values.get("atol", 0.0), values.get("rtol", 0.0)),
-        **{key: values[key] for key in plan_keys if key in values},
+        **{key: values[key] for key in CHECK_KEYS if key in values},
     )

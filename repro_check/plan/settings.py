@@ -13,6 +13,7 @@ from typing import Any
 
 from repro_check.results.records import to_json_safe
 from repro_check.storage.redact import redact
+from repro_check.vocab import Pruner, Sampler
 
 DEFAULT_TRIALS = 20
 DEFAULT_RUNS = 3
@@ -21,8 +22,9 @@ DEFAULT_THREADS = 1
 """Default torch/BLAS thread count per worker. One thread makes float reductions independent of
 the core count and keeps concurrent workers from fighting over cores; ``--threads`` changes it."""
 
-SAMPLERS = ("tpe", "random", "cmaes", "gp", "qmc", "nsga2", "nsga3", "grid", "bruteforce")
-PRUNERS = ("none", "median", "percentile", "hyperband", "successive-halving", "threshold")
+SAMPLERS: tuple[str, ...] = tuple(Sampler)
+"""The built-in sampler names (``repro_check.vocab.SAMPLERS`` holds what each needs)."""
+PRUNERS: tuple[str, ...] = tuple(Pruner)
 DIRECTIONS = ("minimize", "maximize")
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -38,11 +40,11 @@ class StudySettings:
     """Number of trials per study."""
     directions: tuple[str, ...] = ("minimize",)
     """One direction per objective value; several make a multi-objective study."""
-    sampler: str = "tpe"
+    sampler: str = Sampler.TPE
     """A name from ``SAMPLERS`` or ``"pkg.mod:factory"`` called with ``seed=``."""
     sampler_kwargs: Mapping[str, Any] = field(default_factory=dict)
     """Keyword arguments for the sampler (from the config file)."""
-    pruner: str = "none"
+    pruner: str = Pruner.NONE
     """A name from ``PRUNERS``."""
     pruner_kwargs: Mapping[str, Any] = field(default_factory=dict)
     """Keyword arguments for the pruner (from the config file)."""
@@ -206,6 +208,19 @@ class CheckPlan:
             name=settings.get("name"),
             stale_after=float(settings.get("stale_after") or 120.0),
         )
+
+
+STUDY_KEYS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(StudySettings))
+"""The plan keys that build a ``StudySettings`` (its fields)."""
+TOLERANCE_KEYS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Tolerance))
+"""The plan keys that build a ``Tolerance`` (``atol``, ``rtol``)."""
+CHECK_KEYS: tuple[str, ...] = tuple(
+    f.name for f in dataclasses.fields(CheckPlan) if f.name not in ("target", "study", "tolerance")
+)
+"""The plan keys that are ``CheckPlan``'s own fields (``target`` is given apart)."""
+PLAN_KEYS: tuple[str, ...] = STUDY_KEYS + CHECK_KEYS + TOLERANCE_KEYS
+"""Every key a plan is built from, the one list flags, config files and the API share (a
+config/flag ``direction`` is an alias of ``directions``)."""
 
 
 COMPARED_SETTINGS = (

@@ -15,15 +15,17 @@ from repro_check.render import fmt, sections
 from repro_check.render.safe import escape_controls, has_controls
 from repro_check.render.wrap import bullets, print_parts, whole
 from repro_check.results.report import RunReport
+from repro_check.vocab import RunStatus, Verdict
 
-STYLE = {
-    "reproducible": "bold green",
-    "not reproducible": "bold red",
-    "incomplete": "bold yellow",
-    "differs from baseline": "bold red",
-    "awaiting replicates": "bold cyan",
-    "interrupted": "bold yellow",
+STYLE: dict[str, str] = {
+    Verdict.REPRODUCIBLE: "bold green",
+    Verdict.NOT_REPRODUCIBLE: "bold red",
+    Verdict.INCOMPLETE: "bold yellow",
+    Verdict.DIFFERS_FROM_BASELINE: "bold red",
+    Verdict.AWAITING: "bold cyan",
+    Verdict.INTERRUPTED: "bold yellow",
 }
+"""One style per ``Verdict`` (a test pins that every verdict has one)."""
 MARK = " ≠"
 
 
@@ -109,7 +111,9 @@ def best_table(section: sections.BestTable) -> Table:
             if cell.differs:
                 styled.append(Text(cell.text + MARK, style="bold red"))
             elif position == 1:
-                styled.append(Text(cell.text, style="green" if status == "ok" else "bold yellow"))
+                styled.append(
+                    Text(cell.text, style="green" if status == RunStatus.OK else "bold yellow")
+                )
             else:
                 styled.append(Text(cell.text))
         table.add_row(*styled)

@@ -30,6 +30,7 @@ from repro_check.results.report import (
     RunReport,
 )
 from repro_check.storage.redact import redact
+from repro_check.vocab import Pruner, Sampler
 
 
 def num(value: float | None, digits: int = 6) -> str:
@@ -181,9 +182,9 @@ def diagnose_hint(report: RunReport) -> str:
     for direction in plan.study.directions:
         if direction != "minimize" or len(plan.study.directions) > 1:
             args += ["--direction", direction]
-    if plan.study.sampler != "tpe":
+    if plan.study.sampler != Sampler.TPE:
         args += ["--sampler", plan.study.sampler]
-    if plan.study.pruner != "none":
+    if plan.study.pruner != Pruner.NONE:
         args += ["--pruner", plan.study.pruner]
     if plan.study.n_jobs != 1:
         args += ["--n-jobs", str(plan.study.n_jobs)]

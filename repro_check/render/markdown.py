@@ -25,7 +25,7 @@ from repro_check.results.report import (
 if TYPE_CHECKING:
     from repro_check.render.formats import Report
 
-ICONS = {
+ICONS: dict[str, str] = {
     VERDICT_REPRODUCIBLE: "✅",
     VERDICT_NOT_REPRODUCIBLE: "❌",
     VERDICT_DIFFERS_FROM_BASELINE: "❌",

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, TypeAlias, TypeVar
 
-from repro_check.checks.compare import GATE, CompareReport
+from repro_check.checks.compare import CompareReport
 from repro_check.render import fmt
 from repro_check.results.report import (
     VERDICT_AWAITING,
@@ -24,11 +24,17 @@ from repro_check.results.report import (
     VERDICT_REPRODUCIBLE,
     RunReport,
 )
+from repro_check.vocab import GATE
+from repro_check.vocab import Condition as ConditionName
 
 if TYPE_CHECKING:
     from repro_check.checks.diagnose import Diagnosis
 
-TITLES = {"fixed_seed": "fixed seed", "seed_sweep": "seed sweep", "uncontrolled": "uncontrolled"}
+TITLES: dict[str, str] = {
+    ConditionName.FIXED_SEED: "fixed seed",
+    ConditionName.SEED_SWEEP: "seed sweep",
+    ConditionName.UNCONTROLLED: "uncontrolled",
+}
 """How each ``compare`` condition is named in a report."""
 
 
@@ -237,7 +243,7 @@ CompareSection: TypeAlias = CompareHeadline | Settings | Conditions | Divergence
 
 
 def _seeds(name: str, report: RunReport) -> str:
-    if name == "uncontrolled":
+    if name == ConditionName.UNCONTROLLED:
         return "unseeded"
     seeds = sorted({run.seed for run in report.runs})
     return ", ".join(map(str, seeds)) if len(seeds) <= 4 else f"{seeds[0]}..{seeds[-1]}"

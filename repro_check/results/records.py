@@ -16,11 +16,13 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-STATUS_OK = "ok"
-STATUS_CRASHED = "crashed"
-STATUS_TIMEOUT = "timeout"
-STATUS_ERROR = "error"
-STATUS_CANCELLED = "cancelled"
+from repro_check.vocab import RunStatus
+
+STATUS_OK = RunStatus.OK
+STATUS_CRASHED = RunStatus.CRASHED
+STATUS_TIMEOUT = RunStatus.TIMEOUT
+STATUS_ERROR = RunStatus.ERROR
+STATUS_CANCELLED = RunStatus.CANCELLED
 
 _NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 

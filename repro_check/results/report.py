@@ -28,15 +28,16 @@ from repro_check.results.comparison import (
     distinct_histories,
 )
 from repro_check.results.records import STATUS_CANCELLED, RunRecord, to_json_safe
+from repro_check.vocab import Verdict
 
 SCHEMA_VERSION = 1
 
-VERDICT_REPRODUCIBLE = "reproducible"
-VERDICT_NOT_REPRODUCIBLE = "not reproducible"
-VERDICT_INCOMPLETE = "incomplete"
-VERDICT_DIFFERS_FROM_BASELINE = "differs from baseline"
-VERDICT_AWAITING = "awaiting replicates"
-VERDICT_INTERRUPTED = "interrupted"
+VERDICT_REPRODUCIBLE = Verdict.REPRODUCIBLE
+VERDICT_NOT_REPRODUCIBLE = Verdict.NOT_REPRODUCIBLE
+VERDICT_INCOMPLETE = Verdict.INCOMPLETE
+VERDICT_DIFFERS_FROM_BASELINE = Verdict.DIFFERS_FROM_BASELINE
+VERDICT_AWAITING = Verdict.AWAITING
+VERDICT_INTERRUPTED = Verdict.INTERRUPTED
 
 N_JOBS_NOTE = (
     "n_jobs > 1: Optuna reseeds the sampler in every thread and trials race each other, "
@@ -118,7 +119,7 @@ class RunReport:
         return any(not run.finished and run.status != STATUS_CANCELLED for run in self.runs)
 
     @property
-    def verdict(self) -> str:
+    def verdict(self) -> Verdict:
         if self.interrupted:
             return VERDICT_INTERRUPTED
         if self.certainly_differs:
@@ -409,3 +410,21 @@ def build(
         compare_runs(runs, plan.tolerance),
         stopped_early=stopped_early,
     )
+
+
+class CheckInterrupted(Exception):
+    """Ctrl-C stopped a check's workers. ``report`` is the partial report the core built from
+    the runs that had finished (``interrupted=True``, on the device they ran on), None when none
+    had: a caller only shows it."""
+
+    def __init__(self, report: RunReport | None) -> None:
+        super().__init__("interrupted")
+        self.report = report
+
+
+def interrupted(plan: CheckPlan, device: str, runs: Sequence[RunRecord]) -> CheckInterrupted:
+    """The exception a check raises when stopped: its partial report, from ``runs``."""
+    if not runs:
+        return CheckInterrupted(None)
+    partial = build("run", plan, device, runs)
+    return CheckInterrupted(dataclasses.replace(partial, interrupted=True))

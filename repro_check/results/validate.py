@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from repro_check.errors import ReproCheckError
 from repro_check.results.records import stopped_note
 from repro_check.results.report import SCHEMA_VERSION
+from repro_check.vocab import Condition, RunStatus
 
 if TYPE_CHECKING:
     from repro_check.checks.compare import CompareReport
@@ -306,10 +307,10 @@ def _semantics(data: Mapping[str, Any], where: str, source: str, same_seed: bool
                     f"{len(directions)} value(s), got {_SHOW.repr(values)}"
                 )
         notes = run.get("notes") or []
-        stopped = run["status"] == "ok" and stopped_note(len(numbers), trials) in notes
+        stopped = run["status"] == RunStatus.OK and stopped_note(len(numbers), trials) in notes
         if stopped and numbers == set(range(len(numbers))) and 0 < len(numbers) < trials:
             continue  # Study.stop ended it early, as its note says: a live run may do that
-        if run["status"] == "ok" and numbers != expected:
+        if run["status"] == RunStatus.OK and numbers != expected:
             raise ReportError(
                 f"{source}: {at}.trials: a finished run holds trials 0..{trials - 1} exactly "
                 f"once; this one holds {len(numbers)} trial(s)"
@@ -366,7 +367,7 @@ def check_report_data(data: Any, source: str, commands: tuple[str, ...] = ("run"
         for name, condition in data["conditions"].items():
             where = f"report.conditions.{name}"
             _free_form(condition, where, source)
-            _semantics(condition, where, source, same_seed=name != "seed_sweep")
+            _semantics(condition, where, source, same_seed=name != Condition.SEED_SWEEP)
     return command
 
 

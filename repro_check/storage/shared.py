@@ -192,8 +192,8 @@ def run_shared(
             for run in result.runs:
                 if run.index in claims:
                     store.finish(claims[run.index], run, interrupted=True)
-        stop.device = device
-        raise
+        finished = [run for result in stop.results for run in result.runs]
+        raise report.interrupted(plan, device, finished) from stop
     except ReproCheckError as exc:  # the target cannot load, a bad study setting, ...
         _give_up(store, claims, plan, str(exc))
         raise
