@@ -132,7 +132,6 @@ class Interrupted(Exception):
     def __init__(self, results: list[JobResult]) -> None:
         super().__init__("interrupted")
         self.results = results
-        self.device: str | None = None
 
 
 _STARTUP_GRACE = 300.0
