@@ -25,7 +25,7 @@ class Result:
     code: int
     out: str
     err: str
-    report: dict[str, Any] | None
+    report: Any  # the JSON report (a dict), None where none was written
 
 
 def fixture(name: str, attr: str = "objective") -> str:
