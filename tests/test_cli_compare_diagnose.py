@@ -146,6 +146,7 @@ def test_compare_unknown_condition_is_exit_2() -> None:
     assert "unknown condition 'lucky'" in result.err
 
 
+@pytest.mark.slow
 def test_torch_imported_inside_the_objective_is_not_process_state(tmp_path: Path) -> None:
     pytest.importorskip("torch")
     report = diagnose(tmp_path, "torch_inside")

@@ -101,6 +101,7 @@ def _info(url: str, name: str, **flags: Any) -> dict[str, Any]:
     }
 
 
+@pytest.mark.slow
 def test_resume_marks_the_dead_attempt_abandoned(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'dead.db'}"
     flags = {"runs": 2, "trials": 2, "stale_after": 2.0}

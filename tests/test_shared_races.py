@@ -109,6 +109,7 @@ def _stored(url: str, name: str) -> dict[str, dict[str, Any]]:
 
 @pytest.mark.parametrize("new_database", BACKENDS, indirect=True)
 @pytest.mark.parametrize("processes", [2, 4])
+@pytest.mark.slow
 def test_processes_started_together_on_a_new_database_all_finish(
     new_database: Any, processes: int
 ) -> None:

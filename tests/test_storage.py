@@ -157,6 +157,7 @@ def test_two_processes_share_the_replicates(storage_url: str, tmp_path: Path) ->
         assert "AWAITING" in out or "REPRODUCIBLE" in out
 
 
+@pytest.mark.slow
 def test_kill_9_then_resume_completes_without_loss_or_duplicates(
     storage_url: str, tmp_path: Path
 ) -> None:
