@@ -197,6 +197,7 @@ def test_op_without_deterministic_kernel_is_named_as_the_run_error(run_check) ->
 # --- torch on CPU --------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_torch_objective_is_seeded_through_the_import_hook(run_check) -> None:
     pytest.importorskip("torch")
     result = run_check(fixture("torch_cpu"), "--trials", "5", "--device", "cpu")

@@ -167,6 +167,7 @@ def _wait_for_trials(url: str, name: str, studies: int, deadline: float = 60.0) 
     raise AssertionError(f"no trials in {studies} studies after {deadline} s")
 
 
+@pytest.mark.slow
 def test_a_sigterm_fail_fast_shared_check_is_interrupted_not_a_divergence(
     tmp_path: Path,
 ) -> None:

@@ -137,6 +137,7 @@ def test_studies_are_named_and_the_report_rebuilds_from_storage(
         assert "s3cret" not in text
 
 
+@pytest.mark.slow
 def test_two_processes_share_the_replicates(storage_url: str, tmp_path: Path) -> None:
     name = unique_name(tmp_path)
     first = popen_run(storage_url, name, "--runs", "4", json_path=tmp_path / "a.json")
