@@ -1,9 +1,14 @@
-"""Shared helpers: run the real ``repro-check`` command in a subprocess, read its JSON report."""
+"""Shared helpers: run the real ``repro-check`` command in a subprocess (``cli``) or in this
+process (``inprocess_cli``, for argument/input errors that stop before any worker starts), read
+its JSON report."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -20,7 +25,7 @@ class Result:
     code: int
     out: str
     err: str
-    report: dict[str, Any] | None
+    report: Any  # the JSON report (a dict), None where none was written
 
 
 def fixture(name: str, attr: str = "objective") -> str:
@@ -47,6 +52,47 @@ def cli(
     if json_path is not None and json_path.exists():
         report = json.loads(json_path.read_text())
     return Result(proc.returncode, proc.stdout, proc.stderr, report)
+
+
+def inprocess_cli(
+    *args: str,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    json_path: Path | None = None,
+) -> Result:
+    """``cli(...)`` without a new interpreter: ``repro_check.cli.main([...])`` with captured
+    stdout/stderr, the SystemExit code, NO_COLOR/COLUMNS pinned, the SIGTERM handler and the
+    environment/working folder restored afterwards. For checks that stop before running."""
+    from repro_check import cli as cli_module
+
+    argv = [*args]
+    if json_path is not None:
+        argv += ["--json", str(json_path)]
+    overrides = {"NO_COLOR": "1", "COLUMNS": "200", **(env or {})}
+    saved_env = dict(os.environ)
+    saved_cwd = os.getcwd()
+    saved_sigterm = signal.getsignal(signal.SIGTERM)
+    out, err = io.StringIO(), io.StringIO()
+    code: int = 0
+    try:
+        os.environ.update(overrides)
+        os.environ.pop("GITHUB_STEP_SUMMARY", None)
+        if cwd is not None:
+            os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                cli_module.main(argv)
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+        signal.signal(signal.SIGTERM, saved_sigterm)
+    report = None
+    if json_path is not None and json_path.exists():
+        report = json.loads(json_path.read_text())
+    return Result(code, out.getvalue(), err.getvalue(), report)
 
 
 def spawn_cli(*args: str) -> subprocess.Popen[str]:

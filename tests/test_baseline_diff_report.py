@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import FIXTURES, cli, fixture
+from conftest import FIXTURES, cli, fixture, inprocess_cli
 
 FLAGS = ("--trials", "5", "--runs", "2")
 
@@ -71,7 +71,7 @@ def test_edited_constant_differs_from_baseline(saved: tuple[Path, str], tmp_path
 
 def test_baseline_with_other_settings_is_refused(saved: tuple[Path, str]) -> None:
     path, _ = saved
-    result = cli(
+    result = inprocess_cli(
         "run",
         fixture("deterministic"),
         "--trials",
@@ -194,7 +194,7 @@ def test_hostile_inputs_get_one_line_and_exit_2(
         ("report", str(bad)),
         ("run", fixture("deterministic"), "--baseline", str(bad)),
     ):
-        result = cli(*argv)
+        result = inprocess_cli(*argv)
         assert result.code == 2, (argv, result.err)
         lines = result.err.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: "), result.err
@@ -217,13 +217,38 @@ def test_wrong_types_name_the_field(
 ) -> None:
     path, _ = saved
     bad = write_variant(tmp_path, path, "bad.json", **change)
-    result = cli("report", str(bad))
+    result = inprocess_cli("report", str(bad))
     assert result.code == 2
     assert fragment in result.err, result.err
     assert len(result.err.strip().splitlines()) == 1
 
 
 def test_missing_file() -> None:
-    result = cli("diff", "nope-a.json", "nope-b.json")
+    result = inprocess_cli("diff", "nope-a.json", "nope-b.json")
     assert result.code == 2
     assert result.err.strip() == "error: no such file: nope-a.json"
+
+
+def test_baseline_and_diff_need_a_finished_run(tmp_path: Path) -> None:
+    ok = cli(
+        "run",
+        fixture("deterministic"),
+        "--trials",
+        "3",
+        "--runs",
+        "2",
+        json_path=tmp_path / "ok.json",
+    )
+    assert ok.code == 0
+    data = json.loads((tmp_path / "ok.json").read_text())
+    for run in data["runs"]:
+        run["status"] = "cancelled"
+        run["trials"] = run["trials"][:1]
+    lag = tmp_path / "lag.json"
+    lag.write_text(json.dumps(data))
+    baseline = inprocess_cli(
+        "run", fixture("deterministic"), "--trials", "3", "--runs", "2", "--baseline", str(lag)
+    )
+    assert baseline.code == 2 and "no finished run" in baseline.err
+    diff = inprocess_cli("diff", str(lag), str(tmp_path / "ok.json"))
+    assert diff.code == 2 and "no finished run" in diff.err

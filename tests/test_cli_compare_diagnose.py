@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import cli, fixture
+from conftest import cli, fixture, inprocess_cli
 
 
 def diagnose(tmp_path: Path, name: str, *flags: str) -> dict:  # type: ignore[type-arg]
@@ -88,7 +88,7 @@ def test_op_without_deterministic_kernel_is_named(tmp_path: Path) -> None:
 
 
 def test_diagnose_bad_target_is_exit_2() -> None:
-    result = cli("diagnose", "no_such_module_xyz")
+    result = inprocess_cli("diagnose", "no_such_module_xyz")
     assert result.code == 2
     assert result.err.strip() == "error: no such module: 'no_such_module_xyz'"
 
@@ -141,11 +141,12 @@ def test_compare_exit_code_is_that_of_fixed_seed(tmp_path: Path) -> None:
 
 
 def test_compare_unknown_condition_is_exit_2() -> None:
-    result = cli("compare", fixture("deterministic"), "--conditions", "lucky")
+    result = inprocess_cli("compare", fixture("deterministic"), "--conditions", "lucky")
     assert result.code == 2
     assert "unknown condition 'lucky'" in result.err
 
 
+@pytest.mark.slow
 def test_torch_imported_inside_the_objective_is_not_process_state(tmp_path: Path) -> None:
     pytest.importorskip("torch")
     report = diagnose(tmp_path, "torch_inside")
@@ -162,3 +163,22 @@ def test_fixes_fit_the_case(tmp_path: Path) -> None:
     hashed = diagnose(tmp_path, "hash_order")
     fix = next(c["fix"] for c in hashed["causes"] if c["id"] == "hash_seed")
     assert "hash_order.py" in fix
+
+
+def test_compare_ignores_fail_fast_from_config(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text("fail_fast = true\n")
+    result = cli(
+        "compare",
+        fixture("deterministic"),
+        "--trials",
+        "4",
+        "--runs",
+        "2",
+        "--config",
+        str(config),
+        json_path=tmp_path / "c.json",
+    )
+    assert result.code == 0, result.err
+    for condition in result.report["conditions"].values():
+        assert all(len(run["trials"]) == 4 for run in condition["runs"])

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import typer
-from conftest import cli, fixture
+from conftest import cli, fixture, inprocess_cli
 from rich.console import Console
 from typer.testing import CliRunner
 
@@ -445,7 +445,8 @@ def test_progress_bars_of_run_are_numbered_by_replicate() -> None:
 
 
 def test_module_typo_gets_did_you_mean() -> None:
-    result = cli("run", "repro_check.examples.nosy:objective", "--runs", "2", "--trials", "2")
+    target = "repro_check.examples.nosy:objective"
+    result = inprocess_cli("run", target, "--runs", "2", "--trials", "2")
     assert result.code == 2
     assert result.err.strip() == (
         "error: no such module: 'repro_check.examples.nosy'; "
@@ -497,7 +498,7 @@ def test_already_finished_check_suggests_the_real_command(tmp_path: Path) -> Non
         "nightly",
     )
     assert cli(*args).code == 0
-    again = cli(*args)
+    again = inprocess_cli(*args)
     assert again.code == 2
     assert f"`repro-check report --storage {shlex.quote(url)} --name nightly`" in again.err
     assert "..." not in again.err

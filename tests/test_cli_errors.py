@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURES, cli, fixture
+from conftest import FIXTURES, cli, fixture, inprocess_cli
 
 
 def assert_one_line_error(result, *fragments: str) -> None:  # type: ignore[no-untyped-def]
@@ -30,7 +30,7 @@ def assert_one_line_error(result, *fragments: str) -> None:  # type: ignore[no-u
     ],
 )
 def test_target_load_failures(target: str, fragments: list[str]) -> None:
-    assert_one_line_error(cli("run", target, "--trials", "2", "--runs", "2"), *fragments)
+    assert_one_line_error(inprocess_cli("run", target, "--trials", "2", "--runs", "2"), *fragments)
 
 
 def test_module_target_importable_from_current_folder() -> None:
@@ -55,14 +55,16 @@ def test_module_target_importable_from_current_folder() -> None:
     ],
 )
 def test_bad_flags(flags: list[str], fragments: list[str]) -> None:
-    assert_one_line_error(cli("run", fixture("deterministic"), *flags), *fragments)
+    assert_one_line_error(inprocess_cli("run", fixture("deterministic"), *flags), *fragments)
 
 
 def test_bad_toml_config(tmp_path: Path) -> None:
     config = tmp_path / "check.toml"
     config.write_text("trials = [unclosed\n")
     assert_one_line_error(
-        cli("run", fixture("deterministic"), "--config", str(config)), "invalid TOML", "check.toml"
+        inprocess_cli("run", fixture("deterministic"), "--config", str(config)),
+        "invalid TOML",
+        "check.toml",
     )
 
 
@@ -70,7 +72,8 @@ def test_unknown_config_key(tmp_path: Path) -> None:
     config = tmp_path / "check.toml"
     config.write_text("trails = 5\n")
     assert_one_line_error(
-        cli("run", fixture("deterministic"), "--config", str(config)), "unknown setting 'trails'"
+        inprocess_cli("run", fixture("deterministic"), "--config", str(config)),
+        "unknown setting 'trails'",
     )
 
 
@@ -78,7 +81,7 @@ def test_bad_sampler_kwargs_from_config(tmp_path: Path) -> None:
     config = tmp_path / "check.toml"
     config.write_text("[sampler_kwargs]\nno_such_kwarg = 1\n")
     assert_one_line_error(
-        cli("run", fixture("deterministic"), "--config", str(config), "--trials", "2"),
+        inprocess_cli("run", fixture("deterministic"), "--config", str(config), "--trials", "2"),
         "cannot build the study",
         "no_such_kwarg",
     )
@@ -89,7 +92,9 @@ def test_cuda_requested_without_cuda(tmp_path: Path) -> None:
 
     if has_cuda():
         pytest.skip("this machine has CUDA")
-    assert_one_line_error(cli("run", fixture("deterministic"), "--device", "cuda"), "cuda")
+    assert_one_line_error(
+        inprocess_cli("run", fixture("deterministic"), "--device", "cuda"), "cuda"
+    )
 
 
 def test_config_layers_flags_over_config_over_pyproject(tmp_path: Path) -> None:

@@ -7,10 +7,13 @@ each such fixture asserts exit code 1 *and* the JSON verdict.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
-from conftest import cli, fixture, spawn_cli
+from conftest import cli, fixture, inprocess_cli, spawn_cli
 
 FAST = ("--trials", "8", "--runs", "3")
 
@@ -194,6 +197,7 @@ def test_op_without_deterministic_kernel_is_named_as_the_run_error(run_check) ->
 # --- torch on CPU --------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_torch_objective_is_seeded_through_the_import_hook(run_check) -> None:
     pytest.importorskip("torch")
     result = run_check(fixture("torch_cpu"), "--trials", "5", "--device", "cpu")
@@ -257,3 +261,35 @@ def test_fail_fast_on_a_reproducible_study_runs_everything(run_check) -> None:
     assert_reproducible(result)
     assert result.report["stopped_early"] is False
     assert all(run["status"] == "ok" for run in result.report["runs"])
+
+
+def test_all_trials_failing_is_incomplete_not_reproducible(run_check) -> None:
+    result = run_check(fixture("all_fail"), "--trials", "3", "--runs", "2")
+    assert result.code == 3, result.out + result.err
+    assert result.report["verdict"] == "incomplete"
+    assert "no trial completed" in result.out
+
+
+def test_a_lingering_thread_does_not_hang_the_check() -> None:
+    start = time.monotonic()
+    result = cli("run", fixture("linger"), "--trials", "3", "--runs", "2", timeout=60)
+    assert result.code == 0, result.out + result.err
+    assert time.monotonic() - start < 30
+
+
+def test_closed_stdout_keeps_the_verdict_exit_code() -> None:
+    script = (
+        f"{sys.executable} -m repro_check run {fixture('private_rng')} --trials 2 "
+        "--runs 2 | head -1 >/dev/null; echo ${PIPESTATUS[0]}"
+    )
+    out = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "1", out.stderr
+
+
+def test_unwritable_output_is_refused_before_running(tmp_path: Path) -> None:
+    start = time.monotonic()
+    result = inprocess_cli(
+        "run", fixture("slow"), "--trials", "20", "--json", str(tmp_path / "missing" / "r.json")
+    )
+    assert result.code == 2 and "does not exist" in result.err
+    assert time.monotonic() - start < 10  # refused before 20 slow trials ran

@@ -6,8 +6,10 @@ import math
 from typing import Any
 
 import pytest
+from factories import run, trial
 
-from repro_check.plan.settings import Tolerance
+from repro_check.plan.settings import CheckPlan, Tolerance
+from repro_check.results import report
 from repro_check.results.comparison import (
     Divergence,
     Stats,
@@ -24,38 +26,6 @@ from repro_check.results.records import RunRecord, TrialRecord
 EXACT = Tolerance()
 LOOSE = Tolerance(atol=1e-6, rtol=1e-6)
 HUGE = Tolerance(atol=1e9, rtol=1.0)
-
-
-def trial(
-    number: int,
-    value: float | None = 1.0,
-    *,
-    state: str = "COMPLETE",
-    params: dict[str, Any] | None = None,
-    values: tuple[float, ...] | None = None,
-    iv: dict[int, float] | None = None,
-) -> TrialRecord:
-    if values is None and value is not None:
-        values = (value,)
-    return TrialRecord(
-        number=number,
-        state=state,
-        params={"x": 0.5} if params is None else params,
-        values=values,
-        intermediate_values=iv or {},
-    )
-
-
-def run(
-    index: int,
-    trials: list[TrialRecord] | tuple[TrialRecord, ...],
-    *,
-    status: str = "ok",
-    directions: tuple[str, ...] = ("minimize",),
-) -> RunRecord:
-    return RunRecord(
-        index=index, seed=0, status=status, trials=tuple(trials), directions=directions
-    )
 
 
 def base_trials(n: int = 3) -> list[TrialRecord]:
@@ -604,3 +574,45 @@ def test_compare_runs_uses_finished_runs_for_spread() -> None:
     assert comparison.best_params["x"].stats == Stats(0.25, 0.0, 0.25, 0.25, 2)
     assert comparison.divergence is not None
     assert (comparison.divergence.trial, comparison.divergence.runs) == (0, (0, 2))
+
+
+def test_runs_past_a_slow_reference_are_compared_with_each_other() -> None:
+    runs = [
+        RunRecord(0, 0, "cancelled", (trial(0, 1.0),)),
+        RunRecord(1, 0, "cancelled", (trial(0, 1.0), trial(1, 2.0))),
+        RunRecord(2, 0, "cancelled", (trial(0, 1.0), trial(1, 3.0))),
+    ]
+    divergence = first_divergence(runs, Tolerance())
+    assert divergence is not None and divergence.trial == 1
+    built = report.build("run", CheckPlan(target="m:f"), "cpu", runs, stopped_early=True)
+    assert built.verdict == "not reproducible" and built.exit_code == 1
+
+
+def test_fail_fast_stop_is_never_reproducible() -> None:
+    runs = [RunRecord(i, 0, "cancelled", (trial(0, 1.0),)) for i in range(2)]
+    built = report.build("run", CheckPlan(target="m:f", runs=2), "cpu", runs, stopped_early=True)
+    assert built.reproducible is False and built.exit_code == 1
+
+
+def test_relative_tolerance_never_equates_infinity_with_a_number() -> None:
+    a = RunRecord(0, 0, "ok", (trial(0, 1.0), trial(1, float("inf"))))
+    b = RunRecord(1, 0, "ok", (trial(0, 1.0), trial(1, 0.008)))
+    c = RunRecord(2, 0, "ok", (trial(0, 1.0), trial(1, float("-inf"))))
+    for other in (b, c):
+        divergence = first_divergence([a, other], Tolerance(rtol=1e-9))
+        assert divergence is not None and divergence.trial == 1
+
+
+def test_failures_of_different_kinds_differ() -> None:
+    a = RunRecord(0, 0, "ok", (TrialRecord(0, "FAIL", {}, None, error="ValueError: x"),))
+    b = RunRecord(1, 0, "ok", (TrialRecord(0, "FAIL", {}, None, error="TypeError: x"),))
+    divergence = first_divergence([a, b], Tolerance())
+    assert divergence is not None and divergence.field == "state"
+    assert "ValueError" in divergence.detail and "TypeError" in divergence.detail
+
+
+def test_a_short_run_list_is_never_complete() -> None:
+    plan = CheckPlan(target="m:f", runs=3)
+    runs = [RunRecord(0, 0, "ok", (trial(0, 1.0),))]
+    built = report.build("run", plan, "cpu", runs)
+    assert built.verdict == "incomplete" and built.exit_code == 3

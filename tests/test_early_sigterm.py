@@ -12,11 +12,12 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import tomllib
 from pathlib import Path
 
 import pytest
-from conftest import fixture
+from conftest import fixture, spawn_cli
 
 ROOT = Path(__file__).parent.parent
 
@@ -81,3 +82,16 @@ def test_sigterm_while_the_command_line_loads(entry: list[str], module: str) -> 
 def test_console_script_uses_the_early_entry_point() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
     assert project["project"]["scripts"]["repro-check"] == "repro_check.__main__:main"
+
+
+def test_sigterm_stops_the_workers(tmp_path: Path) -> None:
+    proc = spawn_cli("run", fixture("slow"), "--trials", "40", "--runs", "2")
+    time.sleep(3)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, out + err
+    time.sleep(0.5)
+    leftover = subprocess.run(
+        ["pgrep", "-f", "repro_check.execution.worker"], capture_output=True, text=True
+    )
+    assert str(proc.pid) not in leftover.stdout

@@ -341,6 +341,7 @@ def test_killing_the_parent_kills_its_workers() -> None:
             proc.kill()
 
 
+@pytest.mark.slow
 def test_the_timeout_clock_starts_with_the_job_not_the_interpreter(tmp_path: Path) -> None:
     # every interpreter (parent and workers) takes 6 s to start; the study itself is fast
     site = tmp_path / "site"

@@ -8,7 +8,10 @@ import struct
 from typing import Any
 
 import pytest
+from factories import trial
 
+from repro_check.plan.settings import CheckPlan
+from repro_check.results import report
 from repro_check.results.records import RunRecord, TrialRecord, decode_float, encode_float
 
 SPECIAL = [-0.0, 0.0, 5e-324, -5e-324, 2.2250738585072014e-308, 0.1, 1e308, math.nan, math.inf]
@@ -223,3 +226,19 @@ def test_run_to_dict_multi_objective_pareto() -> None:
     assert "best_value" not in data
     both_min = through_json(RunRecord(0, 0, "ok", trials, ("minimize", "minimize")).to_dict())
     assert both_min["pareto_trials"] == [0, 1]
+
+
+def test_failure_kinds_ignore_memory_addresses() -> None:
+    a = TrialRecord(1, "FAIL", {}, None, error="objective returned <Loss object at 0x7f31aa>")
+    b = TrialRecord(1, "FAIL", {}, None, error="objective returned <Loss object at 0x7f64bb>")
+    assert a.fail_kind == b.fail_kind and a.digest == b.digest
+
+
+def test_an_interrupted_report_stays_interrupted_when_reloaded() -> None:
+    runs = [RunRecord(i, 0, "ok", (trial(0, 1.0),)) for i in range(3)]
+    built = report.build("run", CheckPlan(target="m:f"), "cpu", runs)
+    import dataclasses
+
+    stopped = dataclasses.replace(built, interrupted=True)
+    again = report.RunReport.from_dict(json.loads(json.dumps(stopped.to_dict())))
+    assert again.verdict == "interrupted" and again.exit_code == 130

@@ -9,6 +9,7 @@ import xml.etree.ElementTree as ET
 from typing import Any
 
 import pytest
+from factories import trial as plain_trial
 from rich.console import Console
 
 from repro_check.checks.compare import CompareReport
@@ -352,3 +353,17 @@ def test_differing_from_a_baseline_fails_in_both(same: report.RunReport) -> None
     md = markdown.render_run(rep)
     assert md.startswith("### ❌ ")
     assert "**Baseline:** differs from baseline baseline.json: trial 1, values" in md
+
+
+def test_awaiting_is_skipped_in_junit_and_not_a_green_tick_in_markdown() -> None:
+    import dataclasses
+    import xml.etree.ElementTree as ET
+
+    from repro_check.render import junit, markdown
+
+    runs = [RunRecord(0, 0, "ok", (plain_trial(0, 1.0),))]
+    built = report.build("run", CheckPlan(target="m:f", runs=2), "cpu", runs)
+    waiting = dataclasses.replace(built, awaiting=1, ran_here=1)
+    suite = ET.fromstring(junit.render(waiting)).find("testsuite")
+    assert suite is not None and suite.get("skipped") == "1" and suite.get("failures") == "0"
+    assert not markdown.render(waiting).startswith("### ✅")

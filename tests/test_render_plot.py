@@ -215,8 +215,8 @@ def test_missing_matplotlib_names_the_extra(
 def noisy_like() -> report.RunReport:
     """Like repro_check.examples.noisy: a few values near 100 over a best-so-far near 0, and
     every run off the reference by noise from trial 0 on, then by much more."""
-    ref = [0.93, 5.2, 0.08, 1.1, 12.4, 0.9, 10.5, 34.0, 52.7, 18.9, 115.0]
-    other = [0.97, 5.1, 0.11, 1.0, 12.5, 0.8, 10.4, 34.1, 3.0, 61.0, 0.2]
+    ref: list[float | None] = [0.93, 5.2, 0.08, 1.1, 12.4, 0.9, 10.5, 34.0, 52.7, 18.9, 115.0]
+    other: list[float | None] = [0.97, 5.1, 0.11, 1.0, 12.5, 0.8, 10.4, 34.1, 3.0, 61.0, 0.2]
     return run_report([ref, other])
 
 

@@ -11,7 +11,7 @@ import pytest
 from rich.console import Console
 from test_render_markdown_junit import build, history, parse, runs_of
 
-from repro_check.checks.compare import GATE, CompareReport
+from repro_check.checks.compare import CompareReport
 from repro_check.checks.diff import diff_reports
 from repro_check.plan.settings import CheckPlan, StudySettings
 from repro_check.render import console, junit, markdown, sections
@@ -19,6 +19,7 @@ from repro_check.render.files import write_outputs
 from repro_check.render.formats import FORMATS, kind
 from repro_check.results import report
 from repro_check.results.records import RunRecord, TrialRecord
+from repro_check.vocab import GATE
 
 
 def console_text(rep: report.RunReport) -> str:
@@ -108,7 +109,10 @@ def test_the_awaiting_hint_is_the_consoles_alone() -> None:
 
 
 def _compare(fixed: report.RunReport | None, **others: report.RunReport) -> CompareReport:
-    conditions = {**({GATE: fixed} if fixed is not None else {}), **others}
+    conditions: dict[str, report.RunReport] = {
+        **({GATE: fixed} if fixed is not None else {}),
+        **others,
+    }
     plan = next(iter(conditions.values())).plan
     return CompareReport(plan, "cpu", conditions)
 

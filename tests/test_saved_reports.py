@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Result, cli, fixture
+from conftest import Result, cli, fixture, inprocess_cli
 
 FLAGS = ("--trials", "5", "--runs", "2")
 
@@ -87,13 +87,13 @@ def test_a_saved_tolerance_must_be_a_finite_number(
     data = copy.deepcopy(good)
     data["settings"]["tolerance"]["atol"] = value
     path = write(tmp_path, data)
-    one_line_error(cli("report", str(path)), "report.settings.tolerance.atol")
+    one_line_error(inprocess_cli("report", str(path)), "report.settings.tolerance.atol")
 
 
 def test_a_json_overflow_to_infinity_is_refused(good: dict[str, Any], tmp_path: Path) -> None:
     text = json.dumps(good).replace('"atol": 0.0', '"atol": 1e400')
     assert "1e400" in text
-    one_line_error(cli("report", str(write(tmp_path, text))), "tolerance.atol")
+    one_line_error(inprocess_cli("report", str(write(tmp_path, text))), "tolerance.atol")
 
 
 def test_baseline_judged_with_the_checks_tolerance_against_all_its_runs(
@@ -121,7 +121,7 @@ def test_one_run_is_not_a_check(good: dict[str, Any], tmp_path: Path) -> None:
     data["runs"] = data["runs"][:1]
     path = write(tmp_path, data)
     for argv in every_reader(path, write(tmp_path, good, "good.json")):
-        one_line_error(cli(*argv), "report.settings.runs")
+        one_line_error(inprocess_cli(*argv), "report.settings.runs")
 
 
 def test_trials_cut_below_the_settings_are_refused(good: dict[str, Any], tmp_path: Path) -> None:
@@ -130,14 +130,16 @@ def test_trials_cut_below_the_settings_are_refused(good: dict[str, Any], tmp_pat
         run["trials"] = run["trials"][:3]
     path = write(tmp_path, data)
     for argv in every_reader(path, write(tmp_path, good, "good.json")):
-        one_line_error(cli(*argv), "report.runs[0].trials: a finished run holds trials 0..4")
+        one_line_error(
+            inprocess_cli(*argv), "report.runs[0].trials: a finished run holds trials 0..4"
+        )
 
 
 def test_a_repeated_trial_is_refused(good: dict[str, Any], tmp_path: Path) -> None:
     data = copy.deepcopy(good)
     for run in data["runs"]:
         run["trials"][4] = copy.deepcopy(run["trials"][3])
-    one_line_error(cli("report", str(write(tmp_path, data))), "trial 3 appears twice")
+    one_line_error(inprocess_cli("report", str(write(tmp_path, data))), "trial 3 appears twice")
 
 
 def test_two_copies_of_run_0_are_refused(good: dict[str, Any], tmp_path: Path) -> None:
@@ -145,13 +147,13 @@ def test_two_copies_of_run_0_are_refused(good: dict[str, Any], tmp_path: Path) -
     data["runs"] = [data["runs"][0], copy.deepcopy(data["runs"][0])]
     path = write(tmp_path, data)
     for argv in every_reader(path, write(tmp_path, good, "good.json")):
-        one_line_error(cli(*argv), "report.runs[1].index: run 0 appears twice")
+        one_line_error(inprocess_cli(*argv), "report.runs[1].index: run 0 appears twice")
 
 
 def test_a_run_index_beyond_the_settings_is_refused(good: dict[str, Any], tmp_path: Path) -> None:
     data = copy.deepcopy(good)
     data["runs"][1]["index"] = 7
-    one_line_error(cli("report", str(write(tmp_path, data))), "but settings.runs is 2")
+    one_line_error(inprocess_cli("report", str(write(tmp_path, data))), "but settings.runs is 2")
 
 
 def test_a_crashed_run_with_replicates_awaited_is_not_a_pass(
@@ -181,7 +183,9 @@ def test_a_saved_report_still_awaiting_replicates_is_not_a_pass(
 def test_more_runs_than_planned_are_refused(good: dict[str, Any], tmp_path: Path) -> None:
     data = copy.deepcopy(good)
     data["awaiting"] = 1
-    one_line_error(cli("report", str(write(tmp_path, data))), "1 awaiting, but settings.runs is 2")
+    one_line_error(
+        inprocess_cli("report", str(write(tmp_path, data))), "1 awaiting, but settings.runs is 2"
+    )
 
 
 @pytest.mark.parametrize(
@@ -220,13 +224,15 @@ def test_every_field_has_its_documented_type(
     for part in parents:
         target = target[int(part)] if isinstance(target, list) else target[part]
     target[last] = value
-    one_line_error(cli("report", str(write(tmp_path, data))), fragment)
+    one_line_error(inprocess_cli("report", str(write(tmp_path, data))), fragment)
 
 
 def test_a_removed_field_is_refused(good: dict[str, Any], tmp_path: Path) -> None:
     data = copy.deepcopy(good)
     del data["interrupted"]
-    one_line_error(cli("report", str(write(tmp_path, data))), "report.interrupted: missing")
+    one_line_error(
+        inprocess_cli("report", str(write(tmp_path, data))), "report.interrupted: missing"
+    )
 
 
 # --- diff compares every run and says each side's own verdict --------------------------------
@@ -303,11 +309,13 @@ def test_a_fifo_is_refused_without_hanging(good: dict[str, Any], tmp_path: Path)
 
 def test_report_tolerance_flags_are_refused_for_a_storage(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'none.db'}"
-    one_line_error(cli("report", "--storage", url, "--name", "n", "--atol", "1"), "--atol/--rtol")
+    one_line_error(
+        inprocess_cli("report", "--storage", url, "--name", "n", "--atol", "1"), "--atol/--rtol"
+    )
 
 
 def test_a_directory_is_refused(tmp_path: Path) -> None:
-    one_line_error(cli("report", str(tmp_path)), "is a directory")
+    one_line_error(inprocess_cli("report", str(tmp_path)), "is a directory")
 
 
 @pytest.mark.parametrize("where", ["target", "note", "error", "user_attr", "param_name"])
@@ -356,7 +364,7 @@ def test_deep_nesting_is_refused(
     text = json.dumps(data).replace(f'"{marker}"', deep)
     path = write(tmp_path, text)
     for argv in every_reader(path, write(tmp_path, good, "good.json"))[:2]:
-        one_line_error(cli(*argv), "nested deeper than")
+        one_line_error(inprocess_cli(*argv), "nested deeper than")
 
 
 @pytest.mark.parametrize("where", ["target", "note", "user_attr_key"])
@@ -372,7 +380,7 @@ def test_a_lone_surrogate_is_refused(good: dict[str, Any], tmp_path: Path, where
     text = json.dumps(data).replace(marker, "bad\\ud800")
     path = write(tmp_path, text)
     for argv in every_reader(path, write(tmp_path, good, "good.json")):
-        one_line_error(cli(*argv), "lone surrogate")
+        one_line_error(inprocess_cli(*argv), "lone surrogate")
 
 
 def test_paired_surrogate_escapes_are_fine(good: dict[str, Any], tmp_path: Path) -> None:
@@ -417,7 +425,9 @@ def test_control_characters_in_a_field_name_stay_on_one_line(
 ) -> None:
     data = copy.deepcopy(good)
     data["runs"][0]["trials"][0]["params"]["a\nb\x1b[31m"] = [1]
-    line = one_line_error(cli("report", str(write(tmp_path, data))), "params.a\\nb\\x1b[31m")
+    line = one_line_error(
+        inprocess_cli("report", str(write(tmp_path, data))), "params.a\\nb\\x1b[31m"
+    )
     assert "\x1b" not in line
 
 
@@ -450,3 +460,23 @@ def test_a_large_intermediate_step_reads_back(good: dict[str, Any], tmp_path: Pa
         run["trials"][0]["intermediate_values"] = {str(10**15): 0.5}
     result = cli("report", str(write(tmp_path, data)))
     assert result.code == 0, result.err
+
+
+def test_complete_trial_without_values_is_bad_input(tmp_path: Path) -> None:
+    ok = cli(
+        "run",
+        fixture("deterministic"),
+        "--trials",
+        "2",
+        "--runs",
+        "2",
+        json_path=tmp_path / "ok.json",
+    )
+    data = json.loads((tmp_path / "ok.json").read_text())
+    data["runs"][0]["trials"][0]["values"] = []
+    data["runs"][1]["wall_s"] = "NaN"
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(data))
+    result = inprocess_cli("report", str(bad))
+    assert ok.code == 0 and result.code == 2, result.err
+    assert "values" in result.err and len(result.err.strip().splitlines()) == 1

@@ -101,6 +101,7 @@ def _info(url: str, name: str, **flags: Any) -> dict[str, Any]:
     }
 
 
+@pytest.mark.slow
 def test_resume_marks_the_dead_attempt_abandoned(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'dead.db'}"
     flags = {"runs": 2, "trials": 2, "stale_after": 2.0}
@@ -166,6 +167,7 @@ def _wait_for_trials(url: str, name: str, studies: int, deadline: float = 60.0) 
     raise AssertionError(f"no trials in {studies} studies after {deadline} s")
 
 
+@pytest.mark.slow
 def test_a_sigterm_fail_fast_shared_check_is_interrupted_not_a_divergence(
     tmp_path: Path,
 ) -> None:

@@ -109,6 +109,7 @@ def _stored(url: str, name: str) -> dict[str, dict[str, Any]]:
 
 @pytest.mark.parametrize("new_database", BACKENDS, indirect=True)
 @pytest.mark.parametrize("processes", [2, 4])
+@pytest.mark.slow
 def test_processes_started_together_on_a_new_database_all_finish(
     new_database: Any, processes: int
 ) -> None:
@@ -163,7 +164,7 @@ def test_a_lost_schema_race_is_retried(monkeypatch: pytest.MonkeyPatch) -> None:
         return "opened"
 
     monkeypatch.setattr(storage, "_open", flaky)
-    monkeypatch.setattr(storage.time, "sleep", lambda _s: None)
+    monkeypatch.setattr(storage.time, "sleep", lambda _s: None)  # type: ignore[attr-defined]
     assert open_storage("sqlite:///x.db") == "opened"
     assert len(calls) == 3
 
@@ -178,7 +179,7 @@ def test_other_errors_are_not_retried_and_a_race_lost_every_time_is_one_line(
         raise _integrity_error("connection refused")
 
     monkeypatch.setattr(storage, "_open", refused)
-    monkeypatch.setattr(storage.time, "sleep", lambda _s: None)
+    monkeypatch.setattr(storage.time, "sleep", lambda _s: None)  # type: ignore[attr-defined]
     with pytest.raises(StorageError):
         open_storage("postgresql+psycopg://u:hunter2@h/db")
     assert len(calls) == 1

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import cli, fixture, spawn_cli
+from conftest import cli, fixture, inprocess_cli, spawn_cli
 
 from repro_check.storage.redact import redact, redact_text
 
@@ -137,6 +137,7 @@ def test_studies_are_named_and_the_report_rebuilds_from_storage(
         assert "s3cret" not in text
 
 
+@pytest.mark.slow
 def test_two_processes_share_the_replicates(storage_url: str, tmp_path: Path) -> None:
     name = unique_name(tmp_path)
     first = popen_run(storage_url, name, "--runs", "4", json_path=tmp_path / "a.json")
@@ -157,6 +158,7 @@ def test_two_processes_share_the_replicates(storage_url: str, tmp_path: Path) ->
         assert "AWAITING" in out or "REPRODUCIBLE" in out
 
 
+@pytest.mark.slow
 def test_kill_9_then_resume_completes_without_loss_or_duplicates(
     storage_url: str, tmp_path: Path
 ) -> None:
@@ -274,9 +276,107 @@ def test_journal_storage(tmp_path: Path) -> None:
 
 def test_storage_errors_are_one_line_and_hide_the_password(tmp_path: Path) -> None:
     url = "postgresql+psycopg://bob:hunter2@127.0.0.1:1/none"
-    result = cli("run", fixture("deterministic"), "--storage", url, "--name", "x")
+    result = inprocess_cli("run", fixture("deterministic"), "--storage", url, "--name", "x")
     assert result.code == 2
     assert "hunter2" not in result.err + result.out
     assert len(result.err.strip().splitlines()) == 1 and "bob:***@" in result.err
-    missing = cli("report", "--storage", f"sqlite:///{tmp_path / 'empty.db'}", "--name", "nope")
+    missing = inprocess_cli(
+        "report", "--storage", f"sqlite:///{tmp_path / 'empty.db'}", "--name", "nope"
+    )
     assert missing.code == 2 and "no check named 'nope'" in missing.err
+
+
+def test_negative_zero_survives_sqlite_storage(tmp_path: Path) -> None:
+    env = {"REPRO_CHECK_TEST_FLAG_FILE": str(tmp_path / "flag")}
+    result = cli(
+        "run",
+        fixture("neg_zero"),
+        "--trials",
+        "1",
+        "--runs",
+        "2",
+        "--storage",
+        f"sqlite:///{tmp_path / 'z.db'}",
+        "--name",
+        "nz",
+        env=env,
+        json_path=tmp_path / "r.json",
+    )
+    assert result.code == 1, result.out + result.err
+    assert result.report["divergence"]["field"] == "values"
+
+
+def test_shared_fail_fast_with_a_divergence_exits_1(tmp_path: Path) -> None:
+    result = cli(
+        "run",
+        fixture("private_rng"),
+        "--trials",
+        "30",
+        "--runs",
+        "3",
+        "--workers",
+        "2",
+        "--fail-fast",
+        "--storage",
+        f"sqlite:///{tmp_path / 'f.db'}",
+        "--name",
+        "ff",
+        json_path=tmp_path / "r.json",
+    )
+    assert result.code == 1, result.out + result.err
+    assert result.report["verdict"] == "not reproducible"
+    rebuilt = cli("report", "--storage", f"sqlite:///{tmp_path / 'f.db'}", "--name", "ff")
+    assert rebuilt.code == 1, rebuilt.out + rebuilt.err
+
+
+def test_a_finished_check_is_not_rerun_under_its_name(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'done.db'}"
+    first = cli(
+        "run",
+        fixture("deterministic"),
+        "--trials",
+        "2",
+        "--runs",
+        "2",
+        "--storage",
+        url,
+        "--name",
+        "nightly",
+    )
+    assert first.code == 0, first.err
+    again = inprocess_cli(
+        "run",
+        fixture("deterministic"),
+        "--trials",
+        "2",
+        "--runs",
+        "2",
+        "--storage",
+        url,
+        "--name",
+        "nightly",
+    )
+    assert again.code == 2
+    assert "already finished" in again.err
+
+
+def test_joining_with_another_tolerance_is_refused(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'tol.db'}"
+    flags = ("--trials", "2", "--runs", "3", "--workers", "1", "--storage", url, "--name", "t")
+    first = cli("run", fixture("slow"), *flags)  # finishes its 3; a joiner must still match
+    assert first.code == 0, first.err
+    join = inprocess_cli(
+        "run",
+        fixture("slow"),
+        "--trials",
+        "2",
+        "--runs",
+        "4",
+        "--storage",
+        url,
+        "--name",
+        "t",
+        "--atol",
+        "1",
+    )
+    assert join.code == 2 and "tolerance" in join.err and "runs" in join.err
