@@ -254,3 +254,6 @@ def test_a_claimer_that_died_before_its_first_heartbeat_counts_as_dead(tmp_path:
     attempt = store.attempts()[0][0]
     assert storage.CLAIM_GRACE <= time.monotonic() - started < storage.CLAIM_GRACE + 5
     assert not attempt.alive(120.0, time.time())
+    again = time.monotonic()
+    assert not store.attempts()[0][0].alive(120.0, time.time())
+    assert time.monotonic() - again < storage.CLAIM_GRACE  # waited for once, not per listing

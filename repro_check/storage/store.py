@@ -195,6 +195,8 @@ class CheckStore:
         self.url = url
         self.name = name
         self.storage = open_storage(url)
+        self._dead_claims: set[str] = set()
+        """Attempts already waited ``CLAIM_GRACE`` for: every later listing takes them as dead."""
 
     def _guard(self, what: str, exc: Exception) -> StorageError:
         message = redact_text(f"{type(exc).__name__}: {exc}", self.url) or ""
@@ -211,8 +213,16 @@ class CheckStore:
         deadline = time.monotonic() + CLAIM_GRACE
         while True:
             found = self._list_attempts()
-            claiming = any(HEARTBEAT not in a.attrs for v in found.values() for a in v)
-            if not claiming or time.monotonic() >= deadline:
+            claiming = {
+                a.study_name
+                for v in found.values()
+                for a in v
+                if HEARTBEAT not in a.attrs and a.study_name not in self._dead_claims
+            }
+            if not claiming:
+                return found
+            if time.monotonic() >= deadline:
+                self._dead_claims |= claiming  # one wait per dead claim, not one per listing
                 return found
             time.sleep(0.05)
 
