@@ -114,7 +114,26 @@ Target = Annotated[
     str | None,
     typer.Argument(
         metavar="TARGET",
-        help="pkg.module:attr or path/to/file.py:attr (':objective' if omitted).",
+        help="train.py (the script, run whole as `python train.py` runs it), or an objective: "
+        "pkg.module:attr or path/to/file.py:attr.",
+        show_default=False,
+    ),
+]
+Module = Annotated[
+    str | None,
+    typer.Option(
+        "-m",
+        "--module",
+        metavar="MODULE",
+        help="Run the module as a script, as `python -m MODULE ARGS` does (instead of TARGET).",
+        show_default=False,
+    ),
+]
+ScriptArgs = Annotated[
+    list[str] | None,
+    typer.Argument(
+        metavar="[-- ARGS...]",
+        help="The script's own command-line arguments, after --.",
         show_default=False,
     ),
 ]
@@ -335,10 +354,18 @@ def _plan(options: dict[str, Any], experiments: bool = False) -> CheckPlan:
 
     flags = {key: options[key] for key in PLAN_KEYS if key in options}
     flags["direction"] = options.get("direction")  # the flag is --direction (repeatable)
+    target, script_args = options.get("target"), list(options.get("args") or [])
+    module = options.get("module")
+    if module is not None:  # every positional is then the module's own argument
+        from repro_check.plan.targets import MODULE_PREFIX
+
+        script_args = ([target] if target is not None else []) + script_args
+        target = MODULE_PREFIX + module.strip()
+    flags["args"] = tuple(script_args) or None
     replicates = options.get("replicates")  # diagnose's; bounded as --runs is
     if isinstance(replicates, int) and replicates > MAX_RUNS:
         raise ConfigError(f"--replicates must be <= {MAX_RUNS}, got {shown(replicates)}")
-    plan = build_plan(options.get("target"), flags, options.get("config"))
+    plan = build_plan(target, flags, options.get("config"))
     if experiments:  # compare/diagnose need every run of every condition, in this process
         plan = dataclasses.replace(plan, fail_fast=False, storage=None, name=None, resume=False)
     return plan
@@ -421,6 +448,8 @@ def _show_run(
 @command
 def run(
     target: Target = None,
+    args: ScriptArgs = None,
+    module: Module = None,
     runs: Runs = None,
     trials: Trials = None,
     seed: Seed = None,
@@ -563,6 +592,8 @@ def run(
 @command
 def compare(
     target: Target = None,
+    args: ScriptArgs = None,
+    module: Module = None,
     conditions: Annotated[
         str | None,
         typer.Option(
@@ -621,6 +652,8 @@ def compare(
 @command
 def diagnose(
     target: Target = None,
+    args: ScriptArgs = None,
+    module: Module = None,
     replicates: Annotated[
         int,
         typer.Option(min=2, metavar="N", help="Replicates per experiment.", rich_help_panel=CHECK),

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from repro_check.execution.runner import Job, ProgressCallback, run_jobs
+from repro_check.plan import targets
 from repro_check.plan.settings import CheckPlan, Controls, StudySettings
 from repro_check.results.comparison import DivergenceWatch
 from repro_check.results.records import RunRecord
@@ -30,10 +32,32 @@ def replicate_jobs(
 ) -> list[Job]:
     """One job per replicate: same seed for all unless ``seeds`` says otherwise."""
     seeds = seeds if seeds is not None else [plan.seed] * plan.runs
+    script = script_spec(plan)
     return [
-        Job(index=i, seed=seed, study=study or plan.study, controls=controls or plan.controls)
+        Job(
+            index=i,
+            seed=seed,
+            study=study or plan.study,
+            controls=controls or plan.controls,
+            studies=0 if script is not None else 1,
+            script=script,
+            cap=plan.cap,
+        )
         for i, seed in enumerate(seeds)
     ]
+
+
+def script_spec(plan: CheckPlan) -> dict[str, Any] | None:
+    """What a worker needs to run the plan's script (None for an objective target)."""
+    kind = targets.kind(plan.target)
+    if kind == targets.OBJECTIVE:
+        return None
+    spec: dict[str, Any] = {"args": list(plan.args), "name": targets.script_name(plan.target)}
+    if kind == targets.MODULE:
+        spec["module"] = plan.target[len(targets.MODULE_PREFIX) :].strip()
+    else:
+        spec["path"] = plan.target
+    return spec
 
 
 def run_replicates(

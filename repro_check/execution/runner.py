@@ -16,6 +16,7 @@ as the worker exits, so no child of the objective outlives it or holds its pipes
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hmac
 import json
 import os
@@ -42,6 +43,7 @@ from repro_check.results.records import (
     STATUS_OK,
     STATUS_TIMEOUT,
     RunRecord,
+    StudyRecord,
     TrialRecord,
     stopped_note,
     trials_digest,
@@ -69,6 +71,18 @@ class Job:
     storage: str | None = None
     """Run the study in this Optuna storage (URL), in ``study_name``, created by the claim."""
     study_name: str | None = None
+    script: Mapping[str, Any] | None = None
+    """Script mode: run this script whole (``path`` or ``module``, ``args``); its studies are
+    recorded as they come (``studies`` is then unknown in advance)."""
+    cap: int | None = None
+    """Script mode: ``--trials``, the most trials each of the script's studies may run."""
+
+    @property
+    def planned_trials(self) -> int:
+        """Trials this job is expected to stream, for progress (a script's are unknown)."""
+        if self.script is not None:
+            return self.cap or 0
+        return self.study.trials * self.studies
 
     def payload(self, target: str, threads: int, device: str) -> dict[str, Any]:
         return {
@@ -84,6 +98,8 @@ class Job:
             "device": device,
             "storage": self.storage,
             "study_name": self.study_name,
+            "script": dict(self.script) if self.script is not None else None,
+            "cap": self.cap,
         }
 
 
@@ -145,7 +161,9 @@ _SWEEP_EVERY = 0.05
 """Seconds between checks of the workers for an exit or a timeout."""
 
 _EVENTS = frozenset({"started", "trial", "study_done", "done", "error"})
-_ERROR_KINDS = frozenset({"target", "config", "device", "determinism", "objective"})
+_ERROR_KINDS = frozenset({"target", "config", "device", "determinism", "objective", "script"})
+MAX_STUDIES = 10_000
+"""The most studies one script run may stream (more is a broken stream, not a long report)."""
 _STATES = frozenset({"COMPLETE", "PRUNED", "FAIL"})
 
 
@@ -173,9 +191,12 @@ class Protocol:
     is ignored. A malformed event never raises."""
 
     def __init__(self, nonce: str, pid: int, studies: int) -> None:
+        """``studies`` 0: a script, whose studies are counted as they come."""
         self.nonce = nonce
         self.pid = pid
         self.studies = studies
+        self.dynamic = studies == 0
+        studies = 1 if self.dynamic else studies
         self.started = False
         self.trials: list[list[TrialRecord]] = [[] for _ in range(studies)]
         self._numbers: list[set[int]] = [set() for _ in range(studies)]
@@ -257,8 +278,12 @@ class Protocol:
         current = len(self.summaries)
         if kind in ("trial", "study_done"):
             study = event.get("study")
-            if not _is_int(study) or study != current or current >= self.studies:
+            limit = MAX_STUDIES if self.dynamic else self.studies
+            if not _is_int(study) or study != current or current >= limit:
                 raise _Violation(f"a {kind!r} event for study {study!r} while study {current} ran")
+            if self.dynamic and current >= len(self.trials):
+                self.trials.append([])
+                self._numbers.append(set())
 
     def _on_study_done(self, event: dict[str, Any]) -> None:
         for key, valid in (("count", _is_int), ("emitted", _is_int)):
@@ -266,11 +291,22 @@ class Protocol:
                 raise _Violation(f"a 'study_done' event without a valid {key!r}")
         if not isinstance(event.get("digest"), str) or not isinstance(event.get("stopped"), bool):
             raise _Violation("a 'study_done' event without a valid digest or stopped flag")
+        if self.dynamic:
+            info = event.get("info")
+            try:
+                if not isinstance(info, dict):
+                    raise TypeError("not an object")
+                event["record"] = StudyRecord.from_dict(info, ())
+            except Exception as exc:
+                raise _Violation(f"a 'study_done' event with a malformed info ({exc})") from None
         self.summaries.append(event)
 
     def _on_done(self, event: dict[str, Any]) -> None:
         current = len(self.summaries)
-        if current != self.studies:
+        if self.dynamic:
+            if current == 0 or event.get("studies") != current:
+                raise _Violation(f"'done' after {current} studies, saying {event.get('studies')!r}")
+        elif current != self.studies:
             raise _Violation(f"'done' after {current} of {self.studies} studies")
         for key in ("environment",):
             if not isinstance(event.get(key, {}), dict):
@@ -304,10 +340,11 @@ class Protocol:
         self._numbers[study].add(number)
         self.trials[study].append(record)
 
-    def study_problem(self, study: int, expected: int) -> str | None:
+    def study_problem(self, study: int, expected: int | None) -> str | None:
         """Why finished study ``study`` does not hold what it should, or None. The invariant:
         trials 0..N-1 once each (N = ``expected``, or fewer when the study was stopped), and
-        exactly the trials the worker's own study holds."""
+        exactly the trials the worker's own study holds (a script's study: ``expected`` None,
+        exactly those; trials it asked for and never told are not among them)."""
         trials = self.trials[study]
         summary = self.summaries[study]
         numbers = sorted(t.number for t in trials)
@@ -320,6 +357,8 @@ class Protocol:
             )
         if summary["digest"] != trials_digest((t.number, t.state) for t in trials):
             return "the worker's study holds other trials than the ones streamed"
+        if expected is None:
+            return None
         want = min(len(trials), expected) if summary["stopped"] else expected
         if numbers != list(range(want)):
             return f"worker streamed trials {_spans(numbers)} but the study asked for {expected}"
@@ -493,8 +532,55 @@ class _Live:
         text = self.stderr.read().decode(errors="replace")
         return f"[... first {size - limit} bytes left out ...]\n{text}" if size > limit else text
 
+    def _script_result(self, wall: float) -> JobResult:
+        """Script mode: one run, holding every study the script made (the first one's trials
+        are the run's ``trials``), crashed when any study breaks the invariant."""
+        protocol = self.protocol
+        done = protocol.done or {}
+        studies = []
+        problem = None
+        for index, summary in enumerate(protocol.summaries):
+            trials = tuple(sorted(protocol.trials[index], key=lambda t: t.number))
+            record = dataclasses.replace(summary["record"], trials=trials)
+            studies.append(record)
+            found = protocol.study_problem(index, None)
+            if found is not None and problem is None:
+                problem = f"study {record.name!r}: {found}"
+        status, error = STATUS_OK, None
+        if self.ended_by == "broken":
+            status, error = STATUS_CRASHED, f"worker stream broken: {protocol.broken}"
+        elif protocol.done is None:
+            if self.ended_by == "timeout":
+                limit = f" after {self.limit:g} s (--timeout)" if self.limit else ""
+                status, error = STATUS_TIMEOUT, f"timed out{limit}"
+            elif self.ended_by == "cancelled":
+                status, error = STATUS_CANCELLED, "stopped before it finished"
+            elif protocol.error is not None:
+                status, error = STATUS_ERROR, str(protocol.error.get("message"))
+            else:
+                status, error = STATUS_CRASHED, self._crash_message()
+        elif problem is not None:
+            status, error = STATUS_CRASHED, problem
+        first = studies[0] if studies else None
+        run = RunRecord(
+            index=self.job.index,
+            seed=self.job.seed,
+            status=status,
+            trials=first.trials if first is not None else (),
+            directions=first.directions if first is not None else self.job.study.directions,
+            error=error,
+            wall_s=wall,
+            environment=done.get("environment", {}),
+            notes=tuple(done.get("notes", [])),
+            studies=tuple(studies),
+        )
+        ops = list(done.get("nondeterministic_ops") or (protocol.error or {}).get("ops") or [])
+        return JobResult(self.job, [run], ops)
+
     def _result(self) -> JobResult:
         wall = time.monotonic() - (self.clock if self.clock is not None else self.handed)
+        if self.job.script is not None:
+            return self._script_result(wall)
         protocol = self.protocol
         done = protocol.done or {}
         environment = done.get("environment", {})
@@ -658,7 +744,7 @@ class Scheduler:
     # -- starting jobs
 
     def _total(self, job: Job) -> int:
-        return job.study.trials * job.studies
+        return job.planned_trials
 
     def _report_queued(self) -> None:
         """Every job shows as queued until a slot frees for it."""

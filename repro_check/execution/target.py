@@ -1,4 +1,5 @@
-"""Turn ``pkg.module:attr`` or ``path/to/file.py:attr`` into the objective callable.
+"""Turn ``pkg.module:attr`` or ``path/to/file.py:attr`` into the objective callable, and tell
+script targets (``train.py``, ``-m pkg.module``: run as ``python`` would) from objective ones.
 
 Only workers call ``load``: the parent process never imports the user's module (it would run
 module-level code and hide process-state effects). Every failure becomes a one-line

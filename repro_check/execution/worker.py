@@ -24,6 +24,7 @@ import dataclasses
 import json
 import os
 import re
+import shutil
 import signal
 import sys
 import threading
@@ -461,6 +462,9 @@ def run_job(job: Mapping[str, Any], out: Stream) -> None:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if job.get("script"):
+        run_script_job(job, out, ops, torch_status)
+        return
     _record_reports()
     optimize = optuna.study.Study.optimize  # before the target can patch it
     stops = _StopWatch(optuna.study.Study)
@@ -501,6 +505,83 @@ def run_job(job: Mapping[str, Any], out: Stream) -> None:
         environment=environment.collect(threads),
         notes=notes,
         nondeterministic_ops=ops,
+    )
+
+
+def run_script_job(job: Mapping[str, Any], out: Stream, ops: list[str], torch_status: str) -> None:
+    """Script mode: run the script whole, then stream every study it made (``script``)."""
+    from repro_check.execution import script
+
+    controls = Controls.from_dict(job["controls"])
+    seed = int(job["seed"])
+    spec = job["script"]
+    name = str(spec.get("name") or spec.get("path") or spec.get("module"))
+
+    def reseed(number: int) -> None:
+        ctl.seed_global_rngs(ctl.trial_seed(seed, number))
+
+    folder = script.private_dir()
+    cap = job.get("cap")
+    capture = script.Capture(
+        seed, controls.sampler_seed, reseed if controls.trial_reseed else None, cap, folder
+    )
+    capture.install()
+    started = time.perf_counter()
+    ended: BaseException | None = None
+    try:
+        script.run(spec)
+    except TargetError as exc:
+        out.emit("error", kind="target", message=str(exc))
+        return
+    except SyntaxError as exc:
+        if exc.filename and os.path.abspath(exc.filename) == os.path.abspath(spec.get("path", "")):
+            out.emit(
+                "error",
+                kind="target",
+                message=f"syntax error in {exc.filename}, line {exc.lineno}: {exc.msg}",
+            )
+            return
+        ended = exc
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:
+        ended = exc
+    problem = script.outcome(ended, capture)
+    if not capture.entries:
+        if problem is not None:
+            out.emit("error", kind="script", message=_readable(problem, 0))
+        else:
+            out.emit("error", kind="target", message=f"{name} ran but created no Optuna study")
+        return
+    capture.emit(out, lambda value: _readable(value, 0))
+    op = next((o for e in capture.entries for m in e.errors.values() if (o := _named_op(m))), None)
+    if problem is not None:
+        out.emit("error", kind="script", message=_readable(problem, 0), ops=ops)
+        return
+    if op is not None and controls.torch_determinism:
+        message = (
+            f"{op} has no deterministic implementation "
+            "(refused under torch.use_deterministic_algorithms(True))"
+        )
+        out.emit("error", kind="determinism", message=message, ops=ops)
+        return
+    notes = list(capture.notes)
+    if isinstance(ended, script.CapReached):
+        notes.append(
+            f"--trials {cap}: study {ended.name!r} reached the cap in an ask/tell loop; the "
+            "script stopped there"
+        )
+    note = ctl.torch_note(torch_status)
+    if note:
+        notes.append(note)
+    shutil.rmtree(folder, ignore_errors=True)
+    out.emit(
+        "done",
+        wall_s=time.perf_counter() - started,
+        environment=environment.collect(int(job["threads"])),
+        notes=notes,
+        nondeterministic_ops=ops,
+        studies=len(capture.entries),
     )
 
 

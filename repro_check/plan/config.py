@@ -28,6 +28,7 @@ from repro_check.plan.settings import (
     StudySettings,
     Tolerance,
 )
+from repro_check.plan.targets import is_script
 from repro_check.vocab import PRUNERS as PRUNER_CLASSES
 from repro_check.vocab import Pruner, Sampler, sampler_spec
 
@@ -192,6 +193,18 @@ def _controls(value: Any) -> Controls:
     return Controls.only(names)
 
 
+def _args(value: Any) -> tuple[str, ...]:
+    """The script's arguments: a list of strings (a bare string is one argument)."""
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
+        raise ValueError(f"must be a list of strings, got {shown(value)}")
+    if len(items) > MAX_ARGS:
+        raise ValueError(f"must hold at most {MAX_ARGS} arguments, got {len(items)}")
+    return tuple(_clean(i) if i.strip() else i for i in items)
+
+
+MAX_ARGS = 10_000
+
 KEYS: dict[str, Validator] = {
     "target": _target,
     "trials": _int(1, MAX_TRIALS),
@@ -215,6 +228,7 @@ KEYS: dict[str, Validator] = {
     "name": _text,
     "resume": _bool,
     "stale_after": _stale_after,
+    "args": _args,
 }
 ALIASES = {"direction": "directions"}
 
@@ -465,6 +479,21 @@ def _check_study(study: StudySettings, sources: Mapping[str, str]) -> None:
         )
 
 
+_SCRIPT_BUILT = ("directions", "sampler", "sampler_kwargs", "pruner", "pruner_kwargs", "n_jobs")
+"""Study settings a script makes itself: a flag for one is refused, a config file's ignored."""
+
+
+def _check_script(values: Mapping[str, Any], sources: Mapping[str, str]) -> None:
+    """A script builds its own studies: a study flag would silently do nothing."""
+    for key in _SCRIPT_BUILT:
+        where = sources.get(key, "")
+        if key in values and where.startswith("--"):
+            raise ConfigError(
+                f"{where} does not apply to a script ({values['target']} builds its own "
+                "studies); check the objective in repro-check's study as FILE.py:objective"
+            )
+
+
 def build_plan(
     target: str | None,
     flags: Mapping[str, Any],
@@ -489,7 +518,17 @@ def build_plan(
     values = {key: value for key, (value, _source) in merged.items()}
     sources = {key: source for key, (_value, source) in merged.items()}
     if "target" not in values:
-        raise ConfigError("no target given: pass MODULE:ATTR or FILE.py:ATTR")
+        raise ConfigError("no target given: pass a script (train.py, -m pkg.mod) or MODULE:ATTR")
+    script = is_script(values["target"])
+    if script:
+        _check_script(values, sources)
+        values = {k: v for k, v in values.items() if k not in _SCRIPT_BUILT}
+    elif values.get("args"):
+        raise ConfigError(
+            f"{sources['args']}: script arguments need a script target (train.py or -m pkg.mod), "
+            f"not the objective {values['target']}"
+        )
+    cap = values.pop("trials", None) if script else None
     study = StudySettings(**{key: values[key] for key in STUDY_KEYS if key in values})
     _check_study(study, sources)
     if "storage" in values and "name" not in values:
@@ -500,9 +539,12 @@ def build_plan(
         from repro_check.storage.store import DEFAULT_STORAGE
 
         values["storage"] = DEFAULT_STORAGE
+    if script and "controls" not in values:
+        values["controls"] = Controls.none()  # a script is checked as written by default
     return CheckPlan(
         target=values["target"],
         study=study,
+        cap=cap,
         tolerance=Tolerance(values.get("atol", 0.0), values.get("rtol", 0.0)),
         **{key: values[key] for key in CHECK_KEYS if key in values},
     )

@@ -160,6 +160,11 @@ class CheckPlan:
     """Retake replicates whose process died (claimed, unfinished, no heartbeat)."""
     stale_after: float = 120.0
     """Seconds without a heartbeat after which a claimed replicate counts as dead."""
+    args: tuple[str, ...] = ()
+    """Script mode: the script's command-line arguments (after ``--``)."""
+    cap: int | None = None
+    """Script mode: ``--trials`` caps every study of the script at this many trials (None:
+    the script's own n_trials/timeout stand)."""
 
     def to_dict(self, device: str) -> dict[str, Any]:
         """The report's ``settings``: this plan as run on ``device`` (the resolved one), its
@@ -184,6 +189,8 @@ class CheckPlan:
             "storage": redact(self.storage) if self.storage else None,
             "name": self.name,
             "stale_after": self.stale_after,
+            "args": list(self.args),
+            "cap": self.cap,
         }
 
     @classmethod
@@ -207,6 +214,8 @@ class CheckPlan:
             fail_fast=bool(settings.get("fail_fast", False)),
             name=settings.get("name"),
             stale_after=float(settings.get("stale_after") or 120.0),
+            args=tuple(str(a) for a in settings.get("args") or ()),
+            cap=settings.get("cap"),
         )
 
 
@@ -215,9 +224,12 @@ STUDY_KEYS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(StudySett
 TOLERANCE_KEYS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Tolerance))
 """The plan keys that build a ``Tolerance`` (``atol``, ``rtol``)."""
 CHECK_KEYS: tuple[str, ...] = tuple(
-    f.name for f in dataclasses.fields(CheckPlan) if f.name not in ("target", "study", "tolerance")
+    f.name
+    for f in dataclasses.fields(CheckPlan)
+    if f.name not in ("target", "study", "tolerance", "cap")
 )
-"""The plan keys that are ``CheckPlan``'s own fields (``target`` is given apart)."""
+"""The plan keys that are ``CheckPlan``'s own fields (``target`` is given apart; ``cap`` is
+``trials`` for a script)."""
 PLAN_KEYS: tuple[str, ...] = STUDY_KEYS + CHECK_KEYS + TOLERANCE_KEYS
 """Every key a plan is built from, the one list flags, config files and the API share (a
 config/flag ``direction`` is an alias of ``directions``)."""
@@ -232,6 +244,8 @@ COMPARED_SETTINGS = (
     "pruner_kwargs",
     "seed",
     "n_jobs",
+    "args",
+    "cap",
 )
 """Settings that change the result by design: a baseline made with others is refused."""
 
@@ -239,6 +253,10 @@ COMPARED_SETTINGS = (
 def _setting(plan: CheckPlan, name: str) -> Any:
     if name == "seed":
         return plan.seed
+    if name == "args":
+        return list(plan.args)
+    if name == "cap":
+        return plan.cap
     value = getattr(plan.study, name)
     return (
         list(value)

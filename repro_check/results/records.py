@@ -7,6 +7,7 @@ written with ``repr`` precision and so round-trips bit for bit (``-0.0`` include
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 import re
@@ -254,6 +255,103 @@ def _dominates(a: Sequence[float], b: Sequence[float], signs: Sequence[float]) -
 
 
 @dataclass(frozen=True)
+class SamplerInfo:
+    """The sampler a script built for one study, as the script wrote it."""
+
+    cls: str
+    """Its class name (``TPESampler``)."""
+    seed: int | None = None
+    """The seed the script gave it (None: none given, or not an int)."""
+    at: str | None = None
+    """``file:line`` where the script built it (None: Optuna's default sampler)."""
+    seeded_by_check: bool = False
+    """Built without a seed, it got the check's seed (``--controls`` with sampler_seed)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "class": self.cls,
+            "seed": self.seed,
+            "at": self.at,
+            "seeded_by_check": self.seeded_by_check,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SamplerInfo:
+        seed = data.get("seed")
+        return cls(
+            cls=str(data.get("class", "?")),
+            seed=seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
+            at=data.get("at"),
+            seeded_by_check=data.get("seeded_by_check") is True,
+        )
+
+
+@dataclass(frozen=True)
+class StudyRecord:
+    """One Optuna study a script created or loaded in one replicate, with its trials."""
+
+    name: str
+    directions: tuple[str, ...]
+    sampler: SamplerInfo
+    trials: tuple[TrialRecord, ...] = ()
+    pruner: str | None = None
+    at: str | None = None
+    """``file:line`` where the script created (or loaded) it."""
+    n_trials: int | None = None
+    """The trials the script's ``optimize`` calls asked for (None: no optimize, or no limit)."""
+    timeout: float | None = None
+    """The ``timeout=`` of its ``optimize`` calls: trial counts then depend on speed."""
+    n_jobs: int = 1
+    """The largest ``n_jobs`` its ``optimize`` calls used."""
+    capped: bool = False
+    """``--trials`` cut its optimize calls or ask/tell loop short."""
+    loaded: bool = False
+    """It already held trials when the script opened it (a resumed storage)."""
+
+    def as_run(self, run: RunRecord) -> RunRecord:
+        """``run`` as if this were its only study: what the comparison functions take."""
+        return dataclasses.replace(run, trials=self.trials, directions=self.directions, studies=())
+
+    def to_dict(self, with_trials: bool = True) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "directions": list(self.directions),
+            "sampler": self.sampler.to_dict(),
+            "pruner": self.pruner,
+            "at": self.at,
+            "n_trials": self.n_trials,
+            "timeout": self.timeout,
+            "n_jobs": self.n_jobs,
+            "capped": self.capped,
+            "loaded": self.loaded,
+            "trials": [t.to_dict() for t in self.trials] if with_trials else None,
+        }
+
+    @classmethod
+    def from_dict(
+        cls, data: Mapping[str, Any], trials: Sequence[TrialRecord] | None = None
+    ) -> StudyRecord:
+        """``trials`` given: the study's trials are those (a run's first study keeps its trials
+        in the run's ``trials``; its ``trials`` here is null)."""
+        if trials is None:
+            trials = tuple(TrialRecord.from_dict(t) for t in data.get("trials") or [])
+        n_trials = data.get("n_trials")
+        return cls(
+            name=str(data.get("name", "")),
+            directions=tuple(data.get("directions") or ["minimize"]),
+            sampler=SamplerInfo.from_dict(data.get("sampler") or {}),
+            trials=tuple(trials),
+            pruner=data.get("pruner"),
+            at=data.get("at"),
+            n_trials=n_trials if isinstance(n_trials, int) else None,
+            timeout=_optional_float(data.get("timeout")),
+            n_jobs=int(data.get("n_jobs") or 1),
+            capped=data.get("capped") is True,
+            loaded=data.get("loaded") is True,
+        )
+
+
+@dataclass(frozen=True)
 class RunRecord:
     """One replicate study: its trials, how it ended and where it ran."""
 
@@ -268,6 +366,9 @@ class RunRecord:
     environment: Mapping[str, Any] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
     """What the worker noticed (e.g. torch not installed, so its controls were skipped)."""
+    studies: tuple[StudyRecord, ...] = ()
+    """Script mode: every study the script created, in order (the first one's trials are also
+    ``trials``); empty in objective mode (the run is its one study)."""
 
     @property
     def finished(self) -> bool:
@@ -343,18 +444,31 @@ class RunRecord:
                 "trials": [t.to_dict() for t in self.trials],
             }
         )
+        if self.studies:
+            data["studies"] = [s.to_dict(with_trials=i > 0) for i, s in enumerate(self.studies)]
         return data
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], environment: Mapping[str, Any]) -> RunRecord:
+    def from_dict(
+        cls, data: Mapping[str, Any], environment: Mapping[str, Any], script: bool = False
+    ) -> RunRecord:
+        """``script``: read ``studies`` (in objective mode it only describes the one study)."""
+        trials = tuple(TrialRecord.from_dict(t) for t in data.get("trials", []))
+        studies: tuple[StudyRecord, ...] = ()
+        if script:
+            studies = tuple(
+                StudyRecord.from_dict(s, trials if i == 0 else None)
+                for i, s in enumerate(data.get("studies") or [])
+            )
         return cls(
             index=int(data["index"]),
             seed=int(data["seed"]),
             status=str(data["status"]),
             error=data.get("error"),
-            trials=tuple(TrialRecord.from_dict(t) for t in data.get("trials", [])),
+            trials=trials,
             directions=tuple(data.get("directions", ["minimize"])),
             wall_s=_optional_float(data.get("wall_s")),
             environment=environment,
             notes=tuple(data.get("notes", [])),
+            studies=studies,
         )

@@ -19,7 +19,8 @@ from repro_check.errors import (
     EXIT_REPRODUCIBLE,
 )
 from repro_check.execution.environment import fingerprint
-from repro_check.plan.settings import CheckPlan, Tolerance
+from repro_check.plan.settings import STUDY_NAME, CheckPlan, Tolerance
+from repro_check.plan.targets import is_script
 from repro_check.results.baseline import BaselineCheck
 from repro_check.results.comparison import (
     Comparison,
@@ -28,9 +29,12 @@ from repro_check.results.comparison import (
     distinct_histories,
 )
 from repro_check.results.records import STATUS_CANCELLED, RunRecord, to_json_safe
+from repro_check.results.studies import ScriptComparison, compare_studies
 from repro_check.vocab import Verdict
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""2 added ``mode`` and each run's ``studies`` (script mode); version 1 files still load."""
+READABLE_SCHEMA_VERSIONS = (1, 2)
 
 VERDICT_REPRODUCIBLE = Verdict.REPRODUCIBLE
 VERDICT_NOT_REPRODUCIBLE = Verdict.NOT_REPRODUCIBLE
@@ -71,6 +75,13 @@ class RunReport:
     replicates still awaited are not a pass (exit 3, not 0)."""
     saved_tolerance: Tolerance | None = None
     """Rebuilt from a file: the tolerance the file says it was made with (not the one used)."""
+    studies: ScriptComparison | None = None
+    """Script mode: the runs compared study by study (None in objective mode)."""
+
+    @property
+    def mode(self) -> str:
+        """``script`` (the user's script, run whole) or ``objective``."""
+        return "script" if self.studies is not None else "objective"
 
     @property
     def complete(self) -> bool:
@@ -94,11 +105,19 @@ class RunReport:
             and self.comparison.divergence is None
             and self.plan.study.n_jobs == 1
             and self.any_completed
+            and (self.studies is None or self.studies.reproducible)
         )
 
     @property
     def any_completed(self) -> bool:
         """A study whose every trial failed reproduces nothing worth calling reproducible."""
+        if self.studies is not None:
+            return any(
+                t.state == "COMPLETE"
+                for run in self.runs
+                for study in run.studies
+                for t in study.trials
+            )
         return any(t.state == "COMPLETE" for run in self.runs for t in run.trials)
 
     @property
@@ -109,9 +128,10 @@ class RunReport:
     def certainly_differs(self) -> bool:
         """Two recorded runs differ on a trial both reported: not reproducible, whatever the
         runs still missing (awaiting elsewhere, or stopped by --fail-fast) would show."""
-        return self.comparison.divergence is not None and (
-            self.stopped_early or bool(self.awaiting)
+        differs = self.comparison.divergence is not None or (
+            self.studies is not None and self.studies.first_differing is not None
         )
+        return differs and (self.stopped_early or bool(self.awaiting))
 
     @property
     def any_failed(self) -> bool:
@@ -180,8 +200,12 @@ class RunReport:
     @property
     def notes(self) -> list[str]:
         notes: list[str] = []
-        if self.plan.study.n_jobs != 1:
+        if self.plan.study.n_jobs != 1 and self.studies is None:
             notes.append(N_JOBS_NOTE)
+        if self.studies is not None:
+            from repro_check.results.script_notes import script_notes
+
+            notes.extend(script_notes(self))
         mismatch = self.direction_mismatch
         if mismatch is not None:
             notes.append(mismatch)
@@ -213,7 +237,7 @@ class RunReport:
             for c in self.plan.controls.enabled()
             if torch_used or c not in ("torch_determinism", "cudnn")
         ]
-        if self.reproducible and applied:
+        if self.reproducible and applied and self.studies is None:
             notes.append(
                 f"the verdict holds with these controls applied: {', '.join(applied)}; "
                 "`repro-check diagnose` says which of them your own script must apply"
@@ -227,6 +251,7 @@ class RunReport:
             "tool_version": self.tool_version,
             "command": self.command,
             "target": self.target,
+            "mode": self.mode,
             "reproducible": self.reproducible,
             "verdict": self.verdict,
             "exit_code": self.exit_code,
@@ -235,7 +260,11 @@ class RunReport:
             "interrupted": self.interrupted,
             "settings": self.plan.to_dict(self.device),
             "runs": [
-                {**run.to_dict(), "environment_fingerprint": fingerprint(dict(run.environment))}
+                {
+                    **run.to_dict(),
+                    **({} if run.studies else {"studies": [self._objective_study(run)]}),
+                    "environment_fingerprint": fingerprint(dict(run.environment)),
+                }
                 for run in self.runs
             ],
             "divergence": Divergence.to_optional_dict(self.comparison.divergence),
@@ -243,6 +272,28 @@ class RunReport:
             "baseline": self.baseline.to_dict() if self.baseline is not None else None,
             "notes": self.notes,
             "environment": to_json_safe(dict(self.environment)),
+        }
+
+    def _objective_study(self, run: RunRecord) -> dict[str, Any]:
+        """Objective mode's one study as script mode writes each (its trials are the run's)."""
+        study = self.plan.study
+        return {
+            "name": STUDY_NAME,
+            "directions": list(run.directions),
+            "sampler": {
+                "class": study.sampler,
+                "seed": run.seed if self.plan.controls.sampler_seed else None,
+                "at": None,
+                "seeded_by_check": self.plan.controls.sampler_seed,
+            },
+            "pruner": study.pruner,
+            "at": None,
+            "n_trials": study.trials,
+            "timeout": None,
+            "n_jobs": study.n_jobs,
+            "capped": False,
+            "loaded": False,
+            "trials": None,
         }
 
     @classmethod
@@ -264,7 +315,8 @@ class RunReport:
             )
             plan = dataclasses.replace(plan, tolerance=tolerance)
         environment = data.get("environment") or {}
-        runs = tuple(RunRecord.from_dict(run, environment) for run in data["runs"])
+        script = data.get("mode") == "script"
+        runs = tuple(RunRecord.from_dict(run, environment, script) for run in data["runs"])
         report = cls(
             command=data["command"],
             target=data["target"],
@@ -279,6 +331,7 @@ class RunReport:
             interrupted=data.get("interrupted") is True,
             saved=True,
             saved_tolerance=saved_tol,
+            studies=compare_studies(runs, plan.tolerance) if script else None,
         )
         derived = set(report.notes)  # once: the property recomputes every note
         extra = [n for n in dict.fromkeys(notes_in) if n not in derived]
@@ -409,6 +462,7 @@ def build(
         runs,
         compare_runs(runs, plan.tolerance),
         stopped_early=stopped_early,
+        studies=compare_studies(runs, plan.tolerance) if is_script(plan.target) else None,
     )
 
 

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from repro_check.errors import ReproCheckError
 from repro_check.results.records import stopped_note
-from repro_check.results.report import SCHEMA_VERSION
+from repro_check.results.report import READABLE_SCHEMA_VERSIONS
 from repro_check.vocab import Condition, RunStatus
 
 if TYPE_CHECKING:
@@ -326,10 +326,11 @@ def _header(data: Any, source: str, commands: tuple[str, ...]) -> str:
     if not isinstance(data, dict):
         raise ReportError(f"{source}: not a repro-check report (expected a JSON object)")
     version = data.get("schema_version")
-    if type(version) is not int or version != SCHEMA_VERSION:
+    if type(version) is not int or version not in READABLE_SCHEMA_VERSIONS:
+        readable = " and ".join(map(str, READABLE_SCHEMA_VERSIONS))
         raise ReportError(
             f"{source}: unknown schema_version {_SHOW.repr(version)} (this repro-check reads "
-            f"{SCHEMA_VERSION})"
+            f"{readable})"
         )
     command = data.get("command")
     if command not in commands:

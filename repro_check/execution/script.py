@@ -1,0 +1,442 @@
+"""Script mode in the worker: run the user's script as ``python train.py ARGS`` would, and
+record every Optuna study it creates or loads.
+
+Optuna is hooked at a few choke points before the script runs, all in this process only:
+``Study.__init__`` (every ``create_study``/``load_study``, in creation order, and Optuna's
+default sampler), the samplers' ``__init__`` (the arguments the script gave, where it built
+them, a seed added under ``--controls``), ``Study.optimize`` (n_trials/timeout/n_jobs asked,
+``--trials`` caps, each trial's error kept) and ``Study.ask`` (every trial, ask/tell loops
+too: the per-trial reseed and the cap). Storages are made private: a SQLite file or journal
+the script opens is copied, and the copy is what the replicate reads and writes, so replicates
+never share or resume each other's studies and the user's file is never written.
+
+Trials are streamed once the script has ended, study by study, from each study's own storage
+(``study.get_trials``), so trials added by ``enqueue_trial``/``add_trial`` or told in any order
+are all there, and the parent checks the stream against the study's own count and digest.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import os
+import re
+import runpy
+import shutil
+import sys
+import tempfile
+import threading
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from repro_check.execution.target import one_line
+from repro_check.execution.userframes import last_user_line, user_location
+from repro_check.results.records import SamplerInfo, StudyRecord, TrialRecord, trials_digest
+from repro_check.storage.redact import redact
+
+
+class CapReached(BaseException):
+    """An ask/tell loop asked for more trials than ``--trials``: the script stops there (a
+    BaseException, so the script's own ``except Exception`` cannot swallow it)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+
+class ScriptExit(Exception):
+    """The script ended in a way that makes the run a crash (message: one line why)."""
+
+
+@dataclasses.dataclass
+class _Entry:
+    """One study the script created or loaded, as the hooks saw it."""
+
+    study: Any
+    at: str | None
+    sampler: SamplerInfo
+    pruner: str | None
+    initial: int
+    """Trials it held when the script opened it (a resumed storage)."""
+    n_trials: int | None = None
+    timeout: float | None = None
+    n_jobs: int = 1
+    capped: bool = False
+    asked: int = 0
+    """Trials this run asked for (through ``optimize`` or ``ask``)."""
+    errors: dict[int, str] = dataclasses.field(default_factory=dict)
+    returned: dict[int, Any] = dataclasses.field(default_factory=dict)
+
+    def record(self) -> StudyRecord:
+        study = self.study
+        name = str(study.study_name)
+        return StudyRecord(
+            name="" if _AUTO_NAME.fullmatch(name) else name,
+            directions=tuple(d.name.lower() for d in study.directions),
+            sampler=self.sampler,
+            pruner=self.pruner,
+            at=self.at,
+            n_trials=self.n_trials,
+            timeout=self.timeout,
+            n_jobs=self.n_jobs,
+            capped=self.capped,
+            loaded=self.initial > 0,
+        )
+
+
+_AUTO_NAME = re.compile(r"no-name-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+"""The name Optuna makes up (from a random UUID) for a study the script did not name: every
+run gets another, so it is recorded as "" (unnamed) and not compared."""
+
+
+class Capture:
+    """The hooks on Optuna and what they recorded."""
+
+    def __init__(
+        self,
+        seed: int,
+        seed_samplers: bool,
+        trial_seed: Callable[[int], None] | None,
+        cap: int | None,
+        private_dir: str,
+    ) -> None:
+        self.seed = seed
+        self.seed_samplers = seed_samplers
+        self.trial_seed = trial_seed
+        self.cap = cap
+        self.private_dir = private_dir
+        self.entries: list[_Entry] = []
+        self._by_id: dict[int, _Entry] = {}
+        self._samplers: dict[int, tuple[Any, SamplerInfo]] = {}
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self.optimizing = 0
+        """``optimize`` calls running now (a SystemExit inside one is a crash)."""
+        self.exit_in_optimize = False
+        self.notes: list[str] = []
+        self._private: dict[str, str] = {}
+
+    def entry(self, study: Any) -> _Entry | None:
+        return self._by_id.get(id(study))
+
+    # -- hooks --------------------------------------------------------------------------
+
+    def install(self) -> None:
+        import optuna
+
+        self._hook_samplers(optuna)
+        self._hook_study(optuna)
+        self._hook_storages(optuna)
+
+    def _hook_samplers(self, optuna: Any) -> None:
+        for name in sorted(dir(optuna.samplers)):
+            cls = getattr(optuna.samplers, name)
+            if (
+                isinstance(cls, type)
+                and issubclass(cls, optuna.samplers.BaseSampler)
+                and "__init__" in cls.__dict__
+            ):
+                self._wrap_sampler(cls)
+
+    def _wrap_sampler(self, cls: type) -> None:
+        original: Any = cls.__dict__["__init__"]
+        signature = inspect.signature(original)
+        takes_seed = "seed" in signature.parameters
+        capture = self
+        local = self._local
+
+        def init(sampler: Any, *args: Any, **kwargs: Any) -> None:
+            if getattr(local, "depth", 0) or getattr(local, "internal", False):
+                original(sampler, *args, **kwargs)  # built by Optuna or by the check itself
+                return
+            try:
+                bound = signature.bind(sampler, *args, **kwargs)
+            except TypeError:
+                original(sampler, *args, **kwargs)  # the script's own mistake: Optuna says so
+                return
+            given = bound.arguments.get("seed")
+            seeded = False
+            if takes_seed and given is None and capture.seed_samplers:
+                bound.arguments["seed"] = capture.seed
+                seeded = True
+            local.depth = 1
+            try:
+                original(*bound.args, **bound.kwargs)
+            finally:
+                local.depth = 0
+            seed = given if isinstance(given, int) and not isinstance(given, bool) else None
+            info = SamplerInfo(type(sampler).__name__, seed, user_location(), seeded)
+            capture._samplers[id(sampler)] = (sampler, info)
+
+        cls.__init__ = init  # type: ignore[misc]
+
+    def _hook_study(self, optuna: Any) -> None:
+        study_class = optuna.study.Study
+        capture = self
+        original_init = study_class.__init__
+
+        def init(
+            study: Any, study_name: str, storage: Any, sampler: Any = None, pruner: Any = None
+        ) -> None:
+            default = sampler is None and type(study) is study_class
+            capture._local.internal = default  # Optuna's default sampler is not the script's
+            try:
+                if default and capture.seed_samplers:
+                    sampler = optuna.samplers.TPESampler(seed=capture.seed)
+                original_init(study, study_name, storage, sampler, pruner)
+            finally:
+                capture._local.internal = False
+            if type(study) is study_class:
+                capture._register(study, default)
+
+        study_class.__init__ = init
+        self._hook_optimize(study_class)
+        self._hook_ask(study_class)
+
+    def _register(self, study: Any, default: bool) -> None:
+        at = user_location()
+        known = self._samplers.get(id(study.sampler))
+        if known is not None and known[0] is study.sampler:
+            info = known[1]
+        else:
+            name = type(study.sampler).__name__
+            info = SamplerInfo(name, None, None if default else at, default and self.seed_samplers)
+        entry = _Entry(
+            study=study,
+            at=at,
+            sampler=info,
+            pruner=type(study.pruner).__name__ if study.pruner is not None else None,
+            initial=len(study.get_trials(deepcopy=False)),
+        )
+        with self._lock:
+            self.entries.append(entry)
+            self._by_id[id(study)] = entry
+
+    def _hook_optimize(self, study_class: Any) -> None:
+        original = study_class.optimize
+        signature = inspect.signature(original)
+        capture = self
+
+        def optimize(study: Any, *args: Any, **kwargs: Any) -> Any:
+            entry = capture.entry(study)
+            if entry is None:
+                return original(study, *args, **kwargs)
+            bound = signature.bind(study, *args, **kwargs)
+            bound.apply_defaults()
+            given = bound.arguments
+            n_trials, timeout = given.get("n_trials"), given.get("timeout")
+            if isinstance(n_trials, int):
+                entry.n_trials = (entry.n_trials or 0) + n_trials
+            if timeout is not None:
+                entry.timeout = float(timeout)
+            if isinstance(given.get("n_jobs"), int) and given["n_jobs"] != 1:
+                entry.n_jobs = given["n_jobs"] if entry.n_jobs == 1 else entry.n_jobs
+            if capture.cap is not None:
+                left = capture.cap - entry.asked
+                if left <= 0:
+                    entry.capped = True
+                    return None
+                if n_trials is None or n_trials > left:
+                    given["n_trials"] = left
+                    entry.capped = True
+            given["func"] = capture._objective(entry, given["func"])
+            with capture._lock:
+                capture.optimizing += 1
+            try:
+                return original(*bound.args, **bound.kwargs)
+            except SystemExit:
+                capture.exit_in_optimize = True
+                raise
+            finally:
+                with capture._lock:
+                    capture.optimizing -= 1
+
+        study_class.optimize = optimize
+
+    def _objective(self, entry: _Entry, func: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        """``func`` (any callable: a function, a callable object, a partial, a lambda) with
+        each trial's exception or returned value kept, for the report's failure reasons."""
+        import optuna
+
+        def objective(trial: Any) -> Any:
+            try:
+                result = func(trial)
+            except optuna.TrialPruned:
+                raise
+            except Exception as exc:
+                entry.errors[trial.number] = one_line(exc)
+                raise
+            entry.returned[trial.number] = result
+            return result
+
+        return objective
+
+    def _hook_ask(self, study_class: Any) -> None:
+        original = study_class.ask
+        capture = self
+
+        def ask(study: Any, *args: Any, **kwargs: Any) -> Any:
+            entry = capture.entry(study)
+            if entry is not None:
+                with capture._lock:
+                    if capture.cap is not None and entry.asked >= capture.cap:
+                        entry.capped = True
+                        raise CapReached(str(study.study_name))
+                    entry.asked += 1
+            trial = original(study, *args, **kwargs)
+            if entry is not None and capture.trial_seed is not None:
+                capture.trial_seed(trial.number)
+            return trial
+
+        study_class.ask = ask
+
+    def _hook_storages(self, optuna: Any) -> None:
+        capture = self
+        rdb = optuna.storages.RDBStorage
+        rdb_init = rdb.__init__
+
+        def rdb_private(storage: Any, url: str, *args: Any, **kwargs: Any) -> None:
+            private = capture.private_url(url)
+            if private != url and not url.startswith("sqlite"):
+                args, kwargs = (), {k: v for k, v in kwargs.items() if k != "engine_kwargs"}
+            rdb_init(storage, private, *args, **kwargs)
+
+        rdb.__init__ = rdb_private
+        from optuna.storages.journal import JournalFileBackend
+
+        journal_init = JournalFileBackend.__init__
+
+        def journal_private(backend: Any, file_path: str, *args: Any, **kwargs: Any) -> None:
+            journal_init(backend, capture.private_copy(str(file_path), "journal"), *args, **kwargs)
+
+        JournalFileBackend.__init__ = journal_private  # type: ignore[method-assign,assignment]
+
+    # -- private storages -----------------------------------------------------------------
+
+    def private_copy(self, path: str, what: str) -> str:
+        """The replicate's own copy of the script's storage file ``path`` (the same copy every
+        time the script opens it), made from the file as it is now; the file is only read."""
+        source = os.path.realpath(path)
+        if source in self._private:
+            return self._private[source]
+        target = os.path.join(self.private_dir, f"{len(self._private)}-{Path(path).name}")
+        for suffix in ("", "-wal", "-journal"):
+            if os.path.isfile(source + suffix):
+                shutil.copyfile(source + suffix, target + suffix)
+        self._private[source] = target
+        state = "a private copy" if os.path.exists(source) else "a private new file"
+        self.notes.append(
+            f"the script's {what} storage {path}: every run used {state} (the file is never "
+            "written by the check)"
+        )
+        return target
+
+    def private_url(self, url: str) -> str:
+        """The URL the replicate opens instead of ``url``: SQLite files are copied, servers
+        (PostgreSQL, MySQL) become an empty private SQLite file."""
+        if url.startswith("sqlite:"):
+            rest = url[len("sqlite:") :]
+            path, sep, query = rest.partition("?")
+            if not path.startswith("///") or path[3:] in ("", ":memory:"):
+                return url  # in memory: private already
+            return f"sqlite:///{self.private_copy(path[3:], 'SQLite')}{sep}{query}"
+        if url in self._private:
+            return self._private[url]
+        target = os.path.join(self.private_dir, f"server-{len(self._private)}.db")
+        self._private[url] = f"sqlite:///{target}"
+        self.notes.append(
+            f"the script's storage {redact(url)} is a server: every run used an empty private "
+            "storage instead, so studies kept there were not loaded"
+        )
+        return self._private[url]
+
+    # -- the end ----------------------------------------------------------------------------
+
+    def emit(self, out: Any, readable: Callable[[Any], Any]) -> int:
+        """Stream every study's trials, then its ``study_done``; returns the studies' count."""
+        for index, entry in enumerate(self.entries):
+            finished = [t for t in entry.study.get_trials(deepcopy=False) if t.state.is_finished()]
+            for frozen in sorted(finished, key=lambda t: t.number):
+                record = TrialRecord.from_frozen(frozen, error=self._error(entry, frozen))
+                data = record.to_dict()
+                data["user_attrs"] = readable(data["user_attrs"])
+                if data["error"] is not None:
+                    data["error"] = readable(data["error"])
+                out.emit("trial", study=index, trial=data)
+            info = entry.record().to_dict(with_trials=False)
+            info.pop("trials")
+            out.emit(
+                "study_done",
+                study=index,
+                emitted=len(finished),
+                stopped=False,
+                count=len(finished),
+                digest=trials_digest((int(t.number), t.state.name) for t in finished),
+                info=readable(info),
+            )
+        return len(self.entries)
+
+    @staticmethod
+    def _error(entry: _Entry, frozen: Any) -> str | None:
+        if frozen.state.name != "FAIL":
+            return None
+        error = entry.errors.get(frozen.number)
+        if error is None and frozen.number in entry.returned:
+            returned = entry.returned[frozen.number]
+            error = f"objective returned {returned!r}"
+            if returned is None:
+                error += " (is a `return` missing?)"
+        return error
+
+    def running_trial(self) -> str | None:
+        """``trial N of study 'x'`` for a trial asked and never told, else None."""
+        for entry in self.entries:
+            for t in entry.study.get_trials(deepcopy=False):
+                if t.state.name == "RUNNING":
+                    return f"trial {t.number} of study {entry.study.study_name!r}"
+        return None
+
+
+def run(spec: Mapping[str, Any]) -> None:
+    """Run the script (``path`` or ``module``) with ``args``, as ``python`` would: a fresh
+    ``__main__``, ``sys.argv``, ``sys.path[0]`` the script's folder (the current folder for
+    ``-m``)."""
+    args = [str(a) for a in spec.get("args") or []]
+    path = spec.get("path")
+    if path:
+        if not os.path.isfile(path):
+            from repro_check.errors import TargetError
+
+            raise TargetError(f"no such file: {path}")
+        sys.argv = [path, *args]
+        sys.path.insert(0, os.path.dirname(os.path.abspath(path)))
+        runpy.run_path(path, run_name="__main__")
+    else:
+        module = str(spec["module"])
+        sys.argv = [module, *args]
+        sys.path.insert(0, os.getcwd())
+        runpy.run_module(module, run_name="__main__", alter_sys=True)
+
+
+def outcome(exc: BaseException | None, capture: Capture) -> str | None:
+    """Why the script's end makes the run a crash (one line), or None when it ended well: it
+    returned, hit the ``--trials`` cap in an ask/tell loop, or called ``sys.exit(0)`` with no
+    study running."""
+    if exc is None or isinstance(exc, CapReached):
+        return None
+    if isinstance(exc, SystemExit):
+        code = exc.code
+        if code not in (None, 0):
+            return f"the script called sys.exit({code!r})"
+        running = capture.running_trial()
+        if capture.exit_in_optimize or running is not None:
+            during = f" during {running}" if running else " inside study.optimize"
+            return f"the script called sys.exit({code!r}){during}, before its study finished"
+        return None
+    where = last_user_line(exc)
+    return f"the script raised {one_line(exc)}" + (f" at {where}" if where else "")
+
+
+def private_dir() -> str:
+    return tempfile.mkdtemp(prefix="repro-check-script-")

@@ -1,0 +1,74 @@
+"""Which stack frames are the user's own code (not the standard library, not an installed
+package, not repro-check): the line a script built a study or a sampler on is the first such
+frame out from the call."""
+
+from __future__ import annotations
+
+import os
+import sys
+import sysconfig
+from functools import cache
+from pathlib import Path
+from types import FrameType
+
+
+@cache
+def _library_roots() -> tuple[str, ...]:
+    roots = {
+        sysconfig.get_paths().get(key, "") for key in ("stdlib", "platstdlib", "purelib", "platlib")
+    }
+    roots.add(str(Path(__file__).resolve().parents[1]))  # repro_check itself
+    try:
+        import optuna
+
+        roots.add(str(Path(optuna.__file__).resolve().parent))
+    except ImportError:  # pragma: no cover - optuna is a dependency
+        pass
+    return tuple(sorted(os.path.realpath(r) + os.sep for r in roots if r))
+
+
+@cache
+def is_user_file(filename: str) -> bool:
+    """A real file outside the standard library, site-packages, optuna and repro-check."""
+    if not filename or filename.startswith("<"):
+        return False
+    path = os.path.realpath(filename)
+    return not path.startswith(_library_roots())
+
+
+def shown_path(filename: str) -> str:
+    """The file as the user would name it: relative to the current folder when inside it."""
+    try:
+        rel = os.path.relpath(filename)
+    except ValueError:
+        return filename
+    return filename if rel.startswith("..") else rel
+
+
+def user_location(skip: int = 1) -> str | None:
+    """``file:line`` of the innermost frame in the user's code, out from the caller; None when
+    only library code is on the stack (Optuna built it for itself)."""
+    frame: FrameType | None = sys._getframe(skip)
+    while frame is not None:
+        if is_user_file(frame.f_code.co_filename):
+            return f"{shown_path(frame.f_code.co_filename)}:{frame.f_lineno}"
+        frame = frame.f_back
+    return None
+
+
+def last_user_line(exc: BaseException) -> str | None:
+    """``file:line: source`` of the deepest user frame in ``exc``'s traceback, else None."""
+    import linecache
+
+    found = None
+    tb = exc.__traceback__
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        if is_user_file(code.co_filename):
+            found = (code.co_filename, tb.tb_lineno)
+        tb = tb.tb_next
+    if found is None:
+        return None
+    source = linecache.getline(found[0], found[1]).strip()
+    where = f"{shown_path(found[0])}:{found[1]}"
+    return f"{where}: {source}" if source else where

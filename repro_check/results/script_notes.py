@@ -1,0 +1,108 @@
+"""The notes of a script-mode report: what the check saw the script do to its studies (samplers
+built without a seed, capped loops, timeouts, threads), each at the script's own line."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from repro_check.results.records import RunRecord, StudyRecord
+
+if TYPE_CHECKING:
+    from repro_check.results.report import RunReport
+
+
+SEEDABLE = frozenset(
+    {
+        "TPESampler",
+        "RandomSampler",
+        "CmaEsSampler",
+        "GPSampler",
+        "QMCSampler",
+        "NSGAIISampler",
+        "NSGAIIISampler",
+    }
+)
+"""Optuna's samplers that draw random numbers from their ``seed`` (grid and brute force run
+through their points in order)."""
+
+
+def _where(at: str | None) -> str:
+    return f"{at}: " if at else ""
+
+
+def sampler_note(study: StudyRecord, seed: int) -> str | None:
+    """The control the check added to this study's sampler, or the missing seed as written."""
+    sampler = study.sampler
+    if sampler.seeded_by_check:
+        if sampler.at is None:
+            return (
+                f"{_where(study.at)}create_study() without a sampler: Optuna's default "
+                f"{sampler.cls} seeded with {seed} (--controls sampler_seed)"
+            )
+        return f"{sampler.at} builds {sampler.cls}() without seed: seeded with {seed}"
+    if sampler.seed is None and sampler.cls in SEEDABLE:
+        if sampler.at is None:
+            return (
+                f"{_where(study.at)}create_study() without a sampler: Optuna's default "
+                f"{sampler.cls} has no seed, so every run samples differently; pass "
+                f"sampler=optuna.samplers.{sampler.cls}(seed=0)"
+            )
+        return (
+            f"{sampler.at} builds {sampler.cls}() without seed: every run samples "
+            f"differently; pass seed=0"
+        )
+    return None
+
+
+def study_notes(study: StudyRecord, seed: int, cap: int | None) -> list[str]:
+    label = f"study {study.name!r}"
+    notes = []
+    sampler = sampler_note(study, seed)
+    if sampler is not None:
+        notes.append(sampler)
+    if study.capped and cap is not None:
+        asked = f" (the script asked for {study.n_trials})" if study.n_trials else ""
+        notes.append(f"--trials {cap} capped {label} at {cap} trials{asked}")
+    if study.timeout is not None:
+        notes.append(
+            f"{label}: optimize(timeout={study.timeout:g}) makes its trial count depend on "
+            "the machine's speed: runs may differ only in how many trials they ran"
+        )
+    if study.n_jobs != 1:
+        notes.append(
+            f"{label}: optimize(n_jobs={study.n_jobs}): trials run in threads and race each "
+            "other, so this study cannot be reproducible; use n_jobs=1"
+        )
+    if study.loaded:
+        notes.append(
+            f"{label} already held trials when the script opened it: every run resumed its "
+            "own private copy of the storage as it was when the check started"
+        )
+    return notes
+
+
+def _reference(runs: tuple[RunRecord, ...]) -> RunRecord | None:
+    return next((r for r in runs if r.finished and r.studies), None) or next(
+        (r for r in runs if r.studies), None
+    )
+
+
+def script_notes(report: RunReport) -> list[str]:
+    """Notes in study order; the structural difference first (it decides the verdict)."""
+    studies = report.studies
+    notes: list[str] = []
+    if studies is None:
+        return notes
+    if studies.structure is not None:
+        notes.append(f"the runs created different studies: {studies.structure}")
+    ref = _reference(report.runs)
+    if ref is not None:
+        for study in ref.studies:
+            notes.extend(study_notes(study, ref.seed, report.plan.cap))
+    for compared in studies.studies:
+        divergence = compared.comparison.divergence
+        if divergence is not None and compared.index > 0:
+            notes.append(
+                f"{compared.label}: the runs part at trial {divergence.trial} ({divergence.field})"
+            )
+    return notes

@@ -1,0 +1,105 @@
+"""Script mode's comparison: the runs compared study by study.
+
+A script may create several studies; two runs reproduce each other only when they created the
+same studies in the same order (count, names, directions) and every study agrees trial for
+trial. Each study is compared with the same pure functions as a one-study run
+(``comparison.compare_runs``), on the runs seen through that study (``StudyRecord.as_run``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from repro_check.plan.settings import Tolerance
+from repro_check.results.comparison import Comparison, compare_runs
+from repro_check.results.records import RunRecord, StudyRecord
+
+
+@dataclass(frozen=True)
+class StudyComparison:
+    """One study (by creation order) across the runs that created it."""
+
+    index: int
+    name: str
+    study: StudyRecord
+    """The reference run's record of the study (its sampler, where it was built, ...)."""
+    runs: tuple[RunRecord, ...]
+    """Each run seen through this study alone."""
+    comparison: Comparison
+
+    @property
+    def agrees(self) -> bool:
+        """Every run holds this study's trials alike (threads racing aside)."""
+        return self.comparison.divergence is None
+
+    @property
+    def label(self) -> str:
+        return f"study {self.index} {self.name!r}"
+
+
+@dataclass(frozen=True)
+class ScriptComparison:
+    """Every study of a script check, and whether the runs created the same ones."""
+
+    studies: tuple[StudyComparison, ...]
+    structure: str | None
+    """Why the runs' lists of studies differ (count, names or directions), or None."""
+
+    @property
+    def reproducible(self) -> bool:
+        """Same studies, each trial for trial alike, and no study running trials in threads
+        (``n_jobs`` > 1 races: an agreement would be luck)."""
+        return (
+            self.structure is None
+            and bool(self.studies)
+            and all(s.agrees for s in self.studies)
+            and all(s.study.n_jobs == 1 for s in self.studies)
+        )
+
+    @property
+    def first_differing(self) -> StudyComparison | None:
+        return next((s for s in self.studies if not s.agrees), None)
+
+
+def _signature(study: StudyRecord) -> tuple[str, tuple[str, ...]]:
+    return study.name, study.directions
+
+
+def _structure(runs: Sequence[RunRecord]) -> str | None:
+    """How the runs' study lists differ, in one line, or None when they match."""
+    if not runs:
+        return None
+    ref = runs[0]
+    for run in runs[1:]:
+        if len(run.studies) != len(ref.studies):
+            return (
+                f"run {ref.index} created {len(ref.studies)} studies, "
+                f"run {run.index} created {len(run.studies)}"
+            )
+        for i, (a, b) in enumerate(zip(ref.studies, run.studies, strict=True)):
+            if _signature(a) != _signature(b):
+                return (
+                    f"study {i} is {a.name!r} ({', '.join(a.directions)}) in run {ref.index} "
+                    f"but {b.name!r} ({', '.join(b.directions)}) in run {run.index}"
+                )
+    return None
+
+
+def compare_studies(runs: Sequence[RunRecord], tol: Tolerance) -> ScriptComparison:
+    """Compare the finished runs (or, when none finished, every run with studies) study by
+    study. A crashed run is compared on the studies it finished, as a one-study run is
+    compared on the trials it finished."""
+    counted = [run for run in runs if run.finished and run.studies] or [
+        run for run in runs if run.studies
+    ]
+    finished = [run for run in counted if run.finished]
+    structure = _structure(finished)
+    most = max((len(run.studies) for run in counted), default=0)
+    studies = []
+    for i in range(most):
+        having = [run for run in counted if len(run.studies) > i]
+        views = tuple(run.studies[i].as_run(run) for run in having)
+        ref = having[0].studies[i]
+        studies.append(StudyComparison(i, ref.name, ref, views, compare_runs(views, tol)))
+    return ScriptComparison(tuple(studies), structure)
