@@ -127,12 +127,13 @@ Module = Annotated[
         metavar="MODULE",
         help="Run the module as a script, as `python -m MODULE ARGS` does (instead of TARGET).",
         show_default=False,
+        rich_help_panel=STUDY,
     ),
 ]
 ScriptArgs = Annotated[
     list[str] | None,
     typer.Argument(
-        metavar="[-- ARGS...]",
+        metavar="-- ARGS",
         help="The script's own command-line arguments, after --.",
         show_default=False,
     ),

@@ -183,7 +183,8 @@ def test_metavars_read_as_words(name: str) -> None:
 
 
 def test_usage_lines_show_arguments_as_words() -> None:
-    assert invoke("run", "-h")[1].startswith("Usage: repro-check run [OPTIONS] [TARGET]\n")
+    usage = "Usage: repro-check run [OPTIONS] [TARGET] [-- ARGS]\n"  # a script's own ARGS
+    assert invoke("run", "-h")[1].startswith(usage)
     assert invoke("diff", "-h")[1].startswith("Usage: repro-check diff [OPTIONS] A B\n")
     assert invoke("report", "-h")[1].startswith("Usage: repro-check report [OPTIONS] [PATH]\n")
 

@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from repro_check.__about__ import __version__
 from repro_check.errors import EXIT_INCOMPLETE, EXIT_REPRODUCIBLE
 from repro_check.execution import devices
-from repro_check.execution.replicates import run_replicates
+from repro_check.execution.replicates import replicate_jobs, run_replicates
 from repro_check.execution.runner import Job, ProgressCallback
 from repro_check.plan.settings import CheckPlan, Controls
+from repro_check.plan.targets import is_script
 from repro_check.results import report
 from repro_check.results.comparison import Stats
 from repro_check.results.records import RunRecord
@@ -30,17 +31,20 @@ CONDITIONS: tuple[str, ...] = tuple(Condition)
 
 
 def condition_jobs(plan: CheckPlan, condition: str, offset: int) -> list[Job]:
-    """The replicates of one condition; job indices start at ``offset`` so they stay unique."""
+    """The replicates of one condition; job indices start at ``offset`` so they stay unique.
+    A script's controlled conditions apply every control (its own default is none: the
+    uncontrolled condition is the script as written)."""
+    controlled = Controls() if is_script(plan.target) else plan.controls
     if condition == GATE:
-        seeds, controls = [plan.seed] * plan.runs, plan.controls
+        seeds, controls = [plan.seed] * plan.runs, controlled
     elif condition == Condition.SEED_SWEEP:
         seeds = [(plan.seed + i) % 2**32 for i in range(plan.runs)]  # seeds are 32-bit
-        controls = plan.controls
+        controls = controlled
     else:
         seeds, controls = [plan.seed] * plan.runs, Controls.none()
     return [
-        Job(index=offset + i, seed=seed, study=plan.study, controls=controls, group=condition)
-        for i, seed in enumerate(seeds)
+        dataclasses.replace(job, index=offset + job.index, group=condition)
+        for job in replicate_jobs(plan, controls=controls, seeds=seeds)
     ]
 
 
@@ -167,8 +171,9 @@ def run_compare(
         offset = min(j.index for j in jobs if j.group == job.group)
         by_condition[job.group].append(_renumber(run, run.index - offset))
     reports = {}
+    controlled = Controls() if is_script(plan.target) else plan.controls
     for name in conditions:
-        controls = Controls.none() if name == Condition.UNCONTROLLED else plan.controls
+        controls = Controls.none() if name == Condition.UNCONTROLLED else controlled
         condition_plan = _with_controls(plan, controls)
         reports[name] = report.build("compare", condition_plan, device, by_condition[name])
     return CompareReport(plan, device, reports)

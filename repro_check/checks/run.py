@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 
+from repro_check.checks import script_checks
 from repro_check.checks.baseline import check_against
 from repro_check.errors import ConfigError
 from repro_check.execution import devices
-from repro_check.execution.replicates import replicate_jobs, run_replicates
+from repro_check.execution.replicates import default_workers, replicate_jobs, run_replicates
 from repro_check.execution.runner import Interrupted, ProgressCallback
 from repro_check.plan.settings import CheckPlan, settings_mismatches
+from repro_check.plan.targets import is_script
 from repro_check.results import report
 from repro_check.results.baseline import finished_reference
 from repro_check.results.records import STATUS_CANCELLED
@@ -36,6 +38,8 @@ def run_check(
                 "pass --allow-settings-change to compare anyway"
             )
     device = devices.resolve(plan.device)
+    script = is_script(plan.target)
+    before = script_checks.snapshot() if script else {}
     if plan.storage is not None:
         from repro_check.storage.shared import run_shared
 
@@ -48,6 +52,14 @@ def run_check(
             raise report.interrupted(plan, device, finished) from stop
         stopped = plan.fail_fast and any(run.status == STATUS_CANCELLED for run in runs)
         result = report.build("run", plan, device, runs, stopped_early=stopped)
+    if script:
+        workers = default_workers(plan, device, plan.runs)
+        found = [
+            script_checks.objective_note(plan.target),
+            script_checks.folder_note(before, script_checks.snapshot(), workers),
+        ]
+        extra = tuple(note for note in found if note is not None)
+        result = dataclasses.replace(result, extra_notes=result.extra_notes + extra)
     if baseline is None:
         return result
     check = check_against(baseline_path, baseline.runs, result.runs, plan.tolerance, changed)

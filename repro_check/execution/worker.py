@@ -573,7 +573,7 @@ def run_script_job(job: Mapping[str, Any], out: Stream, ops: list[str], torch_st
         )
     note = ctl.torch_note(torch_status)
     if note:
-        notes.append(note)
+        notes.append(note.replace("the objective", "the script"))
     shutil.rmtree(folder, ignore_errors=True)
     out.emit(
         "done",

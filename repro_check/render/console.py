@@ -148,6 +148,8 @@ def draw(section: sections.RunSection) -> RenderableType:
             )
         case sections.Settings(text):
             return Text(text, style="dim")
+        case sections.StudyHeading(text, agrees):
+            return Text(text, style="bold" if agrees else "bold red")
         case sections.BestTable():
             return best_table(section)
         case sections.ParetoTable(table):

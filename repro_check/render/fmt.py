@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import shlex
 from collections.abc import Mapping
@@ -10,6 +11,7 @@ from typing import Any
 
 from repro_check.checks.compare import CompareReport
 from repro_check.plan.settings import Tolerance
+from repro_check.plan.targets import is_script
 from repro_check.results.comparison import (
     Divergence,
     ParamSpread,
@@ -29,6 +31,7 @@ from repro_check.results.report import (
     VERDICT_REPRODUCIBLE,
     RunReport,
 )
+from repro_check.results.studies import StudyComparison
 from repro_check.storage.redact import redact
 from repro_check.vocab import Pruner, Sampler
 
@@ -110,12 +113,97 @@ def environment_line(env: Mapping[str, Any]) -> str:
     return " · ".join(parts)
 
 
+def _script_trials(report: RunReport) -> str:
+    """``15 trials`` (one study) or ``2 studies (30 trials)``: what a script's runs hold."""
+    runs = [run for run in report.runs if run.studies]
+    studies = max((len(run.studies) for run in runs), default=0)
+    trials = max((sum(len(s.trials) for s in run.studies) for run in runs), default=0)
+    return f"{trials} trials" if studies == 1 else f"{studies} studies ({trials} trials)"
+
+
+def _script_part(report: RunReport) -> str | None:
+    """Where a script's runs first part (by study), or None when they do not."""
+    studies = report.studies
+    if studies is None:
+        return None
+    if studies.structure is not None:
+        return "the runs created different studies"
+    differing = studies.first_differing
+    if differing is None:
+        if any(s.study.n_jobs != 1 for s in studies.studies):
+            return "n_jobs > 1 makes trials race"
+        return None
+    d = differing.comparison.divergence
+    assert d is not None
+    where = f"runs part at trial {d.trial} ({d.field})"
+    if len(studies.studies) == 1:
+        return where
+    return f"{study_name(differing.study.name)} (study {differing.index}): {where}"
+
+
+def script_first_part(report: RunReport) -> str | None:
+    """A script's first difference as a table cell: ``study 'b' trial 3 (params)``."""
+    studies = report.studies
+    if studies is None:
+        return None
+    if studies.structure is not None:
+        return "different studies"
+    differing = studies.first_differing
+    if differing is None or differing.comparison.divergence is None:
+        return None
+    d = differing.comparison.divergence
+    where = f"trial {d.trial} ({d.field})"
+    return where if len(studies.studies) == 1 else f"study {differing.index} {where}"
+
+
+def first_divergence(report: RunReport) -> Divergence | None:
+    """The report's first divergence; a script's is that of its first differing study."""
+    if report.studies is not None:
+        differing = report.studies.first_differing
+        return differing.comparison.divergence if differing is not None else None
+    return report.comparison.divergence
+
+
+def study_name(name: str) -> str:
+    return repr(name) if name else "an unnamed study"
+
+
+def study_heading(compared: StudyComparison) -> str:
+    """``Study 0 'name': TPESampler(seed=42) at train.py:8 · 15 trials · the runs agree``."""
+    study = compared.study
+    sampler = study.sampler
+    if sampler.seed is not None:
+        built = f"{sampler.cls}(seed={sampler.seed})"
+    elif sampler.seeded_by_check:
+        built = f"{sampler.cls}, seeded by the check"
+    else:
+        built = f"{sampler.cls} without seed"
+    if sampler.at is not None:
+        built += f" at {sampler.at}"
+    elif study.at is not None:
+        built += f" (Optuna's default) for create_study at {study.at}"
+    trials = max((len(run.trials) for run in compared.runs), default=0)
+    length = f"{trials} trials" + (" (capped)" if study.capped else "")
+    d = compared.comparison.divergence
+    agree = "the runs agree" if d is None else f"runs part at trial {d.trial} ({d.field})"
+    name = f" {study.name!r}" if study.name else " (unnamed)"
+    return f"Study {compared.index}{name}: {built} · {length} · {agree}"
+
+
+def study_report(report: RunReport, compared: StudyComparison) -> RunReport:
+    """``report`` seen through one of its studies: what the run sections draw per study."""
+    return dataclasses.replace(
+        report, runs=compared.runs, comparison=compared.comparison, studies=None, baseline=None
+    )
+
+
 def headline(report: RunReport) -> str:
     """One line per verdict; the verdict itself is decided by the report, never here."""
     n = len(report.runs)
     trials = max((len(run.trials) for run in report.runs), default=0)
     divergence = report.comparison.divergence
     verdict = report.verdict
+    script = report.studies is not None
     if verdict == VERDICT_INTERRUPTED:
         done = sum(run.finished for run in report.runs)
         return f"INTERRUPTED: {done} of {n} runs had finished; the rest were stopped"
@@ -138,10 +226,15 @@ def headline(report: RunReport) -> str:
                 f"REPRODUCIBLE, but {failed} of {trials} trials failed in every run: "
                 f"{n} runs × {trials} trials agree {how}"
             )
+        if script:
+            return f"REPRODUCIBLE: {n} runs × {_script_trials(report)} agree {how}"
         return f"REPRODUCIBLE: {n} runs × {trials} trials agree {how}"
-    if divergence is not None:
+    script_part = _script_part(report)
+    if script_part is not None:
+        part = script_part
+    elif divergence is not None:
         part = f"runs part at trial {divergence.trial} ({divergence.field})"
-    elif report.plan.study.n_jobs != 1:
+    elif report.plan.study.n_jobs != 1 and not script:
         part = "n_jobs > 1 makes trials race"
     elif report.stopped_early:
         part = "--fail-fast stopped the runs"
@@ -162,6 +255,13 @@ def settings_line(report: RunReport) -> str:
     plan = report.plan
     tol = plan.tolerance
     tol_text = "exact" if tol.exact else f"atol {tol.atol}, rtol {tol.rtol}"
+    if report.studies is not None:
+        command = shlex.join([report.target, *(["--", *plan.args] if plan.args else [])])
+        cap = f" · --trials {plan.cap} caps each study" if plan.cap is not None else ""
+        return (
+            f"{command} · script · seed {plan.seed} · device {report.device} · "
+            f"tolerance {tol_text} · controls {controls_text(report)}{cap}"
+        )
     return (
         f"{report.target} · seed {plan.seed} · sampler {plan.study.sampler} · "
         f"pruner {plan.study.pruner} · {'/'.join(plan.study.directions)} · "
@@ -178,6 +278,13 @@ def controls_text(report: RunReport) -> str:
 
 def diagnose_hint(report: RunReport) -> str:
     plan = report.plan
+    if report.studies is not None:
+        words = ["repro-check", "diagnose", report.target]
+        if plan.cap is not None:
+            words += ["--trials", str(plan.cap)]
+        if plan.args:
+            words += ["--", *plan.args]
+        return f"run `{shlex.join(words)}` to find the cause"
     args = ["repro-check", "diagnose", report.target, "--trials", str(plan.study.trials)]
     for direction in plan.study.directions:
         if direction != "minimize" or len(plan.study.directions) > 1:
@@ -208,6 +315,10 @@ def baseline_line(report: RunReport) -> str:
 
 def compare_settings_line(report: CompareReport) -> str:
     plan = report.plan
+    if is_script(plan.target):
+        command = shlex.join([plan.target, *(["--", *plan.args] if plan.args else [])])
+        cap = f" · --trials {plan.cap} caps each study" if plan.cap is not None else ""
+        return f"{command} · script · {plan.runs} runs per condition · device {report.device}{cap}"
     return (
         f"{plan.target} · {plan.runs} runs per condition × {plan.study.trials} trials · "
         f"sampler {plan.study.sampler} · device {report.device}"

@@ -69,6 +69,8 @@ def draw(section: sections.RunSection) -> list[str]:
     match section:
         case sections.Headline(_, _, text) | sections.Settings(text):
             return [text]
+        case sections.StudyHeading(text, _agrees):
+            return [text]
         case sections.BestTable():
             return _run_lines(section)
         case sections.ParetoTable():

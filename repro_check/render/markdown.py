@@ -108,6 +108,8 @@ def draw(section: sections.RunSection) -> list[str]:
             return [f"### {icon(verdict)} {text(f'repro-check {command}: {headline}')}", ""]
         case sections.Settings(line):
             return [code(line), ""]
+        case sections.StudyHeading(line, _agrees):
+            return [f"#### {text(line)}", ""]
         case sections.BestTable(table):
             return [*_cells(table.columns, table.numeric, table.rows), ""]
         case sections.ParetoTable(front):

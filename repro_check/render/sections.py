@@ -38,8 +38,16 @@ TITLES: dict[str, str] = {
 """How each ``compare`` condition is named in a report."""
 
 
-def title(condition: str) -> str:
-    return TITLES.get(condition, condition)
+SCRIPT_TITLES: dict[str, str] = {
+    ConditionName.FIXED_SEED: "controlled",
+    ConditionName.SEED_SWEEP: "seed sweep",
+    ConditionName.UNCONTROLLED: "as written",
+}
+"""A script's conditions: as written (no control), controlled (every control), seed sweep."""
+
+
+def title(condition: str, script: bool = False) -> str:
+    return (SCRIPT_TITLES if script else TITLES).get(condition, condition)
 
 
 S = TypeVar("S")
@@ -65,6 +73,15 @@ class Headline:
 @dataclass(frozen=True)
 class Settings:
     text: str
+
+
+@dataclass(frozen=True)
+class StudyHeading:
+    """Script mode: the study the sections after it describe (up to the next heading):
+    which one, how the script built it, and whether the runs agree on it."""
+
+    text: str
+    agrees: bool
 
 
 @dataclass(frozen=True)
@@ -135,6 +152,7 @@ class Hint:
 RunSection: TypeAlias = (
     Headline
     | Settings
+    | StudyHeading
     | BestTable
     | ParetoTable
     | Divergence
@@ -148,20 +166,16 @@ RunSection: TypeAlias = (
 )
 
 
-def run_sections(report: RunReport) -> tuple[RunSection, ...]:
-    """The run report's sections, in the order every renderer shows them."""
+def _study_parts(report: RunReport, baseline: bool) -> list[RunSection]:
+    """One study's table, divergence and spread (a script's report has one set per study)."""
     comparison = report.comparison
-    parts: list[RunSection] = [
-        Headline(report.command, report.verdict, fmt.headline(report)),
-        Settings(fmt.settings_line(report)),
-        BestTable(fmt.best_table(report), fmt.reference_index(report)),
-    ]
+    parts: list[RunSection] = [BestTable(fmt.best_table(report), fmt.reference_index(report))]
     front = fmt.pareto_table(report)
     if front is not None:
         parts.append(ParetoTable(front))
     if comparison.divergence is not None:
         parts.append(Divergence(fmt.divergence_line(comparison.divergence)))
-    if report.baseline is not None:
+    if baseline and report.baseline is not None:
         parts.append(Baseline(fmt.baseline_line(report)))
     if front is not None:
         parts.append(Spread("Pareto front", fmt.pareto_line(report), fmt.histories_text(report)))
@@ -173,6 +187,23 @@ def run_sections(report: RunReport) -> tuple[RunSection, ...]:
     )
     if varying:
         parts.append(ParamSpread(varying))
+    return parts
+
+
+def run_sections(report: RunReport) -> tuple[RunSection, ...]:
+    """The run report's sections, in the order every renderer shows them."""
+    parts: list[RunSection] = [
+        Headline(report.command, report.verdict, fmt.headline(report)),
+        Settings(fmt.settings_line(report)),
+    ]
+    if report.studies is None:
+        parts.extend(_study_parts(report, baseline=True))
+    else:
+        for compared in report.studies.studies:
+            parts.append(StudyHeading(fmt.study_heading(compared), compared.agrees))
+            parts.extend(_study_parts(fmt.study_report(report, compared), baseline=False))
+        if report.baseline is not None:
+            parts.append(Baseline(fmt.baseline_line(report)))
     if report.failure_lines:
         parts.append(FailedTrials(tuple(report.failure_lines)))
     if report.notes:
@@ -250,6 +281,8 @@ def _seeds(name: str, report: RunReport) -> str:
 
 
 def _first_part(report: RunReport) -> str:
+    if report.studies is not None:
+        return fmt.script_first_part(report) or "-"
     divergence = report.comparison.divergence
     return f"trial {divergence.trial} ({divergence.field})" if divergence else "-"
 
@@ -258,7 +291,7 @@ def _condition(report: CompareReport, name: str, condition: RunReport) -> Condit
     spreads = condition.comparison.best_params
     return Condition(
         name=name,
-        title=title(name),
+        title=title(name, condition.studies is not None),
         verdict=condition.verdict,
         can_fail=name == GATE,
         can_error=name == GATE or GATE not in report.conditions,
@@ -281,9 +314,9 @@ def compare_sections(report: CompareReport) -> tuple[CompareSection, ...]:
         Conditions(rows, params),
     ]
     parted = tuple(
-        (title(name), fmt.divergence_line(c.comparison.divergence))
+        (title(name, c.studies is not None), fmt.divergence_line(d))
         for name, c in report.conditions.items()
-        if c.comparison.divergence is not None
+        if (d := fmt.first_divergence(c)) is not None
     )
     if parted:
         parts.append(Divergences(parted))

@@ -29,6 +29,7 @@ from repro_check.results.comparison import (
     distinct_histories,
 )
 from repro_check.results.records import STATUS_CANCELLED, RunRecord, to_json_safe
+from repro_check.results.script_notes import script_notes
 from repro_check.results.studies import ScriptComparison, compare_studies
 from repro_check.vocab import Verdict
 
@@ -203,9 +204,7 @@ class RunReport:
         if self.plan.study.n_jobs != 1 and self.studies is None:
             notes.append(N_JOBS_NOTE)
         if self.studies is not None:
-            from repro_check.results.script_notes import script_notes
-
-            notes.extend(script_notes(self))
+            notes.extend(script_notes(self.studies, self.runs, self.plan.cap))
         mismatch = self.direction_mismatch
         if mismatch is not None:
             notes.append(mismatch)

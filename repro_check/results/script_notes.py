@@ -3,13 +3,10 @@ built without a seed, capped loops, timeouts, threads), each at the script's own
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
 
 from repro_check.results.records import RunRecord, StudyRecord
-
-if TYPE_CHECKING:
-    from repro_check.results.report import RunReport
-
+from repro_check.results.studies import ScriptComparison
 
 SEEDABLE = frozenset(
     {
@@ -81,28 +78,21 @@ def study_notes(study: StudyRecord, seed: int, cap: int | None) -> list[str]:
     return notes
 
 
-def _reference(runs: tuple[RunRecord, ...]) -> RunRecord | None:
+def _reference(runs: Sequence[RunRecord]) -> RunRecord | None:
     return next((r for r in runs if r.finished and r.studies), None) or next(
         (r for r in runs if r.studies), None
     )
 
 
-def script_notes(report: RunReport) -> list[str]:
+def script_notes(
+    studies: ScriptComparison, runs: Sequence[RunRecord], cap: int | None
+) -> list[str]:
     """Notes in study order; the structural difference first (it decides the verdict)."""
-    studies = report.studies
     notes: list[str] = []
-    if studies is None:
-        return notes
     if studies.structure is not None:
         notes.append(f"the runs created different studies: {studies.structure}")
-    ref = _reference(report.runs)
+    ref = _reference(runs)
     if ref is not None:
         for study in ref.studies:
-            notes.extend(study_notes(study, ref.seed, report.plan.cap))
-    for compared in studies.studies:
-        divergence = compared.comparison.divergence
-        if divergence is not None and compared.index > 0:
-            notes.append(
-                f"{compared.label}: the runs part at trial {divergence.trial} ({divergence.field})"
-            )
+            notes.extend(study_notes(study, ref.seed, cap))
     return notes
