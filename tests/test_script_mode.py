@@ -279,3 +279,41 @@ def test_a_script_forging_the_stream_and_leaving_is_a_crash(tmp_path: Path) -> N
     result = run(script("forges_stream.py"), "--runs", "2", tmp_path=tmp_path)
     assert result.code == 3, result.out + result.err
     assert all(r["status"] == "crashed" for r in report_of(result, tmp_path)["runs"])
+
+
+# --- compare and diagnose on a script --------------------------------------------------------
+
+
+def test_compare_shows_the_script_as_written_controlled_and_swept(tmp_path: Path) -> None:
+    out = tmp_path / "compare.json"
+    result = cli("compare", script("unseeded_sampler.py"), "--runs", "2", "--json", str(out))
+    assert result.code == 0, result.out + result.err  # the gate: controlled
+    conditions = json.loads(out.read_text())["conditions"]
+    assert conditions["fixed_seed"]["reproducible"] is True
+    assert conditions["uncontrolled"]["reproducible"] is False
+    assert conditions["uncontrolled"]["mode"] == "script"
+    assert "as written" in result.out and "controlled" in result.out
+
+
+def test_diagnose_names_the_missing_sampler_seed_at_the_scripts_line(tmp_path: Path) -> None:
+    out = tmp_path / "diagnose.json"
+    result = cli("diagnose", script("unseeded_sampler.py"), "--json", str(out))
+    assert result.code == 0, result.out + result.err
+    diagnosis = json.loads(out.read_text())
+    assert [c["id"] for c in diagnosis["causes"]] == ["sampler_seed"]
+    fix = diagnosis["causes"][0]["fix"]
+    assert "unseeded_sampler.py:12: TPESampler() has no seed" in fix
+    ids = [e["id"] for e in diagnosis["experiments"]]
+    assert ids[0] == "as_written" and "only_needed" in ids
+    assert any(
+        "smallest set of controls" in w and "sampler_seed" in w for w in diagnosis["warnings"]
+    )
+
+
+def test_diagnose_of_a_script_reproducible_as_written_runs_one_experiment(tmp_path: Path) -> None:
+    out = tmp_path / "diagnose.json"
+    result = cli("diagnose", script("callable_class.py"), "--json", str(out))
+    assert result.code == 0, result.out + result.err
+    diagnosis = json.loads(out.read_text())
+    assert diagnosis["causes"] == []
+    assert [e["id"] for e in diagnosis["experiments"]] == ["as_written"]

@@ -15,264 +15,43 @@ import dataclasses
 import itertools
 import math
 import os
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Sequence
 
-from repro_check.__about__ import __version__
 from repro_check.checks.causes import (
-    CAUSE_IDS,
     Cause,
-    FixContext,
     ToleranceCheck,
-    fix_for,
     no_kernel_fix,
 )
-from repro_check.errors import EXIT_INCOMPLETE, EXIT_REPRODUCIBLE
+from repro_check.checks.lab import (
+    CONTROL_EXPERIMENTS,
+    Diagnosis,
+    Experiment,
+    Lab,
+    NoiseProbe,
+    parted,
+    rank,
+    runs_of,
+)
 from repro_check.execution import devices
-from repro_check.execution.replicates import default_workers
-from repro_check.execution.runner import Job, JobResult, ProgressCallback, run_jobs
+from repro_check.execution.replicates import script_spec
+from repro_check.execution.runner import Job, JobResult, ProgressCallback
 from repro_check.plan.settings import CheckPlan, Controls, StudySettings, Tolerance
 from repro_check.results import report
 from repro_check.results.comparison import (
-    Divergence,
-    DivergenceWatch,
-    Stats,
-    diff_magnitude,
     field_equal,
     first_divergence,
 )
 from repro_check.results.records import (
-    STATUS_CANCELLED,
     STATUS_ERROR,
-    STATUS_OK,
     RunRecord,
-    encode_float,
-    encode_params,
 )
 from repro_check.vocab import CauseId, sampler_spec
+
+__all__ = ["CONTROL_EXPERIMENTS", "Diagnosis", "Experiment", "NoiseProbe", "run_diagnose"]
 
 DEFAULT_REPLICATES = 2
 PROBE_PROCESSES = 3
 PROBE_EVALUATIONS = 3
-
-CONTROL_EXPERIMENTS: dict[str, tuple[CauseId, tuple[str, ...], str]] = {
-    # experiment id: (cause id, controls switched off, what that means)
-    "no_sampler_seed": (CauseId.SAMPLER_SEED, ("sampler_seed",), "the sampler seed"),
-    "no_global_rng": (CauseId.GLOBAL_RNG, ("global_rng", "trial_reseed"), "global RNG seeding"),
-    "no_trial_reseed": (CauseId.TRIAL_RESEED, ("trial_reseed",), "per-trial reseeding"),
-    "no_hash_seed": (CauseId.HASH_SEED, ("hash_seed",), "a fixed PYTHONHASHSEED"),
-    "no_torch_determinism": (
-        CauseId.TORCH_DETERMINISM,
-        ("torch_determinism",),
-        "torch deterministic algorithms",
-    ),
-    "no_cudnn": (CauseId.TORCH_DETERMINISM, ("cudnn",), "the cuDNN flags"),
-}
-
-
-@dataclass(frozen=True)
-class Experiment:
-    """One set of replicates under one set of controls, and what it showed."""
-
-    id: str
-    description: str
-    controls: Controls
-    verdict: str
-    """reproducible, not reproducible or incomplete."""
-    divergence: Divergence | None
-    runs: tuple[RunRecord, ...]
-    n_jobs: int = 1
-    threads: int | None = None
-
-    @property
-    def stopped_early(self) -> bool:
-        return any(run.status == STATUS_CANCELLED for run in self.runs)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "description": self.description,
-            "controls": self.controls.to_dict(),
-            "n_jobs": self.n_jobs,
-            "threads": self.threads,
-            "verdict": self.verdict,
-            "stopped_early": self.stopped_early,
-            "divergence": Divergence.to_optional_dict(self.divergence),
-            "runs": [
-                {"index": r.index, "status": r.status, "error": r.error, "trials": len(r.trials)}
-                for r in self.runs
-            ],
-        }
-
-
-@dataclass(frozen=True)
-class NoiseProbe:
-    """The objective evaluated at fixed params, several times in fresh processes."""
-
-    params: Mapping[str, Any]
-    trial: int
-    values: tuple[float, ...]
-    processes: int
-
-    @property
-    def stats(self) -> Stats | None:
-        return Stats.of(self.values)
-
-    @property
-    def max_abs_diff(self) -> float:
-        pairs = [(self.values[0], v) for v in self.values[1:]]
-        return diff_magnitude(pairs)[0] or 0.0
-
-    @property
-    def noisy(self) -> bool:
-        return self.max_abs_diff > 0 or len(set(map(repr, self.values))) > 1
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "params": encode_params(self.params),
-            "from_trial": self.trial,
-            "processes": self.processes,
-            "values": [encode_float(v) for v in self.values],
-            "spread": Stats.to_optional_dict(self.stats),
-            "max_abs_diff": encode_float(self.max_abs_diff),
-        }
-
-
-@dataclass(frozen=True)
-class Diagnosis:
-    """Everything diagnose found: the ranked causes and the experiments behind them."""
-
-    plan: CheckPlan
-    device: str
-    reproducible_under_full_control: bool
-    causes: tuple[Cause, ...]
-    experiments: tuple[Experiment, ...]
-    objective_noise: NoiseProbe | None = None
-    warnings: tuple[str, ...] = ()
-    nondeterministic_ops: tuple[str, ...] = ()
-    incomplete: bool = False
-    tool_version: str = __version__
-
-    @property
-    def exit_code(self) -> int:
-        """0 once the diagnosis completed, whatever it found (``run`` is the gate)."""
-        return EXIT_INCOMPLETE if self.incomplete else EXIT_REPRODUCIBLE
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "schema_version": report.SCHEMA_VERSION,
-            "tool_version": self.tool_version,
-            "command": "diagnose",
-            "target": self.plan.target,
-            "exit_code": self.exit_code,
-            "settings": self.plan.to_dict(self.device),
-            "reproducible_under_full_control": self.reproducible_under_full_control,
-            "causes": [c.to_dict() for c in self.causes],
-            "objective_noise": self.objective_noise.to_dict() if self.objective_noise else None,
-            "nondeterministic_ops": list(self.nondeterministic_ops),
-            "experiments": [e.to_dict() for e in self.experiments],
-            "warnings": list(self.warnings),
-        }
-
-
-class _Lab:
-    """Runs experiments for one diagnosis: shared target, device, workers and stop rule."""
-
-    def __init__(
-        self, plan: CheckPlan, device: str, replicates: int, on_progress: ProgressCallback | None
-    ) -> None:
-        self.plan = plan
-        self.device = device
-        self.replicates = replicates
-        self.on_progress = on_progress
-        self.warn_only = False
-        self.next_index = 0
-        self.torch_used = False
-
-    def fix(
-        self,
-        cause_id: str,
-        study: StudySettings,
-        noise: float | None = None,
-        tolerance: ToleranceCheck | None = None,
-    ) -> str:
-        context = FixContext(
-            study, self.plan.seed, self.plan.target, self.torch_used, noise, tolerance
-        )
-        return fix_for(cause_id, context)
-
-    def jobs(
-        self, group: str, controls: Controls, study: StudySettings, count: int, **extra: Any
-    ) -> list[Job]:
-        made = []
-        for _ in range(count):
-            made.append(
-                Job(
-                    index=self.next_index,
-                    seed=self.plan.seed,
-                    study=study,
-                    controls=controls,
-                    group=group,
-                    warn_only=self.warn_only,
-                    **extra,
-                )
-            )
-            self.next_index += 1
-        return made
-
-    def run(
-        self, jobs: Sequence[Job], stop_early: bool = True, tol: Tolerance | None = None
-    ) -> list[JobResult]:
-        tol = tol if tol is not None else self.plan.tolerance
-        return run_jobs(
-            self.plan.target,
-            jobs,
-            workers=default_workers(self.plan, self.device, len(jobs)),
-            threads=self.plan.threads,
-            device=self.device,
-            timeout=self.plan.timeout,
-            on_progress=self.on_progress,
-            stop_when=(lambda: DivergenceWatch(tol).add) if stop_early else None,
-        )
-
-    def experiment(
-        self,
-        id: str,
-        description: str,
-        controls: Controls,
-        runs: Sequence[RunRecord],
-        study: StudySettings,
-        threads: int | None = None,
-        tol: Tolerance | None = None,
-    ) -> Experiment:
-        divergence = first_divergence(runs, tol if tol is not None else self.plan.tolerance)
-        stopped = any(r.status == STATUS_CANCELLED for r in runs)
-        broken = any(r.status not in (STATUS_OK, STATUS_CANCELLED) for r in runs)
-        if divergence is not None and (stopped or not broken):
-            verdict = report.VERDICT_NOT_REPRODUCIBLE
-        elif broken or stopped:
-            verdict = report.VERDICT_INCOMPLETE
-        else:
-            verdict = report.VERDICT_REPRODUCIBLE
-        if divergence is None and study.n_jobs != 1 and not broken:
-            verdict = report.VERDICT_NOT_REPRODUCIBLE  # racing threads: agreement is luck
-        return Experiment(
-            id, description, controls, verdict, divergence, tuple(runs), study.n_jobs, threads
-        )
-
-    def full_control(self, study: StudySettings, id: str = "full_control") -> Experiment:
-        controls = Controls()
-        results = self.run(self.jobs(id, controls, study, self.replicates))
-        return self.experiment(
-            id, f"every control on, n_jobs={study.n_jobs}", controls, _runs_of(results, id), study
-        )
-
-
-def _runs_of(results: Sequence[JobResult], group: str) -> list[RunRecord]:
-    """The group's runs, numbered 0, 1, ... within the experiment (as the user reads them)."""
-    runs = [r for result in results if result.job.group == group for r in result.runs]
-    return [dataclasses.replace(run, index=i) for i, run in enumerate(runs)]
 
 
 def _ops(results: Sequence[JobResult]) -> list[str]:
@@ -289,14 +68,7 @@ def _determinism_refused(experiment: Experiment) -> bool:
     )
 
 
-def _parted(experiment: Experiment) -> str:
-    d = experiment.divergence
-    if d is None:
-        return "the runs differ"
-    return f"runs part at trial {d.trial} ({d.field}: {d.detail})"
-
-
-def _probe_noise(lab: _Lab, full: Experiment, study: StudySettings) -> NoiseProbe | None:
+def _probe_noise(lab: Lab, full: Experiment, study: StudySettings) -> NoiseProbe | None:
     """Evaluate the objective at the params of the first trial whose values differed."""
     divergence = full.divergence
     if divergence is None:
@@ -310,7 +82,7 @@ def _probe_noise(lab: _Lab, full: Experiment, study: StudySettings) -> NoiseProb
         "noise_probe", Controls(), probe_study, PROBE_PROCESSES, fixed_params=dict(trial.params)
     )
     results = lab.run(jobs, stop_early=False)
-    values = [t.values[0] for r in _runs_of(results, "noise_probe") for t in r.trials if t.values]
+    values = [t.values[0] for r in runs_of(results, "noise_probe") for t in r.trials if t.values]
     if not values:
         return None
     return NoiseProbe(dict(trial.params), trial.number, tuple(values), PROBE_PROCESSES)
@@ -325,7 +97,7 @@ def candidate_atol(noise: float) -> float:
 
 
 def _tolerance_check(
-    lab: _Lab, full: Experiment, study: StudySettings, noise: float | None
+    lab: Lab, full: Experiment, study: StudySettings, noise: float | None
 ) -> tuple[ToleranceCheck | None, Experiment | None]:
     """Try the tolerance a fix would suggest: first on the recorded fully controlled runs,
     then, if they agree under it, on fresh fully controlled runs of the whole study (noise
@@ -343,7 +115,7 @@ def _tolerance_check(
     # as many runs as `run` would compare (more runs part sooner), at least the replicates
     count = max(lab.replicates, lab.plan.runs)
     results = lab.run(lab.jobs(group, Controls(), study, count), tol=tol)
-    runs = _runs_of(results, group)
+    runs = runs_of(results, group)
     experiment = lab.experiment(
         group, f"every control on, compared with --atol {atol:g}", Controls(), runs, study, tol=tol
     )
@@ -412,7 +184,7 @@ def params_split(runs: Sequence[RunRecord]) -> int | None:
 
 
 def _noise_branch(
-    lab: _Lab,
+    lab: Lab,
     full: Experiment,
     study: StudySettings,
     causes: list[Cause],
@@ -422,9 +194,9 @@ def _noise_branch(
     probe = _probe_noise(lab, full, study)
     noise = probe.max_abs_diff if probe is not None and probe.noisy else None
     measured = noise
-    parted = full.divergence
-    if measured is None and parted is not None and parted.field in _VALUE_FIELDS:
-        measured = parted.max_abs_diff  # no spread at fixed params: the size of the split
+    split = full.divergence
+    if measured is None and split is not None and split.field in _VALUE_FIELDS:
+        measured = split.max_abs_diff  # no spread at fixed params: the size of the split
     check, tried = _tolerance_check(lab, full, study, measured)
     if tried is not None:
         experiments.append(tried)
@@ -447,7 +219,7 @@ def _noise_branch(
             Cause(
                 CauseId.SAMPLER_SEED,
                 f"with every control on, the sampler still proposes different params: "
-                f"{_parted(full)}",
+                f"{parted(full)}",
                 lab.fix(CauseId.SAMPLER_SEED, study),
                 full.divergence.trial,
                 blocking=True,
@@ -457,7 +229,7 @@ def _noise_branch(
         causes.append(
             Cause(
                 CauseId.OBJECTIVE_NOISE,
-                f"with every control on, {_parted(full)}; the objective at fixed params did not "
+                f"with every control on, {parted(full)}; the objective at fixed params did not "
                 "vary, so the noise is intermittent or depends on earlier trials",
                 lab.fix(CauseId.OBJECTIVE_NOISE, study, noise, check),
                 full.divergence.trial if full.divergence else None,
@@ -472,7 +244,7 @@ def _noise_branch(
 
 
 def _control_experiments(
-    lab: _Lab, full: Experiment, study: StudySettings, causes: list[Cause], warnings: list[str]
+    lab: Lab, full: Experiment, study: StudySettings, causes: list[Cause], warnings: list[str]
 ) -> list[Experiment]:
     """Each control off alone, plus process state and thread count, in one pool."""
     ids = ["no_sampler_seed", "no_global_rng", "no_trial_reseed", "no_hash_seed"]
@@ -501,7 +273,7 @@ def _control_experiments(
             exp_id,
             f"{what} off, every other control on",
             controls_of[exp_id],
-            _runs_of(results, exp_id),
+            runs_of(results, exp_id),
             study,
         )
         experiments.append(exp)
@@ -509,7 +281,7 @@ def _control_experiments(
             causes.append(
                 Cause(
                     cause_id,
-                    f"with {what} off, {_parted(exp)}",
+                    f"with {what} off, {parted(exp)}",
                     lab.fix(cause_id, study),
                     exp.divergence.trial if exp.divergence else None,
                 )
@@ -518,7 +290,7 @@ def _control_experiments(
         "process_state",
         "two studies one after another in one process",
         Controls(),
-        _runs_of(results, "process_state"),
+        runs_of(results, "process_state"),
         study,
     )
     experiments.append(state)
@@ -526,13 +298,13 @@ def _control_experiments(
         causes.append(
             Cause(
                 CauseId.PROCESS_STATE,
-                f"the second study in the same process differs: {_parted(state)}",
+                f"the second study in the same process differs: {parted(state)}",
                 lab.fix(CauseId.PROCESS_STATE, study),
                 state.divergence.trial if state.divergence else None,
             )
         )
     if cores > 1:
-        thread_runs = _runs_of(results, "threads")
+        thread_runs = runs_of(results, "threads")
         threads = lab.experiment(
             "threads", f"1 thread vs {cores} threads", Controls(), thread_runs, study, threads=cores
         )
@@ -540,26 +312,10 @@ def _control_experiments(
         if threads.verdict == report.VERDICT_NOT_REPRODUCIBLE:
             warnings.append(
                 f"results change with the thread count (1 vs {cores}): "
-                f"{_parted(threads)}; pin the thread count (repro-check --threads, "
+                f"{parted(threads)}; pin the thread count (repro-check --threads, "
                 "torch.set_num_threads, OMP_NUM_THREADS) where results must match"
             )
     return experiments
-
-
-def _rank(causes: list[Cause]) -> tuple[Cause, ...]:
-    unique: dict[str, Cause] = {}
-    for cause in causes:
-        unique.setdefault(cause.id, cause)
-    return tuple(
-        sorted(
-            unique.values(),
-            key=lambda c: (
-                not c.blocking,
-                c.trial if c.trial is not None else 1 << 30,
-                CAUSE_IDS.index(c.id),
-            ),
-        )
-    )
 
 
 def run_diagnose(
@@ -568,7 +324,11 @@ def run_diagnose(
     on_progress: ProgressCallback | None = None,
 ) -> Diagnosis:
     device = devices.resolve(plan.device)
-    lab = _Lab(plan, device, replicates, on_progress)
+    lab = Lab(plan, device, replicates, on_progress)
+    if script_spec(plan) is not None:
+        from repro_check.checks.diagnose_script import diagnose_script
+
+        return diagnose_script(lab)
     study = plan.study
     causes: list[Cause] = []
     warnings: list[str] = []
@@ -601,7 +361,7 @@ def run_diagnose(
             plan,
             device,
             False,
-            _rank(causes),
+            rank(causes),
             tuple(experiments),
             warnings=(f"full control could not finish: {failures}",),
             nondeterministic_ops=tuple(ops),
@@ -612,7 +372,7 @@ def run_diagnose(
             Cause(
                 CauseId.PARALLEL_TRIALS,
                 f"n_jobs={study.n_jobs}: Optuna reseeds the sampler in every "
-                f"thread and trials race; {_parted(full)}",
+                f"thread and trials race; {parted(full)}",
                 lab.fix(CauseId.PARALLEL_TRIALS, study),
                 full.divergence.trial if full.divergence else 0,
                 blocking=True,
@@ -631,7 +391,7 @@ def run_diagnose(
         plan,
         device,
         reproducible and plan.study.n_jobs == 1,
-        _rank(causes),
+        rank(causes),
         tuple(experiments),
         noise,
         tuple(warnings),

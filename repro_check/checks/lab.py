@@ -1,0 +1,306 @@
+"""The experiment machinery ``diagnose`` is built from: a ``Lab`` runs sets of replicates
+under chosen controls (objective or script alike) and says what each showed; ``Diagnosis`` is
+what a diagnosis returns. The searches themselves live in ``diagnose`` (objectives) and
+``diagnose_script`` (scripts)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from repro_check.__about__ import __version__
+from repro_check.checks.causes import (
+    CAUSE_IDS,
+    Cause,
+    FixContext,
+    ToleranceCheck,
+    fix_for,
+)
+from repro_check.errors import EXIT_INCOMPLETE, EXIT_REPRODUCIBLE
+from repro_check.execution.replicates import default_workers, script_spec
+from repro_check.execution.runner import Job, JobResult, ProgressCallback, run_jobs
+from repro_check.plan.settings import CheckPlan, Controls, StudySettings, Tolerance
+from repro_check.results import report
+from repro_check.results.comparison import (
+    Divergence,
+    DivergenceWatch,
+    Stats,
+    diff_magnitude,
+    first_divergence,
+)
+from repro_check.results.records import (
+    STATUS_CANCELLED,
+    STATUS_OK,
+    RunRecord,
+    encode_float,
+    encode_params,
+)
+from repro_check.results.studies import compare_studies
+from repro_check.vocab import CauseId
+
+CONTROL_EXPERIMENTS: dict[str, tuple[CauseId, tuple[str, ...], str]] = {
+    # experiment id: (cause id, controls switched off, what that means)
+    "no_sampler_seed": (CauseId.SAMPLER_SEED, ("sampler_seed",), "the sampler seed"),
+    "no_global_rng": (CauseId.GLOBAL_RNG, ("global_rng", "trial_reseed"), "global RNG seeding"),
+    "no_trial_reseed": (CauseId.TRIAL_RESEED, ("trial_reseed",), "per-trial reseeding"),
+    "no_hash_seed": (CauseId.HASH_SEED, ("hash_seed",), "a fixed PYTHONHASHSEED"),
+    "no_torch_determinism": (
+        CauseId.TORCH_DETERMINISM,
+        ("torch_determinism",),
+        "torch deterministic algorithms",
+    ),
+    "no_cudnn": (CauseId.TORCH_DETERMINISM, ("cudnn",), "the cuDNN flags"),
+}
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One set of replicates under one set of controls, and what it showed."""
+
+    id: str
+    description: str
+    controls: Controls
+    verdict: str
+    """reproducible, not reproducible or incomplete."""
+    divergence: Divergence | None
+    runs: tuple[RunRecord, ...]
+    n_jobs: int = 1
+    threads: int | None = None
+
+    @property
+    def stopped_early(self) -> bool:
+        return any(run.status == STATUS_CANCELLED for run in self.runs)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "description": self.description,
+            "controls": self.controls.to_dict(),
+            "n_jobs": self.n_jobs,
+            "threads": self.threads,
+            "verdict": self.verdict,
+            "stopped_early": self.stopped_early,
+            "divergence": Divergence.to_optional_dict(self.divergence),
+            "runs": [
+                {"index": r.index, "status": r.status, "error": r.error, "trials": len(r.trials)}
+                for r in self.runs
+            ],
+        }
+
+
+@dataclass(frozen=True)
+class NoiseProbe:
+    """The objective evaluated at fixed params, several times in fresh processes."""
+
+    params: Mapping[str, Any]
+    trial: int
+    values: tuple[float, ...]
+    processes: int
+
+    @property
+    def stats(self) -> Stats | None:
+        return Stats.of(self.values)
+
+    @property
+    def max_abs_diff(self) -> float:
+        pairs = [(self.values[0], v) for v in self.values[1:]]
+        return diff_magnitude(pairs)[0] or 0.0
+
+    @property
+    def noisy(self) -> bool:
+        return self.max_abs_diff > 0 or len(set(map(repr, self.values))) > 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "params": encode_params(self.params),
+            "from_trial": self.trial,
+            "processes": self.processes,
+            "values": [encode_float(v) for v in self.values],
+            "spread": Stats.to_optional_dict(self.stats),
+            "max_abs_diff": encode_float(self.max_abs_diff),
+        }
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """Everything diagnose found: the ranked causes and the experiments behind them."""
+
+    plan: CheckPlan
+    device: str
+    reproducible_under_full_control: bool
+    causes: tuple[Cause, ...]
+    experiments: tuple[Experiment, ...]
+    objective_noise: NoiseProbe | None = None
+    warnings: tuple[str, ...] = ()
+    nondeterministic_ops: tuple[str, ...] = ()
+    incomplete: bool = False
+    tool_version: str = __version__
+
+    @property
+    def exit_code(self) -> int:
+        """0 once the diagnosis completed, whatever it found (``run`` is the gate)."""
+        return EXIT_INCOMPLETE if self.incomplete else EXIT_REPRODUCIBLE
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema_version": report.SCHEMA_VERSION,
+            "tool_version": self.tool_version,
+            "command": "diagnose",
+            "target": self.plan.target,
+            "exit_code": self.exit_code,
+            "settings": self.plan.to_dict(self.device),
+            "reproducible_under_full_control": self.reproducible_under_full_control,
+            "causes": [c.to_dict() for c in self.causes],
+            "objective_noise": self.objective_noise.to_dict() if self.objective_noise else None,
+            "nondeterministic_ops": list(self.nondeterministic_ops),
+            "experiments": [e.to_dict() for e in self.experiments],
+            "warnings": list(self.warnings),
+        }
+
+
+class Lab:
+    """Runs experiments for one diagnosis: shared target, device, workers and stop rule."""
+
+    def __init__(
+        self, plan: CheckPlan, device: str, replicates: int, on_progress: ProgressCallback | None
+    ) -> None:
+        self.plan = plan
+        self.device = device
+        self.replicates = replicates
+        self.on_progress = on_progress
+        self.warn_only = False
+        self.next_index = 0
+        self.torch_used = False
+
+    def fix(
+        self,
+        cause_id: str,
+        study: StudySettings,
+        noise: float | None = None,
+        tolerance: ToleranceCheck | None = None,
+    ) -> str:
+        context = FixContext(
+            study, self.plan.seed, self.plan.target, self.torch_used, noise, tolerance
+        )
+        return fix_for(cause_id, context)
+
+    def jobs(
+        self, group: str, controls: Controls, study: StudySettings, count: int, **extra: Any
+    ) -> list[Job]:
+        made = []
+        for _ in range(count):
+            script = script_spec(self.plan)
+            if script is not None:  # a script: its studies are counted as they come
+                extra = {**extra, "script": script, "cap": self.plan.cap, "studies": 0}
+            made.append(
+                Job(
+                    index=self.next_index,
+                    seed=self.plan.seed,
+                    study=study,
+                    controls=controls,
+                    group=group,
+                    warn_only=self.warn_only,
+                    **extra,
+                )
+            )
+            self.next_index += 1
+        return made
+
+    def run(
+        self, jobs: Sequence[Job], stop_early: bool = True, tol: Tolerance | None = None
+    ) -> list[JobResult]:
+        tol = tol if tol is not None else self.plan.tolerance
+        return run_jobs(
+            self.plan.target,
+            jobs,
+            workers=default_workers(self.plan, self.device, len(jobs)),
+            threads=self.plan.threads,
+            device=self.device,
+            timeout=self.plan.timeout,
+            on_progress=self.on_progress,
+            stop_when=(lambda: DivergenceWatch(tol).add) if stop_early else None,
+        )
+
+    def experiment(
+        self,
+        id: str,
+        description: str,
+        controls: Controls,
+        runs: Sequence[RunRecord],
+        study: StudySettings,
+        threads: int | None = None,
+        tol: Tolerance | None = None,
+    ) -> Experiment:
+        tol = tol if tol is not None else self.plan.tolerance
+        divergence = (
+            script_divergence(runs, tol) if script_spec(self.plan) else first_divergence(runs, tol)
+        )
+        stopped = any(r.status == STATUS_CANCELLED for r in runs)
+        broken = any(r.status not in (STATUS_OK, STATUS_CANCELLED) for r in runs)
+        if divergence is not None and (stopped or not broken):
+            verdict = report.VERDICT_NOT_REPRODUCIBLE
+        elif broken or stopped:
+            verdict = report.VERDICT_INCOMPLETE
+        else:
+            verdict = report.VERDICT_REPRODUCIBLE
+        n_jobs = max((s.n_jobs for r in runs for s in r.studies), default=study.n_jobs)
+        if divergence is None and (study.n_jobs != 1 or n_jobs != 1) and not broken:
+            verdict = report.VERDICT_NOT_REPRODUCIBLE  # racing threads: agreement is luck
+        return Experiment(
+            id, description, controls, verdict, divergence, tuple(runs), study.n_jobs, threads
+        )
+
+    def full_control(self, study: StudySettings, id: str = "full_control") -> Experiment:
+        controls = Controls()
+        results = self.run(self.jobs(id, controls, study, self.replicates))
+        return self.experiment(
+            id, f"every control on, n_jobs={study.n_jobs}", controls, runs_of(results, id), study
+        )
+
+
+def script_divergence(runs: Sequence[RunRecord], tol: Tolerance) -> Divergence | None:
+    """Where a script's runs first part: different studies (trial 0, field ``studies``), or
+    the first divergence of the first study on which they differ."""
+    compared = compare_studies(runs, tol)
+    if compared.structure is not None:
+        indices = tuple(r.index for r in runs)
+        return Divergence(0, "studies", indices, None, None, compared.structure)
+    differing = compared.first_differing
+    if differing is None or differing.comparison.divergence is None:
+        return None
+    d = differing.comparison.divergence
+    if len(compared.studies) == 1:
+        return d
+    label = differing.study.name or f"study {differing.index}"
+    return dataclasses.replace(d, detail=f"{label}: {d.detail}")
+
+
+def runs_of(results: Sequence[JobResult], group: str) -> list[RunRecord]:
+    """The group's runs, numbered 0, 1, ... within the experiment (as the user reads them)."""
+    runs = [r for result in results if result.job.group == group for r in result.runs]
+    return [dataclasses.replace(run, index=i) for i, run in enumerate(runs)]
+
+
+def parted(experiment: Experiment) -> str:
+    d = experiment.divergence
+    if d is None:
+        return "the runs differ"
+    return f"runs part at trial {d.trial} ({d.field}: {d.detail})"
+
+
+def rank(causes: list[Cause]) -> tuple[Cause, ...]:
+    unique: dict[str, Cause] = {}
+    for cause in causes:
+        unique.setdefault(cause.id, cause)
+    return tuple(
+        sorted(
+            unique.values(),
+            key=lambda c: (
+                not c.blocking,
+                c.trial if c.trial is not None else 1 << 30,
+                CAUSE_IDS.index(c.id),
+            ),
+        )
+    )
