@@ -39,7 +39,6 @@ def run_check(
             )
     device = devices.resolve(plan.device)
     script = is_script(plan.target)
-    before = script_checks.snapshot() if script else {}
     if plan.storage is not None:
         from repro_check.storage.shared import run_shared
 
@@ -56,7 +55,7 @@ def run_check(
         workers = default_workers(plan, device, plan.runs)
         found = [
             script_checks.objective_note(plan.target),
-            script_checks.folder_note(before, script_checks.snapshot(), workers),
+            script_checks.folder_note(result.runs, workers),
         ]
         extra = tuple(note for note in found if note is not None)
         result = dataclasses.replace(result, extra_notes=result.extra_notes + extra)

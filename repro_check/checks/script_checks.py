@@ -1,21 +1,19 @@
-"""What the parent can tell about a script check without running the script: whether the file
-also defines ``objective`` (a bare ``file.py`` used to mean ``file.py:objective``), and whether
-replicates running at once changed files in the shared working folder."""
+"""What the parent adds to a script check's report: whether the file also defines ``objective``
+(a bare ``file.py`` used to mean ``file.py:objective``; read with ``ast``, never run), and
+whether replicates running at once wrote files in the working folder they share."""
 
 from __future__ import annotations
 
 import ast
-import os
+from collections.abc import Sequence
 from pathlib import Path
 
+from repro_check.execution.script import WRITTEN_PREFIX
 from repro_check.plan.targets import SCRIPT, kind, script_name
+from repro_check.results.records import RunRecord
 
 MAX_SOURCE_BYTES = 4 * 1024 * 1024
 """Larger files are not parsed for the ``objective`` note (the note is a courtesy)."""
-MAX_ENTRIES = 10_000
-"""The most working-folder entries compared before and after a check."""
-
-Snapshot = dict[str, tuple[int, int]]
 
 
 def objective_note(target: str) -> str | None:
@@ -47,37 +45,25 @@ def objective_note(target: str) -> str | None:
     )
 
 
-def snapshot(folder: str = ".") -> Snapshot:
-    """Name -> (size, mtime) of the working folder's entries (a subfolder's mtime changes
-    when a file is created in it)."""
-    found: Snapshot = {}
-    try:
-        with os.scandir(folder) as entries:
-            for entry in entries:
-                if len(found) >= MAX_ENTRIES:
-                    break
-                try:
-                    info = entry.stat(follow_symlinks=False)
-                except OSError:
-                    continue
-                found[entry.name] = (info.st_size, info.st_mtime_ns)
-    except OSError:
-        pass
-    return found
-
-
-def folder_note(before: Snapshot, after: Snapshot, workers: int) -> str | None:
-    """The warning when replicates ran at once and the working folder changed under them."""
+def folder_note(runs: Sequence[RunRecord], workers: int) -> str | None:
+    """The warning when replicates ran at once and wrote files in the folder they share."""
     if workers < 2:
         return None
-    changed = sorted(
-        name for name in before.keys() | after.keys() if before.get(name) != after.get(name)
+    written = sorted(
+        {
+            name.strip()
+            for run in runs
+            for note in run.notes
+            if note.startswith(WRITTEN_PREFIX)
+            for name in note[len(WRITTEN_PREFIX) :].split(",")
+            if name.strip()
+        }
     )
-    if not changed:
+    if not written:
         return None
-    shown = ", ".join(changed[:5]) + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
+    shown = ", ".join(written[:5]) + (f" and {len(written) - 5} more" if len(written) > 5 else "")
     return (
-        f"the script created or changed files in its working folder ({shown}) while "
-        f"{workers} replicates ran at once: they may have read each other's files; rerun "
-        "with --workers 1 to rule that out"
+        f"the script wrote files in its working folder ({shown}) while {workers} replicates "
+        "ran at once: they may have read each other's files; rerun with --workers 1 to rule "
+        "that out"
     )

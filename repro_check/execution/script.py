@@ -31,9 +31,15 @@ from pathlib import Path
 from typing import Any
 
 from repro_check.execution.target import one_line
-from repro_check.execution.userframes import last_user_line, user_location
+from repro_check.execution.userframes import add_user_root, last_user_line, user_location
 from repro_check.results.records import SamplerInfo, StudyRecord, TrialRecord, trials_digest
 from repro_check.storage.redact import redact
+
+MAX_WRITTEN = 20
+"""The most written paths a run reports (the note names the first few)."""
+
+WRITTEN_PREFIX = "the script wrote in its working folder: "
+"""How a run's note names the files its script wrote (the parent reads it back)."""
 
 
 class CapReached(BaseException):
@@ -116,6 +122,8 @@ class Capture:
         self.exit_in_optimize = False
         self.notes: list[str] = []
         self._private: dict[str, str] = {}
+        self.written: list[str] = []
+        """Paths in the working folder the script opened for writing, renamed or removed."""
 
     def entry(self, study: Any) -> _Entry | None:
         return self._by_id.get(id(study))
@@ -128,6 +136,32 @@ class Capture:
         self._hook_samplers(optuna)
         self._hook_study(optuna)
         self._hook_storages(optuna)
+        self._watch_writes()
+
+    def _watch_writes(self) -> None:
+        """Note the files the script writes in the working folder (an audit hook: replicates
+        running at once share that folder, and may read each other's files)."""
+        folder = os.path.realpath(os.getcwd()) + os.sep
+        private = os.path.realpath(self.private_dir) + os.sep
+        written = self.written
+
+        def hook(event: str, args: tuple[Any, ...]) -> None:
+            if len(written) >= MAX_WRITTEN:
+                return
+            path = _written_path(event, args)
+            if path is None:
+                return
+            try:
+                real = os.path.realpath(os.fsdecode(path))
+            except (TypeError, ValueError, OSError):
+                return
+            inside = real.startswith(folder) and not real.startswith(private)
+            if inside and "__pycache__" not in real:  # not Python's own byte-code cache
+                name = real[len(folder) :]
+                if name not in written:
+                    written.append(name)
+
+        sys.addaudithook(hook)
 
     def _hook_samplers(self, optuna: Any) -> None:
         for name in sorted(dir(optuna.samplers)):
@@ -398,6 +432,26 @@ class Capture:
         return None
 
 
+_WRITES = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
+_CHANGES = frozenset({"os.rename", "os.replace", "os.remove", "os.mkdir"})
+
+
+def _written_path(event: str, args: tuple[Any, ...]) -> Any:
+    """The path an audit event writes, renames, removes or creates; None for a read."""
+    if event == "open" and args:
+        mode = args[1] if len(args) > 1 else None
+        flags = args[2] if len(args) > 2 else None
+        writing = (isinstance(mode, str) and any(c in mode for c in "wax+")) or (
+            isinstance(flags, int) and bool(flags & _WRITES)
+        )
+        path = args[0] if writing else None
+    elif event in _CHANGES and args:
+        path = args[0]
+    else:
+        return None
+    return path if isinstance(path, str | bytes | os.PathLike) else None
+
+
 def run(spec: Mapping[str, Any]) -> None:
     """Run the script (``path`` or ``module``) with ``args``, as ``python`` would: a fresh
     ``__main__``, ``sys.argv``, ``sys.path[0]`` the script's folder (the current folder for
@@ -410,13 +464,54 @@ def run(spec: Mapping[str, Any]) -> None:
 
             raise TargetError(f"no such file: {path}")
         sys.argv = [path, *args]
-        sys.path.insert(0, os.path.dirname(os.path.abspath(path)))
+        folder = os.path.dirname(os.path.abspath(path))
+        sys.path.insert(0, folder)
+        add_user_root(folder)
         runpy.run_path(path, run_name="__main__")
     else:
         module = str(spec["module"])
         sys.argv = [module, *args]
         sys.path.insert(0, os.getcwd())
+        problem = _missing_module(module)
+        if problem is not None:
+            from repro_check.errors import TargetError
+
+            raise TargetError(problem)
+        _own_package(module)
         runpy.run_module(module, run_name="__main__", alter_sys=True)
+
+
+def _missing_module(module: str) -> str | None:
+    """Why ``-m module`` cannot run at all (no such module), or None."""
+    import importlib.util
+
+    try:
+        found = importlib.util.find_spec(module)
+    except ModuleNotFoundError as exc:
+        if exc.name and module.startswith(exc.name):
+            return f"no such module: {module!r}"
+        return None  # a package's __init__ imports something missing: the script's error
+    except (ImportError, ValueError):
+        return None
+    if found is None:
+        return f"no such module: {module!r}"
+    if found.submodule_search_locations is not None:
+        main = importlib.util.find_spec(f"{module}.__main__")
+        if main is None:
+            return f"{module!r} is a package without __main__: it cannot be run with -m"
+    return None
+
+
+def _own_package(module: str) -> None:
+    """The folder of an ``-m`` module is the user's code, wherever it is installed."""
+    import importlib.util
+
+    try:
+        found = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        return  # runpy says what is wrong, in its own words
+    if found is not None and found.origin:
+        add_user_root(os.path.dirname(found.origin))
 
 
 def outcome(exc: BaseException | None, capture: Capture) -> str | None:

@@ -27,12 +27,26 @@ def _library_roots() -> tuple[str, ...]:
     return tuple(sorted(os.path.realpath(r) + os.sep for r in roots if r))
 
 
+_USER_ROOTS: list[str] = [str(Path(__file__).resolve().parents[1] / "examples") + os.sep]
+"""Folders that hold the user's code even inside a library root: the script's own folder or
+package (``-m`` of an installed package), and repro-check's bundled examples."""
+
+
+def add_user_root(folder: str) -> None:
+    """Count every file under ``folder`` as the user's code (before any frame is looked at)."""
+    _USER_ROOTS.append(os.path.realpath(folder) + os.sep)
+    is_user_file.cache_clear()
+
+
 @cache
 def is_user_file(filename: str) -> bool:
-    """A real file outside the standard library, site-packages, optuna and repro-check."""
+    """A real file outside the standard library, site-packages, optuna and repro-check (or
+    inside a folder ``add_user_root`` named)."""
     if not filename or filename.startswith("<"):
         return False
     path = os.path.realpath(filename)
+    if path.startswith(tuple(_USER_ROOTS)):
+        return True
     return not path.startswith(_library_roots())
 
 

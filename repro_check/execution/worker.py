@@ -566,6 +566,8 @@ def run_script_job(job: Mapping[str, Any], out: Stream, ops: list[str], torch_st
         out.emit("error", kind="determinism", message=message, ops=ops)
         return
     notes = list(capture.notes)
+    if capture.written:
+        notes.append(script.WRITTEN_PREFIX + ", ".join(sorted(capture.written)[:5]))
     if isinstance(ended, script.CapReached):
         notes.append(
             f"--trials {cap}: study {ended.name!r} reached the cap in an ask/tell loop; the "

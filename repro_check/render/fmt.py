@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from repro_check.checks.compare import CompareReport
-from repro_check.plan.settings import Tolerance
-from repro_check.plan.targets import is_script
+from repro_check.plan.settings import CheckPlan, Tolerance
+from repro_check.plan.targets import MODULE_PREFIX, is_script
 from repro_check.results.comparison import (
     Divergence,
     ParamSpread,
@@ -251,15 +251,23 @@ def headline(report: RunReport) -> str:
     return f"INCOMPLETE: {broken} of {n} runs did not finish; {part}"
 
 
+def script_words(plan: CheckPlan) -> list[str]:
+    """A script target as typed: ``train.py -- ARGS`` or ``-m pkg.mod -- ARGS``."""
+    target = plan.target
+    words = target.split(" ", 1) if target.startswith(MODULE_PREFIX) else [target]
+    return [*words, *(["--", *plan.args] if plan.args else [])]
+
+
 def settings_line(report: RunReport) -> str:
     plan = report.plan
     tol = plan.tolerance
     tol_text = "exact" if tol.exact else f"atol {tol.atol}, rtol {tol.rtol}"
     if report.studies is not None:
-        command = shlex.join([report.target, *(["--", *plan.args] if plan.args else [])])
+        command = shlex.join(script_words(plan))
         cap = f" · --trials {plan.cap} caps each study" if plan.cap is not None else ""
+        seed = f" · seed {plan.seed}" if plan.controls.enabled() else ""  # as written: none
         return (
-            f"{command} · script · seed {plan.seed} · device {report.device} · "
+            f"{command} · script{seed} · device {report.device} · "
             f"tolerance {tol_text} · controls {controls_text(report)}{cap}"
         )
     return (
@@ -279,11 +287,8 @@ def controls_text(report: RunReport) -> str:
 def diagnose_hint(report: RunReport) -> str:
     plan = report.plan
     if report.studies is not None:
-        words = ["repro-check", "diagnose", report.target]
-        if plan.cap is not None:
-            words += ["--trials", str(plan.cap)]
-        if plan.args:
-            words += ["--", *plan.args]
+        cap = ["--trials", str(plan.cap)] if plan.cap is not None else []
+        words = ["repro-check", "diagnose", *cap, *script_words(plan)]
         return f"run `{shlex.join(words)}` to find the cause"
     args = ["repro-check", "diagnose", report.target, "--trials", str(plan.study.trials)]
     for direction in plan.study.directions:
@@ -316,7 +321,7 @@ def baseline_line(report: RunReport) -> str:
 def compare_settings_line(report: CompareReport) -> str:
     plan = report.plan
     if is_script(plan.target):
-        command = shlex.join([plan.target, *(["--", *plan.args] if plan.args else [])])
+        command = shlex.join(script_words(plan))
         cap = f" · --trials {plan.cap} caps each study" if plan.cap is not None else ""
         return f"{command} · script · {plan.runs} runs per condition · device {report.device}{cap}"
     return (
