@@ -317,3 +317,18 @@ def test_diagnose_of_a_script_reproducible_as_written_runs_one_experiment(tmp_pa
     diagnosis = json.loads(out.read_text())
     assert diagnosis["causes"] == []
     assert [e["id"] for e in diagnosis["experiments"]] == ["as_written"]
+
+
+@pytest.mark.parametrize(("workers", "warned"), [("2", True), ("1", False)])
+def test_files_written_in_the_shared_folder_are_noticed(
+    workers: str, warned: bool, tmp_path: Path
+) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    for name in ("writes_file.py", "script_helper.py"):
+        shutil.copy(SCRIPTS / name, work)
+    result = run("writes_file.py", "--runs", "2", "--workers", workers, tmp_path=tmp_path, cwd=work)
+    assert result.code == 0, result.out + result.err
+    notes = " ".join(report_of(result, tmp_path)["notes"])
+    assert ("wrote files in its working folder (results.csv)" in notes) is warned
+    assert "__pycache__" not in notes
