@@ -13,6 +13,22 @@ CAUSE_IDS = tuple(CauseId)
 
 
 @dataclass(frozen=True)
+class Location:
+    """The line of the user's code a cause enters at."""
+
+    file: str
+    line: int
+    source: str
+    """The line's text."""
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}"
+
+    def to_dict(self) -> dict[str, object]:
+        return {"file": self.file, "line": self.line, "source": self.source}
+
+
+@dataclass(frozen=True)
 class Cause:
     """One reason the study is not reproducible, with what shows it and what fixes it."""
 
@@ -23,9 +39,17 @@ class Cause:
     """Where it parts the runs (earlier ranks higher); None when not trial-specific."""
     blocking: bool = False
     """Found with every control on: no control can make up for it, so it ranks first."""
+    location: Location | None = None
+    """Where it enters the user's code, when the audit saw it (None: not found)."""
 
     def to_dict(self) -> dict[str, object]:
-        return {"id": self.id, "evidence": self.evidence, "fix": self.fix, "trial": self.trial}
+        return {
+            "id": self.id,
+            "evidence": self.evidence,
+            "fix": self.fix,
+            "trial": self.trial,
+            "location": self.location.to_dict() if self.location is not None else None,
+        }
 
 
 @dataclass(frozen=True)
@@ -201,4 +225,34 @@ def no_kernel_fix(ops: list[str]) -> str:
     return (
         f"# {listed}: no deterministic kernel exists; replace the op(s), or accept the noise:\n"
         "torch.use_deterministic_algorithms(True, warn_only=True)"
+    )
+
+
+_CERTAIN_FIXES = {
+    "random.Random() without a seed": "random.Random() has no seed: random.Random(0)",
+    "np.random.default_rng() without a seed": (
+        "np.random.default_rng() has no seed: np.random.default_rng(0)"
+    ),
+}
+
+
+def located_fix(source: str, kind: str, where: Location) -> str:
+    """The fix for one audited call, written for its line."""
+    head = f"{where}: "
+    if source in _CERTAIN_FIXES:
+        return head + _CERTAIN_FIXES[source]
+    if kind == "random":
+        return (
+            head + f"{source} differs in every process: draw from a generator seeded per "
+            "trial instead, e.g. random.Random(seed * 100_003 + trial.number)"
+        )
+    if kind == "clock":
+        return (
+            head + f"{source}() reads the clock: results that depend on it (a time budget, "
+            "an early stop on elapsed time) change with the machine's speed; bound the work "
+            "by steps or epochs instead"
+        )
+    return (
+        head + f"{source}: results that depend on the order in which threads or processes "
+        "finish can differ; collect results in a fixed order, or use one worker"
     )

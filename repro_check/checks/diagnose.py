@@ -28,6 +28,7 @@ from repro_check.checks.lab import (
     Experiment,
     Lab,
     NoiseProbe,
+    located_causes,
     parted,
     rank,
     runs_of,
@@ -200,7 +201,10 @@ def _noise_branch(
     check, tried = _tolerance_check(lab, full, study, measured)
     if tried is not None:
         experiments.append(tried)
-    if probe is not None and probe.noisy:
+    located = located_causes(full, CauseId.OBJECTIVE_NOISE)
+    if located and not (full.divergence is not None and full.divergence.field == "params"):
+        causes.extend(located)  # the audit saw where: one cause per line, each fix at it
+    elif probe is not None and probe.noisy:
         stats = probe.stats
         spread = f"std {stats.std:.3g}" if stats else ""
         causes.append(

@@ -12,6 +12,7 @@ here (``diagnose FILE.py:objective`` runs them).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 from repro_check.checks.causes import Cause, FixContext, fix_for
@@ -20,6 +21,7 @@ from repro_check.checks.lab import (
     Diagnosis,
     Experiment,
     Lab,
+    located_causes,
     parted,
     rank,
     runs_of,
@@ -36,12 +38,17 @@ SCRIPT_PROBES_NOTE = (
 )
 
 
-def _experiment(lab: Lab, exp_id: str, description: str, controls: Controls) -> Experiment:
+def _experiment(
+    lab: Lab, exp_id: str, description: str, controls: Controls, audit: bool = False
+) -> Experiment:
     # a script streams its trials once it ended: stopping at the first divergence saves
     # nothing and would leave the other replicates without their studies
-    results = lab.run(lab.jobs(exp_id, controls, lab.plan.study, lab.replicates), False)
+    jobs = lab.jobs(exp_id, controls, lab.plan.study, lab.replicates, audit=audit)
+    results = lab.run(jobs, False)
     runs = runs_of(results, exp_id)
-    return lab.experiment(exp_id, description, controls, runs, lab.plan.study)
+    exp = lab.experiment(exp_id, description, controls, runs, lab.plan.study)
+    audits = tuple(r.audit for r in results if r.audit is not None)
+    return dataclasses.replace(exp, audits=audits)
 
 
 def _reference(runs: Sequence[RunRecord]) -> RunRecord | None:
@@ -144,7 +151,7 @@ def diagnose_script(lab: Lab) -> Diagnosis:
             tuple(experiments),
             warnings=("the script is reproducible as written: no control is needed",),
         )
-    full = _experiment(lab, "full_control", "every control on", Controls())
+    full = _experiment(lab, "full_control", "every control on", Controls(), audit=True)
     experiments.append(full)
     lab.torch_used = lab.torch_used or any(r.environment.get("torch") for r in full.runs)
     if full.verdict == report.VERDICT_INCOMPLETE or as_written.verdict == report.VERDICT_INCOMPLETE:
@@ -175,6 +182,8 @@ def diagnose_script(lab: Lab) -> Diagnosis:
                     blocking=True,
                 )
             )
+        elif located := located_causes(full, CauseId.OBJECTIVE_NOISE):
+            causes.extend(located)
         else:
             causes.append(
                 Cause(

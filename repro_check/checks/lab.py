@@ -15,8 +15,10 @@ from repro_check.checks.causes import (
     CAUSE_IDS,
     Cause,
     FixContext,
+    Location,
     ToleranceCheck,
     fix_for,
+    located_fix,
 )
 from repro_check.errors import EXIT_INCOMPLETE, EXIT_REPRODUCIBLE
 from repro_check.execution.replicates import default_workers, script_spec
@@ -68,6 +70,8 @@ class Experiment:
     runs: tuple[RunRecord, ...]
     n_jobs: int = 1
     threads: int | None = None
+    audits: tuple[Mapping[str, Any], ...] = ()
+    """What the entropy audit saw in each run (full control only; not saved)."""
 
     @property
     def stopped_early(self) -> bool:
@@ -253,11 +257,52 @@ class Lab:
         )
 
     def full_control(self, study: StudySettings, id: str = "full_control") -> Experiment:
+        """Every control on, with the entropy audit: if these runs part, the audit's sites
+        say where."""
         controls = Controls()
-        results = self.run(self.jobs(id, controls, study, self.replicates))
-        return self.experiment(
+        results = self.run(self.jobs(id, controls, study, self.replicates, audit=True))
+        exp = self.experiment(
             id, f"every control on, n_jobs={study.n_jobs}", controls, runs_of(results, id), study
         )
+        audits = tuple(r.audit for r in results if r.job.group == id and r.audit is not None)
+        return dataclasses.replace(exp, audits=audits)
+
+
+def located_causes(full: Experiment, cause_id: str) -> list[Cause]:
+    """One cause per line of the user's code the audit saw calling a source of variation in
+    the fully controlled runs: the certain ones (an unseeded generator, os.urandom...), or, when
+    there are none, the suspects (clock reads, threads and process pools)."""
+    sites: dict[tuple[str, int], dict[str, Any]] = {}
+    for audit in full.audits:
+        for site in audit.get("sites", []):
+            key = (str(site["file"]), int(site["line"]))
+            known = sites.setdefault(key, {**site, "trials": []})
+            known["trials"] = sorted({*known["trials"], *site.get("trials", [])})
+    certain = [s for s in sites.values() if s["kind"] == "random"]
+    chosen = certain or [s for s in sites.values() if s["kind"] in ("clock", "parallel")]
+    causes = []
+    for site in sorted(chosen, key=lambda s: (min(s["trials"], default=1 << 30), s["line"])):
+        where = Location(str(site["file"]), int(site["line"]), str(site["text"]))
+        trials = site["trials"]
+        seen = f" (trials {_trial_list(trials)})" if trials else ""
+        verb = "calls" if site["kind"] == "random" else "may depend on"
+        causes.append(
+            Cause(
+                cause_id,
+                f"with every control on, {parted(full)}; your code {verb} "
+                f"{site['source']} at {where}{seen}: {where.source}",
+                located_fix(str(site["source"]), str(site["kind"]), where),
+                full.divergence.trial if full.divergence else None,
+                blocking=True,
+                location=where,
+            )
+        )
+    return causes
+
+
+def _trial_list(trials: Sequence[int]) -> str:
+    shown = ", ".join(map(str, trials[:5]))
+    return shown + (f" and {len(trials) - 5} more" if len(trials) > 5 else "")
 
 
 def script_divergence(runs: Sequence[RunRecord], tol: Tolerance) -> Divergence | None:
@@ -291,9 +336,13 @@ def parted(experiment: Experiment) -> str:
 
 
 def rank(causes: list[Cause]) -> tuple[Cause, ...]:
-    unique: dict[str, Cause] = {}
+    """Blocking causes first, then by the trial they part the runs at. Causes of one id
+    are one cause, unless the audit located them at different lines; causes at one line are
+    one cause whatever their id (the first found)."""
+    unique: dict[object, Cause] = {}
     for cause in causes:
-        unique.setdefault(cause.id, cause)
+        key: object = (cause.location.file, cause.location.line) if cause.location else cause.id
+        unique.setdefault(key, cause)
     return tuple(
         sorted(
             unique.values(),

@@ -76,6 +76,8 @@ class Job:
     recorded as they come (``studies`` is then unknown in advance)."""
     cap: int | None = None
     """Script mode: ``--trials``, the most trials each of the script's studies may run."""
+    audit: bool = False
+    """Record the user's calls into sources of variation (``diagnose`` only)."""
 
     @property
     def planned_trials(self) -> int:
@@ -100,6 +102,7 @@ class Job:
             "study_name": self.study_name,
             "script": dict(self.script) if self.script is not None else None,
             "cap": self.cap,
+            "audit": self.audit,
         }
 
 
@@ -110,6 +113,9 @@ class JobResult:
     job: Job
     runs: list[RunRecord]
     nondeterministic_ops: list[str] = field(default_factory=list)
+    audit: Mapping[str, Any] | None = None
+    """What the entropy audit saw (``execution.audit``; ``Job.audit`` only): the user's calls
+    into sources of variation, and which global streams each trial consumed."""
 
 
 @dataclass(frozen=True)
@@ -160,7 +166,7 @@ _EOF_GRACE = 5.0
 _SWEEP_EVERY = 0.05
 """Seconds between checks of the workers for an exit or a timeout."""
 
-_EVENTS = frozenset({"started", "trial", "study_done", "done", "error"})
+_EVENTS = frozenset({"started", "trial", "study_done", "done", "error", "audit"})
 _ERROR_KINDS = frozenset({"target", "config", "device", "determinism", "objective", "script"})
 MAX_STUDIES = 10_000
 """The most studies one script run may stream (more is a broken stream, not a long report)."""
@@ -205,6 +211,8 @@ class Protocol:
         self.done: dict[str, Any] | None = None
         self.error: dict[str, Any] | None = None
         self.broken: str | None = None
+        self.audit_sites: list[dict[str, Any]] = []
+        """Sites the entropy audit streamed as it found them (kept if the run is stopped)."""
 
     def _preview(self, raw: bytes) -> str:
         """The start of a line for a message, with the job's nonce masked."""
@@ -233,7 +241,17 @@ class Protocol:
             self.started = True
             return event
         self._check_order(str(kind), event)
-        if kind == "trial":
+        if kind == "audit":
+            site = event.get("site")
+            full = len(self.audit_sites) >= 1000
+            if (
+                not isinstance(site, dict)
+                or full
+                or not _valid_audit({"sites": [site], "consumed": {}})
+            ):
+                raise _Violation("a malformed 'audit' event")
+            self.audit_sites.append(site)
+        elif kind == "trial":
             self._add_trial(len(self.summaries), event.get("trial"))
         elif kind == "study_done":
             self._on_study_done(event)
@@ -314,6 +332,8 @@ class Protocol:
         for key in ("notes", "nondeterministic_ops"):
             if not _is_str_list(event.get(key, [])):
                 raise _Violation(f"a 'done' event with a malformed {key!r}")
+        if not _valid_audit(event.get("audit")):
+            raise _Violation("a 'done' event with a malformed audit")
         self.done = event
 
     def _on_error(self, event: dict[str, Any], raw: bytes) -> None:
@@ -363,6 +383,32 @@ class Protocol:
         if numbers != list(range(want)):
             return f"worker streamed trials {_spans(numbers)} but the study asked for {expected}"
         return None
+
+
+def _valid_audit(audit: Any) -> bool:
+    """None, or {"sites": [{source, kind, file, text: str; line, calls: int; trials: [int]}],
+    "consumed": {stream: [int]}}, bounded as the worker bounds it."""
+    if audit is None:
+        return True
+    if not isinstance(audit, dict) or set(audit) != {"sites", "consumed"}:
+        return False
+    sites, consumed = audit["sites"], audit["consumed"]
+    if not isinstance(sites, list) or len(sites) > 1000 or not isinstance(consumed, dict):
+        return False
+    for site in sites:
+        if not isinstance(site, dict):
+            return False
+        if not all(isinstance(site.get(k), str) for k in ("source", "kind", "file", "text")):
+            return False
+        if not all(_is_int(site.get(k)) for k in ("line", "calls")):
+            return False
+        trials = site.get("trials")
+        if not isinstance(trials, list) or not all(_is_int(t) for t in trials):
+            return False
+    return all(
+        isinstance(k, str) and isinstance(v, list) and all(_is_int(t) for t in v)
+        for k, v in consumed.items()
+    )
 
 
 def _spans(numbers: Sequence[int]) -> str:
@@ -575,7 +621,7 @@ class _Live:
             studies=tuple(studies),
         )
         ops = list(done.get("nondeterministic_ops") or (protocol.error or {}).get("ops") or [])
-        return JobResult(self.job, [run], ops)
+        return JobResult(self.job, [run], ops, self._audit(done))
 
     def _result(self) -> JobResult:
         wall = time.monotonic() - (self.clock if self.clock is not None else self.handed)
@@ -629,7 +675,15 @@ class _Live:
                 )
             )
         ops = list(done.get("nondeterministic_ops") or (protocol.error or {}).get("ops") or [])
-        return JobResult(self.job, runs, ops)
+        return JobResult(self.job, runs, ops, self._audit(done))
+
+    def _audit(self, done: Mapping[str, Any]) -> Mapping[str, Any] | None:
+        """The audit of the whole job, or what it streamed before it was stopped."""
+        if done.get("audit") is not None:
+            return dict(done["audit"])
+        if self.protocol.audit_sites:
+            return {"sites": list(self.protocol.audit_sites), "consumed": {}}
+        return None
 
 
 def _pump(index: int, stream: IO[bytes], inbox: queue.Queue[tuple[int, Any]]) -> None:

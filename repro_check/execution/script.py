@@ -122,6 +122,8 @@ class Capture:
         self.exit_in_optimize = False
         self.notes: list[str] = []
         self._private: dict[str, str] = {}
+        self.audit: Any = None
+        """The entropy audit (``diagnose`` only): told which trial each ask starts."""
         self.written: list[str] = []
         """Paths in the working folder the script opened for writing, renamed or removed."""
 
@@ -321,6 +323,8 @@ class Capture:
             trial = original(study, *args, **kwargs)
             if entry is not None and capture.trial_seed is not None:
                 capture.trial_seed(trial.number)
+            if capture.audit is not None:
+                capture.audit.trial = trial.number
             return trial
 
         study_class.ask = ask

@@ -125,6 +125,7 @@ class StudyRunner:
         out: Stream,
         optimize: Callable[..., Any] | None = None,
         stops: _StopWatch | None = None,
+        audit: Any = None,
     ) -> None:
         self.study_settings = StudySettings.from_dict(job["study"])
         self.controls = Controls.from_dict(job["controls"])
@@ -149,6 +150,8 @@ class StudyRunner:
         """The finished study's own account of its trials (``study_view``)."""
         self.stopped = False
         """The study was stopped (``Study.stop``) before it ran all its trials."""
+        if audit is not None:
+            self.objective = _audited(objective, audit)
 
     def _wrapped(self, trial: Any) -> Any:
         import optuna
@@ -300,6 +303,21 @@ class StudyRunner:
             raise _ConfigProblem(f"cannot run the study: {self.setup_failure}")
         self.view = study_view(study)
         self.stopped = self.stops.stopped if self.stops is not None else False
+
+
+def _audited(objective: Callable[..., Any], audit: Any) -> Callable[..., Any]:
+    """``objective`` telling the audit which trial runs, and which global streams it used."""
+
+    def audited(trial: Any) -> Any:
+        audit.trial = trial.number
+        before = audit.streams()
+        try:
+            return objective(trial)
+        finally:
+            audit.trial_ended(trial.number, before)
+            audit.trial = None
+
+    return audited
 
 
 def _readable(value: Any, depth: int) -> Any:
@@ -462,8 +480,14 @@ def run_job(job: Mapping[str, Any], out: Stream) -> None:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    audit = None
+    if job.get("audit"):
+        from repro_check.execution import audit as entropy
+
+        audit = entropy.install()
+        audit.on_new = lambda site: out.emit("audit", site=_readable(site.to_dict(), 0))
     if job.get("script"):
-        run_script_job(job, out, ops, torch_status)
+        run_script_job(job, out, ops, torch_status, audit)
         return
     _record_reports()
     optimize = optuna.study.Study.optimize  # before the target can patch it
@@ -475,7 +499,7 @@ def run_job(job: Mapping[str, Any], out: Stream) -> None:
     except TargetError as exc:
         out.emit("error", kind="target", message=str(exc))
         return
-    runner = StudyRunner(job, objective, out, optimize=optimize, stops=stops)
+    runner = StudyRunner(job, objective, out, optimize=optimize, stops=stops, audit=audit)
     started = time.perf_counter()
     for study_index in range(int(job.get("studies", 1))):
         try:
@@ -505,10 +529,13 @@ def run_job(job: Mapping[str, Any], out: Stream) -> None:
         environment=environment.collect(threads),
         notes=notes,
         nondeterministic_ops=ops,
+        audit=audit.to_dict() if audit is not None else None,
     )
 
 
-def run_script_job(job: Mapping[str, Any], out: Stream, ops: list[str], torch_status: str) -> None:
+def run_script_job(
+    job: Mapping[str, Any], out: Stream, ops: list[str], torch_status: str, audit: Any = None
+) -> None:
     """Script mode: run the script whole, then stream every study it made (``script``)."""
     from repro_check.execution import script
 
@@ -525,6 +552,7 @@ def run_script_job(job: Mapping[str, Any], out: Stream, ops: list[str], torch_st
     capture = script.Capture(
         seed, controls.sampler_seed, reseed if controls.trial_reseed else None, cap, folder
     )
+    capture.audit = audit
     capture.install()
     started = time.perf_counter()
     ended: BaseException | None = None
@@ -584,6 +612,7 @@ def run_script_job(job: Mapping[str, Any], out: Stream, ops: list[str], torch_st
         notes=notes,
         nondeterministic_ops=ops,
         studies=len(capture.entries),
+        audit=audit.to_dict() if audit is not None else None,
     )
 
 

@@ -38,6 +38,9 @@ def render(diagnosis: Diagnosis, console: Console) -> None:
     )
     for rank, cause in enumerate(diagnosis.causes, start=1):
         console.print(Text.assemble((f"{rank}. {cause.id}", "bold red"), f"  {cause.evidence}"))
+        if cause.location is not None:
+            where = cause.location
+            console.print(Text.assemble(("   at ", "bold"), f"{where}: {where.source}"))
         print_parts(console, code_block(cause.fix, console))  # whole lines, to paste
     noise = diagnosis.objective_noise
     if noise is not None:

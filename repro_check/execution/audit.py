@@ -1,0 +1,238 @@
+"""The entropy audit: in ``diagnose``'s workers, every call the user's own code makes into a
+source of run-to-run variation, with its line and the trials it happened in.
+
+Each source is wrapped in this process only (never in ``run``). A call is recorded when the
+code that made it is the user's: the first frame out from the call that is not the standard
+library (``secrets`` calling ``os.urandom`` is still the user's ``secrets.token_hex`` line) is
+in a user file. A library the user calls (Optuna's own clock reads, a framework's threads) is
+not the user's line and is not recorded. Per trial, the audit also notes whether the global
+``random``/NumPy/torch streams were consumed (their state before vs after the trial).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import linecache
+import os
+import sys
+import sysconfig
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any
+
+from repro_check.execution.userframes import is_user_file, shown_path
+
+MAX_SITES = 100
+"""The most distinct (source, line) sites recorded per run."""
+MAX_TRIALS = 50
+"""The most trial numbers kept per site."""
+
+CERTAIN = "random"
+"""A source that differs in every process, whatever the seeds (os.urandom, an unseeded
+generator): where the user's code calls one, the results can differ."""
+CLOCK = "clock"
+"""A clock read: varies with the machine's speed; it changes results only when they depend on
+it (a training time budget), so it is a suspect, not a proof."""
+PARALLEL = "parallel"
+"""Threads or processes: results may depend on their scheduling."""
+
+
+@dataclass
+class Site:
+    """One place in the user's code that called one source."""
+
+    source: str
+    kind: str
+    file: str
+    line: int
+    text: str
+    trials: list[int] = field(default_factory=list)
+    calls: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "kind": self.kind,
+            "file": self.file,
+            "line": self.line,
+            "text": self.text[:200],
+            "trials": self.trials,
+            "calls": self.calls,
+        }
+
+
+class Audit:
+    """What the wrapped sources recorded in this process."""
+
+    def __init__(self) -> None:
+        self.sites: dict[tuple[str, str, int], Site] = {}
+        self.trial: int | None = None
+        """The trial running now (set by the worker around each trial)."""
+        self.consumed: dict[str, list[int]] = {}
+        """Global stream name -> trials in which it was consumed."""
+        self.on_new: Callable[[Site], None] | None = None
+        """Told of each new site at once (the worker streams it: a run stopped early, or
+        killed, still says where its noise came from)."""
+        self._lock = threading.Lock()
+        paths = sysconfig.get_paths()
+        self._stdlib = tuple(
+            os.path.realpath(paths[key]) + os.sep for key in ("stdlib", "platstdlib")
+        )
+        self._packages = tuple(
+            os.path.realpath(paths[key]) + os.sep for key in ("purelib", "platlib")
+        )
+        """In a virtual environment platstdlib (venv/lib/pythonX.Y) holds site-packages:
+        a package's frame there is a library's, not the standard library's."""
+
+    def _caller(self) -> tuple[str, int] | None:
+        """(file, line) of the user code that called the source, or None when the first
+        non-standard-library frame out from it is a library's (or this module's)."""
+        frame: FrameType | None = sys._getframe(3)  # record <- the wrapper <- the caller
+        while frame is not None:
+            name = frame.f_code.co_filename
+            real = os.path.realpath(name) if not name.startswith("<") else name
+            stdlib = real.startswith(self._stdlib) and not real.startswith(self._packages)
+            if not stdlib:
+                return (name, frame.f_lineno) if is_user_file(name) else None
+            frame = frame.f_back
+        return None
+
+    def record(self, source: str, kind: str) -> None:
+        found = self._caller()
+        if found is None:
+            return
+        file, line = found
+        key = (source, file, line)
+        with self._lock:
+            site = self.sites.get(key)
+            if site is None:
+                if len(self.sites) >= MAX_SITES:
+                    return
+                text = linecache.getline(file, line).strip()
+                site = self.sites[key] = Site(source, kind, shown_path(file), line, text)
+                new = True
+            else:
+                new = False
+            site.calls += 1
+            trial = self.trial
+            if trial is not None and trial not in site.trials and len(site.trials) < MAX_TRIALS:
+                site.trials.append(trial)
+            if new and self.on_new is not None:
+                self.on_new(site)
+
+    # -- per-trial global streams -----------------------------------------------------------
+
+    def streams(self) -> dict[str, bytes]:
+        """A digest of each global stream's state now."""
+        import random
+
+        states = {"random": repr(random.getstate()).encode()}
+        numpy = sys.modules.get("numpy")
+        if numpy is not None:
+            _kind, keys, pos, *_ = numpy.random.get_state()
+            states["numpy"] = keys.tobytes() + str(pos).encode()
+        torch = sys.modules.get("torch")
+        if torch is not None and hasattr(torch, "get_rng_state"):
+            states["torch"] = bytes(torch.get_rng_state().numpy().tobytes())
+        return {k: hashlib.blake2b(v, digest_size=16).digest() for k, v in states.items()}
+
+    def trial_ended(self, number: int, before: dict[str, bytes]) -> None:
+        after = self.streams()
+        for name, digest in after.items():
+            if before.get(name, digest) != digest:
+                trials = self.consumed.setdefault(name, [])
+                if len(trials) < MAX_TRIALS:
+                    trials.append(number)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "sites": [site.to_dict() for site in self.sites.values()],
+            "consumed": {name: trials for name, trials in self.consumed.items()},
+        }
+
+
+def _wrap(
+    audit: Audit,
+    owner: Any,
+    name: str,
+    source: str,
+    kind: str,
+    when: Callable[..., bool] | None = None,
+) -> None:
+    original = getattr(owner, name, None)
+    if original is None or getattr(original, "_repro_check_audit", False):
+        return
+
+    @functools.wraps(original)
+    def audited(*args: Any, **kwargs: Any) -> Any:
+        if when is None or when(*args, **kwargs):
+            audit.record(source, kind)
+        return original(*args, **kwargs)
+
+    audited._repro_check_audit = True  # type: ignore[attr-defined]
+    with contextlib.suppress(AttributeError, TypeError):  # a C type: left alone
+        setattr(owner, name, audited)
+
+
+def _unseeded(*args: Any, **kwargs: Any) -> bool:
+    """Called without a seed (first argument, or ``seed=``, absent or None)."""
+    seed = args[0] if args else kwargs.get("seed", kwargs.get("x"))
+    return seed is None
+
+
+def install() -> Audit:
+    """Wrap every source; returns the ``Audit`` they record into."""
+    import random
+    import secrets
+    import time
+    import uuid
+
+    audit = Audit()
+    _wrap(audit, os, "urandom", "os.urandom", CERTAIN)
+    for name in ("token_bytes", "token_hex", "token_urlsafe", "randbelow", "randbits", "choice"):
+        _wrap(audit, secrets, name, f"secrets.{name}", CERTAIN)
+    for name in ("random", "getrandbits"):
+        _wrap(audit, random.SystemRandom, name, "random.SystemRandom", CERTAIN)
+    _wrap(audit, uuid, "uuid4", "uuid.uuid4", CERTAIN)
+    _wrap(audit, uuid, "uuid1", "uuid.uuid1", CERTAIN)
+    _wrap(
+        audit,
+        random.Random,
+        "__init__",
+        "random.Random() without a seed",
+        CERTAIN,
+        lambda self, x=None, *a, **k: x is None and type(self) is not random.SystemRandom,
+    )
+    for name in (
+        "time",
+        "time_ns",
+        "perf_counter",
+        "perf_counter_ns",
+        "monotonic",
+        "monotonic_ns",
+        "process_time",
+    ):
+        _wrap(audit, time, name, f"time.{name}", CLOCK)
+    _wrap(audit, threading.Thread, "start", "threading.Thread.start", PARALLEL)
+    import concurrent.futures as futures
+
+    _wrap(audit, futures.ThreadPoolExecutor, "__init__", "ThreadPoolExecutor", PARALLEL)
+    _wrap(audit, futures.ProcessPoolExecutor, "__init__", "ProcessPoolExecutor", PARALLEL)
+    import multiprocessing.pool
+
+    _wrap(audit, multiprocessing.pool.Pool, "__init__", "multiprocessing.Pool", PARALLEL)
+    numpy = sys.modules.get("numpy")
+    if numpy is not None:
+        _wrap(
+            audit,
+            numpy.random,
+            "default_rng",
+            "np.random.default_rng() without a seed",
+            CERTAIN,
+            _unseeded,
+        )
+    return audit
