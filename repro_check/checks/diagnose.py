@@ -18,6 +18,7 @@ import os
 from collections.abc import Sequence
 
 from repro_check.checks.causes import (
+    NOISE_SOURCES,
     Cause,
     ToleranceCheck,
     no_kernel_fix,
@@ -28,6 +29,7 @@ from repro_check.checks.lab import (
     Experiment,
     Lab,
     NoiseProbe,
+    globals_consumed,
     located_causes,
     parted,
     rank,
@@ -203,7 +205,11 @@ def _noise_branch(
         experiments.append(tried)
     located = located_causes(full, CauseId.OBJECTIVE_NOISE)
     if located and not (full.divergence is not None and full.divergence.field == "params"):
-        causes.extend(located)  # the audit saw where: one cause per line, each fix at it
+        # the audit saw where: one cause per line, each fix at its line, then what the
+        # tolerance check found (a tolerance that was tried, or why none rescues the check)
+        generic = lab.fix(CauseId.OBJECTIVE_NOISE, study, noise, check)
+        tail = generic.removeprefix(NOISE_SOURCES).lstrip(";.\n")
+        causes.extend(dataclasses.replace(c, fix=f"{c.fix}\n{tail}") for c in located)
     elif probe is not None and probe.noisy:
         stats = probe.stats
         spread = f"std {stats.std:.3g}" if stats else ""
@@ -247,41 +253,121 @@ def _noise_branch(
     return probe
 
 
-def _control_experiments(
-    lab: Lab, full: Experiment, study: StudySettings, causes: list[Cause], warnings: list[str]
-) -> list[Experiment]:
-    """Each control off alone, plus process state and thread count, in one pool."""
-    ids = ["no_sampler_seed", "no_global_rng", "no_trial_reseed", "no_hash_seed"]
+def _ablation_ids(lab: Lab, full: Experiment, warnings: list[str]) -> list[str]:
+    """The controls to switch off one by one. Global RNG seeding is tested only when the
+    audit saw the objective consume a global stream (or could not tell): an objective that
+    never touches one cannot depend on its seeding."""
+    ids = ["no_sampler_seed"]
+    consumed = globals_consumed(full)
+    if consumed is None or consumed:
+        ids += ["no_global_rng", "no_trial_reseed"]
+    else:
+        warnings.append(
+            "the objective never consumed the global random, NumPy or torch streams (audited, "
+            "at import and in every trial): their seeding needs no experiment"
+        )
+    ids.append("no_hash_seed")
     if lab.torch_used:
         ids.append("no_torch_determinism")
         if lab.device == "cuda":
             ids.append("no_cudnn")
-    jobs: list[Job] = []
-    controls_of: dict[str, Controls] = {}
-    for exp_id in ids:
-        controls = Controls()
-        for name in CONTROL_EXPERIMENTS[exp_id][1]:
-            controls = controls.without(name)
-        controls_of[exp_id] = controls
-        jobs += lab.jobs(exp_id, controls, study, lab.replicates)
-    jobs += lab.jobs("process_state", Controls(), study, 1, studies=2)
+    return ids
+
+
+def _off(exp_id: str) -> Controls:
+    controls = Controls()
+    for name in CONTROL_EXPERIMENTS[exp_id][1]:
+        controls = controls.without(name)
+    return controls
+
+
+FRESH_PAIRS = frozenset({"no_trial_reseed", "no_torch_determinism", "no_cudnn"})
+"""Ablations compared between fresh runs of their own, not with the fully controlled run:
+without per-trial reseeding (or with torch's default kernels) a run draws other numbers than
+the reference, deterministically; only two such runs parting shows the control is needed."""
+
+
+def _against(
+    lab: Lab, reference: RunRecord, specs: Sequence[tuple[str, Controls, int | None]]
+) -> dict[str, list[RunRecord]]:
+    """Run each (id, controls, threads). Most are ``replicates - 1`` new runs compared with
+    the fully controlled ``reference`` run (reused, not rerun), each stopping at its first
+    certain divergence from it; those in ``FRESH_PAIRS`` get ``replicates`` runs of their own."""
+    runs: dict[str, list[RunRecord]] = {}
+    for fresh in (False, True):
+        chosen = [spec for spec in specs if (spec[0] in FRESH_PAIRS) == fresh]
+        if not chosen:
+            continue
+        count = lab.replicates if fresh else max(1, lab.replicates - 1)
+        jobs: list[Job] = []
+        for exp_id, controls, threads in chosen:
+            extra = {"threads": threads} if threads is not None else {}
+            jobs += lab.jobs(exp_id, controls, lab.plan.study, count, **extra)
+        results = lab.run(jobs, reference=None if fresh else reference)
+        for exp_id, _controls, _threads in chosen:
+            own = runs_of(results, exp_id)
+            if not fresh:  # the reference is run 0; the new runs are 1, 2, ...
+                own = [reference, *(dataclasses.replace(r, index=r.index + 1) for r in own)]
+            runs[exp_id] = own
+    return runs
+
+
+def _control_experiments(
+    lab: Lab, full: Experiment, study: StudySettings, causes: list[Cause], warnings: list[str]
+) -> list[Experiment]:
+    """Each control off alone (the thread-count probe rides along with PYTHONHASHSEED's, and
+    both are rerun apart only if that pair parts), plus the process-state probe that ran in
+    the fully controlled runs' last process."""
+    reference = full.runs[0]
+    ids = _ablation_ids(lab, full, warnings)
     cores = os.cpu_count() or 1
-    if cores > 1:
-        jobs += lab.jobs("threads", Controls(), study, 1, threads=1)
-        jobs += lab.jobs("threads", Controls(), study, 1, threads=cores)
-    results = lab.run(jobs)
-    experiments = []
-    for exp_id in ids:
-        cause_id, _off, what = CONTROL_EXPERIMENTS[exp_id]
-        exp = lab.experiment(
-            exp_id,
-            f"{what} off, every other control on",
-            controls_of[exp_id],
-            runs_of(results, exp_id),
+    both = cores > 1
+    specs = [
+        (exp_id, _off(exp_id), cores if exp_id == "no_hash_seed" and both else None)
+        for exp_id in ids
+    ]
+    runs = _against(lab, reference, specs)
+    experiments: list[Experiment] = []
+    pair = runs.get("no_hash_seed")
+    if both and pair is not None:
+        paired = lab.experiment(
+            "no_hash_seed",
+            f"a fixed PYTHONHASHSEED off and {cores} threads, every other control on",
+            _off("no_hash_seed"),
+            pair,
             study,
+            threads=cores,
+        )
+        if paired.verdict == report.VERDICT_NOT_REPRODUCIBLE:
+            paired = dataclasses.replace(paired, id="no_hash_seed_threads")
+            experiments.append(paired)
+            apart = _against(
+                lab,
+                reference,
+                [("no_hash_seed", _off("no_hash_seed"), None), ("threads", Controls(), cores)],
+            )
+            runs.update(apart)
+            both = False  # the threads probe has its own runs now
+        else:
+            runs.pop("no_hash_seed")
+            experiments.append(paired)
+    for exp_id in ids:
+        if exp_id not in runs:
+            continue
+        cause_id, _names, what = CONTROL_EXPERIMENTS[exp_id]
+        exp = lab.experiment(
+            exp_id, f"{what} off, every other control on", _off(exp_id), runs[exp_id], study
         )
         experiments.append(exp)
-        if exp.verdict == report.VERDICT_NOT_REPRODUCIBLE:
+    experiments = [
+        dataclasses.replace(e, reference=full.id)
+        if e.id not in FRESH_PAIRS and e.runs and e.runs[0] is reference
+        else e
+        for e in experiments
+    ]
+    for exp in experiments:
+        if exp.id in CONTROL_EXPERIMENTS and exp.verdict == report.VERDICT_NOT_REPRODUCIBLE:
+            cause_id, _names, what = CONTROL_EXPERIMENTS[exp.id]
             causes.append(
                 Cause(
                     cause_id,
@@ -290,27 +376,33 @@ def _control_experiments(
                     exp.divergence.trial if exp.divergence else None,
                 )
             )
-    state = lab.experiment(
-        "process_state",
-        "two studies one after another in one process",
-        Controls(),
-        runs_of(results, "process_state"),
-        study,
-    )
-    experiments.append(state)
-    if state.verdict == report.VERDICT_NOT_REPRODUCIBLE:
-        causes.append(
-            Cause(
-                CauseId.PROCESS_STATE,
-                f"the second study in the same process differs: {parted(state)}",
-                lab.fix(CauseId.PROCESS_STATE, study),
-                state.divergence.trial if state.divergence else None,
-            )
+    if lab.second_study is not None:
+        state = lab.experiment(
+            "process_state",
+            "two studies one after another in one process",
+            Controls(),
+            [reference, dataclasses.replace(lab.second_study, index=1)],
+            study,
         )
-    if cores > 1:
-        thread_runs = runs_of(results, "threads")
+        state = dataclasses.replace(state, reference=full.id)
+        experiments.append(state)
+        if state.verdict == report.VERDICT_NOT_REPRODUCIBLE:
+            causes.append(
+                Cause(
+                    CauseId.PROCESS_STATE,
+                    f"the second study in the same process differs: {parted(state)}",
+                    lab.fix(CauseId.PROCESS_STATE, study),
+                    state.divergence.trial if state.divergence else None,
+                )
+            )
+    if "threads" in runs:
         threads = lab.experiment(
-            "threads", f"1 thread vs {cores} threads", Controls(), thread_runs, study, threads=cores
+            "threads",
+            f"1 thread vs {cores} threads",
+            Controls(),
+            runs["threads"],
+            study,
+            threads=cores,
         )
         experiments.append(threads)
         if threads.verdict == report.VERDICT_NOT_REPRODUCIBLE:
@@ -337,7 +429,7 @@ def run_diagnose(
     causes: list[Cause] = []
     warnings: list[str] = []
     ops: list[str] = []
-    full = lab.full_control(study)
+    full = lab.full_control(study, second_study=True)
     lab.torch_used = any(r.environment.get("torch") for r in full.runs)
     experiments = [full]
     if _determinism_refused(full):

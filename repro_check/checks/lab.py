@@ -6,7 +6,7 @@ what a diagnosis returns. The searches themselves live in ``diagnose`` (objectiv
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +36,7 @@ from repro_check.results.records import (
     STATUS_CANCELLED,
     STATUS_OK,
     RunRecord,
+    TrialRecord,
     encode_float,
     encode_params,
 )
@@ -72,6 +73,9 @@ class Experiment:
     threads: int | None = None
     audits: tuple[Mapping[str, Any], ...] = ()
     """What the entropy audit saw in each run (full control only; not saved)."""
+    reference: str | None = None
+    """The experiment whose run 0 is this one's run 0, reused, not rerun (an ablation
+    compared with the fully controlled run); None: every run is this experiment's own."""
 
     @property
     def stopped_early(self) -> bool:
@@ -84,6 +88,7 @@ class Experiment:
             "controls": self.controls.to_dict(),
             "n_jobs": self.n_jobs,
             "threads": self.threads,
+            "reference": self.reference,
             "verdict": self.verdict,
             "stopped_early": self.stopped_early,
             "divergence": Divergence.to_optional_dict(self.divergence),
@@ -177,6 +182,8 @@ class Lab:
         self.warn_only = False
         self.next_index = 0
         self.torch_used = False
+        self.second_study: RunRecord | None = None
+        """The process-state probe's second study (``full_control(second_study=True)``)."""
 
     def fix(
         self,
@@ -213,9 +220,23 @@ class Lab:
         return made
 
     def run(
-        self, jobs: Sequence[Job], stop_early: bool = True, tol: Tolerance | None = None
+        self,
+        jobs: Sequence[Job],
+        stop_early: bool = True,
+        tol: Tolerance | None = None,
+        reference: RunRecord | None = None,
     ) -> list[JobResult]:
+        """Run ``jobs``; each group stops at its first certain divergence (``stop_early``),
+        among its own runs or, given a ``reference`` run that already finished, from it."""
         tol = tol if tol is not None else self.plan.tolerance
+        watched = tol
+
+        def watch() -> Callable[[int, TrialRecord], bool]:
+            rule = DivergenceWatch(watched)
+            for trial in reference.trials if reference is not None else ():
+                rule.add(-1, trial)
+            return rule.add
+
         return run_jobs(
             self.plan.target,
             jobs,
@@ -224,7 +245,7 @@ class Lab:
             device=self.device,
             timeout=self.plan.timeout,
             on_progress=self.on_progress,
-            stop_when=(lambda: DivergenceWatch(tol).add) if stop_early else None,
+            stop_when=watch if stop_early else None,
         )
 
     def experiment(
@@ -256,16 +277,39 @@ class Lab:
             id, description, controls, verdict, divergence, tuple(runs), study.n_jobs, threads
         )
 
-    def full_control(self, study: StudySettings, id: str = "full_control") -> Experiment:
+    def full_control(
+        self, study: StudySettings, id: str = "full_control", second_study: bool = False
+    ) -> Experiment:
         """Every control on, with the entropy audit: if these runs part, the audit's sites
-        say where."""
+        say where. ``second_study``: the last replicate's process then runs a second study
+        after its first (the process-state probe, at the cost of one study, not two);
+        it is kept in ``self.second_study``."""
         controls = Controls()
-        results = self.run(self.jobs(id, controls, study, self.replicates, audit=True))
-        exp = self.experiment(
-            id, f"every control on, n_jobs={study.n_jobs}", controls, runs_of(results, id), study
-        )
-        audits = tuple(r.audit for r in results if r.job.group == id and r.audit is not None)
+        jobs = self.jobs(id, controls, study, self.replicates, audit=True)
+        if second_study:
+            jobs[-1] = dataclasses.replace(jobs[-1], studies=2)
+        results = self.run(jobs)
+        mine = [r for r in results if r.job.group == id]
+        runs = [r.runs[0] for r in mine if r.runs]
+        self.second_study = None
+        if second_study and mine and len(mine[-1].runs) > 1:
+            self.second_study = mine[-1].runs[1]
+        exp = self.experiment(id, f"every control on, n_jobs={study.n_jobs}", controls, runs, study)
+        audits = tuple(r.audit for r in mine if r.audit is not None)
         return dataclasses.replace(exp, audits=audits)
+
+
+def globals_consumed(full: Experiment) -> set[str] | None:
+    """The global streams (random, numpy, torch) the objective consumed in the fully
+    controlled runs, at import or in a trial; None when a run's audit is missing."""
+    if not full.audits or len(full.audits) < len(full.runs):
+        return None
+    consumed: set[str] = set()
+    for audit in full.audits:
+        if "consumed" not in audit:
+            return None
+        consumed |= {name for name, trials in audit["consumed"].items() if trials}
+    return consumed
 
 
 def located_causes(full: Experiment, cause_id: str) -> list[Cause]:

@@ -140,6 +140,11 @@ class Audit:
             states["torch"] = bytes(torch.get_rng_state().numpy().tobytes())
         return {k: hashlib.blake2b(v, digest_size=16).digest() for k, v in states.items()}
 
+    def imported(self, before: dict[str, bytes]) -> None:
+        """The target was imported: a global stream it consumed at import (module-level
+        ``np.random.rand``) counts as consumed, at trial -1."""
+        self.trial_ended(-1, before)
+
     def trial_ended(self, number: int, before: dict[str, bytes]) -> None:
         after = self.streams()
         for name, digest in after.items():

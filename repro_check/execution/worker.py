@@ -495,7 +495,10 @@ def run_job(job: Mapping[str, Any], out: Stream) -> None:
     try:
         from repro_check.execution.target import load
 
+        before = audit.streams() if audit is not None else {}
         objective = load(job["target"])
+        if audit is not None:
+            audit.imported(before)
     except TargetError as exc:
         out.emit("error", kind="target", message=str(exc))
         return
