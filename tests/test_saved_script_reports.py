@@ -130,6 +130,19 @@ def test_saved_script_args_and_cap_read_back(good: dict[str, Any], tmp_path: Pat
     assert result.report["settings"]["cap"] == 3
 
 
+def test_a_script_with_an_endless_timeout_saves_strict_json(tmp_path: Path) -> None:
+    """``optimize(timeout=float("inf"))``: the study's timeout travels as "Infinity" (the first cut
+    crashed writing the report: inf is not JSON), and the file reads back."""
+    path = tmp_path / "inf.json"
+    result = cli("run", str(FIXTURES / "script_endless_timeout.py"), *RUNS, json_path=path)
+    assert result.code == 0, result.out + result.err
+    assert "Traceback" not in result.err
+    assert result.report["runs"][0]["studies"][0]["timeout"] == "Infinity"
+    again = cli("report", str(path), json_path=tmp_path / "again.json")
+    assert again.code == 0, again.out + again.err
+    assert again.report["runs"][1]["studies"][0]["timeout"] == "Infinity"
+
+
 # --- diff compares every study, and never a script with an objective --------------------------
 
 
