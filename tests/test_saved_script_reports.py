@@ -153,6 +153,7 @@ def test_diff_of_two_script_reports_is_same_results(good: dict[str, Any], tmp_pa
     assert result.report["mode"] == "script"
     assert result.report["same_results"] is True
     assert result.report["distinct_histories"] == 1
+    assert "every study the script made, trial by trial" in result.report["compared"]
 
 
 def test_diff_compares_every_study_not_only_the_first(good: dict[str, Any], tmp_path: Path) -> None:

@@ -152,8 +152,11 @@ class ReportDiff:
         """What was compared, in words."""
         tol = self.tolerance
         how = "bit for bit" if tol.exact else f"within atol={tol.atol:g}, rtol={tol.rtol:g}"
+        by = "trial by trial"
+        if self.mode == "script":
+            by = f"every study the script made, {by}"
         return (
-            f"every finished run of both reports, trial by trial, {how}: "
+            f"every finished run of both reports, {by}, {how}: "
             f"A {_runs_phrase(self.a)}; B {_runs_phrase(self.b)}"
         )
 
