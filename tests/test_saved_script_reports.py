@@ -478,3 +478,11 @@ def test_the_schema_describes_script_reports(good: dict[str, Any]) -> None:
         "objective",
     ]
     assert validate.check_report_data(copy.deepcopy(good), "good.json") == "run"
+    # the bounds of a live check are the schema's: every report it writes reads back
+    from repro_check.execution.runner import MAX_STUDIES
+    from repro_check.plan.config import MAX_ARGS, MAX_TRIALS
+
+    assert schema["definitions"]["run"]["properties"]["studies"]["maxItems"] == MAX_STUDIES
+    settings = schema["definitions"]["settings"]["properties"]
+    assert settings["args"]["maxItems"] == MAX_ARGS
+    assert settings["cap"]["maximum"] >= MAX_TRIALS
