@@ -143,6 +143,22 @@ def test_a_script_with_an_endless_timeout_saves_strict_json(tmp_path: Path) -> N
     assert again.report["runs"][1]["studies"][0]["timeout"] == "Infinity"
 
 
+def test_a_module_script_report_reads_back_and_gates(tmp_path: Path) -> None:
+    """``-m pkg.mod`` is a script target too: its saved report is a script report."""
+    package = tmp_path / "tinypkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "train.py").write_text((FIXTURES / "script_two_studies.py").read_text())
+    path = tmp_path / "m.json"
+    made = cli("run", "-m", "tinypkg.train", *RUNS, cwd=tmp_path, json_path=path)
+    assert made.code == 0, made.out + made.err
+    assert made.report["target"] == "-m tinypkg.train" and made.report["mode"] == "script"
+    again = cli("report", str(path))
+    assert again.code == 0, again.out + again.err
+    gate = cli("run", "-m", "tinypkg.train", *RUNS, "--baseline", str(path), cwd=tmp_path)
+    assert gate.code == 0, gate.out + gate.err
+
+
 # --- diff compares every study, and never a script with an objective --------------------------
 
 
