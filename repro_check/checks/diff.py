@@ -3,20 +3,35 @@
 Results first (each side's own verdict, then every finished run of both compared as one set:
 do they agree, where do they part), then the environments with what differs on top, packages
 first: when a GPU runner disagrees with a laptop, that is where to look.
+
+Two script reports are compared study by study (every study the script made, in order: the
+runs must have made the same studies, each alike trial for trial); a script report and an
+objective report are not the same check and are refused.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from repro_check.__about__ import __version__
-from repro_check.errors import EXIT_INCOMPLETE, EXIT_NOT_REPRODUCIBLE, EXIT_REPRODUCIBLE
+from repro_check.checks.baseline import script_divergence
+from repro_check.errors import (
+    EXIT_INCOMPLETE,
+    EXIT_NOT_REPRODUCIBLE,
+    EXIT_REPRODUCIBLE,
+    ConfigError,
+)
 from repro_check.plan.settings import Tolerance, settings_mismatches
 from repro_check.results.baseline import finished_reference, reference
-from repro_check.results.comparison import Divergence, distinct_histories, first_divergence
+from repro_check.results.comparison import (
+    Divergence,
+    distinct_histories,
+    first_divergence,
+    histories_equal,
+)
 from repro_check.results.records import RunRecord, encode_float, encode_params, to_json_safe
 from repro_check.results.report import (
     SCHEMA_VERSION,
@@ -93,6 +108,14 @@ class ReportDiff:
     tolerance: Tolerance = field(default_factory=Tolerance)
     labels: tuple[str, ...] = ()
     """The compared runs, in order: "A run 0", ..., "B run 0", ..."""
+    study: int | None = None
+    """Script reports: the study (by creation order) the divergence is in; None when the runs
+    made different studies, or in objective mode."""
+
+    @property
+    def mode(self) -> str:
+        """``script`` or ``objective`` (both sides have the same: ``diff_reports`` checks)."""
+        return self.a.mode
 
     @property
     def same_results(self) -> bool:
@@ -129,8 +152,11 @@ class ReportDiff:
         """What was compared, in words."""
         tol = self.tolerance
         how = "bit for bit" if tol.exact else f"within atol={tol.atol:g}, rtol={tol.rtol:g}"
+        by = "trial by trial"
+        if self.mode == "script":
+            by = f"every study the script made, {by}"
         return (
-            f"every finished run of both reports, trial by trial, {how}: "
+            f"every finished run of both reports, {by}, {how}: "
             f"A {_runs_phrase(self.a)}; B {_runs_phrase(self.b)}"
         )
 
@@ -158,10 +184,12 @@ class ReportDiff:
         divergence = Divergence.to_optional_dict(self.divergence)
         if divergence is not None:
             divergence["runs"] = self.divergence_runs
+            divergence["study"] = self.study
         return {
             "schema_version": SCHEMA_VERSION,
             "tool_version": __version__,
             "command": "diff",
+            "mode": self.mode,
             "compared": self.compared,
             "tolerance": {"atol": self.tolerance.atol, "rtol": self.tolerance.rtol},
             "a": side(self.path_a, self.a),
@@ -201,6 +229,12 @@ def diff_reports(
     a file's). Both reports should have been loaded with the same tolerance, so that each side's
     own verdict uses it too."""
     tol = tolerance or Tolerance()
+    if a.mode != b.mode:
+        raise ConfigError(
+            f"cannot diff {path_a} ({a.mode} mode, {a.target}) with {path_b} ({b.mode} mode, "
+            f"{b.target}): a script's own studies and the check's study of an objective are "
+            "different checks"
+        )
     finished_reference(a.runs, f"report {path_a}")
     finished_reference(b.runs, f"report {path_b}")
     labels: list[str] = []
@@ -210,16 +244,42 @@ def diff_reports(
             if run.finished:
                 labels.append(f"{name} run {run.index}")
                 runs.append(dataclasses.replace(run, index=len(runs)))
-    divergence = first_divergence(runs, tol, labels)
+    study: int | None = None
+    if a.mode == "script":
+        divergence, study = script_divergence(runs, tol, labels)
+        histories = script_histories(runs, tol)
+    else:
+        divergence = first_divergence(runs, tol, labels)
+        histories = distinct_histories(runs, tol)
     return ReportDiff(
         path_a,
         path_b,
         a,
         b,
         divergence,
-        distinct_histories(runs, tol),
+        histories,
         tuple(_settings_changed(a, b)),
         tuple(environment_rows(a.environment, b.environment)),
         tol,
         tuple(labels),
+        study,
     )
+
+
+def _same_script_history(a: RunRecord, b: RunRecord, tol: Tolerance) -> bool:
+    if len(a.studies) != len(b.studies):
+        return False
+    return all(
+        (x.name, x.directions) == (y.name, y.directions)
+        and histories_equal(x.as_run(a), y.as_run(b), tol)
+        for x, y in zip(a.studies, b.studies, strict=True)
+    )
+
+
+def script_histories(runs: Sequence[RunRecord], tol: Tolerance) -> int:
+    """How many different whole-script histories (every study) the runs produced."""
+    representatives: list[RunRecord] = []
+    for run in runs:
+        if not any(_same_script_history(rep, run, tol) for rep in representatives):
+            representatives.append(run)
+    return len(representatives)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from repro_check.checks import script_checks
-from repro_check.checks.baseline import check_against
+from repro_check.checks.baseline import check_against, check_mode
 from repro_check.errors import ConfigError
 from repro_check.execution import devices
 from repro_check.execution.replicates import default_workers, replicate_jobs, run_replicates
@@ -31,6 +31,7 @@ def run_check(
     changed: list[str] = []
     if baseline is not None:
         finished_reference(baseline.runs, f"baseline {baseline_path}")  # before any run starts
+        check_mode(baseline_path, baseline.mode, baseline.target, plan.target)
         changed = settings_mismatches(baseline.plan, plan)
         if changed and not allow_settings_change:
             raise ConfigError(
@@ -61,5 +62,7 @@ def run_check(
         result = dataclasses.replace(result, extra_notes=result.extra_notes + extra)
     if baseline is None:
         return result
-    check = check_against(baseline_path, baseline.runs, result.runs, plan.tolerance, changed)
+    check = check_against(
+        baseline_path, baseline.runs, result.runs, plan.tolerance, changed, result.mode == "script"
+    )
     return dataclasses.replace(result, baseline=check)

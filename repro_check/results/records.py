@@ -320,7 +320,7 @@ class StudyRecord:
             "pruner": self.pruner,
             "at": self.at,
             "n_trials": self.n_trials,
-            "timeout": self.timeout,
+            "timeout": None if self.timeout is None else encode_float(self.timeout),
             "n_jobs": self.n_jobs,
             "capped": self.capped,
             "loaded": self.loaded,

@@ -261,7 +261,7 @@ class RunReport:
             "runs": [
                 {
                     **run.to_dict(),
-                    **({} if run.studies else {"studies": [self._objective_study(run)]}),
+                    **({} if run.studies else {"studies": self._no_studies(run)}),
                     "environment_fingerprint": fingerprint(dict(run.environment)),
                 }
                 for run in self.runs
@@ -272,6 +272,11 @@ class RunReport:
             "notes": self.notes,
             "environment": to_json_safe(dict(self.environment)),
         }
+
+    def _no_studies(self, run: RunRecord) -> list[dict[str, Any]]:
+        """A run without study records: in script mode one that stopped before the script made
+        a study (none); in objective mode the check's one study."""
+        return [] if self.studies is not None else [self._objective_study(run)]
 
     def _objective_study(self, run: RunRecord) -> dict[str, Any]:
         """Objective mode's one study as script mode writes each (its trials are the run's)."""

@@ -9,7 +9,10 @@ A saved report (a baseline is one) is a file anyone can edit, so nothing in it i
 2. every field is checked against the published JSON Schema (``results/report.schema.json`` in the
    package), including fields that are never read;
 3. the semantic rules a live run obeys are checked on top: settings valid exactly as the command
-   line's flags are, unique run indices, every finished run holding trials ``0..trials-1`` once.
+   line's flags are, unique run indices, every finished run holding trials ``0..trials-1`` once
+   (objective mode), the mode matching the target, and in script mode every run's ``studies``
+   well formed (a finished run made at least one; each study's trial numbers unique; no
+   ``0..M-1`` rule, since a script may ask for a trial and never tell it).
 
 Nothing from a saved report is ever evaluated, imported or unpickled; a report that passes here
 only becomes plain value objects (``RunReport.from_dict``), and the verdict is recomputed with the
@@ -29,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from repro_check.errors import ReproCheckError
+from repro_check.plan.targets import is_script
 from repro_check.results.records import stopped_note
 from repro_check.results.report import READABLE_SCHEMA_VERSIONS
 from repro_check.vocab import Condition, RunStatus
@@ -229,10 +233,17 @@ def _free_form(data: Mapping[str, Any], where: str, source: str) -> None:
         _walk(settings.get(key), f"{where}.settings.{key}", source, MAX_DEPTH)
     _walk(data.get("environment"), f"{where}.environment", source, MAX_DEPTH)
     for i, run in enumerate(data["runs"]):
-        for j, trial in enumerate(run["trials"]):
-            attrs = trial.get("user_attrs")
-            if attrs:
-                _walk(attrs, f"{where}.runs[{i}].trials[{j}].user_attrs", source, MAX_DEPTH)
+        lists = [(f"{where}.runs[{i}].trials", run["trials"])]
+        lists += [
+            (f"{where}.runs[{i}].studies[{k}].trials", study["trials"])
+            for k, study in enumerate(run.get("studies") or [])
+            if study["trials"] is not None
+        ]
+        for at, trials in lists:
+            for j, trial in enumerate(trials):
+                attrs = trial.get("user_attrs")
+                if attrs:
+                    _walk(attrs, f"{at}[{j}].user_attrs", source, MAX_DEPTH)
 
 
 SETTING_KEYS = (
@@ -252,25 +263,120 @@ SETTING_KEYS = (
 NULLABLE_SETTING_KEYS = ("workers", "timeout", "storage", "name", "stale_after")
 
 
-def _settings(settings: Mapping[str, Any], where: str, source: str) -> None:
+def _settings(settings: Mapping[str, Any], where: str, source: str, script: bool) -> None:
     """Saved settings are valid exactly as the command line's flags must be."""
     from repro_check.plan.config import KEYS
 
     checks = [(key, settings[key]) for key in SETTING_KEYS if key in settings]
     checks += [(k, settings[k]) for k in NULLABLE_SETTING_KEYS if settings.get(k) is not None]
     checks += [(k, v) for k, v in settings["tolerance"].items()]
+    if "args" in settings:
+        checks.append(("args", settings["args"]))
+    if settings.get("cap") is not None:
+        checks.append(("cap", settings["cap"]))
     for key, value in checks:
         try:
-            KEYS[key](value)
+            KEYS["trials" if key == "cap" else key](value)  # --trials is a script's cap
         except ValueError as exc:
             at = f"tolerance.{key}" if key in ("atol", "rtol") else key
             raise ReportError(f"{source}: {where}.settings.{at} {exc}") from None
+    if not script and (settings.get("args") or settings.get("cap") is not None):
+        key = "args" if settings.get("args") else "cap"
+        raise ReportError(
+            f"{source}: {where}.settings.{key}: only a script has "
+            + ("arguments" if key == "args" else "a cap (--trials)")
+            + ", and this is an objective-mode report"
+        )
+
+
+def _mode(data: Mapping[str, Any], where: str, source: str) -> bool:
+    """True for a script-mode report. A version 1 file predates script mode (its bare
+    ``file.py`` meant ``file.py:objective``); from version 2 the mode must match the target, as it
+    does in a live check (``train.py`` and ``-m pkg.mod`` are scripts, ``file.py:attr`` not)."""
+    mode = data.get("mode")
+    if data["schema_version"] < 2:
+        if mode not in (None, "objective"):
+            raise ReportError(
+                f"{source}: {where}.mode: {_SHOW.repr(mode)} in a schema_version 1 report "
+                "(script mode came with schema_version 2)"
+            )
+        return False
+    if mode is None:
+        raise ReportError(f"{source}: {where}.mode: missing")
+    script = is_script(data["target"])
+    if (mode == "script") != script:
+        kind = "a script, run whole" if script else "an objective"
+        raise ReportError(
+            f"{source}: {where}.mode: {_SHOW.repr(mode)}, but the target "
+            f"{_printable(_SHOW.repr(data['target']))} is {kind}"
+        )
+    return script
+
+
+def _trial_list(
+    trials: list[Any], directions: list[str], at: str, source: str, limit: int | None
+) -> set[int]:
+    """One study's trials: unique numbers (below ``limit`` when given), a COMPLETE trial with
+    one value per direction. Returns the numbers."""
+    numbers: set[int] = set()
+    for j, trial in enumerate(trials):
+        number = trial["number"]
+        if number in numbers or (limit is not None and number >= limit):
+            raise ReportError(
+                f"{source}: {at}[{j}].number: trial {number} "
+                + ("appears twice" if number in numbers else f"of a {limit}-trial study")
+            )
+        numbers.add(number)
+        values = trial["values"]
+        if trial["state"] == "COMPLETE" and (not values or len(values) != len(directions)):
+            raise ReportError(
+                f"{source}: {at}[{j}].values: a COMPLETE trial needs "
+                f"{len(directions)} value(s), got {_SHOW.repr(values)}"
+            )
+    return numbers
+
+
+def _script_run(run: Mapping[str, Any], at: str, source: str) -> None:
+    """A script run: every study the script made, in order; the first one's trials are the
+    run's ``trials`` (its own ``trials`` null), the others' in their ``trials``."""
+    studies = run.get("studies")
+    if studies is None:
+        raise ReportError(
+            f"{source}: {at}.studies: missing (a script report lists each run's studies)"
+        )
+    if run["status"] == RunStatus.OK and not studies:
+        raise ReportError(
+            f"{source}: {at}.studies: a finished script run created at least one study; "
+            "this one lists none"
+        )
+    if not studies:
+        if run["trials"]:
+            raise ReportError(
+                f"{source}: {at}.trials: {len(run['trials'])} trial(s), but the run lists no study"
+            )
+        return
+    for k, study in enumerate(studies):
+        if k == 0 and study["trials"] is not None:
+            raise ReportError(
+                f"{source}: {at}.studies[0].trials: expected null (the first study's trials "
+                "are the run's trials)"
+            )
+        if k > 0 and study["trials"] is None:
+            raise ReportError(f"{source}: {at}.studies[{k}].trials: expected a list of trials")
+    first = list(studies[0]["directions"])
+    if list(run["directions"]) != first:
+        raise ReportError(f"{source}: {at}.directions: not its first study's directions")
+    _trial_list(run["trials"], first, f"{at}.trials", source, None)
+    for k, study in enumerate(studies[1:], start=1):
+        directions = list(study["directions"])
+        _trial_list(study["trials"], directions, f"{at}.studies[{k}].trials", source, None)
 
 
 def _semantics(data: Mapping[str, Any], where: str, source: str, same_seed: bool) -> None:
     """The rules a live run obeys, so that a recomputed verdict means what a live one does."""
     settings = data["settings"]
-    _settings(settings, where, source)
+    script = _mode(data, where, source)
+    _settings(settings, where, source, script)
     planned, trials = settings["runs"], settings["trials"]
     directions = list(settings["directions"])
     expected = set(range(trials))
@@ -289,23 +395,22 @@ def _semantics(data: Mapping[str, Any], where: str, source: str, same_seed: bool
                 f"{source}: {at}.seed: {run['seed']}, but every replicate gets settings.seed "
                 f"{settings['seed']}"
             )
+        if script:
+            _script_run(run, at, source)
+            continue
         if list(run["directions"]) != directions:
             raise ReportError(f"{source}: {at}.directions: not the settings' directions")
-        numbers: set[int] = set()
-        for j, trial in enumerate(run["trials"]):
-            number = trial["number"]
-            if number in numbers or number >= trials:
-                raise ReportError(
-                    f"{source}: {at}.trials[{j}].number: trial {number} "
-                    + ("appears twice" if number in numbers else f"of a {trials}-trial study")
-                )
-            numbers.add(number)
-            values = trial["values"]
-            if trial["state"] == "COMPLETE" and (not values or len(values) != len(directions)):
-                raise ReportError(
-                    f"{source}: {at}.trials[{j}].values: a COMPLETE trial needs "
-                    f"{len(directions)} value(s), got {_SHOW.repr(values)}"
-                )
+        described = run.get("studies") or []
+        if len(described) > 1:
+            raise ReportError(
+                f"{source}: {at}.studies: an objective-mode run is one study, not {len(described)}"
+            )
+        if described and described[0]["trials"] is not None:
+            raise ReportError(
+                f"{source}: {at}.studies[0].trials: expected null (an objective-mode run's "
+                "trials are the run's trials)"
+            )
+        numbers = _trial_list(run["trials"], directions, f"{at}.trials", source, trials)
         notes = run.get("notes") or []
         stopped = run["status"] == RunStatus.OK and stopped_note(len(numbers), trials) in notes
         if stopped and numbers == set(range(len(numbers))) and 0 < len(numbers) < trials:
