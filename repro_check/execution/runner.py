@@ -69,6 +69,9 @@ class Job:
     storage: str | None = None
     """Run the study in this Optuna storage (URL), in ``study_name``, created by the claim."""
     study_name: str | None = None
+    first_trial: int = 0
+    """The study in ``storage`` already holds trials 0..first_trial-1 (a resumed study): this
+    job runs and streams trials first_trial.. only."""
 
     def payload(self, target: str, threads: int, device: str) -> dict[str, Any]:
         return {
@@ -84,6 +87,7 @@ class Job:
             "device": device,
             "storage": self.storage,
             "study_name": self.study_name,
+            "first_trial": self.first_trial,
         }
 
 
@@ -304,10 +308,11 @@ class Protocol:
         self._numbers[study].add(number)
         self.trials[study].append(record)
 
-    def study_problem(self, study: int, expected: int) -> str | None:
+    def study_problem(self, study: int, expected: int, first: int = 0) -> str | None:
         """Why finished study ``study`` does not hold what it should, or None. The invariant:
-        trials 0..N-1 once each (N = ``expected``, or fewer when the study was stopped), and
-        exactly the trials the worker's own study holds."""
+        trials F..F+N-1 once each (F = ``first``, 0 unless the study was resumed from a
+        storage; N = ``expected``, or fewer when the study was stopped), and exactly the trials
+        from F on that the worker's own study holds."""
         trials = self.trials[study]
         summary = self.summaries[study]
         numbers = sorted(t.number for t in trials)
@@ -321,8 +326,9 @@ class Protocol:
         if summary["digest"] != trials_digest((t.number, t.state) for t in trials):
             return "the worker's study holds other trials than the ones streamed"
         want = min(len(trials), expected) if summary["stopped"] else expected
-        if numbers != list(range(want)):
-            return f"worker streamed trials {_spans(numbers)} but the study asked for {expected}"
+        if numbers != list(range(first, first + want)):
+            asked = f"{expected}" if not first else f"{expected} from trial {first}"
+            return f"worker streamed trials {_spans(numbers)} but the study asked for {asked}"
         return None
 
 
@@ -504,7 +510,9 @@ class _Live:
             notes = list(done.get("notes", []))
             problem = None
             if study_index < len(protocol.summaries):
-                problem = protocol.study_problem(study_index, self.job.study.trials)
+                problem = protocol.study_problem(
+                    study_index, self.job.study.trials, self.job.first_trial
+                )
                 summary = protocol.summaries[study_index]
                 if problem is None and summary["stopped"] and len(trials) < self.job.study.trials:
                     notes.append(stopped_note(len(trials), self.job.study.trials))

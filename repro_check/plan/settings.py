@@ -160,6 +160,10 @@ class CheckPlan:
     """Retake replicates whose process died (claimed, unfinished, no heartbeat)."""
     stale_after: float = 120.0
     """Seconds without a heartbeat after which a claimed replicate counts as dead."""
+    resume_at: int | None = None
+    """``--resume-at K``: each replicate also runs K trials in a storage, its process exits,
+    and a fresh process resumes the study (``load_study``) for the rest; the resumed
+    replicates are compared with each other and with straight-through ones."""
 
     def to_dict(self, device: str) -> dict[str, Any]:
         """The report's ``settings``: this plan as run on ``device`` (the resolved one), its
@@ -184,6 +188,7 @@ class CheckPlan:
             "storage": redact(self.storage) if self.storage else None,
             "name": self.name,
             "stale_after": self.stale_after,
+            "resume_at": self.resume_at,
         }
 
     @classmethod
@@ -207,7 +212,12 @@ class CheckPlan:
             fail_fast=bool(settings.get("fail_fast", False)),
             name=settings.get("name"),
             stale_after=float(settings.get("stale_after") or 120.0),
+            resume_at=_optional_int(settings.get("resume_at")),
         )
+
+
+def _optional_int(value: Any) -> int | None:
+    return None if value is None else int(value)
 
 
 STUDY_KEYS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(StudySettings))

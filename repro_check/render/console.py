@@ -13,7 +13,7 @@ from rich.text import Text
 
 from repro_check.render import fmt, sections
 from repro_check.render.safe import escape_controls, has_controls
-from repro_check.render.wrap import bullets, print_parts, whole
+from repro_check.render.wrap import Hanging, bullets, print_parts, whole
 from repro_check.results.report import RunReport
 from repro_check.vocab import RunStatus, Verdict
 
@@ -156,6 +156,11 @@ def draw(section: sections.RunSection) -> RenderableType:
             return Text.assemble(("First divergence: ", "bold"), text)
         case sections.Baseline(text):
             return Text.assemble(("Baseline: ", "bold"), text)
+        case sections.Resume(text, reason):  # its fix is printed whole after it (render)
+            shown: list[RenderableType] = [Text.assemble(("Resume: ", "bold"), text)]
+            if reason:
+                shown.append(Hanging("  why: ", reason))
+            return Group(*shown)
         case sections.Spread(label, text, histories):
             return Text.assemble(
                 (f"{label}: ", "bold"), text, ("   distinct histories: ", "bold"), histories
@@ -175,4 +180,9 @@ def draw(section: sections.RunSection) -> RenderableType:
 
 
 def render(report: RunReport, console: Console) -> None:
-    print_parts(console, [draw(section) for section in sections.run_sections(report)])
+    parts: list[RenderableType] = []
+    for section in sections.run_sections(report):
+        parts.append(draw(section))
+        if isinstance(section, sections.Resume) and section.fix:  # code to paste: whole
+            parts.append(whole(("  fix: ", "bold cyan"), section.fix))
+    print_parts(console, parts)

@@ -93,6 +93,16 @@ class Baseline:
 
 
 @dataclass(frozen=True)
+class Resume:
+    """``run --resume-at``: the resumed runs against each other and the straight-through ones;
+    the reason and the fix when they part (the fix holds code: never folded)."""
+
+    text: str
+    reason: str | None = None
+    fix: str | None = None
+
+
+@dataclass(frozen=True)
 class Spread:
     """``Best value: ...`` (or ``Pareto front: ...``) and the distinct histories."""
 
@@ -139,6 +149,7 @@ RunSection: TypeAlias = (
     | ParetoTable
     | Divergence
     | Baseline
+    | Resume
     | Spread
     | ParamSpread
     | FailedTrials
@@ -163,6 +174,8 @@ def run_sections(report: RunReport) -> tuple[RunSection, ...]:
         parts.append(Divergence(fmt.divergence_line(comparison.divergence)))
     if report.baseline is not None:
         parts.append(Baseline(fmt.baseline_line(report)))
+    if report.resume is not None:
+        parts.append(Resume(report.resume.summary(), report.resume.reason, report.resume.fix))
     if front is not None:
         parts.append(Spread("Pareto front", fmt.pareto_line(report), fmt.histories_text(report)))
     else:
@@ -180,7 +193,7 @@ def run_sections(report: RunReport) -> tuple[RunSection, ...]:
     parts.append(Environment(fmt.environment_line(report.environment)))
     if report.verdict == VERDICT_AWAITING:
         parts.append(Hint(fmt.awaiting_hint(report), awaiting=True))
-    elif report.verdict == VERDICT_NOT_REPRODUCIBLE:
+    elif report.verdict == VERDICT_NOT_REPRODUCIBLE and not fmt.only_resume_differs(report):
         parts.append(Hint(fmt.diagnose_hint(report)))
     return tuple(parts)
 

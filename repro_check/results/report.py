@@ -28,6 +28,7 @@ from repro_check.results.comparison import (
     distinct_histories,
 )
 from repro_check.results.records import STATUS_CANCELLED, RunRecord, to_json_safe
+from repro_check.results.resume import ResumeCheck
 from repro_check.vocab import Verdict
 
 SCHEMA_VERSION = 1
@@ -71,6 +72,13 @@ class RunReport:
     replicates still awaited are not a pass (exit 3, not 0)."""
     saved_tolerance: Tolerance | None = None
     """Rebuilt from a file: the tolerance the file says it was made with (not the one used)."""
+    resume: ResumeCheck | None = None
+    """Set by ``run --resume-at K``: the replicates stopped after K trials and resumed in a
+    fresh process, against each other and these (straight-through) runs."""
+
+    @property
+    def resumed_runs(self) -> tuple[RunRecord, ...]:
+        return self.resume.runs if self.resume is not None else ()
 
     @property
     def complete(self) -> bool:
@@ -78,9 +86,11 @@ class RunReport:
         a certain divergence. (Replicates of a shared check still running are ``awaiting``.)"""
         if len(self.runs) < self.plan.runs and not self.awaiting:
             return False
+        if self.resume is not None and len(self.resume.runs) < self.plan.runs:
+            return False
         return all(
             run.finished or (self.stopped_early and run.status == STATUS_CANCELLED)
-            for run in self.runs
+            for run in (*self.runs, *self.resumed_runs)
         )
 
     @property
@@ -94,6 +104,7 @@ class RunReport:
             and self.comparison.divergence is None
             and self.plan.study.n_jobs == 1
             and self.any_completed
+            and (self.resume is None or self.resume.matches)
         )
 
     @property
@@ -116,7 +127,10 @@ class RunReport:
     @property
     def any_failed(self) -> bool:
         """A replicate crashed, timed out or could not run (not one --fail-fast cancelled)."""
-        return any(not run.finished and run.status != STATUS_CANCELLED for run in self.runs)
+        return any(
+            not run.finished and run.status != STATUS_CANCELLED
+            for run in (*self.runs, *self.resumed_runs)
+        )
 
     @property
     def verdict(self) -> Verdict:
@@ -194,6 +208,9 @@ class RunReport:
         for run in self.runs:
             if run.error and not (self.stopped_early and run.status == STATUS_CANCELLED):
                 notes.append(f"run {run.index} {run.status}: {run.error}")
+        for run in self.resumed_runs:
+            if run.error:
+                notes.append(f"resumed run {run.index} {run.status}: {run.error}")
         for run in self.runs:
             pruned = sum(t.state == "PRUNED" for t in run.trials)
             failed = sum(t.state == "FAIL" for t in run.trials)
@@ -241,6 +258,7 @@ class RunReport:
             "divergence": Divergence.to_optional_dict(self.comparison.divergence),
             "summary": self.comparison.summary_dict(),
             "baseline": self.baseline.to_dict() if self.baseline is not None else None,
+            **({} if self.resume is None else {"resume": self.resume.to_dict()}),
             "notes": self.notes,
             "environment": to_json_safe(dict(self.environment)),
         }
@@ -280,6 +298,11 @@ class RunReport:
             saved=True,
             saved_tolerance=saved_tol,
         )
+        if data.get("resume") is not None:
+            resume = ResumeCheck.from_dict(
+                data["resume"], runs, plan.study, plan.seed, plan.tolerance, environment
+            )
+            report = dataclasses.replace(report, resume=resume)
         derived = set(report.notes)  # once: the property recomputes every note
         extra = [n for n in dict.fromkeys(notes_in) if n not in derived]
         return dataclasses.replace(report, extra_notes=tuple(extra))
