@@ -368,7 +368,9 @@ def _plan(options: dict[str, Any], experiments: bool = False) -> CheckPlan:
         raise ConfigError(f"--replicates must be <= {MAX_RUNS}, got {shown(replicates)}")
     plan = build_plan(target, flags, options.get("config"))
     if experiments:  # compare/diagnose need every run of every condition, in this process
-        plan = dataclasses.replace(plan, fail_fast=False, storage=None, name=None, resume=False)
+        plan = dataclasses.replace(
+            plan, fail_fast=False, storage=None, name=None, resume=False, resume_at=None
+        )
     return plan
 
 
@@ -500,6 +502,15 @@ def run(
         ),
     ] = None,
     stale_after: StaleAfter = None,
+    resume_at: Annotated[
+        int | None,
+        typer.Option(
+            metavar="K",
+            help="Also stop each replicate after K trials and resume it in a fresh process "
+            "(load_study); exit 1 if that changes the study.",
+            rich_help_panel=CHECK,
+        ),
+    ] = None,
     config: ConfigPath = None,
     baseline: Annotated[
         Path | None,

@@ -169,7 +169,13 @@ def test_saved_settings_keys_are_the_plans_report_keys() -> None:
     from repro_check.results import validate
 
     written = set(CheckPlan(target="x.py:objective").to_dict("cpu"))
-    checked = {*validate.SETTING_KEYS, *validate.NULLABLE_SETTING_KEYS, "controls", "tolerance"}
+    checked = {
+        *validate.SETTING_KEYS,
+        *validate.NULLABLE_SETTING_KEYS,
+        *validate.SCRIPT_SETTING_KEYS,  # script mode's args and cap
+        "controls",
+        "tolerance",
+    }
     assert checked == written
 
 

@@ -27,7 +27,8 @@ def run_check(
     """Run ``plan.runs`` replicates in fresh processes and compare them (and, given a
     baseline, compare them with it too). A baseline made with other study settings is refused
     before anything runs, unless ``allow_settings_change``. Ctrl-C raises
-    ``report.CheckInterrupted`` carrying the partial report of the runs that had finished."""
+    ``report.CheckInterrupted`` carrying the partial report of the runs that had finished.
+    With ``plan.resume_at`` the replicates are also stopped and resumed (``checks.resume``)."""
     changed: list[str] = []
     if baseline is not None:
         finished_reference(baseline.runs, f"baseline {baseline_path}")  # before any run starts
@@ -40,7 +41,11 @@ def run_check(
             )
     device = devices.resolve(plan.device)
     script = is_script(plan.target)
-    if plan.storage is not None:
+    if plan.resume_at is not None:
+        from repro_check.checks.resume import run_resume_check
+
+        result = run_resume_check(plan, device, on_progress)
+    elif plan.storage is not None:
         from repro_check.storage.shared import run_shared
 
         result = run_shared(plan, device, on_progress)

@@ -86,6 +86,10 @@ class Job:
             return self.cap or 0
         return self.study.trials * self.studies
 
+    first_trial: int = 0
+    """The study in ``storage`` already holds trials 0..first_trial-1 (a resumed study): this
+    job runs and streams trials first_trial.. only."""
+
     def payload(self, target: str, threads: int, device: str) -> dict[str, Any]:
         return {
             "target": target,
@@ -103,6 +107,7 @@ class Job:
             "script": dict(self.script) if self.script is not None else None,
             "cap": self.cap,
             "audit": self.audit,
+            "first_trial": self.first_trial,
         }
 
 
@@ -360,10 +365,11 @@ class Protocol:
         self._numbers[study].add(number)
         self.trials[study].append(record)
 
-    def study_problem(self, study: int, expected: int | None) -> str | None:
+    def study_problem(self, study: int, expected: int | None, first: int = 0) -> str | None:
         """Why finished study ``study`` does not hold what it should, or None. The invariant:
-        trials 0..N-1 once each (N = ``expected``, or fewer when the study was stopped), and
-        exactly the trials the worker's own study holds (a script's study: ``expected`` None,
+        trials F..F+N-1 once each (F = ``first``, 0 unless the study was resumed from a
+        storage; N = ``expected``, or fewer when the study was stopped), and exactly the trials
+        from F on that the worker's own study holds (a script's study: ``expected`` None,
         exactly those; trials it asked for and never told are not among them)."""
         trials = self.trials[study]
         summary = self.summaries[study]
@@ -380,8 +386,9 @@ class Protocol:
         if expected is None:
             return None
         want = min(len(trials), expected) if summary["stopped"] else expected
-        if numbers != list(range(want)):
-            return f"worker streamed trials {_spans(numbers)} but the study asked for {expected}"
+        if numbers != list(range(first, first + want)):
+            asked = f"{expected}" if not first else f"{expected} from trial {first}"
+            return f"worker streamed trials {_spans(numbers)} but the study asked for {asked}"
         return None
 
 
@@ -636,7 +643,9 @@ class _Live:
             notes = list(done.get("notes", []))
             problem = None
             if study_index < len(protocol.summaries):
-                problem = protocol.study_problem(study_index, self.job.study.trials)
+                problem = protocol.study_problem(
+                    study_index, self.job.study.trials, self.job.first_trial
+                )
                 summary = protocol.summaries[study_index]
                 if problem is None and summary["stopped"] and len(trials) < self.job.study.trials:
                     notes.append(stopped_note(len(trials), self.job.study.trials))

@@ -133,6 +133,8 @@ class StudyRunner:
         self.fixed_params: dict[str, Any] | None = job.get("fixed_params")
         self.storage: str | None = job.get("storage")
         self.study_name: str | None = job.get("study_name")
+        self.first_trial = int(job.get("first_trial") or 0)
+        """A resumed study: the storage already holds trials 0..first_trial-1."""
         self.objective = objective
         self.out = out
         self.errors: dict[int, str] = {}
@@ -301,7 +303,7 @@ class StudyRunner:
             raise
         if self.setup_failure is not None:
             raise _ConfigProblem(f"cannot run the study: {self.setup_failure}")
-        self.view = study_view(study)
+        self.view = study_view(study, self.first_trial)
         self.stopped = self.stops.stopped if self.stops is not None else False
 
 
@@ -377,14 +379,15 @@ def setup_message(what: str, exc: BaseException) -> str:
     return f"the {what} raised {one_line(exc)}"
 
 
-def study_view(study: Any) -> dict[str, Any]:
+def study_view(study: Any, first: int = 0) -> dict[str, Any]:
     """The study's own account of its trials, to check against what was streamed: how many
     (waiting, i.e. enqueued and never run, ones aside) and a digest of their numbers and
-    states."""
+    states; for a resumed study, only those numbered ``first`` on (the earlier ones ran in
+    another process)."""
     pairs = sorted(
         (int(t.number), t.state.name)
         for t in study.get_trials(deepcopy=False)
-        if t.state.name != "WAITING"
+        if t.state.name != "WAITING" and int(t.number) >= first
     )
     return {"count": len(pairs), "digest": trials_digest(pairs)}
 

@@ -18,6 +18,7 @@ from typing import Any
 from repro_check.errors import ConfigError
 from repro_check.plan.settings import (
     CHECK_KEYS,
+    DEFAULT_TRIALS,
     DEVICES,
     DIRECTIONS,
     PRUNERS,
@@ -229,6 +230,7 @@ KEYS: dict[str, Validator] = {
     "resume": _bool,
     "stale_after": _stale_after,
     "args": _args,
+    "resume_at": _int(1, MAX_TRIALS),
 }
 ALIASES = {"direction": "directions"}
 
@@ -494,6 +496,25 @@ def _check_script(values: Mapping[str, Any], sources: Mapping[str, str]) -> None
             )
 
 
+def _check_resume_at(values: Mapping[str, Any], sources: Mapping[str, str]) -> None:
+    """``--resume-at K`` stops each replicate after K trials and resumes it: 1 <= K < trials."""
+    at = values.get("resume_at")
+    if at is None:
+        return
+    trials = values.get("trials", DEFAULT_TRIALS)
+    where = sources.get("resume_at", "--resume-at")
+    if at >= trials:
+        raise ConfigError(
+            f"{where} must be below the trials ({trials}): K trials run, then the study "
+            f"resumes for the rest; got {at}"
+        )
+    if values.get("resume"):
+        raise ConfigError(
+            f"{where} cannot be combined with --resume (which retakes a shared check's dead "
+            "replicates)"
+        )
+
+
 def build_plan(
     target: str | None,
     flags: Mapping[str, Any],
@@ -535,6 +556,7 @@ def build_plan(
         raise ConfigError("--storage needs --name: the check's studies are named <name>/run-<k>")
     if values.get("resume") and "name" not in values:
         raise ConfigError("--resume needs --name (and --storage) to find the check to resume")
+    _check_resume_at(values, sources)
     if "name" in values and "storage" not in values:
         from repro_check.storage.store import DEFAULT_STORAGE
 

@@ -165,6 +165,10 @@ class CheckPlan:
     cap: int | None = None
     """Script mode: ``--trials`` caps every study of the script at this many trials (None:
     the script's own n_trials/timeout stand)."""
+    resume_at: int | None = None
+    """``--resume-at K``: each replicate also runs K trials in a storage, its process exits,
+    and a fresh process resumes the study (``load_study``) for the rest; the resumed
+    replicates are compared with each other and with straight-through ones."""
 
     def to_dict(self, device: str) -> dict[str, Any]:
         """The report's ``settings``: this plan as run on ``device`` (the resolved one), its
@@ -191,6 +195,7 @@ class CheckPlan:
             "stale_after": self.stale_after,
             "args": list(self.args),
             "cap": self.cap,
+            "resume_at": self.resume_at,
         }
 
     @classmethod
@@ -216,7 +221,12 @@ class CheckPlan:
             stale_after=float(settings.get("stale_after") or 120.0),
             args=tuple(str(a) for a in settings.get("args") or ()),
             cap=settings.get("cap"),
+            resume_at=_optional_int(settings.get("resume_at")),
         )
+
+
+def _optional_int(value: Any) -> int | None:
+    return None if value is None else int(value)
 
 
 STUDY_KEYS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(StudySettings))

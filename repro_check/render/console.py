@@ -13,7 +13,7 @@ from rich.text import Text
 
 from repro_check.render import fmt, sections
 from repro_check.render.safe import escape_controls, has_controls
-from repro_check.render.wrap import bullets, print_parts, whole
+from repro_check.render.wrap import Hanging, bullets, print_parts, whole
 from repro_check.results.report import RunReport
 from repro_check.vocab import RunStatus, Verdict
 
@@ -134,6 +134,14 @@ def pareto_table(front: fmt.ParetoTable) -> Table:
     return table
 
 
+def _resume(section: sections.Resume) -> RenderableType:
+    """The resume check's line and why (its fix is printed whole after it: ``render``)."""
+    shown: list[RenderableType] = [Text.assemble(("Resume: ", "bold"), section.text)]
+    if section.reason:
+        shown.append(Hanging("  why: ", section.reason))
+    return Group(*shown)
+
+
 def draw(section: sections.RunSection) -> RenderableType:
     """One section as a rich renderable."""
     match section:
@@ -150,6 +158,8 @@ def draw(section: sections.RunSection) -> RenderableType:
             return Text(text, style="dim")
         case sections.StudyHeading(text, agrees):
             return Text(text, style="bold" if agrees else "bold red")
+        case sections.Resume():
+            return _resume(section)
         case sections.BestTable():
             return best_table(section)
         case sections.ParetoTable(table):
@@ -177,4 +187,9 @@ def draw(section: sections.RunSection) -> RenderableType:
 
 
 def render(report: RunReport, console: Console) -> None:
-    print_parts(console, [draw(section) for section in sections.run_sections(report)])
+    parts: list[RenderableType] = []
+    for section in sections.run_sections(report):
+        parts.append(draw(section))
+        if isinstance(section, sections.Resume) and section.fix:  # code to paste: whole
+            parts.append(whole(("  fix: ", "bold cyan"), section.fix))
+    print_parts(console, parts)

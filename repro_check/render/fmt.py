@@ -230,8 +230,14 @@ def headline(report: RunReport) -> str:
             return f"REPRODUCIBLE: {n} runs × {_script_trials(report)} agree {how}"
         return f"REPRODUCIBLE: {n} runs × {trials} trials agree {how}"
     script_part = _script_part(report)
+    resumed = report.resume.first_difference if report.resume is not None else None
     if script_part is not None:
         part = script_part
+    elif only_resume_differs(report) and resumed is not None:
+        part = (
+            f"resuming at trial {report.plan.resume_at} changes the study: resumed runs part "
+            f"at trial {resumed.trial} ({resumed.field})"
+        )
     elif divergence is not None:
         part = f"runs part at trial {divergence.trial} ({divergence.field})"
     elif report.plan.study.n_jobs != 1 and not script:
@@ -282,6 +288,12 @@ def controls_text(report: RunReport) -> str:
     if len(enabled) == len(report.plan.controls.names()):
         return "all"
     return ",".join(enabled) or "none"
+
+
+def only_resume_differs(report: RunReport) -> bool:
+    """``--resume-at``: the straight-through runs agree, the resumed ones part from them."""
+    resume = report.resume
+    return resume is not None and resume.straight_reproducible and not resume.matches
 
 
 def diagnose_hint(report: RunReport) -> str:

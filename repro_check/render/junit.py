@@ -79,6 +79,10 @@ def draw(section: sections.RunSection) -> list[str]:
             return [f"First divergence: {text}"]
         case sections.Baseline(text):
             return [f"Baseline: {text}"]
+        case sections.Resume(text, reason, fix):
+            lines = [f"Resume: {text}"]
+            lines += [f"  why: {reason}"] if reason else []
+            return lines + ([f"  fix: {fix}"] if fix else [])
         case sections.Spread(label, text, histories):
             return [f"{label}: {text}   distinct histories: {histories}"]
         case sections.ParamSpread(rows):
@@ -145,7 +149,7 @@ def _testcase(
         body += [
             line
             for s in parts
-            if isinstance(s, sections.Baseline | sections.Hint)
+            if isinstance(s, sections.Baseline | sections.Resume | sections.Hint)
             for line in draw(s)
         ]
         _sub(case, "failure", "\n".join(dict.fromkeys(body)), message=message, type=report.verdict)

@@ -119,6 +119,10 @@ def draw(section: sections.RunSection) -> list[str]:
             return [f"**First divergence:** {code(line)}", ""]
         case sections.Baseline(line):
             return [f"**Baseline:** {text(line)}", ""]
+        case sections.Resume(line, reason, fix):
+            out = [f"**Resume:** {text(line)}", ""]
+            out += [f"**Why:** {text(reason)}", ""] if reason else []
+            return out + ([f"**Fix:** {text(fix)}", ""] if fix else [])
         case sections.Spread(label, line, histories):
             return [f"**{label}:** {text(line)} · **distinct histories:** {histories}", ""]
         case sections.ParamSpread(rows):

@@ -110,6 +110,16 @@ class Baseline:
 
 
 @dataclass(frozen=True)
+class Resume:
+    """``run --resume-at``: the resumed runs against each other and the straight-through ones;
+    the reason and the fix when they part (the fix holds code: never folded)."""
+
+    text: str
+    reason: str | None = None
+    fix: str | None = None
+
+
+@dataclass(frozen=True)
 class Spread:
     """``Best value: ...`` (or ``Pareto front: ...``) and the distinct histories."""
 
@@ -157,6 +167,7 @@ RunSection: TypeAlias = (
     | ParetoTable
     | Divergence
     | Baseline
+    | Resume
     | Spread
     | ParamSpread
     | FailedTrials
@@ -177,6 +188,8 @@ def _study_parts(report: RunReport, baseline: bool) -> list[RunSection]:
         parts.append(Divergence(fmt.divergence_line(comparison.divergence)))
     if baseline and report.baseline is not None:
         parts.append(Baseline(fmt.baseline_line(report)))
+    if report.resume is not None:
+        parts.append(Resume(report.resume.summary(), report.resume.reason, report.resume.fix))
     if front is not None:
         parts.append(Spread("Pareto front", fmt.pareto_line(report), fmt.histories_text(report)))
     else:
@@ -211,7 +224,7 @@ def run_sections(report: RunReport) -> tuple[RunSection, ...]:
     parts.append(Environment(fmt.environment_line(report.environment)))
     if report.verdict == VERDICT_AWAITING:
         parts.append(Hint(fmt.awaiting_hint(report), awaiting=True))
-    elif report.verdict == VERDICT_NOT_REPRODUCIBLE:
+    elif report.verdict == VERDICT_NOT_REPRODUCIBLE and not fmt.only_resume_differs(report):
         parts.append(Hint(fmt.diagnose_hint(report)))
     return tuple(parts)
 

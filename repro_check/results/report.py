@@ -29,6 +29,7 @@ from repro_check.results.comparison import (
     distinct_histories,
 )
 from repro_check.results.records import STATUS_CANCELLED, RunRecord, to_json_safe
+from repro_check.results.resume import ResumeCheck
 from repro_check.results.script_notes import script_notes
 from repro_check.results.studies import ScriptComparison, compare_studies
 from repro_check.vocab import Verdict
@@ -84,15 +85,25 @@ class RunReport:
         """``script`` (the user's script, run whole) or ``objective``."""
         return "script" if self.studies is not None else "objective"
 
+    resume: ResumeCheck | None = None
+    """Set by ``run --resume-at K``: the replicates stopped after K trials and resumed in a
+    fresh process, against each other and these (straight-through) runs."""
+
+    @property
+    def resumed_runs(self) -> tuple[RunRecord, ...]:
+        return self.resume.runs if self.resume is not None else ()
+
     @property
     def complete(self) -> bool:
         """Every planned replicate is here and finished, or ``--fail-fast`` stopped the rest at
         a certain divergence. (Replicates of a shared check still running are ``awaiting``.)"""
         if len(self.runs) < self.plan.runs and not self.awaiting:
             return False
+        if self.resume is not None and len(self.resume.runs) < self.plan.runs:
+            return False
         return all(
             run.finished or (self.stopped_early and run.status == STATUS_CANCELLED)
-            for run in self.runs
+            for run in (*self.runs, *self.resumed_runs)
         )
 
     @property
@@ -107,6 +118,7 @@ class RunReport:
             and self.plan.study.n_jobs == 1
             and self.any_completed
             and (self.studies is None or self.studies.reproducible)
+            and (self.resume is None or self.resume.matches)
         )
 
     @property
@@ -137,7 +149,10 @@ class RunReport:
     @property
     def any_failed(self) -> bool:
         """A replicate crashed, timed out or could not run (not one --fail-fast cancelled)."""
-        return any(not run.finished and run.status != STATUS_CANCELLED for run in self.runs)
+        return any(
+            not run.finished and run.status != STATUS_CANCELLED
+            for run in (*self.runs, *self.resumed_runs)
+        )
 
     @property
     def verdict(self) -> Verdict:
@@ -214,14 +229,7 @@ class RunReport:
                 if note not in seen:
                     seen.add(note)
                     notes.append(note)
-        for run in self.runs:
-            if run.error and not (self.stopped_early and run.status == STATUS_CANCELLED):
-                notes.append(f"run {run.index} {run.status}: {run.error}")
-        for run in self.runs:
-            pruned = sum(t.state == "PRUNED" for t in run.trials)
-            failed = sum(t.state == "FAIL" for t in run.trials)
-            if pruned or failed:
-                notes.append(f"run {run.index}: {pruned} pruned, {failed} failed trials")
+        notes.extend(self._run_notes())
         if self.stopped_early:
             notes.append("--fail-fast: stopped every run at the first certain divergence")
         if self.runs and not self.any_completed:
@@ -242,6 +250,22 @@ class RunReport:
                 "`repro-check diagnose` says which of them your own script must apply"
             )
         notes.extend(self.extra_notes)
+        return notes
+
+    def _run_notes(self) -> list[str]:
+        """Each run's error (a resumed run's too) and its pruned/failed trial counts."""
+        notes = []
+        for run in self.runs:
+            if run.error and not (self.stopped_early and run.status == STATUS_CANCELLED):
+                notes.append(f"run {run.index} {run.status}: {run.error}")
+        for run in self.resumed_runs:
+            if run.error:
+                notes.append(f"resumed run {run.index} {run.status}: {run.error}")
+        for run in self.runs:
+            pruned = sum(t.state == "PRUNED" for t in run.trials)
+            failed = sum(t.state == "FAIL" for t in run.trials)
+            if pruned or failed:
+                notes.append(f"run {run.index}: {pruned} pruned, {failed} failed trials")
         return notes
 
     def to_dict(self) -> dict[str, Any]:
@@ -269,6 +293,7 @@ class RunReport:
             "divergence": Divergence.to_optional_dict(self.comparison.divergence),
             "summary": self.comparison.summary_dict(),
             "baseline": self.baseline.to_dict() if self.baseline is not None else None,
+            **({} if self.resume is None else {"resume": self.resume.to_dict()}),
             "notes": self.notes,
             "environment": to_json_safe(dict(self.environment)),
         }
@@ -337,6 +362,11 @@ class RunReport:
             saved_tolerance=saved_tol,
             studies=compare_studies(runs, plan.tolerance) if script else None,
         )
+        if data.get("resume") is not None:
+            resume = ResumeCheck.from_dict(
+                data["resume"], runs, plan.study, plan.seed, plan.tolerance, environment
+            )
+            report = dataclasses.replace(report, resume=resume)
         derived = set(report.notes)  # once: the property recomputes every note
         extra = [n for n in dict.fromkeys(notes_in) if n not in derived]
         return dataclasses.replace(report, extra_notes=tuple(extra))

@@ -95,4 +95,11 @@ def script_notes(
     if ref is not None:
         for study in ref.studies:
             notes.extend(study_notes(study, ref.seed, cap))
+    for compared in studies.studies[1:]:  # the first study's divergence is the report's own
+        divergence = compared.comparison.divergence
+        if divergence is not None:
+            notes.append(
+                f"{compared.label}: the runs part at trial {divergence.trial} "
+                f"({divergence.field}): {divergence.detail}"
+            )
     return notes

@@ -260,7 +260,9 @@ SETTING_KEYS = (
     "n_jobs",
     "fail_fast",
 )
-NULLABLE_SETTING_KEYS = ("workers", "timeout", "storage", "name", "stale_after")
+NULLABLE_SETTING_KEYS = ("workers", "timeout", "storage", "name", "stale_after", "resume_at")
+SCRIPT_SETTING_KEYS = ("args", "cap")
+"""A script's own settings: its arguments and ``--trials`` cap (empty/null for an objective)."""
 
 
 def _settings(settings: Mapping[str, Any], where: str, source: str, script: bool) -> None:
@@ -427,6 +429,25 @@ def _semantics(data: Mapping[str, Any], where: str, source: str, same_seed: bool
         )
 
 
+def _resume(data: Mapping[str, Any], source: str) -> None:
+    """``run --resume-at``: the resumed runs obey the rules of the others, at the settings' K."""
+    resume = data.get("resume")
+    settings = data["settings"]
+    if resume is None:
+        if settings.get("resume_at") is not None:
+            raise ReportError(f"{source}: settings.resume_at is set but the report has no resume")
+        return
+    at, trials = resume["at"], settings["trials"]
+    if at != settings.get("resume_at") or not 1 <= at < trials:
+        raise ReportError(
+            f"{source}: report.resume.at: {at}, but settings.resume_at is "
+            f"{_SHOW.repr(settings.get('resume_at'))} of a {trials}-trial study"
+        )
+    resumed = {**data, "runs": resume["runs"], "awaiting": 0}
+    _free_form(resumed, "report.resume", source)
+    _semantics(resumed, "report.resume", source, same_seed=True)
+
+
 def _header(data: Any, source: str, commands: tuple[str, ...]) -> str:
     if not isinstance(data, dict):
         raise ReportError(f"{source}: not a repro-check report (expected a JSON object)")
@@ -469,6 +490,7 @@ def check_report_data(data: Any, source: str, commands: tuple[str, ...] = ("run"
     if command == "run":
         _free_form(data, "report", source)
         _semantics(data, "report", source, same_seed=True)
+        _resume(data, source)
     else:
         for name, condition in data["conditions"].items():
             where = f"report.conditions.{name}"
