@@ -30,7 +30,7 @@ from repro_check.checks.causes import (
 )
 from repro_check.errors import EXIT_INCOMPLETE, EXIT_REPRODUCIBLE
 from repro_check.execution import devices
-from repro_check.execution.replicates import default_workers
+from repro_check.execution.replicates import default_workers, placement
 from repro_check.execution.runner import Job, JobResult, ProgressCallback, run_jobs
 from repro_check.plan.settings import CheckPlan, Controls, StudySettings, Tolerance
 from repro_check.results import report
@@ -225,15 +225,17 @@ class _Lab:
         self, jobs: Sequence[Job], stop_early: bool = True, tol: Tolerance | None = None
     ) -> list[JobResult]:
         tol = tol if tol is not None else self.plan.tolerance
+        gpus = placement(self.plan, self.device)
         return run_jobs(
             self.plan.target,
             jobs,
-            workers=default_workers(self.plan, self.device, len(jobs)),
+            workers=default_workers(self.plan, self.device, len(jobs), len(gpus)),
             threads=self.plan.threads,
             device=self.device,
             timeout=self.plan.timeout,
             on_progress=self.on_progress,
             stop_when=(lambda: DivergenceWatch(tol).add) if stop_early else None,
+            gpus=gpus,
         )
 
     def experiment(
