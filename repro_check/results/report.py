@@ -440,6 +440,9 @@ def gpu_notes(runs: Sequence[RunRecord], tol: Tolerance) -> list[str]:
         if divergence is None
         else f" part at trial {divergence.trial} ({divergence.field})"
     )
+    if all(len(finished[name]) < 2 for name in compared):  # one run per model: no "within"
+        notes.append(across)
+        return notes
     same = [distinct_histories(finished[name], tol) for name in compared]
     within = (
         "runs on the same model agree"

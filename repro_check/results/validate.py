@@ -249,7 +249,7 @@ SETTING_KEYS = (
     "n_jobs",
     "fail_fast",
 )
-NULLABLE_SETTING_KEYS = ("workers", "timeout", "storage", "name", "stale_after")
+NULLABLE_SETTING_KEYS = ("workers", "timeout", "storage", "name", "stale_after", "gpus")
 
 
 def _settings(settings: Mapping[str, Any], where: str, source: str) -> None:
