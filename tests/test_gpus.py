@@ -91,6 +91,32 @@ def test_select_places_every_visible_gpu_by_default_and_the_named_ones_on_reques
         gpus.select("0", "cuda")
 
 
+def test_discovery_asks_nvidia_smi_and_torch_only_when_the_mask_names_none_of_its_gpus(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    probed: list[int] = []
+    torch_sees = [gpus.Gpu(0, "NVIDIA H200", "GPU-22222222-bbbb")]
+    monkeypatch.delenv(gpus.FAKE_ENV, raising=False)
+    monkeypatch.setattr(gpus, "_nvidia_smi", lambda: gpus.parse_smi(SMI))
+
+    def probe() -> list[gpus.Gpu]:
+        probed.append(1)
+        return torch_sees
+
+    monkeypatch.setattr(gpus, "_torch_probe", probe)
+    gpus._discover.cache_clear()
+    try:
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+        assert [g.name for g in gpus.discover()] == [H100["name"]]
+        assert probed == []  # nvidia-smi answered: no torch import
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "5")  # renumbered by a cgroup
+        assert gpus.discover() == torch_sees and probed == [1]
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+        assert gpus.discover() == []
+    finally:
+        gpus._discover.cache_clear()
+
+
 @pytest.mark.parametrize(
     ("value", "expected"),
     [

@@ -205,7 +205,11 @@ def discover() -> list[Gpu]:
 def _discover(mask: str | None) -> tuple[Gpu, ...]:
     listed = _nvidia_smi()
     if listed:
-        return tuple(visible(listed, mask))
+        shown = visible(listed, mask)
+        if shown or mask == "":
+            return tuple(shown)
+        # a mask naming none of nvidia-smi's indices (a scheduler's cgroup may renumber the
+        # GPUs it grants): ask CUDA itself, which applies the mask as the workers will
     return tuple(_torch_probe())
 
 
