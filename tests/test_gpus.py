@@ -385,3 +385,29 @@ def test_a_saved_report_keeps_each_runs_gpu() -> None:
     assert [r.environment["gpu"]["name"] for r in again.runs] == [H100["name"], H200["name"]]
     assert again.plan.gpus == "0,1"
     assert any("part at trial 1" in note for note in again.notes)
+
+
+def test_the_python_api_takes_gpus_and_refuses_them_without_cuda(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import repro_check
+
+    monkeypatch.setenv(gpus.FAKE_ENV, "[]")
+    with pytest.raises(DeviceError, match="--gpus 0,1: CUDA is not available"):
+        repro_check.check(fixture("deterministic"), runs=2, trials=1, gpus=[0, 1])
+
+
+def test_a_shared_check_keeps_each_runs_gpu_in_the_storage(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'checks.db'}"
+    flags = ("--runs", "2", "--trials", "4", "--storage", url, "--name", "g")
+    result = cli("run", fixture("gpu_model"), *flags, env=_fake(H100, H200))
+    assert result.code == 1, result.out + result.err
+    gathered = cli("report", "--storage", url, "--name", "g", json_path=tmp_path / "g.json")
+    assert gathered.code == 1, gathered.out + gathered.err
+    by_run = [r["gpu"]["name"] for r in gathered.report["runs"]]
+    assert sorted(by_run) == [H100["name"], H200["name"]]
+    models = sorted([H100["name"], H200["name"]], key=lambda m: m != by_run[0])
+    assert (
+        f"runs on {models[0]} and {models[1]} part at trial 3 (values)"
+        in (gathered.report["notes"])
+    )
