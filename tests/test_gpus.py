@@ -275,7 +275,7 @@ def test_device_cpu_places_nothing_even_with_gpus(tmp_path: Path) -> None:
         "2",
         "--device",
         "cpu",
-        env=_fake(H100, H200),
+        env={**_fake(H100, H200), gpus.ASSIGNED_ENV: json.dumps(H100)},  # inherited: ignored
         json_path=tmp_path / "r.json",
     )
     assert result.code == 0, result.err

@@ -699,6 +699,7 @@ class Scheduler:
             threads=job.threads or self.threads,
             device=self.device,
         )
+        env.pop(ASSIGNED_ENV, None)  # never an inherited one (a check run inside a worker)
         if self.gpus:
             gpu = self.gpu_of.get(position) or self.free_gpus.pop(0)
             self.gpu_of[position] = gpu
