@@ -45,6 +45,7 @@ def check(
     atol: float = 0.0,
     rtol: float = 0.0,
     device: str = "auto",
+    gpus: str | Sequence[int] | None = None,
     threads: int = 1,
     workers: int | None = None,
     timeout: float | None = None,

@@ -188,7 +188,7 @@ Workers = Annotated[
     int | None,
     typer.Option(
         metavar="N",
-        help="Concurrent replicates [default: one per core, capped at runs; 1 on CUDA].",
+        help="Concurrent replicates [default: one per core, capped at runs; on CUDA one per GPU].",
         rich_help_panel=CHECK,
     ),
 ]
@@ -210,6 +210,15 @@ Device = Annotated[
     str | None,
     typer.Option(
         metavar="DEVICE", help="auto, cpu or cuda [default: auto].", rich_help_panel=CONTROLS
+    ),
+]
+Gpus = Annotated[
+    str | None,
+    typer.Option(
+        metavar="LIST",
+        help="GPUs to place replicates on, one replicate per GPU at a time: all, or nvidia-smi "
+        "indices/UUIDs such as 0,1,3 [default on CUDA: every visible GPU].",
+        rich_help_panel=CONTROLS,
     ),
 ]
 Atol = Annotated[
@@ -464,6 +473,7 @@ def run(
     timeout: Timeout = None,
     threads: Threads = None,
     device: Device = None,
+    gpus: Gpus = None,
     atol: Atol = None,
     rtol: Rtol = None,
     controls: ControlsOpt = None,
@@ -625,6 +635,7 @@ def compare(
     timeout: Timeout = None,
     threads: Threads = None,
     device: Device = None,
+    gpus: Gpus = None,
     atol: Atol = None,
     rtol: Rtol = None,
     config: ConfigPath = None,
@@ -680,6 +691,7 @@ def diagnose(
     timeout: Timeout = None,
     threads: Threads = None,
     device: Device = None,
+    gpus: Gpus = None,
     atol: Atol = None,
     rtol: Rtol = None,
     config: ConfigPath = None,

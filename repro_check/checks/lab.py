@@ -21,7 +21,7 @@ from repro_check.checks.causes import (
     located_fix,
 )
 from repro_check.errors import EXIT_INCOMPLETE, EXIT_REPRODUCIBLE
-from repro_check.execution.replicates import default_workers, script_spec
+from repro_check.execution.replicates import default_workers, placement, script_spec
 from repro_check.execution.runner import Job, JobResult, ProgressCallback, run_jobs
 from repro_check.plan.settings import CheckPlan, Controls, StudySettings, Tolerance
 from repro_check.results import report
@@ -237,15 +237,17 @@ class Lab:
                 rule.add(-1, trial)
             return rule.add
 
+        gpus = placement(self.plan, self.device)
         return run_jobs(
             self.plan.target,
             jobs,
-            workers=default_workers(self.plan, self.device, len(jobs)),
+            workers=default_workers(self.plan, self.device, len(jobs), len(gpus)),
             threads=self.plan.threads,
             device=self.device,
             timeout=self.plan.timeout,
             on_progress=self.on_progress,
             stop_when=watch if stop_early else None,
+            gpus=gpus,
         )
 
     def experiment(

@@ -39,6 +39,14 @@ def resolve(requested: str) -> str:
     """ "cpu" or "cuda". ``auto`` picks CUDA when torch can use it; ``cuda`` insists on it."""
     if requested == "cpu":
         return "cpu"
+    from repro_check.execution import gpus
+
+    if gpus.fake() is not None:  # the test suite's pretend GPUs (never set in real checks)
+        if gpus.discover():
+            return "cuda"
+        if requested == "cuda":
+            raise DeviceError("--device cuda: CUDA is not available (torch sees no GPU)")
+        return "cpu"
     import importlib.util
 
     has_torch = importlib.util.find_spec("torch") is not None

@@ -74,10 +74,39 @@ def _torch_info(torch: Any) -> dict[str, Any]:
     return info
 
 
+def _gpu_info(torch: Any) -> dict[str, Any] | None:
+    """The GPU this worker ran on: the one the parent pinned it to (``gpus.ASSIGNED_ENV``),
+    overridden by what torch saw when the objective used CUDA (name, UUID, capability; the
+    driver from the kernel module). None when it had no GPU of its own."""
+    from repro_check.execution import gpus
+
+    info = gpus.assigned()
+    try:
+        if torch is not None and torch.cuda.is_initialized():
+            props = torch.cuda.get_device_properties(torch.cuda.current_device())
+            uuid = str(getattr(props, "uuid", "") or "")
+            seen = {
+                "name": props.name,
+                "uuid": uuid and "GPU-" + uuid.removeprefix("GPU-"),
+                "compute_capability": f"{props.major}.{props.minor}",
+                "driver": gpus.driver_version(),
+            }
+            info = {**(info or {"index": torch.cuda.current_device()}), **seen}
+    except Exception as exc:  # a broken CUDA set-up must not lose the run's results
+        info = {**(info or {}), "error": _one_line(exc)}
+    return info
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
 def collect(threads: int) -> dict[str, Any]:
-    """The fingerprint of this process. torch details only if the objective imported torch."""
+    """The fingerprint of this process. torch details only if the objective imported torch;
+    ``gpu`` only when the worker was pinned to a GPU or used CUDA."""
     torch = sys.modules.get("torch")
-    return {
+    environment = {
         "python": platform.python_version(),
         "implementation": platform.python_implementation(),
         "platform": platform.platform(),
@@ -89,10 +118,22 @@ def collect(threads: int) -> dict[str, Any]:
         "threads": threads,
         "env": {name: os.environ[name] for name in RELEVANT_ENV_VARS if name in os.environ},
     }
+    gpu = _gpu_info(torch)
+    if gpu is not None:
+        environment["gpu"] = gpu
+    return environment
+
+
+GPU_IDENTITY = ("index", "uuid")
+"""Which physical GPU a run had, left out of the fingerprint: two cards of one model with
+one driver are one environment (runs are grouped by GPU model, not by card)."""
 
 
 def fingerprint(environment: dict[str, Any]) -> str:
     """A short stable hash of an environment, to group runs by machine and software."""
     stable = {k: v for k, v in environment.items() if k != "env"}
+    gpu = stable.get("gpu")
+    if isinstance(gpu, dict):
+        stable["gpu"] = {k: v for k, v in gpu.items() if k not in GPU_IDENTITY}
     digest = hashlib.sha256(json.dumps(stable, sort_keys=True, default=str).encode())
     return digest.hexdigest()[:12]

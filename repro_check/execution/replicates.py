@@ -7,6 +7,8 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from repro_check.execution import gpus as gpu_layer
+from repro_check.execution.gpus import Gpu
 from repro_check.execution.runner import Job, ProgressCallback, run_jobs
 from repro_check.plan import targets
 from repro_check.plan.settings import CheckPlan, Controls, StudySettings
@@ -14,13 +16,22 @@ from repro_check.results.comparison import DivergenceWatch
 from repro_check.results.records import RunRecord
 
 
-def default_workers(plan: CheckPlan, device: str, jobs: int) -> int:
-    """One per core, capped at the number of jobs; 1 on CUDA (replicates would share a GPU)."""
+def default_workers(plan: CheckPlan, device: str, jobs: int, gpus: int = 0) -> int:
+    """One per core, capped at the number of jobs; on CUDA one per placed GPU (never more: a
+    GPU runs one replicate at a time), or 1 when no GPU could be listed."""
+    if gpus:
+        return max(1, min(plan.workers or gpus, gpus, jobs))
     if plan.workers is not None:
         return min(plan.workers, jobs)
     if device == "cuda":
         return 1
     return max(1, min(os.cpu_count() or 1, jobs))
+
+
+def placement(plan: CheckPlan, device: str) -> list[Gpu]:
+    """The GPUs the plan's replicates are placed on ([] off CUDA); ``DeviceError`` for an
+    explicit ``--gpus`` without CUDA or naming a GPU that is not there."""
+    return gpu_layer.select(plan.gpus, device)
 
 
 def replicate_jobs(
@@ -68,15 +79,17 @@ def run_replicates(
     claim: Callable[[Job], Job | None] | None = None,
 ) -> list[RunRecord]:
     tol = plan.tolerance
+    gpus = placement(plan, device)
     results = run_jobs(
         plan.target,
         jobs,
-        workers=default_workers(plan, device, len(jobs)),
+        workers=default_workers(plan, device, len(jobs), len(gpus)),
         threads=plan.threads,
         device=device,
         timeout=plan.timeout,
         on_progress=on_progress,
         stop_when=(lambda: DivergenceWatch(tol).add) if plan.fail_fast else None,
         claim=claim,
+        gpus=gpus,
     )
     return [run for result in results for run in result.runs]

@@ -34,6 +34,7 @@ from typing import IO, Any
 
 from repro_check.errors import ConfigError, DeviceError, ReproCheckError, TargetError
 from repro_check.execution import controls as ctl
+from repro_check.execution.gpus import ASSIGNED_ENV, Gpu
 from repro_check.execution.target import one_line
 from repro_check.plan.settings import Controls, StudySettings
 from repro_check.results.records import (
@@ -717,8 +718,13 @@ def run_jobs(
     on_progress: ProgressCallback | None = None,
     stop_when: StopRuleFactory | None = None,
     claim: Callable[[Job], Job | None] | None = None,
+    gpus: Sequence[Gpu] = (),
 ) -> list[JobResult]:
     """Run ``jobs`` with at most ``workers`` processes at once; results in job order.
+
+    With ``gpus``, each worker is pinned to one of them (``CUDA_VISIBLE_DEVICES``) and a GPU
+    runs one worker at a time: a job takes a free GPU when its worker is spawned and gives it
+    back once that worker has ended (so at most ``len(gpus)`` run at once).
 
     Raises ``TargetError``/``ConfigError``/``DeviceError`` when a worker reports that the target
     cannot load or the study cannot be built (stopping the rest), and ``Interrupted`` on Ctrl-C.
@@ -736,6 +742,7 @@ def run_jobs(
         on_progress=on_progress,
         stop_when=stop_when,
         claim=claim,
+        gpus=gpus,
     )
     return scheduler.run()
 
@@ -746,7 +753,9 @@ class Scheduler:
     A job's position in ``jobs`` is its key everywhere. It is ``pending`` until a slot frees
     (or its group is stopped), then ``live`` (its worker streams into ``inbox``) until its stream
     ends or is given up, then ``ended``; ``skipped`` when a claim found it taken elsewhere.
-    ``warm`` holds the next pending job's worker, spawned ahead of its turn.
+    ``warm`` holds the next pending job's worker, spawned ahead of its turn. With GPUs, a
+    spawned worker (warm or live) holds one in ``gpu_of`` until it ends; ``free_gpus`` is the
+    pool the next spawn takes from.
     """
 
     def __init__(
@@ -761,6 +770,7 @@ class Scheduler:
         on_progress: ProgressCallback | None = None,
         stop_when: StopRuleFactory | None = None,
         claim: Callable[[Job], Job | None] | None = None,
+        gpus: Sequence[Gpu] = (),
     ) -> None:
         self.target = target
         self.jobs = jobs
@@ -780,6 +790,9 @@ class Scheduler:
         self.rules: dict[str, StopRule] = {}
         self.stopped_groups: set[str] = set()
         self.last_sweep = 0.0
+        self.gpus = tuple(gpus)
+        self.free_gpus: list[Gpu] = list(gpus)
+        self.gpu_of: dict[int, Gpu] = {}
 
     def run(self) -> list[JobResult]:
         """Start jobs as slots free, check every line that arrives, sweep for exits and
@@ -816,7 +829,15 @@ class Scheduler:
 
     def _fill_slots(self) -> None:
         while self.pending and sum(w.busy for w in self.live.values()) < self.workers:
+            if self.gpus and self.pending[0] not in self.gpu_of and not self.free_gpus:
+                return  # every GPU runs a worker: wait for one to end
             self._launch(self.pending.pop(0))
+
+    def _release(self, position: int) -> None:
+        """The worker at ``position`` ended (or was dropped): its GPU is free again."""
+        gpu = self.gpu_of.pop(position, None)
+        if gpu is not None:
+            self.free_gpus.append(gpu)
 
     def _spawn(self, position: int) -> _Live:
         job = self.jobs[position]
@@ -827,6 +848,12 @@ class Scheduler:
             threads=job.threads or self.threads,
             device=self.device,
         )
+        env.pop(ASSIGNED_ENV, None)  # never an inherited one (a check run inside a worker)
+        if self.gpus:
+            gpu = self.gpu_of.get(position) or self.free_gpus.pop(0)
+            self.gpu_of[position] = gpu
+            env["CUDA_VISIBLE_DEVICES"] = gpu.pin
+            env[ASSIGNED_ENV] = json.dumps(gpu.to_dict())
         return _Live(job, env)
 
     def _launch(self, position: int) -> None:
@@ -838,6 +865,7 @@ class Scheduler:
                 self.report(Progress(job.index, 0, 0, status="taken elsewhere", group=job.group))
                 if position in self.warm:
                     self.warm.pop(position).discard()
+                self._release(position)
                 return
             job = claimed
         worker = self.warm.pop(position, None) or self._spawn(position)
@@ -850,6 +878,9 @@ class Scheduler:
         """Keep the next pending job's process spawned and importing while others run."""
         for position in [p for p in self.warm if p not in self.pending]:
             self.warm.pop(position).discard()
+            self._release(position)
+        if self.gpus and not self.free_gpus:
+            return  # a spawned worker holds a GPU: none is free to hold
         if self.pending and not self.warm and self.live:
             self.warm[self.pending[0]] = self._spawn(self.pending[0])
 
@@ -927,6 +958,7 @@ class Scheduler:
         worker = self.live.pop(position)
         self.ended[position] = worker
         result = worker.finish()
+        self._release(position)  # reaped, its group killed: the GPU is free
         job = worker.job
         self.report(
             Progress(
@@ -943,8 +975,9 @@ class Scheduler:
         self.pending.clear()
         for worker in self.live.values():
             worker.kill(reason)
-        for worker in self.warm.values():
+        for position, worker in self.warm.items():
             worker.discard()
+            self._release(position)
         self.warm.clear()
 
     def _salvage(self) -> list[JobResult]:

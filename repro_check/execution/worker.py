@@ -36,7 +36,7 @@ from typing import IO, Any
 
 from repro_check.errors import TargetError
 from repro_check.execution import controls as ctl
-from repro_check.execution import environment
+from repro_check.execution import environment, gpus
 from repro_check.execution.target import one_line
 from repro_check.plan.settings import STUDY_NAME, Controls, StudySettings
 from repro_check.results.records import TrialRecord, to_json_safe, trials_digest
@@ -473,7 +473,7 @@ def run_job(job: Mapping[str, Any], out: Stream) -> None:
     if controls.global_rng:
         ctl.seed_global_rngs(seed)
     torch_status = ctl.arm_torch(controls, seed, threads, bool(job.get("warn_only")))
-    if job.get("device") == "cuda":
+    if job.get("device") == "cuda" and gpus.FAKE_ENV not in os.environ:  # tests fake CUDA
         import torch
 
         if not torch.cuda.is_available():

@@ -206,6 +206,22 @@ def _args(value: Any) -> tuple[str, ...]:
 
 MAX_ARGS = 10_000
 
+
+def _gpus(value: Any) -> str:
+    """ "all", or GPU indices/UUIDs: a comma list or a TOML list; kept as one "0,1,3" string."""
+    from repro_check.execution.gpus import parse_request
+
+    if isinstance(value, list | tuple):
+        if not all(
+            isinstance(v, str) or (isinstance(v, int) and not isinstance(v, bool)) for v in value
+        ):
+            raise ValueError(f"must be 'all' or a list of GPU indices, got {shown(value)}")
+        value = ",".join(str(v) for v in value)
+    if not isinstance(value, str):
+        raise ValueError(f"must be 'all' or GPU indices such as 0,1,3, got {shown(value)}")
+    return ",".join(parse_request(_clean(value)))
+
+
 KEYS: dict[str, Validator] = {
     "target": _target,
     "trials": _int(1, MAX_TRIALS),
@@ -215,6 +231,7 @@ KEYS: dict[str, Validator] = {
     "timeout": _float(positive=True, maximum=MAX_SECONDS),
     "threads": _int(1, MAX_THREADS),
     "device": _choice(DEVICES),
+    "gpus": _gpus,
     "atol": _float(positive=False),
     "rtol": _float(positive=False),
     "directions": _directions,

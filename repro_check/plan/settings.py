@@ -141,13 +141,17 @@ class CheckPlan:
     seed: int = DEFAULT_SEED
     """The seed every replicate gets."""
     workers: int | None = None
-    """Concurrent replicates; None means one per core, capped at ``runs`` (1 on CUDA)."""
+    """Concurrent replicates; None means one per core, capped at ``runs`` (on CUDA one per
+    placed GPU, and never more than the GPUs)."""
     timeout: float | None = None
     """Seconds per replicate before it is killed."""
     threads: int = DEFAULT_THREADS
     """torch intra-op and OMP/MKL/OpenBLAS threads per worker; independent of ``workers``."""
     device: str = "auto"
     """"auto", "cpu" or "cuda" as asked; the runner resolves "auto"."""
+    gpus: str | None = None
+    """GPUs to place replicates on, one at a time each: "all" or indices/UUIDs ("0,1,3");
+    None means every visible GPU on CUDA (and nothing asked off CUDA)."""
     tolerance: Tolerance = field(default_factory=Tolerance)
     controls: Controls = field(default_factory=Controls)
     fail_fast: bool = False
@@ -178,6 +182,7 @@ class CheckPlan:
             "seed": self.seed,
             "trials": self.study.trials,
             "device": device,
+            "gpus": self.gpus,
             "tolerance": {"atol": self.tolerance.atol, "rtol": self.tolerance.rtol},
             "controls": self.controls.to_dict(),
             "directions": list(self.study.directions),
@@ -212,6 +217,7 @@ class CheckPlan:
             timeout=settings.get("timeout"),
             threads=int(settings.get("threads", 1)),
             device=str(settings["device"]),
+            gpus=settings.get("gpus"),
             tolerance=Tolerance(
                 float(tolerance.get("atol", 0.0)), float(tolerance.get("rtol", 0.0))
             ),

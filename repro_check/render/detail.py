@@ -43,6 +43,16 @@ def verdict_line(obj: Report) -> str:
     return fmt.headline(obj)
 
 
+def gpu_text(gpu: Mapping[str, object]) -> str:
+    """``gpu NVIDIA H100 (GPU-…), driver 550.54.15, compute capability 9.0``."""
+    text = f"gpu {gpu.get('name') or '?'}"
+    if gpu.get("uuid"):
+        text += f" ({gpu['uuid']})"
+    text += f", driver {gpu.get('driver') or '?'}"
+    text += f", compute capability {gpu.get('compute_capability') or '?'}"
+    return text + (f", error: {gpu['error']}" if gpu.get("error") else "")
+
+
 def _indent(text: Text, by: int) -> Padding:
     """Wrapped lines keep the indent (no padding to the full width after them)."""
     return Padding(text, (0, 0, 0, by), expand=False)
@@ -61,6 +71,9 @@ def _run_lines(run: RunRecord, output: str | None) -> list[Text | Padding]:
         from repro_check.execution.environment import fingerprint
 
         parts.append(_indent(Text(f"environment {fingerprint(dict(run.environment))}"), 2))
+        gpu = run.environment.get("gpu")
+        if isinstance(gpu, Mapping):
+            parts.append(_indent(Text(escape_controls(gpu_text(gpu))), 2))
     if run.error:
         parts.append(_indent(Text(f"error: {escape_controls(run.error)}"), 2))
     parts += [_indent(Text(f"note: {escape_controls(note)}"), 2) for note in run.notes]

@@ -27,6 +27,7 @@ from repro_check.results.comparison import (
     Divergence,
     compare_runs,
     distinct_histories,
+    first_divergence,
 )
 from repro_check.results.records import STATUS_CANCELLED, RunRecord, to_json_safe
 from repro_check.results.resume import ResumeCheck
@@ -282,14 +283,7 @@ class RunReport:
             "awaiting": self.awaiting,
             "interrupted": self.interrupted,
             "settings": self.plan.to_dict(self.device),
-            "runs": [
-                {
-                    **run.to_dict(),
-                    **({} if run.studies else {"studies": self._no_studies(run)}),
-                    "environment_fingerprint": fingerprint(dict(run.environment)),
-                }
-                for run in self.runs
-            ],
+            "runs": [self._run_dict(run) for run in self.runs],
             "divergence": Divergence.to_optional_dict(self.comparison.divergence),
             "summary": self.comparison.summary_dict(),
             "baseline": self.baseline.to_dict() if self.baseline is not None else None,
@@ -325,6 +319,17 @@ class RunReport:
             "trials": None,
         }
 
+    def _run_dict(self, run: RunRecord) -> dict[str, Any]:
+        data = {
+            **run.to_dict(),
+            **({} if run.studies else {"studies": self._no_studies(run)}),
+            "environment_fingerprint": fingerprint(dict(run.environment)),
+        }
+        gpu = run.environment.get("gpu")
+        if gpu is not None:  # per run: the report's one environment is the first run's
+            data["gpu"] = to_json_safe(gpu)
+        return data
+
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], tolerance: Tolerance | None = None) -> RunReport:
         """Rebuild from ``to_dict`` output (validated first: ``validate.check_report_data``).
@@ -345,7 +350,10 @@ class RunReport:
             plan = dataclasses.replace(plan, tolerance=tolerance)
         environment = data.get("environment") or {}
         script = data.get("mode") == "script"
-        runs = tuple(RunRecord.from_dict(run, environment, script) for run in data["runs"])
+        runs = tuple(
+            RunRecord.from_dict(run, _run_environment(environment, run), script)
+            for run in data["runs"]
+        )
         report = cls(
             command=data["command"],
             target=data["target"],
@@ -471,12 +479,73 @@ def environment_notes(runs: Sequence[RunRecord], tol: Tolerance) -> list[str]:
         notes.append("runs differ even within one environment: not only a hardware difference")
     else:
         notes.append("results agree across the environments")
+    return notes + gpu_notes(runs, tol)
+
+
+def _run_environment(environment: Mapping[str, Any], run: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A saved run's environment: the report's, with the run's own GPU when it has one."""
+    gpu = run.get("gpu")
+    if gpu is None:
+        return environment
+    return {**environment, "gpu": gpu}
+
+
+def _gpu_name(run: RunRecord) -> str | None:
+    gpu = run.environment.get("gpu") if run.environment else None
+    name = gpu.get("name") if isinstance(gpu, Mapping) else None
+    return str(name) if name else None
+
+
+def _and(names: Sequence[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def gpu_notes(runs: Sequence[RunRecord], tol: Tolerance) -> list[str]:
+    """Runs grouped by GPU model: where runs on different models part, and whether runs on
+    the same model agree ("runs on H100 and H200 part at trial 3; runs on the same model
+    agree"). Nothing when every run had the same model (or none)."""
+    models: dict[str, list[RunRecord]] = {}
+    for run in runs:
+        name = _gpu_name(run)
+        if name is not None:
+            models.setdefault(name, []).append(run)
+    if len(models) < 2:
+        return []
+    listed = "; ".join(
+        f"{name}: run{'s' if len(members) > 1 else ''} {', '.join(str(r.index) for r in members)}"
+        for name, members in models.items()
+    )
+    notes = [f"runs used {len(models)} GPU models: {listed}"]
+    finished = {name: [r for r in members if r.finished] for name, members in models.items()}
+    compared = [name for name, members in finished.items() if members]
+    if len(compared) < 2:
+        return notes
+    divergence = first_divergence([finished[name][0] for name in compared], tol)
+    across = f"runs on {_and(compared)}"
+    across += (
+        " agree"
+        if divergence is None
+        else f" part at trial {divergence.trial} ({divergence.field})"
+    )
+    if all(len(finished[name]) < 2 for name in compared):  # one run per model: no "within"
+        notes.append(across)
+        return notes
+    same = [distinct_histories(finished[name], tol) for name in compared]
+    within = (
+        "runs on the same model agree"
+        if all(n == 1 for n in same)
+        else "runs differ even on the same model"
+    )
+    notes.append(f"{across}; {within}")
     return notes
 
 
 def _machine(env: Mapping[str, Any]) -> str:
     torch = env.get("torch") or {}
     gpus = ", ".join(torch.get("gpus") or []) or "no GPU"
+    gpu = env.get("gpu")
+    if isinstance(gpu, Mapping) and gpu.get("name"):
+        gpus = str(gpu["name"])  # the one GPU the worker was pinned to
     return f"{env.get('cpu', '?')}, {gpus}, Python {env.get('python', '?')}"
 
 

@@ -260,7 +260,15 @@ SETTING_KEYS = (
     "n_jobs",
     "fail_fast",
 )
-NULLABLE_SETTING_KEYS = ("workers", "timeout", "storage", "name", "stale_after", "resume_at")
+NULLABLE_SETTING_KEYS = (
+    "workers",
+    "timeout",
+    "storage",
+    "name",
+    "stale_after",
+    "resume_at",
+    "gpus",
+)
 SCRIPT_SETTING_KEYS = ("args", "cap")
 """A script's own settings: its arguments and ``--trials`` cap (empty/null for an objective)."""
 
