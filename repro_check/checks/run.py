@@ -54,9 +54,16 @@ def run_check(
         result = report.build("run", plan, device, runs, stopped_early=stopped)
     if script:
         workers = default_workers(plan, device, plan.runs)
+        after = script_checks.snapshot()
+        if plan.storage is not None:  # the check's own storage file is not the script's doing
+            from repro_check.storage.shared import storage_entries
+
+            for name in storage_entries(plan.storage, before.keys() | after.keys()):
+                before.pop(name, None)
+                after.pop(name, None)
         found = [
             script_checks.objective_note(plan.target),
-            script_checks.folder_note(before, script_checks.snapshot(), workers),
+            script_checks.folder_note(before, after, workers),
         ]
         extra = tuple(note for note in found if note is not None)
         result = dataclasses.replace(result, extra_notes=result.extra_notes + extra)

@@ -520,6 +520,15 @@ def run_script_job(job: Mapping[str, Any], out: Stream, ops: list[str], torch_st
     def reseed(number: int) -> None:
         ctl.seed_global_rngs(ctl.trial_seed(seed, number))
 
+    shared: tuple[Any, str] | None = None
+    if job.get("storage"):  # a shared check: opened before the script's storages are hooked
+        from repro_check.storage.store import absolute_url, open_storage
+
+        try:
+            shared = (open_storage(absolute_url(str(job["storage"]))), str(job["study_name"]))
+        except Exception as exc:
+            out.emit("error", kind="config", message=f"cannot open the storage: {one_line(exc)}")
+            return
     folder = script.private_dir()
     cap = job.get("cap")
     capture = script.Capture(
@@ -553,6 +562,11 @@ def run_script_job(job: Mapping[str, Any], out: Stream, ops: list[str], torch_st
         else:
             out.emit("error", kind="target", message=f"{name} ran but created no Optuna study")
         return
+    if shared is not None:
+        failure = _store_studies(capture, shared[0], shared[1], str(job["storage"]))
+        if failure is not None:
+            out.emit("error", kind="script", message=failure, ops=ops)
+            return
     capture.emit(out, lambda value: _readable(value, 0))
     op = next((o for e in capture.entries for m in e.errors.values() if (o := _named_op(m))), None)
     if problem is not None:
@@ -583,6 +597,33 @@ def run_script_job(job: Mapping[str, Any], out: Stream, ops: list[str], torch_st
         nondeterministic_ops=ops,
         studies=len(capture.entries),
     )
+
+
+def _store_studies(capture: Any, storage: Any, claimed: str, url: str) -> str | None:
+    """A shared check: copy every study the script made, in order, into the check's storage
+    under the claimed replicate (``<claimed>/study-<i>``), before the parent hears of them.
+    None when done, else why not (one line, the storage's password masked)."""
+    from repro_check.storage.redact import redact_text
+    from repro_check.storage.store import store_script_study
+
+    def readable(value: Any) -> Any:
+        return _readable(value, 0)
+
+    for index, entry in enumerate(capture.entries):
+        info = entry.record().to_dict(with_trials=False)
+        info.pop("trials")
+        finished = [t for t in entry.study.get_trials(deepcopy=False) if t.state.is_finished()]
+        trials = [(t, _maybe(readable, capture._error(entry, t))) for t in finished]
+        try:
+            store_script_study(storage, claimed, index, readable(info), trials, readable)
+        except Exception as exc:
+            message = redact_text(one_line(exc), url) or ""
+            return f"cannot store study {index} in the check's storage: {message}"
+    return None
+
+
+def _maybe(convert: Callable[[Any], Any], value: Any) -> Any:
+    return None if value is None else convert(value)
 
 
 def _watch_parent(fd: int) -> None:
