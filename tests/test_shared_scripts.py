@@ -125,9 +125,7 @@ def test_two_processes_share_a_script_check_and_the_storage_keeps_every_study(
         assert stored[f"{name}/run-{k}/study-0"] == 4
         assert stored[f"{name}/run-{k}/study-1"] == 4
     # the check from the storage alone: the same verdict, studies and trials
-    rebuilt = cli(
-        "report", "--storage", storage_url, "--name", name, json_path=tmp_path / "r.json"
-    )
+    rebuilt = cli("report", "--storage", storage_url, "--name", name, json_path=tmp_path / "r.json")
     assert rebuilt.code == 1, rebuilt.out + rebuilt.err
     assert rebuilt.report is not None
     assert rebuilt.report["mode"] == "script"
@@ -170,9 +168,7 @@ def test_a_scripts_own_directions_are_kept_in_the_storage(tmp_path: Path) -> Non
         "study.optimize(lambda t: -(t.suggest_float('x', -1, 1) ** 2), n_trials=3)\n"
     )
     url = f"sqlite:///{tmp_path / 'c.db'}"
-    result = cli(
-        "run", str(script), "--runs", "2", "--storage", url, "--name", "up", cwd=tmp_path
-    )
+    result = cli("run", str(script), "--runs", "2", "--storage", url, "--name", "up", cwd=tmp_path)
     assert result.code == 0, result.out + result.err
     rebuilt = cli("report", "--storage", url, "--name", "up", json_path=tmp_path / "r.json")
     assert rebuilt.code == 0 and rebuilt.report is not None, rebuilt.out + rebuilt.err

@@ -520,15 +520,10 @@ def run_script_job(job: Mapping[str, Any], out: Stream, ops: list[str], torch_st
     def reseed(number: int) -> None:
         ctl.seed_global_rngs(ctl.trial_seed(seed, number))
 
-    shared: tuple[Any, str] | None = None
-    if job.get("storage"):  # a shared check: opened before the script's storages are hooked
-        from repro_check.storage.store import absolute_url, open_storage
-
-        try:
-            shared = (open_storage(absolute_url(str(job["storage"]))), str(job["study_name"]))
-        except Exception as exc:
-            out.emit("error", kind="config", message=f"cannot open the storage: {one_line(exc)}")
-            return
+    shared = _shared_storage(job)  # before the script's storages are hooked (made private)
+    if isinstance(shared, str):
+        out.emit("error", kind="config", message=shared)
+        return
     folder = script.private_dir()
     cap = job.get("cap")
     capture = script.Capture(
@@ -562,11 +557,10 @@ def run_script_job(job: Mapping[str, Any], out: Stream, ops: list[str], torch_st
         else:
             out.emit("error", kind="target", message=f"{name} ran but created no Optuna study")
         return
-    if shared is not None:
-        failure = _store_studies(capture, shared[0], shared[1], str(job["storage"]))
-        if failure is not None:
-            out.emit("error", kind="script", message=failure, ops=ops)
-            return
+    failure = _store_studies(capture, shared, str(job.get("storage")))
+    if failure is not None:
+        out.emit("error", kind="script", message=failure, ops=ops)
+        return
     capture.emit(out, lambda value: _readable(value, 0))
     op = next((o for e in capture.entries for m in e.errors.values() if (o := _named_op(m))), None)
     if problem is not None:
@@ -599,12 +593,31 @@ def run_script_job(job: Mapping[str, Any], out: Stream, ops: list[str], torch_st
     )
 
 
-def _store_studies(capture: Any, storage: Any, claimed: str, url: str) -> str | None:
+def _shared_storage(job: Mapping[str, Any]) -> tuple[Any, str] | str | None:
+    """A shared check's (storage, claimed study name); None for a local check; a string: why
+    the storage cannot be opened. A relative file path is pinned to the folder the check
+    started in: the script may change its working folder."""
+    if not job.get("storage"):
+        return None
+    from repro_check.storage.store import absolute_url, open_storage
+
+    try:
+        return open_storage(absolute_url(str(job["storage"]))), str(job["study_name"])
+    except Exception as exc:
+        return f"cannot open the storage: {one_line(exc)}"
+
+
+def _store_studies(capture: Any, shared: tuple[Any, str] | None, url: str) -> str | None:
     """A shared check: copy every study the script made, in order, into the check's storage
     under the claimed replicate (``<claimed>/study-<i>``), before the parent hears of them.
-    None when done, else why not (one line, the storage's password masked)."""
+    None when done (or nothing to do: a local check), else why not (one line, the storage's
+    password masked)."""
+    if shared is None:
+        return None
     from repro_check.storage.redact import redact_text
     from repro_check.storage.store import store_script_study
+
+    storage, claimed = shared
 
     def readable(value: Any) -> Any:
         return _readable(value, 0)
