@@ -124,6 +124,9 @@ class Capture:
         self._private: dict[str, str] = {}
         self.audit: Any = None
         """The entropy audit (``diagnose`` only): told which trial each ask starts."""
+        self.watching = True
+        """Writes are the script's until it ends (then the worker writes the check's own
+        storage, which is not the script's doing)."""
         self.written: list[str] = []
         """Paths in the working folder the script opened for writing, renamed or removed."""
 
@@ -148,7 +151,7 @@ class Capture:
         written = self.written
 
         def hook(event: str, args: tuple[Any, ...]) -> None:
-            if len(written) >= MAX_WRITTEN:
+            if not self.watching or len(written) >= MAX_WRITTEN:
                 return
             path = _written_path(event, args)
             if path is None:

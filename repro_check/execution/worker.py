@@ -553,6 +553,10 @@ def run_script_job(
     def reseed(number: int) -> None:
         ctl.seed_global_rngs(ctl.trial_seed(seed, number))
 
+    shared = _shared_storage(job)  # before the script's storages are hooked (made private)
+    if isinstance(shared, str):
+        out.emit("error", kind="config", message=shared)
+        return
     folder = script.private_dir()
     cap = job.get("cap")
     capture = script.Capture(
@@ -561,31 +565,20 @@ def run_script_job(
     capture.audit = audit
     capture.install()
     started = time.perf_counter()
-    ended: BaseException | None = None
-    try:
-        script.run(spec)
-    except TargetError as exc:
-        out.emit("error", kind="target", message=str(exc))
+    finished, ended = _run_script(spec, out)
+    if not finished:
         return
-    except SyntaxError as exc:
-        if exc.filename and os.path.abspath(exc.filename) == os.path.abspath(spec.get("path", "")):
-            out.emit(
-                "error",
-                kind="target",
-                message=f"syntax error in {exc.filename}, line {exc.lineno}: {exc.msg}",
-            )
-            return
-        ended = exc
-    except KeyboardInterrupt:
-        raise
-    except BaseException as exc:
-        ended = exc
+    capture.watching = False
     problem = script.outcome(ended, capture)
     if not capture.entries:
         if problem is not None:
             out.emit("error", kind="script", message=_readable(problem, 0))
         else:
             out.emit("error", kind="target", message=f"{name} ran but created no Optuna study")
+        return
+    failure = _store_studies(capture, shared, str(job.get("storage")))
+    if failure is not None:
+        out.emit("error", kind="script", message=failure, ops=ops)
         return
     capture.emit(out, lambda value: _readable(value, 0))
     op = next((o for e in capture.entries for m in e.errors.values() if (o := _named_op(m))), None)
@@ -620,6 +613,78 @@ def run_script_job(
         studies=len(capture.entries),
         audit=audit.to_dict() if audit is not None else None,
     )
+
+
+def _run_script(spec: Mapping[str, Any], out: Stream) -> tuple[bool, BaseException | None]:
+    """Run the script; (False, None) when it could not start (its error is already sent:
+    no such file or module, a syntax error in it), else (True, how it ended)."""
+    from repro_check.execution import script
+
+    try:
+        script.run(spec)
+    except TargetError as exc:
+        out.emit("error", kind="target", message=str(exc))
+        return False, None
+    except SyntaxError as exc:
+        if exc.filename and os.path.abspath(exc.filename) == os.path.abspath(spec.get("path", "")):
+            out.emit(
+                "error",
+                kind="target",
+                message=f"syntax error in {exc.filename}, line {exc.lineno}: {exc.msg}",
+            )
+            return False, None
+        return True, exc
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:
+        return True, exc
+    return True, None
+
+
+def _shared_storage(job: Mapping[str, Any]) -> tuple[Any, str] | str | None:
+    """A shared check's (storage, claimed study name); None for a local check; a string: why
+    the storage cannot be opened. A relative file path is pinned to the folder the check
+    started in: the script may change its working folder."""
+    if not job.get("storage"):
+        return None
+    from repro_check.storage.store import absolute_url, open_storage
+
+    try:
+        return open_storage(absolute_url(str(job["storage"]))), str(job["study_name"])
+    except Exception as exc:
+        return f"cannot open the storage: {one_line(exc)}"
+
+
+def _store_studies(capture: Any, shared: tuple[Any, str] | None, url: str) -> str | None:
+    """A shared check: copy every study the script made, in order, into the check's storage
+    under the claimed replicate (``<claimed>/study-<i>``), before the parent hears of them.
+    None when done (or nothing to do: a local check), else why not (one line, the storage's
+    password masked)."""
+    if shared is None:
+        return None
+    from repro_check.storage.redact import redact_text
+    from repro_check.storage.store import store_script_study
+
+    storage, claimed = shared
+
+    def readable(value: Any) -> Any:
+        return _readable(value, 0)
+
+    for index, entry in enumerate(capture.entries):
+        info = entry.record().to_dict(with_trials=False)
+        info.pop("trials")
+        finished = [t for t in entry.study.get_trials(deepcopy=False) if t.state.is_finished()]
+        trials = [(t, _maybe(readable, capture._error(entry, t))) for t in finished]
+        try:
+            store_script_study(storage, claimed, index, readable(info), trials, readable)
+        except Exception as exc:
+            message = redact_text(one_line(exc), url) or ""
+            return f"cannot store study {index} in the check's storage: {message}"
+    return None
+
+
+def _maybe(convert: Callable[[Any], Any], value: Any) -> Any:
+    return None if value is None else convert(value)
 
 
 def _watch_parent(fd: int) -> None:

@@ -9,9 +9,10 @@ the others say how many replicates the check still awaits.
 from __future__ import annotations
 
 import dataclasses
+import os
 import shlex
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from repro_check.errors import ConfigError, ReproCheckError
@@ -26,8 +27,23 @@ from repro_check.storage.store import (
     CheckStore,
     Claim,
     Loaded,
+    absolute_url,
     heartbeat_interval,
 )
+
+
+def storage_entries(url: str, names: Iterable[str], folder: str = ".") -> set[str]:
+    """Which of ``names`` (entries of ``folder``) are the check's own storage file (a SQLite
+    database and its ``-journal``/``-wal``/``-shm``, a journal file and its lock): the check
+    writes them, not the script, so the working-folder note must not blame the script."""
+    path = absolute_url(url).removeprefix("journal:").removeprefix("sqlite:///")
+    path = path.partition("?")[0]
+    if not os.path.isabs(path) or os.path.realpath(os.path.dirname(path)) != os.path.realpath(
+        folder
+    ):
+        return set()
+    base = os.path.basename(path)
+    return {name for name in names if name == base or name.startswith((f"{base}-", f"{base}."))}
 
 
 def _differences(

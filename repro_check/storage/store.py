@@ -9,6 +9,7 @@ full report can be rebuilt from the storage alone. Passwords in storage URLs are
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import random
@@ -20,11 +21,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from repro_check.errors import ReproCheckError
+from repro_check.plan.targets import is_script
 from repro_check.results.records import (
     STATUS_CANCELLED,
     STATUS_CRASHED,
     STATUS_OK,
     RunRecord,
+    StudyRecord,
     TrialRecord,
     to_json_safe,
 )
@@ -54,6 +57,13 @@ ABANDONED = "abandoned"
 INTERRUPTED = "interrupted"
 """Ctrl-C/SIGTERM stopped the attempt before it finished; ``--resume`` retakes it."""
 SUPERSEDED_BY = "repro_check_superseded_by"
+STUDY = "repro_check_study"
+"""Script mode: on each stored copy of a script's study, its index and info (name, directions,
+sampler, pruner, where the script made it, ...)."""
+TRIAL_NUMBER = "repro_check_number"
+TRIAL_ERROR = "repro_check_error"
+"""Script mode: system attributes of each stored trial: its number in the script's own study
+(only finished trials are copied, so the copy may number them otherwise) and why it failed."""
 
 OPEN_ATTEMPTS = 10
 """Tries at opening an RDB storage while other processes create its schema."""
@@ -144,6 +154,55 @@ def open_storage(url: str, attempts: int = OPEN_ATTEMPTS) -> Any:
 def study_name(check: str, replicate: int, attempt: int = 0) -> str:
     base = f"{check}/run-{replicate}"
     return base if attempt == 0 else f"{base}/attempt-{attempt}"
+
+
+def script_study_name(claimed: str, index: int) -> str:
+    """Where a script's study ``index`` of the replicate claimed as ``claimed`` is stored: each
+    in its own Optuna study, with the script's own directions (the claimed study keeps the
+    claim, status, heartbeat and result)."""
+    return f"{claimed}/study-{index}"
+
+
+def absolute_url(url: str) -> str:
+    """``url`` with a relative SQLite or journal file path made absolute, so that a script
+    that changes its working folder still writes the check's storage, not a new file."""
+    if url.startswith("journal:"):
+        path = url[len("journal:") :].removeprefix("//")
+        return f"journal:{os.path.abspath(path)}"
+    if url.startswith("sqlite:///"):
+        path, sep, query = url[len("sqlite:///") :].partition("?")
+        if path and path != ":memory:" and not path.startswith("file:"):
+            return f"sqlite:///{os.path.abspath(path)}{sep}{query}"
+    return url
+
+
+def store_script_study(
+    storage: Any,
+    claimed: str,
+    index: int,
+    info: Mapping[str, Any],
+    trials: Sequence[tuple[Any, str | None]],
+    user_attrs: Any,
+) -> None:
+    """Copy one study a script made (in its private storage) into the check's storage, as
+    ``script_study_name(claimed, index)``: its info in the study's ``repro_check_study``
+    attribute, its finished trials (FrozenTrial, error) in number order. ``user_attrs`` maps a
+    trial's user attributes to what the storage can keep (JSON-safe, bounded)."""
+    import copy
+
+    import optuna
+
+    directions = [optuna.study.StudyDirection[str(d).upper()] for d in info["directions"]]
+    study_id = storage.create_new_study(directions, script_study_name(claimed, index))
+    storage.set_study_user_attr(study_id, STUDY, to_json_safe({"index": index, "info": info}))
+    for frozen, error in sorted(trials, key=lambda pair: int(pair[0].number)):
+        template = copy.copy(frozen)
+        template.user_attrs = user_attrs(to_json_safe(dict(frozen.user_attrs)))
+        system = {**frozen.system_attrs, TRIAL_NUMBER: int(frozen.number)}
+        if error is not None:
+            system[TRIAL_ERROR] = error
+        template.system_attrs = to_json_safe(system)
+        storage.create_new_trial(study_id, template_trial=template)
 
 
 @dataclass(frozen=True)
@@ -327,6 +386,8 @@ class CheckStore:
                 # the trials exactly as the worker saw them: some storages round floats
                 # (SQLite returns -0.0 as 0.0), and a bit-for-bit check must not inherit that
                 "trials": [t.to_dict() for t in run.trials],
+                # script mode: every study, in order (the first one's trials are ``trials``)
+                "studies": [s.to_dict(with_trials=i > 0) for i, s in enumerate(run.studies)],
             },
         )
         if self._status(claim) == ABANDONED:
@@ -384,17 +445,78 @@ class CheckStore:
                     for t in sorted(frozen, key=lambda t: t.number)
                     if t.state.is_finished()
                 )
+            directions = tuple(d.name.lower() for d in study.directions)
+            studies: tuple[StudyRecord, ...] = ()
+            if is_script(str(info.get("target", ""))):
+                studies = self._script_studies(last, result, trials)
+                if studies:
+                    trials, directions = studies[0].trials, studies[0].directions
+                elif status == STATUS_OK:
+                    # finished, yet its studies are not there: it cannot be compared, and a
+                    # run left out of the comparison must never help a "reproducible"
+                    status = STATUS_CRASHED
+                    error = "finished, but its studies are missing from the storage"
             runs.append(
                 RunRecord(
                     index=replicate,
                     seed=int(info.get("seed", 0)),
                     status=status,
                     trials=trials,
-                    directions=tuple(d.name.lower() for d in study.directions),
+                    directions=directions,
                     error=error,
                     wall_s=result.get("wall_s"),
                     environment=result.get("environment") or {},
                     notes=tuple(result.get("notes") or ()),
+                    studies=studies,
                 )
             )
         return Loaded(runs, running, interrupted, infos)
+
+    def _script_studies(
+        self, last: Attempt, result: Mapping[str, Any], trials: tuple[TrialRecord, ...]
+    ) -> tuple[StudyRecord, ...]:
+        """A script replicate's studies: as its process recorded them when it finished (the
+        exact floats, ``trials`` being the first study's), else (it died first) the copies its
+        worker stored as ``<attempt>/study-<i>``."""
+        recorded = result.get("studies")
+        if isinstance(recorded, list):
+            try:
+                return tuple(
+                    StudyRecord.from_dict(s, trials if i == 0 else None)
+                    for i, s in enumerate(recorded)
+                )
+            except Exception as exc:
+                raise self._guard(f"reading the studies of {last.study_name}", exc) from None
+        found: list[StudyRecord] = []
+        while True:
+            name = script_study_name(last.study_name, len(found))
+            try:
+                study_id = self.storage.get_study_id_from_name(name)
+            except KeyError:
+                return tuple(found)
+            except Exception as exc:
+                raise self._guard(f"reading {name}", exc) from None
+            try:
+                stored = self.storage.get_study_user_attrs(study_id).get(STUDY) or {}
+                frozen = self.storage.get_all_trials(study_id, deepcopy=False)
+                copies = tuple(
+                    sorted(
+                        (_stored_trial(t) for t in frozen if t.state.is_finished()),
+                        key=lambda t: t.number,
+                    )
+                )
+                found.append(StudyRecord.from_dict(stored.get("info") or {}, copies))
+            except Exception as exc:
+                raise self._guard(f"reading {name}", exc) from None
+
+
+def _stored_trial(frozen: Any) -> TrialRecord:
+    """A trial a script replicate's worker stored: its number and error as the script's own
+    study had them."""
+    system = frozen.system_attrs
+    number = system.get(TRIAL_NUMBER)
+    error = system.get(TRIAL_ERROR)
+    record = TrialRecord.from_frozen(frozen, error=error if isinstance(error, str) else None)
+    if isinstance(number, int) and not isinstance(number, bool):
+        record = dataclasses.replace(record, number=number)
+    return record
