@@ -284,7 +284,7 @@ class RunReport:
             "interrupted": self.interrupted,
             "settings": self.plan.to_dict(self.device),
             "runs": [self._run_dict(run) for run in self.runs],
-            "divergence": Divergence.to_optional_dict(self.comparison.divergence),
+            "divergence": self._divergence_dict(),
             "summary": self.comparison.summary_dict(),
             "baseline": self.baseline.to_dict() if self.baseline is not None else None,
             **({} if self.resume is None else {"resume": self.resume.to_dict()}),
@@ -318,6 +318,16 @@ class RunReport:
             "loaded": False,
             "trials": None,
         }
+
+    def _divergence_dict(self) -> dict[str, Any] | None:
+        """The first divergence; a script's is that of the first study its runs part on,
+        with that study's index (``study``)."""
+        if self.studies is None:
+            return Divergence.to_optional_dict(self.comparison.divergence)
+        differing = self.studies.first_differing
+        if differing is None or differing.comparison.divergence is None:
+            return None
+        return {**differing.comparison.divergence.to_dict(), "study": differing.index}
 
     def _run_dict(self, run: RunRecord) -> dict[str, Any]:
         data = {

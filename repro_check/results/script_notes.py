@@ -52,7 +52,7 @@ def sampler_note(study: StudyRecord, seed: int) -> str | None:
 
 
 def study_notes(study: StudyRecord, seed: int, cap: int | None) -> list[str]:
-    label = f"study {study.name!r}"
+    label = f"study {study.name!r}" if study.name else "the unnamed study"
     notes = []
     sampler = sampler_note(study, seed)
     if sampler is not None:
@@ -60,7 +60,7 @@ def study_notes(study: StudyRecord, seed: int, cap: int | None) -> list[str]:
     if study.capped and cap is not None:
         asked = f" (the script asked for {study.n_trials})" if study.n_trials else ""
         notes.append(f"--trials {cap} capped {label} at {cap} trials{asked}")
-    if study.timeout is not None:
+    if study.timeout is not None and study.timeout != float("inf"):
         notes.append(
             f"{label}: optimize(timeout={study.timeout:g}) makes its trial count depend on "
             "the machine's speed: runs may differ only in how many trials they ran"

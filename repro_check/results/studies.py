@@ -35,7 +35,7 @@ class StudyComparison:
 
     @property
     def label(self) -> str:
-        return f"study {self.index} {self.name!r}"
+        return f"study {self.index} {self.name!r}" if self.name else f"study {self.index}"
 
 
 @dataclass(frozen=True)
