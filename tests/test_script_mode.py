@@ -303,6 +303,8 @@ def test_diagnose_names_the_missing_sampler_seed_at_the_scripts_line(tmp_path: P
     assert [c["id"] for c in diagnosis["causes"]] == ["sampler_seed"]
     fix = diagnosis["causes"][0]["fix"]
     assert "unseeded_sampler.py:12: TPESampler() has no seed" in fix
+    location = diagnosis["causes"][0]["location"]
+    assert location["line"] == 12 and "TPESampler()" in location["source"]
     ids = [e["id"] for e in diagnosis["experiments"]]
     assert ids[0] == "as_written" and "only_needed" in ids
     assert any(

@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
-from repro_check.checks.causes import Cause, FixContext, fix_for
+from repro_check.checks.causes import Cause, FixContext, Location, fix_for
 from repro_check.checks.lab import (
     CONTROL_EXPERIMENTS,
     Diagnosis,
@@ -79,6 +79,23 @@ def sampler_fix(runs: Sequence[RunRecord], seed: int) -> str | None:
     return "\n".join(dict.fromkeys(lines)) or None
 
 
+def sampler_location(runs: Sequence[RunRecord]) -> Location | None:
+    """The first line where the script built a seedable sampler without a seed (or created a
+    study with Optuna's default one)."""
+    import linecache
+
+    ref = _reference(runs)
+    for study in ref.studies if ref is not None else ():
+        sampler = study.sampler
+        at = sampler.at or study.at
+        if sampler.seed is not None or sampler.cls not in SEEDABLE or at is None:
+            continue
+        file, _, line = at.rpartition(":")
+        if file and line.isdigit():
+            return Location(file, int(line), linecache.getline(file, int(line)).strip())
+    return None
+
+
 def _fix(lab: Lab, cause_id: str, runs: Sequence[RunRecord]) -> str:
     if cause_id == CauseId.SAMPLER_SEED:
         found = sampler_fix(runs, lab.plan.seed)
@@ -124,6 +141,9 @@ def _necessary(lab: Lab, causes: list[Cause], as_written: Experiment) -> list[Ex
                     f"with {what} off, {parted(exp)}",
                     _fix(lab, cause_id, as_written.runs),
                     exp.divergence.trial if exp.divergence else None,
+                    location=sampler_location(as_written.runs)
+                    if cause_id == CauseId.SAMPLER_SEED
+                    else None,
                 )
             )
     if needed:
