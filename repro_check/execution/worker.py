@@ -546,6 +546,7 @@ def run_script_job(job: Mapping[str, Any], out: Stream, ops: list[str], torch_st
         raise
     except BaseException as exc:
         ended = exc
+    script.finish()  # the script's threads and atexit handlers, as at `python`'s exit
     problem = script.outcome(ended, capture)
     if not capture.entries:
         if problem is not None:
