@@ -5,6 +5,8 @@ or a check of something else before its fix; the fixtures live in fixtures/scrip
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -103,3 +105,26 @@ def test_a_script_replacing_get_trials_does_not_choose_what_is_compared(tmp_path
     result, report = check("patches_get_trials", tmp_path=tmp_path)
     assert trial_count(report, 0, 0) == 4
     assert result.code == 1, result.out
+
+
+def test_a_subprocess_writing_the_users_storage_file_is_a_crashed_run(tmp_path: Path) -> None:
+    # was: the run's study (a private copy) agreed in every run, "reproducible", while the
+    # script's subprocess wrote the user's own user.db, which every replicate then shared
+    out = tmp_path / "report.json"
+    name = str(HOSTILE / "child_writes_storage.py")
+    result = cli("run", name, "--runs", "2", "--workers", "1", cwd=tmp_path, json_path=out)
+    assert result.code == 3, result.out
+    report = json.loads(out.read_text())
+    assert all("user.db changed while the script ran" in r["error"] for r in report["runs"])
+
+
+def test_the_script_sees_file_package_and_argv_as_python_gives_them(tmp_path: Path) -> None:
+    # was: runpy.run_path kept __file__ as typed (relative) and set __package__ to "", where
+    # `python as_python.py` gives an absolute __file__ and None: a check of something else
+    probe = subprocess.run(
+        [sys.executable, "as_python.py"], cwd=HOSTILE, capture_output=True, text=True
+    )
+    assert probe.returncode == 0, probe.stderr  # the script is right about python
+    out = tmp_path / "report.json"
+    result = cli("run", "as_python.py", "--runs", "2", cwd=HOSTILE, json_path=out)
+    assert result.code == 0, result.out

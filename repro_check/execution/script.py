@@ -130,6 +130,8 @@ class Capture:
         self.exit_in_optimize = False
         self.notes: list[str] = []
         self._private: dict[str, str] = {}
+        self._sources: dict[str, tuple[tuple[int, int] | None, ...]] = {}
+        """Each storage file copied, with how its files looked then (``storage_changed``)."""
         self.written: list[str] = []
         """Paths in the working folder the script opened for writing, renamed or removed."""
         self._get_trials: Callable[..., Any] | None = None
@@ -393,6 +395,7 @@ class Capture:
             if os.path.isfile(source + suffix):
                 shutil.copyfile(source + suffix, target + suffix)
         self._private[source] = target
+        self._sources[source] = _look(source)
         state = "a private copy" if os.path.exists(source) else "a private new file"
         self.notes.append(
             f"the script's {what} storage {path}: every run used {state} (the file is never "
@@ -459,6 +462,22 @@ class Capture:
                 error += " (is a `return` missing?)"
         return error
 
+    def storage_changed(self) -> str | None:
+        """Why the run cannot count because a storage file the script opened (and the run
+        used a private copy of) changed while the script ran, or None. The hooks reach this
+        process only: a subprocess or a spawned multiprocessing worker of the script opens the
+        user's own file, writes it, and shares it with the other replicates."""
+        for source, before in self._sources.items():
+            if _look(source) != before:
+                return (
+                    f"the storage file {source} changed while the script ran: another process "
+                    "wrote it (a subprocess or a spawned multiprocessing worker of the script "
+                    "opens the file itself, beyond repro-check's private copy, so replicates "
+                    "would share and resume its studies); run such workers in the script's own "
+                    "process, or fork them"
+                )
+        return None
+
     def running_trial(self) -> str | None:
         """``trial N of study 'x'`` for a trial asked and never told, else None."""
         for entry in self.entries:
@@ -466,6 +485,19 @@ class Capture:
                 if t.state.name == "RUNNING":
                     return f"trial {t.number} of study {entry.study.study_name!r}"
         return None
+
+
+def _look(path: str) -> tuple[tuple[int, int] | None, ...]:
+    """Size and modification time of a storage file and its write-ahead log (None: absent)."""
+    looks: list[tuple[int, int] | None] = []
+    for suffix in ("", "-wal"):
+        try:
+            stat = os.stat(path + suffix)
+        except OSError:
+            looks.append(None)
+        else:
+            looks.append((stat.st_size, stat.st_mtime_ns))
+    return tuple(looks)
 
 
 def _as_int(value: Any) -> int | None:
@@ -548,7 +580,7 @@ def run(spec: Mapping[str, Any]) -> None:
         folder = os.path.dirname(os.path.abspath(path))
         sys.path.insert(0, folder)
         add_user_root(folder)
-        runpy.run_path(path, run_name="__main__")
+        _run_file(path)
     else:
         module = str(spec["module"])
         sys.argv = [module, *args]
@@ -560,6 +592,36 @@ def run(spec: Mapping[str, Any]) -> None:
             raise TargetError(problem)
         _own_package(module)
         runpy.run_module(module, run_name="__main__", alter_sys=True)
+
+
+def _run_file(path: str) -> None:
+    """Run the file as ``python path`` runs it: a fresh ``__main__`` whose ``__file__`` (and
+    code, so tracebacks) name the absolute path, ``__package__`` and ``__spec__`` None, and a
+    source loader (``runpy.run_path`` would keep the path as typed and ``__package__`` "")."""
+    import builtins
+    import importlib.machinery
+    import types
+
+    full = os.path.abspath(path)
+    with open(full, "rb") as file:
+        source = file.read()
+    code = compile(source, full, "exec", dont_inherit=True)
+    main = types.ModuleType("__main__")
+    main.__dict__.update(
+        __file__=full,
+        __cached__=None,
+        __loader__=importlib.machinery.SourceFileLoader("__main__", full),
+        __package__=None,
+        __spec__=None,
+        __builtins__=builtins,
+    )
+    saved = sys.modules.get("__main__")
+    sys.modules["__main__"] = main
+    try:
+        exec(code, main.__dict__)
+    finally:
+        if saved is not None:
+            sys.modules["__main__"] = saved
 
 
 def _missing_module(module: str) -> str | None:
@@ -599,6 +661,9 @@ def outcome(exc: BaseException | None, capture: Capture) -> str | None:
     """Why the script's end makes the run a crash (one line), or None when it ended well: it
     returned, hit the ``--trials`` cap in an ask/tell loop, or called ``sys.exit(0)`` with no
     study running."""
+    changed = capture.storage_changed()
+    if changed is not None:
+        return changed
     if capture.optimizing:
         return (
             "the script ended while study.optimize still ran in a daemon thread: `python` "
