@@ -128,6 +128,8 @@ class Capture:
         self.optimizing = 0
         """``optimize`` calls running now (a SystemExit inside one is a crash)."""
         self.exit_in_optimize = False
+        self.exit_code: Any = None
+        """The code of the first SystemExit raised inside ``optimize``."""
         self.notes: list[str] = []
         self._private: dict[str, str] = {}
         self._sources: dict[str, tuple[tuple[int, int] | None, ...]] = {}
@@ -295,8 +297,9 @@ class Capture:
                 capture._concurrent(entry)
             try:
                 return original(*bound.args, **bound.kwargs)
-            except SystemExit:
-                capture.exit_in_optimize = True
+            except SystemExit as exc:
+                if not capture.exit_in_optimize:
+                    capture.exit_in_optimize, capture.exit_code = True, exc.code
                 raise
             finally:
                 with capture._lock:
@@ -668,6 +671,14 @@ def outcome(exc: BaseException | None, capture: Capture) -> str | None:
         return (
             "the script ended while study.optimize still ran in a daemon thread: `python` "
             "would kill it at exit, so its trials depend on timing"
+        )
+    if capture.exit_in_optimize and not isinstance(exc, SystemExit):
+        running = capture.running_trial()
+        during = f" during {running}" if running else ""
+        return (
+            f"sys.exit({capture.exit_code!r}) was called inside study.optimize{during} and did "
+            "not end the script (it ended a thread, or the script caught it): the study "
+            "stopped before it finished"
         )
     if exc is None or isinstance(exc, CapReached):
         return None
