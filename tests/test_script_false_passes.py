@@ -137,3 +137,12 @@ def test_sys_exit_inside_optimize_in_a_thread_is_a_crashed_run(tmp_path: Path) -
     assert result.code == 3, result.out
     errors = [run["error"] or "" for run in report["runs"]]
     assert all("sys.exit(0) was called inside study.optimize" in e for e in errors), errors
+
+
+def test_a_loop_that_swallows_the_trials_cap_stops_at_the_cap(tmp_path: Path) -> None:
+    # was: the loop caught CapReached with a bare except and asked again forever (a hang
+    # without --timeout; with it, a crashed run): it now ends there, as the cap says
+    result, report = check("swallows_cap", "--trials", "3", "--timeout", "60", tmp_path=tmp_path)
+    assert result.code == 0, result.out
+    assert [trial_count(report, run, 0) for run in (0, 1)] == [3, 3]
+    assert studies(report)[0]["capped"] is True

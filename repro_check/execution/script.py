@@ -74,6 +74,8 @@ class _Entry:
     capped: bool = False
     asked: int = 0
     """Trials this run asked for (through ``optimize`` or ``ask``)."""
+    refused: int = 0
+    """Asks the cap refused (more than one: the script swallowed ``CapReached``)."""
     active: int = 0
     """``optimize`` calls on this study running now (several: the script's threads race)."""
     pending: tuple[str, ...] = ()
@@ -129,6 +131,9 @@ class Capture:
         """``optimize`` calls running now (a SystemExit inside one is a crash)."""
         self.exit_in_optimize = False
         self.exit_code: Any = None
+        self.on_swallowed: Callable[[CapReached], None] | None = None
+        """Ends the run as if the script had stopped at the cap (it does not return): called
+        when the script asks again after swallowing ``CapReached`` (a bare ``except:``)."""
         """The code of the first SystemExit raised inside ``optimize``."""
         self.notes: list[str] = []
         self._private: dict[str, str] = {}
@@ -353,10 +358,17 @@ class Capture:
             entry = capture.entry(study)
             if entry is not None:
                 with capture._lock:
-                    if capture.cap is not None and entry.asked >= capture.cap:
+                    refused = capture.cap is not None and entry.asked >= capture.cap
+                    if refused:
                         entry.capped = True
-                        raise CapReached(str(study.study_name))
-                    entry.asked += 1
+                        entry.refused += 1
+                    else:
+                        entry.asked += 1
+                if refused:
+                    reached = CapReached(str(study.study_name))
+                    if entry.refused > 1 and capture.on_swallowed is not None:
+                        capture.on_swallowed(reached)  # a loop that swallows it would not end
+                    raise reached
             trial = original(study, *args, **kwargs)
             if entry is not None and capture.trial_seed is not None:
                 capture.trial_seed(trial.number)

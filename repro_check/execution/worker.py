@@ -515,7 +515,6 @@ def run_script_job(job: Mapping[str, Any], out: Stream, ops: list[str], torch_st
     controls = Controls.from_dict(job["controls"])
     seed = int(job["seed"])
     spec = job["script"]
-    name = str(spec.get("name") or spec.get("path") or spec.get("module"))
 
     def reseed(number: int) -> None:
         ctl.seed_global_rngs(ctl.trial_seed(seed, number))
@@ -527,6 +526,13 @@ def run_script_job(job: Mapping[str, Any], out: Stream, ops: list[str], torch_st
     )
     capture.install()
     started = time.perf_counter()
+
+    def swallowed(reached: BaseException) -> None:
+        _end_script(reached, capture, job, out, ops, torch_status, folder, started)
+        sys.stderr.flush()
+        os._exit(0)
+
+    capture.on_swallowed = swallowed
     ended: BaseException | None = None
     try:
         script.run(spec)
@@ -547,6 +553,26 @@ def run_script_job(job: Mapping[str, Any], out: Stream, ops: list[str], torch_st
     except BaseException as exc:
         ended = exc
     script.finish()  # the script's threads and atexit handlers, as at `python`'s exit
+    _end_script(ended, capture, job, out, ops, torch_status, folder, started)
+
+
+def _end_script(
+    ended: BaseException | None,
+    capture: Any,
+    job: Mapping[str, Any],
+    out: Stream,
+    ops: list[str],
+    torch_status: str,
+    folder: str,
+    started: float,
+) -> None:
+    """Script mode's end: every study's trials, then ``done`` (or the error)."""
+    from repro_check.execution import script
+
+    controls = Controls.from_dict(job["controls"])
+    spec, cap = job["script"], job.get("cap")
+    name = str(spec.get("name") or spec.get("path") or spec.get("module"))
+
     problem = script.outcome(ended, capture)
     if not capture.entries:
         if problem is not None:
