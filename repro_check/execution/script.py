@@ -17,8 +17,11 @@ are all there, and the parent checks the stream against the study's own count an
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import inspect
+import json
+import operator
 import os
 import re
 import runpy
@@ -71,6 +74,12 @@ class _Entry:
     capped: bool = False
     asked: int = 0
     """Trials this run asked for (through ``optimize`` or ``ask``)."""
+    refused: int = 0
+    """Asks the cap refused (more than one: the script swallowed ``CapReached``)."""
+    active: int = 0
+    """``optimize`` calls on this study running now (several: the script's threads race)."""
+    pending: tuple[str, ...] = ()
+    """Its unfinished trials when the script ended (``Capture.emit`` fills it in)."""
     errors: dict[int, str] = dataclasses.field(default_factory=dict)
     returned: dict[int, Any] = dataclasses.field(default_factory=dict)
 
@@ -88,6 +97,7 @@ class _Entry:
             n_jobs=self.n_jobs,
             capped=self.capped,
             loaded=self.initial > 0,
+            pending=self.pending,
         )
 
 
@@ -120,6 +130,11 @@ class Capture:
         self.optimizing = 0
         """``optimize`` calls running now (a SystemExit inside one is a crash)."""
         self.exit_in_optimize = False
+        self.exit_code: Any = None
+        self.on_swallowed: Callable[[CapReached], None] | None = None
+        """Ends the run as if the script had stopped at the cap (it does not return): called
+        when the script asks again after swallowing ``CapReached`` (a bare ``except:``)."""
+        """The code of the first SystemExit raised inside ``optimize``."""
         self.notes: list[str] = []
         self._private: dict[str, str] = {}
         self.audit: Any = None
@@ -127,8 +142,12 @@ class Capture:
         self.watching = True
         """Writes are the script's until it ends (then the worker writes the check's own
         storage, which is not the script's doing)."""
+        self._sources: dict[str, tuple[tuple[int, int] | None, ...]] = {}
+        """Each storage file copied, with how its files looked then (``storage_changed``)."""
         self.written: list[str] = []
         """Paths in the working folder the script opened for writing, renamed or removed."""
+        self._get_trials: Callable[..., Any] | None = None
+        """Optuna's own ``Study.get_trials``, kept before the script can replace it."""
 
     def entry(self, study: Any) -> _Entry | None:
         return self._by_id.get(id(study))
@@ -138,6 +157,7 @@ class Capture:
     def install(self) -> None:
         import optuna
 
+        self._get_trials = optuna.study.Study.get_trials
         self._hook_samplers(optuna)
         self._hook_study(optuna)
         self._hook_storages(optuna)
@@ -218,7 +238,7 @@ class Capture:
         def init(
             study: Any, study_name: str, storage: Any, sampler: Any = None, pruner: Any = None
         ) -> None:
-            default = sampler is None and type(study) is study_class
+            default = sampler is None and isinstance(study, study_class)
             capture._local.internal = default  # Optuna's default sampler is not the script's
             try:
                 if default and capture.seed_samplers:
@@ -226,7 +246,7 @@ class Capture:
                 original_init(study, study_name, storage, sampler, pruner)
             finally:
                 capture._local.internal = False
-            if type(study) is study_class:
+            if isinstance(study, study_class):  # a subclass the script defined, too
                 capture._register(study, default)
 
         study_class.__init__ = init
@@ -246,7 +266,7 @@ class Capture:
             at=at,
             sampler=info,
             pruner=type(study.pruner).__name__ if study.pruner is not None else None,
-            initial=len(study.get_trials(deepcopy=False)),
+            initial=len(self.trials_of(study)),
         )
         with self._lock:
             self.entries.append(entry)
@@ -269,8 +289,9 @@ class Capture:
                 entry.n_trials = (entry.n_trials or 0) + n_trials
             if timeout is not None:
                 entry.timeout = float(timeout)
-            if isinstance(given.get("n_jobs"), int) and given["n_jobs"] != 1:
-                entry.n_jobs = given["n_jobs"] if entry.n_jobs == 1 else entry.n_jobs
+            n_jobs = _as_int(given.get("n_jobs"))  # numpy's integers too: Optuna takes them
+            if n_jobs is not None and n_jobs != 1 and entry.n_jobs == 1:
+                entry.n_jobs = n_jobs
             if capture.cap is not None:
                 left = capture.cap - entry.asked
                 if left <= 0:
@@ -282,16 +303,39 @@ class Capture:
             given["func"] = capture._objective(entry, given["func"])
             with capture._lock:
                 capture.optimizing += 1
+                entry.active += 1
+                capture._concurrent(entry)
             try:
                 return original(*bound.args, **bound.kwargs)
-            except SystemExit:
-                capture.exit_in_optimize = True
+            except SystemExit as exc:
+                if not capture.exit_in_optimize:
+                    capture.exit_in_optimize, capture.exit_code = True, exc.code
                 raise
             finally:
                 with capture._lock:
                     capture.optimizing -= 1
+                    entry.active -= 1
 
         study_class.optimize = optimize
+
+    def _concurrent(self, entry: _Entry) -> None:
+        """Several ``optimize`` calls on one study at once (the script's own threads): its
+        trials race as under ``n_jobs`` > 1, so it is recorded as such (never reproducible)."""
+        if entry.active < 2 or entry.n_jobs not in (1, entry.active - 1):
+            return
+        if entry.n_jobs == 1:
+            self.notes.append(
+                f"study {str(entry.study.study_name)!r}: the script ran several study.optimize "
+                "calls on it at once, in its own threads: their trials race each other, so it "
+                "is counted as optimize(n_jobs > 1) and cannot be reproducible"
+            )
+        entry.n_jobs = entry.active
+
+    def trials_of(self, study: Any) -> list[Any]:
+        """The study's trials as Optuna's own ``get_trials`` reads them (a script that replaces
+        ``Study.get_trials`` does not choose what is compared)."""
+        get = self._get_trials if self._get_trials is not None else type(study).get_trials
+        return list(get(study, deepcopy=False))
 
     def _objective(self, entry: _Entry, func: Callable[[Any], Any]) -> Callable[[Any], Any]:
         """``func`` (any callable: a function, a callable object, a partial, a lambda) with
@@ -319,10 +363,17 @@ class Capture:
             entry = capture.entry(study)
             if entry is not None:
                 with capture._lock:
-                    if capture.cap is not None and entry.asked >= capture.cap:
+                    refused = capture.cap is not None and entry.asked >= capture.cap
+                    if refused:
                         entry.capped = True
-                        raise CapReached(str(study.study_name))
-                    entry.asked += 1
+                        entry.refused += 1
+                    else:
+                        entry.asked += 1
+                if refused:
+                    reached = CapReached(str(study.study_name))
+                    if entry.refused > 1 and capture.on_swallowed is not None:
+                        capture.on_swallowed(reached)  # a loop that swallows it would not end
+                    raise reached
             trial = original(study, *args, **kwargs)
             if entry is not None and capture.trial_seed is not None:
                 capture.trial_seed(trial.number)
@@ -366,6 +417,7 @@ class Capture:
             if os.path.isfile(source + suffix):
                 shutil.copyfile(source + suffix, target + suffix)
         self._private[source] = target
+        self._sources[source] = _look(source)
         state = "a private copy" if os.path.exists(source) else "a private new file"
         self.notes.append(
             f"the script's {what} storage {path}: every run used {state} (the file is never "
@@ -397,7 +449,9 @@ class Capture:
     def emit(self, out: Any, readable: Callable[[Any], Any]) -> int:
         """Stream every study's trials, then its ``study_done``; returns the studies' count."""
         for index, entry in enumerate(self.entries):
-            finished = [t for t in entry.study.get_trials(deepcopy=False) if t.state.is_finished()]
+            trials = self.trials_of(entry.study)
+            finished = [t for t in trials if t.state.is_finished()]
+            entry.pending = tuple(_pending(t) for t in trials if not t.state.is_finished())
             for frozen in sorted(finished, key=lambda t: t.number):
                 record = TrialRecord.from_frozen(frozen, error=self._error(entry, frozen))
                 data = record.to_dict()
@@ -430,13 +484,87 @@ class Capture:
                 error += " (is a `return` missing?)"
         return error
 
+    def storage_changed(self) -> str | None:
+        """Why the run cannot count because a storage file the script opened (and the run
+        used a private copy of) changed while the script ran, or None. The hooks reach this
+        process only: a subprocess or a spawned multiprocessing worker of the script opens the
+        user's own file, writes it, and shares it with the other replicates."""
+        for source, before in self._sources.items():
+            if _look(source) != before:
+                return (
+                    f"the storage file {source} changed while the script ran: another process "
+                    "wrote it (a subprocess or a spawned multiprocessing worker of the script "
+                    "opens the file itself, beyond repro-check's private copy, so replicates "
+                    "would share and resume its studies); run such workers in the script's own "
+                    "process, or fork them"
+                )
+        return None
+
     def running_trial(self) -> str | None:
         """``trial N of study 'x'`` for a trial asked and never told, else None."""
         for entry in self.entries:
-            for t in entry.study.get_trials(deepcopy=False):
+            for t in self.trials_of(entry.study):
                 if t.state.name == "RUNNING":
                     return f"trial {t.number} of study {entry.study.study_name!r}"
         return None
+
+
+def _look(path: str) -> tuple[tuple[int, int] | None, ...]:
+    """Size and modification time of a storage file and its write-ahead log (None: absent)."""
+    looks: list[tuple[int, int] | None] = []
+    for suffix in ("", "-wal"):
+        try:
+            stat = os.stat(path + suffix)
+        except OSError:
+            looks.append(None)
+        else:
+            looks.append((stat.st_size, stat.st_mtime_ns))
+    return tuple(looks)
+
+
+def _as_int(value: Any) -> int | None:
+    """``value`` as an int where Python would take it as one (numpy's integers too), else
+    None (bools are not counts)."""
+    if isinstance(value, bool):
+        return None
+    try:
+        return operator.index(value)
+    except TypeError:
+        return None
+
+
+def _pending(frozen: Any) -> str:
+    """An unfinished trial (asked and never told, or enqueued and never run) as canonical JSON
+    of what a rerun must reproduce: its number, state and params (floats exactly, by repr)."""
+    data = {"number": frozen.number, "state": frozen.state.name, "params": frozen.params}
+    return json.dumps(data, sort_keys=True, default=repr)
+
+
+def finish() -> None:
+    """What ``python`` does after the script's last line, before it exits: join the
+    non-daemon threads (after the hooks that wake them, such as an executor left open's), then
+    run the ``atexit`` handlers. Studies the script optimizes there are part of what it runs."""
+    import atexit
+
+    hooks = getattr(threading, "_threading_atexits", None)
+    if isinstance(hooks, list):
+        for call in reversed(hooks):
+            with contextlib.suppress(Exception):  # as `python` would, it carries on
+                call()
+        hooks.clear()
+    _join_threads()
+    atexit._run_exitfuncs()
+    _join_threads()
+
+
+def _join_threads() -> None:
+    current = threading.current_thread()
+    while True:
+        alive = [t for t in threading.enumerate() if t is not current and not t.daemon]
+        if not alive:
+            return
+        for thread in alive:
+            thread.join()
 
 
 _WRITES = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
@@ -474,7 +602,7 @@ def run(spec: Mapping[str, Any]) -> None:
         folder = os.path.dirname(os.path.abspath(path))
         sys.path.insert(0, folder)
         add_user_root(folder)
-        runpy.run_path(path, run_name="__main__")
+        _run_file(path)
     else:
         module = str(spec["module"])
         sys.argv = [module, *args]
@@ -486,6 +614,36 @@ def run(spec: Mapping[str, Any]) -> None:
             raise TargetError(problem)
         _own_package(module)
         runpy.run_module(module, run_name="__main__", alter_sys=True)
+
+
+def _run_file(path: str) -> None:
+    """Run the file as ``python path`` runs it: a fresh ``__main__`` whose ``__file__`` (and
+    code, so tracebacks) name the absolute path, ``__package__`` and ``__spec__`` None, and a
+    source loader (``runpy.run_path`` would keep the path as typed and ``__package__`` "")."""
+    import builtins
+    import importlib.machinery
+    import types
+
+    full = os.path.abspath(path)
+    with open(full, "rb") as file:
+        source = file.read()
+    code = compile(source, full, "exec", dont_inherit=True)
+    main = types.ModuleType("__main__")
+    main.__dict__.update(
+        __file__=full,
+        __cached__=None,
+        __loader__=importlib.machinery.SourceFileLoader("__main__", full),
+        __package__=None,
+        __spec__=None,
+        __builtins__=builtins,
+    )
+    saved = sys.modules.get("__main__")
+    sys.modules["__main__"] = main
+    try:
+        exec(code, main.__dict__)
+    finally:
+        if saved is not None:
+            sys.modules["__main__"] = saved
 
 
 def _missing_module(module: str) -> str | None:
@@ -525,6 +683,22 @@ def outcome(exc: BaseException | None, capture: Capture) -> str | None:
     """Why the script's end makes the run a crash (one line), or None when it ended well: it
     returned, hit the ``--trials`` cap in an ask/tell loop, or called ``sys.exit(0)`` with no
     study running."""
+    changed = capture.storage_changed()
+    if changed is not None:
+        return changed
+    if capture.optimizing:
+        return (
+            "the script ended while study.optimize still ran in a daemon thread: `python` "
+            "would kill it at exit, so its trials depend on timing"
+        )
+    if capture.exit_in_optimize and not isinstance(exc, SystemExit):
+        running = capture.running_trial()
+        during = f" during {running}" if running else ""
+        return (
+            f"sys.exit({capture.exit_code!r}) was called inside study.optimize{during} and did "
+            "not end the script (it ended a thread, or the script caught it): the study "
+            "stopped before it finished"
+        )
     if exc is None or isinstance(exc, CapReached):
         return None
     if isinstance(exc, SystemExit):

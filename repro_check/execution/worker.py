@@ -548,7 +548,6 @@ def run_script_job(
     controls = Controls.from_dict(job["controls"])
     seed = int(job["seed"])
     spec = job["script"]
-    name = str(spec.get("name") or spec.get("path") or spec.get("module"))
 
     def reseed(number: int) -> None:
         ctl.seed_global_rngs(ctl.trial_seed(seed, number))
@@ -565,53 +564,100 @@ def run_script_job(
     capture.audit = audit
     capture.install()
     started = time.perf_counter()
+    ending = _ScriptEnd(capture, job, out, ops, torch_status, folder, started, shared, audit)
+
+    def swallowed(reached: BaseException) -> None:
+        ending.end(reached)
+        sys.stderr.flush()
+        os._exit(0)
+
+    capture.on_swallowed = swallowed
     finished, ended = _run_script(spec, out)
     if not finished:
         return
-    capture.watching = False
-    problem = script.outcome(ended, capture)
-    if not capture.entries:
+    script.finish()  # the script's threads and atexit handlers, as at `python`'s exit
+    ending.end(ended)
+
+
+@dataclasses.dataclass
+class _ScriptEnd:
+    """Script mode's end: the studies into a shared storage (if any), every study's trials,
+    then ``done`` (or the error)."""
+
+    capture: Any
+    job: Mapping[str, Any]
+    out: Stream
+    ops: list[str]
+    torch_status: str
+    folder: str
+    started: float
+    shared: Any
+    audit: Any
+
+    def end(self, ended: BaseException | None) -> None:
+        from repro_check.execution import script
+
+        capture, job, out, ops = self.capture, self.job, self.out, self.ops
+        capture.watching = False
+        controls = Controls.from_dict(job["controls"])
+        spec, cap = job["script"], job.get("cap")
+        name = str(spec.get("name") or spec.get("path") or spec.get("module"))
+        problem = script.outcome(ended, capture)
+        if not capture.entries:
+            if problem is not None:
+                out.emit("error", kind="script", message=_readable(problem, 0))
+            else:
+                out.emit("error", kind="target", message=f"{name} ran but created no Optuna study")
+            return
+        failure = _store_studies(capture, self.shared, str(job.get("storage")))
+        if failure is not None:
+            out.emit("error", kind="script", message=failure, ops=ops)
+            return
+        capture.emit(out, lambda value: _readable(value, 0))
         if problem is not None:
-            out.emit("error", kind="script", message=_readable(problem, 0))
-        else:
-            out.emit("error", kind="target", message=f"{name} ran but created no Optuna study")
-        return
-    failure = _store_studies(capture, shared, str(job.get("storage")))
-    if failure is not None:
-        out.emit("error", kind="script", message=failure, ops=ops)
-        return
-    capture.emit(out, lambda value: _readable(value, 0))
+            out.emit("error", kind="script", message=_readable(problem, 0), ops=ops)
+            return
+        refused = _refused_op(capture)
+        if refused is not None and controls.torch_determinism:
+            out.emit("error", kind="determinism", message=refused, ops=ops)
+            return
+        out.emit(
+            "done",
+            wall_s=time.perf_counter() - self.started,
+            environment=environment.collect(int(job["threads"])),
+            notes=self._notes(ended, cap),
+            nondeterministic_ops=ops,
+            studies=len(capture.entries),
+            audit=self.audit.to_dict() if self.audit is not None else None,
+        )
+
+    def _notes(self, ended: BaseException | None, cap: Any) -> list[str]:
+        from repro_check.execution import script
+
+        capture = self.capture
+        notes = list(capture.notes)
+        if capture.written:
+            notes.append(script.WRITTEN_PREFIX + ", ".join(sorted(capture.written)[:5]))
+        if isinstance(ended, script.CapReached):
+            notes.append(
+                f"--trials {cap}: study {ended.name!r} reached the cap in an ask/tell loop; the "
+                "script stopped there"
+            )
+        note = ctl.torch_note(self.torch_status)
+        if note:
+            notes.append(note.replace("the objective", "the script"))
+        shutil.rmtree(self.folder, ignore_errors=True)
+        return notes
+
+
+def _refused_op(capture: Any) -> str | None:
+    """The error of a trial that torch refused for lacking a deterministic kernel, if any."""
     op = next((o for e in capture.entries for m in e.errors.values() if (o := _named_op(m))), None)
-    if problem is not None:
-        out.emit("error", kind="script", message=_readable(problem, 0), ops=ops)
-        return
-    if op is not None and controls.torch_determinism:
-        message = (
-            f"{op} has no deterministic implementation "
-            "(refused under torch.use_deterministic_algorithms(True))"
-        )
-        out.emit("error", kind="determinism", message=message, ops=ops)
-        return
-    notes = list(capture.notes)
-    if capture.written:
-        notes.append(script.WRITTEN_PREFIX + ", ".join(sorted(capture.written)[:5]))
-    if isinstance(ended, script.CapReached):
-        notes.append(
-            f"--trials {cap}: study {ended.name!r} reached the cap in an ask/tell loop; the "
-            "script stopped there"
-        )
-    note = ctl.torch_note(torch_status)
-    if note:
-        notes.append(note.replace("the objective", "the script"))
-    shutil.rmtree(folder, ignore_errors=True)
-    out.emit(
-        "done",
-        wall_s=time.perf_counter() - started,
-        environment=environment.collect(int(job["threads"])),
-        notes=notes,
-        nondeterministic_ops=ops,
-        studies=len(capture.entries),
-        audit=audit.to_dict() if audit is not None else None,
+    if op is None:
+        return None
+    return (
+        f"{op} has no deterministic implementation "
+        "(refused under torch.use_deterministic_algorithms(True))"
     )
 
 

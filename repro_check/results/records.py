@@ -307,6 +307,9 @@ class StudyRecord:
     """``--trials`` cut its optimize calls or ask/tell loop short."""
     loaded: bool = False
     """It already held trials when the script opened it (a resumed storage)."""
+    pending: tuple[str, ...] = ()
+    """Trials it held unfinished when the script ended (asked and never told, or enqueued and
+    never run), each as canonical JSON of its number, state and params: compared, not shown."""
 
     def as_run(self, run: RunRecord) -> RunRecord:
         """``run`` as if this were its only study: what the comparison functions take."""
@@ -324,6 +327,7 @@ class StudyRecord:
             "n_jobs": self.n_jobs,
             "capped": self.capped,
             "loaded": self.loaded,
+            "pending": list(self.pending),
             "trials": [t.to_dict() for t in self.trials] if with_trials else None,
         }
 
@@ -348,6 +352,7 @@ class StudyRecord:
             n_jobs=int(data.get("n_jobs") or 1),
             capped=data.get("capped") is True,
             loaded=data.get("loaded") is True,
+            pending=tuple(str(p) for p in data.get("pending") or ()),
         )
 
 

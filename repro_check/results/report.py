@@ -317,6 +317,7 @@ class RunReport:
             "capped": False,
             "loaded": False,
             "trials": None,
+            "pending": [],
         }
 
     def _divergence_dict(self) -> dict[str, Any] | None:

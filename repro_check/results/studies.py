@@ -1,9 +1,11 @@
 """Script mode's comparison: the runs compared study by study.
 
 A script may create several studies; two runs reproduce each other only when they created the
-same studies in the same order (count, names, directions) and every study agrees trial for
-trial. Each study is compared with the same pure functions as a one-study run
-(``comparison.compare_runs``), on the runs seen through that study (``StudyRecord.as_run``).
+same studies in the same order (count, names, directions), every study agrees trial for
+trial, and each was left with the same unfinished trials (asked and never told: their params
+are what the script goes on to use). Each study is compared with the same pure functions as a
+one-study run (``comparison.compare_runs``), on the runs seen through that study
+(``StudyRecord.as_run``).
 """
 
 from __future__ import annotations
@@ -83,7 +85,25 @@ def _structure(runs: Sequence[RunRecord]) -> str | None:
                     f"study {i} is {a.name!r} ({', '.join(a.directions)}) in run {ref.index} "
                     f"but {b.name!r} ({', '.join(b.directions)}) in run {run.index}"
                 )
+            if a.pending != b.pending:
+                return (
+                    f"study {i} {a.name!r} was left with other unfinished trials (asked and "
+                    f"never told, or enqueued and never run) in run {run.index} than in run "
+                    f"{ref.index}: {_pending_diff(a.pending, b.pending)}"
+                )
     return None
+
+
+def _pending_diff(a: Sequence[str], b: Sequence[str]) -> str:
+    """The first unfinished trial two runs hold differently, in a few words."""
+    if len(a) != len(b):
+        return f"{len(a)} vs {len(b)}"
+    first = next(i for i, (x, y) in enumerate(zip(a, b, strict=True)) if x != y)
+    return f"{_short(a[first])} vs {_short(b[first])}"
+
+
+def _short(text: str, limit: int = 120) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def compare_studies(runs: Sequence[RunRecord], tol: Tolerance) -> ScriptComparison:
