@@ -350,7 +350,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if cores != 2:
         print(f"note: the --workers 2 limit assumes 2 cores; this machine has {cores}")
     if args.hand_thread_env:
-        print("by-hand runs get repro-check's worker thread variables (OPENBLAS_NUM_THREADS=1, ...)")
+        print("by-hand runs get repro-check's worker thread variables (OPENBLAS_NUM_THREADS=1...)")
     best = bench.verify()
     print(f"check: by hand and repro-check agree (REPRODUCIBLE), best value {best}")
     samples = bench.measure()

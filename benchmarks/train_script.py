@@ -1,4 +1,4 @@
-"""A user's ``train.py`` for ``bench_script.py``: a whole seeded study, run as ``python train_script.py``.
+"""A user's ``train.py`` for ``bench_script.py``: a whole seeded study in one script.
 
 It is what script mode exists for: a file that builds its own study and runs it, with no
 ``objective`` handed to repro-check. The study is seeded (``TPESampler(seed=0)``), so every
