@@ -90,6 +90,25 @@ IDEAL_WORKERS_2 = 0.50
 
 Sample = tuple[float, float]  # (wall seconds, children's CPU seconds)
 
+TIMELINE_ENV = "REPRO_CHECK_BENCH_TIMELINE"
+TIMELINE_SITE = """\
+import os, sys, time
+_MARKS = os.environ.get("REPRO_CHECK_BENCH_TIMELINE")
+if _MARKS and "repro_check.execution.worker" in " ".join(sys.orig_argv):
+    _started = time.time()
+    _real_exit = os._exit
+
+    def _exit(code):
+        with open(os.path.join(_MARKS, "worker-%d" % os.getpid()), "w") as mark:
+            mark.write("%r %r" % (_started, time.time()))
+        _real_exit(code)
+
+    os._exit = _exit
+"""
+"""A ``sitecustomize`` for ``--breakdown`` only: each repro-check worker notes when its
+interpreter started and when it called ``os._exit`` (after sending its results), so the
+parent's own serial time before the first worker and after the last one can be read off."""
+
 
 def fail(message: str) -> NoReturn:
     print(f"bench_script: {message}", file=sys.stderr)
@@ -104,6 +123,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--trials", type=int, default=100, help="TPE trials of the script's study")
     parser.add_argument(
         "--work-ms", type=float, default=20.0, help="CPU work per trial of the bundled script"
+    )
+    parser.add_argument(
+        "--spin",
+        type=int,
+        default=None,
+        help="loop iterations per trial instead of calibrating --work-ms (the calibration "
+        "reads the machine's speed now, so under load it gives less work; pass the spin a "
+        "previous run printed to compare runs made under different load)",
     )
     parser.add_argument("--repeat", type=int, default=5, help="repetitions of each measurement")
     parser.add_argument("--script", type=Path, default=None, help="time this script instead")
@@ -122,6 +149,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.trials < 1 or args.repeat < 1 or args.startup_repeat < 1 or args.work_ms < 0:
         parser.error("--trials, --repeat and --startup-repeat must be >= 1, --work-ms >= 0")
+    if args.spin is not None and args.spin < 0:
+        parser.error("--spin must be >= 0")
     if args.script is not None and not args.script.is_file():
         parser.error(f"--script {args.script}: no such file")
     return args
@@ -145,7 +174,7 @@ def calibrate_spin(work_ms: float) -> int:
 
     probe = 200_000
     burn(probe)  # warm up
-    best = min(_timed(lambda: burn(probe))[0] for _ in range(5))
+    best = min(_timed(lambda: burn(probe))[0] for _ in range(20))  # min: the unloaded speed
     return max(0, round(probe * (work_ms / 1000.0) / best))
 
 
@@ -270,6 +299,34 @@ class Bench:
         samples["by_hand_x4"] = [_add(runs[:RUNS_2]) for runs in hand_runs]
         return samples
 
+    def timeline(self) -> dict[str, float] | None:
+        """One ``--trials 1`` check with the workers' start and exit noted (``TIMELINE_SITE``):
+        seconds from launching repro-check to its first worker's start, and from the last
+        worker's exit to repro-check's own; None when the workers left no marks."""
+        with tempfile.TemporaryDirectory() as folder:
+            site, marks = Path(folder) / "site", Path(folder) / "marks"
+            site.mkdir()
+            marks.mkdir()
+            (site / "sitecustomize.py").write_text(TIMELINE_SITE, encoding="utf-8")
+            env = dict(self.env)
+            env[TRIALS_ENV] = "1"
+            env[TIMELINE_ENV] = str(marks)
+            env["PYTHONPATH"] = os.pathsep.join([str(site), *filter(None, [env.get("PYTHONPATH")])])
+            launched = time.time()
+            _run(self.tool_cmd(RUNS_1, 1, "--trials", "1"), env)
+            ended = time.time()
+            spans = [
+                tuple(float(x) for x in mark.read_text(encoding="utf-8").split())
+                for mark in marks.iterdir()
+            ]
+        if len(spans) != RUNS_1:
+            return None
+        return {
+            "total_s": ended - launched,
+            "before_first_worker_s": min(start for start, _ in spans) - launched,
+            "after_last_worker_s": ended - max(end for _, end in spans),
+        }
+
     def measure_breakdown(self) -> dict[str, list[Sample]]:
         py = sys.executable
         one_trial = dict(self.hand_env)
@@ -298,8 +355,10 @@ def _row(label: str, stats: dict[str, float], ratio: str = "", goal: str = "") -
     )
 
 
-def report_breakdown(stats: dict[str, dict[str, float]]) -> dict[str, float]:
-    """Print the fixed-cost split; return the derived numbers (milliseconds, minima)."""
+def report_breakdown(
+    stats: dict[str, dict[str, float]], timelines: list[dict[str, float]]
+) -> dict[str, float]:
+    """Print the fixed-cost split; return the derived numbers (milliseconds)."""
 
     def ms(key: str, field: str = "min_s") -> float:
         return stats[key][field] * 1000.0
@@ -323,6 +382,23 @@ def report_breakdown(stats: dict[str, dict[str, float]]) -> dict[str, float]:
         f"{derived['fixed_cost_ms']:.0f} ms (min), {derived['fixed_cost_median_ms']:.0f} ms "
         "(median)"
     )
+    if timelines:
+        for key, label in (
+            ("before_first_worker_s", "repro-check launched -> first worker starts"),
+            ("after_last_worker_s", "last worker exits -> repro-check exits"),
+        ):
+            values = [timeline[key] * 1000.0 for timeline in timelines]
+            derived[f"{key[:-2]}_ms"] = statistics.median(values)
+            print(
+                f"  {label}: {statistics.median(values):.0f} ms median "
+                f"({min(values):.0f}..{max(values):.0f}, {len(values)} runs at 1 trial)"
+            )
+        print(
+            "     (the parent's serial time: before, its imports, typer's parsing and the plan;\n"
+            "     after, the comparison, the report and its exit; the by-hand runs pay neither)"
+        )
+    else:
+        print("  timeline: the workers left no start/exit marks (a sitecustomize elsewhere?)")
     return derived
 
 
@@ -330,7 +406,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     env = dict(os.environ)
     env[TRIALS_ENV] = str(args.trials)
-    spin = calibrate_spin(args.work_ms)
+    spin = calibrate_spin(args.work_ms) if args.spin is None else args.spin
     env[SPIN_ENV] = str(spin)
     if args.script is None:
         script = TRAIN_SCRIPT
@@ -356,8 +432,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     samples = bench.measure()
     if bench.hand_outputs != {best}:
         fail(f"the timed by-hand runs printed {sorted(bench.hand_outputs)}, expected {best}")
+    timelines: list[dict[str, float]] = []
     if args.breakdown:
         samples.update(bench.measure_breakdown())
+        for _ in range(args.startup_repeat):
+            timeline = bench.timeline()
+            if timeline is not None:
+                timelines.append(timeline)
     load_end = os.getloadavg()
     stats = {name: summarize(values) for name, values in samples.items()}
 
@@ -428,7 +509,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     extra_cpu = stats["workers_1"]["cpu_median_s"] - stats["by_hand_x3"]["cpu_median_s"]
     print(f"workers 1 CPU over by hand: {extra_cpu:+.3f} s (parent + {RUNS_1} workers)")
-    derived = report_breakdown(stats) if args.breakdown else None
+    derived = report_breakdown(stats, timelines) if args.breakdown else None
     print(f"load average at end: {' '.join(f'{x:.2f}' for x in load_end)}")
 
     if args.json is not None:
@@ -460,6 +541,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "stats": stats,
             "limits": limits,
             "breakdown_ms": derived,
+            "timelines": timelines,
         }
         args.json.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
         print(f"wrote {args.json}")
