@@ -40,7 +40,16 @@ i.e. that both ran the same study; every timed by-hand run must print that value
 ``--breakdown`` adds start-up measurements that split the fixed cost: the interpreter alone,
 ``import optuna``, the script with one trial (the floor of every run), and repro-check on the
 script with ``--trials 1`` against three one-trial by-hand runs: the difference is
-repro-check's fixed cost per invocation at N=3.
+repro-check's fixed cost per invocation at N=3. It also runs that check with a
+``sitecustomize`` on ``PYTHONPATH`` that notes when each worker's interpreter starts and when
+it exits, and prints the parent's serial time on either side: from launching repro-check to
+its first worker's start (its imports, typer's parsing, the plan) and from the last worker's
+exit to its own (comparison, report, exit). The by-hand runs pay neither; the workers' own
+start-up is hidden behind the previous replicate except for the first one's.
+
+The calibration of ``--work-ms`` reads the machine's speed at start (the fastest of 20 short
+probes), so under load it may give less work per trial; ``--spin N`` fixes the work (the spin
+is printed) to compare runs made under different load.
 
 Run from the repository root (the defaults take about 2.5 minutes on 2 idle cores)::
 
