@@ -21,7 +21,7 @@ The script. ``train_script.py`` next to this file is a whole seeded study (TPE, 
 prints its best value. Each trial burns a fixed, calibrated amount of CPU-bound, GIL-holding,
 deterministic work (``--work-ms``, default 20 ms; a sleep would let two replicates overlap on
 fewer cores than they need and flatter ``--workers 2``). With the defaults (100 trials) one run
-takes about 2.8 s: ~2 s objective, ~0.4 s TPE, ~0.3 s interpreter start-up and ``import
+takes about 2.5-3 s: ~2 s objective, ~0.4 s TPE, ~0.3 s interpreter start-up and ``import
 optuna``, so start-up is a small but honest part, as it is for a real training script (which
 takes minutes: these ratios are a harsh bound on what a user sees). ``--script PATH`` times
 another script instead (``--work-ms`` and ``--trials`` then only set the environment variables
