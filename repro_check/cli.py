@@ -6,6 +6,7 @@ Commands stay thin; heavy imports (optuna, numpy, rich tables) happen inside the
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import signal
@@ -859,9 +860,23 @@ def _command_tolerance(atol: float | None, rtol: float | None) -> Tolerance:
     return Tolerance(given.get("atol", 0.0), given.get("rtol", 0.0))
 
 
+def _warm_renderers() -> None:
+    """Import the renderers (rich, the section model) in a thread while the workers run: the
+    parent only waits on their pipes then, and the report prints as soon as the last run ends."""
+    import threading
+
+    def warm() -> None:
+        with contextlib.suppress(Exception):
+            import repro_check.render.console
+            import repro_check.render.files  # noqa: F401
+
+    threading.Thread(target=warm, name="repro-check-warm-renderers", daemon=True).start()
+
+
 def _with_progress(work: Callable[[Any], T], say: _Say | None = None) -> T:
     """Run ``work(on_progress)``: progress bars when stderr is a terminal (not with --quiet),
     and with --verbose the objective's output of every run, kept for the report."""
+    _warm_renderers()
     bars = None
     if sys.stderr.isatty() and not (say is not None and say.quiet):
         from repro_check.render.progress import ReplicateProgress

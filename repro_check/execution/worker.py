@@ -39,8 +39,8 @@ from repro_check.execution import controls as ctl
 from repro_check.execution import environment, gpus
 from repro_check.execution.target import one_line
 from repro_check.plan.settings import STUDY_NAME, Controls, StudySettings
+from repro_check.results.bounds import MAX_DEPTH, MAX_TEXT
 from repro_check.results.records import TrialRecord, to_json_safe, trials_digest
-from repro_check.results.validate import MAX_DEPTH, MAX_TEXT
 from repro_check.vocab import PRUNERS, Pruner, sampler_spec
 
 _NO_DETERMINISTIC_PHRASE = " does not have a deterministic implementation"

@@ -44,13 +44,9 @@ if TYPE_CHECKING:
 
 MAX_REPORT_BYTES = 512 * 1024 * 1024
 """Largest saved report read (512 MiB; 100 runs x 10,000 trials is about 230 MB)."""
-MAX_TEXT = 65_536
-"""Longest string in a saved report (characters); the schema says the same."""
-MAX_COUNT = 10**9
-"""Largest count (runs, trials, workers, trial numbers) in a saved report; the schema's
-``maximum`` says the same, and the CLI's bounds stay below it."""
-MAX_DEPTH = 32
-"""Deepest nesting of free-form values (user attributes, kwargs, environment)."""
+from repro_check.results.bounds import MAX_COUNT, MAX_DEPTH, MAX_TEXT  # noqa: E402
+
+__all__ = ["MAX_COUNT", "MAX_DEPTH", "MAX_TEXT"]
 SCHEMA_RESOURCE = ("results", "report.schema.json")
 """Beside this module, in the wheel (a path inside the ``repro_check`` package)."""
 
