@@ -40,8 +40,15 @@ def assert_not_reproducible(result, field: str | None = None) -> dict:  # type: 
 # --- deterministic fixtures: reproducible under the controls ----------------------------------
 
 
-def test_deterministic_objective_is_reproducible(run_check) -> None:
-    result = run_check(fixture("deterministic"), *FAST)
+@pytest.fixture(scope="module")
+def deterministic_3_workers(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """One ``run deterministic FAST --workers 3``, read by the tests that only look at it."""
+    out = tmp_path_factory.mktemp("deterministic") / "w3.json"
+    return cli("run", fixture("deterministic"), *FAST, "--workers", "3", json_path=out)
+
+
+def test_deterministic_objective_is_reproducible(deterministic_3_workers) -> None:
+    result = deterministic_3_workers
     assert_reproducible(result)
     assert "REPRODUCIBLE: 3 runs × 8 trials agree bit for bit" in result.out
     bests = {run["best_value"] for run in result.report["runs"]}
@@ -212,13 +219,11 @@ def test_torch_objective_is_seeded_through_the_import_hook(run_check) -> None:
     assert_not_reproducible(unseeded, "values")
 
 
-def test_workers_do_not_change_the_numbers(tmp_path: Path) -> None:
+def test_workers_do_not_change_the_numbers(tmp_path: Path, deterministic_3_workers) -> None:
     a = cli(
         "run", fixture("deterministic"), *FAST, "--workers", "1", json_path=tmp_path / "w1.json"
     )
-    b = cli(
-        "run", fixture("deterministic"), *FAST, "--workers", "3", json_path=tmp_path / "w3.json"
-    )
+    b = deterministic_3_workers
     assert a.code == b.code == 0
     trials_a = [(t["params"], t["values"]) for t in a.report["runs"][0]["trials"]]
     trials_b = [(t["params"], t["values"]) for t in b.report["runs"][0]["trials"]]
