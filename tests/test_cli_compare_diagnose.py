@@ -23,6 +23,7 @@ def diagnose(tmp_path: Path, name: str, *flags: str) -> dict:  # type: ignore[ty
             "6",
             *flags,
             json_path=tmp_path / f"diagnosis-{len(_DIAGNOSED)}.json",
+            timeout=300,  # a torch diagnosis starts ~20 interpreters: 108 s seen on a busy machine
         )
     result = _DIAGNOSED[key]
     assert result.code == 0, result.out + result.err
