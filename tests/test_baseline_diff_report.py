@@ -229,26 +229,15 @@ def test_missing_file() -> None:
     assert result.err.strip() == "error: no such file: nope-a.json"
 
 
-def test_baseline_and_diff_need_a_finished_run(tmp_path: Path) -> None:
-    ok = cli(
-        "run",
-        fixture("deterministic"),
-        "--trials",
-        "3",
-        "--runs",
-        "2",
-        json_path=tmp_path / "ok.json",
-    )
-    assert ok.code == 0
-    data = json.loads((tmp_path / "ok.json").read_text())
+def test_baseline_and_diff_need_a_finished_run(saved: tuple[Path, str], tmp_path: Path) -> None:
+    ok, _ = saved  # a finished run's report (the module's baseline), not changed here
+    data = json.loads(ok.read_text())
     for run in data["runs"]:
         run["status"] = "cancelled"
         run["trials"] = run["trials"][:1]
     lag = tmp_path / "lag.json"
     lag.write_text(json.dumps(data))
-    baseline = inprocess_cli(
-        "run", fixture("deterministic"), "--trials", "3", "--runs", "2", "--baseline", str(lag)
-    )
+    baseline = inprocess_cli("run", fixture("deterministic"), *FLAGS, "--baseline", str(lag))
     assert baseline.code == 2 and "no finished run" in baseline.err
-    diff = inprocess_cli("diff", str(lag), str(tmp_path / "ok.json"))
+    diff = inprocess_cli("diff", str(lag), str(ok))
     assert diff.code == 2 and "no finished run" in diff.err

@@ -5,13 +5,27 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import cli, fixture, inprocess_cli
+from conftest import Result, cli, fixture, inprocess_cli
+
+_DIAGNOSED: dict[tuple[str, ...], Result] = {}
 
 
 def diagnose(tmp_path: Path, name: str, *flags: str) -> dict:  # type: ignore[type-arg]
-    result = cli(
-        "diagnose", fixture(name), "--trials", "6", *flags, json_path=tmp_path / "diagnosis.json"
-    )
+    """Diagnose ``name`` once per module (per test process): tests asking for the same
+    diagnosis read the same report, so a deterministic diagnosis is not rerun only to be read.
+    Every caller still runs all the checks below on it."""
+    key = (name, *flags)
+    if key not in _DIAGNOSED:
+        _DIAGNOSED[key] = cli(
+            "diagnose",
+            fixture(name),
+            "--trials",
+            "6",
+            *flags,
+            json_path=tmp_path / f"diagnosis-{len(_DIAGNOSED)}.json",
+            timeout=300,  # a torch diagnosis starts ~20 interpreters: 108 s seen on a busy machine
+        )
+    result = _DIAGNOSED[key]
     assert result.code == 0, result.out + result.err
     report = result.report
     assert report["command"] == "diagnose"

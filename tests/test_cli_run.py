@@ -16,6 +16,9 @@ import pytest
 from conftest import cli, fixture, inprocess_cli, spawn_cli
 
 FAST = ("--trials", "8", "--runs", "3")
+PAIR = ("--trials", "8", "--runs", "2")
+"""Two replicates: enough where a test reads one verdict that no third run could change (every
+nondeterministic fixture here differs between any two processes); one interpreter less."""
 
 
 def assert_reproducible(result) -> None:  # type: ignore[no-untyped-def]
@@ -40,8 +43,15 @@ def assert_not_reproducible(result, field: str | None = None) -> dict:  # type: 
 # --- deterministic fixtures: reproducible under the controls ----------------------------------
 
 
-def test_deterministic_objective_is_reproducible(run_check) -> None:
-    result = run_check(fixture("deterministic"), *FAST)
+@pytest.fixture(scope="module")
+def deterministic_3_workers(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """One ``run deterministic FAST --workers 3``, read by the tests that only look at it."""
+    out = tmp_path_factory.mktemp("deterministic") / "w3.json"
+    return cli("run", fixture("deterministic"), *FAST, "--workers", "3", json_path=out)
+
+
+def test_deterministic_objective_is_reproducible(deterministic_3_workers) -> None:
+    result = deterministic_3_workers
     assert_reproducible(result)
     assert "REPRODUCIBLE: 3 runs × 8 trials agree bit for bit" in result.out
     bests = {run["best_value"] for run in result.report["runs"]}
@@ -57,7 +67,7 @@ def test_pruned_trials_reproduce(run_check) -> None:
 
 
 def test_failing_trials_reproduce_and_keep_their_error(run_check) -> None:
-    result = run_check(fixture("failing"), *FAST)
+    result = run_check(fixture("failing"), *PAIR)
     assert_reproducible(result)
     failed = [t for t in result.report["runs"][0]["trials"] if t["state"] == "FAIL"]
     assert failed and all(t["error"].startswith("ValueError: x too large") for t in failed)
@@ -73,7 +83,7 @@ def test_nan_in_curves_reproduces(run_check) -> None:
 
 def test_multi_objective_reproduces_with_pareto_set(run_check) -> None:
     result = run_check(
-        fixture("multi"), *FAST, "--direction", "minimize", "--direction", "maximize"
+        fixture("multi"), *PAIR, "--direction", "minimize", "--direction", "maximize"
     )
     assert_reproducible(result)
     run = result.report["runs"][0]
@@ -83,19 +93,19 @@ def test_multi_objective_reproduces_with_pareto_set(run_check) -> None:
 
 
 def test_controlled_global_rng_reproduces(run_check) -> None:
-    assert_reproducible(run_check(fixture("global_rng"), *FAST))
+    assert_reproducible(run_check(fixture("global_rng"), *PAIR))
 
 
 def test_hash_order_reproduces_with_fixed_hash_seed(run_check) -> None:
-    assert_reproducible(run_check(fixture("hash_order"), *FAST))
+    assert_reproducible(run_check(fixture("hash_order"), *PAIR))
 
 
 def test_module_state_reproduces_in_fresh_processes(run_check) -> None:
-    assert_reproducible(run_check(fixture("module_state"), *FAST))
+    assert_reproducible(run_check(fixture("module_state"), *PAIR))
 
 
 def test_study_at_import_time_and_prints_do_not_break_the_check(run_check) -> None:
-    result = run_check(fixture("import_time_study"), *FAST)
+    result = run_check(fixture("import_time_study"), *PAIR)
     assert_reproducible(result)
     assert len(result.report["runs"][0]["trials"]) == 8
 
@@ -104,7 +114,7 @@ def test_study_at_import_time_and_prints_do_not_break_the_check(run_check) -> No
 
 
 def test_unseeded_global_rng_without_the_control_is_not_reproducible(run_check) -> None:
-    result = run_check(fixture("global_rng"), *FAST, "--controls", "sampler_seed,hash_seed")
+    result = run_check(fixture("global_rng"), *PAIR, "--controls", "sampler_seed,hash_seed")
     divergence = assert_not_reproducible(result, "values")
     assert divergence["trial"] == 0
     assert result.report["settings"]["controls"]["global_rng"] is False
@@ -134,7 +144,7 @@ def test_thread_order_sums_are_not_reproducible(run_check) -> None:
 
 
 def test_private_unseeded_rng_is_not_reproducible(run_check) -> None:
-    result = run_check(fixture("private_rng"), *FAST)
+    result = run_check(fixture("private_rng"), *PAIR)
     assert_not_reproducible(result, "values")
     assert "repro-check diagnose" in result.out
 
@@ -147,7 +157,7 @@ def test_n_jobs_above_one_is_never_reproducible(run_check) -> None:
 
 
 def test_unseeded_sampler_is_not_reproducible(run_check) -> None:
-    result = run_check(fixture("deterministic"), *FAST, "--controls", "none")
+    result = run_check(fixture("deterministic"), *PAIR, "--controls", "none")
     assert_not_reproducible(result, "params")
 
 
@@ -185,7 +195,7 @@ def test_timeout_exits_3_with_partial_trials(run_check) -> None:
 
 
 def test_op_without_deterministic_kernel_is_named_as_the_run_error(run_check) -> None:
-    result = run_check(fixture("determinism_error"), *FAST)
+    result = run_check(fixture("determinism_error"), *PAIR)
     assert result.code == 3
     for run in result.report["runs"]:
         assert run["status"] == "error"
@@ -200,25 +210,31 @@ def test_op_without_deterministic_kernel_is_named_as_the_run_error(run_check) ->
 @pytest.mark.slow
 def test_torch_objective_is_seeded_through_the_import_hook(run_check) -> None:
     pytest.importorskip("torch")
-    result = run_check(fixture("torch_cpu"), "--trials", "5", "--device", "cpu")
+    result = run_check(fixture("torch_cpu"), "--trials", "5", "--runs", "2", "--device", "cpu")
     assert_reproducible(result)
     torch_env = result.report["environment"]["torch"]
     assert torch_env["deterministic_algorithms"] is True
     assert torch_env["threads"] == 1
     assert result.report["environment"]["env"]["CUDA_VISIBLE_DEVICES"] == ""
     unseeded = run_check(
-        fixture("torch_cpu"), "--trials", "5", "--device", "cpu", "--controls", "sampler_seed"
+        fixture("torch_cpu"),
+        "--trials",
+        "5",
+        "--runs",
+        "2",
+        "--device",
+        "cpu",
+        "--controls",
+        "sampler_seed",
     )
     assert_not_reproducible(unseeded, "values")
 
 
-def test_workers_do_not_change_the_numbers(tmp_path: Path) -> None:
+def test_workers_do_not_change_the_numbers(tmp_path: Path, deterministic_3_workers) -> None:
     a = cli(
         "run", fixture("deterministic"), *FAST, "--workers", "1", json_path=tmp_path / "w1.json"
     )
-    b = cli(
-        "run", fixture("deterministic"), *FAST, "--workers", "3", json_path=tmp_path / "w3.json"
-    )
+    b = deterministic_3_workers
     assert a.code == b.code == 0
     trials_a = [(t["params"], t["values"]) for t in a.report["runs"][0]["trials"]]
     trials_b = [(t["params"], t["values"]) for t in b.report["runs"][0]["trials"]]

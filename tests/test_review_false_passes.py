@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
-from conftest import cli, fixture
+import pytest
+from conftest import cli, fixture, inprocess_cli
 
 from repro_check.results.records import stopped_note
 
@@ -25,10 +27,17 @@ def test_a_worker_that_dies_after_its_study_but_before_done_is_not_finished(run_
     assert "Traceback" not in result.out + result.err
 
 
-def test_the_report_of_a_stopped_study_can_be_read_back(run_check, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def stopped_run(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """One live run of the study that stops itself early, read (never changed) by two tests."""
+    out = tmp_path_factory.mktemp("stopped") / "r.json"
+    return cli("run", fixture("hostile_stop"), "--trials", "8", "--runs", "2", json_path=out)
+
+
+def test_the_report_of_a_stopped_study_can_be_read_back(stopped_run, tmp_path: Path) -> None:
     # a live run of a study stopped early (fewer trials, its note says so) saved a report that
     # `report` and `--baseline` then refused (exit 2: "a finished run holds trials 0..7")
-    result = run_check(fixture("hostile_stop"), "--trials", "8", "--runs", "2")
+    result = stopped_run
     assert result.code == 0, result.out + result.err
     saved = tmp_path / "stopped.json"
     saved.write_text(json.dumps(result.report))
@@ -42,24 +51,24 @@ def test_the_report_of_a_stopped_study_can_be_read_back(run_check, tmp_path: Pat
 
 
 def test_a_short_finished_run_without_the_stopped_note_is_still_refused(
-    run_check, tmp_path: Path
+    stopped_run, tmp_path: Path
 ) -> None:
-    result = run_check(fixture("hostile_stop"), "--trials", "8", "--runs", "2")
-    data = result.report
+    result = stopped_run
+    data = copy.deepcopy(result.report)  # the shared report stays as the run wrote it
     for run in data["runs"]:
         run["notes"] = [n for n in run["notes"] if "stopped after" not in n]
     saved = tmp_path / "tampered.json"
     saved.write_text(json.dumps(data))
-    again = cli("report", str(saved), "-q")
+    again = inprocess_cli("report", str(saved), "-q")  # refused on reading: no worker
     assert again.code == 2, again.out + again.err
     assert "a finished run holds trials 0..7 exactly once" in again.err
     # a gap (trials 0, 1, 3, 4 under a note for 4) is refused too
-    data = result.report
+    data = copy.deepcopy(result.report)
     for run in data["runs"]:
         run["notes"] = [stopped_note(4, 8)]
         run["trials"] = [t for t in run["trials"] if t["number"] != 2][:4]
     saved.write_text(json.dumps(data))
-    gap = cli("report", str(saved), "-q")
+    gap = inprocess_cli("report", str(saved), "-q")
     assert gap.code == 2, gap.out + gap.err
 
 

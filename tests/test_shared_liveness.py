@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import cli, fixture, spawn_cli
+from conftest import cli, fixture, inprocess_cli, spawn_cli
 
 from repro_check.errors import ConfigError
 from repro_check.plan.config import build_plan
@@ -85,7 +85,7 @@ def test_a_huge_stale_after_is_one_line_not_a_thread_traceback(tmp_path: Path) -
     assert result.code == 2, result.out + result.err
     assert "Traceback" not in result.err and len(result.err.strip().splitlines()) == 1
     assert "--stale-after" in result.err
-    tiny = cli("report", "--storage", url, "--name", "h", "--stale-after", "0.5")
+    tiny = inprocess_cli("report", "--storage", url, "--name", "h", "--stale-after", "0.5")
     assert tiny.code == 2 and "--stale-after" in tiny.err, tiny.err
     assert len(tiny.err.strip().splitlines()) == 1
 
@@ -248,7 +248,7 @@ def test_replicates_claimed_with_other_settings_are_never_reported_together(
         store.finish(claim, RunRecord(k, seed, "ok", trials))
     with pytest.raises(ConfigError, match=r"mixes settings: replicate 1 .*seed"):
         load_report(plan, "cpu", store)
-    joined = cli(
+    joined = inprocess_cli(  # refused before any worker starts
         "run", fixture("deterministic"), "--trials", "1", "--runs", "2",
         "--storage", url, "--name", "m",
     )  # fmt: skip
@@ -283,6 +283,6 @@ def test_report_judges_staleness_by_the_checks_own_heartbeat(tmp_path: Path) -> 
     other = CheckStore(url, "t")
     busy = _info(url, "t", runs=2, trials=2)  # the default 120 s: a beat every 30 s
     assert other.claim(0, ["minimize"], busy, resume=False, stale_after=120.0) is not None
-    hasty = cli("report", "--storage", url, "--name", "t", "--stale-after", "60")
+    hasty = inprocess_cli("report", "--storage", url, "--name", "t", "--stale-after", "60")
     assert hasty.code == 2 and "beats every 30 s" in hasty.err, hasty.err
     assert len(hasty.err.strip().splitlines()) == 1

@@ -168,9 +168,12 @@ def test_kill_9_then_resume_completes_without_loss_or_duplicates(
     survivor = popen_run(storage_url, name, *flags)
     time.sleep(3.0)
     victim.send_signal(signal.SIGKILL)
+    killed = time.monotonic()
     victim.communicate(timeout=30)
     survivor.communicate(timeout=120)
-    time.sleep(2.5)  # let the dead replicate's heartbeat go stale
+    # let the dead replicate's heartbeat go stale: its last beat was before the kill, so 2.5 s
+    # after the kill is enough (the survivor usually took longer than that already)
+    time.sleep(max(0.0, killed + 2.5 - time.monotonic()))
     resumed = cli(
         "run",
         fixture("slow"),
@@ -216,7 +219,7 @@ def test_joining_a_check_with_other_settings_is_refused(storage_url: str, tmp_pa
         name,
     )
     assert first.code == 0, first.err
-    second = cli(
+    second = inprocess_cli(  # refused before any worker starts: no interpreter needed
         "run",
         fixture("deterministic"),
         "--trials",
@@ -362,12 +365,12 @@ def test_a_finished_check_is_not_rerun_under_its_name(tmp_path: Path) -> None:
 
 def test_joining_with_another_tolerance_is_refused(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'tol.db'}"
-    flags = ("--trials", "2", "--runs", "3", "--workers", "1", "--storage", url, "--name", "t")
-    first = cli("run", fixture("slow"), *flags)  # finishes its 3; a joiner must still match
+    flags = ("--trials", "2", "--runs", "3", "--storage", url, "--name", "t")
+    first = cli("run", fixture("deterministic"), *flags)  # finishes its 3; a joiner must match
     assert first.code == 0, first.err
     join = inprocess_cli(
         "run",
-        fixture("slow"),
+        fixture("deterministic"),
         "--trials",
         "2",
         "--runs",
