@@ -49,6 +49,7 @@ from repro_check.results.records import (
     stopped_note,
     trials_digest,
 )
+from repro_check.vocab import RunStatus
 
 
 @dataclass(frozen=True)
@@ -586,6 +587,18 @@ class _Live:
         text = self.stderr.read().decode(errors="replace")
         return f"[... first {size - limit} bytes left out ...]\n{text}" if size > limit else text
 
+    def _stopped_by(self) -> tuple[RunStatus, str] | None:
+        """(status, error) of a job that did not finish because of a timeout, a cancel or
+        the worker's own error; None when it just died (the caller says how)."""
+        if self.ended_by == "timeout":
+            limit = f" after {self.limit:g} s (--timeout)" if self.limit else ""
+            return STATUS_TIMEOUT, f"timed out{limit}"
+        if self.ended_by == "cancelled":
+            return STATUS_CANCELLED, "stopped before it finished"
+        if self.protocol.error is not None:
+            return STATUS_ERROR, str(self.protocol.error.get("message"))
+        return None
+
     def _script_result(self, wall: float) -> JobResult:
         """Script mode: one run, holding every study the script made (the first one's trials
         are the run's ``trials``), crashed when any study breaks the invariant."""
@@ -604,15 +617,7 @@ class _Live:
         if self.ended_by == "broken":
             status, error = STATUS_CRASHED, f"worker stream broken: {protocol.broken}"
         elif protocol.done is None:
-            if self.ended_by == "timeout":
-                limit = f" after {self.limit:g} s (--timeout)" if self.limit else ""
-                status, error = STATUS_TIMEOUT, f"timed out{limit}"
-            elif self.ended_by == "cancelled":
-                status, error = STATUS_CANCELLED, "stopped before it finished"
-            elif protocol.error is not None:
-                status, error = STATUS_ERROR, str(protocol.error.get("message"))
-            else:
-                status, error = STATUS_CRASHED, self._crash_message()
+            status, error = self._stopped_by() or (STATUS_CRASHED, self._crash_message())
         elif problem is not None:
             status, error = STATUS_CRASHED, problem
         first = studies[0] if studies else None
@@ -657,13 +662,9 @@ class _Live:
             if self.ended_by == "broken":
                 status, error = STATUS_CRASHED, f"worker stream broken: {protocol.broken}"
             elif study_index >= len(protocol.summaries) or unfinished:
-                if self.ended_by == "timeout":
-                    limit = f" after {self.limit:g} s (--timeout)" if self.limit else ""
-                    status, error = STATUS_TIMEOUT, f"timed out{limit}"
-                elif self.ended_by == "cancelled":
-                    status, error = STATUS_CANCELLED, "stopped before it finished"
-                elif protocol.error is not None:
-                    status, error = STATUS_ERROR, str(protocol.error.get("message"))
+                stopped = self._stopped_by()
+                if stopped is not None:
+                    status, error = stopped
                 elif study_index < len(protocol.summaries):
                     late = f"{self._crash_message()} (after its study, before it reported"
                     status, error = STATUS_CRASHED, f"{late} the end of its job)"
