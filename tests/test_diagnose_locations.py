@@ -59,3 +59,39 @@ def test_the_audit_locates_noise_in_a_script(tmp_path: Path) -> None:
 def test_a_clean_objective_gets_no_located_cause(tmp_path: Path) -> None:
     diagnosis = diagnose(fixture("deterministic"), tmp_path, "--trials", "6")
     assert all(c["location"] is None for c in diagnosis["causes"])
+
+
+def test_the_line_tracer_finds_where_two_processes_part(tmp_path: Path) -> None:
+    """A generator seeded from the process id: no source the audit knows, so the noise probe
+    and the line tracer find the line (``seed = os.getpid()``) and the local that differs."""
+    diagnosis = diagnose(f"{ENTROPY / 'pid_seed.py'}:objective", tmp_path, "--trials", "5")
+    cause = diagnosis["causes"][0]
+    assert cause["id"] == "objective_noise"
+    assert cause["location"]["line"] == 10
+    assert cause["location"]["source"] == "seed = os.getpid()"
+    assert "first line where two processes part" in cause["evidence"]
+    assert "seed = " in cause["evidence"]
+    assert "line_trace" in [e["id"] for e in diagnosis["experiments"]]
+
+
+def test_first_split_names_the_line_that_set_the_differing_local() -> None:
+    from repro_check.execution.linetrace import first_split
+
+    a = [["f.py", 3, {}], ["f.py", 4, {"x": ["i:1", "1"]}], ["f.py", 5, {"x": ["i:1", "1"]}]]
+    b = [["f.py", 3, {}], ["f.py", 4, {"x": ["i:2", "2"]}], ["f.py", 5, {"x": ["i:2", "2"]}]]
+    split = first_split(a, b)
+    assert split is not None and (split.line, split.local, split.values) == (3, "x", ("1", "2"))
+    assert first_split(a, a) is None
+    paths = [["f.py", 3, {}], ["f.py", 9, {}]]
+    other = first_split(a, paths)
+    assert other is not None and other.line == 3 and other.local is None
+
+
+def test_run_never_audits_nor_traces() -> None:
+    from repro_check.execution.replicates import replicate_jobs
+    from repro_check.plan.config import build_plan
+
+    plan = build_plan(fixture("deterministic"), {}, pyproject=False)
+    jobs = replicate_jobs(plan)
+    assert jobs and not any(job.audit or job.trace for job in jobs)
+    assert not any(job.payload("t", 1, "cpu")["trace"] for job in jobs)

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from repro_check.checks.causes import (
     NOISE_SOURCES,
     Cause,
+    Location,
     ToleranceCheck,
     no_kernel_fix,
 )
@@ -36,6 +37,7 @@ from repro_check.checks.lab import (
     runs_of,
 )
 from repro_check.execution import devices
+from repro_check.execution.linetrace import Split, first_split
 from repro_check.execution.replicates import script_spec
 from repro_check.execution.runner import Job, JobResult, ProgressCallback
 from repro_check.plan.settings import CheckPlan, Controls, StudySettings, Tolerance
@@ -69,6 +71,26 @@ def _determinism_refused(experiment: Experiment) -> bool:
         r.status == STATUS_ERROR and r.error and "no deterministic implementation" in r.error
         for r in experiment.runs
     )
+
+
+def _trace_split(
+    lab: Lab, study: StudySettings, probe: NoiseProbe, experiments: list[Experiment]
+) -> Split | None:
+    """Evaluate the noisy params once more in two fresh processes, each traced line by line
+    in the user's files, and find the first line after which their locals differ."""
+    one = dataclasses.replace(study, trials=1, n_jobs=1)
+    jobs = lab.jobs("line_trace", Controls(), one, 2, fixed_params=dict(probe.params), trace=True)
+    results = lab.run(jobs, stop_early=False)
+    traces = [r.trace for r in results if r.trace is not None]
+    runs = runs_of(results, "line_trace")
+    experiments.append(
+        lab.experiment(
+            "line_trace", "the noisy params once, traced line by line", Controls(), runs, one
+        )
+    )
+    if len(traces) < 2:
+        return None
+    return first_split(traces[0], traces[1])
 
 
 def _probe_noise(lab: Lab, full: Experiment, study: StudySettings) -> NoiseProbe | None:
@@ -213,15 +235,21 @@ def _noise_branch(
     elif probe is not None and probe.noisy:
         stats = probe.stats
         spread = f"std {stats.std:.3g}" if stats else ""
+        traced = _trace_split(lab, study, probe, experiments)
+        where = f"; the first line where two processes part: {traced.describe()}" if traced else ""
+        fix = lab.fix(CauseId.OBJECTIVE_NOISE, study, noise, check)
+        if traced is not None:
+            fix = f"# {traced.file}:{traced.line}: {traced.source}\n{fix}"
         causes.append(
             Cause(
                 CauseId.OBJECTIVE_NOISE,
                 f"at fixed params {dict(probe.params)} (from trial {probe.trial}) the objective "
                 f"returned {len(probe.values)} values across {probe.processes} fresh processes "
-                f"spreading by {probe.max_abs_diff:.3g} ({spread}); every control was on",
-                lab.fix(CauseId.OBJECTIVE_NOISE, study, noise, check),
+                f"spreading by {probe.max_abs_diff:.3g} ({spread}); every control was on{where}",
+                fix,
                 full.divergence.trial if full.divergence else None,
                 blocking=True,
+                location=Location(traced.file, traced.line, traced.source) if traced else None,
             )
         )
     elif full.divergence is not None and full.divergence.field == "params":

@@ -80,6 +80,8 @@ class Job:
     """Script mode: ``--trials``, the most trials each of the script's studies may run."""
     audit: bool = False
     """Record the user's calls into sources of variation (``diagnose`` only)."""
+    trace: bool = False
+    """Trace the first trial line by line (``diagnose``'s line-trace probe only)."""
 
     @property
     def planned_trials(self) -> int:
@@ -109,6 +111,7 @@ class Job:
             "script": dict(self.script) if self.script is not None else None,
             "cap": self.cap,
             "audit": self.audit,
+            "trace": self.trace,
             "first_trial": self.first_trial,
         }
 
@@ -123,6 +126,8 @@ class JobResult:
     audit: Mapping[str, Any] | None = None
     """What the entropy audit saw (``execution.audit``; ``Job.audit`` only): the user's calls
     into sources of variation, and which global streams each trial consumed."""
+    trace: list[list[Any]] | None = None
+    """The line trace of the first trial (``Job.trace`` only)."""
 
 
 @dataclass(frozen=True)
@@ -173,7 +178,7 @@ _EOF_GRACE = 5.0
 _SWEEP_EVERY = 0.05
 """Seconds between checks of the workers for an exit or a timeout."""
 
-_EVENTS = frozenset({"started", "trial", "study_done", "done", "error", "audit"})
+_EVENTS = frozenset({"started", "trial", "study_done", "done", "error", "audit", "trace"})
 _ERROR_KINDS = frozenset({"target", "config", "device", "determinism", "objective", "script"})
 MAX_STUDIES = 10_000
 """The most studies one script run may stream (more is a broken stream, not a long report)."""
@@ -218,6 +223,8 @@ class Protocol:
         self.done: dict[str, Any] | None = None
         self.error: dict[str, Any] | None = None
         self.broken: str | None = None
+        self.trace: list[list[Any]] | None = None
+        """The line trace of a ``Job.trace`` job (``execution.linetrace``)."""
         self.audit_sites: list[dict[str, Any]] = []
         """Sites the entropy audit streamed as it found them (kept if the run is stopped)."""
 
@@ -248,7 +255,12 @@ class Protocol:
             self.started = True
             return event
         self._check_order(str(kind), event)
-        if kind == "audit":
+        if kind == "trace":
+            events = event.get("events")
+            if self.trace is not None or not _valid_trace(events):
+                raise _Violation("a malformed or second 'trace' event")
+            self.trace = events
+        elif kind == "audit":
             site = event.get("site")
             full = len(self.audit_sites) >= 1000
             if (
@@ -392,6 +404,23 @@ class Protocol:
             asked = f"{expected}" if not first else f"{expected} from trial {first}"
             return f"worker streamed trials {_spans(numbers)} but the study asked for {asked}"
         return None
+
+
+def _valid_trace(events: Any) -> bool:
+    """[[file, line, {local: [digest, shown]}], ...], bounded as the worker bounds it."""
+    from repro_check.execution.linetrace import MAX_EVENTS, MAX_LOCALS
+
+    if not isinstance(events, list) or len(events) > MAX_EVENTS:
+        return False
+    for item in events:
+        if not (isinstance(item, list) and len(item) == 3 and isinstance(item[0], str)):
+            return False
+        if not _is_int(item[1]) or not isinstance(item[2], dict) or len(item[2]) > MAX_LOCALS:
+            return False
+        for name, pair in item[2].items():
+            if not (isinstance(name, str) and _is_str_list(pair) and len(pair) == 2):
+                return False
+    return True
 
 
 def _valid_audit(audit: Any) -> bool:
@@ -686,7 +715,7 @@ class _Live:
                 )
             )
         ops = list(done.get("nondeterministic_ops") or (protocol.error or {}).get("ops") or [])
-        return JobResult(self.job, runs, ops, self._audit(done))
+        return JobResult(self.job, runs, ops, self._audit(done), self.protocol.trace)
 
     def _audit(self, done: Mapping[str, Any]) -> Mapping[str, Any] | None:
         """The audit of the whole job, or what it streamed before it was stopped."""

@@ -154,6 +154,13 @@ class StudyRunner:
         """The study was stopped (``Study.stop``) before it ran all its trials."""
         if audit is not None:
             self.objective = _audited(objective, audit)
+        self.tracer: Any = None
+        """The line tracer (``diagnose``'s line-trace probe only): the first trial, traced."""
+        if job.get("trace"):
+            from repro_check.execution.linetrace import LineTrace
+
+            self.tracer = LineTrace()
+            self.objective = _traced(self.objective, self.tracer)
 
     def _wrapped(self, trial: Any) -> Any:
         import optuna
@@ -305,6 +312,23 @@ class StudyRunner:
             raise _ConfigProblem(f"cannot run the study: {self.setup_failure}")
         self.view = study_view(study, self.first_trial)
         self.stopped = self.stops.stopped if self.stops is not None else False
+
+
+def _traced(objective: Callable[..., Any], tracer: Any) -> Callable[..., Any]:
+    """``objective`` with its first call traced line by line (``execution.linetrace``)."""
+    calls = [0]
+
+    def traced(trial: Any) -> Any:
+        calls[0] += 1
+        if calls[0] > 1:
+            return objective(trial)
+        tracer.start()
+        try:
+            return objective(trial)
+        finally:
+            tracer.stop()
+
+    return traced
 
 
 def _audited(objective: Callable[..., Any], audit: Any) -> Callable[..., Any]:
@@ -529,6 +553,8 @@ def run_job(job: Mapping[str, Any], out: Stream) -> None:
     note = ctl.torch_note(torch_status)
     if note:
         notes.append(note)
+    if runner.tracer is not None:
+        out.emit("trace", events=runner.tracer.events, truncated=runner.tracer.truncated)
     out.emit(
         "done",
         wall_s=time.perf_counter() - started,
