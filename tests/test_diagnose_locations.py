@@ -95,3 +95,12 @@ def test_run_never_audits_nor_traces() -> None:
     jobs = replicate_jobs(plan)
     assert jobs and not any(job.audit or job.trace for job in jobs)
     assert not any(job.payload("t", 1, "cpu")["trace"] for job in jobs)
+
+
+def test_the_first_differing_torch_op_is_named(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    diagnosis = diagnose(f"{ENTROPY / 'torch_pid.py'}:objective", tmp_path, "--trials", "4")
+    cause = diagnosis["causes"][0]
+    assert cause["location"]["line"] == 11
+    assert "first torch op whose output differs: aten.randn" in cause["evidence"]
+    assert "torch_pid.py:11" in cause["evidence"]

@@ -37,7 +37,7 @@ from repro_check.checks.lab import (
     runs_of,
 )
 from repro_check.execution import devices
-from repro_check.execution.linetrace import Split, first_split
+from repro_check.execution.linetrace import Split, first_op_split, first_split
 from repro_check.execution.replicates import script_spec
 from repro_check.execution.runner import Job, JobResult, ProgressCallback
 from repro_check.plan.settings import CheckPlan, Controls, StudySettings, Tolerance
@@ -82,6 +82,7 @@ def _trace_split(
     jobs = lab.jobs("line_trace", Controls(), one, 2, fixed_params=dict(probe.params), trace=True)
     results = lab.run(jobs, stop_early=False)
     traces = [r.trace for r in results if r.trace is not None]
+    ops = [r.trace_ops for r in results if r.trace is not None]
     runs = runs_of(results, "line_trace")
     experiments.append(
         lab.experiment(
@@ -90,7 +91,11 @@ def _trace_split(
     )
     if len(traces) < 2:
         return None
-    return first_split(traces[0], traces[1])
+    split = first_split(traces[0], traces[1])
+    op = first_op_split(ops[0], ops[1]) if ops[0] and ops[1] else None
+    if split is not None and op is not None:
+        split = dataclasses.replace(split, op=op)
+    return split
 
 
 def _probe_noise(lab: Lab, full: Experiment, study: StudySettings) -> NoiseProbe | None:

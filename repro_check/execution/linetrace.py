@@ -105,6 +105,58 @@ class LineTrace:
         sys.settrace(None)
 
 
+class TorchOps:
+    """Every torch op the traced trial runs, with a digest of its output tensors and the user
+    line that called it (a ``TorchDispatchMode``): the first op whose output differs between
+    two processes names a nondeterministic kernel even where deterministic mode raises
+    nothing. Only when the objective has imported torch."""
+
+    def __init__(self) -> None:
+        self.ops: list[list[Any]] = []
+        self._mode: Any = None
+
+    def start(self) -> None:
+        torch = sys.modules.get("torch")
+        if torch is None:
+            return
+        try:
+            from torch.utils._python_dispatch import TorchDispatchMode
+        except ImportError:
+            return
+        ops = self.ops
+
+        class Record(TorchDispatchMode):  # type: ignore[no-untyped-call]
+            def __torch_dispatch__(  # type: ignore[no-untyped-def]
+                self, func, types, args=(), kwargs=None
+            ):
+                out = func(*args, **(kwargs or {}))
+                if len(ops) < MAX_EVENTS:
+                    from repro_check.execution.userframes import user_location
+
+                    items = out if isinstance(out, list | tuple) else [out]
+                    digests = [digest(item) or "" for item in items]
+                    ops.append(
+                        [str(func), user_location() or "", _hash("|".join(digests).encode())]
+                    )
+                return out
+
+        self._mode = Record()  # type: ignore[no-untyped-call]
+        self._mode.__enter__()
+
+    def stop(self) -> None:
+        if self._mode is not None:
+            self._mode.__exit__(None, None, None)
+            self._mode = None
+
+
+def first_op_split(a: list[list[Any]], b: list[list[Any]]) -> str | None:
+    """``aten.randn.default at f.py:9``: the first op whose output differs, or None."""
+    for oa, ob in zip(a, b, strict=False):
+        if oa[0] != ob[0] or oa[2] != ob[2]:
+            return f"{oa[0]} at {oa[1] or 'a line outside your code'}"
+    return None
+
+
 @dataclass(frozen=True)
 class Split:
     """Where two traces first part: the line after which a local differs (or the paths do)."""
@@ -115,12 +167,15 @@ class Split:
     local: str | None
     """The local that differs; None when the two processes ran different lines."""
     values: tuple[str, str]
+    op: str | None = None
+    """The first torch op whose output differs (``aten.randn.generator at f.py:9``), if any."""
 
     def describe(self) -> str:
         where = f"{self.file}:{self.line}"
+        torch = f" (the first torch op whose output differs: {self.op})" if self.op else ""
         if self.local is None:
-            return f"{where}: the two processes run different lines after it"
-        return f"{where}: {self.local} = {self.values[0]} vs {self.values[1]}"
+            return f"{where}: the two processes run different lines after it{torch}"
+        return f"{where}: {self.local} = {self.values[0]} vs {self.values[1]}{torch}"
 
 
 def _source(file: str, line: int) -> str:

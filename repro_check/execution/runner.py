@@ -128,6 +128,8 @@ class JobResult:
     into sources of variation, and which global streams each trial consumed."""
     trace: list[list[Any]] | None = None
     """The line trace of the first trial (``Job.trace`` only)."""
+    trace_ops: list[list[str]] = field(default_factory=list)
+    """The torch ops of that trial, when it used torch."""
 
 
 @dataclass(frozen=True)
@@ -225,6 +227,8 @@ class Protocol:
         self.broken: str | None = None
         self.trace: list[list[Any]] | None = None
         """The line trace of a ``Job.trace`` job (``execution.linetrace``)."""
+        self.trace_ops: list[list[str]] = []
+        """Its torch ops: [op, user line, output digest] each."""
         self.audit_sites: list[dict[str, Any]] = []
         """Sites the entropy audit streamed as it found them (kept if the run is stopped)."""
 
@@ -256,10 +260,19 @@ class Protocol:
             return event
         self._check_order(str(kind), event)
         if kind == "trace":
-            events = event.get("events")
-            if self.trace is not None or not _valid_trace(events):
+            events, ops = event.get("events"), event.get("ops", [])
+            valid_ops = (
+                isinstance(ops, list)
+                and len(ops) <= 5000
+                and all(
+                    isinstance(o, list) and len(o) == 3 and all(isinstance(x, str) for x in o)
+                    for o in ops
+                )
+            )
+            if self.trace is not None or not _valid_trace(events) or not valid_ops:
                 raise _Violation("a malformed or second 'trace' event")
             self.trace = events
+            self.trace_ops = ops
         elif kind == "audit":
             site = event.get("site")
             full = len(self.audit_sites) >= 1000
@@ -715,7 +728,9 @@ class _Live:
                 )
             )
         ops = list(done.get("nondeterministic_ops") or (protocol.error or {}).get("ops") or [])
-        return JobResult(self.job, runs, ops, self._audit(done), self.protocol.trace)
+        return JobResult(
+            self.job, runs, ops, self._audit(done), self.protocol.trace, self.protocol.trace_ops
+        )
 
     def _audit(self, done: Mapping[str, Any]) -> Mapping[str, Any] | None:
         """The audit of the whole job, or what it streamed before it was stopped."""

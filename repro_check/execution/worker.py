@@ -315,18 +315,24 @@ class StudyRunner:
 
 
 def _traced(objective: Callable[..., Any], tracer: Any) -> Callable[..., Any]:
-    """``objective`` with its first call traced line by line (``execution.linetrace``)."""
+    """``objective`` with its first call traced line by line and, with torch, op by op
+    (``execution.linetrace``)."""
+    from repro_check.execution.linetrace import TorchOps
+
     calls = [0]
+    tracer.torch_ops = TorchOps()
 
     def traced(trial: Any) -> Any:
         calls[0] += 1
         if calls[0] > 1:
             return objective(trial)
+        tracer.torch_ops.start()
         tracer.start()
         try:
             return objective(trial)
         finally:
             tracer.stop()
+            tracer.torch_ops.stop()
 
     return traced
 
@@ -554,7 +560,12 @@ def run_job(job: Mapping[str, Any], out: Stream) -> None:
     if note:
         notes.append(note)
     if runner.tracer is not None:
-        out.emit("trace", events=runner.tracer.events, truncated=runner.tracer.truncated)
+        out.emit(
+            "trace",
+            events=runner.tracer.events,
+            ops=runner.tracer.torch_ops.ops,
+            truncated=runner.tracer.truncated,
+        )
     out.emit(
         "done",
         wall_s=time.perf_counter() - started,
