@@ -88,6 +88,14 @@ def test_parallel_trials(tmp_path: Path) -> None:
     assert report["reproducible_under_full_control"] is False
 
 
+def test_the_n_jobs_1_retry_still_probes_process_state(tmp_path: Path) -> None:
+    """The process-state study rides in the full-control process: the retried full control
+    (n_jobs=1) must carry it too, or a retried diagnosis silently skips that probe."""
+    report = diagnose(tmp_path, "deterministic", "--n-jobs", "4")
+    ids = [e["id"] for e in report["experiments"]]
+    assert "full_control_n_jobs_1" in ids and "process_state" in ids
+
+
 def test_module_level_counter_is_process_state(tmp_path: Path) -> None:
     report = diagnose(tmp_path, "module_state")
     assert "process_state" in cause_ids(report)

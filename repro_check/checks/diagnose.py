@@ -482,7 +482,7 @@ def run_diagnose(
             )
         )
         ops = named
-        full = lab.full_control(study, "full_control_warn_only")
+        full = lab.full_control(study, "full_control_warn_only", second_study=True)
         experiments.append(full)
     if full.verdict == report.VERDICT_INCOMPLETE:
         failures = "; ".join(f"run {r.index} {r.status}: {r.error}" for r in full.runs if r.error)
@@ -508,7 +508,7 @@ def run_diagnose(
             )
         )
         study = dataclasses.replace(study, n_jobs=1)
-        full = lab.full_control(study, "full_control_n_jobs_1")
+        full = lab.full_control(study, "full_control_n_jobs_1", second_study=True)
         experiments.append(full)
     reproducible = full.verdict == report.VERDICT_REPRODUCIBLE
     noise = None
