@@ -95,6 +95,17 @@ def inprocess_cli(
     return Result(code, out.getvalue(), err.getvalue(), report)
 
 
+def one_line_error(result: Result, fragment: str = "") -> str:
+    """The command refused its input: exit 2, one ``error:`` line holding ``fragment``, no
+    traceback. Returns that line."""
+    assert result.code == 2, (result.code, result.out, result.err)
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.err
+    assert "Traceback" not in result.err
+    assert fragment in lines[0], lines[0]
+    return lines[0]
+
+
 def spawn_cli(*args: str) -> subprocess.Popen[str]:
     """Start ``python -m repro_check ARGS`` without waiting (for signals and concurrency)."""
     env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200"}

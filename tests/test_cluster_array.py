@@ -20,38 +20,16 @@ from typing import Any
 
 import pytest
 from conftest import cli, fixture, spawn_cli
-
-PG_URL = os.environ.get("REPRO_CHECK_TEST_POSTGRES_URL")
-REQUIRED = bool(os.environ.get("REPRO_CHECK_REQUIRE_POSTGRES"))  # .ci/run sets it
+from postgres import PG_URL, needs_postgres, require_postgres
 
 TASKS = 4
 RUNS = 8
 TRIALS = 4  # fixtures/slow.py sleeps 0.5 s a trial: a replicate lasts ~2 s
 
 
-def _postgres_reachable() -> bool:
-    if not PG_URL:
-        return False
-    try:
-        import optuna
+require_postgres()
 
-        optuna.storages.RDBStorage(PG_URL).get_all_studies()
-    except Exception:
-        return False
-    return True
-
-
-if REQUIRED and not _postgres_reachable():
-    raise RuntimeError("REPRO_CHECK_REQUIRE_POSTGRES is set but no PostgreSQL is reachable")
-
-pytestmark = [
-    pytest.mark.skipif(
-        not REQUIRED and not _postgres_reachable(),
-        reason="no PostgreSQL at REPRO_CHECK_TEST_POSTGRES_URL "
-        "(CI starts one: scripts/start-postgres.sh)",
-    ),
-    pytest.mark.slow,
-]
+pytestmark = [needs_postgres(), pytest.mark.slow]
 
 
 def _studies(name: str) -> dict[str, str | None]:

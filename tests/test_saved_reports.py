@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Result, cli, fixture, inprocess_cli
+from conftest import cli, fixture, inprocess_cli, one_line_error
 
 FLAGS = ("--trials", "5", "--runs", "2")
 
@@ -37,15 +37,6 @@ def not_reproducible(good: dict[str, Any], delta: float = 1.0) -> dict[str, Any]
     data = copy.deepcopy(good)
     data["runs"][1]["trials"][2]["values"][0] += delta
     return data
-
-
-def one_line_error(result: Result, fragment: str = "") -> str:
-    assert result.code == 2, (result.code, result.out, result.err)
-    lines = result.err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.err
-    assert "Traceback" not in result.err
-    assert fragment in lines[0], lines[0]
-    return lines[0]
 
 
 def every_reader(path: Path, other: Path) -> list[tuple[str, ...]]:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import FIXTURES, Result, cli, fixture, inprocess_cli
+from conftest import FIXTURES, cli, fixture, inprocess_cli, one_line_error
 
 SCRIPT = str(FIXTURES / "script_two_studies.py")
 """Two seeded studies: "a" (maximize, the run's own trials) and "b" (minimize), 3 trials each."""
@@ -51,15 +51,6 @@ def second_study_differs(good: dict[str, Any], delta: float = 1e-9) -> dict[str,
     data = copy.deepcopy(good)
     data["runs"][1]["studies"][1]["trials"][2]["values"][0] += delta
     return data
-
-
-def one_line_error(result: Result, fragment: str = "") -> str:
-    assert result.code == 2, (result.code, result.out, result.err)
-    lines = result.err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.err
-    assert "Traceback" not in result.err
-    assert fragment in lines[0], lines[0]
-    return lines[0]
 
 
 def every_reader(path: Path, other: Path) -> list[tuple[str, ...]]:

@@ -10,13 +10,13 @@ give the script report a local run gives.
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import FIXTURES, cli, spawn_cli
+from postgres import require_postgres, storage_for, storage_params
 
 from repro_check.storage.store import (
     HEARTBEAT,
@@ -32,34 +32,12 @@ SCRIPTS = FIXTURES / "scripts"
 TWO_STUDIES = str(SCRIPTS / "two_studies.py")
 REPRODUCIBLE = str(SCRIPTS / "callable_class.py")
 
-PG_URL = os.environ.get("REPRO_CHECK_TEST_POSTGRES_URL")
+require_postgres()
 
 
-def _postgres_reachable() -> bool:
-    if not PG_URL:
-        return False
-    try:
-        import optuna
-
-        optuna.storages.RDBStorage(PG_URL).get_all_studies()
-    except Exception:
-        return False
-    return True
-
-
-needs_postgres = pytest.mark.skipif(
-    not _postgres_reachable(),
-    reason="no PostgreSQL at REPRO_CHECK_TEST_POSTGRES_URL "
-    "(CI starts one: scripts/start-postgres.sh)",
-)
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=needs_postgres)])
+@pytest.fixture(params=storage_params())
 def storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'checks.db'}"
-    assert PG_URL is not None
-    return PG_URL
+    return storage_for(request.param, tmp_path)
 
 
 def _name(tmp_path: Path) -> str:

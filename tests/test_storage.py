@@ -7,7 +7,6 @@ REPRO_CHECK_TEST_POSTGRES_URL points at a server (CI starts one with scripts/sta
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import time
@@ -16,41 +15,16 @@ from typing import Any
 
 import pytest
 from conftest import cli, fixture, inprocess_cli, spawn_cli
+from postgres import require_postgres, storage_for, storage_params
 
 from repro_check.storage.redact import redact, redact_text
 
-PG_URL = os.environ.get("REPRO_CHECK_TEST_POSTGRES_URL")
+require_postgres()
 
 
-def _postgres_reachable() -> bool:
-    if not PG_URL:
-        return False
-    try:
-        import optuna
-
-        optuna.storages.RDBStorage(PG_URL).get_all_studies()
-    except Exception:
-        return False
-    return True
-
-
-REQUIRED = bool(os.environ.get("REPRO_CHECK_REQUIRE_POSTGRES"))  # .ci/run sets it
-if REQUIRED and not _postgres_reachable():
-    raise RuntimeError("REPRO_CHECK_REQUIRE_POSTGRES is set but no PostgreSQL is reachable")
-
-needs_postgres = pytest.mark.skipif(
-    not _postgres_reachable(),
-    reason="no PostgreSQL at REPRO_CHECK_TEST_POSTGRES_URL "
-    "(CI starts one: scripts/start-postgres.sh)",
-)
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=needs_postgres)])
+@pytest.fixture(params=storage_params())
 def storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'checks.db'}"
-    assert PG_URL is not None
-    return PG_URL
+    return storage_for(request.param, tmp_path)
 
 
 def unique_name(tmp_path: Path) -> str:
