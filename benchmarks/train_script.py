@@ -6,7 +6,9 @@ replicate is identical and ``repro-check run train_script.py`` reports REPRODUCI
 its best value, as a training script prints its score, so the benchmark can check that the
 by-hand runs and repro-check's replicates ran the same study.
 
-Each trial burns a fixed number of pure-Python loop iterations (``REPRO_CHECK_BENCH_SPIN``,
+Its objective is ``bench_objective.py``'s (imported from beside it, as a script imports its
+own modules): each trial burns a fixed number of pure-Python loop iterations
+(``REPRO_CHECK_BENCH_SPIN``,
 calibrated by ``bench_script.py`` to ``--work-ms``): CPU-bound, GIL-holding and deterministic,
 like a real objective (``time.sleep`` would let two replicates overlap on fewer cores than they
 need and flatter ``--workers 2``). ``REPRO_CHECK_BENCH_TRIALS`` sets the number of trials.
@@ -15,29 +17,13 @@ need and flatter ``--workers 2``). ``REPRO_CHECK_BENCH_TRIALS`` sets the number 
 from __future__ import annotations
 
 import os
-from typing import Any
 
 import optuna
+from bench_objective import burn, objective  # the same calibrated work and study
 
-SPIN_ENV = "REPRO_CHECK_BENCH_SPIN"
 TRIALS_ENV = "REPRO_CHECK_BENCH_TRIALS"
 
-
-def burn(iterations: int) -> float:
-    """Deterministic CPU work: ``iterations`` trips round a small pure-Python loop."""
-    acc = 0.0
-    for i in range(iterations):
-        acc += (i % 7) * 1e-9
-    return acc
-
-
-def objective(trial: Any) -> float:
-    x: float = trial.suggest_float("x", -10.0, 10.0)
-    y: int = trial.suggest_int("y", -5, 5)
-    kind = trial.suggest_categorical("kind", ["linear", "square"])
-    burn(int(os.environ.get(SPIN_ENV, "0")))
-    penalty = abs(y) if kind == "linear" else y * y
-    return (x - 2.0) ** 2 + penalty
+__all__ = ["burn", "main", "objective"]  # bench_script calibrates with this script's burn
 
 
 def main() -> None:
