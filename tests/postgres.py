@@ -18,13 +18,15 @@ REQUIRE_POSTGRES = bool(os.environ.get("REPRO_CHECK_REQUIRE_POSTGRES"))  # .ci/r
 
 @functools.cache
 def postgres_reachable() -> bool:
-    """Optuna can open the test server (asked once per test process)."""
+    """Optuna can open the test server (asked once per test process). Through the product's
+    ``open_storage``: xdist workers asking at once race to create the schema on a new
+    database, and that retries the race instead of calling the server unreachable."""
     if not PG_URL:
         return False
     try:
-        import optuna
+        from repro_check.storage.store import open_storage
 
-        optuna.storages.RDBStorage(PG_URL).get_all_studies()
+        open_storage(PG_URL).get_all_studies()
     except Exception:
         return False
     return True
