@@ -23,6 +23,19 @@ def _terminate(_signum: int, _frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def _forget_string_exec_interrupt() -> None:
+    """Clear CPython's "a KeyboardInterrupt ended a string ``exec``" flag before exiting.
+
+    When Ctrl-C or our SIGTERM handler strikes while a string ``exec``/``eval`` runs (dataclasses,
+    namedtuple and typing build methods that way while typer, rich and optuna import), CPython
+    sets a flag that a caller catching the KeyboardInterrupt never clears; under ``python -m``
+    the interpreter then kills itself with SIGINT after our ``sys.exit(130)`` (exit -2 instead of
+    the documented 130). Every string ``exec`` resets that flag as it starts, so an empty one is
+    the documented-behaviour way to clear it.
+    """
+    exec("pass")
+
+
 def main() -> None:
     """Console-script entry point (``repro_check.cli.main`` once the command line is loaded)."""
     signal.signal(signal.SIGTERM, _terminate)
@@ -37,7 +50,11 @@ def main() -> None:
             sys.stderr.flush()
         except (OSError, ValueError):
             pass
+        _forget_string_exec_interrupt()
         sys.exit(EXIT_INTERRUPTED)
+    except SystemExit:  # the command line's own exit, 130 after an interrupt included
+        _forget_string_exec_interrupt()
+        raise
 
 
 if __name__ == "__main__":

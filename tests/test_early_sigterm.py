@@ -95,3 +95,35 @@ def test_sigterm_stops_the_workers(tmp_path: Path) -> None:
         ["pgrep", "-f", "repro_check.execution.worker"], capture_output=True, text=True
     )
     assert str(proc.pid) not in leftover.stdout
+
+
+INTERRUPT_IN_STRING_EXEC = """
+import sys
+
+class _InterruptTyper:
+    # as SIGTERM striking while a dataclass or namedtuple builds its methods with a string exec
+    def find_spec(self, name, path=None, target=None):
+        if name == "typer":
+            exec("raise KeyboardInterrupt", {})
+        return None
+
+sys.meta_path.insert(0, _InterruptTyper())
+"""
+
+
+@pytest.mark.parametrize("entry", ENTRY_POINTS.values(), ids=ENTRY_POINTS.keys())
+def test_interrupt_ending_a_string_exec_exits_130(entry: list[str], tmp_path: Path) -> None:
+    """CPython flags a KeyboardInterrupt that ends a string ``exec`` and, under ``python -m``,
+    kills itself with SIGINT at exit even though the interrupt was caught (exit -2, seen in CI
+    when SIGTERM struck during typer's import)."""
+    (tmp_path / "sitecustomize.py").write_text(INTERRUPT_IN_STRING_EXEC)
+    env = {**os.environ, "NO_COLOR": "1", "PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT}"}
+    proc = subprocess.run(
+        [sys.executable, *entry, "run", fixture("deterministic"), "--trials", "2"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert proc.returncode == 130, f"exit {proc.returncode} (-2 is death by SIGINT): {proc.stderr}"
+    assert proc.stderr.strip() == "interrupted", proc.stderr
