@@ -15,15 +15,12 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, assert_never
+from typing import assert_never
 
 from repro_check.checks.compare import CompareReport
 from repro_check.errors import EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_NOT_REPRODUCIBLE
 from repro_check.render import fmt, sections
 from repro_check.results.report import VERDICT_AWAITING, RunReport
-
-if TYPE_CHECKING:
-    from repro_check.render.formats import Report
 
 SUITE = "repro-check"
 
@@ -221,8 +218,12 @@ def render_compare(report: CompareReport) -> str:
     return _document(cases, properties, report.sentence)
 
 
-def render(obj: Report) -> str:
-    """JUnit XML for a ``RunReport`` (``run``) or a ``CompareReport`` (``compare``)."""
-    from repro_check.render.formats import FORMATS
-
-    return FORMATS["junit"].render(obj)
+def render(obj: RunReport | CompareReport) -> str:
+    """JUnit XML for a ``RunReport`` (``run``) or a ``CompareReport`` (``compare``); the
+    format registry (``formats.JunitFormat``) calls the two views directly, so this module
+    never imports the registry (no cycle)."""
+    if isinstance(obj, RunReport):
+        return render_run(obj)
+    if isinstance(obj, CompareReport):
+        return render_compare(obj)
+    raise TypeError(f"no JUnit view of {type(obj).__name__}")

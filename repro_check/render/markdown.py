@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, assert_never
+from typing import assert_never
 
 from repro_check.checks.compare import CompareReport
 from repro_check.render import fmt, sections
@@ -21,9 +21,6 @@ from repro_check.results.report import (
     VERDICT_REPRODUCIBLE,
     RunReport,
 )
-
-if TYPE_CHECKING:
-    from repro_check.render.formats import Report
 
 ICONS: dict[str, str] = {
     VERDICT_REPRODUCIBLE: "✅",
@@ -189,8 +186,12 @@ def render_compare(report: CompareReport) -> str:
     return _document(line for s in sections.compare_sections(report) for line in draw_compare(s))
 
 
-def render(obj: Report) -> str:
-    """Markdown for a ``RunReport`` (``run``) or a ``CompareReport`` (``compare``)."""
-    from repro_check.render.formats import FORMATS
-
-    return FORMATS["markdown"].render(obj)
+def render(obj: RunReport | CompareReport) -> str:
+    """Markdown for a ``RunReport`` (``run``) or a ``CompareReport`` (``compare``); the
+    format registry (``formats.MarkdownFormat``) calls the two views directly, so this module
+    never imports the registry (no cycle)."""
+    if isinstance(obj, RunReport):
+        return render_run(obj)
+    if isinstance(obj, CompareReport):
+        return render_compare(obj)
+    raise TypeError(f"no Markdown view of {type(obj).__name__}")

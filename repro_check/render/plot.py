@@ -37,10 +37,14 @@ DPI = 120
 
 
 def plot(obj: RunReport | CompareReport, path: Path) -> None:
-    """Draw ``obj`` (a ``run`` report or a ``compare`` report) to ``path`` (.png or .svg)."""
-    from repro_check.render.formats import FORMATS
-
-    FORMATS["plot"].write(obj, path)
+    """Draw ``obj`` (a ``run`` report or a ``compare`` report) to ``path`` (.png or .svg).
+    (The format registry's ``PlotFormat`` calls the two views directly: no import cycle.)"""
+    if isinstance(obj, RunReport):
+        plot_run(obj, path)
+    elif isinstance(obj, CompareReport):
+        plot_compare(obj, path)
+    else:
+        raise TypeError(f"no plot view of {type(obj).__name__}")
 
 
 @dataclass(frozen=True)
