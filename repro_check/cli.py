@@ -711,7 +711,7 @@ def diagnose(
             metavar="URL",
             help="The Optuna storage the study uses: the resume experiment runs in it "
             "(at half the trials unless --resume-at).",
-            rich_help_panel=CHECK,
+            rich_help_panel=SHARED,
         ),
     ] = None,
     config: ConfigPath = None,
