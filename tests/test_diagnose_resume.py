@@ -152,3 +152,32 @@ def test_api_bad_resume_at_raises_one_line(at: Any, fragment: str) -> None:
         repro_check.check(fixture("deterministic"), runs=2, trials=4, resume_at=at)
     message = str(raised.value)
     assert fragment in message and "resume" in message and "\n" not in message
+
+
+def test_objective_state_lost_on_resume_is_resume_state(tmp_path: Path) -> None:
+    # module_state's counter restarts in the resuming process: same params, other values
+    config = tmp_path / "tpe.toml"
+    config.write_text("[sampler_kwargs]\nn_startup_trials = 3\n")
+    report = _diagnose(
+        tmp_path, fixture("module_state"), "--trials", "4", "--resume-at", "3",
+        "--config", str(config),
+    )  # fmt: skip
+    cause = next(c for c in report["causes"] if c["id"] == "resume_state")
+    assert cause["trial"] == 3 and "state the objective keeps" in cause["evidence"]
+    assert "resume_sampler_state" not in [c["id"] for c in report["causes"]]
+    assert all(line.startswith("# ") for line in cause["fix"].splitlines())
+
+
+def test_no_resume_experiment_when_full_control_differs() -> None:
+    from repro_check.checks.diagnose import _resume_experiment
+    from repro_check.checks.lab import Experiment, Lab
+    from repro_check.plan.settings import Controls
+
+    plan = build_plan(fixture("deterministic"), {"trials": 4, "resume_at": 2}, pyproject=False)
+    lab = Lab(plan, "cpu", 2, None)
+    full = Experiment("full_control", "every control on", Controls(), "not reproducible", None, ())
+    warnings: list[str] = []
+    causes: list[Any] = []
+    assert _resume_experiment(lab, full, plan.study, causes, warnings) is None  # nothing ran
+    assert causes == [] and lab.next_index == 0
+    assert any("resume experiment" in w and "did not run" in w for w in warnings)

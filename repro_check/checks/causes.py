@@ -267,15 +267,16 @@ def resume_sampler_fix(study: StudySettings, seed: int, at: int, startup: int | 
         f"optuna.samplers.{spec.optuna_class}" if spec is not None else study.sampler.split(":")[-1]
     )
     text = (
-        "# the sampler's random state is not in the storage: reseed it on resume from the\n"
-        "# seed and the trials done (deterministic again, though not a straight-through run)\n"
+        "# the sampler's random state is not in the storage: reseed it on resume\n"
+        "# from the seed and the trials done (deterministic again, though it is\n"
+        "# not a straight-through run)\n"
         "study = optuna.load_study(study_name=..., storage=...)\n"
         f"study.sampler = {made}(seed={seed} + len(study.trials))"
     )
     if startup is not None:
         text += (
-            f"\n# or stop and resume only right after its {startup} start-up trials "
-            f"(n_startup_trials), not at trial {at}"
+            f"\n# or stop and resume only right after its {startup} start-up trials\n"
+            f"# (n_startup_trials), not at trial {at}"
         )
     return text + (
         "\n# or a sampler that resumes identically; check one with\n"
