@@ -181,3 +181,24 @@ def test_no_resume_experiment_when_full_control_differs() -> None:
     assert _resume_experiment(lab, full, plan.study, causes, warnings) is None  # nothing ran
     assert causes == [] and lab.next_index == 0
     assert any("resume experiment" in w and "did not run" in w for w in warnings)
+
+
+@pytest.mark.parametrize("command", ["diagnose", "run"])
+def test_a_storage_that_cannot_open_is_bad_input_before_any_run(command: str) -> None:
+    progress: list[Any] = []
+    plan = build_plan(
+        fixture("deterministic"),
+        {"trials": 4, "storage": "nonsense://x", "name": "n", "resume_at": 2},
+        pyproject=False,
+    )
+    from repro_check.checks.diagnose import run_diagnose
+    from repro_check.checks.run import run_check
+    from repro_check.errors import ReproCheckError
+
+    with pytest.raises(ReproCheckError) as raised:
+        if command == "diagnose":
+            run_diagnose(plan, on_progress=lambda *a: progress.append(a))
+        else:
+            run_check(plan, on_progress=lambda *a: progress.append(a))
+    assert "cannot open storage" in str(raised.value) and raised.value.exit_code == 2
+    assert progress == []  # no worker started

@@ -563,6 +563,10 @@ def run_diagnose(
     on_progress: ProgressCallback | None = None,
 ) -> Diagnosis:
     device = devices.resolve(plan.device)
+    if plan.storage is not None and resume_point(plan) is not None and script_spec(plan) is None:
+        from repro_check.storage.store import open_storage
+
+        open_storage(plan.storage)  # a storage that cannot open is bad input, before any run
     lab = Lab(plan, device, replicates, on_progress)
     if script_spec(plan) is not None:
         from repro_check.checks.diagnose_script import diagnose_script

@@ -138,6 +138,10 @@ def run_resume_check(
     assert plan.resume_at is not None
     if targets.is_script(plan.target):
         raise ConfigError(SCRIPT_REFUSAL)  # before any worker starts
+    if plan.storage is not None:
+        from repro_check.storage.store import open_storage
+
+        open_storage(plan.storage)  # a storage that cannot open is bad input, before any run
     straight_plan = dataclasses.replace(plan, storage=None, name=None)
     runs: list[RunRecord] = []
     try:
