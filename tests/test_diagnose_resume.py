@@ -124,7 +124,7 @@ def test_script_with_its_own_storage_says_why_no_resume_ran(tmp_path: Path) -> N
     report = _diagnose(tmp_path, str(script))
     assert _experiment(report, "resume") is None
     assert any(
-        "uses a storage (script's SQLite storage" in w and "--resume-at K" in w
+        "uses a storage (the script's SQLite storage" in w and "--resume-at K" in w
         for w in report["warnings"]
     ), report["warnings"]
 
@@ -202,3 +202,11 @@ def test_a_storage_that_cannot_open_is_bad_input_before_any_run(command: str) ->
             run_check(plan, on_progress=lambda *a: progress.append(a))
     assert "cannot open storage" in str(raised.value) and raised.value.exit_code == 2
     assert progress == []  # no worker started
+
+
+def test_script_with_storage_flag_says_why_no_resume_ran(tmp_path: Path) -> None:
+    script = FIXTURES / "scripts" / "seeded42.py"
+    url = f"sqlite:///{tmp_path / 'given.db'}"
+    report = _diagnose(tmp_path, str(script), "--trials", "3", "--storage", url)
+    assert _experiment(report, "resume") is None
+    assert any(w.startswith("the study uses a storage; the resume") for w in report["warnings"])

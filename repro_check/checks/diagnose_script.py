@@ -167,7 +167,7 @@ def storage_warnings(plan_storage: str | None, runs: Sequence[RunRecord]) -> lis
     used = [n for n in notes if n.startswith("the script's ") and " storage " in n]
     if plan_storage is None and not used:
         return []
-    where = f" ({used[0].split(':', 1)[0].removeprefix('the ')})" if used else ""
+    where = f" ({used[0].split(':', 1)[0]})" if used else ""
     return [f"the study uses a storage{where}; {SCRIPT_RESUME_NOTE}"]
 
 
