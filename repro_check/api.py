@@ -53,16 +53,21 @@ def check(
     pruner_kwargs: Mapping[str, Any] | None = None,
     controls: str | Sequence[str] = "all",
     direction: str | Sequence[str] | None = None,
+    resume_at: int | None = None,
 ) -> RunReport:
     """Run the study ``runs`` times, each in a fresh process with the same seed, and compare.
 
     ``objective`` is ``"pkg.module:attr"``, ``"path/to/file.py:attr"``, or a module-level
     function (see ``resolve_target``). The keyword arguments mean what the ``repro-check run``
     flags of the same name mean (``direction=`` is an alias of ``directions=``, as the flag
-    is ``--direction``); ``controls`` is ``"all"``, ``"none"`` or control names.
+    is ``--direction``); ``controls`` is ``"all"``, ``"none"`` or control names;
+    ``resume_at=K`` (1 <= K < ``trials``, an objective only) also stops each replicate after K
+    trials and resumes it in a fresh process, and ``report.resume`` says whether that changed
+    the study (the report is then not reproducible when it did).
     They are the whole configuration (defaults < arguments): ``[tool.repro-check]`` in any
     pyproject.toml is not read, so a check never fails fast, never uses an Optuna storage and
-    never writes a file because of a project's config.
+    never writes a file because of a project's config (a ``resume_at`` check keeps its
+    resumed studies in private SQLite files in a temporary folder, removed afterwards).
 
     Returns the report whatever the verdict (``report.reproducible``, ``report.verdict``,
     ``report.comparison.divergence``). Raises ``ConfigError`` for a bad setting and

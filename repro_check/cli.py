@@ -356,9 +356,10 @@ def _root(version: Version = False) -> None:
     """repro-check: reproducibility checks for Optuna studies."""
 
 
-def _plan(options: dict[str, Any], experiments: bool = False) -> CheckPlan:
+def _plan(options: dict[str, Any], experiments: bool = False, resumes: bool = False) -> CheckPlan:
     """The plan from a command's options (its ``locals()``): every command shares the same
-    study and check flags, and flags a command lacks are simply not given."""
+    study and check flags, and flags a command lacks are simply not given. ``resumes``
+    (diagnose): the storage and ``resume_at`` stay, for its resume experiment."""
     from repro_check.errors import ConfigError
     from repro_check.plan.config import MAX_RUNS, build_plan, shown
     from repro_check.plan.settings import PLAN_KEYS
@@ -378,9 +379,9 @@ def _plan(options: dict[str, Any], experiments: bool = False) -> CheckPlan:
         raise ConfigError(f"--replicates must be <= {MAX_RUNS}, got {shown(replicates)}")
     plan = build_plan(target, flags, options.get("config"))
     if experiments:  # compare/diagnose need every run of every condition, in this process
-        plan = dataclasses.replace(
-            plan, fail_fast=False, storage=None, name=None, resume=False, resume_at=None
-        )
+        plan = dataclasses.replace(plan, fail_fast=False, resume=False)
+        if not resumes:
+            plan = dataclasses.replace(plan, storage=None, name=None, resume_at=None)
     return plan
 
 
@@ -695,6 +696,24 @@ def diagnose(
     gpus: Gpus = None,
     atol: Atol = None,
     rtol: Rtol = None,
+    resume_at: Annotated[
+        int | None,
+        typer.Option(
+            metavar="K",
+            help="Also stop replicates after K trials and resume them in a fresh process "
+            "(load_study): does resuming change the study?",
+            rich_help_panel=CHECK,
+        ),
+    ] = None,
+    storage: Annotated[
+        str | None,
+        typer.Option(
+            metavar="URL",
+            help="The Optuna storage the study uses: the resume experiment runs in it "
+            "(at half the trials unless --resume-at).",
+            rich_help_panel=SHARED,
+        ),
+    ] = None,
     config: ConfigPath = None,
     json_path: JsonPath = None,
     quiet: Quiet = False,
@@ -710,7 +729,10 @@ def diagnose(
     from repro_check.render import console_diagnose
     from repro_check.render.files import write_outputs
 
-    plan = _plan(locals(), experiments=True)
+    options = dict(locals())
+    if storage is not None:  # the resume experiment's studies: diagnose/resume-at-K/...
+        options["name"] = "diagnose"
+    plan = _plan(options, experiments=True, resumes=True)
     say = _Say(quiet, verbose)
     result = _interruptible(lambda on_progress: run_diagnose(plan, replicates, on_progress), say)
     say.written += write_outputs(result, json_path=json_path)

@@ -58,6 +58,10 @@ class CauseId(StrEnum):
     TRIAL_RESEED = "trial_reseed"
     HASH_SEED = "hash_seed"
     PROCESS_STATE = "process_state"
+    RESUME_SAMPLER_STATE = "resume_sampler_state"
+    """Resumed from a storage, the sampler suggests other params: its random state was lost."""
+    RESUME_STATE = "resume_state"
+    """Resumed from a storage, the study changes otherwise (the objective's own state...)."""
 
 
 class Sampler(StrEnum):

@@ -134,7 +134,15 @@ def test_run_compare_diagnose_share_the_help_groups_in_one_order() -> None:
             "General",
         ],
         "compare": ["Arguments", "Study", "Check", "Controls", "Output", "General"],
-        "diagnose": ["Arguments", "Study", "Check", "Controls", "Output", "General"],
+        "diagnose": [  # --storage: the storage its resume experiment runs in
+            "Arguments",
+            "Study",
+            "Check",
+            "Controls",
+            "Storage and sharing",
+            "Output",
+            "General",
+        ],
     }
     groups_of: dict[str, dict[str, str]] = {}
     for name, sections in expected.items():

@@ -218,3 +218,11 @@ def test_reasons_name_where_and_why() -> None:
     assert "before trial 3" in before
     straight, _ = explain(_at(0, "values"), 3, tpe, 0, straight_ok=False)
     assert "without resuming" in straight
+
+
+def test_resume_at_on_a_script_is_refused_not_passed(tmp_path: Path) -> None:
+    # the script mode had no resume: the first process ran the whole (capped) script and the
+    # resumed run was that straight-through run, so it "resumed identically" and exited 0
+    script = Path(__file__).parent / "fixtures" / "scripts" / "seeded42.py"
+    result = inprocess_cli("run", str(script), "--trials", "6", "--resume-at", "3", cwd=tmp_path)
+    assert_one_line_error(result, "--resume-at needs an objective target")

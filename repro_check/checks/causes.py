@@ -256,3 +256,29 @@ def located_fix(source: str, kind: str, where: Location) -> str:
         head + f"{source}: results that depend on the order in which threads or processes "
         "finish can differ; collect results in a fixed order, or use one worker"
     )
+
+
+def resume_sampler_fix(study: StudySettings, seed: int, at: int, startup: int | None = None) -> str:
+    """The paste-able fix for a sampler that lost its random state on resume: reseed it from
+    the seed and the trials done (``startup``: TPE's start-up trials, when stopping right
+    after them is the other way out)."""
+    spec = sampler_spec(study.sampler)
+    made = (
+        f"optuna.samplers.{spec.optuna_class}" if spec is not None else study.sampler.split(":")[-1]
+    )
+    text = (
+        "# the sampler's random state is not in the storage: reseed it on resume\n"
+        "# from the seed and the trials done (deterministic again, though it is\n"
+        "# not a straight-through run)\n"
+        "study = optuna.load_study(study_name=..., storage=...)\n"
+        f"study.sampler = {made}(seed={seed} + len(study.trials))"
+    )
+    if startup is not None:
+        text += (
+            f"\n# or stop and resume only right after its {startup} start-up trials\n"
+            f"# (n_startup_trials), not at trial {at}"
+        )
+    return text + (
+        "\n# or a sampler that resumes identically; check one with\n"
+        f"# repro-check diagnose ... --resume-at {at} --sampler NAME"
+    )

@@ -152,6 +152,25 @@ def _necessary(lab: Lab, causes: list[Cause], as_written: Experiment) -> list[Ex
     return experiments
 
 
+SCRIPT_RESUME_NOTE = (
+    "the resume experiment (stop after K trials, resume in a fresh process) needs an "
+    "objective: a script runs its own studies, which the check cannot stop and resume yet; "
+    "run `repro-check diagnose FILE.py:objective --resume-at K` with the script's sampler"
+)
+
+
+def storage_warnings(plan_storage: str | None, runs: Sequence[RunRecord]) -> list[str]:
+    """Why no resume experiment ran although the study uses a storage (``--storage``, or the
+    script's own: its runs' notes name each storage the script opened)."""
+    ref = _reference(runs)
+    notes = ref.notes if ref is not None else ()
+    used = [n for n in notes if n.startswith("the script's ") and " storage " in n]
+    if plan_storage is None and not used:
+        return []
+    where = f" ({used[0].split(':', 1)[0]})" if used else ""
+    return [f"the study uses a storage{where}; {SCRIPT_RESUME_NOTE}"]
+
+
 def diagnose_script(lab: Lab) -> Diagnosis:
     """The diagnosis of ``lab.plan``'s script (see the module docstring)."""
     plan = lab.plan
@@ -160,6 +179,7 @@ def diagnose_script(lab: Lab) -> Diagnosis:
     as_written = _experiment(
         lab, "as_written", "the script as written, no control", Controls.none()
     )
+    warnings += storage_warnings(plan.storage, as_written.runs)
     experiments = [as_written]
     lab.torch_used = any(r.environment.get("torch") for r in as_written.runs)
     if as_written.verdict == report.VERDICT_REPRODUCIBLE:
@@ -169,7 +189,10 @@ def diagnose_script(lab: Lab) -> Diagnosis:
             True,
             (),
             tuple(experiments),
-            warnings=("the script is reproducible as written: no control is needed",),
+            warnings=(
+                "the script is reproducible as written: no control is needed",
+                *warnings[1:],
+            ),
         )
     full = _experiment(lab, "full_control", "every control on", Controls(), audit=True)
     experiments.append(full)

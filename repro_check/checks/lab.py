@@ -40,6 +40,7 @@ from repro_check.results.records import (
     encode_float,
     encode_params,
 )
+from repro_check.results.resume import ResumeCheck
 from repro_check.results.studies import compare_studies
 from repro_check.vocab import CauseId
 
@@ -76,6 +77,13 @@ class Experiment:
     reference: str | None = None
     """The experiment whose run 0 is this one's run 0, reused, not rerun (an ablation
     compared with the fully controlled run); None: every run is this experiment's own."""
+    resume: ResumeCheck | None = None
+    """The resume experiment's comparison (its runs are the resumed replicates; the
+    straight-through ones are the fully controlled runs)."""
+    resume_chosen: bool = False
+    """The resume point was picked by diagnose (a storage, no ``--resume-at``)."""
+    straight_through: str | None = None
+    """The experiment whose runs are the resume's straight-through replicates (reused)."""
 
     @property
     def stopped_early(self) -> bool:
@@ -92,10 +100,21 @@ class Experiment:
             "verdict": self.verdict,
             "stopped_early": self.stopped_early,
             "divergence": Divergence.to_optional_dict(self.divergence),
+            **({"resume": self._resume_dict()} if self.resume is not None else {}),
             "runs": [
                 {"index": r.index, "status": r.status, "error": r.error, "trials": len(r.trials)}
                 for r in self.runs
             ],
+        }
+
+    def _resume_dict(self) -> dict[str, Any]:
+        assert self.resume is not None
+        data = self.resume.to_dict()
+        data.pop("runs")  # the experiment's runs are the resumed ones
+        return {
+            **data,
+            "chosen_by_diagnose": self.resume_chosen,
+            "straight_through": self.straight_through,
         }
 
 

@@ -13,11 +13,13 @@ from __future__ import annotations
 import dataclasses
 import secrets
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from repro_check.errors import ConfigError
 from repro_check.execution.replicates import replicate_jobs, run_replicates
 from repro_check.execution.runner import Interrupted, Job, ProgressCallback
+from repro_check.plan import targets
 from repro_check.plan.settings import STUDY_NAME, CheckPlan
 from repro_check.results import report
 from repro_check.results.records import STATUS_CANCELLED, STATUS_OK, RunRecord
@@ -26,8 +28,15 @@ from repro_check.results.resume import compare_resumed
 RESUMED_GROUP = "resumed"
 """The resumed replicates' progress bars are labelled with this group."""
 
+SCRIPT_REFUSAL = (
+    "--resume-at needs an objective target (FILE.py:objective or pkg.mod:attr): a script "
+    "runs its own studies, which the check cannot stop after K trials and resume yet"
+)
+"""Script mode has no resume: its first process would run the whole script and its second
+would start the script afresh, so a "resumed" run would be a straight-through one."""
 
-def _study_names(plan: CheckPlan, directory: Path) -> list[tuple[str, str]]:
+
+def _study_names(plan: CheckPlan, count: int, directory: Path) -> list[tuple[str, str]]:
     """(storage URL, study name) per replicate, each study created empty, as the claim of a
     shared check creates it: the first process loads it."""
     import optuna
@@ -37,7 +46,7 @@ def _study_names(plan: CheckPlan, directory: Path) -> list[tuple[str, str]]:
     directions = [optuna.study.StudyDirection[d.upper()] for d in plan.study.directions]
     places = []
     token = secrets.token_hex(4)
-    for k in range(plan.runs):
+    for k in range(count):
         if plan.storage is None:
             url, name = f"sqlite:///{directory / f'run-{k}.db'}", STUDY_NAME
         else:  # never <name>/run-<k>: a shared check on the same storage must not see them
@@ -50,14 +59,13 @@ def _study_names(plan: CheckPlan, directory: Path) -> list[tuple[str, str]]:
     return places
 
 
-def _phase_jobs(plan: CheckPlan, places: Sequence[tuple[str, str]], second: bool) -> list[Job]:
-    at = plan.resume_at or 0
-    trials = plan.study.trials - at if second else at
-    study = dataclasses.replace(plan.study, trials=trials)
-    jobs = replicate_jobs(plan, study=study)
+def _phase_jobs(
+    at: int, jobs: Sequence[Job], places: Sequence[tuple[str, str]], second: bool
+) -> list[Job]:
     return [
         dataclasses.replace(
             job,
+            study=dataclasses.replace(job.study, trials=job.study.trials - at if second else at),
             storage=url,
             study_name=name,
             first_trial=at if second else 0,
@@ -84,21 +92,42 @@ def _joined(first: RunRecord, second: RunRecord | None, at: int) -> RunRecord:
     )
 
 
-def _resumed(plan: CheckPlan, device: str, on_progress: ProgressCallback | None) -> list[RunRecord]:
+Execute = Callable[[Sequence[Job]], list[RunRecord]]
+"""Runs jobs to completion (no stop rule: it would act across the two processes) and returns
+their runs in the jobs' order."""
+
+
+def resumed_runs(plan: CheckPlan, jobs: Sequence[Job], execute: Execute) -> list[RunRecord]:
+    """Each of ``jobs`` (one whole study per replicate, in memory) run instead as two processes:
+    ``plan.resume_at`` trials in a storage (``plan.storage``, else a private SQLite file per
+    replicate), then a fresh process that loads the study and runs the rest. Returns each
+    replicate's joined run (the first process's run alone when it stopped short)."""
+    if targets.is_script(plan.target) or any(job.script is not None for job in jobs):
+        raise ConfigError(SCRIPT_REFUSAL)  # never a resume that did not happen
     at = plan.resume_at or 0
-    quiet = dataclasses.replace(plan, fail_fast=False)  # no stop rule across the two processes
     with tempfile.TemporaryDirectory(prefix="repro-check-resume-") as tmp:
-        places = _study_names(plan, Path(tmp))
-        firsts = run_replicates(quiet, device, _phase_jobs(plan, places, False), on_progress)
+        places = _study_names(plan, len(jobs), Path(tmp))
+        firsts = execute(_phase_jobs(at, jobs, places, False))
         # a replicate whose first process stopped short (crashed, or a study.stop()) is not
         # resumed: it is reported as it is
         go = [r.status == STATUS_OK and len(r.trials) == at for r in firsts]
-        jobs = [j for j, ok in zip(_phase_jobs(plan, places, True), go, strict=True) if ok]
-        seconds = iter(run_replicates(quiet, device, jobs, on_progress) if jobs else [])
+        seconds_jobs = [
+            j for j, ok in zip(_phase_jobs(at, jobs, places, True), go, strict=True) if ok
+        ]
+        seconds = iter(execute(seconds_jobs) if seconds_jobs else [])
         return [
             _joined(first, next(seconds) if ok else None, at)
             for first, ok in zip(firsts, go, strict=True)
         ]
+
+
+def _resumed(plan: CheckPlan, device: str, on_progress: ProgressCallback | None) -> list[RunRecord]:
+    quiet = dataclasses.replace(plan, fail_fast=False)  # no stop rule across the two processes
+
+    def execute(jobs: Sequence[Job]) -> list[RunRecord]:
+        return run_replicates(quiet, device, jobs, on_progress)
+
+    return resumed_runs(plan, replicate_jobs(plan), execute)
 
 
 def run_resume_check(
@@ -107,6 +136,12 @@ def run_resume_check(
     """The straight-through replicates (a normal run of ``plan``, in memory), then the resumed
     ones; the report is the straight-through one carrying the ``resume`` comparison."""
     assert plan.resume_at is not None
+    if targets.is_script(plan.target):
+        raise ConfigError(SCRIPT_REFUSAL)  # before any worker starts
+    if plan.storage is not None:
+        from repro_check.storage.store import open_storage
+
+        open_storage(plan.storage)  # a storage that cannot open is bad input, before any run
     straight_plan = dataclasses.replace(plan, storage=None, name=None)
     runs: list[RunRecord] = []
     try:

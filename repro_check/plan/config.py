@@ -525,6 +525,13 @@ def _check_resume_at(values: Mapping[str, Any], sources: Mapping[str, str]) -> N
             f"{where} must be below the trials ({trials}): K trials run, then the study "
             f"resumes for the rest; got {at}"
         )
+    if is_script(values["target"]):
+        # script mode cannot stop a script's own studies after K trials and resume them: a
+        # "resumed" run would be a straight-through one (a false pass)
+        raise ConfigError(
+            f"{where} needs an objective target (FILE.py:objective or pkg.mod:attr): a script "
+            "runs its own studies, which the check cannot stop after K trials and resume yet"
+        )
     if values.get("resume"):
         raise ConfigError(
             f"{where} cannot be combined with --resume (which retakes a shared check's dead "
