@@ -24,6 +24,7 @@ from repro_check.checks.run import run_check
 from repro_check.errors import ConfigError, TargetError
 from repro_check.plan.config import build_plan
 from repro_check.plan.settings import PLAN_KEYS
+from repro_check.plan.targets import is_script
 from repro_check.results.report import RunReport
 from repro_check.vocab import Pruner, Sampler
 
@@ -36,7 +37,7 @@ def check(
     objective: Objective,
     *,
     runs: int = 3,
-    trials: int = 20,
+    trials: int | None = None,
     seed: int = 0,
     directions: str | Sequence[str] = ("minimize",),
     sampler: str = Sampler.TPE,
@@ -51,16 +52,20 @@ def check(
     timeout: float | None = None,
     sampler_kwargs: Mapping[str, Any] | None = None,
     pruner_kwargs: Mapping[str, Any] | None = None,
-    controls: str | Sequence[str] = "all",
+    controls: str | Sequence[str] | None = None,
     direction: str | Sequence[str] | None = None,
     resume_at: int | None = None,
 ) -> RunReport:
     """Run the study ``runs`` times, each in a fresh process with the same seed, and compare.
 
     ``objective`` is ``"pkg.module:attr"``, ``"path/to/file.py:attr"``, or a module-level
-    function (see ``resolve_target``). The keyword arguments mean what the ``repro-check run``
-    flags of the same name mean (``direction=`` is an alias of ``directions=``, as the flag
-    is ``--direction``); ``controls`` is ``"all"``, ``"none"`` or control names;
+    function (see ``resolve_target``); a script (``"train.py"``, ``"-m pkg.mod"``) is checked as
+    ``repro-check run train.py`` checks it, with only the arguments given here as its flags
+    (as written, its own n_trials, unless ``controls=`` or ``trials=`` say otherwise). The
+    keyword arguments mean what the ``repro-check run`` flags of the same name mean
+    (``direction=`` is an alias of ``directions=``, as the flag is ``--direction``);
+    ``trials`` defaults to 20 (a script: its own n_trials); ``controls``
+    is ``"all"`` (the default for an objective), ``"none"`` (for a script) or control names;
     ``resume_at=K`` (1 <= K < ``trials``, an objective only) also stops each replicate after K
     trials and resumes it in a fresh process, and ``report.resume`` says whether that changed
     the study (the report is then not reproducible when it did).
@@ -87,7 +92,7 @@ def check(
         directions = (directions,)
     if not directions:
         raise ConfigError("directions must be a direction or a list of them, got ()")
-    if not isinstance(controls, str):
+    if controls is not None and not isinstance(controls, str):
         controls = list(controls) or "none"  # an empty list means every control off
 
     directions = list(directions)
@@ -95,8 +100,35 @@ def check(
     pruner_kwargs = dict(pruner_kwargs or {})
     arguments = locals()
     flags: dict[str, Any] = {key: arguments[key] for key in PLAN_KEYS if key in arguments}
+    # trials and controls left out (None) take the command's defaults: 20 trials and every
+    # control for an objective; for a script, its own n_trials and the script as written
+    flags = {
+        key: value
+        for key, value in flags.items()
+        if value is not None or key not in ("trials", "controls")
+    }
+    if is_script(target):
+        flags = _given(flags)
     plan = build_plan(target, flags, pyproject=False)
     return run_check(plan)
+
+
+def _given(flags: dict[str, Any]) -> dict[str, Any]:
+    """A script's check takes only the arguments the caller changed, as the CLI takes only
+    the flags given: the script builds its own study (a ``directions=`` or ``sampler=`` given
+    is refused, the defaults are not "given"), runs as written unless ``controls=`` says
+    otherwise, and its own ``n_trials`` stand unless ``trials=`` caps them."""
+    defaults = {
+        name: param.default
+        for name, param in inspect.signature(check).parameters.items()
+        if param.default is not inspect.Parameter.empty
+    }
+    # as check() normalises them before this
+    defaults.update(directions=list(defaults["directions"]), sampler_kwargs={}, pruner_kwargs={})
+    return {key: value for key, value in flags.items() if value != defaults.get(key, _UNSET)}
+
+
+_UNSET = object()
 
 
 def resolve_target(objective: Objective) -> str:

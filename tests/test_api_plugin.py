@@ -65,6 +65,38 @@ def test_check_private_rng_is_not_reproducible() -> None:
     assert divergence_line(divergence).startswith("trial 0, values: ")
 
 
+SCRIPTS = FIXTURES / "scripts"
+
+
+def test_check_on_a_script_runs_it_as_written() -> None:
+    """The API's defaults are not flags for a script (the CLI's `run train.py` with no flags):
+    its own seeded sampler and its own n_trials (50) stand."""
+    report = check(str(SCRIPTS / "seeded42.py"), runs=2)
+    assert report.mode == "script"
+    assert report.reproducible, report.verdict
+    study = report.runs[0].studies[0]
+    assert (study.name, study.sampler.seed, len(study.trials), study.capped) == (
+        "seeded",
+        42,
+        50,
+        False,
+    )
+    assert not report.plan.controls.sampler_seed  # as written: nothing seeded for the script
+
+
+def test_check_on_an_unseeded_script_is_not_reproducible_and_takes_its_flags() -> None:
+    report = check(str(SCRIPTS / "unseeded_sampler.py"), runs=2, trials=3)
+    assert not report.reproducible
+    assert all(run.studies[0].capped and len(run.studies[0].trials) == 3 for run in report.runs)
+    controlled = check(str(SCRIPTS / "unseeded_sampler.py"), runs=2, trials=3, controls="all")
+    assert controlled.reproducible, controlled.verdict
+
+
+def test_a_study_setting_given_for_a_script_is_refused() -> None:
+    with pytest.raises(ConfigError, match="does not apply to a script"):
+        check(str(SCRIPTS / "seeded42.py"), sampler="random")
+
+
 def test_settings_are_validated_before_any_worker_starts() -> None:
     with pytest.raises(ConfigError, match="runs must be >= 2"):
         check(fixture("deterministic"), runs=1)
