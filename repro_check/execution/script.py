@@ -139,6 +139,12 @@ class Capture:
         self._private: dict[str, str] = {}
         self.audit: Any = None
         """The entropy audit (``diagnose`` only): told which trial each ask starts."""
+        self.tracer: Any = None
+        """The line tracer (``diagnose``'s line-trace probe only): traces the objective's call
+        for trial ``trace_at[1]`` of study ``trace_at[0]`` (in creation order)."""
+        self.trace_at: tuple[int, int] | None = None
+        self.traced: Callable[..., Any] | None = None
+        """The worker's ``_traced``: wraps an objective so that its first call is traced."""
         self.watching = True
         """Writes are the script's until it ends (then the worker writes the check's own
         storage, which is not the script's doing)."""
@@ -342,9 +348,11 @@ class Capture:
         each trial's exception or returned value kept, for the report's failure reasons."""
         import optuna
 
+        call = self._traced_call(entry, func)
+
         def objective(trial: Any) -> Any:
             try:
-                result = func(trial)
+                result = call(trial)
             except optuna.TrialPruned:
                 raise
             except Exception as exc:
@@ -354,6 +362,22 @@ class Capture:
             return result
 
         return objective
+
+    def _traced_call(self, entry: _Entry, func: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        """``func``, traced line by line at the one trial ``trace_at`` names (else as is)."""
+        if self.tracer is None or self.trace_at is None or self.traced is None:
+            return func
+        study_at, trial_at = self.trace_at
+        if self.entries.index(entry) != study_at:
+            return func
+        traced = self.traced(func, self.tracer)
+
+        def call(trial: Any) -> Any:
+            if trial.number == trial_at:
+                return traced(trial)
+            return func(trial)
+
+        return call
 
     def _hook_ask(self, study_class: Any) -> None:
         original = study_class.ask

@@ -337,6 +337,16 @@ def _traced(objective: Callable[..., Any], tracer: Any) -> Callable[..., Any]:
     return traced
 
 
+def _emit_trace(out: Stream, tracer: Any) -> None:
+    out.emit(
+        "trace",
+        events=tracer.events,
+        ops=tracer.torch_ops.ops,
+        truncated=tracer.truncated,
+        backend=tracer.backend,
+    )
+
+
 def _audited(objective: Callable[..., Any], audit: Any) -> Callable[..., Any]:
     """``objective`` telling the audit which trial runs, and which global streams it used."""
 
@@ -560,12 +570,7 @@ def run_job(job: Mapping[str, Any], out: Stream) -> None:
     if note:
         notes.append(note)
     if runner.tracer is not None:
-        out.emit(
-            "trace",
-            events=runner.tracer.events,
-            ops=runner.tracer.torch_ops.ops,
-            truncated=runner.tracer.truncated,
-        )
+        _emit_trace(out, runner.tracer)
     out.emit(
         "done",
         wall_s=time.perf_counter() - started,
@@ -599,6 +604,13 @@ def run_script_job(
         seed, controls.sampler_seed, reseed if controls.trial_reseed else None, cap, folder
     )
     capture.audit = audit
+    if job.get("trace") and job.get("trace_at"):
+        from repro_check.execution.linetrace import LineTrace
+
+        study_at, trial_at = job["trace_at"]
+        capture.tracer = LineTrace()
+        capture.trace_at = (int(study_at), int(trial_at))
+        capture.traced = _traced
     capture.install()
     started = time.perf_counter()
     ending = _ScriptEnd(capture, job, out, ops, torch_status, folder, started, shared, audit)
@@ -651,6 +663,8 @@ class _ScriptEnd:
             out.emit("error", kind="script", message=failure, ops=ops)
             return
         capture.emit(out, lambda value: _readable(value, 0))
+        if getattr(capture.tracer, "torch_ops", None) is not None:  # the traced trial ran
+            _emit_trace(out, capture.tracer)
         if problem is not None:
             out.emit("error", kind="script", message=_readable(problem, 0), ops=ops)
             return
