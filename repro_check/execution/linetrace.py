@@ -147,6 +147,10 @@ class LineTrace:
         self._tool: int | None = None
         self._thread = 0
         self._halted = False
+        self._outer: tuple[FrameType, ...] = ()
+        """The frames running when the trace started (monitoring sees their lines too; as
+        settrace, the trace follows only calls made after it started)."""
+        self._outer_ids: frozenset[int] = frozenset()
 
     # -- recording (both backends) -------------------------------------------------------
 
@@ -210,25 +214,31 @@ class LineTrace:
 
     # -- sys.monitoring (Python 3.12+) ---------------------------------------------------
 
+    def _event(self) -> None:
+        """A monitoring event in a user file: recorded when it is this thread's, in a frame
+        called after the trace started."""
+        if threading.get_ident() == self._thread:
+            frame = sys._getframe(2)  # _event <- the callback <- the user's frame
+            if id(frame) not in self._outer_ids:
+                self._record(frame)
+
     def _on_line(self, code: CodeType, line: int) -> Any:
         if not self._traced(code.co_filename):
             return _MONITORING.DISABLE  # this line is not the user's: never again
-        if threading.get_ident() == self._thread:
-            self._record(sys._getframe(1))
+        self._event()
         return None
 
     def _on_return(self, code: CodeType, offset: int, value: Any) -> Any:
         if not self._traced(code.co_filename):
             return _MONITORING.DISABLE
-        if threading.get_ident() == self._thread:
-            self._record(sys._getframe(1))
+        self._event()
         return None
 
     def _on_unwind(self, code: CodeType, offset: int, exc: BaseException) -> None:
         # as settrace's "return" when an exception leaves the frame (this event cannot be
         # disabled per code object)
-        if self._traced(code.co_filename) and threading.get_ident() == self._thread:
-            self._record(sys._getframe(1))
+        if self._traced(code.co_filename):
+            self._event()
 
     def _start_monitoring(self) -> bool:
         monitoring = _MONITORING
@@ -268,6 +278,13 @@ class LineTrace:
     def start(self) -> None:
         self._deadline = time.monotonic() + MAX_SECONDS
         self._thread = threading.get_ident()
+        outer = []
+        frame: FrameType | None = sys._getframe(1)
+        while frame is not None:
+            outer.append(frame)
+            frame = frame.f_back
+        self._outer = tuple(outer)
+        self._outer_ids = frozenset(id(f) for f in outer)
         if self.backend == MONITORING and self._start_monitoring():
             return
         self.backend = SETTRACE
@@ -279,6 +296,7 @@ class LineTrace:
             self._stop_monitoring()
         else:
             sys.settrace(None)
+        self._outer, self._outer_ids = (), frozenset()
 
 
 class TorchOps:
