@@ -6,6 +6,7 @@ iteration-order objective and for scripts (the script's own files)."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 import threading
 from pathlib import Path
@@ -299,3 +300,29 @@ def test_a_script_gets_the_first_divergent_line_in_its_own_file(
     assert cause["fix"].startswith(f"# {cause['location']['file']}:{cause['location']['line']}:")
     trace = next(e for e in diagnosis["experiments"] if e["id"] == "line_trace")
     assert trace["description"].startswith("study 0 trial 0")
+
+
+def test_a_virtual_environment_inside_the_scripts_folder_is_not_the_users(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The script's folder is the user's (script mode adds it), but a virtual environment
+    inside it (``project/.venv``) holds libraries: the tracer and the audit must not follow
+    NumPy's own files there. A package installed in site-packages and run with ``-m`` stays
+    the user's."""
+    from repro_check.execution import userframes
+
+    project = tmp_path / "project"
+    site = project / ".venv" / "lib" / "python3.11" / "site-packages"
+    monkeypatch.setattr(userframes, "_library_roots", lambda: (os.path.realpath(site) + os.sep,))
+    monkeypatch.setattr(userframes, "_USER_ROOTS", [])
+    userframes.is_user_file.cache_clear()
+    try:
+        userframes.add_user_root(str(project))
+        assert userframes.is_user_file(str(project / "train.py"))
+        assert userframes.is_user_file(str(project / "helpers" / "data.py"))
+        assert not userframes.is_user_file(str(site / "numpy" / "core.py"))
+        userframes.add_user_root(str(site / "mypkg"))
+        assert userframes.is_user_file(str(site / "mypkg" / "__main__.py"))
+        assert not userframes.is_user_file(str(site / "optuna" / "study.py"))
+    finally:
+        userframes.is_user_file.cache_clear()
