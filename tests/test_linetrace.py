@@ -283,13 +283,15 @@ def test_a_huge_loop_stops_the_trace_at_its_bound_and_the_diagnosis_says_so(
     [
         ("iteration_order", "total += feature.weight", "total"),
         ("unseeded_state", "noise = rng.normal()", "noise"),
+        ("ask_tell_noise", "noise = rng.normal()", "noise"),
     ],
 )
 def test_a_script_gets_the_first_divergent_line_in_its_own_file(
     script: str, line: str, local: str, tmp_path: Path
 ) -> None:
     """Script mode: the trial where the controlled runs parted is run again, traced in the
-    script's own files, and the cause is located at the script's line."""
+    script's own files (the objective's call, or an ask/tell loop's lines from ``ask`` to
+    ``tell``), and the cause is located at the script's line."""
     path = FIXTURES / "scripts" / f"{script}.py"
     diagnosis = diagnose(str(path), tmp_path)
     cause = diagnosis["causes"][0]

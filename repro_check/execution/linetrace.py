@@ -147,6 +147,8 @@ class LineTrace:
         self._tool: int | None = None
         self._thread = 0
         self._halted = False
+        self.started = False
+        """``start`` was called (the traced call ran)."""
         self._outer: tuple[FrameType, ...] = ()
         """The frames running when the trace started (monitoring sees their lines too; as
         settrace, the trace follows only calls made after it started)."""
@@ -168,6 +170,8 @@ class LineTrace:
         for name, value in sorted(frame.f_locals.items()):
             if len(found) >= MAX_LOCALS:
                 break
+            if name.startswith("__"):  # a module frame's __file__, __name__...
+                continue
             size = nbytes(value)
             if self._bytes + size > MAX_BYTES:
                 raise _Halt(f"the trace stopped after digesting {MAX_BYTES >> 20} MiB of locals")
@@ -275,13 +279,17 @@ class LineTrace:
 
     # -- control -------------------------------------------------------------------------
 
-    def start(self) -> None:
+    def start(self, follow: FrameType | None = None) -> None:
+        """Trace every call made from now on in this thread (and ``follow``, a frame already
+        running: the script's loop between ``ask`` and ``tell``), until ``stop``."""
+        self.started = True
         self._deadline = time.monotonic() + MAX_SECONDS
         self._thread = threading.get_ident()
         outer = []
         frame: FrameType | None = sys._getframe(1)
         while frame is not None:
-            outer.append(frame)
+            if frame is not follow:
+                outer.append(frame)
             frame = frame.f_back
         self._outer = tuple(outer)
         self._outer_ids = frozenset(id(f) for f in outer)
@@ -289,6 +297,8 @@ class LineTrace:
             return
         self.backend = SETTRACE
         sys.settrace(self._global_trace)
+        if follow is not None and self._traced(follow.f_code.co_filename):
+            follow.f_trace = self._local_trace
 
     def stop(self) -> None:
         self._halted = True

@@ -605,10 +605,11 @@ def run_script_job(
     )
     capture.audit = audit
     if job.get("trace") and job.get("trace_at"):
-        from repro_check.execution.linetrace import LineTrace
+        from repro_check.execution.linetrace import LineTrace, TorchOps
 
         study_at, trial_at = job["trace_at"]
         capture.tracer = LineTrace()
+        capture.tracer.torch_ops = TorchOps()
         capture.trace_at = (int(study_at), int(trial_at))
         capture.traced = _traced
     capture.install()
@@ -663,7 +664,8 @@ class _ScriptEnd:
             out.emit("error", kind="script", message=failure, ops=ops)
             return
         capture.emit(out, lambda value: _readable(value, 0))
-        if getattr(capture.tracer, "torch_ops", None) is not None:  # the traced trial ran
+        capture.stop_trace()
+        if capture.tracer is not None and capture.tracer.started:  # the traced trial ran
             _emit_trace(out, capture.tracer)
         if problem is not None:
             out.emit("error", kind="script", message=_readable(problem, 0), ops=ops)
