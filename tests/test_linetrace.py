@@ -328,3 +328,27 @@ def test_a_virtual_environment_inside_the_scripts_folder_is_not_the_users(
         assert not userframes.is_user_file(str(site / "optuna" / "study.py"))
     finally:
         userframes.is_user_file.cache_clear()
+
+
+def test_settrace_gives_back_the_trace_function_it_found() -> None:
+    def other(frame: Any, event: str, arg: Any) -> None:
+        return None
+
+    saved = sys.gettrace()
+    sys.settrace(other)
+    try:
+        traced(helper, 2, backend=SETTRACE)
+        assert sys.gettrace() is other
+    finally:
+        sys.settrace(saved)
+
+
+def test_run_never_traces_a_script() -> None:
+    from repro_check.execution.replicates import replicate_jobs
+    from repro_check.plan.config import build_plan
+
+    plan = build_plan(str(FIXTURES / "scripts" / "iteration_order.py"), {}, pyproject=False)
+    jobs = replicate_jobs(plan)
+    assert jobs and all(job.script is not None for job in jobs)
+    payloads = [job.payload("t", 1, "cpu") for job in jobs]
+    assert not any(p["trace"] or p["trace_at"] for p in payloads)

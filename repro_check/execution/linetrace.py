@@ -149,6 +149,8 @@ class LineTrace:
         self._halted = False
         self.started = False
         """``start`` was called (the traced call ran)."""
+        self._previous: Any = None
+        """The trace function set before ours (settrace), restored by ``stop``."""
         self._outer: tuple[FrameType, ...] = ()
         """The frames running when the trace started (monitoring sees their lines too; as
         settrace, the trace follows only calls made after it started)."""
@@ -296,6 +298,7 @@ class LineTrace:
         if self.backend == MONITORING and self._start_monitoring():
             return
         self.backend = SETTRACE
+        self._previous = sys.gettrace()
         sys.settrace(self._global_trace)
         if follow is not None and self._traced(follow.f_code.co_filename):
             follow.f_trace = self._local_trace
@@ -304,8 +307,9 @@ class LineTrace:
         self._halted = True
         if self.backend == MONITORING:
             self._stop_monitoring()
-        else:
-            sys.settrace(None)
+        elif self.started:
+            sys.settrace(self._previous)
+            self._previous = None
         self._outer, self._outer_ids = (), frozenset()
 
 
