@@ -304,6 +304,19 @@ def test_a_script_gets_the_first_divergent_line_in_its_own_file(
     assert trace["description"].startswith("study 0 trial 0")
 
 
+def test_a_script_is_traced_at_the_trial_where_its_runs_part(tmp_path: Path) -> None:
+    """Two optimize calls on one study, the noise only in the second: the runs part at trial
+    2, which is traced (the first call's trials are not)."""
+    path = FIXTURES / "scripts" / "late_noise_two_calls.py"
+    diagnosis = diagnose(str(path), tmp_path)
+    cause = diagnosis["causes"][0]
+    assert cause["trial"] == 2
+    assert cause["location"]["line"] == line_of(path, "jitter = np.random.RandomState().normal()")
+    assert ": jitter = " in cause["evidence"]
+    trace = next(e for e in diagnosis["experiments"] if e["id"] == "line_trace")
+    assert trace["description"].startswith("study 0 trial 2")
+
+
 def test_a_virtual_environment_inside_the_scripts_folder_is_not_the_users(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -375,6 +375,8 @@ class Capture:
         """``func``, traced line by line at the one trial ``trace_at`` names (else as is)."""
         if self.tracer is None or self.trace_at is None or self.traced is None:
             return func
+        if self.tracer.started:  # traced already (in an earlier optimize call)
+            return func
         study_at, trial_at = self.trace_at
         if self.entries.index(entry) != study_at:
             return func
@@ -416,6 +418,8 @@ class Capture:
             return trial
 
         study_class.ask = ask
+        if self.tracer is None:  # only diagnose's line-trace probe needs to see tells
+            return
         original_tell = study_class.tell
 
         def tell(study: Any, *args: Any, **kwargs: Any) -> Any:

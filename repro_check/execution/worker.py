@@ -320,7 +320,8 @@ def _traced(objective: Callable[..., Any], tracer: Any) -> Callable[..., Any]:
     from repro_check.execution.linetrace import TorchOps
 
     calls = [0]
-    tracer.torch_ops = TorchOps()
+    if getattr(tracer, "torch_ops", None) is None:
+        tracer.torch_ops = TorchOps()
 
     def traced(trial: Any) -> Any:
         calls[0] += 1
