@@ -6,12 +6,10 @@ makes it reproducible, each cause with its fix at the script's own line.
    fixes (or runs trials in threads);
 3. otherwise each control off alone (the ones whose absence breaks it are necessary), then
    only the necessary ones on, to confirm that they are enough.
-When full control is not reproducible and the audit saw no source of variation, the trial
-at which the controlled runs first parted (its params were the same in both: every control
-was on) is run again in two fresh processes, the objective's call for it traced line by line
-in the script's own files: the first line after which their locals differ is the cause's
-location. The per-trial noise probe at fixed params and the two-studies probe need an
-objective, so they do not run here (``diagnose FILE.py:objective`` runs them).
+When full control is not reproducible and the audit saw no source of variation, the line
+tracer locates the noise in the script's own files (``script_trace``). The per-trial noise
+probe at fixed params and the two-studies probe need an objective, so they do not run here
+(``diagnose FILE.py:objective`` runs them).
 """
 
 from __future__ import annotations
@@ -19,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
-from repro_check.checks.causes import Cause, FixContext, Location, fix_for
+from repro_check.checks.causes import Cause, FixContext, Location
 from repro_check.checks.lab import (
     CONTROL_EXPERIMENTS,
     Diagnosis,
@@ -30,19 +28,17 @@ from repro_check.checks.lab import (
     rank,
     runs_of,
 )
-from repro_check.execution.linetrace import Split, first_op_split, first_split
+from repro_check.checks.script_trace import traced_noise
 from repro_check.plan.settings import Controls
 from repro_check.results import report
 from repro_check.results.records import RunRecord
 from repro_check.results.script_notes import SEEDABLE
-from repro_check.results.studies import compare_studies
 from repro_check.vocab import CauseId
 
 SCRIPT_PROBES_NOTE = (
     "the noise probe (fixed params in fresh processes) and the two-studies probe need an "
     "objective: run `repro-check diagnose FILE.py:objective` for them"
 )
-_VALUE_FIELDS = ("values", "intermediate_values")
 
 
 def _experiment(
@@ -212,7 +208,7 @@ def diagnose_script(lab: Lab) -> Diagnosis:
         elif located := located_causes(full, CauseId.OBJECTIVE_NOISE):
             causes.extend(located)
         else:
-            causes.append(_traced_noise(lab, full, experiments))
+            causes.append(traced_noise(lab, full, experiments, _context(lab)))
         return Diagnosis(
             plan, lab.device, False, rank(causes), tuple(experiments), warnings=tuple(warnings)
         )
@@ -237,65 +233,6 @@ def diagnose_script(lab: Lab) -> Diagnosis:
         )
     return Diagnosis(
         plan, lab.device, True, rank(causes), tuple(experiments), warnings=tuple(warnings)
-    )
-
-
-def _trace_target(lab: Lab, full: Experiment) -> tuple[int, int] | None:
-    """(study index, trial number) of the first trial whose values parted the controlled runs
-    (at the same params); None when they parted otherwise (params, studies, trial counts)."""
-    compared = compare_studies(full.runs, lab.plan.tolerance)
-    differing = compared.first_differing
-    if compared.structure is not None or differing is None:
-        return None
-    divergence = differing.comparison.divergence
-    if divergence is None or divergence.field not in _VALUE_FIELDS:
-        return None
-    return differing.index, divergence.trial
-
-
-def _trace_split(
-    lab: Lab, full: Experiment, experiments: list[Experiment]
-) -> tuple[Split | None, str | None]:
-    """The trial where the controlled runs parted, run again in two fresh processes with
-    every control on, its objective call traced line by line in the script's files: the first
-    line after which their locals differ, and why the trace stopped early (if it did)."""
-    at = _trace_target(lab, full)
-    if at is None:
-        return None, None
-    jobs = lab.jobs("line_trace", Controls(), lab.plan.study, 2, trace=True, trace_at=at)
-    results = lab.run(jobs, False)
-    runs = runs_of(results, "line_trace")
-    what = f"study {at[0]} trial {at[1]} once more, traced line by line"
-    experiments.append(lab.experiment("line_trace", what, Controls(), runs, lab.plan.study))
-    traced = [r for r in results if r.trace is not None]
-    stopped = next((r.trace_truncated for r in traced if r.trace_truncated), None)
-    if len(traced) < 2:
-        return None, stopped
-    a, b = traced[0], traced[1]
-    split = first_split(a.trace or [], b.trace or [])
-    op = first_op_split(a.trace_ops, b.trace_ops) if a.trace_ops and b.trace_ops else None
-    if split is not None and op is not None:
-        split = dataclasses.replace(split, op=op)
-    return split, stopped
-
-
-def _traced_noise(lab: Lab, full: Experiment, experiments: list[Experiment]) -> Cause:
-    """Noise no control fixes and no audited source explains: located by the line tracer."""
-    split, stopped = _trace_split(lab, full, experiments)
-    fix = fix_for(CauseId.OBJECTIVE_NOISE, _context(lab))
-    evidence = f"with every control on, {parted(full)}"
-    if split is not None:
-        evidence += f"; the first line where two processes part: {split.describe()}"
-        fix = f"# {split.file}:{split.line}: {split.source}\n{fix}"
-    elif stopped is not None:
-        evidence += f"; the line tracer found no line where two processes part ({stopped})"
-    return Cause(
-        CauseId.OBJECTIVE_NOISE,
-        evidence,
-        fix,
-        full.divergence.trial if full.divergence else None,
-        blocking=True,
-        location=Location(split.file, split.line, split.source) if split else None,
     )
 
 
