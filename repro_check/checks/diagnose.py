@@ -81,14 +81,16 @@ def _determinism_refused(experiment: Experiment) -> bool:
 
 def _trace_split(
     lab: Lab, study: StudySettings, probe: NoiseProbe, experiments: list[Experiment]
-) -> Split | None:
+) -> tuple[Split | None, str | None]:
     """Evaluate the noisy params once more in two fresh processes, each traced line by line
-    in the user's files, and find the first line after which their locals differ."""
+    in the user's files, and find the first line after which their locals differ; and why
+    the trace stopped early, if it met a bound."""
     one = dataclasses.replace(study, trials=1, n_jobs=1)
     jobs = lab.jobs("line_trace", Controls(), one, 2, fixed_params=dict(probe.params), trace=True)
     results = lab.run(jobs, stop_early=False)
     traces = [r.trace for r in results if r.trace is not None]
     ops = [r.trace_ops for r in results if r.trace is not None]
+    stopped = next((r.trace_truncated for r in results if r.trace_truncated), None)
     runs = runs_of(results, "line_trace")
     experiments.append(
         lab.experiment(
@@ -96,12 +98,12 @@ def _trace_split(
         )
     )
     if len(traces) < 2:
-        return None
+        return None, stopped
     split = first_split(traces[0], traces[1])
     op = first_op_split(ops[0], ops[1]) if ops[0] and ops[1] else None
     if split is not None and op is not None:
         split = dataclasses.replace(split, op=op)
-    return split
+    return split, stopped
 
 
 def _probe_noise(lab: Lab, full: Experiment, study: StudySettings) -> NoiseProbe | None:
@@ -246,8 +248,10 @@ def _noise_branch(
     elif probe is not None and probe.noisy:
         stats = probe.stats
         spread = f"std {stats.std:.3g}" if stats else ""
-        traced = _trace_split(lab, study, probe, experiments)
+        traced, stopped = _trace_split(lab, study, probe, experiments)
         where = f"; the first line where two processes part: {traced.describe()}" if traced else ""
+        if traced is None and stopped is not None:
+            where = f"; the line tracer found no line where two processes part ({stopped})"
         fix = lab.fix(CauseId.OBJECTIVE_NOISE, study, noise, check)
         if traced is not None:
             fix = f"# {traced.file}:{traced.line}: {traced.source}\n{fix}"

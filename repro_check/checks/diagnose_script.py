@@ -6,8 +6,10 @@ makes it reproducible, each cause with its fix at the script's own line.
    fixes (or runs trials in threads);
 3. otherwise each control off alone (the ones whose absence breaks it are necessary), then
    only the necessary ones on, to confirm that they are enough.
-The per-trial noise probe and the two-studies probe need an objective, so they do not run
-here (``diagnose FILE.py:objective`` runs them).
+When full control is not reproducible and the audit saw no source of variation, the line
+tracer locates the noise in the script's own files (``script_trace``). The per-trial noise
+probe at fixed params and the two-studies probe need an objective, so they do not run here
+(``diagnose FILE.py:objective`` runs them).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
-from repro_check.checks.causes import Cause, FixContext, Location, fix_for
+from repro_check.checks.causes import Cause, FixContext, Location
 from repro_check.checks.lab import (
     CONTROL_EXPERIMENTS,
     Diagnosis,
@@ -26,6 +28,7 @@ from repro_check.checks.lab import (
     rank,
     runs_of,
 )
+from repro_check.checks.script_trace import traced_noise
 from repro_check.plan.settings import Controls
 from repro_check.results import report
 from repro_check.results.records import RunRecord
@@ -228,15 +231,7 @@ def diagnose_script(lab: Lab) -> Diagnosis:
         elif located := located_causes(full, CauseId.OBJECTIVE_NOISE):
             causes.extend(located)
         else:
-            causes.append(
-                Cause(
-                    CauseId.OBJECTIVE_NOISE,
-                    f"with every control on, {parted(full)}",
-                    fix_for(CauseId.OBJECTIVE_NOISE, _context(lab)),
-                    full.divergence.trial if full.divergence else None,
-                    blocking=True,
-                )
-            )
+            causes.append(traced_noise(lab, full, experiments, _context(lab)))
         return Diagnosis(
             plan, lab.device, False, rank(causes), tuple(experiments), warnings=tuple(warnings)
         )

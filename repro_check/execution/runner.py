@@ -82,6 +82,8 @@ class Job:
     """Record the user's calls into sources of variation (``diagnose`` only)."""
     trace: bool = False
     """Trace the first trial line by line (``diagnose``'s line-trace probe only)."""
+    trace_at: tuple[int, int] | None = None
+    """Script mode: trace this (study index, trial number) instead (with ``trace``)."""
 
     @property
     def planned_trials(self) -> int:
@@ -112,6 +114,7 @@ class Job:
             "cap": self.cap,
             "audit": self.audit,
             "trace": self.trace,
+            "trace_at": list(self.trace_at) if self.trace_at is not None else None,
             "first_trial": self.first_trial,
         }
 
@@ -130,6 +133,8 @@ class JobResult:
     """The line trace of the first trial (``Job.trace`` only)."""
     trace_ops: list[list[str]] = field(default_factory=list)
     """The torch ops of that trial, when it used torch."""
+    trace_truncated: str | None = None
+    """Why the line trace stopped early (a bound it met), or None."""
 
 
 @dataclass(frozen=True)
@@ -229,6 +234,7 @@ class Protocol:
         """The line trace of a ``Job.trace`` job (``execution.linetrace``)."""
         self.trace_ops: list[list[str]] = []
         """Its torch ops: [op, user line, output digest] each."""
+        self.trace_truncated: str | None = None
         self.audit_sites: list[dict[str, Any]] = []
         """Sites the entropy audit streamed as it found them (kept if the run is stopped)."""
 
@@ -269,10 +275,20 @@ class Protocol:
                     for o in ops
                 )
             )
-            if self.trace is not None or not _valid_trace(events) or not valid_ops:
+            truncated = event.get("truncated")
+            valid_truncated = truncated is None or (
+                isinstance(truncated, str) and len(truncated) < 200
+            )
+            if (
+                self.trace is not None
+                or not _valid_trace(events)
+                or not valid_ops
+                or not valid_truncated
+            ):
                 raise _Violation("a malformed or second 'trace' event")
             self.trace = events
             self.trace_ops = ops
+            self.trace_truncated = truncated
         elif kind == "audit":
             site = event.get("site")
             full = len(self.audit_sites) >= 1000
@@ -676,7 +692,15 @@ class _Live:
             studies=tuple(studies),
         )
         ops = list(done.get("nondeterministic_ops") or (protocol.error or {}).get("ops") or [])
-        return JobResult(self.job, [run], ops, self._audit(done))
+        return JobResult(
+            self.job,
+            [run],
+            ops,
+            self._audit(done),
+            protocol.trace,
+            protocol.trace_ops,
+            protocol.trace_truncated,
+        )
 
     def _result(self) -> JobResult:
         wall = time.monotonic() - (self.clock if self.clock is not None else self.handed)
@@ -729,7 +753,13 @@ class _Live:
             )
         ops = list(done.get("nondeterministic_ops") or (protocol.error or {}).get("ops") or [])
         return JobResult(
-            self.job, runs, ops, self._audit(done), self.protocol.trace, self.protocol.trace_ops
+            self.job,
+            runs,
+            ops,
+            self._audit(done),
+            self.protocol.trace,
+            self.protocol.trace_ops,
+            self.protocol.trace_truncated,
         )
 
     def _audit(self, done: Mapping[str, Any]) -> Mapping[str, Any] | None:

@@ -31,10 +31,16 @@ import tempfile
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from repro_check.execution.target import one_line
-from repro_check.execution.userframes import add_user_root, last_user_line, user_location
+from repro_check.execution.userframes import (
+    add_user_root,
+    is_user_file,
+    last_user_line,
+    user_location,
+)
 from repro_check.results.records import SamplerInfo, StudyRecord, TrialRecord, trials_digest
 from repro_check.storage.redact import redact
 
@@ -139,6 +145,14 @@ class Capture:
         self._private: dict[str, str] = {}
         self.audit: Any = None
         """The entropy audit (``diagnose`` only): told which trial each ask starts."""
+        self.tracer: Any = None
+        """The line tracer (``diagnose``'s line-trace probe only): traces the objective's call
+        for trial ``trace_at[1]`` of study ``trace_at[0]`` (in creation order)."""
+        self.trace_at: tuple[int, int] | None = None
+        self.traced: Callable[..., Any] | None = None
+        """The worker's ``_traced``: wraps an objective so that its first call is traced."""
+        self._tracing_ask = False
+        """The tracer runs between an ``ask`` and its ``tell`` (an ask/tell loop)."""
         self.watching = True
         """Writes are the script's until it ends (then the worker writes the check's own
         storage, which is not the script's doing)."""
@@ -342,9 +356,11 @@ class Capture:
         each trial's exception or returned value kept, for the report's failure reasons."""
         import optuna
 
+        call = self._traced_call(entry, func)
+
         def objective(trial: Any) -> Any:
             try:
-                result = func(trial)
+                result = call(trial)
             except optuna.TrialPruned:
                 raise
             except Exception as exc:
@@ -354,6 +370,24 @@ class Capture:
             return result
 
         return objective
+
+    def _traced_call(self, entry: _Entry, func: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        """``func``, traced line by line at the one trial ``trace_at`` names (else as is)."""
+        if self.tracer is None or self.trace_at is None or self.traced is None:
+            return func
+        if self.tracer.started:  # traced already (in an earlier optimize call)
+            return func
+        study_at, trial_at = self.trace_at
+        if self.entries.index(entry) != study_at:
+            return func
+        traced = self.traced(func, self.tracer)
+
+        def call(trial: Any) -> Any:
+            if trial.number == trial_at:
+                return traced(trial)
+            return func(trial)
+
+        return call
 
     def _hook_ask(self, study_class: Any) -> None:
         original = study_class.ask
@@ -379,9 +413,43 @@ class Capture:
                 capture.trial_seed(trial.number)
             if capture.audit is not None:
                 capture.audit.trial = trial.number
+            if entry is not None and capture.tracer is not None:
+                capture._trace_ask(entry, trial, sys._getframe(1))
             return trial
 
         study_class.ask = ask
+        if self.tracer is None:  # only diagnose's line-trace probe needs to see tells
+            return
+        original_tell = study_class.tell
+
+        def tell(study: Any, *args: Any, **kwargs: Any) -> Any:
+            if capture._tracing_ask:
+                capture.stop_trace()
+            return original_tell(study, *args, **kwargs)
+
+        study_class.tell = tell
+
+    def _trace_ask(self, entry: _Entry, trial: Any, caller: FrameType) -> None:
+        """An ask/tell loop in the script's own code: trace its lines for the trial
+        ``trace_at`` names, from ``ask`` to ``tell`` (or the next ``ask``, or the end).
+        ``optimize``'s own asks (Optuna's frame) are traced through the objective instead."""
+        if self._tracing_ask:
+            self.stop_trace()
+        at = self.trace_at
+        if self.tracer.started or at is None or self.entries.index(entry) != at[0]:
+            return
+        if trial.number != at[1] or not is_user_file(caller.f_code.co_filename):
+            return
+        self._tracing_ask = True
+        self.tracer.torch_ops.start()
+        self.tracer.start(follow=caller)
+
+    def stop_trace(self) -> None:
+        """End an ask/tell trace (idempotent)."""
+        if self._tracing_ask:
+            self._tracing_ask = False
+            self.tracer.stop()
+            self.tracer.torch_ops.stop()
 
     def _hook_storages(self, optuna: Any) -> None:
         capture = self

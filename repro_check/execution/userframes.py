@@ -41,13 +41,15 @@ def add_user_root(folder: str) -> None:
 @cache
 def is_user_file(filename: str) -> bool:
     """A real file outside the standard library, site-packages, optuna and repro-check (or
-    inside a folder ``add_user_root`` named)."""
+    inside a folder ``add_user_root`` named). The closest folder decides: a package installed
+    in site-packages and run with ``-m`` is the user's, a virtual environment inside the
+    script's folder (``project/.venv``) is not."""
     if not filename or filename.startswith("<"):
         return False
     path = os.path.realpath(filename)
-    if path.startswith(tuple(_USER_ROOTS)):
-        return True
-    return not path.startswith(_library_roots())
+    user = max((len(root) for root in _USER_ROOTS if path.startswith(root)), default=-1)
+    library = max((len(root) for root in _library_roots() if path.startswith(root)), default=-1)
+    return user >= library
 
 
 def shown_path(filename: str) -> str:

@@ -320,7 +320,8 @@ def _traced(objective: Callable[..., Any], tracer: Any) -> Callable[..., Any]:
     from repro_check.execution.linetrace import TorchOps
 
     calls = [0]
-    tracer.torch_ops = TorchOps()
+    if getattr(tracer, "torch_ops", None) is None:
+        tracer.torch_ops = TorchOps()
 
     def traced(trial: Any) -> Any:
         calls[0] += 1
@@ -335,6 +336,16 @@ def _traced(objective: Callable[..., Any], tracer: Any) -> Callable[..., Any]:
             tracer.torch_ops.stop()
 
     return traced
+
+
+def _emit_trace(out: Stream, tracer: Any) -> None:
+    out.emit(
+        "trace",
+        events=tracer.events,
+        ops=tracer.torch_ops.ops,
+        truncated=tracer.truncated,
+        backend=tracer.backend,
+    )
 
 
 def _audited(objective: Callable[..., Any], audit: Any) -> Callable[..., Any]:
@@ -560,12 +571,7 @@ def run_job(job: Mapping[str, Any], out: Stream) -> None:
     if note:
         notes.append(note)
     if runner.tracer is not None:
-        out.emit(
-            "trace",
-            events=runner.tracer.events,
-            ops=runner.tracer.torch_ops.ops,
-            truncated=runner.tracer.truncated,
-        )
+        _emit_trace(out, runner.tracer)
     out.emit(
         "done",
         wall_s=time.perf_counter() - started,
@@ -599,6 +605,14 @@ def run_script_job(
         seed, controls.sampler_seed, reseed if controls.trial_reseed else None, cap, folder
     )
     capture.audit = audit
+    if job.get("trace") and job.get("trace_at"):
+        from repro_check.execution.linetrace import LineTrace, TorchOps
+
+        study_at, trial_at = job["trace_at"]
+        capture.tracer = LineTrace()
+        capture.tracer.torch_ops = TorchOps()
+        capture.trace_at = (int(study_at), int(trial_at))
+        capture.traced = _traced
     capture.install()
     started = time.perf_counter()
     ending = _ScriptEnd(capture, job, out, ops, torch_status, folder, started, shared, audit)
@@ -651,6 +665,9 @@ class _ScriptEnd:
             out.emit("error", kind="script", message=failure, ops=ops)
             return
         capture.emit(out, lambda value: _readable(value, 0))
+        capture.stop_trace()
+        if capture.tracer is not None and capture.tracer.started:  # the traced trial ran
+            _emit_trace(out, capture.tracer)
         if problem is not None:
             out.emit("error", kind="script", message=_readable(problem, 0), ops=ops)
             return
