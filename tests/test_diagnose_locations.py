@@ -3,7 +3,10 @@ objectives and scripts, and a clean objective gets no located cause."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -220,3 +223,74 @@ def test_joblib_parallel_is_named_at_its_line(tmp_path: Path) -> None:
         "joblib_parallel",
         {10: "joblib.Parallel(n_jobs != 1): results that depend on the order"},
     )
+
+
+STAND_INS = ENTROPY / "stand_ins.py"
+PROBED = [
+    "datetime.datetime",
+    "datetime.date",
+    "np.random.RandomState",
+    "np.random.SeedSequence",
+    "np.random.default_rng",
+    "time.time",
+    "os.urandom",
+    "random.Random.__init__",
+    "threading.Thread.start",
+]
+"""What audit_probe.py finds wrapped where the audit is installed."""
+
+
+def test_the_stand_ins_pass_for_the_real_types(tmp_path: Path) -> None:
+    """In diagnose's workers datetime.date/datetime, np.random.RandomState/SeedSequence and
+    torch.Generator are the audit's stand-ins: user code must not tell (isinstance, ==, dict
+    keys, arithmetic, comparison, copies, pickles read back in a process without the audit,
+    its own subclasses), the audit must not import torch, and each call is recorded at its
+    line."""
+    done = subprocess.run(
+        [sys.executable, str(STAND_INS), str(ENTROPY / "audit_probe.py")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    probed, sites = (json.loads(line) for line in done.stdout.splitlines())
+    assert probed == [*PROBED, "repro_check.execution.audit imported"]
+    text = STAND_INS.read_text().splitlines()
+
+    def line_of(code: str) -> int:
+        return next(i + 1 for i, line in enumerate(text) if code in line)
+
+    recorded = {tuple(site) for site in sites}
+    assert ("datetime.now", line_of("now = datetime.now()")) in recorded
+    assert ("datetime.utcnow", line_of("datetime.utcnow()")) in recorded
+    assert ("date.today", line_of("date.today() <= now.date()")) in recorded
+    assert ("np.random.RandomState() without a seed", line_of("state = np.random")) in recorded
+    assert (
+        "np.random.SeedSequence() without entropy",
+        line_of("np.random.SeedSequence(), "),
+    ) in recorded
+    # numpy's own entropy draw (secrets.randbits) inside a seeded RandomState is not the user's
+    assert line_of("seeded = np.random.RandomState(3)") not in {line for _, line in recorded}
+    if importlib.util.find_spec("torch") is not None:
+        assert ("torch.Generator().seed()", line_of("gen.seed()")) in recorded
+        assert ("torch.seed()", line_of("    torch.seed()")) in recorded
+
+
+def test_run_never_installs_the_audit(tmp_path: Path) -> None:
+    """``run``'s workers get none of the audit's wrappers or stand-ins (the probe above shows
+    it sees them where they are)."""
+    out = tmp_path / "run.json"
+    result = cli(
+        "run",
+        f"{ENTROPY / 'audit_probe.py'}:objective",
+        "--runs",
+        "2",
+        "--trials",
+        "3",
+        "--json",
+        str(out),
+    )
+    assert result.code == 0, result.out + result.err
+    trials = [t for run in json.loads(out.read_text())["runs"] for t in run["trials"]]
+    assert len(trials) == 6
+    assert all(t["user_attrs"]["audited"] == [] for t in trials)
