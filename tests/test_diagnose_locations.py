@@ -165,6 +165,13 @@ def assert_located(diagnosis: dict[str, Any], name: str, fixes: dict[int, str]) 
             },
         ),
         (
+            "global_reseed",
+            {
+                11: "random.seed() has no seed: random.seed(0)",
+                12: "np.random.seed() has no seed: np.random.seed(0)",
+            },
+        ),
+        (
             "threads",
             {
                 11: "threading.Thread.start: results that depend on the order",

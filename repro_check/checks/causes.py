@@ -233,6 +233,8 @@ _CERTAIN_FIXES = {
     "np.random.default_rng() without a seed": (
         "np.random.default_rng() has no seed: np.random.default_rng(0)"
     ),
+    "random.seed() without a seed": "random.seed() has no seed: random.seed(0)",
+    "np.random.seed() without a seed": "np.random.seed() has no seed: np.random.seed(0)",
     "np.random.RandomState() without a seed": (
         "np.random.RandomState() has no seed: np.random.RandomState(0)"
     ),

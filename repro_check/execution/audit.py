@@ -322,6 +322,7 @@ def _wrap_numpy(audit: Audit, numpy: ModuleType) -> None:
         CERTAIN,
         _unseeded,
     )
+    _wrap(audit, numpy.random, "seed", "np.random.seed() without a seed", CERTAIN, _unseeded)
     _seeded_stand_in(
         audit, numpy.random, "RandomState", "np.random.RandomState() without a seed", "seed"
     )
@@ -399,6 +400,14 @@ def install() -> Audit:
         "random.Random() without a seed",
         CERTAIN,
         lambda self, x=None, *a, **k: x is None and type(self) is not random.SystemRandom,
+    )
+    _wrap(
+        audit,
+        random,
+        "seed",
+        "random.seed() without a seed",
+        CERTAIN,
+        lambda a=None, *args, **kwargs: a is None,
     )
     for name in (
         "time",
