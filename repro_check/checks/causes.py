@@ -233,6 +233,19 @@ _CERTAIN_FIXES = {
     "np.random.default_rng() without a seed": (
         "np.random.default_rng() has no seed: np.random.default_rng(0)"
     ),
+    "random.seed() without a seed": "random.seed() has no seed: random.seed(0)",
+    "np.random.seed() without a seed": "np.random.seed() has no seed: np.random.seed(0)",
+    "np.random.RandomState() without a seed": (
+        "np.random.RandomState() has no seed: np.random.RandomState(0)"
+    ),
+    "np.random.SeedSequence() without entropy": (
+        "np.random.SeedSequence() has no entropy: np.random.SeedSequence(0)"
+    ),
+    "torch.seed()": "torch.seed() seeds torch from the OS: torch.manual_seed(0)",
+    "torch.Generator().seed()": (
+        "torch.Generator().seed() seeds the generator from the OS: call .manual_seed(0) "
+        "instead, e.g. torch.Generator().manual_seed(0)"
+    ),
 }
 
 

@@ -7,11 +7,22 @@ library (``secrets`` calling ``os.urandom`` is still the user's ``secrets.token_
 in a user file. A library the user calls (Optuna's own clock reads, a framework's threads) is
 not the user's line and is not recorded. Per trial, the audit also notes whether the global
 ``random``/NumPy/torch streams were consumed (their state before vs after the trial).
+
+A source that is a C type's method (``datetime.datetime.now``, ``np.random.RandomState()``,
+``torch.Generator().seed()``) cannot be wrapped on its type: the module attribute user code
+reaches it by (``datetime.datetime``, ``numpy.random.RandomState``, ``torch.Generator``) is
+replaced by a stand-in subclass (``_stand_in``) that records, then delegates. The stand-in
+passes for the real type (``isinstance``, ``issubclass``, ``==`` and hashing as a dict key), and
+objects built through it are the real type's (a torch generator excepted: its ``seed`` is an
+instance method, so its generators are the stand-in's), so pickling, arithmetic and comparison
+are untouched. torch and joblib are wrapped only once user code imports them (never imported
+here).
 """
 
 from __future__ import annotations
 
 import contextlib
+import copyreg
 import functools
 import hashlib
 import linecache
@@ -21,7 +32,7 @@ import sysconfig
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from types import FrameType
+from types import FrameType, ModuleType
 from typing import Any
 
 from repro_check.execution.userframes import is_user_file, shown_path
@@ -189,6 +200,184 @@ def _unseeded(*args: Any, **kwargs: Any) -> bool:
     return seed is None
 
 
+def _stand_in(real: type, name: str, module: str, body: dict[str, Any]) -> Any:
+    """A subclass of ``real`` to put where user code finds ``real``, that passes for it:
+    ``isinstance(x, stand_in)`` and ``issubclass(c, stand_in)`` answer as for ``real``, and
+    ``stand_in == real`` with ``real``'s hash (a dict keyed by one finds the other). Pickled, it
+    is ``module.name``: elsewhere that is the real type again. A user's own subclass of it is
+    an ordinary subclass."""
+    base: type = type(real)  # torch.Generator's is not ``type``
+    made: list[type] = []
+
+    class StandIn(base):  # type: ignore[misc]
+        def __instancecheck__(cls, obj: object) -> bool:
+            if made and cls is made[0]:
+                return isinstance(obj, real)
+            return super().__instancecheck__(obj)  # type: ignore[no-any-return]
+
+        def __subclasscheck__(cls, sub: type) -> bool:
+            if made and cls is made[0]:
+                return issubclass(sub, real)
+            return super().__subclasscheck__(sub)  # type: ignore[no-any-return]
+
+        def __eq__(cls, other: object) -> bool:
+            if made and cls is made[0] and other is real:
+                return True
+            return super().__eq__(other)  # type: ignore[no-any-return]
+
+        def __hash__(cls) -> int:
+            return hash(real) if made and cls is made[0] else super().__hash__()
+
+    namespace = {"__module__": module, "__qualname__": name, "_repro_check_audit": True, **body}
+    stand_in = StandIn(name, (real,), namespace)
+    made.append(stand_in)
+    return stand_in
+
+
+def _reduce_as(stand_in: type, obj: Any) -> tuple[Any, ...]:
+    """Pickle a real ``date``/``datetime`` by the name its stand-in now holds (``datetime.
+    datetime``): pickle refuses a class that is not the object at its name."""
+    return (stand_in, obj.__reduce_ex__(4)[1])
+
+
+def _wrap_datetime(audit: Audit) -> None:
+    """``datetime.datetime.now/utcnow/today`` and ``datetime.date.today``: C classmethods,
+    so the module's ``date`` and ``datetime`` become stand-ins whose objects are the real
+    types' (``datetime.now()`` returns a real ``datetime``)."""
+    import datetime as module
+
+    real_date, real_datetime = module.date, module.datetime
+    if getattr(real_datetime, "_repro_check_audit", False):
+        return
+
+    def date_new(cls: Any, *args: Any, **kwargs: Any) -> Any:
+        if cls is date:
+            return real_date(*args, **kwargs)
+        return real_date.__new__(cls, *args, **kwargs)
+
+    def date_today(cls: Any) -> Any:
+        audit.record("date.today", CLOCK)
+        return real_date.today() if cls is date else super(date, cls).today()
+
+    def datetime_new(cls: Any, *args: Any, **kwargs: Any) -> Any:
+        if cls is stamp:
+            return real_datetime(*args, **kwargs)
+        return real_datetime.__new__(cls, *args, **kwargs)
+
+    def now(cls: Any, tz: Any = None) -> Any:
+        audit.record("datetime.now", CLOCK)
+        return real_datetime.now(tz) if cls is stamp else super(stamp, cls).now(tz)
+
+    def utcnow(cls: Any) -> Any:
+        audit.record("datetime.utcnow", CLOCK)
+        return real_datetime.utcnow() if cls is stamp else super(stamp, cls).utcnow()
+
+    def today(cls: Any) -> Any:
+        audit.record("datetime.today", CLOCK)
+        return real_datetime.today() if cls is stamp else super(stamp, cls).today()
+
+    date = _stand_in(
+        real_date, "date", "datetime", {"__new__": date_new, "today": classmethod(date_today)}
+    )
+    stamp = _stand_in(
+        real_datetime,
+        "datetime",
+        "datetime",
+        {
+            "__new__": datetime_new,
+            "now": classmethod(now),
+            "utcnow": classmethod(utcnow),
+            "today": classmethod(today),
+        },
+    )
+    copyreg.pickle(real_date, functools.partial(_reduce_as, date))
+    copyreg.pickle(real_datetime, functools.partial(_reduce_as, stamp))
+    module.date, module.datetime = date, stamp  # type: ignore[misc]
+
+
+def _seeded_stand_in(audit: Audit, owner: Any, name: str, source: str, seed_name: str) -> None:
+    """``owner.name`` (a C type built as ``name(seed)``) records when built without a seed;
+    what it builds is the real type's."""
+    real = getattr(owner, name, None)
+    if real is None or getattr(real, "_repro_check_audit", False):
+        return
+
+    def new(cls: Any, *args: Any, **kwargs: Any) -> Any:
+        if (args[0] if args else kwargs.get(seed_name)) is None:
+            audit.record(source, CERTAIN)
+        if cls is stand_in:
+            return real(*args, **kwargs)
+        return real.__new__(cls, *args, **kwargs)
+
+    stand_in = _stand_in(real, name, owner.__name__, {"__new__": new})
+    setattr(owner, name, stand_in)
+
+
+def _wrap_numpy(audit: Audit, numpy: ModuleType) -> None:
+    _wrap(
+        audit,
+        numpy.random,
+        "default_rng",
+        "np.random.default_rng() without a seed",
+        CERTAIN,
+        _unseeded,
+    )
+    _wrap(audit, numpy.random, "seed", "np.random.seed() without a seed", CERTAIN, _unseeded)
+    _seeded_stand_in(
+        audit, numpy.random, "RandomState", "np.random.RandomState() without a seed", "seed"
+    )
+    _seeded_stand_in(
+        audit, numpy.random, "SeedSequence", "np.random.SeedSequence() without entropy", "entropy"
+    )
+
+
+def _wrap_torch(audit: Audit, torch: ModuleType) -> None:
+    """``torch.seed()`` and ``torch.Generator().seed()``: both seed from the OS. The generator
+    is a C type and ``seed`` its method, so ``torch.Generator`` becomes a stand-in whose
+    generators are its own (they pass anywhere a generator goes: a subclass)."""
+    _wrap(audit, torch, "seed", "torch.seed()", CERTAIN)
+    _wrap(audit, getattr(torch, "random", None), "seed", "torch.seed()", CERTAIN)
+    real = getattr(torch, "Generator", None)
+    if real is None or getattr(real, "_repro_check_audit", False):
+        return
+
+    def seed(self: Any) -> Any:
+        audit.record("torch.Generator().seed()", CERTAIN)
+        return real.seed(self)
+
+    torch.Generator = _stand_in(real, "Generator", "torch", {"seed": seed})  # type: ignore[attr-defined]
+
+
+def _wrap_joblib(audit: Audit, joblib: ModuleType) -> None:
+    """``joblib.Parallel`` with ``n_jobs`` other than 1 (as joblib resolved it, a
+    ``parallel_config`` included)."""
+    parallel = getattr(joblib, "Parallel", None)
+    original = getattr(parallel, "__init__", None)
+    if parallel is None or original is None or getattr(original, "_repro_check_audit", False):
+        return
+
+    @functools.wraps(original)
+    def audited(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        if getattr(self, "n_jobs", 1) != 1:
+            audit.record("joblib.Parallel(n_jobs != 1)", PARALLEL)
+
+    audited._repro_check_audit = True  # type: ignore[attr-defined]
+    parallel.__init__ = audited
+
+
+def _when_imported(name: str, wrap: Callable[[ModuleType], None]) -> None:
+    """``wrap(module)`` now if ``name`` is imported, else right after user code imports it:
+    importing it here would cost a worker that never uses it (torch: seconds)."""
+    from repro_check.execution.controls import _AfterImport
+
+    module = sys.modules.get(name)
+    if module is not None:
+        wrap(module)
+    else:
+        sys.meta_path.insert(0, _AfterImport(name, wrap))
+
+
 def install() -> Audit:
     """Wrap every source; returns the ``Audit`` they record into."""
     import random
@@ -212,6 +401,14 @@ def install() -> Audit:
         CERTAIN,
         lambda self, x=None, *a, **k: x is None and type(self) is not random.SystemRandom,
     )
+    _wrap(
+        audit,
+        random,
+        "seed",
+        "random.seed() without a seed",
+        CERTAIN,
+        lambda a=None, *args, **kwargs: a is None,
+    )
     for name in (
         "time",
         "time_ns",
@@ -230,14 +427,17 @@ def install() -> Audit:
     import multiprocessing.pool
 
     _wrap(audit, multiprocessing.pool.Pool, "__init__", "multiprocessing.Pool", PARALLEL)
-    numpy = sys.modules.get("numpy")
-    if numpy is not None:
-        _wrap(
-            audit,
-            numpy.random,
-            "default_rng",
-            "np.random.default_rng() without a seed",
-            CERTAIN,
-            _unseeded,
-        )
+    import multiprocessing.process
+
+    _wrap(
+        audit,
+        multiprocessing.process.BaseProcess,
+        "start",
+        "multiprocessing.Process.start",
+        PARALLEL,
+    )
+    _wrap_datetime(audit)
+    _when_imported("numpy", lambda numpy: _wrap_numpy(audit, numpy))
+    _when_imported("torch", lambda torch: _wrap_torch(audit, torch))
+    _when_imported("joblib", lambda joblib: _wrap_joblib(audit, joblib))
     return audit

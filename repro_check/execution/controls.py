@@ -92,30 +92,41 @@ def apply_torch_controls(
 
 
 class _AfterImport(importlib.abc.MetaPathFinder):
-    """Runs ``callback(module)`` right after ``name`` is first imported, then removes itself."""
+    """Runs ``callback(module)`` right after ``name`` is first imported, then removes itself.
+    A ``find_spec`` that imports nothing (``importlib.util.find_spec("torch")``, as code checks
+    for an optional package before importing it) leaves it armed: only that spec's loader was
+    wrapped, and the import that follows gets its own."""
 
     def __init__(self, name: str, callback: Callable[[ModuleType], None]) -> None:
         self.name = name
         self.callback = callback
+        self._finding = False
+        self._done = False
 
     def find_spec(
         self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
     ) -> importlib.machinery.ModuleSpec | None:
-        if fullname != self.name:
+        if fullname != self.name or self._finding or self._done:
             return None
-        sys.meta_path.remove(self)
-        spec = importlib.util.find_spec(fullname)
+        self._finding = True  # the search below asks every finder, this one included
+        try:
+            spec = importlib.util.find_spec(fullname)
+        finally:
+            self._finding = False
         if spec is None or spec.loader is None:
             return spec
-        loader = spec.loader
-        original = loader.exec_module
-        callback = self.callback
+        original = spec.loader.exec_module
 
         def exec_module(module: ModuleType) -> None:
             original(module)
-            callback(module)
+            if self._done:
+                return
+            self._done = True
+            if self in sys.meta_path:
+                sys.meta_path.remove(self)
+            self.callback(module)
 
-        loader.exec_module = exec_module  # type: ignore[method-assign]
+        spec.loader.exec_module = exec_module  # type: ignore[method-assign]
         return spec
 
 
