@@ -148,6 +148,8 @@ class Capture:
         """Paths in the working folder the script opened for writing, renamed or removed."""
         self._get_trials: Callable[..., Any] | None = None
         """Optuna's own ``Study.get_trials``, kept before the script can replace it."""
+        self.pid = os.getpid()
+        """The script's own process: a study made in a forked child of it is not recorded."""
 
     def entry(self, study: Any) -> _Entry | None:
         return self._by_id.get(id(study))
@@ -255,6 +257,9 @@ class Capture:
 
     def _register(self, study: Any, default: bool) -> None:
         at = user_location()
+        if os.getpid() != self.pid:
+            self._in_child(study, at)
+            return
         known = self._samplers.get(id(study.sampler))
         if known is not None and known[0] is study.sampler:
             info = known[1]
@@ -271,6 +276,36 @@ class Capture:
         with self._lock:
             self.entries.append(entry)
             self._by_id[id(study)] = entry
+
+    def _in_child(self, study: Any, at: str | None) -> None:
+        """A study made in a forked child of the script (``os.fork``, a ``multiprocessing``
+        fork worker): its trials live in that process and never reach the check, so the
+        child leaves a line in the private folder and the run cannot count (``outcome``)."""
+        name = str(study.study_name)
+        shown = "an unnamed study" if _AUTO_NAME.fullmatch(name) else f"study {name!r}"
+        line = f"{shown}{f' at {at}' if at else ''} (process {os.getpid()})"
+        with contextlib.suppress(OSError), open(self._children_file(), "a") as file:
+            file.write(line.replace("\n", " ") + "\n")
+
+    def _children_file(self) -> str:
+        return os.path.join(self.private_dir, "child-studies")
+
+    def child_study(self) -> str | None:
+        """Why the run cannot count because the script made a study in a forked child
+        process, or None."""
+        try:
+            with open(self._children_file()) as file:
+                first = file.readline().strip()
+        except OSError:
+            return None
+        if not first:
+            return None
+        return (
+            f"the script created {first} in a child process it forked (os.fork or a "
+            "multiprocessing fork worker): repro-check records the studies of the script's own "
+            "process only, so that study's trials cannot be compared; run the study in the "
+            "script's own process"
+        )
 
     def _hook_optimize(self, study_class: Any) -> None:
         original = study_class.optimize
@@ -683,7 +718,7 @@ def outcome(exc: BaseException | None, capture: Capture) -> str | None:
     """Why the script's end makes the run a crash (one line), or None when it ended well: it
     returned, hit the ``--trials`` cap in an ask/tell loop, or called ``sys.exit(0)`` with no
     study running."""
-    changed = capture.storage_changed()
+    changed = capture.storage_changed() or capture.child_study()
     if changed is not None:
         return changed
     if capture.optimizing:
