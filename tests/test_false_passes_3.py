@@ -9,6 +9,7 @@ create a marker file in the folder REPRO3_MARKER names)."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +20,13 @@ HOSTILE = FIXTURES / "scripts" / "hostile3"
 
 
 def check(name: str, tmp_path: Path, *args: str) -> tuple[Any, dict[str, Any]]:
-    """``repro-check run hostile3/NAME.py --runs 2 --workers 1 ARGS --json``, in ``tmp_path``
-    (the marker folder too): the result and its report."""
+    """``repro-check run hostile3/NAME.py --runs 2 --workers 1 --json OUT ARGS`` (ARGS may
+    end with ``-- SCRIPT ARGS``), in ``tmp_path`` (the marker folder too): the result and its
+    report."""
     out = tmp_path / f"{name}.json"
     result = cli(
-        "run", str(HOSTILE / f"{name}.py"), "--runs", "2", "--workers", "1", *args,
-        cwd=tmp_path, env={"REPRO3_MARKER": str(tmp_path)}, json_path=out,
+        "run", str(HOSTILE / f"{name}.py"), "--runs", "2", "--workers", "1", "--json", str(out),
+        *args, cwd=tmp_path, env={"REPRO3_MARKER": str(tmp_path)},
     )  # fmt: skip
     assert out.exists(), (result.code, result.out, result.err)
     return result, json.loads(out.read_text())
@@ -90,30 +92,46 @@ def test_a_study_created_in_a_forked_child_is_a_crashed_run(tmp_path: Path) -> N
     result, report = check("fork_child_study", tmp_path)
     assert result.code == 3, result.out
     errors = [run["error"] or "" for run in report["runs"]]
-    assert all("study 'child'" in e and "child process it forked" in e for e in errors), errors
+    assert all("study 'child'" in e and "in a forked child process" in e for e in errors), errors
     assert report["verdict"] != "reproducible"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the hooks live in the script's own process (and its forks): a study run in a "
-    "spawned or forkserver multiprocessing worker, or in a Python subprocess, in memory, is "
-    "never seen, so the seeded main study alone is compared and passes; needs the hooks (or a "
-    "tripwire) in the script's Python children, e.g. a sitecustomize on their PYTHONPATH",
-)
 @pytest.mark.parametrize(
-    ("name", "args"),
+    ("name", "args", "where"),
     [
-        ("fork_child_study", ("--", "spawn")),
-        ("fork_child_study", ("--", "forkserver")),
-        ("subprocess_study", ()),
+        ("fork_child_study", ("--", "spawn"), "study 'child' at "),
+        ("fork_child_study", ("--", "forkserver"), "study 'child' at "),
+        ("subprocess_study", (), "an unnamed study at <string>:5"),
     ],
 )
-def test_a_study_run_in_a_spawned_child_or_subprocess_is_no_pass(
-    name: str, args: tuple[str, ...], tmp_path: Path
+def test_a_study_run_in_a_spawned_child_or_a_subprocess_is_a_crashed_run(
+    name: str, args: tuple[str, ...], where: str, tmp_path: Path
 ) -> None:
-    result, _report = check(name, tmp_path, *args)
-    assert result.code != 0, result.out
+    # was: the hooks live in the script's own process (and its forks), so a study run in a
+    # spawned or forkserver worker, or a Python subprocess, was never seen and the seeded main
+    # study alone passed; a sitecustomize on the children's PYTHONPATH now tells on it
+    result, report = check(name, tmp_path, *args)
+    assert result.code == 3, result.out
+    errors = [run["error"] or "" for run in report["runs"]]
+    assert all(where in e and "in a Python process it started" in e for e in errors), errors
+
+
+def test_a_python_subprocess_without_a_study_passes_and_keeps_the_users_sitecustomize(
+    tmp_path: Path,
+) -> None:
+    # the tripwire is a sitecustomize on the children's PYTHONPATH: it must not make a plain
+    # subprocess a crash, and the user's own sitecustomize still runs in it
+    site = tmp_path / "usersite"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text("USER = True\n")
+    out = tmp_path / "r.json"
+    paths = os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH")) if p)
+    result = cli(
+        "run", str(HOSTILE / "subprocess_plain.py"), "--runs", "2", "--workers", "1",
+        cwd=tmp_path, env={"PYTHONPATH": paths}, json_path=out,
+    )  # fmt: skip
+    assert result.code == 0, result.out + result.err
+    assert (tmp_path / "child_site.txt").read_text() == str(site / "sitecustomize.py")
 
 
 @pytest.mark.parametrize("name", ["closes_fds", "forged_lines"])

@@ -45,6 +45,89 @@ WRITTEN_PREFIX = "the script wrote in its working folder: "
 """How a run's note names the files its script wrote (the parent reads it back)."""
 
 
+CHILD_ENV = "REPRO_CHECK_CHILD_STUDIES"
+"""The file a Python child of the script (a spawned ``multiprocessing`` worker, a
+subprocess) writes a line to when it creates an Optuna study (``_TRIPWIRE``)."""
+
+_TRIPWIRE = '''"""repro-check: a Python process the checked script started. When it creates an
+Optuna study, a line goes to the file the environment names: the check never sees that study's
+trials, so the run cannot count. Then the sitecustomize this one shadows, if any, runs."""
+import os
+import sys
+
+
+def _tripwire():
+    path = os.environ.get("REPRO_CHECK_CHILD_STUDIES")
+    if not path:
+        return
+
+    class Finder:
+        def find_spec(self, name, target=None, *args):
+            if name != "optuna.study.study":
+                return None
+            import importlib.util
+
+            sys.meta_path.remove(self)
+            try:
+                spec = importlib.util.find_spec(name)
+            finally:
+                sys.meta_path.insert(0, self)
+            if spec is None or spec.loader is None:
+                return spec
+            run = spec.loader.exec_module
+
+            def exec_module(module):
+                run(module)
+                sys.meta_path[:] = [f for f in sys.meta_path if f is not self]
+                init = module.Study.__init__
+
+                def hooked(study, *a, **k):
+                    init(study, *a, **k)
+                    frame, where = sys._getframe(1), ""
+                    while frame is not None:
+                        name = frame.f_code.co_filename
+                        if "optuna" not in name.replace(os.sep, "/").split("/")[-3:-1]:
+                            where = " at %s:%d" % (name, frame.f_lineno)
+                            break
+                        frame = frame.f_back
+                    name = str(study.study_name)
+                    shown = "an unnamed study" if name.startswith("no-name-") else "study %r" % name
+                    line = "%s%s in a Python process it started (pid %d: a spawned " \\
+                        "multiprocessing worker or a subprocess)" % (shown, where, os.getpid())
+                    try:
+                        with open(path, "a") as file:
+                            file.write(line.replace("\\n", " ") + "\\n")
+                    except OSError:
+                        pass
+
+                module.Study.__init__ = hooked
+
+            spec.loader.exec_module = exec_module
+            return spec
+
+    sys.meta_path.insert(0, Finder())
+
+
+def _chain():
+    here = os.path.dirname(os.path.abspath(__file__))
+    saved = sys.path[:]
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != here]
+    me = sys.modules.pop("sitecustomize", None)
+    try:
+        import sitecustomize  # noqa: F401
+    except ImportError:
+        pass
+    finally:
+        sys.path[:] = saved
+        if "sitecustomize" not in sys.modules and me is not None:
+            sys.modules["sitecustomize"] = me  # the import system pops it when this one ends
+
+
+_tripwire()
+_chain()
+'''
+
+
 class CapReached(BaseException):
     """An ask/tell loop asked for more trials than ``--trials``: the script stops there (a
     BaseException, so the script's own ``except Exception`` cannot swallow it)."""
@@ -164,6 +247,20 @@ class Capture:
         self._hook_study(optuna)
         self._hook_storages(optuna)
         self._watch_writes()
+        self._arm_children()
+
+    def _arm_children(self) -> None:
+        """Python processes the script starts (a spawned or forkserver ``multiprocessing``
+        worker, ``subprocess.run([sys.executable, ...])``) get none of these hooks: a
+        ``sitecustomize`` on their ``PYTHONPATH`` notes each study they create instead, in the
+        file a forked child writes too (``child_study``)."""
+        site = os.path.join(self.private_dir, "site")
+        os.makedirs(site, exist_ok=True)
+        with open(os.path.join(site, "sitecustomize.py"), "w", encoding="utf-8") as file:
+            file.write(_TRIPWIRE)
+        paths = os.environ.get("PYTHONPATH")
+        os.environ["PYTHONPATH"] = site + (os.pathsep + paths if paths else "")
+        os.environ[CHILD_ENV] = self._children_file()
 
     def _watch_writes(self) -> None:
         """Note the files the script writes in the working folder (an audit hook: replicates
@@ -283,7 +380,8 @@ class Capture:
         child leaves a line in the private folder and the run cannot count (``outcome``)."""
         name = str(study.study_name)
         shown = "an unnamed study" if _AUTO_NAME.fullmatch(name) else f"study {name!r}"
-        line = f"{shown}{f' at {at}' if at else ''} (process {os.getpid()})"
+        where = f" at {at}" if at else ""
+        line = f"{shown}{where} in a forked child process (pid {os.getpid()})"
         with contextlib.suppress(OSError), open(self._children_file(), "a") as file:
             file.write(line.replace("\n", " ") + "\n")
 
@@ -291,8 +389,8 @@ class Capture:
         return os.path.join(self.private_dir, "child-studies")
 
     def child_study(self) -> str | None:
-        """Why the run cannot count because the script made a study in a forked child
-        process, or None."""
+        """Why the run cannot count because the script made a study in another process (a
+        fork of it, or a Python process it started), or None."""
         try:
             with open(self._children_file()) as file:
                 first = file.readline().strip()
@@ -301,8 +399,7 @@ class Capture:
         if not first:
             return None
         return (
-            f"the script created {first} in a child process it forked (os.fork or a "
-            "multiprocessing fork worker): repro-check records the studies of the script's own "
+            f"the script created {first}: repro-check records the studies of the script's own "
             "process only, so that study's trials cannot be compared; run the study in the "
             "script's own process"
         )
