@@ -469,6 +469,26 @@ class Capture:
         get = self._get_trials if self._get_trials is not None else type(study).get_trials
         return list(get(study, deepcopy=False))
 
+    def readable_trials(self, entry: _Entry) -> list[Any]:
+        """``trials_of`` the entry's study, or [] once the script deleted it (``deleted``)."""
+        try:
+            return self.trials_of(entry.study)
+        except KeyError:  # optuna.delete_study: its storage no longer knows the study
+            return []
+
+    def deleted(self) -> str | None:
+        """Why the run cannot count because the script deleted a study it made, or None."""
+        for entry in self.entries:
+            try:
+                self.trials_of(entry.study)
+            except KeyError:
+                return (
+                    f"the script deleted study {str(entry.study.study_name)!r} "
+                    "(optuna.delete_study) before it ended: its trials can no longer be read, "
+                    "so they cannot be compared"
+                )
+        return None
+
     def _objective(self, entry: _Entry, func: Callable[[Any], Any]) -> Callable[[Any], Any]:
         """``func`` (any callable: a function, a callable object, a partial, a lambda) with
         each trial's exception or returned value kept, for the report's failure reasons."""
@@ -581,7 +601,7 @@ class Capture:
     def emit(self, out: Any, readable: Callable[[Any], Any]) -> int:
         """Stream every study's trials, then its ``study_done``; returns the studies' count."""
         for index, entry in enumerate(self.entries):
-            trials = self.trials_of(entry.study)
+            trials = self.readable_trials(entry)
             finished = [t for t in trials if t.state.is_finished()]
             entry.pending = tuple(_pending(t) for t in trials if not t.state.is_finished())
             for frozen in sorted(finished, key=lambda t: t.number):
@@ -635,7 +655,7 @@ class Capture:
     def running_trial(self) -> str | None:
         """``trial N of study 'x'`` for a trial asked and never told, else None."""
         for entry in self.entries:
-            for t in self.trials_of(entry.study):
+            for t in self.readable_trials(entry):
                 if t.state.name == "RUNNING":
                     return f"trial {t.number} of study {entry.study.study_name!r}"
         return None
@@ -815,7 +835,7 @@ def outcome(exc: BaseException | None, capture: Capture) -> str | None:
     """Why the script's end makes the run a crash (one line), or None when it ended well: it
     returned, hit the ``--trials`` cap in an ask/tell loop, or called ``sys.exit(0)`` with no
     study running."""
-    changed = capture.storage_changed() or capture.child_study()
+    changed = capture.storage_changed() or capture.child_study() or capture.deleted()
     if changed is not None:
         return changed
     if capture.optimizing:
