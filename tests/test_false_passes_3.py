@@ -96,6 +96,15 @@ def test_a_study_created_in_a_forked_child_is_a_crashed_run(tmp_path: Path) -> N
     assert report["verdict"] != "reproducible"
 
 
+def test_a_study_optimized_in_a_forked_child_is_a_crashed_run(tmp_path: Path) -> None:
+    # was: the script's own 'search' study never got a trial (the forked child optimized its
+    # copy, seeded otherwise in one replicate), so both runs held it empty: "reproducible"
+    result, report = check("fork_child_optimize", tmp_path)
+    assert result.code == 3, result.out
+    errors = [run["error"] or "" for run in report["runs"]]
+    assert all("asked for trials of study 'search'" in e for e in errors), errors
+
+
 @pytest.mark.parametrize(
     ("name", "args", "where"),
     [

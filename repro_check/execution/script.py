@@ -92,7 +92,7 @@ def _tripwire():
                         frame = frame.f_back
                     name = str(study.study_name)
                     shown = "an unnamed study" if name.startswith("no-name-") else "study %r" % name
-                    line = "%s%s in a Python process it started (pid %d: a spawned " \\
+                    line = "created %s%s in a Python process it started (pid %d: a spawned " \\
                         "multiprocessing worker or a subprocess)" % (shown, where, os.getpid())
                     try:
                         with open(path, "a") as file:
@@ -233,6 +233,8 @@ class Capture:
         """Optuna's own ``Study.get_trials``, kept before the script can replace it."""
         self.pid = os.getpid()
         """The script's own process: a study made in a forked child of it is not recorded."""
+        self._child_noted: set[int] = set()
+        """Studies a forked child already told on (``_in_child``), in that child."""
 
     def entry(self, study: Any) -> _Entry | None:
         return self._by_id.get(id(study))
@@ -374,14 +376,18 @@ class Capture:
             self.entries.append(entry)
             self._by_id[id(study)] = entry
 
-    def _in_child(self, study: Any, at: str | None) -> None:
-        """A study made in a forked child of the script (``os.fork``, a ``multiprocessing``
-        fork worker): its trials live in that process and never reach the check, so the
-        child leaves a line in the private folder and the run cannot count (``outcome``)."""
+    def _in_child(self, study: Any, at: str | None, did: str = "created") -> None:
+        """A study made, or asked for trials, in a forked child of the script (``os.fork``,
+        a ``multiprocessing`` fork worker): those trials live in that process (or race the
+        script's through a shared storage) out of the check's sight, so the child leaves a
+        line in the private folder and the run cannot count (``outcome``)."""
+        if id(study) in self._child_noted:
+            return
+        self._child_noted.add(id(study))
         name = str(study.study_name)
         shown = "an unnamed study" if _AUTO_NAME.fullmatch(name) else f"study {name!r}"
         where = f" at {at}" if at else ""
-        line = f"{shown}{where} in a forked child process (pid {os.getpid()})"
+        line = f"{did} {shown}{where} in a forked child process (pid {os.getpid()})"
         with contextlib.suppress(OSError), open(self._children_file(), "a") as file:
             file.write(line.replace("\n", " ") + "\n")
 
@@ -399,7 +405,7 @@ class Capture:
         if not first:
             return None
         return (
-            f"the script created {first}: repro-check records the studies of the script's own "
+            f"the script {first}: repro-check records the studies of the script's own "
             "process only, so that study's trials cannot be compared; run the study in the "
             "script's own process"
         )
@@ -513,6 +519,8 @@ class Capture:
 
         def ask(study: Any, *args: Any, **kwargs: Any) -> Any:
             entry = capture.entry(study)
+            if entry is not None and os.getpid() != capture.pid:
+                capture._in_child(study, user_location(), "asked for trials of")
             if entry is not None:
                 with capture._lock:
                     refused = capture.cap is not None and entry.asked >= capture.cap
