@@ -172,15 +172,18 @@ def test_a_study_the_script_deletes_is_never_reproducible(tmp_path: Path) -> Non
     assert all("the script deleted study 's' (optuna.delete_study)" in e for e in errors), errors
 
 
-def test_a_sqlite_file_opened_with_load_if_exists_is_private_to_each_replicate(
-    tmp_path: Path,
+@pytest.mark.parametrize(
+    ("name", "file"), [("shared_sqlite", "shared.db"), ("shared_journal", "shared.log")]
+)
+def test_a_storage_file_opened_with_load_if_exists_is_private_to_each_replicate(
+    name: str, file: str, tmp_path: Path
 ) -> None:
-    # replicates run one after another; had they shared shared.db, run 1 would resume run 0's
+    # replicates run one after another; had they shared the file, run 1 would resume run 0's
     # study (6 trials, other params). The user's folder never gets the file.
-    result, report = check("shared_sqlite", tmp_path)
+    result, report = check(name, tmp_path)
     assert result.code == 0, result.out
     assert [len(run["trials"]) for run in report["runs"]] == [3, 3]
-    assert not (tmp_path / "shared.db").exists()
+    assert not (tmp_path / file).exists()
 
 
 @pytest.mark.xfail(
