@@ -163,6 +163,15 @@ def test_a_sampler_patched_after_the_hooks_is_compared_by_its_trials(tmp_path: P
     assert (divergence(report)["trial"], divergence(report)["field"]) == (1, "params")
 
 
+def test_a_script_that_reloads_optunas_study_module_is_a_crashed_run(tmp_path: Path) -> None:
+    # was: studies made after importlib.reload(optuna.study.study) were of a new, unhooked
+    # Study class: never recorded, so the seeded first study alone passed
+    result, report = check("reloads_optuna", tmp_path)
+    assert result.code == 3, result.out
+    errors = [run["error"] or "" for run in report["runs"]]
+    assert all("reloaded Optuna's study module" in e for e in errors), errors
+
+
 def test_a_study_the_script_deletes_is_never_reproducible(tmp_path: Path) -> None:
     # the deleted study's trials differ between runs and can no longer be read: not a pass
     # (was exit 3 too, but from the worker's own KeyError on the deleted study)

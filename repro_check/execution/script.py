@@ -234,6 +234,8 @@ class Capture:
         self.pid = os.getpid()
         """The script's own process: a study made in a forked child of it is not recorded."""
         self._child_noted: set[int] = set()
+        self._study_class: Any = None
+        """The Study class the hooks are on (``reloaded``)."""
         """Studies a forked child already told on (``_in_child``), in that child."""
 
     def entry(self, study: Any) -> _Entry | None:
@@ -333,6 +335,7 @@ class Capture:
 
     def _hook_study(self, optuna: Any) -> None:
         study_class = optuna.study.Study
+        self._study_class = study_class
         capture = self
         original_init = study_class.__init__
 
@@ -481,6 +484,17 @@ class Capture:
             return self.trials_of(entry.study)
         except KeyError:  # optuna.delete_study: its storage no longer knows the study
             return []
+
+    def reloaded(self) -> str | None:
+        """Why the run cannot count because the script reloaded Optuna's study module (its
+        new ``Study`` class has none of the hooks: the studies made after it are unseen)."""
+        module = sys.modules.get("optuna.study.study")
+        if self._study_class is None or getattr(module, "Study", None) is self._study_class:
+            return None
+        return (
+            "the script reloaded Optuna's study module (importlib.reload): studies it made "
+            "after that bypass repro-check's hooks, so they cannot be compared"
+        )
 
     def deleted(self) -> str | None:
         """Why the run cannot count because the script deleted a study it made, or None."""
@@ -843,7 +857,12 @@ def outcome(exc: BaseException | None, capture: Capture) -> str | None:
     """Why the script's end makes the run a crash (one line), or None when it ended well: it
     returned, hit the ``--trials`` cap in an ask/tell loop, or called ``sys.exit(0)`` with no
     study running."""
-    changed = capture.storage_changed() or capture.child_study() or capture.deleted()
+    changed = (
+        capture.storage_changed()
+        or capture.child_study()
+        or capture.reloaded()
+        or capture.deleted()
+    )
     if changed is not None:
         return changed
     if capture.optimizing:
