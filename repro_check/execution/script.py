@@ -51,6 +51,89 @@ WRITTEN_PREFIX = "the script wrote in its working folder: "
 """How a run's note names the files its script wrote (the parent reads it back)."""
 
 
+CHILD_ENV = "REPRO_CHECK_CHILD_STUDIES"
+"""The file a Python child of the script (a spawned ``multiprocessing`` worker, a
+subprocess) writes a line to when it creates an Optuna study (``_TRIPWIRE``)."""
+
+_TRIPWIRE = '''"""repro-check: a Python process the checked script started. When it creates an
+Optuna study, a line goes to the file the environment names: the check never sees that study's
+trials, so the run cannot count. Then the sitecustomize this one shadows, if any, runs."""
+import os
+import sys
+
+
+def _tripwire():
+    path = os.environ.get("REPRO_CHECK_CHILD_STUDIES")
+    if not path:
+        return
+
+    class Finder:
+        def find_spec(self, name, target=None, *args):
+            if name != "optuna.study.study":
+                return None
+            import importlib.util
+
+            sys.meta_path.remove(self)
+            try:
+                spec = importlib.util.find_spec(name)
+            finally:
+                sys.meta_path.insert(0, self)
+            if spec is None or spec.loader is None:
+                return spec
+            run = spec.loader.exec_module
+
+            def exec_module(module):
+                run(module)
+                sys.meta_path[:] = [f for f in sys.meta_path if f is not self]
+                init = module.Study.__init__
+
+                def hooked(study, *a, **k):
+                    init(study, *a, **k)
+                    frame, where = sys._getframe(1), ""
+                    while frame is not None:
+                        name = frame.f_code.co_filename
+                        if "optuna" not in name.replace(os.sep, "/").split("/")[-3:-1]:
+                            where = " at %s:%d" % (name, frame.f_lineno)
+                            break
+                        frame = frame.f_back
+                    name = str(study.study_name)
+                    shown = "an unnamed study" if name.startswith("no-name-") else "study %r" % name
+                    line = "created %s%s in a Python process it started (pid %d: a spawned " \\
+                        "multiprocessing worker or a subprocess)" % (shown, where, os.getpid())
+                    try:
+                        with open(path, "a") as file:
+                            file.write(line.replace("\\n", " ") + "\\n")
+                    except OSError:
+                        pass
+
+                module.Study.__init__ = hooked
+
+            spec.loader.exec_module = exec_module
+            return spec
+
+    sys.meta_path.insert(0, Finder())
+
+
+def _chain():
+    here = os.path.dirname(os.path.abspath(__file__))
+    saved = sys.path[:]
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != here]
+    me = sys.modules.pop("sitecustomize", None)
+    try:
+        import sitecustomize  # noqa: F401
+    except ImportError:
+        pass
+    finally:
+        sys.path[:] = saved
+        if "sitecustomize" not in sys.modules and me is not None:
+            sys.modules["sitecustomize"] = me  # the import system pops it when this one ends
+
+
+_tripwire()
+_chain()
+'''
+
+
 class CapReached(BaseException):
     """An ask/tell loop asked for more trials than ``--trials``: the script stops there (a
     BaseException, so the script's own ``except Exception`` cannot swallow it)."""
@@ -162,6 +245,12 @@ class Capture:
         """Paths in the working folder the script opened for writing, renamed or removed."""
         self._get_trials: Callable[..., Any] | None = None
         """Optuna's own ``Study.get_trials``, kept before the script can replace it."""
+        self.pid = os.getpid()
+        """The script's own process: a study made in a forked child of it is not recorded."""
+        self._child_noted: set[int] = set()
+        self._study_class: Any = None
+        """The Study class the hooks are on (``reloaded``)."""
+        """Studies a forked child already told on (``_in_child``), in that child."""
 
     def entry(self, study: Any) -> _Entry | None:
         return self._by_id.get(id(study))
@@ -176,6 +265,20 @@ class Capture:
         self._hook_study(optuna)
         self._hook_storages(optuna)
         self._watch_writes()
+        self._arm_children()
+
+    def _arm_children(self) -> None:
+        """Python processes the script starts (a spawned or forkserver ``multiprocessing``
+        worker, ``subprocess.run([sys.executable, ...])``) get none of these hooks: a
+        ``sitecustomize`` on their ``PYTHONPATH`` notes each study they create instead, in the
+        file a forked child writes too (``child_study``)."""
+        site = os.path.join(self.private_dir, "site")
+        os.makedirs(site, exist_ok=True)
+        with open(os.path.join(site, "sitecustomize.py"), "w", encoding="utf-8") as file:
+            file.write(_TRIPWIRE)
+        paths = os.environ.get("PYTHONPATH")
+        os.environ["PYTHONPATH"] = site + (os.pathsep + paths if paths else "")
+        os.environ[CHILD_ENV] = self._children_file()
 
     def _watch_writes(self) -> None:
         """Note the files the script writes in the working folder (an audit hook: replicates
@@ -246,6 +349,7 @@ class Capture:
 
     def _hook_study(self, optuna: Any) -> None:
         study_class = optuna.study.Study
+        self._study_class = study_class
         capture = self
         original_init = study_class.__init__
 
@@ -269,6 +373,9 @@ class Capture:
 
     def _register(self, study: Any, default: bool) -> None:
         at = user_location()
+        if os.getpid() != self.pid:
+            self._in_child(study, at)
+            return
         known = self._samplers.get(id(study.sampler))
         if known is not None and known[0] is study.sampler:
             info = known[1]
@@ -285,6 +392,40 @@ class Capture:
         with self._lock:
             self.entries.append(entry)
             self._by_id[id(study)] = entry
+
+    def _in_child(self, study: Any, at: str | None, did: str = "created") -> None:
+        """A study made, or asked for trials, in a forked child of the script (``os.fork``,
+        a ``multiprocessing`` fork worker): those trials live in that process (or race the
+        script's through a shared storage) out of the check's sight, so the child leaves a
+        line in the private folder and the run cannot count (``outcome``)."""
+        if id(study) in self._child_noted:
+            return
+        self._child_noted.add(id(study))
+        name = str(study.study_name)
+        shown = "an unnamed study" if _AUTO_NAME.fullmatch(name) else f"study {name!r}"
+        where = f" at {at}" if at else ""
+        line = f"{did} {shown}{where} in a forked child process (pid {os.getpid()})"
+        with contextlib.suppress(OSError), open(self._children_file(), "a") as file:
+            file.write(line.replace("\n", " ") + "\n")
+
+    def _children_file(self) -> str:
+        return os.path.join(self.private_dir, "child-studies")
+
+    def child_study(self) -> str | None:
+        """Why the run cannot count because the script made a study in another process (a
+        fork of it, or a Python process it started), or None."""
+        try:
+            with open(self._children_file()) as file:
+                first = file.readline().strip()
+        except OSError:
+            return None
+        if not first:
+            return None
+        return (
+            f"the script {first}: repro-check records the studies of the script's own "
+            "process only, so that study's trials cannot be compared; run the study in the "
+            "script's own process"
+        )
 
     def _hook_optimize(self, study_class: Any) -> None:
         original = study_class.optimize
@@ -351,6 +492,37 @@ class Capture:
         get = self._get_trials if self._get_trials is not None else type(study).get_trials
         return list(get(study, deepcopy=False))
 
+    def readable_trials(self, entry: _Entry) -> list[Any]:
+        """``trials_of`` the entry's study, or [] once the script deleted it (``deleted``)."""
+        try:
+            return self.trials_of(entry.study)
+        except KeyError:  # optuna.delete_study: its storage no longer knows the study
+            return []
+
+    def reloaded(self) -> str | None:
+        """Why the run cannot count because the script reloaded Optuna's study module (its
+        new ``Study`` class has none of the hooks: the studies made after it are unseen)."""
+        module = sys.modules.get("optuna.study.study")
+        if self._study_class is None or getattr(module, "Study", None) is self._study_class:
+            return None
+        return (
+            "the script reloaded Optuna's study module (importlib.reload): studies it made "
+            "after that bypass repro-check's hooks, so they cannot be compared"
+        )
+
+    def deleted(self) -> str | None:
+        """Why the run cannot count because the script deleted a study it made, or None."""
+        for entry in self.entries:
+            try:
+                self.trials_of(entry.study)
+            except KeyError:
+                return (
+                    f"the script deleted study {str(entry.study.study_name)!r} "
+                    "(optuna.delete_study) before it ended: its trials can no longer be read, "
+                    "so they cannot be compared"
+                )
+        return None
+
     def _objective(self, entry: _Entry, func: Callable[[Any], Any]) -> Callable[[Any], Any]:
         """``func`` (any callable: a function, a callable object, a partial, a lambda) with
         each trial's exception or returned value kept, for the report's failure reasons."""
@@ -395,6 +567,8 @@ class Capture:
 
         def ask(study: Any, *args: Any, **kwargs: Any) -> Any:
             entry = capture.entry(study)
+            if entry is not None and os.getpid() != capture.pid:
+                capture._in_child(study, user_location(), "asked for trials of")
             if entry is not None:
                 with capture._lock:
                     refused = capture.cap is not None and entry.asked >= capture.cap
@@ -517,7 +691,7 @@ class Capture:
     def emit(self, out: Any, readable: Callable[[Any], Any]) -> int:
         """Stream every study's trials, then its ``study_done``; returns the studies' count."""
         for index, entry in enumerate(self.entries):
-            trials = self.trials_of(entry.study)
+            trials = self.readable_trials(entry)
             finished = [t for t in trials if t.state.is_finished()]
             entry.pending = tuple(_pending(t) for t in trials if not t.state.is_finished())
             for frozen in sorted(finished, key=lambda t: t.number):
@@ -571,7 +745,7 @@ class Capture:
     def running_trial(self) -> str | None:
         """``trial N of study 'x'`` for a trial asked and never told, else None."""
         for entry in self.entries:
-            for t in self.trials_of(entry.study):
+            for t in self.readable_trials(entry):
                 if t.state.name == "RUNNING":
                     return f"trial {t.number} of study {entry.study.study_name!r}"
         return None
@@ -751,7 +925,12 @@ def outcome(exc: BaseException | None, capture: Capture) -> str | None:
     """Why the script's end makes the run a crash (one line), or None when it ended well: it
     returned, hit the ``--trials`` cap in an ask/tell loop, or called ``sys.exit(0)`` with no
     study running."""
-    changed = capture.storage_changed()
+    changed = (
+        capture.storage_changed()
+        or capture.child_study()
+        or capture.reloaded()
+        or capture.deleted()
+    )
     if changed is not None:
         return changed
     if capture.optimizing:

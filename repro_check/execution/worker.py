@@ -773,7 +773,7 @@ def _store_studies(capture: Any, shared: tuple[Any, str] | None, url: str) -> st
     for index, entry in enumerate(capture.entries):
         info = entry.record().to_dict(with_trials=False)
         info.pop("trials")
-        finished = [t for t in entry.study.get_trials(deepcopy=False) if t.state.is_finished()]
+        finished = [t for t in capture.readable_trials(entry) if t.state.is_finished()]
         trials = [(t, _maybe(readable, capture._error(entry, t))) for t in finished]
         try:
             store_script_study(storage, claimed, index, readable(info), trials, readable)

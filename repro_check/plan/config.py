@@ -498,8 +498,13 @@ def _check_study(study: StudySettings, sources: Mapping[str, str]) -> None:
         )
 
 
-_SCRIPT_BUILT = ("directions", "sampler", "sampler_kwargs", "pruner", "pruner_kwargs", "n_jobs")
-"""Study settings a script makes itself: a flag for one is refused, a config file's ignored."""
+_SCRIPT_BUILT = (
+    "directions", "sampler", "sampler_kwargs", "pruner", "pruner_kwargs", "n_jobs", "resume_at",
+)  # fmt: skip
+"""Study settings a script makes itself: a flag for one is refused, a config file's ignored.
+``resume_at`` too: the check cannot stop a script's studies after K trials and resume them
+(the second process would run the script afresh, and "resumed" would be a second straight
+run)."""
 
 
 def _check_script(values: Mapping[str, Any], sources: Mapping[str, str]) -> None:
