@@ -204,3 +204,20 @@ def test_compare_ignores_fail_fast_from_config(tmp_path: Path) -> None:
     assert result.code == 0, result.err
     for condition in result.report["conditions"].values():
         assert all(len(run["trials"]) == 4 for run in condition["runs"])
+
+
+def test_every_trial_failing_is_no_diagnosis_of_reproducible(tmp_path: Path) -> None:
+    """Runs whose every trial failed agree on nothing worth the name: `run` says incomplete
+    (exit 3), and so must `diagnose` (it called them "reproducible under full control", exit 0)
+    and `compare` (it spoke of noise)."""
+    result = cli("diagnose", fixture("all_fail"), "--trials", "3", json_path=tmp_path / "d.json")
+    assert result.code == 3, result.out + result.err
+    report = result.report
+    assert report["reproducible_under_full_control"] is False
+    assert report["experiments"][0]["verdict"] == "incomplete"
+    assert any("no trial completed" in w for w in report["warnings"]), report["warnings"]
+    assert "reproducible under full control" not in result.out
+    compared = cli("compare", fixture("all_fail"), "--trials", "3", "--runs", "2")
+    assert compared.code == 3, compared.out + compared.err
+    assert "no trial completed in any condition" in compared.out
+    assert "noise" not in compared.out

@@ -139,9 +139,13 @@ def summary_sentence(conditions: Mapping[str, report.RunReport]) -> str:
     parts = []
     loose = conditions.get(Condition.UNCONTROLLED)
     loose_stats = loose.comparison.best_value if loose is not None else None
+    if conditions and not any(c.any_completed for c in conditions.values()):
+        return "no trial completed in any condition, so there is no spread to compare."
     fixed = conditions.get(GATE)
     if fixed is not None:
-        if fixed.reproducible:
+        if fixed.verdict == report.VERDICT_INCOMPLETE:
+            parts.append("with fixed seeds the runs did not finish (incomplete)")
+        elif fixed.reproducible:
             parts.append("fixed seeds remove all spread")
         else:
             phrase = _spread_phrase(fixed, loose_stats)

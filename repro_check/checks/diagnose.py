@@ -38,6 +38,7 @@ from repro_check.checks.lab import (
     parted,
     rank,
     runs_of,
+    unfinished,
 )
 from repro_check.checks.resume import resumed_runs
 from repro_check.execution import devices
@@ -603,7 +604,7 @@ def run_diagnose(
         full = lab.full_control(study, "full_control_warn_only", second_study=True)
         experiments.append(full)
     if full.verdict == report.VERDICT_INCOMPLETE:
-        failures = "; ".join(f"run {r.index} {r.status}: {r.error}" for r in full.runs if r.error)
+        failures = unfinished(full.runs)
         return Diagnosis(
             plan,
             device,

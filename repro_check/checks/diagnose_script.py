@@ -27,6 +27,7 @@ from repro_check.checks.lab import (
     parted,
     rank,
     runs_of,
+    unfinished,
 )
 from repro_check.checks.script_trace import traced_noise
 from repro_check.plan.settings import Controls
@@ -201,12 +202,7 @@ def diagnose_script(lab: Lab) -> Diagnosis:
     experiments.append(full)
     lab.torch_used = lab.torch_used or any(r.environment.get("torch") for r in full.runs)
     if full.verdict == report.VERDICT_INCOMPLETE or as_written.verdict == report.VERDICT_INCOMPLETE:
-        failures = "; ".join(
-            f"run {r.index} {r.status}: {r.error}"
-            for exp in experiments
-            for r in exp.runs
-            if r.error
-        )
+        failures = "; ".join(why for exp in experiments if (why := unfinished(exp.runs)))
         return Diagnosis(
             plan,
             lab.device,

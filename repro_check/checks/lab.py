@@ -287,7 +287,8 @@ class Lab:
         broken = any(r.status not in (STATUS_OK, STATUS_CANCELLED) for r in runs)
         if divergence is not None and (stopped or not broken):
             verdict = report.VERDICT_NOT_REPRODUCIBLE
-        elif broken or stopped:
+        elif broken or stopped or not any_completed(runs):
+            # as `run` says: runs whose every trial failed reproduce nothing worth the name
             verdict = report.VERDICT_INCOMPLETE
         else:
             verdict = report.VERDICT_REPRODUCIBLE
@@ -318,6 +319,34 @@ class Lab:
         exp = self.experiment(id, f"every control on, n_jobs={study.n_jobs}", controls, runs, study)
         audits = tuple(r.audit for r in mine if r.audit is not None)
         return dataclasses.replace(exp, audits=audits)
+
+
+def any_completed(runs: Sequence[RunRecord]) -> bool:
+    """Some trial completed in some run (in any of a script's studies)."""
+    return any(
+        t.state == "COMPLETE"
+        for run in runs
+        for trials in ([s.trials for s in run.studies] if run.studies else [run.trials])
+        for t in trials
+    )
+
+
+def unfinished(runs: Sequence[RunRecord]) -> str:
+    """Why runs are incomplete, in one line: each run's error, or that no trial completed."""
+    failures = "; ".join(f"run {r.index} {r.status}: {r.error}" for r in runs if r.error)
+    if failures or any_completed(runs):
+        return failures
+    first = next(
+        (
+            t.error
+            for run in runs
+            for trials in ([s.trials for s in run.studies] if run.studies else [run.trials])
+            for t in trials
+            if t.error
+        ),
+        None,
+    )
+    return "no trial completed in any run" + (f" (first error: {first})" if first else "")
 
 
 def globals_consumed(full: Experiment) -> set[str] | None:
