@@ -226,9 +226,10 @@ def test_reasons_name_where_and_why() -> None:
 SCRIPTS = Path(__file__).parent / "fixtures" / "scripts"
 
 
-def _script_resume(tmp_path: Path, *args: str, kind: str = "random") -> Any:
+def _script_resume(tmp_path: Path, *args: str, kind: str = "random", held: int = 0) -> Any:
     """``run resume_storage.py --runs 2 ARGS -- KIND`` in a folder holding the user's own
-    study.db (an empty study 'train'); asserts the user's file stays byte-identical."""
+    study.db (a study 'train' with ``held`` trials); asserts the user's file stays
+    byte-identical."""
     import hashlib
 
     import optuna
@@ -237,7 +238,8 @@ def _script_resume(tmp_path: Path, *args: str, kind: str = "random") -> Any:
     work.mkdir()
     shutil.copy(SCRIPTS / "resume_storage.py", work)
     db = work / "study.db"
-    optuna.create_study(study_name="train", storage=f"sqlite:///{db}")
+    mine = optuna.create_study(study_name="train", storage=f"sqlite:///{db}")
+    mine.optimize(lambda trial: trial.suggest_float("x", -5, 5), n_trials=held)
     before = hashlib.sha256(db.read_bytes()).hexdigest()
     out = tmp_path / "report.json"
     result = cli(
@@ -299,6 +301,31 @@ def test_script_with_tpe_resumed_right_after_its_start_up_trials_is_identical(
         assert run["studies"][0]["loaded"] is True
         assert [t["number"] for t in run["trials"]] == [0, 1, 2, 3, 4, 5]
     assert report["verdict"] == "reproducible"
+
+
+def test_script_resume_ends_at_the_cap_on_top_of_the_trials_the_users_file_held(
+    tmp_path: Path,
+) -> None:
+    # the user's study already holds 2 trials: every replicate loads them and adds --trials 4;
+    # the first process adds 1 (K), the restart the other 3, whatever it loaded. The study
+    # kept in memory starts over in the restart, and each resumed run says so
+    result, report = _script_resume(
+        tmp_path, "--trials", "4", "--resume-at", "1", kind="tpe+memory", held=2
+    )
+    assert result.code == 0, result.out + result.err
+    assert [len(s["trials"] or r["trials"]) for r in report["runs"] for s in r["studies"]] == [
+        6,
+        4,
+        6,
+        4,
+    ]
+    resume = report["resume"]
+    assert resume["matches"] is True
+    for run in resume["runs"]:
+        assert [t["number"] for t in run["trials"]] == [0, 1, 2, 3, 4, 5]
+        assert len(run["studies"][1]["trials"]) == 4
+        restarted = [n for n in run["notes"] if "the restart started it over" in n]
+        assert len(restarted) == 1 and restarted[0].startswith("study 1:")
 
 
 def test_script_whose_restart_fails_is_incomplete(tmp_path: Path) -> None:

@@ -28,10 +28,11 @@ from pathlib import Path
 from repro_check.errors import ConfigError
 from repro_check.execution.replicates import replicate_jobs, run_replicates
 from repro_check.execution.runner import Interrupted, Job, ProgressCallback
+from repro_check.execution.script import RESTARTED
 from repro_check.plan import targets
 from repro_check.plan.settings import STUDY_NAME, CheckPlan
 from repro_check.results import report
-from repro_check.results.records import STATUS_CANCELLED, STATUS_OK, RunRecord, StudyRecord
+from repro_check.results.records import STATUS_CANCELLED, STATUS_OK, RunRecord
 from repro_check.results.resume import compare_resumed
 
 RESUMED_GROUP = "resumed"
@@ -144,22 +145,13 @@ def _script_phase(job: Job, cap: int, folder: str, phase: int) -> Job:
     return dataclasses.replace(job, script=script, cap=cap, group=RESUMED_GROUP)
 
 
-def _in_memory_note(study: StudyRecord, index: int) -> str:
-    label = f"study {index} {study.name!r}" if study.name else f"study {index}"
-    return (
-        f"{label}: the script keeps it in memory, so the restart started it over (nothing of it "
-        "was resumed)"
-    )
-
-
 def _script_joined(first: RunRecord, second: RunRecord | None, at: int) -> RunRecord:
     """One resumed replicate of a script: the second process's run (its studies, loaded from
     the storage, hold every trial), with the first process's notes kept."""
     if second is None:  # the first process did not finish: the resume never ran
         return first
     wall = None if first.wall_s is None or second.wall_s is None else first.wall_s + second.wall_s
-    memory = [_in_memory_note(s, i) for i, s in enumerate(second.studies) if not s.loaded]
-    notes = tuple(dict.fromkeys((*first.notes, *second.notes, *memory)))
+    notes = tuple(dict.fromkeys((*first.notes, *second.notes)))
     error = second.error
     return dataclasses.replace(
         second,
@@ -167,6 +159,13 @@ def _script_joined(first: RunRecord, second: RunRecord | None, at: int) -> RunRe
         wall_s=wall,
         notes=notes,
     )
+
+
+def _resumed_nothing(run: RunRecord) -> bool:
+    """The restarted script loaded none of its first run's trials: each of its studies has
+    the worker's note saying it started over (``script.RESTARTED``)."""
+    started_over = sum(1 for note in run.notes if note.endswith(RESTARTED))
+    return started_over >= len(run.studies)
 
 
 def _script_resumed(plan: CheckPlan, jobs: Sequence[Job], execute: Execute) -> list[RunRecord]:
@@ -181,16 +180,14 @@ def _script_resumed(plan: CheckPlan, jobs: Sequence[Job], execute: Execute) -> l
         # a replicate whose first process crashed is not resumed: it is reported as it is
         go = [r.status == STATUS_OK for r in firsts]
         seconds_jobs = [
-            _script_phase(j, total, f, 2)
-            for j, f, ok in zip(jobs, folders, go, strict=True)
-            if ok
+            _script_phase(j, total, f, 2) for j, f, ok in zip(jobs, folders, go, strict=True) if ok
         ]
         seconds = execute(seconds_jobs) if seconds_jobs else []
     finally:
         for folder in folders:
             shutil.rmtree(folder, ignore_errors=True)
     ran = [r for r in seconds if r.finished]
-    if ran and not any(s.loaded for r in ran for s in r.studies):
+    if ran and all(_resumed_nothing(r) for r in ran):
         raise ConfigError(in_memory_refusal(targets.script_name(plan.target)))
     rest = iter(seconds)
     return [

@@ -50,6 +50,10 @@ RESUME_BASE = "resume-base.json"
 process leaves how many trials it added to each study (by name); the resuming process reads it
 to cap each study it loads so that it ends at ``--trials`` trials in all."""
 
+RESTARTED = "so the restart started it over: nothing of it was resumed"
+"""How the resuming process's note ends for each study that did not load the trials the first
+process ran in it (the parent counts them: a restart that resumed nothing is no resume)."""
+
 
 class CapReached(BaseException):
     """An ask/tell loop asked for more trials than ``--trials``: the script stops there (a
@@ -311,6 +315,24 @@ class Capture:
             added[name] = len(self.trials_of(entry.study)) - first[name]
         with open(os.path.join(self.private_dir, RESUME_BASE), "w", encoding="utf-8") as file:
             json.dump(added, file)
+
+    def restarted(self) -> list[str]:
+        """The resuming process: a note for each study that did not load the trials the
+        first process ran in it (kept in memory, or in a storage the first did not fill)."""
+        if self.resumed is None:
+            return []
+        notes = []
+        for index, entry in enumerate(self.entries):
+            name = str(entry.study.study_name)
+            if entry.initial > 0 and self.resumed.get(name, 0) > 0:
+                continue
+            unnamed = _AUTO_NAME.fullmatch(name)
+            label = f"study {index}" if unnamed else f"study {index} {name!r}"
+            notes.append(
+                f"{label}: the restarted script did not load the trials its first run added "
+                f"(it keeps the study in memory, or opens it afresh), {RESTARTED}"
+            )
+        return notes
 
     def _hook_optimize(self, study_class: Any) -> None:
         original = study_class.optimize

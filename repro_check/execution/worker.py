@@ -681,7 +681,7 @@ class _ScriptEnd:
         from repro_check.execution import script
 
         capture = self.capture
-        notes = list(capture.notes)
+        notes = [*capture.notes, *capture.restarted()]
         if capture.written:
             notes.append(script.WRITTEN_PREFIX + ", ".join(sorted(capture.written)[:5]))
         if isinstance(ended, script.CapReached):
