@@ -326,6 +326,7 @@ def test_script_resume_ends_at_the_cap_on_top_of_the_trials_the_users_file_held(
         assert len(run["studies"][1]["trials"]) == 4
         restarted = [n for n in run["notes"] if "the restart started it over" in n]
         assert len(restarted) == 1 and restarted[0].startswith("study 1:")
+    assert "(study 1: not resumed, the restart started over)" in " ".join(result.out.split())
 
 
 def test_script_whose_restart_fails_is_incomplete(tmp_path: Path) -> None:
@@ -373,3 +374,36 @@ def test_script_resume_at_needs_k_below_its_trials_cap(
     script = str(SCRIPTS / "resume_storage.py")
     assert_one_line_error(inprocess_cli("run", script, *flags, cwd=tmp_path), *fragments)
     assert not (tmp_path / "study.db").exists()  # refused before anything ran
+
+
+def _script_run(index: int, xs: list[float], *names: str) -> Any:
+    from repro_check.results.records import RunRecord, SamplerInfo, StudyRecord, TrialRecord
+
+    trials = tuple(TrialRecord(n, "COMPLETE", {"x": x}, (x,)) for n, x in enumerate(xs))
+    sampler = SamplerInfo("RandomSampler", 3, "train.py:9")
+    studies = tuple(StudyRecord(name, ("minimize",), sampler, trials) for name in names)
+    return RunRecord(index, 0, "ok", trials, studies=studies)
+
+
+def test_script_resume_reasons_other_studies_and_a_difference_before_k() -> None:
+    from repro_check.plan.settings import Tolerance
+    from repro_check.results.resume import compare_resumed
+
+    tol, study = Tolerance(0.0, 0.0), StudySettings()
+    straight = [_script_run(i, [0.1, 0.2, 0.3], "train") for i in range(2)]
+    other = [_script_run(i, [0.1, 0.2, 0.3], "train", "extra") for i in range(2)]
+    check = compare_resumed(straight, other, 2, study, 0, tol)
+    assert not check.matches and check.first_difference is not None
+    assert check.first_difference.field == "studies"
+    assert check.reason is not None and "made other studies" in check.reason
+    early = [_script_run(i, [0.1, 0.25, 0.3], "train") for i in range(2)]
+    check = compare_resumed(straight, early, 2, study, 0, tol)
+    assert check.first_difference is not None and check.first_difference.trial == 1
+    assert check.reason is not None and "before trial 2" in check.reason
+    assert "--storage" not in (check.fix or "")  # a script's resume takes no --storage
+    late = [_script_run(i, [0.1, 0.2, 0.9], "train") for i in range(2)]
+    check = compare_resumed(straight, late, 2, study, 0, tol)
+    assert check.first_difference is not None and check.first_difference.field == "params"
+    assert check.reason is not None and "RandomSampler(seed=3) at train.py:9" in check.reason
+    assert "train.py:9: reseed" in (check.fix or "")
+    assert compare_resumed(straight, straight, 2, study, 0, tol).matches

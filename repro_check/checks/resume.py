@@ -28,12 +28,11 @@ from pathlib import Path
 from repro_check.errors import ConfigError
 from repro_check.execution.replicates import replicate_jobs, run_replicates
 from repro_check.execution.runner import Interrupted, Job, ProgressCallback
-from repro_check.execution.script import RESTARTED
 from repro_check.plan import targets
 from repro_check.plan.settings import STUDY_NAME, CheckPlan
 from repro_check.results import report
 from repro_check.results.records import STATUS_CANCELLED, STATUS_OK, RunRecord
-from repro_check.results.resume import compare_resumed
+from repro_check.results.resume import RESTARTED, compare_resumed
 
 RESUMED_GROUP = "resumed"
 """The resumed replicates' progress bars are labelled with this group."""

@@ -37,6 +37,7 @@ from typing import Any
 from repro_check.execution.target import one_line
 from repro_check.execution.userframes import add_user_root, last_user_line, user_location
 from repro_check.results.records import SamplerInfo, StudyRecord, TrialRecord, trials_digest
+from repro_check.results.resume import RESTARTED
 from repro_check.storage.redact import redact
 
 MAX_WRITTEN = 20
@@ -49,10 +50,6 @@ RESUME_BASE = "resume-base.json"
 """``run SCRIPT --resume-at K``: the file, in the replicate's private folder, where the first
 process leaves how many trials it added to each study (by name); the resuming process reads it
 to cap each study it loads so that it ends at ``--trials`` trials in all."""
-
-RESTARTED = "so the restart started it over: nothing of it was resumed"
-"""How the resuming process's note ends for each study that did not load the trials the first
-process ran in it (the parent counts them: a restart that resumed nothing is no resume)."""
 
 
 class CapReached(BaseException):

@@ -26,6 +26,9 @@ when resumed exactly after its ``n_startup_trials`` random trials (its random st
 on resume too); GP and QMC not measured (no SciPy on the development machine)."""
 _TPE_STARTUP = 10
 """TPESampler's default ``n_startup_trials``."""
+RESTARTED = "so the restart started it over: nothing of it was resumed"
+"""How a script's resuming process notes each study that did not load the trials the first
+process ran in it (the parent counts them: a restart that resumed nothing is no resume)."""
 
 
 @dataclass(frozen=True)
@@ -54,7 +57,19 @@ class ResumeCheck:
         """The resumed replicates agree with each other and with the straight-through ones."""
         return self.first_difference is None and self.resumed_reproducible
 
+    @property
+    def started_over(self) -> list[str]:
+        """A script's studies that some restart started over (kept in memory), by label."""
+        labels = (n.partition(":")[0] for r in self.runs for n in r.notes if n.endswith(RESTARTED))
+        return list(dict.fromkeys(labels))
+
     def summary(self) -> str:
+        over = self.started_over
+        if over:  # a script's studies kept in memory: they were not resumed at all
+            return f"{self._summary()} ({', '.join(over)}: not resumed, the restart started over)"
+        return self._summary()
+
+    def _summary(self) -> str:
         straight = "agree" if self.straight_reproducible else "differ"
         resumed = "agree" if self.resumed_reproducible else "do not agree"
         text = (
@@ -176,8 +191,15 @@ def _explain_script(
             f"the restarted script made other studies than the straight-through one: {d.detail}",
             "create or load the same studies, in the same order, when the script restarts",
         )
-    if not straight_ok or d.trial < at:
+    if not straight_ok:
         return explain(d, at, StudySettings(), 0, straight_ok)
+    if d.trial < at:
+        return (
+            f"{label}: the runs part before trial {at}, where nothing was resumed yet: the first "
+            "process ran the same script from the same copy of its storage, so the script "
+            "itself varies from run to run (the straight-through runs agreed by chance)",
+            "make the script reproducible first (`repro-check diagnose`), then check the resume",
+        )
     if d.field == "params" and sampler is not None:
         return _script_sampler_state(d, at, sampler, label)
     if d.field == "trial_count":
