@@ -4,6 +4,7 @@ set-up; the resumed replicates are compared with each other and with straight-th
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -395,7 +396,15 @@ def test_script_resume_reasons_other_studies_and_a_difference_before_k() -> None
     check = compare_resumed(straight, other, 2, study, 0, tol)
     assert not check.matches and check.first_difference is not None
     assert check.first_difference.field == "studies"
-    assert check.reason is not None and "made other studies" in check.reason
+    assert check.reason is not None and "studies are not the straight-through ones" in check.reason
+    # one restart started over while the other resumed: never "resumed = straight-through"
+    from repro_check.results.resume import RESTARTED
+
+    over = dataclasses.replace(straight[1], notes=(f"study 0 'train': ..., {RESTARTED}",))
+    check = compare_resumed(straight, [straight[0], over], 2, study, 0, tol)
+    assert not check.matches and check.first_difference is not None
+    assert "resumed run 1 loaded none of the trials" in check.first_difference.detail
+    assert "(study 0 'train': not resumed, the restart started over)" in check.summary()
     early = [_script_run(i, [0.1, 0.25, 0.3], "train") for i in range(2)]
     check = compare_resumed(straight, early, 2, study, 0, tol)
     assert check.first_difference is not None and check.first_difference.trial == 1

@@ -32,7 +32,7 @@ from repro_check.plan import targets
 from repro_check.plan.settings import STUDY_NAME, CheckPlan
 from repro_check.results import report
 from repro_check.results.records import STATUS_CANCELLED, STATUS_OK, RunRecord
-from repro_check.results.resume import RESTARTED, compare_resumed
+from repro_check.results.resume import compare_resumed, resumed_nothing
 
 RESUMED_GROUP = "resumed"
 """The resumed replicates' progress bars are labelled with this group."""
@@ -160,13 +160,6 @@ def _script_joined(first: RunRecord, second: RunRecord | None, at: int) -> RunRe
     )
 
 
-def _resumed_nothing(run: RunRecord) -> bool:
-    """The restarted script loaded none of its first run's trials: each of its studies has
-    the worker's note saying it started over (``script.RESTARTED``)."""
-    started_over = sum(1 for note in run.notes if note.endswith(RESTARTED))
-    return started_over >= len(run.studies)
-
-
 def _script_resumed(plan: CheckPlan, jobs: Sequence[Job], execute: Execute) -> list[RunRecord]:
     """``resumed_runs`` for a script: both processes of a replicate share its private folder
     (the copies of the script's storages), removed at the end. Raises ``ConfigError`` when no
@@ -186,7 +179,7 @@ def _script_resumed(plan: CheckPlan, jobs: Sequence[Job], execute: Execute) -> l
         for folder in folders:
             shutil.rmtree(folder, ignore_errors=True)
     ran = [r for r in seconds if r.finished]
-    if ran and all(_resumed_nothing(r) for r in ran):
+    if ran and all(resumed_nothing(r) for r in ran):
         raise ConfigError(in_memory_refusal(targets.script_name(plan.target)))
     rest = iter(seconds)
     return [

@@ -151,6 +151,13 @@ def compare_resumed(
     return ResumeCheck(at, tuple(resumed), straight_ok, resumed_ok, d, between, reason, fix)
 
 
+def resumed_nothing(run: RunRecord) -> bool:
+    """A script's restart loaded none of its first run's trials: each of its studies has the
+    worker's note saying it started over (``RESTARTED``)."""
+    started_over = sum(1 for note in run.notes if note.endswith(RESTARTED))
+    return bool(run.studies) and started_over >= len(run.studies)
+
+
 def _compare_scripts(
     straight: Sequence[RunRecord], resumed: Sequence[RunRecord], at: int, tol: Tolerance
 ) -> ResumeCheck:
@@ -165,7 +172,14 @@ def _compare_scripts(
     d: Divergence | None = None
     sampler: SamplerInfo | None = None
     label = ""
-    if both.structure is not None:
+    nothing = [r.index for r in resumed if r.finished and resumed_nothing(r)]
+    if nothing and len(nothing) < sum(r.finished for r in resumed):
+        detail = (
+            f"resumed run {nothing[0]} loaded none of the trials its first process ran (it "
+            "started over) while the other restarts resumed them"
+        )
+        d = Divergence(0, "studies", (), None, None, detail)
+    elif both.structure is not None:
         d = Divergence(0, "studies", (), None, None, both.structure)
     for compared in both.studies:
         if d is not None:
@@ -188,7 +202,7 @@ def _explain_script(
     """(reason, fix) for the first difference of a script resumed at trial ``at``."""
     if d.field == "studies":
         return (
-            f"the restarted script made other studies than the straight-through one: {d.detail}",
+            f"the restarted script's studies are not the straight-through ones: {d.detail}",
             "create or load the same studies, in the same order, when the script restarts",
         )
     if not straight_ok:
