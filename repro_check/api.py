@@ -66,9 +66,9 @@ def check(
     (``direction=`` is an alias of ``directions=``, as the flag is ``--direction``);
     ``trials`` defaults to 20 (a script: its own n_trials); ``controls``
     is ``"all"`` (the default for an objective), ``"none"`` (for a script) or control names;
-    ``resume_at=K`` (1 <= K < ``trials``, an objective only) also stops each replicate after K
-    trials and resumes it in a fresh process, and ``report.resume`` says whether that changed
-    the study (the report is then not reproducible when it did).
+    ``resume_at=K`` (1 <= K < ``trials``; a script needs ``trials=``) also stops each
+    replicate after K trials and resumes it in a fresh process, and ``report.resume`` says
+    whether that changed the study (the report is then not reproducible when it did).
     They are the whole configuration (defaults < arguments): ``[tool.repro-check]`` in any
     pyproject.toml is not read, so a check never fails fast, never uses an Optuna storage and
     never writes a file because of a project's config (a ``resume_at`` check keeps its

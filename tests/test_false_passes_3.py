@@ -209,30 +209,29 @@ def test_a_seed_cached_in_the_working_folder_by_an_earlier_replicate_is_no_pass(
     assert result.code != 0, result.out
 
 
-def test_resume_at_is_refused_for_a_script(tmp_path: Path) -> None:
+def test_resume_at_on_a_script_that_resumes_nothing_is_no_pass(tmp_path: Path) -> None:
     # was: the "resumed" replicates ran the script afresh (nothing was stopped or resumed), and
-    # the report said "resumed at trial 2 in a fresh process ... resumed = straight-through"
+    # the report said "resumed at trial 2 in a fresh process ... resumed = straight-through".
+    # Script resume is real now; seeded42.py keeps its study in memory, so its restart starts
+    # over and there is nothing to resume: exit 2, never a pass
     script = str(FIXTURES / "scripts" / "seeded42.py")
     result = cli("run", script, "--runs", "2", "--trials", "4", "--resume-at", "2", cwd=tmp_path)
     assert result.code == 2, result.out + result.err
-    assert "--resume-at does not apply to a script" in result.err
+    assert "nothing to resume" in result.err
     assert len(result.err.strip().splitlines()) == 1 and "Traceback" not in result.err
 
 
-def test_a_config_file_resume_at_is_ignored_for_a_script(tmp_path: Path) -> None:
-    # as a config file's sampler is: the script runs as written, and no resume is claimed
+def test_a_config_file_resume_at_on_a_script_claims_no_resume(tmp_path: Path) -> None:
+    # a config file's resume_at is the flag's: the same refusal, never "resumed = straight"
     config = tmp_path / "c.toml"
     config.write_text("resume_at = 2\n")
-    out = tmp_path / "r.json"
     script = str(FIXTURES / "scripts" / "seeded42.py")
     result = cli(
-        "run", script, "--runs", "2", "--trials", "4", "--config", str(config),
-        cwd=tmp_path, json_path=out,
+        "run", script, "--runs", "2", "--trials", "4", "--config", str(config), cwd=tmp_path,
     )  # fmt: skip
-    assert result.code == 0, result.out + result.err
-    report = json.loads(out.read_text())
-    assert report.get("resume") is None
-    assert report["settings"]["resume_at"] is None
+    assert result.code == 2, result.out + result.err
+    assert "nothing to resume" in result.err
+    assert "resumed = straight-through" not in result.out
 
 
 def _tpe(tmp_path: Path, startup: int) -> Path:

@@ -4,7 +4,9 @@ set-up; the resumed replicates are compared with each other and with straight-th
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -220,9 +222,197 @@ def test_reasons_name_where_and_why() -> None:
     assert "without resuming" in straight
 
 
-def test_resume_at_on_a_script_is_refused_not_passed(tmp_path: Path) -> None:
-    # the script mode had no resume: the first process ran the whole (capped) script and the
-    # resumed run was that straight-through run, so it "resumed identically" and exited 0
-    script = Path(__file__).parent / "fixtures" / "scripts" / "seeded42.py"
-    result = inprocess_cli("run", str(script), "--trials", "6", "--resume-at", "3", cwd=tmp_path)
-    assert_one_line_error(result, "--resume-at needs an objective target")
+# --- a script: a preemptible job restarted (`run train.py --trials N --resume-at K`) ----------
+
+SCRIPTS = Path(__file__).parent / "fixtures" / "scripts"
+
+
+def _script_resume(tmp_path: Path, *args: str, kind: str = "random", held: int = 0) -> Any:
+    """``run resume_storage.py --runs 2 ARGS -- KIND`` in a folder holding the user's own
+    study.db (a study 'train' with ``held`` trials); asserts the user's file stays
+    byte-identical."""
+    import hashlib
+
+    import optuna
+
+    work = tmp_path / "work"
+    work.mkdir()
+    shutil.copy(SCRIPTS / "resume_storage.py", work)
+    db = work / "study.db"
+    mine = optuna.create_study(study_name="train", storage=f"sqlite:///{db}")
+    mine.optimize(lambda trial: trial.suggest_float("x", -5, 5), n_trials=held)
+    before = hashlib.sha256(db.read_bytes()).hexdigest()
+    out = tmp_path / "report.json"
+    result = cli(
+        "run", "resume_storage.py", "--runs", "2", *args, "--json", str(out), "--", kind,
+        cwd=work, timeout=600,
+    )  # fmt: skip
+    assert hashlib.sha256(db.read_bytes()).hexdigest() == before  # never written
+    assert sorted(p.name for p in work.iterdir()) == ["resume_storage.py", "study.db"]
+    return result, (json.loads(out.read_text()) if out.exists() else None)
+
+
+def _sampler_line(text: str) -> int:
+    lines = (SCRIPTS / "resume_storage.py").read_text().splitlines()
+    return next(i for i, line in enumerate(lines, 1) if text in line)
+
+
+def test_script_with_random_sampler_resumed_differs_from_trial_k(tmp_path: Path) -> None:
+    result, report = _script_resume(tmp_path, "--trials", "6", "--resume-at", "3")
+    assert result.code == 1, result.out + result.err
+    resume = report["resume"]
+    assert resume["straight_reproducible"] is True and resume["resumed_reproducible"] is True
+    assert resume["matches"] is False
+    first = resume["first_difference"]
+    assert (first["trial"], first["field"]) == (3, "params")
+    assert first["between"] == "straight-through and resumed"
+    assert "study 0 'train'" in first["detail"]
+    at = f"resume_storage.py:{_sampler_line('= optuna.samplers.RandomSampler(seed=0)')}"
+    assert f"the script's RandomSampler(seed=0) at {at}" in resume["reason"]
+    assert "#3255" in resume["reason"]
+    assert f"{at}: reseed" in resume["fix"]
+    assert "optuna.samplers.RandomSampler(seed=0 + len(study.trials))" in resume["fix"]
+    straight = report["runs"][0]["trials"]
+    for run in resume["runs"]:
+        # the resumed run is the restarted script's: its study, loaded from the storage the
+        # first process left, holds every trial 0..N-1, the first K being the first process's
+        assert run["status"] == "ok"
+        assert run["studies"][0]["loaded"] is True
+        assert [t["number"] for t in run["trials"]] == [0, 1, 2, 3, 4, 5]
+        assert [t["params"] for t in run["trials"][:3]] == [t["params"] for t in straight[:3]]
+        # the restarted RandomSampler replays its stream from the start
+        assert [t["params"] for t in run["trials"][3:]] == [t["params"] for t in straight[:3]]
+        assert any("SQLite storage study.db" in n for n in run["notes"])  # phase 1's note
+    assert report["runs"][0]["studies"][0]["loaded"] is False
+    assert "resuming at trial 3 changes the study" in result.out
+    # read back, the resume block is recomputed study by study
+    again = inprocess_cli("report", str(tmp_path / "report.json"))
+    assert again.code == 1, again.out + again.err
+    assert "the script's RandomSampler(seed=0)" in again.out
+
+
+def test_script_with_tpe_resumed_right_after_its_start_up_trials_is_identical(
+    tmp_path: Path,
+) -> None:
+    result, report = _script_resume(tmp_path, "--trials", "6", "--resume-at", "3", kind="tpe")
+    assert result.code == 0, result.out + result.err
+    resume = report["resume"]
+    assert resume["matches"] is True and resume["first_difference"] is None
+    for run in resume["runs"]:
+        assert run["studies"][0]["loaded"] is True
+        assert [t["number"] for t in run["trials"]] == [0, 1, 2, 3, 4, 5]
+    assert report["verdict"] == "reproducible"
+
+
+def test_script_resume_ends_at_the_cap_on_top_of_the_trials_the_users_file_held(
+    tmp_path: Path,
+) -> None:
+    # the user's study already holds 2 trials: every replicate loads them and adds --trials 4;
+    # the first process adds 1 (K), the restart the other 3, whatever it loaded. The study
+    # kept in memory starts over in the restart, and each resumed run says so
+    result, report = _script_resume(
+        tmp_path, "--trials", "4", "--resume-at", "1", kind="tpe+memory", held=2
+    )
+    assert result.code == 0, result.out + result.err
+    assert [len(s["trials"] or r["trials"]) for r in report["runs"] for s in r["studies"]] == [
+        6,
+        4,
+        6,
+        4,
+    ]
+    resume = report["resume"]
+    assert resume["matches"] is True
+    for run in resume["runs"]:
+        assert [t["number"] for t in run["trials"]] == [0, 1, 2, 3, 4, 5]
+        assert len(run["studies"][1]["trials"]) == 4
+        restarted = [n for n in run["notes"] if "the restart started it over" in n]
+        assert len(restarted) == 1 and restarted[0].startswith("study 1:")
+    assert "(study 1: not resumed, the restart started over)" in " ".join(result.out.split())
+
+
+def test_script_whose_restart_fails_is_incomplete(tmp_path: Path) -> None:
+    result, report = _script_resume(
+        tmp_path, "--trials", "4", "--resume-at", "2", kind="crash-on-resume"
+    )
+    assert result.code == 3, result.out + result.err
+    assert report["verdict"] == "incomplete"
+    assert [r["status"] for r in report["runs"]] == ["ok", "ok"]
+    assert {r["status"] for r in report["resume"]["runs"]} == {"error"}  # the script raised
+    assert any(
+        n.startswith("resumed run 0 error: after the resume at trial 2") and "cannot resume" in n
+        for n in report["notes"]
+    )
+
+
+def test_script_keeping_its_study_in_memory_has_nothing_to_resume(tmp_path: Path) -> None:
+    # was: refused outright (the first version ran the whole script in the first process and
+    # reported "resumed = straight-through"); now the restart runs, finds no study with trials
+    # to load, and says there was nothing to resume: never a pass
+    script = SCRIPTS / "seeded42.py"
+    result = cli("run", str(script), "--runs", "2", "--trials", "4", "--resume-at", "2",
+                 cwd=tmp_path, timeout=600)  # fmt: skip
+    assert_one_line_error(
+        result, "seeded42.py keeps its studies in memory", "nothing to resume", "storage"
+    )
+    assert "straight-through" not in result.out + result.err
+
+
+@pytest.mark.parametrize(
+    ("flags", "fragments"),
+    [
+        (["--trials", "6", "--resume-at", "6"], ["--resume-at", "below the trials (6)"]),
+        (["--trials", "6", "--resume-at", "9"], ["below the trials (6)"]),  # not the default 20
+        (["--resume-at", "3"], ["--resume-at on a script needs --trials N"]),
+        (
+            ["--trials", "6", "--resume-at", "3", "--storage", "sqlite:///x.db", "--name", "n"],
+            ["does not apply"],
+        ),
+    ],
+)
+def test_script_resume_at_needs_k_below_its_trials_cap(
+    tmp_path: Path, flags: list[str], fragments: list[str]
+) -> None:
+    script = str(SCRIPTS / "resume_storage.py")
+    assert_one_line_error(inprocess_cli("run", script, *flags, cwd=tmp_path), *fragments)
+    assert not (tmp_path / "study.db").exists()  # refused before anything ran
+
+
+def _script_run(index: int, xs: list[float], *names: str) -> Any:
+    from repro_check.results.records import RunRecord, SamplerInfo, StudyRecord, TrialRecord
+
+    trials = tuple(TrialRecord(n, "COMPLETE", {"x": x}, (x,)) for n, x in enumerate(xs))
+    sampler = SamplerInfo("RandomSampler", 3, "train.py:9")
+    studies = tuple(StudyRecord(name, ("minimize",), sampler, trials) for name in names)
+    return RunRecord(index, 0, "ok", trials, studies=studies)
+
+
+def test_script_resume_reasons_other_studies_and_a_difference_before_k() -> None:
+    from repro_check.plan.settings import Tolerance
+    from repro_check.results.resume import compare_resumed
+
+    tol, study = Tolerance(0.0, 0.0), StudySettings()
+    straight = [_script_run(i, [0.1, 0.2, 0.3], "train") for i in range(2)]
+    other = [_script_run(i, [0.1, 0.2, 0.3], "train", "extra") for i in range(2)]
+    check = compare_resumed(straight, other, 2, study, 0, tol)
+    assert not check.matches and check.first_difference is not None
+    assert check.first_difference.field == "studies"
+    assert check.reason is not None and "studies are not the straight-through ones" in check.reason
+    # one restart started over while the other resumed: never "resumed = straight-through"
+    from repro_check.results.resume import RESTARTED
+
+    over = dataclasses.replace(straight[1], notes=(f"study 0 'train': ..., {RESTARTED}",))
+    check = compare_resumed(straight, [straight[0], over], 2, study, 0, tol)
+    assert not check.matches and check.first_difference is not None
+    assert "resumed run 1 loaded none of the trials" in check.first_difference.detail
+    assert "(study 0 'train': not resumed, the restart started over)" in check.summary()
+    early = [_script_run(i, [0.1, 0.25, 0.3], "train") for i in range(2)]
+    check = compare_resumed(straight, early, 2, study, 0, tol)
+    assert check.first_difference is not None and check.first_difference.trial == 1
+    assert check.reason is not None and "before trial 2" in check.reason
+    assert "--storage" not in (check.fix or "")  # a script's resume takes no --storage
+    late = [_script_run(i, [0.1, 0.2, 0.9], "train") for i in range(2)]
+    check = compare_resumed(straight, late, 2, study, 0, tol)
+    assert check.first_difference is not None and check.first_difference.field == "params"
+    assert check.reason is not None and "RandomSampler(seed=3) at train.py:9" in check.reason
+    assert "train.py:9: reseed" in (check.fix or "")
+    assert compare_resumed(straight, straight, 2, study, 0, tol).matches

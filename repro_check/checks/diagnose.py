@@ -567,6 +567,11 @@ def run_diagnose(
     replicates: int = DEFAULT_REPLICATES,
     on_progress: ProgressCallback | None = None,
 ) -> Diagnosis:
+    if plan.resume_at is not None and script_spec(plan) is not None:
+        from repro_check.checks.resume import DIAGNOSE_SCRIPT_REFUSAL
+        from repro_check.errors import ConfigError
+
+        raise ConfigError(DIAGNOSE_SCRIPT_REFUSAL)  # before any worker starts
     device = devices.resolve(plan.device)
     if plan.storage is not None and resume_point(plan) is not None and script_spec(plan) is None:
         from repro_check.storage.store import open_storage

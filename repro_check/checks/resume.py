@@ -6,12 +6,21 @@ fresh processes: the first runs K trials in a storage (a private SQLite file per
 set-up) and runs the other trials. The resumed replicates are compared with each other and with
 straight-through replicates (a normal run of the same plan), and the report says where they
 part and why. Never prints, never exits.
+
+A script (``run train.py --trials N --resume-at K``) is a preemptible job restarted: per
+replicate, the first process runs the script with each of its studies capped at K trials; the
+second runs the script again, in the same private copies of the script's storages (one private
+folder per replicate, kept between the two processes), with each study capped to end at N in
+all (a study it loads with K trials runs N-K more; one it keeps in memory starts over). The
+resumed run is the second process's (its studies hold every trial, read from the storage). A
+script whose second process loaded no study with trials has nothing to resume: bad input.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import secrets
+import shutil
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -23,17 +32,25 @@ from repro_check.plan import targets
 from repro_check.plan.settings import STUDY_NAME, CheckPlan
 from repro_check.results import report
 from repro_check.results.records import STATUS_CANCELLED, STATUS_OK, RunRecord
-from repro_check.results.resume import compare_resumed
+from repro_check.results.resume import compare_resumed, resumed_nothing
 
 RESUMED_GROUP = "resumed"
 """The resumed replicates' progress bars are labelled with this group."""
 
-SCRIPT_REFUSAL = (
-    "--resume-at needs an objective target (FILE.py:objective or pkg.mod:attr): a script "
-    "runs its own studies, which the check cannot stop after K trials and resume yet"
+DIAGNOSE_SCRIPT_REFUSAL = (
+    "--resume-at in diagnose needs an objective target (FILE.py:objective or pkg.mod:attr): "
+    "diagnose does not run the resume experiment on a script yet; check the script's resume "
+    "with `repro-check run SCRIPT --trials N --resume-at K`"
 )
-"""Script mode has no resume: its first process would run the whole script and its second
-would start the script afresh, so a "resumed" run would be a straight-through one."""
+"""``diagnose`` has no resume experiment for a script (``run`` has the resume check)."""
+
+
+def in_memory_refusal(name: str) -> str:
+    """Why a script's resume check cannot count: its restart loaded no study with trials."""
+    return (
+        f"{name} keeps its studies in memory: a restart starts them over, there is nothing to "
+        "resume (give create_study a storage)"
+    )
 
 
 def _study_names(plan: CheckPlan, count: int, directory: Path) -> list[tuple[str, str]]:
@@ -103,7 +120,7 @@ def resumed_runs(plan: CheckPlan, jobs: Sequence[Job], execute: Execute) -> list
     replicate), then a fresh process that loads the study and runs the rest. Returns each
     replicate's joined run (the first process's run alone when it stopped short)."""
     if targets.is_script(plan.target) or any(job.script is not None for job in jobs):
-        raise ConfigError(SCRIPT_REFUSAL)  # never a resume that did not happen
+        return _script_resumed(plan, jobs, execute)
     at = plan.resume_at or 0
     with tempfile.TemporaryDirectory(prefix="repro-check-resume-") as tmp:
         places = _study_names(plan, len(jobs), Path(tmp))
@@ -121,6 +138,56 @@ def resumed_runs(plan: CheckPlan, jobs: Sequence[Job], execute: Execute) -> list
         ]
 
 
+def _script_phase(job: Job, cap: int, folder: str, phase: int) -> Job:
+    assert job.script is not None
+    script = {**job.script, "resume": {"dir": folder, "phase": phase}}
+    return dataclasses.replace(job, script=script, cap=cap, group=RESUMED_GROUP)
+
+
+def _script_joined(first: RunRecord, second: RunRecord | None, at: int) -> RunRecord:
+    """One resumed replicate of a script: the second process's run (its studies, loaded from
+    the storage, hold every trial), with the first process's notes kept."""
+    if second is None:  # the first process did not finish: the resume never ran
+        return first
+    wall = None if first.wall_s is None or second.wall_s is None else first.wall_s + second.wall_s
+    notes = tuple(dict.fromkeys((*first.notes, *second.notes)))
+    error = second.error
+    return dataclasses.replace(
+        second,
+        error=None if error is None else f"after the resume at trial {at}: {error}",
+        wall_s=wall,
+        notes=notes,
+    )
+
+
+def _script_resumed(plan: CheckPlan, jobs: Sequence[Job], execute: Execute) -> list[RunRecord]:
+    """``resumed_runs`` for a script: both processes of a replicate share its private folder
+    (the copies of the script's storages), removed at the end. Raises ``ConfigError`` when no
+    resuming process loaded a study with trials (the script keeps them in memory)."""
+    at, total = plan.resume_at, plan.cap
+    assert at is not None and total is not None and 1 <= at < total  # plan.config checks it
+    folders = [tempfile.mkdtemp(prefix="repro-check-resume-") for _ in jobs]
+    try:
+        firsts = execute([_script_phase(j, at, f, 1) for j, f in zip(jobs, folders, strict=True)])
+        # a replicate whose first process crashed is not resumed: it is reported as it is
+        go = [r.status == STATUS_OK for r in firsts]
+        seconds_jobs = [
+            _script_phase(j, total, f, 2) for j, f, ok in zip(jobs, folders, go, strict=True) if ok
+        ]
+        seconds = execute(seconds_jobs) if seconds_jobs else []
+    finally:
+        for folder in folders:
+            shutil.rmtree(folder, ignore_errors=True)
+    ran = [r for r in seconds if r.finished]
+    if ran and all(resumed_nothing(r) for r in ran):
+        raise ConfigError(in_memory_refusal(targets.script_name(plan.target)))
+    rest = iter(seconds)
+    return [
+        _script_joined(first, next(rest) if ok else None, at)
+        for first, ok in zip(firsts, go, strict=True)
+    ]
+
+
 def _resumed(plan: CheckPlan, device: str, on_progress: ProgressCallback | None) -> list[RunRecord]:
     quiet = dataclasses.replace(plan, fail_fast=False)  # no stop rule across the two processes
 
@@ -136,8 +203,6 @@ def run_resume_check(
     """The straight-through replicates (a normal run of ``plan``, in memory), then the resumed
     ones; the report is the straight-through one carrying the ``resume`` comparison."""
     assert plan.resume_at is not None
-    if targets.is_script(plan.target):
-        raise ConfigError(SCRIPT_REFUSAL)  # before any worker starts
     if plan.storage is not None:
         from repro_check.storage.store import open_storage
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import inspect
 import json
 import operator
@@ -42,6 +43,7 @@ from repro_check.execution.userframes import (
     user_location,
 )
 from repro_check.results.records import SamplerInfo, StudyRecord, TrialRecord, trials_digest
+from repro_check.results.resume import RESTARTED
 from repro_check.storage.redact import redact
 
 MAX_WRITTEN = 20
@@ -49,6 +51,11 @@ MAX_WRITTEN = 20
 
 WRITTEN_PREFIX = "the script wrote in its working folder: "
 """How a run's note names the files its script wrote (the parent reads it back)."""
+
+RESUME_BASE = "resume-base.json"
+"""``run SCRIPT --resume-at K``: the file, in the replicate's private folder, where the first
+process leaves how many trials it added to each study (by name); the resuming process reads it
+to cap each study it loads so that it ends at ``--trials`` trials in all."""
 
 
 CHILD_ENV = "REPRO_CHECK_CHILD_STUDIES"
@@ -157,6 +164,9 @@ class _Entry:
     pruner: str | None
     initial: int
     """Trials it held when the script opened it (a resumed storage)."""
+    limit: int | None = None
+    """The most trials this run may ask for it (``--trials``, less what the first process of a
+    resume check already added to it); None: no cap."""
     n_trials: int | None = None
     timeout: float | None = None
     n_jobs: int = 1
@@ -205,12 +215,20 @@ class Capture:
         trial_seed: Callable[[int], None] | None,
         cap: int | None,
         private_dir: str,
+        keep_copies: bool = False,
+        resumed: Mapping[str, int] | None = None,
     ) -> None:
         self.seed = seed
         self.seed_samplers = seed_samplers
         self.trial_seed = trial_seed
         self.cap = cap
         self.private_dir = private_dir
+        self.keep_copies = keep_copies
+        """A resume check: ``private_dir`` is the replicate's, kept between its two processes;
+        a copy already there (the first process's) is reused as it was left, never recopied."""
+        self.resumed = resumed
+        """The resuming process: the trials the first process added to each study (by name),
+        read from its ``RESUME_BASE``; None in any other run."""
         self.entries: list[_Entry] = []
         self._by_id: dict[int, _Entry] = {}
         self._samplers: dict[int, tuple[Any, SamplerInfo]] = {}
@@ -389,6 +407,7 @@ class Capture:
             pruner=type(study.pruner).__name__ if study.pruner is not None else None,
             initial=len(self.trials_of(study)),
         )
+        entry.limit = self._limit(entry)
         with self._lock:
             self.entries.append(entry)
             self._by_id[id(study)] = entry
@@ -427,6 +446,46 @@ class Capture:
             "script's own process"
         )
 
+    def _limit(self, entry: _Entry) -> int | None:
+        """The cap of ``entry``'s study: ``--trials``; in the resuming process of a resume
+        check, a study loaded with trials runs only what makes ``--trials`` in all (a study
+        kept in memory starts over: it runs them all)."""
+        if self.cap is None:
+            return None
+        if self.resumed is None or entry.initial == 0:
+            return self.cap
+        return max(self.cap - self.resumed.get(str(entry.study.study_name), 0), 0)
+
+    def save_base(self) -> None:
+        """The first process of a resume check: leave, for the resuming one, how many trials
+        this run added to each study (its trials now, less those it held when first opened)."""
+        first: dict[str, int] = {}
+        added: dict[str, int] = {}
+        for entry in self.entries:
+            name = str(entry.study.study_name)
+            first.setdefault(name, entry.initial)
+            added[name] = len(self.trials_of(entry.study)) - first[name]
+        with open(os.path.join(self.private_dir, RESUME_BASE), "w", encoding="utf-8") as file:
+            json.dump(added, file)
+
+    def restarted(self) -> list[str]:
+        """The resuming process: a note for each study that did not load the trials the
+        first process ran in it (kept in memory, or in a storage the first did not fill)."""
+        if self.resumed is None:
+            return []
+        notes = []
+        for index, entry in enumerate(self.entries):
+            name = str(entry.study.study_name)
+            if entry.initial > 0 and self.resumed.get(name, 0) > 0:
+                continue
+            unnamed = _AUTO_NAME.fullmatch(name)
+            label = f"study {index}" if unnamed else f"study {index} {name!r}"
+            notes.append(
+                f"{label}: the restarted script did not load the trials its first run added "
+                f"(it keeps the study in memory, or opens it afresh), {RESTARTED}"
+            )
+        return notes
+
     def _hook_optimize(self, study_class: Any) -> None:
         original = study_class.optimize
         signature = inspect.signature(original)
@@ -447,8 +506,8 @@ class Capture:
             n_jobs = _as_int(given.get("n_jobs"))  # numpy's integers too: Optuna takes them
             if n_jobs is not None and n_jobs != 1 and entry.n_jobs == 1:
                 entry.n_jobs = n_jobs
-            if capture.cap is not None:
-                left = capture.cap - entry.asked
+            if entry.limit is not None:
+                left = entry.limit - entry.asked
                 if left <= 0:
                     entry.capped = True
                     return None
@@ -571,7 +630,7 @@ class Capture:
                 capture._in_child(study, user_location(), "asked for trials of")
             if entry is not None:
                 with capture._lock:
-                    refused = capture.cap is not None and entry.asked >= capture.cap
+                    refused = entry.limit is not None and entry.asked >= entry.limit
                     if refused:
                         entry.capped = True
                         entry.refused += 1
@@ -654,12 +713,16 @@ class Capture:
         source = os.path.realpath(path)
         if source in self._private:
             return self._private[source]
-        target = os.path.join(self.private_dir, f"{len(self._private)}-{Path(path).name}")
-        for suffix in ("", "-wal", "-journal"):
-            if os.path.isfile(source + suffix):
-                shutil.copyfile(source + suffix, target + suffix)
+        target = os.path.join(self.private_dir, f"{_key(source)}-{Path(path).name}")
+        reused = self.keep_copies and os.path.exists(target)
+        if not reused:  # a resuming process reads the first one's copy, as it was left
+            for suffix in ("", "-wal", "-journal"):
+                if os.path.isfile(source + suffix):
+                    shutil.copyfile(source + suffix, target + suffix)
         self._private[source] = target
         self._sources[source] = _look(source)
+        if reused:  # the first process's note says so already
+            return target
         state = "a private copy" if os.path.exists(source) else "a private new file"
         self.notes.append(
             f"the script's {what} storage {path}: every run used {state} (the file is never "
@@ -678,8 +741,10 @@ class Capture:
             return f"sqlite:///{self.private_copy(path[3:], 'SQLite')}{sep}{query}"
         if url in self._private:
             return self._private[url]
-        target = os.path.join(self.private_dir, f"server-{len(self._private)}.db")
+        target = os.path.join(self.private_dir, f"server-{_key(url)}.db")
         self._private[url] = f"sqlite:///{target}"
+        if self.keep_copies and os.path.exists(target):
+            return self._private[url]  # the first process's, kept for the resuming one
         self.notes.append(
             f"the script's storage {redact(url)} is a server: every run used an empty private "
             "storage instead, so studies kept there were not loaded"
@@ -749,6 +814,24 @@ class Capture:
                 if t.state.name == "RUNNING":
                     return f"trial {t.number} of study {entry.study.study_name!r}"
         return None
+
+
+def _key(source: str) -> str:
+    """A private copy's name prefix, the same in every process for the same source: the
+    resuming process of a resume check finds the first one's copies by it."""
+    return hashlib.sha256(source.encode("utf-8", "surrogateescape")).hexdigest()[:12]
+
+
+def read_base(folder: str) -> dict[str, int]:
+    """What ``Capture.save_base`` left in ``folder`` (nothing: no study held trials)."""
+    try:
+        with open(os.path.join(folder, RESUME_BASE), encoding="utf-8") as file:
+            data = json.load(file)
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {str(k): v for k, v in data.items() if isinstance(v, int) and not isinstance(v, bool)}
 
 
 def _look(path: str) -> tuple[tuple[int, int] | None, ...]:

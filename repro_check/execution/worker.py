@@ -599,10 +599,17 @@ def run_script_job(
     if isinstance(shared, str):
         out.emit("error", kind="config", message=shared)
         return
-    folder = script.private_dir()
+    resume = spec.get("resume")  # run --resume-at: {"dir": the replicate's, "phase": 1 or 2}
+    folder = str(resume["dir"]) if resume else script.private_dir()
     cap = job.get("cap")
     capture = script.Capture(
-        seed, controls.sampler_seed, reseed if controls.trial_reseed else None, cap, folder
+        seed,
+        controls.sampler_seed,
+        reseed if controls.trial_reseed else None,
+        cap,
+        folder,
+        keep_copies=bool(resume),
+        resumed=script.read_base(folder) if resume and resume.get("phase") == 2 else None,
     )
     capture.audit = audit
     if job.get("trace") and job.get("trace_at"):
@@ -668,6 +675,8 @@ class _ScriptEnd:
         capture.stop_trace()
         if capture.tracer is not None and capture.tracer.started:  # the traced trial ran
             _emit_trace(out, capture.tracer)
+        if spec.get("resume") and spec["resume"].get("phase") == 1:
+            capture.save_base()  # for the resuming process, in the folder the parent keeps
         if problem is not None:
             out.emit("error", kind="script", message=_readable(problem, 0), ops=ops)
             return
@@ -689,7 +698,7 @@ class _ScriptEnd:
         from repro_check.execution import script
 
         capture = self.capture
-        notes = list(capture.notes)
+        notes = [*capture.notes, *capture.restarted()]
         if capture.written:
             notes.append(script.WRITTEN_PREFIX + ", ".join(sorted(capture.written)[:5]))
         if isinstance(ended, script.CapReached):
@@ -700,7 +709,8 @@ class _ScriptEnd:
         note = ctl.torch_note(self.torch_status)
         if note:
             notes.append(note.replace("the objective", "the script"))
-        shutil.rmtree(self.folder, ignore_errors=True)
+        if not self.job["script"].get("resume"):  # a resume check's parent removes its own
+            shutil.rmtree(self.folder, ignore_errors=True)
         return notes
 
 

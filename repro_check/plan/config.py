@@ -498,13 +498,8 @@ def _check_study(study: StudySettings, sources: Mapping[str, str]) -> None:
         )
 
 
-_SCRIPT_BUILT = (
-    "directions", "sampler", "sampler_kwargs", "pruner", "pruner_kwargs", "n_jobs", "resume_at",
-)  # fmt: skip
-"""Study settings a script makes itself: a flag for one is refused, a config file's ignored.
-``resume_at`` too: the check cannot stop a script's studies after K trials and resume them
-(the second process would run the script afresh, and "resumed" would be a second straight
-run)."""
+_SCRIPT_BUILT = ("directions", "sampler", "sampler_kwargs", "pruner", "pruner_kwargs", "n_jobs")
+"""Study settings a script makes itself: a flag for one is refused, a config file's ignored."""
 
 
 def _check_script(values: Mapping[str, Any], sources: Mapping[str, str]) -> None:
@@ -518,24 +513,32 @@ def _check_script(values: Mapping[str, Any], sources: Mapping[str, str]) -> None
             )
 
 
-def _check_resume_at(values: Mapping[str, Any], sources: Mapping[str, str]) -> None:
-    """``--resume-at K`` stops each replicate after K trials and resumes it: 1 <= K < trials."""
+def _check_resume_at(
+    values: Mapping[str, Any], sources: Mapping[str, str], cap: int | None = None
+) -> None:
+    """``--resume-at K`` stops each replicate after K trials and resumes it: 1 <= K < trials
+    (for a script, its ``--trials`` cap, which it then needs: the trials each study ends at)."""
     at = values.get("resume_at")
     if at is None:
         return
-    trials = values.get("trials", DEFAULT_TRIALS)
     where = sources.get("resume_at", "--resume-at")
+    script = is_script(values["target"])
+    if script and cap is None:
+        raise ConfigError(
+            f"{where} on a script needs --trials N (1 <= K < N): each of the script's studies "
+            "is stopped after K trials and resumed to end at N"
+        )
+    trials = cap if script and cap is not None else values.get("trials", DEFAULT_TRIALS)
     if at >= trials:
         raise ConfigError(
             f"{where} must be below the trials ({trials}): K trials run, then the study "
             f"resumes for the rest; got {at}"
         )
-    if is_script(values["target"]):
-        # script mode cannot stop a script's own studies after K trials and resume them: a
-        # "resumed" run would be a straight-through one (a false pass)
+    if script and ("storage" in values or "name" in values):
+        flag = sources.get("storage") or sources.get("name") or "--storage"
         raise ConfigError(
-            f"{where} needs an objective target (FILE.py:objective or pkg.mod:attr): a script "
-            "runs its own studies, which the check cannot stop after K trials and resume yet"
+            f"{where} on a script resumes it in private copies of the script's own storages: "
+            f"{flag} does not apply"
         )
     if values.get("resume"):
         raise ConfigError(
@@ -585,7 +588,7 @@ def build_plan(
         raise ConfigError("--storage needs --name: the check's studies are named <name>/run-<k>")
     if values.get("resume") and "name" not in values:
         raise ConfigError("--resume needs --name (and --storage) to find the check to resume")
-    _check_resume_at(values, sources)
+    _check_resume_at(values, sources, cap)
     if "name" in values and "storage" not in values:
         from repro_check.storage.store import DEFAULT_STORAGE
 
