@@ -681,7 +681,12 @@ def diagnose(
     module: Module = None,
     replicates: Annotated[
         int,
-        typer.Option(min=2, metavar="N", help="Replicates per experiment.", rich_help_panel=CHECK),
+        typer.Option(
+            min=2,
+            metavar="N",
+            help="Replicates per experiment [default: 2].",
+            rich_help_panel=CHECK,
+        ),
     ] = 2,
     trials: Trials = None,
     seed: Seed = None,

@@ -160,6 +160,8 @@ def test_explicit_gpus_without_cuda_is_exit_2_in_one_line() -> None:
         assert len(result.err.strip().splitlines()) == 1, result.err
         assert "--gpus" in result.err and "CUDA is not available" in result.err
         assert "Traceback" not in result.err
+        # the conflict named: --device cpu, not the machine, when the GPUs are there
+        assert ("--device cpu" in result.err) == ("--device" in flags), result.err
 
 
 def test_a_gpu_that_is_not_there_or_a_bad_list_is_exit_2(tmp_path: Path) -> None:

@@ -236,10 +236,16 @@ def _is_index(name: str) -> bool:
     return name.isascii() and name.isdigit() and len(name) <= 6
 
 
-def select(requested: str | None, device: str) -> list[Gpu]:
+def select(requested: str | None, device: str, asked: str = "auto") -> list[Gpu]:
     """The GPUs a check places its replicates on: [] off CUDA (an explicit ``--gpus`` there
-    is a ``DeviceError``), every visible GPU by default, else the ones ``requested`` names."""
+    is a ``DeviceError``), every visible GPU by default, else the ones ``requested`` names.
+    ``asked``: the device the user asked for (``--device``), to name the conflict."""
     if device != "cuda":
+        if requested is not None and asked == "cpu":
+            raise DeviceError(
+                f"--gpus {requested}: CUDA is not available with --device cpu (it hides the "
+                "GPUs from the workers): drop one of the two"
+            )
         if requested is not None:
             raise DeviceError(f"--gpus {requested}: CUDA is not available on this machine")
         return []

@@ -31,7 +31,7 @@ def default_workers(plan: CheckPlan, device: str, jobs: int, gpus: int = 0) -> i
 def placement(plan: CheckPlan, device: str) -> list[Gpu]:
     """The GPUs the plan's replicates are placed on ([] off CUDA); ``DeviceError`` for an
     explicit ``--gpus`` without CUDA or naming a GPU that is not there."""
-    return gpu_layer.select(plan.gpus, device)
+    return gpu_layer.select(plan.gpus, device, plan.device)
 
 
 def replicate_jobs(
