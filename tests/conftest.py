@@ -139,7 +139,10 @@ def has_cuda() -> bool:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests marked ``cuda`` skip, with the reason, where torch sees no GPU."""
+    """The ``slow`` tests go first (xdist then spreads the long ones over its workers from the
+    start, instead of one of them ending the suite alone); tests marked ``cuda`` skip, with the
+    reason, where torch sees no GPU."""
+    items.sort(key=lambda item: "slow" not in item.keywords)  # stable: same order in every worker
     if has_cuda():
         return
     skip = pytest.mark.skip(reason="needs a CUDA GPU (torch.cuda.is_available() is False)")

@@ -18,7 +18,8 @@ ENTROPY = FIXTURES / "entropy"
 
 def diagnose(target: str, tmp_path: Path, *flags: str) -> dict[str, Any]:
     out = tmp_path / "diagnose.json"
-    result = cli("diagnose", target, *flags, "--json", str(out))
+    # a torch diagnosis starts ~20 interpreters that import torch: minutes on a loaded machine
+    result = cli("diagnose", target, *flags, "--json", str(out), timeout=300)
     assert result.code == 0, result.out + result.err
     return json.loads(out.read_text())  # type: ignore[no-any-return]
 
@@ -100,6 +101,7 @@ def test_run_never_audits_nor_traces() -> None:
     assert not any(job.payload("t", 1, "cpu")["trace"] for job in jobs)
 
 
+@pytest.mark.slow  # torch in every worker
 def test_the_first_differing_torch_op_is_named(tmp_path: Path) -> None:
     pytest.importorskip("torch")
     diagnosis = diagnose(f"{ENTROPY / 'torch_pid.py'}:objective", tmp_path, "--trials", "4")
@@ -208,6 +210,7 @@ def test_process_pools_and_processes_are_named_at_their_lines(tmp_path: Path) ->
     )
 
 
+@pytest.mark.slow  # torch in every worker
 def test_torch_seed_and_generator_seed_are_named(tmp_path: Path) -> None:
     pytest.importorskip("torch")
     diagnosis = diagnose(f"{ENTROPY / 'torch_seeds.py'}:objective", tmp_path, "--trials", "4")

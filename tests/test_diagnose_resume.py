@@ -72,6 +72,7 @@ def test_tpe_resumed_right_after_its_start_up_trials_has_no_resume_cause(tmp_pat
     assert resume["resume"]["matches"] is True and resume["divergence"] is None
 
 
+@pytest.mark.slow  # two processes per replicate, SQLite
 def test_storage_runs_the_experiment_at_half_the_trials_in_it(tmp_path: Path) -> None:
     import optuna
 
@@ -154,6 +155,7 @@ def test_api_bad_resume_at_raises_one_line(at: Any, fragment: str) -> None:
     assert fragment in message and "resume" in message and "\n" not in message
 
 
+@pytest.mark.slow  # two processes per replicate, SQLite
 def test_objective_state_lost_on_resume_is_resume_state(tmp_path: Path) -> None:
     # module_state's counter restarts in the resuming process: same params, other values
     config = tmp_path / "tpe.toml"

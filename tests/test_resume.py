@@ -28,6 +28,7 @@ def _tpe_config(tmp_path: Path, startup: int = 3) -> Path:
     return config
 
 
+@pytest.mark.slow  # two processes per replicate, SQLite
 def test_random_sampler_differs_from_trial_k(tmp_path: Path) -> None:
     out, md = tmp_path / "r.json", tmp_path / "r.md"
     result = cli(
@@ -128,6 +129,7 @@ def test_a_crash_in_the_resuming_process_is_incomplete(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.slow  # two processes per replicate, SQLite
 def test_given_storage_keeps_the_resumed_studies(tmp_path: Path) -> None:
     import optuna
 
