@@ -222,8 +222,4 @@ def render(obj: RunReport | CompareReport) -> str:
     """JUnit XML for a ``RunReport`` (``run``) or a ``CompareReport`` (``compare``); the
     format registry (``formats.JunitFormat``) calls the two views directly, so this module
     never imports the registry (no cycle)."""
-    if isinstance(obj, RunReport):
-        return render_run(obj)
-    if isinstance(obj, CompareReport):
-        return render_compare(obj)
-    raise TypeError(f"no JUnit view of {type(obj).__name__}")
+    return sections.by_report(obj, render_run, render_compare, "JUnit")

@@ -11,7 +11,7 @@ Nothing here imports rich: building sections costs no start-up time.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, TypeAlias, TypeVar
 
@@ -365,3 +365,22 @@ def diagnose_headline(diagnosis: Diagnosis) -> DiagnoseHeadline:
         else "NOT reproducible even under full control"
     )
     return DiagnoseHeadline(f"{len(ids)} cause(s): {', '.join(ids)} — {control}", "causes")
+
+
+View = TypeVar("View")
+
+
+def by_report(
+    obj: object,
+    run: Callable[[RunReport], View],
+    compare: Callable[[CompareReport], View],
+    title: str,
+) -> View:
+    """``run(obj)`` for a ``run`` report, ``compare(obj)`` for a ``compare`` one, else
+    ``TypeError`` naming the format: how each text renderer's ``render`` picks its view
+    (never through the format registry, which imports the renderers)."""
+    if isinstance(obj, RunReport):
+        return run(obj)
+    if isinstance(obj, CompareReport):
+        return compare(obj)
+    raise TypeError(f"no {title} view of {type(obj).__name__}")
