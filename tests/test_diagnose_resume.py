@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from conftest import FIXTURES, cli, fixture, inprocess_cli, one_line_error
 
-from repro_check.checks.diagnose import resume_point
+from repro_check.checks.diagnose_resume import resume_point
 from repro_check.errors import ConfigError
 from repro_check.plan.config import build_plan
 
@@ -112,12 +112,51 @@ def test_diagnose_resume_at_is_validated_like_run() -> None:
     )
 
 
-def test_diagnose_resume_at_on_a_script_is_refused() -> None:
-    script = str(FIXTURES / "scripts" / "seeded42.py")
-    line = one_line_error(
-        inprocess_cli("diagnose", script, "--trials", "4", "--resume-at", "2"), "--resume-at"
+def _script_diagnosis(tmp_path: Path, script: str, *flags: str) -> tuple[Any, Path]:
+    """``diagnose SCRIPT FLAGS`` in a folder of its own (the script opens study.db there)."""
+    import shutil
+
+    work = tmp_path / "work"
+    work.mkdir()
+    shutil.copy(FIXTURES / "scripts" / script, work)
+    result = cli("diagnose", script, *flags, json_path=tmp_path / "d.json", cwd=work, timeout=300)
+    return result, work
+
+
+def test_diagnose_resume_at_on_a_script_names_its_sampler_and_line(tmp_path: Path) -> None:
+    """The script's RandomSampler(seed=0) replays its stream when the restarted script loads
+    the study (was: diagnose refused --resume-at on a script)."""
+    result, work = _script_diagnosis(
+        tmp_path, "resume_storage.py", "--trials", "6", "--resume-at", "3"
     )
-    assert "objective target" in line
+    assert result.code == 0, result.out + result.err
+    report = result.report
+    resume = _experiment(report, "resume")
+    assert resume is not None and resume["verdict"] == "not reproducible"
+    assert resume["reference"] is None or resume["reference"] == "as_written"
+    cause = next(c for c in report["causes"] if c["id"] == "resume_sampler_state")
+    assert cause["trial"] == 3
+    lines = (FIXTURES / "scripts" / "resume_storage.py").read_text().splitlines()
+    line = next(
+        i for i, text in enumerate(lines, 1) if "= optuna.samplers.RandomSampler(seed=0)" in text
+    )
+    assert f"resume_storage.py:{line}" in cause["evidence"] + cause["fix"]
+    assert "private copies of the script's storages" in resume["description"]
+    assert sorted(p.name for p in work.iterdir()) == ["resume_storage.py"]  # nothing written
+
+
+def test_diagnose_resume_at_on_a_script_kept_in_memory_resumes_nothing(tmp_path: Path) -> None:
+    result, _work = _script_diagnosis(tmp_path, "seeded42.py", "--trials", "4", "--resume-at", "2")
+    assert result.code == 0, result.out + result.err
+    report = result.report
+    assert _experiment(report, "resume") is None
+    assert not [c for c in report["causes"] if c["id"].startswith("resume")]
+    assert any("no resume experiment" in w and "nothing to resume" in w for w in report["warnings"])
+
+
+def test_diagnose_resume_at_on_a_script_needs_its_trials() -> None:
+    script = str(FIXTURES / "scripts" / "seeded42.py")
+    one_line_error(inprocess_cli("diagnose", script, "--resume-at", "2"), "needs --trials N")
 
 
 def test_script_with_its_own_storage_says_why_no_resume_ran(tmp_path: Path) -> None:
@@ -171,7 +210,7 @@ def test_objective_state_lost_on_resume_is_resume_state(tmp_path: Path) -> None:
 
 
 def test_no_resume_experiment_when_full_control_differs() -> None:
-    from repro_check.checks.diagnose import _resume_experiment
+    from repro_check.checks.diagnose_resume import resume_experiment
     from repro_check.checks.lab import Experiment, Lab
     from repro_check.plan.settings import Controls
 
@@ -180,7 +219,7 @@ def test_no_resume_experiment_when_full_control_differs() -> None:
     full = Experiment("full_control", "every control on", Controls(), "not reproducible", None, ())
     warnings: list[str] = []
     causes: list[Any] = []
-    assert _resume_experiment(lab, full, plan.study, causes, warnings) is None  # nothing ran
+    assert resume_experiment(lab, full, plan.study, causes, warnings) is None  # nothing ran
     assert causes == [] and lab.next_index == 0
     assert any("resume experiment" in w and "did not run" in w for w in warnings)
 
@@ -211,4 +250,7 @@ def test_script_with_storage_flag_says_why_no_resume_ran(tmp_path: Path) -> None
     url = f"sqlite:///{tmp_path / 'given.db'}"
     report = _diagnose(tmp_path, str(script), "--trials", "3", "--storage", url)
     assert _experiment(report, "resume") is None
-    assert any(w.startswith("the study uses a storage; the resume") for w in report["warnings"])
+    assert any(
+        w.startswith("the study uses a storage; give --trials N --resume-at K")
+        for w in report["warnings"]
+    ), report["warnings"]

@@ -25,8 +25,8 @@ from repro_check.checks.causes import (
     Location,
     ToleranceCheck,
     no_kernel_fix,
-    resume_sampler_fix,
 )
+from repro_check.checks.diagnose_resume import resume_experiment, resume_point
 from repro_check.checks.lab import (
     CONTROL_EXPERIMENTS,
     Diagnosis,
@@ -40,7 +40,6 @@ from repro_check.checks.lab import (
     runs_of,
     unfinished,
 )
-from repro_check.checks.resume import resumed_runs
 from repro_check.execution import devices
 from repro_check.execution.linetrace import Split, first_op_split, first_split
 from repro_check.execution.replicates import script_spec
@@ -55,9 +54,7 @@ from repro_check.results.records import (
     STATUS_ERROR,
     RunRecord,
 )
-from repro_check.results.resume import ResumeCheck, compare_resumed
-from repro_check.storage.redact import redact
-from repro_check.vocab import CauseId, Sampler, sampler_spec
+from repro_check.vocab import CauseId, sampler_spec
 
 __all__ = ["CONTROL_EXPERIMENTS", "Diagnosis", "Experiment", "NoiseProbe", "run_diagnose"]
 
@@ -458,120 +455,11 @@ def _control_experiments(
     return experiments
 
 
-RESUME_EXPERIMENT = "resume"
-_TPE_STARTUP = 10
-"""TPESampler's default ``n_startup_trials``."""
-
-
-def resume_point(plan: CheckPlan) -> tuple[int, bool] | None:
-    """(K, picked here) for the resume experiment: ``--resume-at K``, or, when the study uses
-    a storage without it, half the trials; None: no resume experiment."""
-    if plan.resume_at is not None:
-        return plan.resume_at, False
-    if plan.storage is None or plan.study.trials < 2:
-        return None
-    return plan.study.trials // 2, True
-
-
-def _resume_verdict(check: ResumeCheck) -> str:
-    d = check.first_difference
-    broken = any(not run.finished for run in check.runs)
-    if broken and (d is None or d.field == "trial_count"):
-        return report.VERDICT_INCOMPLETE
-    return report.VERDICT_REPRODUCIBLE if d is None else report.VERDICT_NOT_REPRODUCIBLE
-
-
-def _resume_cause(
-    check: ResumeCheck, experiment: Experiment, study: StudySettings, seed: int
-) -> Cause | None:
-    d = check.first_difference
-    if d is None or experiment.verdict != report.VERDICT_NOT_REPRODUCIBLE:
-        return None
-    lost = d.field == "params" and d.trial >= check.at and check.straight_reproducible
-    if lost:
-        startup = None
-        if study.sampler == Sampler.TPE:  # measured: TPE resumes identically right after these
-            configured = study.sampler_kwargs.get("n_startup_trials", _TPE_STARTUP)
-            startup = configured if isinstance(configured, int) and configured > 0 else None
-        fix = resume_sampler_fix(study, seed, check.at, startup if startup != check.at else None)
-    else:
-        fix = "\n".join(f"# {line}" for line in (check.fix or "").splitlines())
-    return Cause(
-        CauseId.RESUME_SAMPLER_STATE if lost else CauseId.RESUME_STATE,
-        f"stopped after {check.at} trials and resumed in a fresh process (load_study, the same "
-        f"sampler set-up), the {check.between} runs part at trial {d.trial} ({d.field}: "
-        f"{d.detail}): {check.reason}",
-        fix,
-        d.trial,
-    )
-
-
-def _resume_experiment(
-    lab: Lab, full: Experiment, study: StudySettings, causes: list[Cause], warnings: list[str]
-) -> Experiment | None:
-    """Each replicate stopped after K trials in a storage and resumed in a fresh process, with
-    every control on, compared with the fully controlled runs (the straight-through
-    replicates, reused: same study, same controls) and with each other."""
-    point = resume_point(lab.plan)
-    if point is None:
-        if lab.plan.storage is not None:
-            warnings.append("a 1-trial study cannot be stopped and resumed: no resume experiment")
-        return None
-    at, chosen = point
-    if full.verdict != report.VERDICT_REPRODUCIBLE:
-        warnings.append(
-            f"the resume experiment (stop after {at} trials, resume in a fresh process) did "
-            "not run: the fully controlled runs differ already, so a resume cannot be judged"
-        )
-        return None
-    plan = dataclasses.replace(lab.plan, resume_at=at)
-
-    def execute(jobs: Sequence[Job]) -> list[RunRecord]:
-        return [run for result in lab.run(jobs, stop_early=False) for run in result.runs]
-
-    jobs = lab.jobs(RESUME_EXPERIMENT, Controls(), study, lab.replicates)
-    resumed = resumed_runs(plan, jobs, execute)
-    resumed = [dataclasses.replace(run, index=i) for i, run in enumerate(resumed)]
-    check = compare_resumed(full.runs, resumed, at, study, lab.plan.seed, lab.plan.tolerance)
-    where = "a private SQLite file each" if plan.storage is None else redact(plan.storage)
-    picked = " (half the trials: the study uses a storage; pick K with --resume-at)"
-    experiment = Experiment(
-        RESUME_EXPERIMENT,
-        f"stopped after {at} of {study.trials} trials{picked if chosen else ''} in {where}, "
-        "resumed in a fresh process",
-        Controls(),
-        _resume_verdict(check),
-        check.first_difference,
-        tuple(check.runs),
-        study.n_jobs,
-        resume=check,
-        resume_chosen=chosen,
-        straight_through=full.id,
-    )
-    cause = _resume_cause(check, experiment, study, lab.plan.seed)
-    if cause is not None:
-        causes.append(cause)
-    warnings += [
-        f"resumed run {run.index} {run.status}: {run.error}" for run in resumed if not run.finished
-    ]
-    if chosen:
-        warnings.append(
-            f"the study uses a storage: the resume experiment stopped each replicate after "
-            f"{at} of {study.trials} trials (half) and resumed it; --resume-at K picks another K"
-        )
-    return experiment
-
-
 def run_diagnose(
     plan: CheckPlan,
     replicates: int = DEFAULT_REPLICATES,
     on_progress: ProgressCallback | None = None,
 ) -> Diagnosis:
-    if plan.resume_at is not None and script_spec(plan) is not None:
-        from repro_check.checks.resume import DIAGNOSE_SCRIPT_REFUSAL
-        from repro_check.errors import ConfigError
-
-        raise ConfigError(DIAGNOSE_SCRIPT_REFUSAL)  # before any worker starts
     device = devices.resolve(plan.device)
     if plan.storage is not None and resume_point(plan) is not None and script_spec(plan) is None:
         from repro_check.storage.store import open_storage
@@ -640,7 +528,7 @@ def run_diagnose(
         noise = _noise_branch(lab, full, study, causes, warnings, experiments)
     elif reproducible:
         experiments += _control_experiments(lab, full, study, causes, warnings)
-    resumed = _resume_experiment(lab, full, study, causes, warnings)
+    resumed = resume_experiment(lab, full, study, causes, warnings)
     if resumed is not None:
         experiments.append(resumed)
     return Diagnosis(

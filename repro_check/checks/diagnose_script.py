@@ -18,6 +18,7 @@ import dataclasses
 from collections.abc import Sequence
 
 from repro_check.checks.causes import Cause, FixContext, Location
+from repro_check.checks.diagnose_resume import resume_experiment
 from repro_check.checks.lab import (
     CONTROL_EXPERIMENTS,
     Diagnosis,
@@ -157,19 +158,21 @@ def _necessary(lab: Lab, causes: list[Cause], as_written: Experiment) -> list[Ex
 
 
 SCRIPT_RESUME_NOTE = (
-    "the resume experiment (stop after K trials, resume in a fresh process) needs an "
-    "objective: a script runs its own studies, which the check cannot stop and resume yet; "
-    "run `repro-check diagnose FILE.py:objective --resume-at K` with the script's sampler"
+    "give --trials N --resume-at K to check whether a restart that resumes it changes the "
+    "study (the script stopped after K trials, then run again in private copies of its "
+    "storages to end at N)"
 )
 
 
-def storage_warnings(plan_storage: str | None, runs: Sequence[RunRecord]) -> list[str]:
+def storage_warnings(
+    plan_storage: str | None, runs: Sequence[RunRecord], resume_at: int | None = None
+) -> list[str]:
     """Why no resume experiment ran although the study uses a storage (``--storage``, or the
     script's own: its runs' notes name each storage the script opened)."""
     ref = _reference(runs)
     notes = ref.notes if ref is not None else ()
     used = [n for n in notes if n.startswith("the script's ") and " storage " in n]
-    if plan_storage is None and not used:
+    if (plan_storage is None and not used) or resume_at is not None:
         return []
     where = f" ({used[0].split(':', 1)[0]})" if used else ""
     return [f"the study uses a storage{where}; {SCRIPT_RESUME_NOTE}"]
@@ -183,20 +186,15 @@ def diagnose_script(lab: Lab) -> Diagnosis:
     as_written = _experiment(
         lab, "as_written", "the script as written, no control", Controls.none()
     )
-    warnings += storage_warnings(plan.storage, as_written.runs)
+    warnings += storage_warnings(plan.storage, as_written.runs, plan.resume_at)
     experiments = [as_written]
     lab.torch_used = any(r.environment.get("torch") for r in as_written.runs)
     if as_written.verdict == report.VERDICT_REPRODUCIBLE:
+        warnings[0] = "the script is reproducible as written: no control is needed"
+        resumed = resume_experiment(lab, as_written, plan.study, causes, warnings, Controls.none())
+        experiments += [resumed] if resumed is not None else []
         return Diagnosis(
-            plan,
-            lab.device,
-            True,
-            (),
-            tuple(experiments),
-            warnings=(
-                "the script is reproducible as written: no control is needed",
-                *warnings[1:],
-            ),
+            plan, lab.device, True, rank(causes), tuple(experiments), warnings=tuple(warnings)
         )
     full = _experiment(lab, "full_control", "every control on", Controls(), audit=True)
     experiments.append(full)
@@ -250,6 +248,8 @@ def diagnose_script(lab: Lab) -> Diagnosis:
             "every control on makes the script reproducible, but no single control is "
             "necessary: two or more of them cover the same source; apply every fix"
         )
+    resumed = resume_experiment(lab, full, plan.study, causes, warnings)
+    experiments += [resumed] if resumed is not None else []
     return Diagnosis(
         plan, lab.device, True, rank(causes), tuple(experiments), warnings=tuple(warnings)
     )

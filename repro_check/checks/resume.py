@@ -37,13 +37,6 @@ from repro_check.results.resume import compare_resumed, resumed_nothing
 RESUMED_GROUP = "resumed"
 """The resumed replicates' progress bars are labelled with this group."""
 
-DIAGNOSE_SCRIPT_REFUSAL = (
-    "--resume-at in diagnose needs an objective target (FILE.py:objective or pkg.mod:attr): "
-    "diagnose does not run the resume experiment on a script yet; check the script's resume "
-    "with `repro-check run SCRIPT --trials N --resume-at K`"
-)
-"""``diagnose`` has no resume experiment for a script (``run`` has the resume check)."""
-
 
 def in_memory_refusal(name: str) -> str:
     """Why a script's resume check cannot count: its restart loaded no study with trials."""
