@@ -323,12 +323,7 @@ class Lab:
 
 def any_completed(runs: Sequence[RunRecord]) -> bool:
     """Some trial completed in some run (in any of a script's studies)."""
-    return any(
-        t.state == "COMPLETE"
-        for run in runs
-        for trials in ([s.trials for s in run.studies] if run.studies else [run.trials])
-        for t in trials
-    )
+    return any(t.state == "COMPLETE" for run in runs for t in run.all_trials())
 
 
 def unfinished(runs: Sequence[RunRecord]) -> str:
@@ -336,16 +331,7 @@ def unfinished(runs: Sequence[RunRecord]) -> str:
     failures = "; ".join(f"run {r.index} {r.status}: {r.error}" for r in runs if r.error)
     if failures or any_completed(runs):
         return failures
-    first = next(
-        (
-            t.error
-            for run in runs
-            for trials in ([s.trials for s in run.studies] if run.studies else [run.trials])
-            for t in trials
-            if t.error
-        ),
-        None,
-    )
+    first = next((t.error for run in runs for t in run.all_trials() if t.error), None)
     return "no trial completed in any run" + (f" (first error: {first})" if first else "")
 
 

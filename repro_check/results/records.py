@@ -12,7 +12,7 @@ import hashlib
 import math
 import re
 from array import array
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -378,6 +378,11 @@ class RunRecord:
     @property
     def finished(self) -> bool:
         return self.status == STATUS_OK
+
+    def all_trials(self) -> Iterator[TrialRecord]:
+        """Every trial of the run: each of a script's studies, else the run's one study."""
+        for trials in [s.trials for s in self.studies] if self.studies else [self.trials]:
+            yield from trials
 
     @property
     def multi_objective(self) -> bool:

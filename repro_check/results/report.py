@@ -125,14 +125,7 @@ class RunReport:
     @property
     def any_completed(self) -> bool:
         """A study whose every trial failed reproduces nothing worth calling reproducible."""
-        if self.studies is not None:
-            return any(
-                t.state == "COMPLETE"
-                for run in self.runs
-                for study in run.studies
-                for t in study.trials
-            )
-        return any(t.state == "COMPLETE" for run in self.runs for t in run.trials)
+        return any(t.state == "COMPLETE" for run in self.runs for t in run.all_trials())
 
     @property
     def differs_from_baseline(self) -> bool:
