@@ -25,6 +25,9 @@ from postgres import PG_URL, needs_postgres, require_postgres
 TASKS = 4
 RUNS = 8
 TRIALS = 4  # fixtures/slow.py sleeps 0.5 s a trial: a replicate lasts ~2 s
+STALE_AFTER = 4.0
+"""Short, so the test is; not shorter: a live task's heartbeat (every STALE_AFTER / 4 s) must
+never look stale on a loaded 2-core CI machine (at 2 s a live replicate was once seen dead)."""
 
 
 require_postgres()
@@ -57,7 +60,7 @@ def _array_task(name: str, json_path: Path, *extra: str) -> list[str]:
         "--workers",
         "1",
         "--stale-after",
-        "2",
+        str(STALE_AFTER),
         "--storage",
         PG_URL,
         "--name",
@@ -106,7 +109,7 @@ def test_an_array_of_4_tasks_with_one_killed_and_requeued_gathers_every_replicat
     assert sum(status == "ok" for status in stored.values()) == RUNS - 1, stored
     assert sum(status == "running" for status in stored.values()) == 1, stored  # the dead one
 
-    time.sleep(2.5)  # past --stale-after: the dead replicate's heartbeat is stale
+    time.sleep(STALE_AFTER + 0.5)  # past --stale-after: the dead replicate's heartbeat is stale
     requeued = subprocess.run(
         [*_python_cli(), *_array_task(name, tmp_path / "requeued.json", "--resume")],
         capture_output=True,

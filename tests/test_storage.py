@@ -178,6 +178,32 @@ def test_kill_9_then_resume_completes_without_loss_or_duplicates(
     assert len(finished) == 3  # one finished study per replicate: nothing ran twice to the end
 
 
+def test_a_finished_replicate_is_stored_before_its_process_ends(tmp_path: Path) -> None:
+    """A node lost after finishing a replicate (preempted while running the next) must leave
+    that replicate ok, not running: its outcome was stored only when the process's whole
+    share ended, so a kill made it crashed and --resume ran it again."""
+    url = f"sqlite:///{tmp_path / 'lost.db'}"
+    name = unique_name(tmp_path)
+    proc = popen_run(url, name, "--runs", "2", "--stale-after", "2")
+    try:
+        deadline = time.monotonic() + 120
+        found: dict[str, dict[str, Any]] = {}
+        while time.monotonic() < deadline and proc.poll() is None:
+            found = studies(url, name) if (tmp_path / "lost.db").exists() else {}
+            if any(s["status"] == "ok" for s in found.values()):
+                break
+            time.sleep(0.1)
+        assert proc.poll() is None, f"the check ended before any replicate was stored: {found}"
+        proc.send_signal(signal.SIGKILL)  # a lost node, running its second replicate
+        proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    stored = studies(url, name)
+    assert sorted(s["status"] for s in stored.values()) == ["ok", "running"], stored
+
+
 def test_joining_a_check_with_other_settings_is_refused(storage_url: str, tmp_path: Path) -> None:
     name = unique_name(tmp_path)
     first = cli(

@@ -9,7 +9,7 @@ from typing import Any
 
 from repro_check.execution import gpus as gpu_layer
 from repro_check.execution.gpus import Gpu
-from repro_check.execution.runner import Job, ProgressCallback, run_jobs
+from repro_check.execution.runner import Job, JobResult, ProgressCallback, run_jobs
 from repro_check.plan import targets
 from repro_check.plan.settings import CheckPlan, Controls, StudySettings
 from repro_check.results.comparison import DivergenceWatch
@@ -77,6 +77,7 @@ def run_replicates(
     jobs: Sequence[Job],
     on_progress: ProgressCallback | None = None,
     claim: Callable[[Job], Job | None] | None = None,
+    on_end: Callable[[JobResult], None] | None = None,
 ) -> list[RunRecord]:
     tol = plan.tolerance
     gpus = placement(plan, device)
@@ -91,5 +92,6 @@ def run_replicates(
         stop_when=(lambda: DivergenceWatch(tol).add) if plan.fail_fast else None,
         claim=claim,
         gpus=gpus,
+        on_end=on_end,
     )
     return [run for result in results for run in result.runs]

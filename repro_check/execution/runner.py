@@ -794,8 +794,12 @@ def run_jobs(
     stop_when: StopRuleFactory | None = None,
     claim: Callable[[Job], Job | None] | None = None,
     gpus: Sequence[Gpu] = (),
+    on_end: Callable[[JobResult], None] | None = None,
 ) -> list[JobResult]:
     """Run ``jobs`` with at most ``workers`` processes at once; results in job order.
+
+    ``on_end`` is told each job's final result as soon as its worker has ended (a shared check
+    stores that replicate's outcome then, not when this process's whole share is done).
 
     With ``gpus``, each worker is pinned to one of them (``CUDA_VISIBLE_DEVICES``) and a GPU
     runs one worker at a time: a job takes a free GPU when its worker is spawned and gives it
@@ -818,6 +822,7 @@ def run_jobs(
         stop_when=stop_when,
         claim=claim,
         gpus=gpus,
+        on_end=on_end,
     )
     return scheduler.run()
 
@@ -846,7 +851,9 @@ class Scheduler:
         stop_when: StopRuleFactory | None = None,
         claim: Callable[[Job], Job | None] | None = None,
         gpus: Sequence[Gpu] = (),
+        on_end: Callable[[JobResult], None] | None = None,
     ) -> None:
+        self.on_end = on_end
         self.target = target
         self.jobs = jobs
         self.workers = workers
@@ -1034,6 +1041,8 @@ class Scheduler:
         self.ended[position] = worker
         result = worker.finish()
         self._release(position)  # reaped, its group killed: the GPU is free
+        if self.on_end is not None:
+            self.on_end(result)
         job = worker.job
         self.report(
             Progress(

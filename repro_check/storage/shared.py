@@ -17,7 +17,7 @@ from typing import Any
 
 from repro_check.errors import ConfigError, ReproCheckError
 from repro_check.execution.replicates import replicate_jobs, run_replicates
-from repro_check.execution.runner import Interrupted, Job, ProgressCallback
+from repro_check.execution.runner import Interrupted, Job, JobResult, ProgressCallback
 from repro_check.plan.settings import CheckPlan, settings_mismatches
 from repro_check.results import report
 from repro_check.results.records import STATUS_CANCELLED, STATUS_ERROR, STATUS_OK, RunRecord
@@ -188,6 +188,8 @@ def run_shared(
         "settings": plan.to_dict(device),
     }
     claims: dict[int, Claim] = {}
+    """The replicates this process claimed and has not stored the outcome of (beating)."""
+    mine: list[int] = []
     beat = _Heartbeat(store, claims, interval=heartbeat_interval(plan.stale_after))
 
     def claim(job: Job) -> Job | None:
@@ -196,12 +198,22 @@ def run_shared(
             return None
         with beat.lock:
             claims[job.index] = taken
+            mine.append(job.index)
         return dataclasses.replace(job, storage=plan.storage, study_name=taken.study_name)
+
+    def ended(result: JobResult) -> None:
+        """A replicate's outcome is stored as soon as it ends: a node lost later (preempted,
+        killed) leaves only its running replicate to retake, not the ones it finished."""
+        for run in result.runs:
+            with beat.lock:
+                done = claims.pop(run.index, None)
+            if done is not None:
+                store.finish(done, run)
 
     beat.start()
     try:
         runs: list[RunRecord] = run_replicates(
-            plan, device, replicate_jobs(plan), on_progress, claim=claim
+            plan, device, replicate_jobs(plan), on_progress, claim=claim, on_end=ended
         )
     except Interrupted as stop:  # keep what finished: it must not be re-run or shown crashed
         for result in stop.results:
@@ -218,8 +230,8 @@ def run_shared(
         beat.join()
     for run in runs:
         if run.index in claims:
-            store.finish(claims[run.index], run)
-    return load_report(plan, device, store, mine=len(claims))
+            store.finish(claims.pop(run.index), run)
+    return load_report(plan, device, store, mine=len(mine))
 
 
 def report_from_storage(
