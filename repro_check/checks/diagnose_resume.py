@@ -17,13 +17,11 @@ from repro_check.execution.runner import Job
 from repro_check.plan.settings import CheckPlan, Controls, StudySettings
 from repro_check.results import report
 from repro_check.results.records import RunRecord
-from repro_check.results.resume import ResumeCheck, compare_resumed
+from repro_check.results.resume import TPE_STARTUP, ResumeCheck, compare_resumed
 from repro_check.storage.redact import redact
 from repro_check.vocab import CauseId, Sampler
 
 RESUME_EXPERIMENT = "resume"
-_TPE_STARTUP = 10
-"""TPESampler's default ``n_startup_trials``."""
 
 
 def resume_point(plan: CheckPlan) -> tuple[int, bool] | None:
@@ -58,7 +56,7 @@ def _resume_cause(
     elif lost:
         startup = None
         if study.sampler == Sampler.TPE:  # measured: TPE resumes identically right after these
-            configured = study.sampler_kwargs.get("n_startup_trials", _TPE_STARTUP)
+            configured = study.sampler_kwargs.get("n_startup_trials", TPE_STARTUP)
             startup = configured if isinstance(configured, int) and configured > 0 else None
         fix = resume_sampler_fix(study, seed, check.at, startup if startup != check.at else None)
     else:

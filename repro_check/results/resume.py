@@ -24,7 +24,7 @@ RESUMES_IDENTICALLY = "TPESampler, GPSampler and QMCSampler with a seed"
 """Samplers reported (issue 13) to resume identically in Optuna 5.0.0. Measured here: TPE only
 when resumed exactly after its ``n_startup_trials`` random trials (its random stream restarts
 on resume too); GP and QMC not measured (no SciPy on the development machine)."""
-_TPE_STARTUP = 10
+TPE_STARTUP = 10
 """TPESampler's default ``n_startup_trials``."""
 RESTARTED = "so the restart started it over: nothing of it was resumed"
 """How a script's resuming process notes each study that did not load the trials the first
@@ -311,7 +311,7 @@ def _sampler_state(d: Divergence, at: int, study: StudySettings, seed: int) -> t
         "len(study.trials))` (a resumed study then stays deterministic and no longer replays "
         "the random stream from its start, though it still differs from a straight-through one)"
     )
-    startup = int(study.sampler_kwargs.get("n_startup_trials", _TPE_STARTUP) or 0)
+    startup = int(study.sampler_kwargs.get("n_startup_trials", TPE_STARTUP) or 0)
     if sampler == Sampler.TPE and at != startup:
         # measured (Optuna 5.0.0): TPE's random stream restarts too; only a resume right at
         # the end of its random start-up trials comes out identical
