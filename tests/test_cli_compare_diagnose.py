@@ -50,6 +50,37 @@ def test_deterministic_objective_needs_only_the_sampler_seed(tmp_path: Path) -> 
     assert experiments["no_hash_seed"]["verdict"] == "reproducible"
 
 
+def evaluated(report: dict) -> int:  # type: ignore[type-arg]
+    """Trials run, each run once (as benchmarks/bench_diagnose_cost.py counts them)."""
+    return sum(
+        run["trials"]
+        for e in report["experiments"]
+        for run in (e["runs"][1:] if e["reference"] else e["runs"])
+    )
+
+
+def test_an_agreeing_hash_seed_run_is_full_controls_second_replicate(tmp_path: Path) -> None:
+    report = diagnose(tmp_path, "deterministic")
+    experiments = {e["id"]: e for e in report["experiments"]}
+    full, pair = experiments["full_control"], experiments["no_hash_seed"]
+    assert full["witness"] == "no_hash_seed" and len(full["runs"]) == 1
+    assert pair["reference"] == "full_control" and len(pair["runs"]) == 2
+    assert pair["controls"]["hash_seed"] is False and full["controls"]["hash_seed"] is True
+    assert experiments["process_state"]["reference"] == "full_control"
+    # full control 6, its hash-seed witness 6, the second study 6, the sampler-seed run 1
+    assert evaluated(report) == 19
+
+
+def test_a_parting_hash_seed_run_leaves_full_control_its_own_replicates(tmp_path: Path) -> None:
+    report = diagnose(tmp_path, "hash_order")
+    experiments = {e["id"]: e for e in report["experiments"]}
+    full = experiments["full_control"]
+    assert full["witness"] is None and len(full["runs"]) == 2
+    assert full["verdict"] == "reproducible"
+    pair = experiments.get("no_hash_seed_threads") or experiments["no_hash_seed"]
+    assert pair["verdict"] == "not reproducible" and pair["controls"]["hash_seed"] is False
+
+
 def test_self_seeding_objective_needs_only_the_sampler_seed(tmp_path: Path) -> None:
     assert cause_ids(diagnose(tmp_path, "self_seeding")) == ["sampler_seed"]
 

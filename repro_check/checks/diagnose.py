@@ -1,9 +1,11 @@
 """``diagnose``: find which source of randomness breaks reproducibility, and the fix.
 
 The search, like reprotest's for builds:
-1. full control; if that is not reproducible, the objective has noise no seed fixes (or trials
-   race under ``n_jobs > 1``): probe the objective at fixed params in fresh processes;
-2. otherwise switch each control off alone: the ones whose absence breaks it are necessary;
+1. full control, beside the ``PYTHONHASHSEED`` ablation, whose runs stand in for full
+   control's other replicates when they agree (``_full_control``); if full control is not
+   reproducible, the objective has noise no seed fixes (or trials race under ``n_jobs > 1``):
+   probe the objective at fixed params in fresh processes;
+2. otherwise switch each other control off alone: the ones whose absence breaks it are necessary;
 3. two studies in one process: does the objective carry module state between studies?
 4. thread count 1 vs all cores: a portability warning, not a cause;
 5. with ``--resume-at K`` or a storage: each replicate stopped after K trials and resumed in a
@@ -51,7 +53,9 @@ from repro_check.results.comparison import (
     first_divergence,
 )
 from repro_check.results.records import (
+    STATUS_CANCELLED,
     STATUS_ERROR,
+    STATUS_OK,
     RunRecord,
 )
 from repro_check.vocab import CauseId, sampler_spec
@@ -226,6 +230,7 @@ def _noise_branch(
     causes: list[Cause],
     warnings: list[str],
     experiments: list[Experiment],
+    pair: Experiment | None = None,
 ) -> NoiseProbe | None:
     probe = _probe_noise(lab, full, study)
     noise = probe.max_abs_diff if probe is not None and probe.noisy else None
@@ -287,9 +292,10 @@ def _noise_branch(
                 blocking=True,
             )
         )
+    beside = "; nor does the PYTHONHASHSEED run beside it" if pair is not None else ""
     warnings.append(
         "full control is not reproducible, so the controls were not tested one by "
-        "one (noise would hide their effect)"
+        f"one (noise would hide their effect{beside})"
     )
     return probe
 
@@ -354,44 +360,54 @@ def _against(
 
 
 def _control_experiments(
-    lab: Lab, full: Experiment, study: StudySettings, causes: list[Cause], warnings: list[str]
+    lab: Lab,
+    full: Experiment,
+    pair: Experiment | None,
+    study: StudySettings,
+    causes: list[Cause],
+    warnings: list[str],
 ) -> list[Experiment]:
-    """Each control off alone (the thread-count probe rides along with PYTHONHASHSEED's, and
-    both are rerun apart only if that pair parts), plus the process-state probe that ran in
-    the fully controlled runs' last process."""
+    """Each control off alone, plus the process-state probe that ran in a fully controlled
+    process. ``pair`` is the ``PYTHONHASHSEED`` ablation (with the thread-count probe riding
+    along) that already ran beside full control: reproducible, it is not rerun; parted, the
+    two are rerun apart, in the same batch as the other ablations."""
     reference = full.runs[0]
-    ids = _ablation_ids(lab, full, warnings)
+    ids = [i for i in _ablation_ids(lab, full, warnings) if not (pair and i == "no_hash_seed")]
     cores = os.cpu_count() or 1
     both = cores > 1
     specs = [
         (exp_id, _off(exp_id), cores if exp_id == "no_hash_seed" and both else None)
         for exp_id in ids
     ]
-    runs = _against(lab, reference, specs)
     experiments: list[Experiment] = []
-    pair = runs.get("no_hash_seed")
-    if both and pair is not None:
-        paired = lab.experiment(
+    if pair is not None:
+        experiments.append(pair)
+        if pair.verdict == report.VERDICT_NOT_REPRODUCIBLE and both:
+            specs += [("no_hash_seed", _off("no_hash_seed"), None), ("threads", Controls(), cores)]
+            ids.append("no_hash_seed")
+        both = False  # the threads probe rode along, or has its own runs now
+    runs = _against(lab, reference, specs)
+    paired = runs.get("no_hash_seed") if both else None
+    if paired is not None:  # no pair ran beside full control (n_jobs > 1 retried): run it here
+        pair = lab.experiment(
             "no_hash_seed",
             f"a fixed PYTHONHASHSEED off and {cores} threads, every other control on",
             _off("no_hash_seed"),
-            pair,
+            paired,
             study,
             threads=cores,
         )
-        if paired.verdict == report.VERDICT_NOT_REPRODUCIBLE:
-            paired = dataclasses.replace(paired, id="no_hash_seed_threads")
-            experiments.append(paired)
+        if pair.verdict == report.VERDICT_NOT_REPRODUCIBLE:
+            experiments.append(dataclasses.replace(pair, id="no_hash_seed_threads"))
             apart = _against(
                 lab,
                 reference,
                 [("no_hash_seed", _off("no_hash_seed"), None), ("threads", Controls(), cores)],
             )
             runs.update(apart)
-            both = False  # the threads probe has its own runs now
         else:
             runs.pop("no_hash_seed")
-            experiments.append(paired)
+            experiments.append(pair)
     for exp_id in ids:
         if exp_id not in runs:
             continue
@@ -445,6 +461,7 @@ def _control_experiments(
             study,
             threads=cores,
         )
+        threads = dataclasses.replace(threads, reference=full.id)
         experiments.append(threads)
         if threads.verdict == report.VERDICT_NOT_REPRODUCIBLE:
             warnings.append(
@@ -453,6 +470,73 @@ def _control_experiments(
                 "torch.set_num_threads, OMP_NUM_THREADS) where results must match"
             )
     return experiments
+
+
+def _full_control(
+    lab: Lab, study: StudySettings, id: str = "full_control"
+) -> tuple[Experiment, Experiment | None]:
+    """Every control on, and the ``PYTHONHASHSEED`` ablation (all cores' threads riding
+    along), in one batch under one stop rule: one fully controlled run (whose process then
+    runs a second study: the process-state probe) and ``replicates - 1`` runs with those
+    controls off. Returns full control and that ablation (the pair).
+
+    If they agree, the ablation's runs are also full control's other replicates: they had
+    every source of variation full control has (fresh processes, their own addresses) and
+    more, so full control reproduces too, and one study is saved. If not, full control gets
+    ``replicates - 1`` runs of its own against the first (or, if the pair's divergence
+    stopped it, is run afresh). Under ``n_jobs > 1`` (racing trials, a verdict of its own)
+    full control runs the usual way, without a pair."""
+    if study.n_jobs != 1:
+        return lab.full_control(study, id, second_study=True), None
+    cores = os.cpu_count() or 1
+    threads = cores if cores > 1 else None
+    what = "a fixed PYTHONHASHSEED off" + (f" and {cores} threads" if threads else "")
+    first = lab.jobs(id, Controls(), study, 1, audit=True, studies=2)
+    extra = {"threads": threads} if threads is not None else {}
+    others = lab.jobs(id, _off("no_hash_seed"), study, lab.replicates - 1, audit=True, **extra)
+    mine = [r for r in lab.run([*first, *others]) if r.job.group == id]
+    if not mine[0].runs:
+        return lab.full_control(study, id, second_study=True), None
+    reference = dataclasses.replace(mine[0].runs[0], index=0)
+    lab.second_study = mine[0].runs[1] if len(mine[0].runs) > 1 else None
+    witnesses = [
+        dataclasses.replace(r.runs[0], index=i) for i, r in enumerate(mine[1:], 1) if r.runs
+    ]
+    pair = lab.experiment(
+        "no_hash_seed",
+        f"{what}, every other control on",
+        _off("no_hash_seed"),
+        [reference, *witnesses],
+        study,
+        threads=threads,
+    )
+    if threads and pair.verdict == report.VERDICT_NOT_REPRODUCIBLE:
+        pair = dataclasses.replace(pair, id="no_hash_seed_threads")
+    audits = tuple(r.audit for r in mine if r.audit is not None)
+    desc = f"every control on, n_jobs={study.n_jobs}"
+    if pair.verdict == report.VERDICT_REPRODUCIBLE:
+        full = lab.experiment(
+            id,
+            f"{desc}; replicated by {pair.id}'s runs (fewer controls; they agreed)",
+            Controls(),
+            [reference],
+            study,
+        )
+        pair = dataclasses.replace(pair, reference=id)
+        return dataclasses.replace(full, audits=audits, witness=pair.id), pair
+    if reference.status == STATUS_CANCELLED and pair.verdict == report.VERDICT_NOT_REPRODUCIBLE:
+        against = "against a fully controlled run stopped with it, not full control's run 0"
+        pair = dataclasses.replace(pair, description=f"{what}, every other control on ({against})")
+        return lab.full_control(study, id, second_study=True), pair
+    runs = [reference]
+    if reference.status == STATUS_OK:  # finished: full control's run 0; now its others
+        more = lab.run(
+            lab.jobs(id, Controls(), study, lab.replicates - 1, audit=True), reference=reference
+        )
+        runs += [dataclasses.replace(r.runs[0], index=i) for i, r in enumerate(more, 1) if r.runs]
+        audits += tuple(r.audit for r in more if r.audit is not None)
+    full = lab.experiment(id, desc, Controls(), runs, study)  # a broken run 0: incomplete
+    return dataclasses.replace(full, audits=audits), dataclasses.replace(pair, reference=id)
 
 
 def run_diagnose(
@@ -474,7 +558,7 @@ def run_diagnose(
     causes: list[Cause] = []
     warnings: list[str] = []
     ops: list[str] = []
-    full = lab.full_control(study, second_study=True)
+    full, pair = _full_control(lab, study)
     lab.torch_used = any(r.environment.get("torch") for r in full.runs)
     experiments = [full]
     if _determinism_refused(full):
@@ -494,10 +578,12 @@ def run_diagnose(
             )
         )
         ops = named
-        full = lab.full_control(study, "full_control_warn_only", second_study=True)
+        experiments += [pair] if pair is not None else []
+        full, pair = _full_control(lab, study, "full_control_warn_only")
         experiments.append(full)
     if full.verdict == report.VERDICT_INCOMPLETE:
         failures = unfinished(full.runs)
+        experiments += [pair] if pair is not None else []
         return Diagnosis(
             plan,
             device,
@@ -520,14 +606,15 @@ def run_diagnose(
             )
         )
         study = dataclasses.replace(study, n_jobs=1)
-        full = lab.full_control(study, "full_control_n_jobs_1", second_study=True)
+        full, pair = _full_control(lab, study, "full_control_n_jobs_1")
         experiments.append(full)
     reproducible = full.verdict == report.VERDICT_REPRODUCIBLE
     noise = None
     if full.verdict == report.VERDICT_NOT_REPRODUCIBLE:
-        noise = _noise_branch(lab, full, study, causes, warnings, experiments)
+        experiments += [pair] if pair is not None else []
+        noise = _noise_branch(lab, full, study, causes, warnings, experiments, pair)
     elif reproducible:
-        experiments += _control_experiments(lab, full, study, causes, warnings)
+        experiments += _control_experiments(lab, full, pair, study, causes, warnings)
     resumed = resume_experiment(lab, full, study, causes, warnings)
     if resumed is not None:
         experiments.append(resumed)

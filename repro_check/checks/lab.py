@@ -84,6 +84,11 @@ class Experiment:
     """The resume point was picked by diagnose (a storage, no ``--resume-at``)."""
     straight_through: str | None = None
     """The experiment whose runs are the resume's straight-through replicates (reused)."""
+    witness: str | None = None
+    """The experiment whose new runs stand in for this one's other replicates: they ran with
+    fewer controls, in fresh processes, and agreed with this one's run 0 trial for trial, so
+    they show that these controls reproduce too (full control, witnessed by the
+    ``PYTHONHASHSEED`` ablation); None: every replicate is this experiment's own."""
 
     @property
     def stopped_early(self) -> bool:
@@ -97,6 +102,7 @@ class Experiment:
             "n_jobs": self.n_jobs,
             "threads": self.threads,
             "reference": self.reference,
+            "witness": self.witness,
             "verdict": self.verdict,
             "stopped_early": self.stopped_early,
             "divergence": Divergence.to_optional_dict(self.divergence),
@@ -312,7 +318,7 @@ class Lab:
             jobs[-1] = dataclasses.replace(jobs[-1], studies=2)
         results = self.run(jobs)
         mine = [r for r in results if r.job.group == id]
-        runs = [r.runs[0] for r in mine if r.runs]
+        runs = [dataclasses.replace(r.runs[0], index=i) for i, r in enumerate(mine) if r.runs]
         self.second_study = None
         if second_study and mine and len(mine[-1].runs) > 1:
             self.second_study = mine[-1].runs[1]
