@@ -310,6 +310,12 @@ def test_diagnose_names_the_missing_sampler_seed_at_the_scripts_line(tmp_path: P
     assert any(
         "smallest set of controls" in w and "sampler_seed" in w for w in diagnosis["warnings"]
     )
+    # each ablation is one new run against full control's run 0 (reused), and the audit saw no
+    # global stream consumed, so global RNG seeding got no experiment: 8 studies' worth, not 14
+    experiments = {e["id"]: e for e in diagnosis["experiments"]}
+    assert experiments["no_sampler_seed"]["reference"] == "full_control"
+    assert "no_global_rng" not in experiments and "no_trial_reseed" not in experiments
+    assert any("never consumed the global" in w for w in diagnosis["warnings"])
 
 
 def test_diagnose_of_a_script_reproducible_as_written_runs_one_experiment(tmp_path: Path) -> None:

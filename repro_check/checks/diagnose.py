@@ -31,6 +31,7 @@ from repro_check.checks.causes import (
 from repro_check.checks.diagnose_resume import resume_experiment, resume_point
 from repro_check.checks.lab import (
     CONTROL_EXPERIMENTS,
+    FRESH_PAIRS,
     Diagnosis,
     Experiment,
     Lab,
@@ -326,12 +327,6 @@ def _off(exp_id: str) -> Controls:
     for name in CONTROL_EXPERIMENTS[exp_id][1]:
         controls = controls.without(name)
     return controls
-
-
-FRESH_PAIRS = frozenset({"no_trial_reseed", "no_torch_determinism", "no_cudnn"})
-"""Ablations compared between fresh runs of their own, not with the fully controlled run:
-without per-trial reseeding (or with torch's default kernels) a run draws other numbers than
-the reference, deterministically; only two such runs parting shows the control is needed."""
 
 
 def _against(

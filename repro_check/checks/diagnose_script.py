@@ -21,9 +21,11 @@ from repro_check.checks.causes import Cause, FixContext, Location
 from repro_check.checks.diagnose_resume import resume_experiment
 from repro_check.checks.lab import (
     CONTROL_EXPERIMENTS,
+    FRESH_PAIRS,
     Diagnosis,
     Experiment,
     Lab,
+    globals_consumed,
     located_causes,
     parted,
     rank,
@@ -109,13 +111,29 @@ def _fix(lab: Lab, cause_id: str, runs: Sequence[RunRecord]) -> str:
     return lab.fix(cause_id, lab.plan.study)
 
 
-def _necessary(lab: Lab, causes: list[Cause], as_written: Experiment) -> list[Experiment]:
-    """Each control off alone, then only the necessary ones: the smallest set."""
-    ids = ["no_sampler_seed", "no_global_rng", "no_trial_reseed", "no_hash_seed"]
+def _necessary(
+    lab: Lab, causes: list[Cause], as_written: Experiment, full: Experiment, warnings: list[str]
+) -> list[Experiment]:
+    """Each control off alone, then only the necessary ones: the smallest set. As for an
+    objective, each ablation is one new run compared with full control's run 0 (reused, not
+    rerun), except those that change the numbers deterministically (``FRESH_PAIRS``: two
+    fresh runs of their own); global RNG seeding is tested only if the audit saw a global
+    stream consumed (or could not tell)."""
+    ids = ["no_sampler_seed"]
+    consumed = globals_consumed(full)
+    if consumed is None or consumed:
+        ids += ["no_global_rng", "no_trial_reseed"]
+    else:
+        warnings.append(
+            "the script never consumed the global random, NumPy or torch streams (audited): "
+            "their seeding needs no experiment"
+        )
+    ids.append("no_hash_seed")
     if lab.torch_used:
         ids.append("no_torch_determinism")
         if lab.device == "cuda":
             ids.append("no_cudnn")
+    reference = full.runs[0]
     jobs = []
     controls_of: dict[str, Controls] = {}
     for exp_id in ids:
@@ -123,20 +141,28 @@ def _necessary(lab: Lab, causes: list[Cause], as_written: Experiment) -> list[Ex
         for name in CONTROL_EXPERIMENTS[exp_id][1]:
             controls = controls.without(name)
         controls_of[exp_id] = controls
-        jobs += lab.jobs(exp_id, controls, lab.plan.study, lab.replicates)
-    results = lab.run(jobs, stop_early=False)
+        count = lab.replicates if exp_id in FRESH_PAIRS else lab.replicates - 1
+        jobs += lab.jobs(exp_id, controls, lab.plan.study, count)
+    results = lab.run(jobs, False)  # a script streams its trials once it ended
+    runs_by_id: dict[str, list[RunRecord]] = {}
+    for exp_id in ids:
+        own = runs_of(results, exp_id)
+        if exp_id not in FRESH_PAIRS:  # the reference is run 0; the new runs are 1, 2, ...
+            own = [reference, *(dataclasses.replace(r, index=r.index + 1) for r in own)]
+        runs_by_id[exp_id] = own
     experiments = []
     needed: list[str] = []
     for exp_id in ids:
         cause_id, off, what = CONTROL_EXPERIMENTS[exp_id]
-        runs = runs_of(results, exp_id)
         exp = lab.experiment(
             exp_id,
             f"{what} off, every other control on",
             controls_of[exp_id],
-            runs,
+            runs_by_id[exp_id],
             lab.plan.study,
         )
+        if exp_id not in FRESH_PAIRS:
+            exp = dataclasses.replace(exp, reference=full.id)
         experiments.append(exp)
         if exp.verdict == report.VERDICT_NOT_REPRODUCIBLE:
             needed += [name for name in off if name not in needed]
@@ -229,7 +255,7 @@ def diagnose_script(lab: Lab) -> Diagnosis:
         return Diagnosis(
             plan, lab.device, False, rank(causes), tuple(experiments), warnings=tuple(warnings)
         )
-    experiments += _necessary(lab, causes, as_written)
+    experiments += _necessary(lab, causes, as_written, full, warnings)
     only = next((e for e in experiments if e.id == "only_needed"), None)
     if only is not None and only.verdict != report.VERDICT_REPRODUCIBLE:
         warnings.append(

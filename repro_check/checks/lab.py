@@ -59,6 +59,12 @@ CONTROL_EXPERIMENTS: dict[str, tuple[CauseId, tuple[str, ...], str]] = {
 }
 
 
+FRESH_PAIRS = frozenset({"no_trial_reseed", "no_torch_determinism", "no_cudnn"})
+"""Ablations compared between fresh runs of their own, not with the fully controlled run:
+without per-trial reseeding (or with torch's default kernels) a run draws other numbers than
+the reference, deterministically; only two such runs parting shows the control is needed."""
+
+
 @dataclass(frozen=True)
 class Experiment:
     """One set of replicates under one set of controls, and what it showed."""
