@@ -310,12 +310,25 @@ def test_diagnose_names_the_missing_sampler_seed_at_the_scripts_line(tmp_path: P
     assert any(
         "smallest set of controls" in w and "sampler_seed" in w for w in diagnosis["warnings"]
     )
-    # each ablation is one new run against full control's run 0 (reused), and the audit saw no
-    # global stream consumed, so global RNG seeding got no experiment: 8 studies' worth, not 14
+    # each ablation is one new run against full control's run 0 (reused, not rerun)
     experiments = {e["id"]: e for e in diagnosis["experiments"]}
     assert experiments["no_sampler_seed"]["reference"] == "full_control"
-    assert "no_global_rng" not in experiments and "no_trial_reseed" not in experiments
-    assert any("never consumed the global" in w for w in diagnosis["warnings"])
+    assert experiments["no_trial_reseed"]["reference"] is None  # two fresh runs of its own
+
+
+def test_a_script_drawing_from_the_global_stream_before_its_study_is_global_rng(
+    tmp_path: Path,
+) -> None:
+    # the audit sees the global streams around each trial only: global RNG seeding is always
+    # tested on a script, never skipped as "not consumed"
+    out = tmp_path / "diagnose.json"
+    result = cli("diagnose", script("shuffled_before_study.py"), "--json", str(out))
+    assert result.code == 0, result.out + result.err
+    diagnosis = json.loads(out.read_text())
+    assert [c["id"] for c in diagnosis["causes"]] == ["global_rng"]
+    verdicts = {e["id"]: e["verdict"] for e in diagnosis["experiments"]}
+    assert verdicts["no_global_rng"] == "not reproducible"
+    assert verdicts["only_needed"] == "reproducible"
 
 
 def test_diagnose_of_a_script_reproducible_as_written_runs_one_experiment(tmp_path: Path) -> None:

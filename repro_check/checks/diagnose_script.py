@@ -25,7 +25,6 @@ from repro_check.checks.lab import (
     Diagnosis,
     Experiment,
     Lab,
-    globals_consumed,
     located_causes,
     parted,
     rank,
@@ -112,23 +111,15 @@ def _fix(lab: Lab, cause_id: str, runs: Sequence[RunRecord]) -> str:
 
 
 def _necessary(
-    lab: Lab, causes: list[Cause], as_written: Experiment, full: Experiment, warnings: list[str]
+    lab: Lab, causes: list[Cause], as_written: Experiment, full: Experiment
 ) -> list[Experiment]:
     """Each control off alone, then only the necessary ones: the smallest set. As for an
     objective, each ablation is one new run compared with full control's run 0 (reused, not
     rerun), except those that change the numbers deterministically (``FRESH_PAIRS``: two
-    fresh runs of their own); global RNG seeding is tested only if the audit saw a global
-    stream consumed (or could not tell)."""
-    ids = ["no_sampler_seed"]
-    consumed = globals_consumed(full)
-    if consumed is None or consumed:
-        ids += ["no_global_rng", "no_trial_reseed"]
-    else:
-        warnings.append(
-            "the script never consumed the global random, NumPy or torch streams (audited): "
-            "their seeding needs no experiment"
-        )
-    ids.append("no_hash_seed")
+    fresh runs of their own)."""
+    # every control, global RNG seeding included: the audit sees the streams around each
+    # trial, not what the script's own body drew from them before its study began
+    ids = ["no_sampler_seed", "no_global_rng", "no_trial_reseed", "no_hash_seed"]
     if lab.torch_used:
         ids.append("no_torch_determinism")
         if lab.device == "cuda":
@@ -255,7 +246,7 @@ def diagnose_script(lab: Lab) -> Diagnosis:
         return Diagnosis(
             plan, lab.device, False, rank(causes), tuple(experiments), warnings=tuple(warnings)
         )
-    experiments += _necessary(lab, causes, as_written, full, warnings)
+    experiments += _necessary(lab, causes, as_written, full)
     only = next((e for e in experiments if e.id == "only_needed"), None)
     if only is not None and only.verdict != report.VERDICT_REPRODUCIBLE:
         warnings.append(
