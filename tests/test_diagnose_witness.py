@@ -1,0 +1,45 @@
+"""Review of diagnose's full control witnessed by the PYTHONHASHSEED ablation (8f30412) and of
+the experiments that follow it: the wrong answers found, each pinned by a test."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+from conftest import cli, fixture
+
+
+def diagnose(tmp_path: Path, name: str, *flags: str) -> dict:  # type: ignore[type-arg]
+    out = tmp_path / f"{name}.json"
+    result = cli("diagnose", fixture(name), "--trials", "6", *flags, json_path=out, timeout=300)
+    assert result.code == 0, result.out + result.err
+    report = result.report
+    assert isinstance(report, dict)
+    return report
+
+
+def test_after_the_n_jobs_retry_every_ablation_runs_with_n_jobs_1(tmp_path: Path) -> None:
+    """An objective that seeds its own RNGs needs only the sampler seed. Under --n-jobs 2 the
+    retried full control runs with n_jobs=1, and so must the ablations compared with it: run
+    with the user's n_jobs=2, their racing trials part from the reference whatever control is
+    off, and global_rng and trial_reseed were named as causes (their JSON saying n_jobs 1)."""
+    report = diagnose(tmp_path, "self_seeding", "--n-jobs", "2")
+    assert [c["id"] for c in report["causes"]] == ["parallel_trials", "sampler_seed"]
+    retried = [e for e in report["experiments"] if e["id"] != "full_control"]
+    assert retried and all(e["n_jobs"] == 1 for e in retried)
+
+
+def test_the_warn_only_retry_keeps_experiment_ids_unique(tmp_path: Path) -> None:
+    """A refused torch determinism retries full control in warn_only mode, and each attempt
+    ran its PYTHONHASHSEED run beside it: two experiments were both called no_hash_seed (a
+    reader keying experiments by id saw only one, with the wrong reference)."""
+    report = diagnose(tmp_path, "determinism_error")
+    ids = Counter(e["id"] for e in report["experiments"])
+    assert all(n == 1 for n in ids.values()), ids
+    by_id = {e["id"]: e for e in report["experiments"]}
+    for experiment in report["experiments"]:
+        reference = experiment["reference"]
+        assert reference is None or reference in by_id
+        if experiment["id"].startswith("no_hash_seed") and reference is not None:
+            # its run 0 is that experiment's run 0
+            assert by_id[reference]["runs"][0] == experiment["runs"][0]
