@@ -69,3 +69,18 @@ def test_verbose_shows_full_controls_own_output_under_its_runs(tmp_path: Path) -
     full = _section(result.out, "full_control")
     assert "hash seed 0" in full
     assert "hash seed random" not in full
+
+
+def test_a_parting_pair_still_finds_process_state_in_one_process(tmp_path: Path) -> None:
+    """The PYTHONHASHSEED pair parts (at trial 0, so the stop rule usually kills run 0 and
+    full control is rerun afresh): the process-state probe then rides in the rerun's run 0
+    process and is still compared with that process's first study; both causes are found."""
+    report = diagnose(tmp_path, "hash_order_module_state")
+    causes = [c["id"] for c in report["causes"]]
+    assert "hash_seed" in causes and "process_state" in causes
+    experiments = {e["id"]: e for e in report["experiments"]}
+    full = experiments["full_control"]
+    assert full["verdict"] == "reproducible" and full["witness"] is None
+    assert len(full["runs"]) == 2
+    state = experiments["process_state"]
+    assert state["reference"] == "full_control" and state["runs"][0] == full["runs"][0]

@@ -309,19 +309,19 @@ class Lab:
         self, study: StudySettings, id: str = "full_control", second_study: bool = False
     ) -> Experiment:
         """Every control on, with the entropy audit: if these runs part, the audit's sites
-        say where. ``second_study``: the last replicate's process then runs a second study
-        after its first (the process-state probe, at the cost of one study, not two);
-        it is kept in ``self.second_study``."""
+        say where. ``second_study``: run 0's process then runs a second study after its
+        first (the process-state probe, at the cost of one study, not two, compared with that
+        process's first study); it is kept in ``self.second_study``."""
         controls = Controls()
         jobs = self.jobs(id, controls, study, self.replicates, audit=True)
         if second_study:
-            jobs[-1] = dataclasses.replace(jobs[-1], studies=2)
+            jobs[0] = dataclasses.replace(jobs[0], studies=2)
         results = self.run(jobs)
         mine = [r for r in results if r.job.group == id]
         runs = [dataclasses.replace(r.runs[0], index=i) for i, r in enumerate(mine) if r.runs]
         self.second_study = None
-        if second_study and mine and len(mine[-1].runs) > 1:
-            self.second_study = mine[-1].runs[1]
+        if second_study and mine and len(mine[0].runs) > 1:
+            self.second_study = mine[0].runs[1]
         exp = self.experiment(id, f"every control on, n_jobs={study.n_jobs}", controls, runs, study)
         audits = tuple(r.audit for r in mine if r.audit is not None)
         return dataclasses.replace(exp, audits=audits)
