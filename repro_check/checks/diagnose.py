@@ -330,9 +330,13 @@ def _off(exp_id: str) -> Controls:
 
 
 def _against(
-    lab: Lab, reference: RunRecord, specs: Sequence[tuple[str, Controls, int | None]]
+    lab: Lab,
+    reference: RunRecord,
+    specs: Sequence[tuple[str, Controls, int | None]],
+    study: StudySettings,
 ) -> dict[str, list[RunRecord]]:
-    """Run each (id, controls, threads). Most are ``replicates - 1`` new runs compared with
+    """Run each (id, controls, threads) on ``study`` (full control's: after an ``n_jobs > 1``
+    retry, ``n_jobs=1``, not the user's). Most are ``replicates - 1`` new runs compared with
     the fully controlled ``reference`` run (reused, not rerun), each stopping at its first
     certain divergence from it; those in ``FRESH_PAIRS`` get ``replicates`` runs of their own."""
     runs: dict[str, list[RunRecord]] = {}
@@ -344,7 +348,7 @@ def _against(
         jobs: list[Job] = []
         for exp_id, controls, threads in chosen:
             extra = {"threads": threads} if threads is not None else {}
-            jobs += lab.jobs(exp_id, controls, lab.plan.study, count, **extra)
+            jobs += lab.jobs(exp_id, controls, study, count, **extra)
         results = lab.run(jobs, reference=None if fresh else reference)
         for exp_id, _controls, _threads in chosen:
             own = runs_of(results, exp_id)
@@ -381,7 +385,7 @@ def _control_experiments(
             specs += [("no_hash_seed", _off("no_hash_seed"), None), ("threads", Controls(), cores)]
             ids.append("no_hash_seed")
         both = False  # the threads probe rode along, or has its own runs now
-    runs = _against(lab, reference, specs)
+    runs = _against(lab, reference, specs, study)
     paired = runs.get("no_hash_seed") if both else None
     if paired is not None:  # no pair ran beside full control (n_jobs > 1 retried): run it here
         pair = lab.experiment(
@@ -398,6 +402,7 @@ def _control_experiments(
                 lab,
                 reference,
                 [("no_hash_seed", _off("no_hash_seed"), None), ("threads", Controls(), cores)],
+                study,
             )
             runs.update(apart)
         else:
@@ -573,7 +578,8 @@ def run_diagnose(
             )
         )
         ops = named
-        experiments += [pair] if pair is not None else []
+        if pair is not None:  # the retry runs its own pair: ids stay unique in the report
+            experiments.append(dataclasses.replace(pair, id=f"{pair.id}_{full.id}"))
         full, pair = _full_control(lab, study, "full_control_warn_only")
         experiments.append(full)
     if full.verdict == report.VERDICT_INCOMPLETE:
