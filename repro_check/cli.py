@@ -411,7 +411,8 @@ class _Say:
     quiet: bool = False
     verbose: bool = False
     outputs: dict[tuple[str, int], str] | None = None
-    """The objective's captured output per (group, run index), for --verbose."""
+    """The objective's captured output per (group, job index) (``RunRecord.job``), for
+    --verbose."""
     written: list[Path] = dataclasses.field(default_factory=list)
 
     def show(self, obj: Any, render: Callable[[Console], None]) -> None:
@@ -915,17 +916,12 @@ def _with_progress(work: Callable[[Any], T], say: _Say | None = None) -> T:
         say.outputs = {}
     if bars is None and not keep:
         return work(None)
-    ordinals: dict[str, dict[int, int]] = {}
 
     def on_progress(event: Any) -> None:
         if bars is not None:
             bars.update(event)
-        if keep and say is not None and say.outputs is not None:
-            # runs are numbered within their group (condition, experiment) in job order
-            numbers = ordinals.setdefault(event.group, {})
-            number = numbers.setdefault(event.job, len(numbers) if event.group else event.job)
-            if event.output:
-                say.outputs[(event.group, number)] = event.output
+        if keep and say is not None and say.outputs is not None and event.output:
+            say.outputs[(event.group, event.job)] = event.output
 
     if bars is None:
         return work(on_progress)

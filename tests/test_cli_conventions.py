@@ -540,10 +540,10 @@ def test_verbose_output_shows_terminal_escapes_instead_of_running_them() -> None
     from repro_check.render import detail
     from repro_check.results.records import RunRecord
 
-    run = RunRecord(0, 0, "ok", (), wall_s=0.5)
+    run = RunRecord(0, 0, "ok", (), wall_s=0.5, job=("", 0))
     buffer = io.StringIO()
     console = Console(file=buffer, width=80, no_color=True)
-    detail._runs(console, "Runs:", [run], "", {("", 0): "hello\x1b[2J\x07 world\n"})
+    detail._runs(console, "Runs:", [run], {("", 0): "hello\x1b[2J\x07 world\n"})
     assert buffer.getvalue().splitlines() == [
         "Runs:",
         "run 0: ok, seed 0, 0 trials, 0.5 s",

@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-import pytest
 from conftest import cli, fixture
 
 
@@ -53,11 +52,6 @@ def _section(out: str, experiment: str) -> str:
     return out[start : end if end >= 0 else len(out)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="--verbose keys outputs by (job group, order of jobs in it): the PYTHONHASHSEED "
-    "pair's runs are full control's group's jobs, so full control's later runs show theirs",
-)
 def test_verbose_shows_full_controls_own_output_under_its_runs(tmp_path: Path) -> None:
     """The PYTHONHASHSEED pair parts: full control then runs replicates of its own. Each of
     its runs ran with the fixed PYTHONHASHSEED=0, so none of the output --verbose prints under

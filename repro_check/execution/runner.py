@@ -681,6 +681,7 @@ class _Live:
         first = studies[0] if studies else None
         run = RunRecord(
             index=self.job.index,
+            job=(self.job.group, self.job.index),
             seed=self.job.seed,
             status=status,
             trials=first.trials if first is not None else (),
@@ -741,6 +742,7 @@ class _Live:
             runs.append(
                 RunRecord(
                     index=self.job.index,
+                    job=(self.job.group, self.job.index),
                     seed=self.job.seed,
                     status=status,
                     trials=tuple(sorted(trials, key=lambda t: t.number)),
@@ -1097,5 +1099,13 @@ class Scheduler:
 
 def _not_started(job: Job) -> JobResult:
     """A job stopped before its worker started (a stop rule, or Ctrl-C): still reported."""
-    run = RunRecord(job.index, job.seed, STATUS_CANCELLED, (), job.study.directions, "not started")
+    run = RunRecord(
+        job.index,
+        job.seed,
+        STATUS_CANCELLED,
+        (),
+        job.study.directions,
+        "not started",
+        job=(job.group, job.index),
+    )
     return JobResult(job, [run])

@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from repro_check.render.formats import Report
 
 Outputs = Mapping[tuple[str, int], str]
+"""The objective's captured output of each job this process ran, by (group, job index)
+(``RunRecord.job``)."""
 """The objective's captured output per (group, run index): group "" for ``run``, else the
 condition or experiment."""
 
@@ -85,12 +87,12 @@ def _run_lines(run: RunRecord, output: str | None) -> list[Text | Padding]:
     return parts
 
 
-def _runs(
-    console: Console, title: str, runs: Iterable[RunRecord], group: str, outputs: Outputs | None
-) -> None:
+def _runs(console: Console, title: str, runs: Iterable[RunRecord], outputs: Outputs | None) -> None:
     console.print(Text(title, style="bold"))
     for run in runs:
-        output = None if outputs is None else outputs.get((group, run.index), "")
+        # a run read back from a shared check's storage has no job: its replicate's index
+        key = run.job if run.job is not None else ("", run.index)
+        output = None if outputs is None else outputs.get(key, "")
         for part in _run_lines(run, output):
             console.print(part)
 
@@ -104,9 +106,9 @@ def render(obj: Report, console: Console, outputs: Outputs | None = None) -> Non
 
     if isinstance(obj, CompareReport):
         for name, condition in obj.conditions.items():
-            _runs(console, f"Runs of {name}:", condition.runs, name, outputs)
+            _runs(console, f"Runs of {name}:", condition.runs, outputs)
     elif isinstance(obj, Diagnosis):
         for experiment in obj.experiments:
-            _runs(console, f"Runs of {experiment.id}:", experiment.runs, experiment.id, outputs)
+            _runs(console, f"Runs of {experiment.id}:", experiment.runs, outputs)
     elif not isinstance(obj, ReportDiff):  # a diff has no runs of its own
-        _runs(console, "Runs:", obj.runs, "", outputs)
+        _runs(console, "Runs:", obj.runs, outputs)

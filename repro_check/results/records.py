@@ -374,6 +374,10 @@ class RunRecord:
     studies: tuple[StudyRecord, ...] = ()
     """Script mode: every study the script created, in order (the first one's trials are also
     ``trials``); empty in objective mode (the run is its one study)."""
+    job: tuple[str, int] | None = field(default=None, compare=False)
+    """(group, index) of the job whose worker produced this run, in this process (never
+    saved): an experiment renumbers its runs and reuses another's, and ``--verbose`` finds
+    each run's captured output by this, not by where the run sits in a report."""
 
     @property
     def finished(self) -> bool:
