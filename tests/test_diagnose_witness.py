@@ -78,3 +78,18 @@ def test_a_parting_pair_still_finds_process_state_in_one_process(tmp_path: Path)
     assert len(full["runs"]) == 2
     state = experiments["process_state"]
     assert state["reference"] == "full_control" and state["runs"][0] == full["runs"][0]
+
+
+def test_a_hash_seed_run_that_cannot_finish_is_said_untested(tmp_path: Path) -> None:
+    """The PYTHONHASHSEED run crashes (the objective dies unless the hash seed is pinned):
+    it is no witness, full control gets a replicate of its own, and a warning says that
+    control went untested instead of leaving it unmentioned."""
+    report = diagnose(tmp_path, "dies_without_hash_seed")
+    experiments = {e["id"]: e for e in report["experiments"]}
+    assert experiments["full_control"]["witness"] is None
+    assert len(experiments["full_control"]["runs"]) == 2
+    assert experiments["no_hash_seed"]["verdict"] == "incomplete"
+    assert "hash_seed" not in [c["id"] for c in report["causes"]]
+    assert any(
+        "PYTHONHASHSEED and the thread count were not tested" in w for w in report["warnings"]
+    )

@@ -381,6 +381,11 @@ def _control_experiments(
     experiments: list[Experiment] = []
     if pair is not None:
         experiments.append(pair)
+        if pair.verdict == report.VERDICT_INCOMPLETE:
+            warnings.append(
+                f"the {pair.id} run could not finish ({unfinished(pair.runs)}): PYTHONHASHSEED "
+                "and the thread count were not tested"
+            )
         if pair.verdict == report.VERDICT_NOT_REPRODUCIBLE and both:
             specs += [("no_hash_seed", _off("no_hash_seed"), None), ("threads", Controls(), cores)]
             ids.append("no_hash_seed")
@@ -493,7 +498,8 @@ def _full_control(
     what = "a fixed PYTHONHASHSEED off" + (f" and {cores} threads" if threads else "")
     first = lab.jobs(id, Controls(), study, 1, audit=True, studies=2)
     extra = {"threads": threads} if threads is not None else {}
-    others = lab.jobs(id, _off("no_hash_seed"), study, lab.replicates - 1, audit=True, **extra)
+    count = max(1, lab.replicates - 1)  # a witness even when called with one replicate
+    others = lab.jobs(id, _off("no_hash_seed"), study, count, audit=True, **extra)
     mine = [r for r in lab.run([*first, *others]) if r.job.group == id]
     if not mine[0].runs:
         return lab.full_control(study, id, second_study=True), None
