@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy
 from conftest import cli, fixture, inprocess_cli, spawn_cli
 from postgres import require_postgres, storage_for, storage_params
 
@@ -189,7 +190,10 @@ def test_a_finished_replicate_is_stored_before_its_process_ends(tmp_path: Path) 
         deadline = time.monotonic() + 120
         found: dict[str, dict[str, Any]] = {}
         while time.monotonic() < deadline and proc.poll() is None:
-            found = studies(url, name) if (tmp_path / "lost.db").exists() else {}
+            try:
+                found = studies(url, name) if (tmp_path / "lost.db").exists() else {}
+            except sqlalchemy.exc.OperationalError:  # this reader raced the check's first
+                found = {}  # schema creation ("table ... already exists"): look again
             if any(s["status"] == "ok" for s in found.values()):
                 break
             time.sleep(0.1)
