@@ -68,9 +68,10 @@ def test_an_agreeing_hash_seed_run_is_full_controls_second_replicate(tmp_path: P
     assert pair["controls"]["hash_seed"] is False and full["controls"]["hash_seed"] is True
     assert experiments["process_state"]["reference"] == "full_control"
     # full control 6, its hash-seed witness 6, the second study 6, and the sampler-seed run,
-    # stopped once it parts at trial 0 (a trial or two may arrive before the stop lands)
+    # stopped once it parts at trial 0 (on a loaded machine a fast worker may finish all its
+    # trials before the stop lands: the stop saves time, it is not what this test pins)
     sampler = sum(run["trials"] for run in experiments["no_sampler_seed"]["runs"][1:])
-    assert evaluated(report) - sampler == 18 and 1 <= sampler < 6
+    assert evaluated(report) - sampler == 18 and 1 <= sampler <= 6
     assert evaluated(report) <= 4 * 6  # issue 12's goal: at most 4 study-equivalents
 
 
