@@ -302,7 +302,8 @@ def _noise_branch(
 
 
 def _ablation_ids(lab: Lab, full: Experiment, warnings: list[str]) -> list[str]:
-    """The controls to switch off one by one. Global RNG seeding is tested only when the
+    """The controls to switch off one by one after full control (``PYTHONHASHSEED``'s ran
+    beside it, in ``_full_control``). Global RNG seeding is tested only when the
     audit saw the objective consume a global stream (or could not tell): an objective that
     never touches one cannot depend on its seeding."""
     ids = ["no_sampler_seed"]
@@ -314,7 +315,6 @@ def _ablation_ids(lab: Lab, full: Experiment, warnings: list[str]) -> list[str]:
             "the objective never consumed the global random, NumPy or torch streams (audited, "
             "at import and in every trial): their seeding needs no experiment"
         )
-    ids.append("no_hash_seed")
     if lab.torch_used:
         ids.append("no_torch_determinism")
         if lab.device == "cuda":
@@ -361,61 +361,30 @@ def _against(
 def _control_experiments(
     lab: Lab,
     full: Experiment,
-    pair: Experiment | None,
+    pair: Experiment,
     study: StudySettings,
     causes: list[Cause],
     warnings: list[str],
 ) -> list[Experiment]:
-    """Each control off alone, plus the process-state probe that ran in a fully controlled
-    process. ``pair`` is the ``PYTHONHASHSEED`` ablation (with the thread-count probe riding
-    along) that already ran beside full control: reproducible, it is not rerun; parted, the
-    two are rerun apart, in the same batch as the other ablations."""
+    """Each control off alone, plus the process-state probe that ran in full control's
+    process. ``pair`` is the ``PYTHONHASHSEED`` ablation (the thread-count probe riding along)
+    that ran beside full control: reproducible or incomplete, it is not rerun; parted with
+    the threads along, the two are rerun apart, in the same batch as the other ablations."""
     reference = full.runs[0]
-    ids = [i for i in _ablation_ids(lab, full, warnings) if not (pair and i == "no_hash_seed")]
+    ids = _ablation_ids(lab, full, warnings)
+    specs: list[tuple[str, Controls, int | None]] = [(i, _off(i), None) for i in ids]
     cores = os.cpu_count() or 1
-    both = cores > 1
-    specs = [
-        (exp_id, _off(exp_id), cores if exp_id == "no_hash_seed" and both else None)
-        for exp_id in ids
-    ]
-    experiments: list[Experiment] = []
-    if pair is not None:
-        experiments.append(pair)
-        if pair.verdict == report.VERDICT_INCOMPLETE:
-            warnings.append(
-                f"the {pair.id} run could not finish ({unfinished(pair.runs)}): PYTHONHASHSEED "
-                "and the thread count were not tested"
-            )
-        if pair.verdict == report.VERDICT_NOT_REPRODUCIBLE and both:
-            specs += [("no_hash_seed", _off("no_hash_seed"), None), ("threads", Controls(), cores)]
-            ids.append("no_hash_seed")
-        both = False  # the threads probe rode along, or has its own runs now
-    runs = _against(lab, reference, specs, study)
-    paired = runs.get("no_hash_seed") if both else None
-    if paired is not None:  # no pair ran beside full control (n_jobs > 1 retried): run it here
-        pair = lab.experiment(
-            "no_hash_seed",
-            f"a fixed PYTHONHASHSEED off and {cores} threads, every other control on",
-            _off("no_hash_seed"),
-            paired,
-            study,
-            threads=cores,
+    experiments = [pair]
+    if pair.verdict == report.VERDICT_INCOMPLETE:
+        warnings.append(
+            f"the {pair.id} run could not finish ({unfinished(pair.runs)}): PYTHONHASHSEED "
+            "and the thread count were not tested"
         )
-        if pair.verdict == report.VERDICT_NOT_REPRODUCIBLE:
-            experiments.append(dataclasses.replace(pair, id="no_hash_seed_threads"))
-            apart = _against(
-                lab,
-                reference,
-                [("no_hash_seed", _off("no_hash_seed"), None), ("threads", Controls(), cores)],
-                study,
-            )
-            runs.update(apart)
-        else:
-            runs.pop("no_hash_seed")
-            experiments.append(pair)
+    if pair.verdict == report.VERDICT_NOT_REPRODUCIBLE and pair.threads is not None:
+        specs += [("no_hash_seed", _off("no_hash_seed"), None), ("threads", Controls(), cores)]
+        ids.append("no_hash_seed")
+    runs = _against(lab, reference, specs, study)
     for exp_id in ids:
-        if exp_id not in runs:
-            continue
         cause_id, _names, what = CONTROL_EXPERIMENTS[exp_id]
         exp = lab.experiment(
             exp_id, f"{what} off, every other control on", _off(exp_id), runs[exp_id], study
@@ -500,14 +469,10 @@ def _full_control(
     extra = {"threads": threads} if threads is not None else {}
     count = max(1, lab.replicates - 1)  # a witness even when called with one replicate
     others = lab.jobs(id, _off("no_hash_seed"), study, count, audit=True, **extra)
-    mine = [r for r in lab.run([*first, *others]) if r.job.group == id]
-    if not mine[0].runs:
-        return lab.full_control(study, id, second_study=True), None
+    mine = [r for r in lab.run([*first, *others]) if r.job.group == id]  # each has a run
     reference = dataclasses.replace(mine[0].runs[0], index=0)
     lab.second_study = mine[0].runs[1] if len(mine[0].runs) > 1 else None
-    witnesses = [
-        dataclasses.replace(r.runs[0], index=i) for i, r in enumerate(mine[1:], 1) if r.runs
-    ]
+    witnesses = [dataclasses.replace(r.runs[0], index=i) for i, r in enumerate(mine[1:], 1)]
     pair = lab.experiment(
         "no_hash_seed",
         f"{what}, every other control on",
@@ -621,6 +586,7 @@ def run_diagnose(
         experiments += [pair] if pair is not None else []
         noise = _noise_branch(lab, full, study, causes, warnings, experiments, pair)
     elif reproducible:
+        assert pair is not None  # full control reproduces only with n_jobs=1: beside its pair
         experiments += _control_experiments(lab, full, pair, study, causes, warnings)
     resumed = resume_experiment(lab, full, study, causes, warnings)
     if resumed is not None:
