@@ -36,6 +36,7 @@ from repro_check.checks.lab import (
     Experiment,
     Lab,
     NoiseProbe,
+    controls_off,
     globals_consumed,
     located_causes,
     parted,
@@ -46,7 +47,7 @@ from repro_check.checks.lab import (
 from repro_check.execution import devices
 from repro_check.execution.linetrace import Split, first_op_split, first_split
 from repro_check.execution.replicates import script_spec
-from repro_check.execution.runner import Job, JobResult, ProgressCallback
+from repro_check.execution.runner import JobResult, ProgressCallback
 from repro_check.plan.settings import CheckPlan, Controls, StudySettings, Tolerance
 from repro_check.results import report
 from repro_check.results.comparison import (
@@ -322,42 +323,6 @@ def _ablation_ids(lab: Lab, full: Experiment, warnings: list[str]) -> list[str]:
     return ids
 
 
-def _off(exp_id: str) -> Controls:
-    controls = Controls()
-    for name in CONTROL_EXPERIMENTS[exp_id][1]:
-        controls = controls.without(name)
-    return controls
-
-
-def _against(
-    lab: Lab,
-    reference: RunRecord,
-    specs: Sequence[tuple[str, Controls, int | None]],
-    study: StudySettings,
-) -> dict[str, list[RunRecord]]:
-    """Run each (id, controls, threads) on ``study`` (full control's: after an ``n_jobs > 1``
-    retry, ``n_jobs=1``, not the user's). Most are ``replicates - 1`` new runs compared with
-    the fully controlled ``reference`` run (reused, not rerun), each stopping at its first
-    certain divergence from it; those in ``FRESH_PAIRS`` get ``replicates`` runs of their own."""
-    runs: dict[str, list[RunRecord]] = {}
-    for fresh in (False, True):
-        chosen = [spec for spec in specs if (spec[0] in FRESH_PAIRS) == fresh]
-        if not chosen:
-            continue
-        count = lab.replicates if fresh else max(1, lab.replicates - 1)
-        jobs: list[Job] = []
-        for exp_id, controls, threads in chosen:
-            extra = {"threads": threads} if threads is not None else {}
-            jobs += lab.jobs(exp_id, controls, study, count, **extra)
-        results = lab.run(jobs, reference=None if fresh else reference)
-        for exp_id, _controls, _threads in chosen:
-            own = runs_of(results, exp_id)
-            if not fresh:  # the reference is run 0; the new runs are 1, 2, ...
-                own = [reference, *(dataclasses.replace(r, index=r.index + 1) for r in own)]
-            runs[exp_id] = own
-    return runs
-
-
 def _control_experiments(
     lab: Lab,
     full: Experiment,
@@ -372,7 +337,7 @@ def _control_experiments(
     the threads along, the two are rerun apart, in the same batch as the other ablations."""
     reference = full.runs[0]
     ids = _ablation_ids(lab, full, warnings)
-    specs: list[tuple[str, Controls, int | None]] = [(i, _off(i), None) for i in ids]
+    specs: list[tuple[str, Controls, int | None]] = [(i, controls_off(i), None) for i in ids]
     cores = os.cpu_count() or 1
     experiments = [pair]
     if pair.verdict == report.VERDICT_INCOMPLETE:
@@ -381,13 +346,16 @@ def _control_experiments(
             "and the thread count were not tested"
         )
     if pair.verdict == report.VERDICT_NOT_REPRODUCIBLE and pair.threads is not None:
-        specs += [("no_hash_seed", _off("no_hash_seed"), None), ("threads", Controls(), cores)]
+        specs += [
+            ("no_hash_seed", controls_off("no_hash_seed"), None),
+            ("threads", Controls(), cores),
+        ]
         ids.append("no_hash_seed")
-    runs = _against(lab, reference, specs, study)
+    runs = lab.against(reference, specs, study)
     for exp_id in ids:
         cause_id, _names, what = CONTROL_EXPERIMENTS[exp_id]
         exp = lab.experiment(
-            exp_id, f"{what} off, every other control on", _off(exp_id), runs[exp_id], study
+            exp_id, f"{what} off, every other control on", controls_off(exp_id), runs[exp_id], study
         )
         experiments.append(exp)
     experiments = [
@@ -468,7 +436,7 @@ def _full_control(
     first = lab.jobs(id, Controls(), study, 1, audit=True, studies=2)
     extra = {"threads": threads} if threads is not None else {}
     count = max(1, lab.replicates - 1)  # a witness even when called with one replicate
-    others = lab.jobs(id, _off("no_hash_seed"), study, count, audit=True, **extra)
+    others = lab.jobs(id, controls_off("no_hash_seed"), study, count, audit=True, **extra)
     mine = [r for r in lab.run([*first, *others]) if r.job.group == id]  # each has a run
     reference = dataclasses.replace(mine[0].runs[0], index=0)
     lab.second_study = mine[0].runs[1] if len(mine[0].runs) > 1 else None
@@ -476,7 +444,7 @@ def _full_control(
     pair = lab.experiment(
         "no_hash_seed",
         f"{what}, every other control on",
-        _off("no_hash_seed"),
+        controls_off("no_hash_seed"),
         [reference, *witnesses],
         study,
         threads=threads,

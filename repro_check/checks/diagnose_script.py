@@ -25,6 +25,7 @@ from repro_check.checks.lab import (
     Diagnosis,
     Experiment,
     Lab,
+    controls_off,
     located_causes,
     parted,
     rank,
@@ -124,23 +125,8 @@ def _necessary(
         ids.append("no_torch_determinism")
         if lab.device == "cuda":
             ids.append("no_cudnn")
-    reference = full.runs[0]
-    jobs = []
-    controls_of: dict[str, Controls] = {}
-    for exp_id in ids:
-        controls = Controls()
-        for name in CONTROL_EXPERIMENTS[exp_id][1]:
-            controls = controls.without(name)
-        controls_of[exp_id] = controls
-        count = lab.replicates if exp_id in FRESH_PAIRS else lab.replicates - 1
-        jobs += lab.jobs(exp_id, controls, lab.plan.study, count)
-    results = lab.run(jobs, False)  # a script streams its trials once it ended
-    runs_by_id: dict[str, list[RunRecord]] = {}
-    for exp_id in ids:
-        own = runs_of(results, exp_id)
-        if exp_id not in FRESH_PAIRS:  # the reference is run 0; the new runs are 1, 2, ...
-            own = [reference, *(dataclasses.replace(r, index=r.index + 1) for r in own)]
-        runs_by_id[exp_id] = own
+    specs: list[tuple[str, Controls, int | None]] = [(i, controls_off(i), None) for i in ids]
+    runs = lab.against(full.runs[0], specs, lab.plan.study, stop_early=False)
     experiments = []
     needed: list[str] = []
     for exp_id in ids:
@@ -148,8 +134,8 @@ def _necessary(
         exp = lab.experiment(
             exp_id,
             f"{what} off, every other control on",
-            controls_of[exp_id],
-            runs_by_id[exp_id],
+            controls_off(exp_id),
+            runs[exp_id],
             lab.plan.study,
         )
         if exp_id not in FRESH_PAIRS:

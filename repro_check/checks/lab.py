@@ -65,6 +65,14 @@ without per-trial reseeding (or with torch's default kernels) a run draws other 
 the reference, deterministically; only two such runs parting shows the control is needed."""
 
 
+def controls_off(exp_id: str) -> Controls:
+    """Every control on but those the ablation ``exp_id`` switches off."""
+    controls = Controls()
+    for name in CONTROL_EXPERIMENTS[exp_id][1]:
+        controls = controls.without(name)
+    return controls
+
+
 @dataclass(frozen=True)
 class Experiment:
     """One set of replicates under one set of controls, and what it showed."""
@@ -280,6 +288,36 @@ class Lab:
             stop_when=watch if stop_early else None,
             gpus=gpus,
         )
+
+    def against(
+        self,
+        reference: RunRecord,
+        specs: Sequence[tuple[str, Controls, int | None]],
+        study: StudySettings,
+        stop_early: bool = True,
+    ) -> dict[str, list[RunRecord]]:
+        """Run each ablation (id, controls, threads) on ``study``. Most are ``replicates - 1``
+        new runs compared with the fully controlled ``reference`` run (reused, not rerun: it
+        is each one's run 0), each stopping at its first certain divergence from it; those in
+        ``FRESH_PAIRS`` get ``replicates`` runs of their own. Without ``stop_early`` (a
+        script, whose trials arrive once it ended) all run in one batch."""
+        runs: dict[str, list[RunRecord]] = {}
+        for fresh in (False, True) if stop_early else (None,):
+            chosen = [s for s in specs if fresh is None or (s[0] in FRESH_PAIRS) == fresh]
+            jobs: list[Job] = []
+            for exp_id, controls, threads in chosen:
+                count = self.replicates if exp_id in FRESH_PAIRS else max(1, self.replicates - 1)
+                extra = {"threads": threads} if threads is not None else {}
+                jobs += self.jobs(exp_id, controls, study, count, **extra)
+            if not jobs:
+                continue
+            results = self.run(jobs, stop_early, reference=reference if fresh is False else None)
+            for exp_id, _controls, _threads in chosen:
+                own = runs_of(results, exp_id)
+                if exp_id not in FRESH_PAIRS:  # the reference is run 0; the new runs 1, 2, ...
+                    own = [reference, *(dataclasses.replace(r, index=r.index + 1) for r in own)]
+                runs[exp_id] = own
+        return runs
 
     def experiment(
         self,
