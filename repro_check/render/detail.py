@@ -18,9 +18,7 @@ if TYPE_CHECKING:
 
 Outputs = Mapping[tuple[str, int], str]
 """The objective's captured output of each job this process ran, by (group, job index)
-(``RunRecord.job``)."""
-"""The objective's captured output per (group, run index): group "" for ``run``, else the
-condition or experiment."""
+(``RunRecord.job``): group "" for ``run``, else the condition or experiment."""
 
 
 def verdict_line(obj: Report) -> str:
