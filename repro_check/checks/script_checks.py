@@ -8,9 +8,9 @@ import ast
 from collections.abc import Sequence
 from pathlib import Path
 
-from repro_check.execution.script import WRITTEN_PREFIX
 from repro_check.plan.targets import SCRIPT, kind, script_name
 from repro_check.results.records import RunRecord
+from repro_check.results.script_notes import WRITTEN_PREFIX
 
 MAX_SOURCE_BYTES = 4 * 1024 * 1024
 """Larger files are not parsed for the ``objective`` note (the note is a courtesy)."""

@@ -49,9 +49,6 @@ from repro_check.storage.redact import redact
 MAX_WRITTEN = 20
 """The most written paths a run reports (the note names the first few)."""
 
-WRITTEN_PREFIX = "the script wrote in its working folder: "
-"""How a run's note names the files its script wrote (the parent reads it back)."""
-
 RESUME_BASE = "resume-base.json"
 """``run SCRIPT --resume-at K``: the file, in the replicate's private folder, where the first
 process leaves how many trials it added to each study (by name); the resuming process reads it

@@ -696,11 +696,12 @@ class _ScriptEnd:
 
     def _notes(self, ended: BaseException | None, cap: Any) -> list[str]:
         from repro_check.execution import script
+        from repro_check.results.script_notes import WRITTEN_PREFIX
 
         capture = self.capture
         notes = [*capture.notes, *capture.restarted()]
         if capture.written:
-            notes.append(script.WRITTEN_PREFIX + ", ".join(sorted(capture.written)[:5]))
+            notes.append(WRITTEN_PREFIX + ", ".join(sorted(capture.written)[:5]))
         if isinstance(ended, script.CapReached):
             notes.append(
                 f"--trials {cap}: study {ended.name!r} reached the cap in an ask/tell loop; the "

@@ -11,7 +11,6 @@ from collections.abc import Iterable
 
 from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.panel import Panel
-from rich.syntax import Syntax
 from rich.text import Text
 
 
@@ -57,6 +56,8 @@ def code_block(code: str, console: Console, title: str = "fix") -> list[Renderab
     the lines printed whole (a panel would fold or crop them)."""
     lines = code.splitlines() or [""]
     if max(len(line) for line in lines) + 4 <= console.width:
+        from rich.syntax import Syntax  # pygments: only for a report that has a fix to show
+
         syntax = Syntax(code, "python", theme="ansi_dark", background_color="default")
         return [Panel(syntax, title=title, title_align="left", expand=False)]
     return [Text(f"{title}:", style="bold"), *(whole("  " + line) for line in lines)]

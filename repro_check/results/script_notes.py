@@ -8,6 +8,11 @@ from collections.abc import Sequence
 from repro_check.results.records import RunRecord, StudyRecord
 from repro_check.results.studies import ScriptComparison
 
+WRITTEN_PREFIX = "the script wrote in its working folder: "
+"""How a run's note names the files its script wrote (the worker writes it, the parent reads
+it back). Here, not in ``execution.script``, so that the parent's start-up does not import the
+script runner for a constant."""
+
 SEEDABLE = frozenset(
     {
         "TPESampler",
