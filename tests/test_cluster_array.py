@@ -10,6 +10,7 @@ as the other PostgreSQL tests do (CI starts a server: scripts/start-postgres.sh)
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -21,6 +22,8 @@ from typing import Any
 import pytest
 from conftest import cli, fixture, spawn_cli
 from postgres import PG_URL, needs_postgres, require_postgres
+
+from repro_check.storage.store import INFO, STATUS
 
 TASKS = 4
 RUNS = 8
@@ -35,16 +38,25 @@ require_postgres()
 pytestmark = [needs_postgres(), pytest.mark.slow]
 
 
-def _studies(name: str) -> dict[str, str | None]:
-    """Every stored attempt of the check: study name -> repro_check_status."""
+@functools.cache
+def _storage() -> Any:
+    """One storage for the test's many polls (each ``get_all_study_summaries(url)`` opened a new
+    one and read every study's best trial: seconds per poll on a database that other tests
+    filled, so the tasks had moved on before a poll came back)."""
     import optuna
 
     assert PG_URL is not None
-    return {
-        s.study_name: s.user_attrs.get("repro_check_status")
-        for s in optuna.get_all_study_summaries(PG_URL)
-        if s.study_name.startswith(name + "/")
-    }
+    return optuna.storages.RDBStorage(PG_URL)
+
+
+def _attempts(name: str) -> list[Any]:
+    """Every stored attempt of the check (FrozenStudy: name, id, user_attrs)."""
+    return [s for s in _storage().get_all_studies() if s.study_name.startswith(name + "/")]
+
+
+def _studies(name: str) -> dict[str, str | None]:
+    """Every stored attempt of the check: study name -> repro_check_status."""
+    return {s.study_name: s.user_attrs.get(STATUS) for s in _attempts(name)}
 
 
 def _array_task(name: str, json_path: Path, *extra: str) -> list[str]:
@@ -71,12 +83,27 @@ def _array_task(name: str, json_path: Path, *extra: str) -> list[str]:
     ]
 
 
-def _wait_until_every_task_holds_a_replicate(name: str, procs: list[Any]) -> None:
+def _running_by_task(name: str) -> dict[int, int]:
+    """The tasks running a replicate now: the task's pid (the claim's owner) -> the study id of
+    that attempt (ids grow with each claim, so the highest is the newest)."""
+    running: dict[int, int] = {}
+    for s in _attempts(name):
+        if s.user_attrs.get(STATUS) == "running":
+            owner = s.user_attrs.get(INFO) or {}
+            running[int(owner.get("pid", -1))] = s._study_id
+    return running
+
+
+def _newest_claimant(name: str, procs: list[Any]) -> int:
+    """Wait until every task runs a replicate, then the index of the one whose replicate began
+    last: killed now, it is surely mid-replicate. (The first to claim can be finishing its
+    replicate by the time the last task starts, and a task killed between two replicates
+    holds none: nothing would be left dead.)"""
     deadline = time.monotonic() + 150
     while time.monotonic() < deadline:
-        running = [s for s in _studies(name).values() if s == "running"]
-        if len(running) >= TASKS:
-            return
+        running = _running_by_task(name)
+        if all(p.pid in running for p in procs):
+            return max(range(len(procs)), key=lambda k: running[procs[k].pid])
         if any(p.poll() is not None for p in procs):
             break
         time.sleep(0.1)
@@ -90,13 +117,13 @@ def test_an_array_of_4_tasks_with_one_killed_and_requeued_gathers_every_replicat
     name = f"array-{os.getpid()}-{time.time_ns()}"
     reports = [tmp_path / f"task-{k}.json" for k in range(TASKS)]
     procs = [spawn_cli(*_array_task(name, reports[k])) for k in range(TASKS)]
-    _wait_until_every_task_holds_a_replicate(name, procs)
-    victim, survivors = procs[0], procs[1:]
+    k = _newest_claimant(name, procs)
+    victim, survivors = procs[k], procs[:k] + procs[k + 1 :]
     victim.send_signal(signal.SIGKILL)  # a lost node: no clean-up, its heartbeat just stops
     victim.communicate(timeout=60)
     assert victim.returncode == -signal.SIGKILL
     outs = [p.communicate(timeout=240) for p in survivors]
-    for proc, (out, err), path in zip(survivors, outs, reports[1:], strict=True):
+    for proc, (out, err), path in zip(survivors, outs, reports[:k] + reports[k + 1 :], strict=True):
         # each survivor did its share: awaiting the dead replicate (0), or, the last one past
         # --stale-after, reporting it crashed (3); never a wrong verdict, never a traceback
         assert proc.returncode in (0, 3), out + err
