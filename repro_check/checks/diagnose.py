@@ -31,11 +31,11 @@ from repro_check.checks.causes import (
 from repro_check.checks.diagnose_resume import resume_experiment, resume_point
 from repro_check.checks.lab import (
     CONTROL_EXPERIMENTS,
-    FRESH_PAIRS,
     Diagnosis,
     Experiment,
     Lab,
     NoiseProbe,
+    ablation_specs,
     controls_off,
     globals_consumed,
     located_causes,
@@ -316,11 +316,7 @@ def _ablation_ids(lab: Lab, full: Experiment, warnings: list[str]) -> list[str]:
             "the objective never consumed the global random, NumPy or torch streams (audited, "
             "at import and in every trial): their seeding needs no experiment"
         )
-    if lab.torch_used:
-        ids.append("no_torch_determinism")
-        if lab.device == "cuda":
-            ids.append("no_cudnn")
-    return ids
+    return ids + lab.torch_ablations()
 
 
 def _control_experiments(
@@ -337,7 +333,7 @@ def _control_experiments(
     the threads along, the two are rerun apart, in the same batch as the other ablations."""
     reference = full.runs[0]
     ids = _ablation_ids(lab, full, warnings)
-    specs: list[tuple[str, Controls, int | None]] = [(i, controls_off(i), None) for i in ids]
+    specs = ablation_specs(ids)
     cores = os.cpu_count() or 1
     experiments = [pair]
     if pair.verdict == report.VERDICT_INCOMPLETE:
@@ -346,24 +342,10 @@ def _control_experiments(
             "and the thread count were not tested"
         )
     if pair.verdict == report.VERDICT_NOT_REPRODUCIBLE and pair.threads is not None:
-        specs += [
-            ("no_hash_seed", controls_off("no_hash_seed"), None),
-            ("threads", Controls(), cores),
-        ]
+        specs += [*ablation_specs(["no_hash_seed"]), ("threads", Controls(), cores)]
         ids.append("no_hash_seed")
     runs = lab.against(reference, specs, study)
-    for exp_id in ids:
-        cause_id, _names, what = CONTROL_EXPERIMENTS[exp_id]
-        exp = lab.experiment(
-            exp_id, f"{what} off, every other control on", controls_off(exp_id), runs[exp_id], study
-        )
-        experiments.append(exp)
-    experiments = [
-        dataclasses.replace(e, reference=full.id)
-        if e.id not in FRESH_PAIRS and e.runs and e.runs[0] is reference
-        else e
-        for e in experiments
-    ]
+    experiments += [lab.ablation(exp_id, runs[exp_id], study, full) for exp_id in ids]
     for exp in experiments:
         if exp.id in CONTROL_EXPERIMENTS and exp.verdict == report.VERDICT_NOT_REPRODUCIBLE:
             cause_id, _names, what = CONTROL_EXPERIMENTS[exp.id]

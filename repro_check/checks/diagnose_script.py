@@ -21,11 +21,10 @@ from repro_check.checks.causes import Cause, FixContext, Location
 from repro_check.checks.diagnose_resume import resume_experiment
 from repro_check.checks.lab import (
     CONTROL_EXPERIMENTS,
-    FRESH_PAIRS,
     Diagnosis,
     Experiment,
     Lab,
-    controls_off,
+    ablation_specs,
     located_causes,
     parted,
     rank,
@@ -121,25 +120,13 @@ def _necessary(
     # every control, global RNG seeding included: the audit sees the streams around each
     # trial, not what the script's own body drew from them before its study began
     ids = ["no_sampler_seed", "no_global_rng", "no_trial_reseed", "no_hash_seed"]
-    if lab.torch_used:
-        ids.append("no_torch_determinism")
-        if lab.device == "cuda":
-            ids.append("no_cudnn")
-    specs: list[tuple[str, Controls, int | None]] = [(i, controls_off(i), None) for i in ids]
-    runs = lab.against(full.runs[0], specs, lab.plan.study, stop_early=False)
+    ids += lab.torch_ablations()
+    runs = lab.against(full.runs[0], ablation_specs(ids), lab.plan.study, stop_early=False)
     experiments = []
     needed: list[str] = []
     for exp_id in ids:
         cause_id, off, what = CONTROL_EXPERIMENTS[exp_id]
-        exp = lab.experiment(
-            exp_id,
-            f"{what} off, every other control on",
-            controls_off(exp_id),
-            runs[exp_id],
-            lab.plan.study,
-        )
-        if exp_id not in FRESH_PAIRS:
-            exp = dataclasses.replace(exp, reference=full.id)
+        exp = lab.ablation(exp_id, runs[exp_id], lab.plan.study, full)
         experiments.append(exp)
         if exp.verdict == report.VERDICT_NOT_REPRODUCIBLE:
             needed += [name for name in off if name not in needed]

@@ -73,6 +73,15 @@ def controls_off(exp_id: str) -> Controls:
     return controls
 
 
+Spec = tuple[str, Controls, int | None]
+"""One experiment for ``Lab.against`` to run: (id, controls, threads or None for the lab's)."""
+
+
+def ablation_specs(ids: Sequence[str]) -> list[Spec]:
+    """The ablations ``ids`` (keys of ``CONTROL_EXPERIMENTS``) as specs for ``Lab.against``."""
+    return [(exp_id, controls_off(exp_id), None) for exp_id in ids]
+
+
 @dataclass(frozen=True)
 class Experiment:
     """One set of replicates under one set of controls, and what it showed."""
@@ -289,10 +298,17 @@ class Lab:
             gpus=gpus,
         )
 
+    def torch_ablations(self) -> list[str]:
+        """The torch ablations this check needs: torch's deterministic kernels where the
+        objective used torch, and cuDNN's as well on CUDA."""
+        if not self.torch_used:
+            return []
+        return ["no_torch_determinism", *(["no_cudnn"] if self.device == "cuda" else [])]
+
     def against(
         self,
         reference: RunRecord,
-        specs: Sequence[tuple[str, Controls, int | None]],
+        specs: Sequence[Spec],
         study: StudySettings,
         stop_early: bool = True,
     ) -> dict[str, list[RunRecord]]:
@@ -301,9 +317,12 @@ class Lab:
         is each one's run 0), each stopping at its first certain divergence from it; those in
         ``FRESH_PAIRS`` get ``replicates`` runs of their own. Without ``stop_early`` (a
         script, whose trials arrive once it ended) all run in one batch."""
+        beside = [s for s in specs if s[0] not in FRESH_PAIRS]
+        apart = [s for s in specs if s[0] in FRESH_PAIRS]
+        # (specs, the run their stop rule compares with)
+        batches = [(beside, reference), (apart, None)] if stop_early else [(list(specs), None)]
         runs: dict[str, list[RunRecord]] = {}
-        for fresh in (False, True) if stop_early else (None,):
-            chosen = [s for s in specs if fresh is None or (s[0] in FRESH_PAIRS) == fresh]
+        for chosen, compared_with in batches:
             jobs: list[Job] = []
             for exp_id, controls, threads in chosen:
                 count = self.replicates if exp_id in FRESH_PAIRS else max(1, self.replicates - 1)
@@ -311,13 +330,23 @@ class Lab:
                 jobs += self.jobs(exp_id, controls, study, count, **extra)
             if not jobs:
                 continue
-            results = self.run(jobs, stop_early, reference=reference if fresh is False else None)
+            results = self.run(jobs, stop_early, reference=compared_with)
             for exp_id, _controls, _threads in chosen:
                 own = runs_of(results, exp_id)
                 if exp_id not in FRESH_PAIRS:  # the reference is run 0; the new runs 1, 2, ...
                     own = [reference, *(dataclasses.replace(r, index=r.index + 1) for r in own)]
                 runs[exp_id] = own
         return runs
+
+    def ablation(
+        self, exp_id: str, runs: Sequence[RunRecord], study: StudySettings, full: Experiment
+    ) -> Experiment:
+        """The ablation ``exp_id``'s experiment from its runs (``against``'s). One compared
+        with ``full``'s run 0 names ``full`` as its reference; a fresh pair has none."""
+        _cause_id, _names, what = CONTROL_EXPERIMENTS[exp_id]
+        description = f"{what} off, every other control on"
+        exp = self.experiment(exp_id, description, controls_off(exp_id), runs, study)
+        return exp if exp_id in FRESH_PAIRS else dataclasses.replace(exp, reference=full.id)
 
     def experiment(
         self,
