@@ -99,3 +99,34 @@ def test_summary_sentence_without_spread_reads_well() -> None:
         "fixed seeds remove all spread; seed choice alone leaves the best value unchanged; "
         "without controls the study leaves the best value unchanged."
     )
+
+
+# --- each condition's controls (issue item 4.1: the gate is exactly ``run``) ------------------
+
+
+def test_the_gate_runs_with_the_controls_run_applies() -> None:
+    """``compare``'s fixed_seed condition, for a script and an objective, with and without
+    ``controls``, gets the controls ``run``'s plan from the same flags has: one default per
+    mode (``plan.defaults``), never every control for a script as written."""
+    from repro_check.checks.compare import condition_controls, condition_jobs
+    from repro_check.plan.config import build_plan
+    from repro_check.plan.defaults import default_controls
+    from repro_check.plan.settings import Controls
+    from repro_check.vocab import GATE, Condition
+
+    for target in ("train.py", "-m pkg.train", "pkg.mod:objective"):
+        for flags in ({}, {"controls": "sampler_seed"}, {"controls": "all"}):
+            plan = build_plan(target, {**flags, "runs": 2}, pyproject=False)
+            assert condition_controls(plan, GATE) == plan.controls
+            jobs = condition_jobs(plan, GATE, offset=0)
+            assert [job.controls for job in jobs] == [plan.controls] * 2
+            assert condition_controls(plan, Condition.UNCONTROLLED) == Controls.none()
+        assert build_plan(target, {}, pyproject=False).controls == default_controls(target)
+    assert default_controls("train.py") == Controls.none()
+    assert default_controls("pkg.mod:objective") == Controls()
+    script = build_plan("train.py", {}, pyproject=False)
+    assert condition_controls(script, GATE) == Controls.none()
+    # a sweep of seeds nothing takes would be no sweep: a script as written sweeps controlled
+    assert condition_controls(script, Condition.SEED_SWEEP) == Controls()
+    seeded = build_plan("train.py", {"controls": "sampler_seed"}, pyproject=False)
+    assert condition_controls(seeded, Condition.SEED_SWEEP) == seeded.controls

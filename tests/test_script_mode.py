@@ -284,15 +284,26 @@ def test_a_script_forging_the_stream_and_leaving_is_a_crash(tmp_path: Path) -> N
 # --- compare and diagnose on a script --------------------------------------------------------
 
 
-def test_compare_shows_the_script_as_written_controlled_and_swept(tmp_path: Path) -> None:
+def test_compare_on_a_script_exits_as_run_does(tmp_path: Path) -> None:
+    """Issue item 4.1: the gate is exactly ``run``. An unseeded TPESampler is not reproducible
+    as written (``run`` exits 1) though it is under every control; ``compare`` exited 0 because
+    its fixed_seed condition turned every control on for a script."""
     out = tmp_path / "compare.json"
+    ran = run(script("unseeded_sampler.py"), "--runs", "2", tmp_path=tmp_path)
+    assert ran.code == 1, ran.out + ran.err
     result = cli("compare", script("unseeded_sampler.py"), "--runs", "2", "--json", str(out))
-    assert result.code == 0, result.out + result.err  # the gate: controlled
+    assert result.code == ran.code, result.out + result.err
     conditions = json.loads(out.read_text())["conditions"]
-    assert conditions["fixed_seed"]["reproducible"] is True
+    assert conditions["fixed_seed"]["reproducible"] is False
+    assert (
+        conditions["fixed_seed"]["settings"]["controls"]
+        == report_of(ran, tmp_path)["settings"]["controls"]
+    )
+    # the seeds reach a script as written through no control: the sweep turns them all on
+    assert all(conditions["seed_sweep"]["settings"]["controls"].values())
     assert conditions["uncontrolled"]["reproducible"] is False
     assert conditions["uncontrolled"]["mode"] == "script"
-    assert "as written" in result.out and "controlled" in result.out
+    assert "as written" in result.out and "fixed seed" in result.out
 
 
 def test_diagnose_names_the_missing_sampler_seed_at_the_scripts_line(tmp_path: Path) -> None:

@@ -1,7 +1,9 @@
 """``compare``: the same study under three conditions, side by side.
 
-- ``fixed_seed``: every run the same seed, every control on (exactly ``run``);
-- ``seed_sweep``: seeds S, S+1, ..., every control on: the spread a paper should report;
+- ``fixed_seed``: every run the same seed, the plan's controls: exactly ``run`` (for a script
+  that is the script as written unless ``controls`` says otherwise; ``plan.defaults``);
+- ``seed_sweep``: seeds S, S+1, ..., under the plan's controls (every control, where those
+  would leave the seeds nowhere to go): the spread a paper should report;
 - ``uncontrolled``: what a user gets with no help: nothing seeded, a random PYTHONHASHSEED per
   run, no deterministic-algorithm flags.
 All conditions' replicates run in one pool of workers, so the cores stay busy.
@@ -20,7 +22,6 @@ from repro_check.execution import devices
 from repro_check.execution.replicates import replicate_jobs, run_replicates
 from repro_check.execution.runner import Job, ProgressCallback
 from repro_check.plan.settings import CheckPlan, Controls
-from repro_check.plan.targets import is_script
 from repro_check.results import report
 from repro_check.results.comparison import Stats
 from repro_check.results.records import RunRecord
@@ -30,18 +31,26 @@ CONDITIONS: tuple[str, ...] = tuple(Condition)
 """``compare``'s conditions (``repro_check.vocab.Condition``); the gate is ``vocab.GATE``."""
 
 
-def condition_jobs(plan: CheckPlan, condition: str, offset: int) -> list[Job]:
-    """The replicates of one condition; job indices start at ``offset`` so they stay unique.
-    A script's controlled conditions apply every control (its own default is none: the
-    uncontrolled condition is the script as written)."""
-    controlled = Controls() if is_script(plan.target) else plan.controls
+def condition_controls(plan: CheckPlan, condition: str) -> Controls:
+    """The controls one condition runs under. The gate's are the plan's, the ones ``run``
+    applies with the same flags and config (``plan.config`` fills in ``default_controls``), so
+    ``compare`` exits as ``run`` does. The seed sweep needs a control that takes the seed (a
+    script as written takes none): without one it runs with every control."""
+    if condition == Condition.UNCONTROLLED:
+        return Controls.none()
     if condition == GATE:
-        seeds, controls = [plan.seed] * plan.runs, controlled
-    elif condition == Condition.SEED_SWEEP:
+        return plan.controls
+    seeded = plan.controls.sampler_seed or plan.controls.global_rng or plan.controls.trial_reseed
+    return plan.controls if seeded else Controls()
+
+
+def condition_jobs(plan: CheckPlan, condition: str, offset: int) -> list[Job]:
+    """The replicates of one condition; job indices start at ``offset`` so they stay unique."""
+    controls = condition_controls(plan, condition)
+    if condition == Condition.SEED_SWEEP:
         seeds = [(plan.seed + i) % 2**32 for i in range(plan.runs)]  # seeds are 32-bit
-        controls = controlled
     else:
-        seeds, controls = [plan.seed] * plan.runs, Controls.none()
+        seeds = [plan.seed] * plan.runs
     return [
         dataclasses.replace(job, index=offset + job.index, group=condition)
         for job in replicate_jobs(plan, controls=controls, seeds=seeds)
@@ -175,10 +184,8 @@ def run_compare(
         offset = min(j.index for j in jobs if j.group == job.group)
         by_condition[job.group].append(_renumber(run, run.index - offset))
     reports = {}
-    controlled = Controls() if is_script(plan.target) else plan.controls
     for name in conditions:
-        controls = Controls.none() if name == Condition.UNCONTROLLED else controlled
-        condition_plan = _with_controls(plan, controls)
+        condition_plan = _with_controls(plan, condition_controls(plan, name))
         reports[name] = report.build("compare", condition_plan, device, by_condition[name])
     return CompareReport(plan, device, reports)
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from repro_check.errors import ConfigError
+from repro_check.plan.defaults import default_controls
 from repro_check.plan.settings import (
     CHECK_KEYS,
     DEFAULT_TRIALS,
@@ -593,8 +594,8 @@ def build_plan(
         from repro_check.storage.store import DEFAULT_STORAGE
 
         values["storage"] = DEFAULT_STORAGE
-    if script and "controls" not in values:
-        values["controls"] = Controls.none()  # a script is checked as written by default
+    if "controls" not in values:
+        values["controls"] = default_controls(values["target"])
     return CheckPlan(
         target=values["target"],
         study=study,

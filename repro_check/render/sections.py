@@ -39,11 +39,12 @@ TITLES: dict[str, str] = {
 
 
 SCRIPT_TITLES: dict[str, str] = {
-    ConditionName.FIXED_SEED: "controlled",
+    ConditionName.FIXED_SEED: "fixed seed",
     ConditionName.SEED_SWEEP: "seed sweep",
     ConditionName.UNCONTROLLED: "as written",
 }
-"""A script's conditions: as written (no control), controlled (every control), seed sweep."""
+"""A script's conditions: as written (no control), fixed seed (what ``run`` applies: the
+script as written unless ``controls`` names some), seed sweep."""
 
 
 def title(condition: str, script: bool = False) -> str:
