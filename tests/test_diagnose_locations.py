@@ -237,8 +237,8 @@ def test_joblib_parallel_is_named_at_its_line(tmp_path: Path) -> None:
 
 STAND_INS = ENTROPY / "stand_ins.py"
 PROBED = [
-    "datetime.datetime",
-    "datetime.date",
+    "datetime.datetime.now",
+    "datetime.date.today",
     "np.random.RandomState",
     "np.random.SeedSequence",
     "np.random.default_rng",
@@ -251,8 +251,9 @@ PROBED = [
 
 
 def test_the_stand_ins_pass_for_the_real_types(tmp_path: Path) -> None:
-    """In diagnose's workers datetime.date/datetime, np.random.RandomState/SeedSequence and
-    torch.Generator are the audit's stand-ins: user code must not tell (isinstance, ==, dict
+    """In diagnose's workers np.random.RandomState/SeedSequence and torch.Generator are the
+    audit's stand-ins, and datetime's clock reads are wrapped on the real classes (which stay
+    the module's: a stand-in there broke pandas): user code must not tell (isinstance, ==, dict
     keys, arithmetic, comparison, copies, pickles read back in a process without the audit,
     its own subclasses), the audit must not import torch, and each call is recorded at its
     line."""

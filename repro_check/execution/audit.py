@@ -8,21 +8,22 @@ in a user file. A library the user calls (Optuna's own clock reads, a framework'
 not the user's line and is not recorded. Per trial, the audit also notes whether the global
 ``random``/NumPy/torch streams were consumed (their state before vs after the trial).
 
-A source that is a C type's method (``datetime.datetime.now``, ``np.random.RandomState()``,
-``torch.Generator().seed()``) cannot be wrapped on its type: the module attribute user code
-reaches it by (``datetime.datetime``, ``numpy.random.RandomState``, ``torch.Generator``) is
-replaced by a stand-in subclass (``_stand_in``) that records, then delegates. The stand-in
-passes for the real type (``isinstance``, ``issubclass``, ``==`` and hashing as a dict key), and
-objects built through it are the real type's (a torch generator excepted: its ``seed`` is an
-instance method, so its generators are the stand-in's), so pickling, arithmetic and comparison
-are untouched. torch and joblib are wrapped only once user code imports them (never imported
-here).
+A source that is a C type's method cannot be wrapped by ``setattr`` on its type. Classmethods
+(``datetime.datetime.now/utcnow``, ``date.today``) are wrapped in the type's own attribute dict
+(``_set_on_type``): ``datetime.datetime`` and ``datetime.date`` stay the real classes, which C
+extensions (pandas) subclass by the module's attribute when they are imported. The others
+(``np.random.RandomState()``, ``SeedSequence()``, ``torch.Generator().seed()``) are reached by
+a module attribute (``numpy.random.RandomState``, ``torch.Generator``) that is replaced by a
+stand-in subclass (``_stand_in``) that records, then delegates. The stand-in passes for the
+real type (``isinstance``, ``issubclass``, ``==`` and hashing as a dict key), and objects built
+through it are the real type's (a torch generator excepted: its ``seed`` is an instance method,
+so its generators are the stand-in's), so pickling, arithmetic and comparison are untouched.
+torch and joblib are wrapped only once user code imports them (never imported here).
 """
 
 from __future__ import annotations
 
 import contextlib
-import copyreg
 import functools
 import hashlib
 import linecache
@@ -234,65 +235,55 @@ def _stand_in(real: type, name: str, module: str, body: dict[str, Any]) -> Any:
     return stand_in
 
 
-def _reduce_as(stand_in: type, obj: Any) -> tuple[Any, ...]:
-    """Pickle a real ``date``/``datetime`` by the name its stand-in now holds (``datetime.
-    datetime``): pickle refuses a class that is not the object at its name."""
-    return (stand_in, obj.__reduce_ex__(4)[1])
+def _set_on_type(owner: type, name: str, value: Any) -> None:
+    """``owner.name = value`` on a C type too: a built-in type refuses ``setattr``, so its
+    attribute dict (behind the read-only ``__dict__`` proxy) takes the value and the type's
+    method cache is told (``PyType_Modified``). The type stays the same object."""
+    try:
+        setattr(owner, name, value)
+        return
+    except (AttributeError, TypeError):
+        pass
+    import ctypes
+    import gc
+
+    (attrs,) = (r for r in gc.get_referents(owner.__dict__) if isinstance(r, dict))
+    attrs[name] = value
+    ctypes.pythonapi.PyType_Modified(ctypes.py_object(owner))
 
 
 def _wrap_datetime(audit: Audit) -> None:
     """``datetime.datetime.now/utcnow/today`` and ``datetime.date.today``: C classmethods,
-    so the module's ``date`` and ``datetime`` become stand-ins whose objects are the real
-    types' (``datetime.now()`` returns a real ``datetime``)."""
+    wrapped on the real types themselves (``_set_on_type``). ``datetime.date`` and
+    ``datetime.datetime`` stay the classes they are: a C extension that subclasses them
+    (pandas' ``Timestamp``, ``NaT``) finds its base at import by the module's attribute, and a
+    stand-in there broke it (pandas 3 failed to import). A subclass inherits the wrapper
+    unless it defines its own (pandas' do: a library's clock reads are not the user's)."""
     import datetime as module
 
-    real_date, real_datetime = module.date, module.datetime
-    if getattr(real_datetime, "_repro_check_audit", False):
-        return
+    def classmethod_wrapper(owner: type, name: str, source: Callable[[type], str]) -> None:
+        original = owner.__dict__.get(name)
+        if original is None or getattr(original, "_repro_check_audit", False):
+            return
 
-    def date_new(cls: Any, *args: Any, **kwargs: Any) -> Any:
-        if cls is date:
-            return real_date(*args, **kwargs)
-        return real_date.__new__(cls, *args, **kwargs)
+        def audited(cls: type, *args: Any, **kwargs: Any) -> Any:
+            audit.record(source(cls), CLOCK)
+            return original.__get__(None, cls)(*args, **kwargs)
 
-    def date_today(cls: Any) -> Any:
-        audit.record("date.today", CLOCK)
-        return real_date.today() if cls is date else super(date, cls).today()
+        audited.__name__ = audited.__qualname__ = name
+        wrapper: classmethod[Any, ..., Any] = classmethod(audited)
+        wrapper._repro_check_audit = True  # type: ignore[attr-defined]
+        _set_on_type(owner, name, wrapper)
 
-    def datetime_new(cls: Any, *args: Any, **kwargs: Any) -> Any:
-        if cls is stamp:
-            return real_datetime(*args, **kwargs)
-        return real_datetime.__new__(cls, *args, **kwargs)
+    def today(cls: type) -> str:
+        return "datetime.today" if issubclass(cls, module.datetime) else "date.today"
 
-    def now(cls: Any, tz: Any = None) -> Any:
-        audit.record("datetime.now", CLOCK)
-        return real_datetime.now(tz) if cls is stamp else super(stamp, cls).now(tz)
-
-    def utcnow(cls: Any) -> Any:
-        audit.record("datetime.utcnow", CLOCK)
-        return real_datetime.utcnow() if cls is stamp else super(stamp, cls).utcnow()
-
-    def today(cls: Any) -> Any:
-        audit.record("datetime.today", CLOCK)
-        return real_datetime.today() if cls is stamp else super(stamp, cls).today()
-
-    date = _stand_in(
-        real_date, "date", "datetime", {"__new__": date_new, "today": classmethod(date_today)}
-    )
-    stamp = _stand_in(
-        real_datetime,
-        "datetime",
-        "datetime",
-        {
-            "__new__": datetime_new,
-            "now": classmethod(now),
-            "utcnow": classmethod(utcnow),
-            "today": classmethod(today),
-        },
-    )
-    copyreg.pickle(real_date, functools.partial(_reduce_as, date))
-    copyreg.pickle(real_datetime, functools.partial(_reduce_as, stamp))
-    module.date, module.datetime = date, stamp  # type: ignore[misc]
+    classmethod_wrapper(module.datetime, "now", lambda cls: "datetime.now")
+    classmethod_wrapper(module.datetime, "utcnow", lambda cls: "datetime.utcnow")
+    # datetime.today is date.today, inherited (it builds ``cls`` from time.time())
+    classmethod_wrapper(module.date, "today", today)
+    if "today" in module.datetime.__dict__:  # the pure-Python datetime defines its own
+        classmethod_wrapper(module.datetime, "today", lambda cls: "datetime.today")
 
 
 def _seeded_stand_in(audit: Audit, owner: Any, name: str, source: str, seed_name: str) -> None:
