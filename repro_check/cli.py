@@ -203,7 +203,8 @@ Threads = Annotated[
     int | None,
     typer.Option(
         metavar="N",
-        help="torch/OMP/MKL/OpenBLAS threads per worker [default: 1].",
+        help="The count the threads control pins torch/OMP/MKL/OpenBLAS to [default: 1]; "
+        "with that control off a replicate keeps the shell's thread counts.",
         rich_help_panel=CONTROLS,
     ),
 ]
@@ -249,7 +250,8 @@ ControlsOpt = Annotated[
         "--controls",
         metavar="LIST",
         help="Controls to apply: all, none, or a comma-separated list of sampler_seed, "
-        "global_rng, trial_reseed, hash_seed, torch_determinism, cudnn [default: all].",
+        "global_rng, trial_reseed, hash_seed, threads, torch_determinism, cudnn "
+        "[default: all for an objective, none for a script].",
         rich_help_panel=CONTROLS,
     ),
 ]

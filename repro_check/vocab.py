@@ -57,6 +57,8 @@ class CauseId(StrEnum):
     GLOBAL_RNG = "global_rng"
     TRIAL_RESEED = "trial_reseed"
     HASH_SEED = "hash_seed"
+    THREADS = "threads"
+    """Results change with the thread count (float sums in thread order, racy updates)."""
     PROCESS_STATE = "process_state"
     RESUME_SAMPLER_STATE = "resume_sampler_state"
     """Resumed from a storage, the sampler suggests other params: its random state was lost."""

@@ -139,6 +139,10 @@ def fix_for(cause_id: str, ctx: FixContext) -> str:
             f"PYTHONHASHSEED={seed} python {_script(ctx.target)}  # set before Python starts\n"
             "# or iterate over sorted(...) instead of a set or dict of strings"
         )
+    if cause_id == CauseId.THREADS:
+        return THREADS_FIX + (
+            "\ntorch.set_num_threads(1)  # after import torch" if ctx.torch_used else ""
+        )
     if cause_id == CauseId.TORCH_DETERMINISM:
         return (
             "torch.use_deterministic_algorithms(True)\n"
@@ -155,6 +159,15 @@ def fix_for(cause_id: str, ctx: FixContext) -> str:
         )
     return _noise_fix(ctx.tolerance)
 
+
+THREADS_FIX = (
+    "import os  # first in the script: before numpy, torch or a model library loads\n"
+    'for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):\n'
+    '    os.environ[name] = "1"\n'
+    "# or the library's own thread setting (XGBoost nthread=1, LightGBM num_threads=1, "
+    "n_jobs=1)"
+)
+"""Pin the thread count where the libraries read it: their variables before they load."""
 
 NOISE_SOURCES = (
     "# remove the noise source in the objective: clock reads, unseeded RNGs such as\n"

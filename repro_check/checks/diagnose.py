@@ -18,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
-import os
 from collections.abc import Sequence
 
 from repro_check.checks.causes import (
@@ -328,22 +327,21 @@ def _control_experiments(
     warnings: list[str],
 ) -> list[Experiment]:
     """Each control off alone, plus the process-state probe that ran in full control's
-    process. ``pair`` is the ``PYTHONHASHSEED`` ablation (the thread-count probe riding along)
-    that ran beside full control: reproducible or incomplete, it is not rerun; parted with
-    the threads along, the two are rerun apart, in the same batch as the other ablations."""
+    process. ``pair`` is the ``PYTHONHASHSEED`` and ``threads`` ablation that ran beside full
+    control: reproducible or incomplete, it is not rerun; parted, the two controls are
+    ablated apart, in the same batch as the other ablations."""
     reference = full.runs[0]
     ids = _ablation_ids(lab, full, warnings)
     specs = ablation_specs(ids)
-    cores = os.cpu_count() or 1
     experiments = [pair]
     if pair.verdict == report.VERDICT_INCOMPLETE:
         warnings.append(
             f"the {pair.id} run could not finish ({unfinished(pair.runs)}): PYTHONHASHSEED "
             "and the thread count were not tested"
         )
-    if pair.verdict == report.VERDICT_NOT_REPRODUCIBLE and pair.threads is not None:
-        specs += [*ablation_specs(["no_hash_seed"]), ("threads", Controls(), cores)]
-        ids.append("no_hash_seed")
+    if pair.verdict == report.VERDICT_NOT_REPRODUCIBLE:
+        specs += ablation_specs(["no_hash_seed", "no_threads"])
+        ids += ["no_hash_seed", "no_threads"]
     runs = lab.against(reference, specs, study)
     experiments += [lab.ablation(exp_id, runs[exp_id], study, full) for exp_id in ids]
     for exp in experiments:
@@ -376,33 +374,16 @@ def _control_experiments(
                     state.divergence.trial if state.divergence else None,
                 )
             )
-    if "threads" in runs:
-        threads = lab.experiment(
-            "threads",
-            f"1 thread vs {cores} threads",
-            Controls(),
-            runs["threads"],
-            study,
-            threads=cores,
-        )
-        threads = dataclasses.replace(threads, reference=full.id)
-        experiments.append(threads)
-        if threads.verdict == report.VERDICT_NOT_REPRODUCIBLE:
-            warnings.append(
-                f"results change with the thread count (1 vs {cores}): "
-                f"{parted(threads)}; pin the thread count (repro-check --threads, "
-                "torch.set_num_threads, OMP_NUM_THREADS) where results must match"
-            )
     return experiments
 
 
 def _full_control(
     lab: Lab, study: StudySettings, id: str = "full_control"
 ) -> tuple[Experiment, Experiment | None]:
-    """Every control on, and the ``PYTHONHASHSEED`` ablation (all cores' threads riding
-    along), in one batch under one stop rule: one fully controlled run (whose process then
-    runs a second study: the process-state probe) and ``replicates - 1`` runs with those
-    controls off. Returns full control and that ablation (the pair).
+    """Every control on, and the ``PYTHONHASHSEED`` and ``threads`` ablation (the shell's
+    hash seed and thread counts), in one batch under one stop rule: one fully controlled run
+    (whose process then runs a second study: the process-state probe) and ``replicates - 1``
+    runs with those controls off. Returns full control and that ablation (the pair).
 
     If they agree, the ablation's runs are also full control's other replicates: they had
     every source of variation full control has (fresh processes, their own addresses) and
@@ -412,26 +393,19 @@ def _full_control(
     full control runs the usual way, without a pair."""
     if study.n_jobs != 1:
         return lab.full_control(study, id, second_study=True), None
-    cores = os.cpu_count() or 1
-    threads = cores if cores > 1 else None
-    what = "a fixed PYTHONHASHSEED off" + (f" and {cores} threads" if threads else "")
+    what = "a fixed PYTHONHASHSEED and pinned threads off"
     first = lab.jobs(id, Controls(), study, 1, audit=True, studies=2)
-    extra = {"threads": threads} if threads is not None else {}
     count = max(1, lab.replicates - 1)  # a witness even when called with one replicate
-    others = lab.jobs(id, controls_off("no_hash_seed"), study, count, audit=True, **extra)
+    loose = controls_off("no_hash_seed").without("threads")
+    others = lab.jobs(id, loose, study, count, audit=True)
     mine = [r for r in lab.run([*first, *others]) if r.job.group == id]  # each has a run
     reference = dataclasses.replace(mine[0].runs[0], index=0)
     lab.second_study = mine[0].runs[1] if len(mine[0].runs) > 1 else None
     witnesses = [dataclasses.replace(r.runs[0], index=i) for i, r in enumerate(mine[1:], 1)]
     pair = lab.experiment(
-        "no_hash_seed",
-        f"{what}, every other control on",
-        controls_off("no_hash_seed"),
-        [reference, *witnesses],
-        study,
-        threads=threads,
+        "no_hash_seed", f"{what}, every other control on", loose, [reference, *witnesses], study
     )
-    if threads and pair.verdict == report.VERDICT_NOT_REPRODUCIBLE:
+    if pair.verdict == report.VERDICT_NOT_REPRODUCIBLE:
         pair = dataclasses.replace(pair, id="no_hash_seed_threads")
     audits = tuple(r.audit for r in mine if r.audit is not None)
     desc = f"every control on, n_jobs={study.n_jobs}"

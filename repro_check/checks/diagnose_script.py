@@ -119,7 +119,7 @@ def _necessary(
     fresh runs of their own)."""
     # every control, global RNG seeding included: the audit sees the streams around each
     # trial, not what the script's own body drew from them before its study began
-    ids = ["no_sampler_seed", "no_global_rng", "no_trial_reseed", "no_hash_seed"]
+    ids = ["no_sampler_seed", "no_global_rng", "no_trial_reseed", "no_hash_seed", "no_threads"]
     ids += lab.torch_ablations()
     runs = lab.against(full.runs[0], ablation_specs(ids), lab.plan.study, stop_early=False)
     experiments = []

@@ -50,6 +50,7 @@ CONTROL_EXPERIMENTS: dict[str, tuple[CauseId, tuple[str, ...], str]] = {
     "no_global_rng": (CauseId.GLOBAL_RNG, ("global_rng", "trial_reseed"), "global RNG seeding"),
     "no_trial_reseed": (CauseId.TRIAL_RESEED, ("trial_reseed",), "per-trial reseeding"),
     "no_hash_seed": (CauseId.HASH_SEED, ("hash_seed",), "a fixed PYTHONHASHSEED"),
+    "no_threads": (CauseId.THREADS, ("threads",), "pinned thread counts"),
     "no_torch_determinism": (
         CauseId.TORCH_DETERMINISM,
         ("torch_determinism",),
@@ -296,6 +297,7 @@ class Lab:
             on_progress=self.on_progress,
             stop_when=watch if stop_early else None,
             gpus=gpus,
+            hide_gpus=self.plan.device == "cpu",
         )
 
     def torch_ablations(self) -> list[str]:

@@ -28,6 +28,11 @@ THREAD_ENV_VARS = (
 )
 
 
+CHECK_ENV = (DEVICE_ENV,)
+"""Variables every worker gets from the check itself, whatever the controls (named in the
+README's "as written" list; script mode adds its ``PYTHONPATH`` hook and ``REPRO_CHECK_*``)."""
+
+
 def worker_env(
     base: Mapping[str, str],
     controls: Controls,
@@ -35,21 +40,24 @@ def worker_env(
     seed: int,
     threads: int,
     device: str,
+    hide_gpus: bool = False,
 ) -> dict[str, str]:
-    """The environment a worker process starts with. Some controls must exist before Python
-    starts (``PYTHONHASHSEED``) or before a library loads (thread counts, visible GPUs)."""
+    """The environment a worker process starts with: ``base`` (the user's shell) as it is, but
+    for what an enabled control sets. Some controls must exist before Python starts
+    (``PYTHONHASHSEED``) or before a library loads (thread counts). With every control off this
+    is the environment ``python train.py`` gets, plus the check's own ``REPRO_CHECK_DEVICE``;
+    ``hide_gpus`` (``--device cpu`` asked for) empties ``CUDA_VISIBLE_DEVICES``."""
     env = dict(base)
-    env["PYTHONHASHSEED"] = str(seed) if controls.hash_seed else "random"
-    for name in THREAD_ENV_VARS:
-        env[name] = str(threads)
+    if controls.hash_seed:
+        env["PYTHONHASHSEED"] = str(seed)
+    if controls.threads:
+        for name in THREAD_ENV_VARS:
+            env[name] = str(threads)
     if controls.torch_determinism:
         env["CUBLAS_WORKSPACE_CONFIG"] = CUBLAS_WORKSPACE
-    else:
-        env.pop("CUBLAS_WORKSPACE_CONFIG", None)
-    if device == "cpu":
+    if hide_gpus:
         env["CUDA_VISIBLE_DEVICES"] = ""
     env[DEVICE_ENV] = device
-    env["PYTHONUNBUFFERED"] = "1"
     return env
 
 
@@ -80,8 +88,9 @@ def seed_global_rngs(seed: int) -> None:
 def apply_torch_controls(
     torch: Any, controls: Controls, seed: int, threads: int, warn_only: bool
 ) -> None:
-    """Thread count always (a setting, not a control); the rest as ``controls`` says."""
-    torch.set_num_threads(threads)
+    """Each torch control ``controls`` enables: the thread count, seeding, determinism."""
+    if controls.threads:
+        torch.set_num_threads(threads)
     if controls.global_rng or (controls.trial_reseed and _last_seed):
         torch.manual_seed(_last_seed[0] if _last_seed else seed)
     if controls.torch_determinism:

@@ -103,9 +103,26 @@ def _one_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
-def collect(threads: int) -> dict[str, Any]:
+def threads_used(pinned: int | None) -> int | None:
+    """How many threads this process's libraries use: the pinned count, else torch's own (if
+    imported), else ``OMP_NUM_THREADS`` as the shell set it, else one per core (OpenMP's and
+    OpenBLAS's default)."""
+    if pinned is not None:
+        return pinned
+    torch = sys.modules.get("torch")
+    if torch is not None and hasattr(torch, "get_num_threads"):
+        try:
+            return int(torch.get_num_threads())
+        except Exception:
+            pass
+    omp = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+    return int(omp) if omp.isdigit() and int(omp) > 0 else os.cpu_count()
+
+
+def collect(threads: int | None) -> dict[str, Any]:
     """The fingerprint of this process. torch details only if the objective imported torch;
-    ``gpu`` only when the worker was pinned to a GPU or used CUDA."""
+    ``gpu`` only when the worker was pinned to a GPU or used CUDA. ``threads`` is the count
+    the ``threads`` control pinned, None when it was off (the shell's own counts)."""
     torch = sys.modules.get("torch")
     environment = {
         "python": platform.python_version(),
@@ -116,7 +133,8 @@ def collect(threads: int) -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
         "packages": _package_versions(),
         "torch": _torch_info(torch) if torch is not None else None,
-        "threads": threads,
+        "threads": threads_used(threads),
+        "threads_pinned": threads is not None,
         "env": {name: os.environ[name] for name in RELEVANT_ENV_VARS if name in os.environ},
     }
     gpu = _gpu_info(torch)

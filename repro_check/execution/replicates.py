@@ -93,5 +93,6 @@ def run_replicates(
         claim=claim,
         gpus=gpus,
         on_end=on_end,
+        hide_gpus=plan.device == "cpu",
     )
     return [run for result in results for run in result.runs]

@@ -493,6 +493,18 @@ def _spans(numbers: Sequence[int]) -> str:
     return "[" + ", ".join(shown) + "]"
 
 
+WORKER_BOOTSTRAP = (
+    "import sys\n"
+    "if sys.path and sys.path[0] == '': del sys.path[0]\n"
+    "from repro_check.execution.worker import main\n"
+    "main()\n"
+)
+"""How a worker starts: with the flags ``python train.py`` has (not ``-P``, which sets
+``sys.flags.safe_path`` for the user's code too), its own imports kept from the user's folder
+(a ``json.py`` there) by dropping the current folder ``-c`` puts first on ``sys.path``; the
+worker adds the script's (or target's) folder itself, right before it loads it."""
+
+
 class _Live:
     """A worker process and what it has streamed so far.
 
@@ -515,10 +527,8 @@ class _Live:
         """When the worker said it started the job: the timeout counts from here."""
         self.exited_at: float | None = None
         self.eof = False
-        # -P: the worker's own imports must not see the user's folder (a json.py there); the
-        # worker puts the folder on sys.path itself, right before it loads the target
         self.proc = subprocess.Popen(
-            [sys.executable, "-P", "-m", "repro_check.execution.worker"],
+            [sys.executable, "-c", WORKER_BOOTSTRAP],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self.stderr,
@@ -797,6 +807,7 @@ def run_jobs(
     claim: Callable[[Job], Job | None] | None = None,
     gpus: Sequence[Gpu] = (),
     on_end: Callable[[JobResult], None] | None = None,
+    hide_gpus: bool = False,
 ) -> list[JobResult]:
     """Run ``jobs`` with at most ``workers`` processes at once; results in job order.
 
@@ -805,7 +816,8 @@ def run_jobs(
 
     With ``gpus``, each worker is pinned to one of them (``CUDA_VISIBLE_DEVICES``) and a GPU
     runs one worker at a time: a job takes a free GPU when its worker is spawned and gives it
-    back once that worker has ended (so at most ``len(gpus)`` run at once).
+    back once that worker has ended (so at most ``len(gpus)`` run at once). ``hide_gpus``
+    (``--device cpu`` asked for) gives every worker an empty ``CUDA_VISIBLE_DEVICES``.
 
     Raises ``TargetError``/``ConfigError``/``DeviceError`` when a worker reports that the target
     cannot load or the study cannot be built (stopping the rest), and ``Interrupted`` on Ctrl-C.
@@ -825,6 +837,7 @@ def run_jobs(
         claim=claim,
         gpus=gpus,
         on_end=on_end,
+        hide_gpus=hide_gpus,
     )
     return scheduler.run()
 
@@ -854,8 +867,10 @@ class Scheduler:
         claim: Callable[[Job], Job | None] | None = None,
         gpus: Sequence[Gpu] = (),
         on_end: Callable[[JobResult], None] | None = None,
+        hide_gpus: bool = False,
     ) -> None:
         self.on_end = on_end
+        self.hide_gpus = hide_gpus
         self.target = target
         self.jobs = jobs
         self.workers = workers
@@ -931,6 +946,7 @@ class Scheduler:
             seed=job.seed,
             threads=job.threads or self.threads,
             device=self.device,
+            hide_gpus=self.hide_gpus,
         )
         env.pop(ASSIGNED_ENV, None)  # never an inherited one (a check run inside a worker)
         if self.gpus:

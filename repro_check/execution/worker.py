@@ -575,7 +575,7 @@ def run_job(job: Mapping[str, Any], out: Stream) -> None:
     out.emit(
         "done",
         wall_s=time.perf_counter() - started,
-        environment=environment.collect(threads),
+        environment=environment.collect(threads if controls.threads else None),
         notes=notes,
         nondeterministic_ops=ops,
         audit=audit.to_dict() if audit is not None else None,
@@ -687,7 +687,7 @@ class _ScriptEnd:
         out.emit(
             "done",
             wall_s=time.perf_counter() - self.started,
-            environment=environment.collect(int(job["threads"])),
+            environment=environment.collect(int(job["threads"]) if controls.threads else None),
             notes=self._notes(ended, cap),
             nondeterministic_ops=ops,
             studies=len(capture.entries),
@@ -834,7 +834,9 @@ def main() -> None:
     # Leave now: a thread the objective started (a data loader, a logger) must not keep the
     # process alive after its results are in; everything worth keeping is already written.
     protocol.flush()
-    sys.stderr.flush()
+    for stream in (sys.stdout, sys.stderr):  # block-buffered, as under `python train.py > log`
+        with contextlib.suppress(Exception):
+            stream.flush()
     os._exit(0)
 
 

@@ -19,8 +19,10 @@ DEFAULT_TRIALS = 20
 DEFAULT_RUNS = 3
 DEFAULT_SEED = 0
 DEFAULT_THREADS = 1
-"""Default torch/BLAS thread count per worker. One thread makes float reductions independent of
-the core count and keeps concurrent workers from fighting over cores; ``--threads`` changes it."""
+"""The thread count the ``threads`` control pins (torch and OpenMP/MKL/OpenBLAS) when it is on.
+One thread makes float reductions independent of the core count and keeps concurrent workers
+from fighting over cores; ``--threads`` changes it. With the control off a worker keeps the
+thread counts ``python train.py`` would get."""
 
 SAMPLERS: tuple[str, ...] = tuple(Sampler)
 """The built-in sampler names (``repro_check.vocab.SAMPLERS`` holds what each needs)."""
@@ -82,7 +84,11 @@ class Controls:
     trial_reseed: bool = True
     """Reseed those global RNGs before each trial from (seed, trial number)."""
     hash_seed: bool = True
-    """Fix ``PYTHONHASHSEED``; off means a fresh random one per process."""
+    """Fix ``PYTHONHASHSEED``; off leaves it as the user's shell has it (unset: a fresh random
+    one per process)."""
+    threads: bool = True
+    """Pin torch's and OpenMP/MKL/OpenBLAS's thread counts to ``CheckPlan.threads``; off
+    leaves them as the user's shell has them (the libraries' defaults: one per core)."""
     torch_determinism: bool = True
     """``torch.use_deterministic_algorithms(True)`` and ``CUBLAS_WORKSPACE_CONFIG``."""
     cudnn: bool = True
@@ -146,7 +152,8 @@ class CheckPlan:
     timeout: float | None = None
     """Seconds per replicate before it is killed."""
     threads: int = DEFAULT_THREADS
-    """torch intra-op and OMP/MKL/OpenBLAS threads per worker; independent of ``workers``."""
+    """torch intra-op and OMP/MKL/OpenBLAS threads per worker when the ``threads`` control is
+    on (``--threads``); independent of ``workers``."""
     device: str = "auto"
     """"auto", "cpu" or "cuda" as asked; the runner resolves "auto"."""
     gpus: str | None = None

@@ -19,8 +19,8 @@ from repro_check.results.comparison import (
     counted_runs,
     field_equal,
     floats_equal,
+    param_equal,
     reference_run,
-    scalars_equal,
 )
 from repro_check.results.records import RunRecord, TrialRecord
 from repro_check.results.report import (
@@ -109,8 +109,18 @@ def environment_line(env: Mapping[str, Any]) -> str:
         parts.append(f"torch {torch.get('version')} ({cuda}, {gpus})")
     elif "torch" in packages:
         parts.append(f"torch {packages['torch']} (unused)")
-    parts.append(f"threads {env.get('threads', '?')}")
+    parts.append(threads_text(env))
     return " · ".join(parts)
+
+
+def threads_text(env: Mapping[str, Any]) -> str:
+    """``threads 1 (pinned; 2 cores)`` or ``threads 2 (as the shell sets; 2 cores)``: what the
+    replicates used against the machine's default. Reports made before the ``threads`` control
+    always pinned (no ``threads_pinned``)."""
+    threads = env.get("threads", "?")
+    cores = env.get("cpu_count")
+    how = "pinned" if env.get("threads_pinned", True) else "as the shell sets"
+    return f"threads {threads} ({how}" + (f"; {cores} cores)" if cores else ")")
 
 
 def _script_trials(report: RunReport) -> str:
@@ -437,7 +447,7 @@ def _pareto_cells(
         same = (
             ref is not None
             and name in ref.params
-            and scalars_equal(trial.params[name], ref.params[name], tol)
+            and param_equal(trial.params[name], ref.params[name])
         )
         cells.append(Cell(param(trial.params[name]), not same))
     return cells

@@ -1,0 +1,159 @@
+"""As written means as written: with no control on, a replicate's process is the one
+``python train.py ARGS`` gets from the same shell (environment, thread counts, hash seed,
+interpreter flags); each thing the check changes is a named control (issue 19, item 1)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import FIXTURES, cli
+
+from repro_check.execution.controls import THREAD_ENV_VARS, worker_env
+from repro_check.execution.devices import DEVICE_ENV
+from repro_check.plan.settings import Controls
+
+SCRIPTS = FIXTURES / "scripts"
+
+CHECK_OWN = ("env.PYTHONPATH", "env.REPRO_CHECK_")
+"""What the README lists as the check's own in a script's process: its PYTHONPATH hook (so
+the script's child processes report their studies) and REPRO_CHECK_* variables."""
+
+
+def _flat(facts: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in facts.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[prefix + key] = value
+    return out
+
+
+def _shell() -> dict[str, str]:
+    """A user's shell: their own PYTHONHASHSEED and CUBLAS_WORKSPACE_CONFIG exported, no
+    thread variables (the libraries then use one thread per core)."""
+    env = {k: v for k, v in os.environ.items() if k not in THREAD_ENV_VARS}
+    for name in ("PYTHONPATH", "CUDA_VISIBLE_DEVICES", "PYTHONSAFEPATH"):
+        env.pop(name, None)
+    return {
+        **env,
+        "PYTHONHASHSEED": "0",
+        "CUBLAS_WORKSPACE_CONFIG": ":16:8",
+        "NO_COLOR": "1",
+        "COLUMNS": "200",
+    }
+
+
+def test_no_control_leaves_the_shell_environment_as_it_is() -> None:
+    shell = {"PYTHONHASHSEED": "0", "CUBLAS_WORKSPACE_CONFIG": ":16:8", "OMP_NUM_THREADS": "3"}
+    env = worker_env(shell, Controls.none(), seed=5, threads=1, device="cpu")
+    assert env == {**shell, DEVICE_ENV: "cpu"}
+
+
+def test_each_enabled_control_sets_only_its_own_variables() -> None:
+    env = worker_env({}, Controls.only(["threads"]), seed=5, threads=2, device="cpu")
+    assert env == {**dict.fromkeys(THREAD_ENV_VARS, "2"), DEVICE_ENV: "cpu"}
+    env = worker_env({}, Controls.only(["hash_seed"]), seed=5, threads=2, device="cpu")
+    assert env == {"PYTHONHASHSEED": "5", DEVICE_ENV: "cpu"}
+    env = worker_env({}, Controls.none(), seed=5, threads=2, device="cpu", hide_gpus=True)
+    assert env == {"CUDA_VISIBLE_DEVICES": "", DEVICE_ENV: "cpu"}
+
+
+def test_a_script_as_written_sees_the_process_python_gives_it(tmp_path: Path) -> None:
+    """Every fact the probe sees of its process is the same under ``python probe.py`` and
+    under ``repro-check run probe.py``, but for the check's own listed variables."""
+    by_hand, checked = tmp_path / "by-hand", tmp_path / "checked"
+    by_hand.mkdir()
+    checked.mkdir()
+    shell = _shell()
+    probe = str(SCRIPTS / "env_probe.py")
+    subprocess.run(
+        [sys.executable, probe, str(by_hand)], env=shell, cwd=tmp_path, check=True, timeout=120
+    )
+    report = tmp_path / "report.json"
+    result = cli(
+        "run",
+        probe,
+        "--runs",
+        "2",
+        "--json",
+        str(report),
+        "--",
+        str(checked),
+        env=shell,
+        cwd=tmp_path,
+    )
+    assert result.code == 0, result.out + result.err
+    [python] = [json.loads(p.read_text()) for p in by_hand.glob("*.json")]
+    replicates = [json.loads(p.read_text()) for p in checked.glob("*.json")]
+    assert len(replicates) == 2
+    for seen in replicates:
+        assert seen["argv"][1:] == [str(checked)] and python["argv"][1:] == [str(by_hand)]
+        a, b = _flat({**python, "argv": None}), _flat({**seen, "argv": None})
+        differ = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+        assert [k for k in differ if not k.startswith(CHECK_OWN)] == [], [
+            (k, a.get(k), b.get(k)) for k in differ
+        ]
+    environment = json.loads(report.read_text())["environment"]
+    assert environment["threads"] == python["torch_threads"] == (os.cpu_count() or 1)
+    assert environment["threads_pinned"] is False
+    assert "threads 2 (as the shell sets" in result.out or os.cpu_count() != 2
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs two cores for two threads")
+def test_a_thread_count_dependent_script_fails_as_written_and_passes_with_threads_pinned(
+    tmp_path: Path,
+) -> None:
+    # was: every worker ran with OMP_NUM_THREADS=1 whatever the controls, so a script whose
+    # float sums follow its thread pool's completion order was called reproducible
+    script = str(SCRIPTS / "pool_sum.py")
+    shell = _shell()
+    as_written = cli("run", script, "--runs", "3", env=shell, cwd=tmp_path)
+    assert as_written.code == 1, as_written.out + as_written.err
+    pinned = cli(
+        "run",
+        script,
+        "--runs",
+        "3",
+        "--controls",
+        "threads",
+        env=shell,
+        cwd=tmp_path,
+        json_path=tmp_path / "pinned.json",
+    )
+    assert pinned.code == 0, pinned.out + pinned.err
+    environment = pinned.report["environment"]
+    assert (environment["threads"], environment["threads_pinned"]) == (1, True)
+    assert pinned.report["settings"]["controls"]["threads"] is True
+
+
+def test_an_exported_hash_seed_is_kept_when_the_control_is_off(tmp_path: Path) -> None:
+    # was: PYTHONHASHSEED=random replaced the user's exported 0: a false "not reproducible"
+    script = str(SCRIPTS / "string_set_order.py")
+    kept = cli("run", script, "--runs", "3", env=_shell(), cwd=tmp_path)
+    assert kept.code == 0, kept.out + kept.err
+    unset = {k: v for k, v in _shell().items() if k != "PYTHONHASHSEED"}
+    assert cli("run", script, "--runs", "3", env=unset, cwd=tmp_path).code == 1
+
+
+@pytest.mark.slow
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs two cores for two threads")
+def test_diagnose_names_the_thread_count_with_a_fix_that_pins_it(tmp_path: Path) -> None:
+    result = cli(
+        "diagnose",
+        str(SCRIPTS / "pool_sum.py"),
+        env=_shell(),
+        cwd=tmp_path,
+        json_path=tmp_path / "d.json",
+        timeout=300,
+    )
+    assert result.code == 0, result.out + result.err  # a diagnosis completed
+    causes = {c["id"]: c for c in result.report["causes"]}
+    assert "threads" in causes, result.out
+    assert "OMP_NUM_THREADS" in causes["threads"]["fix"]
