@@ -18,8 +18,8 @@ from repro_check.results.comparison import (
     distinct_histories,
     first_divergence,
     floats_equal,
+    param_equal,
     param_spreads,
-    scalars_equal,
 )
 from repro_check.results.records import RunRecord, TrialRecord
 
@@ -75,18 +75,17 @@ def test_atol_and_rtol_bounds() -> None:
     assert not floats_equal(100.0, 112.0, Tolerance(rtol=0.1))
 
 
-def test_scalars_loosen_floats_only() -> None:
-    assert scalars_equal(1.0, 1.0 + 1e-9, LOOSE)
-    assert not scalars_equal(1.0, 1.0 + 1e-9, EXACT)
-    assert not scalars_equal(-0.0, 0.0, EXACT)
-    assert scalars_equal(-0.0, 0.0, LOOSE)
-    assert not scalars_equal(1, 2, HUGE)
-    assert not scalars_equal("adam", "Adam", HUGE)
-    assert not scalars_equal(True, False, HUGE)
-    assert not scalars_equal(1, 1.0, HUGE)  # an int param is not a float param
-    assert not scalars_equal(True, 1, HUGE)
-    assert scalars_equal(3, 3, EXACT)
-    assert scalars_equal("sgd", "sgd", EXACT)
+def test_params_compare_exactly_whatever_the_tolerance() -> None:
+    assert not param_equal(1.0, 1.0 + 1e-9)
+    assert not param_equal(-0.0, 0.0)
+    assert param_equal(math.nan, math.nan)
+    assert not param_equal(1, 2)
+    assert not param_equal("adam", "Adam")
+    assert not param_equal(True, False)
+    assert not param_equal(1, 1.0)  # an int param is not a float param
+    assert not param_equal(True, 1)
+    assert param_equal(3, 3)
+    assert param_equal("sgd", "sgd")
 
 
 # --- first divergence -------------------------------------------------------------------------
@@ -116,12 +115,16 @@ def test_reproduced_nan_is_not_a_divergence() -> None:
     assert first_divergence([a, b], EXACT) is None
 
 
-def test_tolerance_loosens_values_intermediates_and_float_params() -> None:
+def test_tolerance_loosens_values_and_intermediates_never_float_params() -> None:
     a = run(0, [trial(0, 1.0, params={"x": 0.5}, iv={0: 2.0})])
-    b = run(1, [trial(0, 1.0 + 1e-9, params={"x": 0.5 + 1e-9}, iv={0: 2.0 + 1e-9})])
+    b = run(1, [trial(0, 1.0 + 1e-9, params={"x": 0.5}, iv={0: 2.0 + 1e-9})])
     assert first_divergence([a, b], LOOSE) is None
-    div = first_divergence([a, b], EXACT)
-    assert div is not None and div.field == "params"
+    c = run(2, [trial(0, 1.0, params={"x": 0.5 + 1e-12}, iv={0: 2.0})])
+    for tol in (EXACT, LOOSE, HUGE):
+        div = first_divergence([a, c], tol)
+        assert div is not None and div.field == "params", tol
+        assert div.max_abs_diff is None  # exact: no size of difference to forgive
+        assert distinct_histories([a, c], tol) == 2
 
 
 @pytest.mark.parametrize(
@@ -290,13 +293,12 @@ def test_max_diffs_over_every_differing_run() -> None:
     assert div.max_rel_diff == pytest.approx(2.0 / 3.0, rel=1e-15)
 
 
-def test_max_diffs_for_params_ignore_non_float_params() -> None:
+def test_max_diffs_are_none_for_params_a_tolerance_never_forgives() -> None:
     a = run(0, [trial(0, params={"x": 1.0, "n": 3, "opt": "adam"})])
     b = run(1, [trial(0, params={"x": 2.0, "n": 40, "opt": "sgd"})])
     div = first_divergence([a, b], EXACT)
     assert div is not None and div.field == "params"
-    assert div.max_abs_diff == 1.0
-    assert div.max_rel_diff == 0.5
+    assert (div.max_abs_diff, div.max_rel_diff) == (None, None)
 
 
 def test_max_diffs_are_none_when_only_ints_differ() -> None:
@@ -337,10 +339,13 @@ def test_param_detail_names_the_param_and_both_values() -> None:
 
 def test_detail_under_tolerance_names_the_param_that_actually_differs() -> None:
     a = run(0, [trial(0, params={"a": 1.0, "b": 1})])
-    b = run(1, [trial(0, params={"a": 1.0 + 1e-12, "b": 2})])
+    b = run(1, [trial(0, params={"a": 1.0, "b": 2})])
     div = first_divergence([a, b], LOOSE)
     assert div is not None and div.field == "params"
     assert div.detail.startswith("param b = 1 vs 2")
+    c = run(2, [trial(0, params={"a": 1.0 + 1e-12, "b": 1})])
+    div = first_divergence([a, c], LOOSE)
+    assert div is not None and div.detail.startswith("param a = 1.0 vs 1.000000000001")
 
 
 # --- distinct histories -----------------------------------------------------------------------
@@ -480,12 +485,12 @@ def test_differing_best_cells_marks_the_runs_that_differ_from_the_first() -> Non
     assert differing_best_cells(runs, EXACT) == {2: {"value"}, 3: {"n"}}
 
 
-def test_differing_best_cells_respects_tolerance_for_floats_only() -> None:
+def test_differing_best_cells_respects_tolerance_for_values_only() -> None:
     a = run(0, [trial(0, 1.0, params={"x": 1.0, "n": 1})])
     b = run(1, [trial(0, 1.0 + 1e-9, params={"x": 1.0 + 1e-9, "n": 1})])
     c = run(2, [trial(0, 1.0, params={"x": 1.0, "n": 2})])
     assert differing_best_cells([a, b], EXACT) == {1: {"value", "x"}}
-    assert differing_best_cells([a, b], LOOSE) == {}
+    assert differing_best_cells([a, b], LOOSE) == {1: {"x"}}  # params: exactly, always
     assert differing_best_cells([a, c], HUGE) == {2: {"n"}}
 
 

@@ -1,11 +1,13 @@
 """Pure comparison of replicate runs: first divergence, distinct histories, spread statistics.
 
 No I/O and no optuna here, so every rule is unit-testable. Rules:
+- everything a trial records is compared (``records.TrialRecord``), less ``records.NOT_COMPARED``
+  (timing and identity: timestamps, durations, storage ids);
 - exact (bit-for-bit) by default: ``-0.0 != 0.0``; a tolerance makes them equal;
 - NaN equals NaN (a NaN loss that reproduces is reproducible);
-- tolerances apply to floats only (values, intermediate values, float params); ints, strings,
-  bools and states compare exactly;
-- durations and timestamps are never compared.
+- tolerances loosen only floats the objective computed: values, intermediate values,
+  constraints, and floats in user and system attributes; params (and an enqueued trial's
+  ``fixed_params``), distributions, ints, strings, bools and states always compare exactly.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import bisect
 import math
 import operator
+import reprlib
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,10 +25,32 @@ if TYPE_CHECKING:
     import numpy as np
 
 from repro_check.plan.settings import Tolerance
-from repro_check.results.records import RunRecord, TrialRecord, decode_float, encode_float
+from repro_check.results.records import (
+    FIXED_PARAMS_KEY,
+    RunRecord,
+    TrialRecord,
+    decode_float,
+    encode_float,
+    is_constraint_key,
+)
 
-FIELDS = ("state", "params", "values", "intermediate_values")
-"""Compared per trial, in this order; ``trial_count`` is checked after them."""
+FIELDS = (
+    "state",
+    "params",
+    "distributions",
+    "values",
+    "intermediate_values",
+    "constraints",
+    "user_attrs",
+    "system_attrs",
+)
+"""Compared per trial, in this order; ``trial_count`` is checked after them. Together with the
+trial's number they are everything recorded but ``records.NOT_COMPARED``."""
+
+_EXACT = Tolerance()
+_SHORT = reprlib.Repr()
+_SHORT.maxstring = _SHORT.maxother = 60
+_SHORT.maxlevel = 2
 
 
 def _is_number(value: Any) -> bool:
@@ -40,17 +65,55 @@ def floats_equal(a: float, b: float, tol: Tolerance) -> bool:
     return math.isclose(a, b, rel_tol=tol.rtol, abs_tol=tol.atol)
 
 
-def scalars_equal(a: Any, b: Any, tol: Tolerance) -> bool:
-    """Params: floats under the tolerance; everything else (ints included) exactly."""
-    if isinstance(a, float) and isinstance(b, float):
-        return floats_equal(a, b, tol)
+def param_equal(a: Any, b: Any) -> bool:
+    """Two param values: exactly, whatever the tolerance (the sampler chose them; a tolerance
+    only forgives the objective's arithmetic). Floats bit for bit (NaN equals NaN), an int
+    never equals a float."""
+    if type(a) is float and type(b) is float:
+        return floats_equal(a, b, _EXACT)
     return type(a) is type(b) and a == b
 
 
-def _float_pairs(a: Any, b: Any) -> list[tuple[float, float]]:
-    if _is_number(a) and _is_number(b) and (isinstance(a, float) or isinstance(b, float)):
-        return [(float(a), float(b))]
-    return []
+def json_equal(a: Any, b: Any, tol: Tolerance) -> bool:
+    """Two JSON-safe values (attributes): floats under ``tol``, everything else exactly and of
+    the same type (1 is not 1.0, True is not 1)."""
+    kind = type(a)
+    if kind is not type(b):
+        return False
+    if kind is float:
+        return floats_equal(a, b, tol)
+    if kind is dict:
+        return a.keys() == b.keys() and all(json_equal(a[k], b[k], tol) for k in a)
+    if kind is list:
+        return len(a) == len(b) and all(json_equal(x, y, tol) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
+
+
+def _json_pairs(a: Any, b: Any, out: list[tuple[float, float]]) -> None:
+    """The float pairs at the same places of two JSON-safe values."""
+    if type(a) is float and type(b) is float:
+        out.append((a, b))
+    elif type(a) is dict and type(b) is dict:
+        for key in sorted(a.keys() & b.keys()):
+            _json_pairs(a[key], b[key], out)
+    elif type(a) is list and type(b) is list:
+        for x, y in zip(a, b, strict=False):
+            _json_pairs(x, y, out)
+
+
+def _constraint_attrs(trial: TrialRecord) -> dict[str, Any]:
+    return {k: v for k, v in (trial.system_attrs or {}).items() if is_constraint_key(k)}
+
+
+def _other_attrs(trial: TrialRecord) -> dict[str, Any]:
+    return {k: v for k, v in (trial.system_attrs or {}).items() if not is_constraint_key(k)}
+
+
+def _attrs_equal(a: Mapping[str, Any], b: Mapping[str, Any], tol: Tolerance) -> bool:
+    """System attributes: floats under ``tol``, but ``fixed_params`` (params) exactly."""
+    return a.keys() == b.keys() and all(
+        json_equal(a[k], b[k], _EXACT if k == FIXED_PARAMS_KEY else tol) for k in a
+    )
 
 
 def diff_magnitude(pairs: Sequence[tuple[float, float]]) -> tuple[float | None, float | None]:
@@ -77,32 +140,61 @@ def field_equal(name: str, a: TrialRecord, b: TrialRecord, tol: Tolerance) -> bo
         return a.state == b.state and a.fail_kind == b.fail_kind
     if name == "params":
         return a.params.keys() == b.params.keys() and all(
-            scalars_equal(a.params[k], b.params[k], tol) for k in a.params
+            param_equal(a.params[k], b.params[k]) for k in a.params
         )
+    if name == "distributions":  # not recorded (None) reads as none, as in the digest
+        return json_equal(dict(a.distributions or {}), dict(b.distributions or {}), _EXACT)
     if name == "values":
         if a.values is None or b.values is None:
             return a.values is None and b.values is None
         return len(a.values) == len(b.values) and all(
             floats_equal(x, y, tol) for x, y in zip(a.values, b.values, strict=True)
         )
-    iv_a, iv_b = a.intermediate_values, b.intermediate_values
-    return iv_a.keys() == iv_b.keys() and all(floats_equal(iv_a[s], iv_b[s], tol) for s in iv_a)
+    if name == "intermediate_values":
+        iv_a, iv_b = a.intermediate_values, b.intermediate_values
+        return iv_a.keys() == iv_b.keys() and all(floats_equal(iv_a[s], iv_b[s], tol) for s in iv_a)
+    if name == "constraints":
+        return json_equal(_constraint_attrs(a), _constraint_attrs(b), tol)
+    if name == "user_attrs":
+        return json_equal(dict(a.user_attrs), dict(b.user_attrs), tol)
+    if name == "system_attrs":
+        return _attrs_equal(_other_attrs(a), _other_attrs(b), tol)
+    raise ValueError(f"not a compared field: {name!r}")
 
 
 def field_pairs(name: str, a: TrialRecord, b: TrialRecord) -> list[tuple[float, float]]:
-    """The float pairs behind a differing field, for the size of the difference."""
-    if name == "params":
-        return [
-            p
-            for k in a.params.keys() & b.params.keys()
-            for p in _float_pairs(a.params[k], b.params[k])
-        ]
+    """The float pairs behind a differing field a tolerance may loosen, for the size of the
+    difference (none for params: they compare exactly)."""
     if name == "values" and a.values is not None and b.values is not None:
         return list(zip(a.values, b.values, strict=False))
     if name == "intermediate_values":
         steps = a.intermediate_values.keys() & b.intermediate_values.keys()
         return [(a.intermediate_values[s], b.intermediate_values[s]) for s in sorted(steps)]
-    return []
+    pairs: list[tuple[float, float]] = []
+    if name == "constraints":
+        ca, cb = a.constraints, b.constraints
+        pairs = [(ca[k], cb[k]) for k in sorted(ca.keys() & cb.keys())]
+    elif name == "user_attrs":
+        _json_pairs(dict(a.user_attrs), dict(b.user_attrs), pairs)
+    elif name == "system_attrs":
+        other_a, other_b = _other_attrs(a), _other_attrs(b)
+        other_a.pop(FIXED_PARAMS_KEY, None)
+        _json_pairs(other_a, other_b, pairs)
+    return pairs
+
+
+def _show(value: Any) -> str:
+    return _SHORT.repr(value)
+
+
+def _first_key(a: Mapping[str, Any], b: Mapping[str, Any], same: Any) -> tuple[str, str] | None:
+    """The first key (sorted) two mappings hold differently: (key, what differs)."""
+    for key in sorted(a.keys() | b.keys()):
+        if key not in a or key not in b:
+            return key, f"{key!r} present in only one run"
+        if not same(key, a[key], b[key]):
+            return key, f"{key} = {_show(a[key])} vs {_show(b[key])}"
+    return None
 
 
 def describe(name: str, a: TrialRecord, b: TrialRecord, tol: Tolerance) -> str:
@@ -110,22 +202,39 @@ def describe(name: str, a: TrialRecord, b: TrialRecord, tol: Tolerance) -> str:
     if name == "state":
         return f"state {a.state_text} vs {b.state_text}"
     if name == "params":
-        keys = sorted(a.params.keys() | b.params.keys())
-        for key in keys:
-            if key not in a.params or key not in b.params:
-                return f"param {key!r} present in only one run"
-            if not scalars_equal(a.params[key], b.params[key], tol):
-                return f"param {key} = {a.params[key]!r} vs {b.params[key]!r}"
-        return "params differ"
+        found = _first_key(a.params, b.params, lambda _k, x, y: param_equal(x, y))
+        return f"param {found[1]}" if found else "params differ"
+    if name == "distributions":
+        found = _first_key(
+            dict(a.distributions or {}),
+            dict(b.distributions or {}),
+            lambda _k, x, y: json_equal(x, y, _EXACT),
+        )
+        return f"distribution of param {found[1]}" if found else "distributions differ"
     if name == "values":
         return f"value {_fmt(a.values)} vs {_fmt(b.values)}"
-    steps_a, steps_b = a.intermediate_values, b.intermediate_values
-    for step in sorted(steps_a.keys() | steps_b.keys()):
-        if step not in steps_a or step not in steps_b:
-            return f"intermediate value at step {step} reported in only one run"
-        if not floats_equal(steps_a[step], steps_b[step], tol):
-            return f"intermediate value at step {step}: {steps_a[step]!r} vs {steps_b[step]!r}"
-    return "intermediate values differ"
+    if name == "intermediate_values":
+        steps_a, steps_b = a.intermediate_values, b.intermediate_values
+        for step in sorted(steps_a.keys() | steps_b.keys()):
+            if step not in steps_a or step not in steps_b:
+                return f"intermediate value at step {step} reported in only one run"
+            if not floats_equal(steps_a[step], steps_b[step], tol):
+                return f"intermediate value at step {step}: {steps_a[step]!r} vs {steps_b[step]!r}"
+        return "intermediate values differ"
+    if name == "constraints":
+        found = _first_key(a.constraints, b.constraints, lambda _k, x, y: floats_equal(x, y, tol))
+        return f"constraint {found[1]}" if found else "constraints differ"
+    if name == "user_attrs":
+        found = _first_key(a.user_attrs, b.user_attrs, lambda _k, x, y: json_equal(x, y, tol))
+        return f"user attr {found[1]}" if found else "user attrs differ"
+    found = _first_key(
+        _other_attrs(a),
+        _other_attrs(b),
+        lambda k, x, y: json_equal(x, y, _EXACT if k == FIXED_PARAMS_KEY else tol),
+    )
+    if found is not None and found[0] == FIXED_PARAMS_KEY:
+        return f"enqueued params (system attr {found[1]})"
+    return f"system attr {found[1]}" if found else "system attrs differ"
 
 
 def _fmt(values: Sequence[float] | None) -> str:
@@ -141,7 +250,8 @@ class Divergence:
     trial: int
     """The lowest trial number at which any run differs."""
     field: str
-    """state, params, values, intermediate_values or trial_count."""
+    """One of ``FIELDS`` (state, params, ..., system_attrs) or trial_count; a script's
+    ``studies`` (``checks.baseline``)."""
     runs: tuple[int, ...]
     """The reference run first, then the runs that differ from it there."""
     max_abs_diff: float | None
@@ -502,7 +612,7 @@ def differing_best_cells(runs: Sequence[RunRecord], tol: Tolerance) -> dict[int,
             cells.add("value")
         pa, pb = ref.best_params or {}, run.best_params or {}
         for key in pa.keys() | pb.keys():
-            if key not in pa or key not in pb or not scalars_equal(pa[key], pb[key], tol):
+            if key not in pa or key not in pb or not param_equal(pa[key], pb[key]):
                 cells.add(key)
         if run is not ref and cells:
             marks[run.index] = cells

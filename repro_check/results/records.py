@@ -7,16 +7,20 @@ written with ``repr`` precision and so round-trips bit for bit (``-0.0`` include
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
+import json
 import math
+import operator
 import re
 from array import array
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from types import MappingProxyType
+from types import MappingProxyType, ModuleType
 from typing import Any
 
+from repro_check.results.bounds import MAX_DEPTH, MAX_TEXT
 from repro_check.vocab import RunStatus
 
 STATUS_OK = RunStatus.OK
@@ -60,7 +64,21 @@ def to_json_safe(value: Any) -> Any:
         return [to_json_safe(v) for v in value]
     if value is None or isinstance(value, bool | int | str):
         return value
-    return repr(value)
+    return stable_name(value)
+
+
+def stable_name(value: Any) -> str:
+    """A value JSON cannot hold, named the same in every process: a function, class, method or
+    module by its module-qualified name (``mypkg.nets.relu``), anything else by its repr less
+    memory addresses (``<mypkg.Loss object>``). Never an address: a categorical choice
+    ``suggest_categorical("act", [relu, tanh])`` must read the same in every run."""
+    name = getattr(value, "__qualname__", None)
+    if isinstance(name, str) and not isinstance(value, str):
+        module = getattr(value, "__module__", None)
+        return f"{module}.{name}" if isinstance(module, str) and module else name
+    if isinstance(value, ModuleType):
+        return value.__name__
+    return _ADDRESS.sub("", repr(value))
 
 
 FLOAT_TAG = "$float"
@@ -119,22 +137,146 @@ def _canonical(x: float) -> float | str:
     return x
 
 
+NOT_COMPARED = (
+    "datetime_start",
+    "datetime_complete",
+    "duration",
+    "trial_id",
+    "system_attrs['repro_check_*']",
+)
+"""What Optuna (or repro-check) records about a trial and the comparison leaves out: timing
+and identity, different in every process by nature. ``datetime_start``/``datetime_complete``
+and ``duration`` (kept as ``duration_s``, shown, never compared) say when the trial ran;
+``trial_id`` is the storage's row id (replicates sharing one storage get different ones; the
+trial ``number`` is compared); ``repro_check_*`` system attributes are repro-check's own
+bookkeeping in a shared storage (the trial's number and error in its script's study). A FAIL
+trial's error message is compared by its kind only (``fail_kind``): its text holds addresses
+and timings.
+
+Everything else a trial holds is compared: ``number``, ``state``, ``params`` exactly (what the
+sampler or the user chose, whatever ``--atol``/``--rtol``), their ``distributions``,
+``values``, ``intermediate_values``, ``user_attrs`` and ``system_attrs`` (constraints,
+``fixed_params`` of an enqueued trial, the sampler's own notes). Tolerances loosen only floats
+the objective computed: values, intermediate values, constraints and the floats inside user
+and system attributes (``fixed_params`` aside: params, compared exactly).
+"""
+
+OWN_ATTR_PREFIX = "repro_check_"
+"""System attributes repro-check itself writes into a shared storage's trials: not the user's
+study, never recorded (see ``NOT_COMPARED``)."""
+
+CONSTRAINTS_KEY = "constraints"
+"""Optuna's system attribute for constraints: a list (a sampler's ``constraints_func``) and,
+since Optuna 5, one ``constraints:<name>`` attribute per ``trial.set_constraint``."""
+_CONSTRAINT_PREFIX = CONSTRAINTS_KEY + ":"
+FIXED_PARAMS_KEY = "fixed_params"
+"""Optuna's system attribute holding an enqueued trial's params (``Study.enqueue_trial``)."""
+
+
+def is_constraint_key(key: str) -> bool:
+    return key == CONSTRAINTS_KEY or key.startswith(_CONSTRAINT_PREFIX)
+
+
+def constraints_of(system_attrs: Mapping[str, Any] | None) -> Mapping[str, float]:
+    """A trial's constraints by name as Optuna reads them (``_get_constraints_from_system_attrs``:
+    the list as "0", "1", ..., then each ``constraints:<name>``); values that are not numbers
+    (a hand-edited report) are left out here and still compared as attributes."""
+    if not system_attrs:
+        return _EMPTY
+    found: dict[str, float] = {}
+    listed = system_attrs.get(CONSTRAINTS_KEY)
+    if isinstance(listed, list | tuple):
+        for i, value in enumerate(listed):
+            with contextlib.suppress(ValueError):
+                found[str(i)] = decode_float(value)
+    for key, value in system_attrs.items():
+        if key.startswith(_CONSTRAINT_PREFIX):
+            with contextlib.suppress(ValueError):
+                found[key[len(_CONSTRAINT_PREFIX) :]] = decode_float(value)
+    return found or _EMPTY
+
+
+def distribution_json(distribution: Any) -> dict[str, Any]:
+    """An Optuna distribution as Optuna writes it (``distribution_to_json``: its class name and
+    attributes), JSON-safe: categorical choices that are objects by their stable names."""
+    asdict = getattr(distribution, "_asdict", None)
+    attributes = asdict() if callable(asdict) else dict(getattr(distribution, "__dict__", {}))
+    return {"name": type(distribution).__name__, "attributes": to_json_safe(attributes)}
+
+
+def _skeleton(value: Any, floats: list[float] | None) -> Any:
+    """A JSON-safe value with sorted keys, for an exact ``repr`` fingerprint. With ``floats``,
+    each float moves there (in order) and ``...`` takes its place: the tolerance check compares
+    them apart (JSON-safe data never holds ``...``, and dicts and lists ``repr`` apart)."""
+    kind = type(value)
+    if kind is float:
+        if floats is None:
+            return ("float", _canonical(value))
+        floats.append(value)
+        return ...
+    if kind is dict:
+        return {k: _skeleton(value[k], floats) for k in sorted(value)}
+    if kind is list:
+        return [_skeleton(v, floats) for v in value]
+    return value
+
+
+def _bounded(value: Any, depth: int) -> Any:
+    """A JSON-safe ``value`` as a saved report may hold it (``results.bounds``), still compared
+    whole: a string over ``MAX_TEXT`` characters keeps its start and a hash of the whole, one
+    with lone surrogates is escaped, containers nested deeper than ``MAX_DEPTH`` become their
+    hashed repr."""
+    if isinstance(value, str):
+        if not value.isascii():
+            value = value.encode("utf-8", "backslashreplace").decode("utf-8")
+        if len(value) <= MAX_TEXT:
+            return value
+        digest = hashlib.blake2b(value.encode(), digest_size=16).hexdigest()
+        tail = f"... ({len(value)} characters, blake2b {digest})"
+        return value[: MAX_TEXT - len(tail)] + tail
+    if isinstance(value, dict | list) and depth >= MAX_DEPTH:
+        return _bounded(repr(value), depth)
+    if isinstance(value, dict):
+        return {_bounded(k, depth): _bounded(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_bounded(v, depth + 1) for v in value]
+    return value
+
+
+def _safe_mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    """``value`` JSON-safe (keys strings, non-finite floats as strings, objects by stable
+    names), so a record built in the worker and one read back from JSON hold the same."""
+    if value is None:
+        return None
+    if not value:
+        return _EMPTY
+    safe: dict[str, Any] = to_json_safe(dict(value))
+    return safe
+
+
+_PLAIN = (str, int, bool, type(None))
+
+
 @dataclass(frozen=True, slots=True)
 class TrialRecord:
-    """One finished trial, as Optuna saw it.
+    """One trial, as Optuna saw it (everything but ``NOT_COMPARED``).
 
     Besides the recorded fields, each record carries its comparison fingerprint, computed once
     at construction (trials stream in one by one, so the cost is spread over the study):
-    ``shape_digest`` (a BLAKE2b-128 hash of everything but the floats), ``float_bytes``
-    (every float in a fixed order, as float64 bytes) and ``digest`` (a hash of both, bit for
-    bit: equal digests mean equal trials under exact comparison). Comparing 100 runs × 10,000
-    trials then needs no per-trial Python work (see ``comparison``).
+    ``shape_digest`` (a BLAKE2b-128 hash of everything compared exactly: state, params,
+    distributions, the attributes' structure), ``float_bytes`` (every float a tolerance may
+    loosen, in a fixed order, as float64 bytes: values, intermediate values, then the floats of
+    the user and system attributes, constraints among them) and ``digest`` (a hash of both, bit
+    for bit: equal digests mean equal trials under exact comparison). Comparing 100 runs ×
+    10,000 trials then needs no per-trial Python work (see ``comparison``).
     """
 
     number: int
     state: str
-    """COMPLETE, PRUNED or FAIL."""
+    """COMPLETE, PRUNED or FAIL (RUNNING or WAITING: a script's unfinished trial)."""
     params: Mapping[str, Any]
+    """Compared exactly, whatever the tolerance; objects (a categorical choice that is a
+    function or class) by their stable names (``stable_name``)."""
     values: tuple[float, ...] | None
     """The objective value(s); None when the trial did not complete."""
     intermediate_values: Mapping[int, float] = field(default_factory=lambda: _EMPTY)
@@ -143,6 +285,14 @@ class TrialRecord:
     """Why a FAIL trial failed (exception text, or the bad value returned)."""
     duration_s: float | None = None
     """Recorded for the report, never compared."""
+    distributions: Mapping[str, Any] | None = None
+    """Each param's distribution (``distribution_json``); None: not recorded (a report saved
+    before repro-check recorded them, or a record built by hand)."""
+    system_attrs: Mapping[str, Any] | None = None
+    """Optuna's system attributes (constraints, ``fixed_params``, the sampler's notes), less
+    repro-check's own; None: not recorded, as ``distributions``."""
+    constraints: Mapping[str, float] = field(init=False, repr=False, compare=False)
+    """From ``system_attrs`` (``constraints_of``); empty for an unconstrained trial."""
     shape_digest: bytes = field(init=False, repr=False, compare=False)
     float_bytes: bytes = field(init=False, repr=False, compare=False)
     digest: bytes = field(init=False, repr=False, compare=False)
@@ -150,21 +300,33 @@ class TrialRecord:
     def __post_init__(self) -> None:
         floats: list[float] = []
         params: list[Any] = []
+        stable: dict[str, Any] | None = None
         for name in sorted(self.params):
             value = self.params[name]
-            if type(value) is float:
-                floats.append(value)
-                params.append(name)  # a bare name: a float, compared through ``floats``
-            else:
-                params.append((name, type(value).__name__, value))
+            kind = type(value)
+            if kind is float:
+                params.append((name, "float", _canonical(value)))  # exact: the sampler chose it
+                continue
+            if not isinstance(value, _PLAIN):
+                if stable is None:
+                    stable = dict(self.params)
+                value = stable[name] = to_json_safe(value)
+            params.append((name, type(value).__name__, value))
+        if stable is not None:
+            object.__setattr__(self, "params", stable)
         n_values = -1
         if self.values is not None:
             n_values = len(self.values)
             floats.extend(self.values)
         steps = tuple(sorted(self.intermediate_values))
         floats.extend(self.intermediate_values[step] for step in steps)
+        attrs: tuple[Any, ...] = ()
+        if self.user_attrs or self.system_attrs or self.distributions:
+            attrs = self._attr_shapes(floats)
+        else:
+            object.__setattr__(self, "constraints", _EMPTY)
         # repr is injective here: floats print with round-trip precision, strings quoted
-        shape = repr((self.state_text, tuple(params), n_values, steps)).encode()
+        shape = repr((self.state_text, tuple(params), n_values, steps, *attrs)).encode()
         ordered = tuple(floats)
         plain = all(x == x and x != 0.0 for x in ordered)
         exact = repr(ordered if plain else tuple(_canonical(x) for x in ordered)).encode()
@@ -174,6 +336,28 @@ class TrialRecord:
         shape_hash.update(b"|")
         shape_hash.update(exact)
         object.__setattr__(self, "digest", shape_hash.digest())
+
+    def _attr_shapes(self, floats: list[float]) -> tuple[Any, ...]:
+        """Normalize the attributes and distributions (JSON-safe) and return their exact
+        skeletons, their floats appended to ``floats``. Only records that have any pay this."""
+        user = _safe_mapping(self.user_attrs) or _EMPTY
+        system = _safe_mapping(self.system_attrs)
+        distributions = _safe_mapping(self.distributions)
+        object.__setattr__(self, "user_attrs", user)
+        object.__setattr__(self, "system_attrs", system)
+        object.__setattr__(self, "distributions", distributions)
+        object.__setattr__(self, "constraints", constraints_of(system))
+        # not recorded (None) reads as empty here; ``comparable_runs`` handles old reports
+        held = system or _EMPTY
+        system_shape = {
+            key: _skeleton(held[key], None if key == FIXED_PARAMS_KEY else floats)
+            for key in sorted(held)
+        }
+        return (
+            ("user", _skeleton(dict(user), floats)),
+            ("system", system_shape),
+            ("distributions", _skeleton(dict(distributions or {}), None)),
+        )
 
     @classmethod
     def from_frozen(
@@ -187,6 +371,11 @@ class TrialRecord:
         """From Optuna's FrozenTrial; ``values``/``intermediate_values`` override what the
         storage kept when the exact floats are known."""
         stored = tuple(frozen.values) if frozen.values is not None else None
+        system = {
+            str(k): _bounded(to_json_safe(v), 1)
+            for k, v in dict(frozen.system_attrs).items()
+            if not str(k).startswith(OWN_ATTR_PREFIX)
+        }
         return cls(
             number=frozen.number,
             state=frozen.state.name,
@@ -200,6 +389,11 @@ class TrialRecord:
             user_attrs=dict(frozen.user_attrs),
             error=error,
             duration_s=frozen.duration.total_seconds() if frozen.duration else None,
+            distributions={
+                str(name): _bounded(distribution_json(d), 1)
+                for name, d in frozen.distributions.items()
+            },
+            system_attrs=system,
         )
 
     @property
@@ -216,8 +410,13 @@ class TrialRecord:
         kind = self.fail_kind
         return f"{self.state} ({kind})" if kind else self.state
 
+    @property
+    def feasible(self) -> bool:
+        """Every constraint at most 0 (Optuna's rule; an unconstrained trial is feasible)."""
+        return all(c <= 0.0 for c in self.constraints.values())
+
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "number": self.number,
             "state": self.state,
             "params": encode_params(self.params),
@@ -229,10 +428,19 @@ class TrialRecord:
             "error": self.error,
             "duration_s": self.duration_s,
         }
+        if self.distributions is not None:
+            data["distributions"] = to_json_safe(dict(self.distributions))
+        if self.system_attrs is not None:
+            data["system_attrs"] = to_json_safe(dict(self.system_attrs))
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TrialRecord:
+        """``distributions``/``system_attrs`` missing (a report saved before they were
+        recorded): None, not recorded (``comparable_runs`` compares such runs without them)."""
         values = data.get("values")
+        distributions = data.get("distributions")
+        system_attrs = data.get("system_attrs")
         return cls(
             number=int(data["number"]),
             state=str(data["state"]),
@@ -245,7 +453,63 @@ class TrialRecord:
             user_attrs=dict(data.get("user_attrs", {})),
             error=data.get("error"),
             duration_s=_optional_float(data.get("duration_s")),
+            distributions=None if distributions is None else dict(distributions),
+            system_attrs=None if system_attrs is None else dict(system_attrs),
         )
+
+    def compared(self) -> dict[str, Any]:
+        """What the comparison sees, as canonical JSON-ready data (``to_dict`` less
+        ``NOT_COMPARED`` and the error's text past its kind)."""
+        data = self.to_dict()
+        data.pop("duration_s")
+        data["error"] = self.fail_kind
+        return data
+
+
+_UNRECORDED = {
+    "distributions": operator.attrgetter("distributions"),
+    "system_attrs": operator.attrgetter("system_attrs"),
+}
+
+
+def comparable_runs(runs: Sequence[RunRecord]) -> list[RunRecord]:
+    """``runs`` compared on what all of them recorded: when one comes from a report saved
+    before ``distributions`` or ``system_attrs`` were recorded (None), every run is compared
+    without that field (a new baseline records it). Unchanged, and free, otherwise."""
+    missing = [
+        name
+        for name, get in _UNRECORDED.items()
+        if any(get(t) is None for run in runs for t in run.all_trials())
+        and any(get(t) is not None for run in runs for t in run.all_trials())
+    ]
+    if not missing:
+        return list(runs)
+    blank: dict[str, Any] = dict.fromkeys(missing)
+
+    def strip(trials: tuple[TrialRecord, ...]) -> tuple[TrialRecord, ...]:
+        return tuple(dataclasses.replace(t, **blank) for t in trials)
+
+    stripped = []
+    for run in runs:
+        trials = strip(run.trials)
+        studies = tuple(
+            dataclasses.replace(s, trials=trials if s.trials is run.trials else strip(s.trials))
+            for s in run.studies
+        )
+        stripped.append(dataclasses.replace(run, trials=trials, studies=studies))
+    return stripped
+
+
+def pending_key(frozen: Any) -> str:
+    """An unfinished trial (asked and never told, or enqueued and never run: its params are then
+    only in ``system_attrs['fixed_params']``) as canonical JSON of all that is compared about it
+    (``TrialRecord.compared``), at most ``MAX_TEXT`` characters (a longer one ends with a hash
+    of the whole, so it is still compared whole)."""
+    text: str = _bounded(json.dumps(TrialRecord.from_frozen(frozen).compared(), sort_keys=True), 0)
+    return text
+
+
+_CONSTRAINTS = operator.attrgetter("constraints")
 
 
 def _dominates(a: Sequence[float], b: Sequence[float], signs: Sequence[float]) -> bool:
@@ -405,7 +669,11 @@ class RunRecord:
         return list(cached)
 
     def _compute_best(self) -> list[TrialRecord]:
+        """Optuna's rules: in a constrained study (any trial with constraints) only feasible
+        trials (every constraint <= 0) can be best, and none feasible means no best."""
         complete = [t for t in self.trials if t.state == "COMPLETE" and t.values is not None]
+        if any(map(_CONSTRAINTS, self.trials)):
+            complete = [t for t in complete if t.feasible]
         if not complete:
             return []
         signs = self._signs()

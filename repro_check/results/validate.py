@@ -3,9 +3,9 @@
 A saved report (a baseline is one) is a file anyone can edit, so nothing in it is trusted:
 
 1. reading is bounded: only regular files (never a FIFO, device or directory), at most
-   ``MAX_REPORT_BYTES``, strings of at most ``MAX_TEXT`` characters, free-form values (user
-   attributes, sampler kwargs, the environment) nested at most ``MAX_DEPTH`` levels, no lone
-   surrogates;
+   ``MAX_REPORT_BYTES``, strings of at most ``MAX_TEXT`` characters, free-form values (trials'
+   user and system attributes and distributions, sampler kwargs, the environment) nested at
+   most ``MAX_DEPTH`` levels, no lone surrogates;
 2. every field is checked against the published JSON Schema (``results/report.schema.json`` in the
    package), including fields that are never read;
 3. the semantic rules a live run obeys are checked on top: settings valid exactly as the command
@@ -222,6 +222,12 @@ def _schema_check(data: Any, source: str) -> None:
         raise ReportError(f"{source}: report nested too deeply") from None
 
 
+FREE_TRIAL_KEYS = ("user_attrs", "distributions", "system_attrs")
+"""A trial's free-form values (objects of anything JSON holds): bounded before they are read.
+``distributions`` and ``system_attrs`` are absent from reports saved before they were recorded
+(read as not recorded: ``records.comparable_runs``)."""
+
+
 def _free_form(data: Mapping[str, Any], where: str, source: str) -> None:
     """Bound the values the schema leaves open before anything recurses into them."""
     settings = data["settings"]
@@ -237,9 +243,10 @@ def _free_form(data: Mapping[str, Any], where: str, source: str) -> None:
         ]
         for at, trials in lists:
             for j, trial in enumerate(trials):
-                attrs = trial.get("user_attrs")
-                if attrs:
-                    _walk(attrs, f"{at}[{j}].user_attrs", source, MAX_DEPTH)
+                for key in FREE_TRIAL_KEYS:
+                    attrs = trial.get(key)
+                    if attrs:
+                        _walk(attrs, f"{at}[{j}].{key}", source, MAX_DEPTH)
 
 
 SETTING_KEYS = (
