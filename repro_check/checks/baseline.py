@@ -15,7 +15,8 @@ from repro_check.plan.settings import Tolerance
 from repro_check.plan.targets import is_script
 from repro_check.results.baseline import BaselineCheck, finished_reference, reference
 from repro_check.results.comparison import Divergence, first_divergence
-from repro_check.results.records import RunRecord
+from repro_check.results.records import RunRecord, comparable_runs
+from repro_check.results.studies import studies_difference
 
 
 def check_against(
@@ -27,7 +28,9 @@ def check_against(
     script: bool = False,
 ) -> BaselineCheck:
     """Compare every replicate with every finished run of the baseline (its reference run, the
-    first finished one, leads): a baseline whose own runs disagree matches nothing. Baseline runs
+    first finished one, leads) by the same rules as ``run`` (the same trial comparison and, for
+    a script, the same study rule with its unfinished trials): a baseline whose own runs
+    disagree matches nothing. Baseline runs
     are numbered -1, -2, ... in the divergence (-1 the reference). ``script``: the runs are a
     script's, compared study by study (``script_divergence``)."""
     first = finished_reference(baseline_runs, f"baseline {path}")
@@ -35,10 +38,12 @@ def check_against(
     before = [dataclasses.replace(run, index=-1 - k) for k, run in enumerate(saved)]
     names = ["baseline" if k == 0 else f"baseline run {run.index}" for k, run in enumerate(saved)]
     names += [f"run {run.index}" for run in runs]
+    # a baseline saved before distributions/system attributes were recorded: compared on the rest
+    compared = comparable_runs([*before, *runs])
     if script:
-        divergence, _study = script_divergence([*before, *runs], tol, names)
+        divergence, _study = script_divergence(compared, tol, names)
     else:
-        divergence = first_divergence([*before, *runs], tol, names)
+        divergence = first_divergence(compared, tol, names)
     now = reference(runs)
     return BaselineCheck(
         path,
@@ -68,27 +73,16 @@ directions)."""
 
 
 def _study_structure(runs: Sequence[RunRecord], names: Sequence[str]) -> Divergence | None:
-    """Where the finished runs' lists of studies first differ from the first one's, or None."""
+    """Where the finished runs' lists of studies first differ from the first one's (count,
+    names, directions, unfinished trials: ``studies_difference``, as ``run`` compares them),
+    or None."""
     finished = [k for k, run in enumerate(runs) if run.finished]
     if len(finished) < 2:
         return None
     ref = runs[finished[0]]
     for k in finished[1:]:
-        run, why = runs[k], None
-        if len(run.studies) != len(ref.studies):
-            why = (
-                f"{names[finished[0]]} created {len(ref.studies)} studies, "
-                f"{names[k]} created {len(run.studies)}"
-            )
-        else:
-            for i, (x, y) in enumerate(zip(ref.studies, run.studies, strict=True)):
-                if (x.name, x.directions) != (y.name, y.directions):
-                    why = (
-                        f"study {i} is {x.name!r} ({', '.join(x.directions)}) in "
-                        f"{names[finished[0]]} but {y.name!r} ({', '.join(y.directions)}) in "
-                        f"{names[k]}"
-                    )
-                    break
+        run = runs[k]
+        why = studies_difference(ref, run, names[finished[0]], names[k])
         if why is not None:
             detail = f"the runs created different studies: {why}"
             return Divergence(0, STUDIES_FIELD, (ref.index, run.index), None, None, detail)

@@ -32,7 +32,13 @@ from repro_check.results.comparison import (
     first_divergence,
     histories_equal,
 )
-from repro_check.results.records import RunRecord, encode_float, encode_params, to_json_safe
+from repro_check.results.records import (
+    RunRecord,
+    comparable_runs,
+    encode_float,
+    encode_params,
+    to_json_safe,
+)
 from repro_check.results.report import (
     SCHEMA_VERSION,
     VERDICT_AWAITING,
@@ -40,6 +46,7 @@ from repro_check.results.report import (
     VERDICT_INTERRUPTED,
     RunReport,
 )
+from repro_check.results.studies import studies_difference
 
 
 def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
@@ -245,6 +252,7 @@ def diff_reports(
                 labels.append(f"{name} run {run.index}")
                 runs.append(dataclasses.replace(run, index=len(runs)))
     study: int | None = None
+    runs = comparable_runs(runs)  # a report saved before some fields were recorded
     if a.mode == "script":
         divergence, study = script_divergence(runs, tol, labels)
         histories = script_histories(runs, tol)
@@ -267,11 +275,10 @@ def diff_reports(
 
 
 def _same_script_history(a: RunRecord, b: RunRecord, tol: Tolerance) -> bool:
-    if len(a.studies) != len(b.studies):
-        return False
-    return all(
-        (x.name, x.directions) == (y.name, y.directions)
-        and histories_equal(x.as_run(a), y.as_run(b), tol)
+    """The same studies (``studies_difference``: names, directions, unfinished trials), each
+    alike trial for trial."""
+    return studies_difference(a, b, "", "") is None and all(
+        histories_equal(x.as_run(a), y.as_run(b), tol)
         for x, y in zip(a.studies, b.studies, strict=True)
     )
 

@@ -6,7 +6,10 @@ code that made it is the user's: the first frame out from the call that is not t
 library (``secrets`` calling ``os.urandom`` is still the user's ``secrets.token_hex`` line) is
 in a user file. A library the user calls (Optuna's own clock reads, a framework's threads) is
 not the user's line and is not recorded. Per trial, the audit also notes whether the global
-``random``/NumPy/torch streams were consumed (their state before vs after the trial).
+``random``/NumPy/torch streams were consumed: their state changed from before to after the
+trial, or it was drawn from and then put back (``random.setstate``, ``np.random.set_state``,
+``torch.set_rng_state``, which ``torch.random.fork_rng`` calls: the state there is compared
+with the trial's first one before the restore).
 
 A source that is a C type's method cannot be wrapped by ``setattr`` on its type. Classmethods
 (``datetime.datetime.now/utcnow``, ``date.today``) are wrapped in the type's own attribute dict
@@ -90,6 +93,10 @@ class Audit:
         """Told of each new site at once (the worker streams it: a run stopped early, or
         killed, still says where its noise came from)."""
         self._lock = threading.Lock()
+        self._mark: dict[str, bytes] | None = None
+        """Each global stream's digest where the running phase began (or last restored)."""
+        self._drawn: set[str] = set()
+        """Streams drawn from and then put back in the running phase."""
         paths = sysconfig.get_paths()
         self._stdlib = tuple(
             os.path.realpath(paths[key]) + os.sep for key in ("stdlib", "platstdlib")
@@ -139,18 +146,31 @@ class Audit:
     # -- per-trial global streams -----------------------------------------------------------
 
     def streams(self) -> dict[str, bytes]:
-        """A digest of each global stream's state now."""
-        import random
+        """A digest of each global stream's state now, which also starts a phase (a trial,
+        or the import): a stream put back to an earlier state (``set_state``) within it is
+        compared with this one first (``restoring``)."""
+        digests = _digests()
+        with self._lock:
+            self._mark, self._drawn = dict(digests), set()
+        return digests
 
-        states = {"random": repr(random.getstate()).encode()}
-        numpy = sys.modules.get("numpy")
-        if numpy is not None:
-            _kind, keys, pos, *_ = numpy.random.get_state()
-            states["numpy"] = keys.tobytes() + str(pos).encode()
-        torch = sys.modules.get("torch")
-        if torch is not None and hasattr(torch, "get_rng_state"):
-            states["torch"] = bytes(torch.get_rng_state().numpy().tobytes())
-        return {k: hashlib.blake2b(v, digest_size=16).digest() for k, v in states.items()}
+    def restoring(self, name: str) -> None:
+        """Global stream ``name`` is about to be set to a saved state: if it moved since the
+        phase began (or since its last restore), it was drawn from, whatever state it is put
+        back to (``st = get_state(); x = rand(); set_state(st)`` leaves no trace in the
+        state after the trial, yet ``x`` depends on the seeding)."""
+        mark = self._mark
+        if mark is None or name not in mark:
+            return
+        if _digests(name).get(name, mark[name]) != mark[name]:
+            with self._lock:
+                self._drawn.add(name)
+
+    def restored(self, name: str) -> None:
+        """The restore is done: later draws are measured from the state it set."""
+        mark = self._mark
+        if mark is not None and name in mark:
+            mark.update(_digests(name))
 
     def imported(self, before: dict[str, bytes]) -> None:
         """The target was imported: a global stream it consumed at import (module-level
@@ -158,9 +178,13 @@ class Audit:
         self.trial_ended(-1, before)
 
     def trial_ended(self, number: int, before: dict[str, bytes]) -> None:
-        after = self.streams()
+        """A stream counts as consumed in the phase when its state moved, or when it was
+        drawn from and then put back (``restoring``)."""
+        after = _digests()
+        with self._lock:
+            drawn, self._mark, self._drawn = self._drawn, None, set()
         for name, digest in after.items():
-            if before.get(name, digest) != digest:
+            if before.get(name, digest) != digest or name in drawn:
                 trials = self.consumed.setdefault(name, [])
                 if len(trials) < MAX_TRIALS:
                     trials.append(number)
@@ -170,6 +194,44 @@ class Audit:
             "sites": [site.to_dict() for site in self.sites.values()],
             "consumed": {name: trials for name, trials in self.consumed.items()},
         }
+
+
+def _digests(only: str | None = None) -> dict[str, bytes]:
+    """A digest of each global stream's state now (``random``, NumPy's, torch's CPU one;
+    ``only``: just that one)."""
+    import random
+
+    states = {}
+    if only in (None, "random"):
+        states["random"] = repr(random.getstate()).encode()
+    numpy = sys.modules.get("numpy")
+    if numpy is not None and only in (None, "numpy"):
+        _kind, keys, pos, *_ = numpy.random.get_state()
+        states["numpy"] = keys.tobytes() + str(pos).encode()
+    torch = sys.modules.get("torch")
+    if torch is not None and hasattr(torch, "get_rng_state") and only in (None, "torch"):
+        states["torch"] = bytes(torch.get_rng_state().numpy().tobytes())
+    return {k: hashlib.blake2b(v, digest_size=16).digest() for k, v in states.items()}
+
+
+def _wrap_restore(audit: Audit, owner: Any, name: str, stream: str) -> None:
+    """``owner.name`` sets global stream ``stream`` to a saved state: tell the audit before
+    (was it drawn from?) and after (measure from the restored state)."""
+    original = getattr(owner, name, None)
+    if original is None or getattr(original, "_repro_check_audit", False):
+        return
+
+    @functools.wraps(original)
+    def audited(*args: Any, **kwargs: Any) -> Any:
+        audit.restoring(stream)
+        try:
+            return original(*args, **kwargs)
+        finally:
+            audit.restored(stream)
+
+    audited._repro_check_audit = True  # type: ignore[attr-defined]
+    with contextlib.suppress(AttributeError, TypeError):
+        setattr(owner, name, audited)
 
 
 def _wrap(
@@ -314,6 +376,8 @@ def _wrap_numpy(audit: Audit, numpy: ModuleType) -> None:
         _unseeded,
     )
     _wrap(audit, numpy.random, "seed", "np.random.seed() without a seed", CERTAIN, _unseeded)
+    for owner in (numpy.random, getattr(numpy.random, "mtrand", None)):
+        _wrap_restore(audit, owner, "set_state", "numpy")
     _seeded_stand_in(
         audit, numpy.random, "RandomState", "np.random.RandomState() without a seed", "seed"
     )
@@ -328,6 +392,8 @@ def _wrap_torch(audit: Audit, torch: ModuleType) -> None:
     generators are its own (they pass anywhere a generator goes: a subclass)."""
     _wrap(audit, torch, "seed", "torch.seed()", CERTAIN)
     _wrap(audit, getattr(torch, "random", None), "seed", "torch.seed()", CERTAIN)
+    for owner in (torch, getattr(torch, "random", None)):  # fork_rng restores torch.set_rng_state
+        _wrap_restore(audit, owner, "set_rng_state", "torch")
     real = getattr(torch, "Generator", None)
     if real is None or getattr(real, "_repro_check_audit", False):
         return
@@ -400,6 +466,7 @@ def install() -> Audit:
         CERTAIN,
         lambda a=None, *args, **kwargs: a is None,
     )
+    _wrap_restore(audit, random, "setstate", "random")
     for name in (
         "time",
         "time_ns",

@@ -42,7 +42,13 @@ from repro_check.execution.userframes import (
     last_user_line,
     user_location,
 )
-from repro_check.results.records import SamplerInfo, StudyRecord, TrialRecord, trials_digest
+from repro_check.results.records import (
+    SamplerInfo,
+    StudyRecord,
+    TrialRecord,
+    pending_key,
+    trials_digest,
+)
 from repro_check.results.resume import RESTARTED
 from repro_check.storage.redact import redact
 
@@ -857,9 +863,9 @@ def _as_int(value: Any) -> int | None:
 
 def _pending(frozen: Any) -> str:
     """An unfinished trial (asked and never told, or enqueued and never run) as canonical JSON
-    of what a rerun must reproduce: its number, state and params (floats exactly, by repr)."""
-    data = {"number": frozen.number, "state": frozen.state.name, "params": frozen.params}
-    return json.dumps(data, sort_keys=True, default=repr)
+    of what a rerun must reproduce: all that is compared about a trial (``pending_key``;
+    an enqueued trial's params are its ``fixed_params``)."""
+    return pending_key(frozen)
 
 
 def finish() -> None:

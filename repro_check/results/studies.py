@@ -2,10 +2,11 @@
 
 A script may create several studies; two runs reproduce each other only when they created the
 same studies in the same order (count, names, directions), every study agrees trial for
-trial, and each was left with the same unfinished trials (asked and never told: their params
-are what the script goes on to use). Each study is compared with the same pure functions as a
-one-study run (``comparison.compare_runs``), on the runs seen through that study
-(``StudyRecord.as_run``).
+trial, and each was left with the same unfinished trials (asked and never told, or enqueued
+and never run: what the script goes on to use, compared as ``records.pending_key`` writes
+them); ``studies_difference`` is that rule, for ``run``, ``--baseline`` and ``diff`` alike.
+Each study is compared with the same pure functions as a one-study run
+(``comparison.compare_runs``), on the runs seen through that study (``StudyRecord.as_run``).
 """
 
 from __future__ import annotations
@@ -64,8 +65,37 @@ class ScriptComparison:
         return next((s for s in self.studies if not s.agrees), None)
 
 
-def _signature(study: StudyRecord) -> tuple[str, tuple[str, ...]]:
-    return study.name, study.directions
+def study_difference(
+    index: int, a: StudyRecord, b: StudyRecord, name_a: str, name_b: str
+) -> str | None:
+    """How two runs' study ``index`` differ as a whole, in one line, or None: their names or
+    directions, or the unfinished trials they were left with (asked and never told, or
+    enqueued and never run: what the script goes on to use). The one rule for ``run``,
+    ``--baseline`` and ``diff``; their trials are compared apart, trial by trial."""
+    if (a.name, a.directions) != (b.name, b.directions):
+        return (
+            f"study {index} is {a.name!r} ({', '.join(a.directions)}) in {name_a} "
+            f"but {b.name!r} ({', '.join(b.directions)}) in {name_b}"
+        )
+    if a.pending != b.pending:
+        return (
+            f"study {index} {a.name!r} was left with other unfinished trials (asked and "
+            f"never told, or enqueued and never run) in {name_b} than in {name_a}: "
+            f"{_pending_diff(a.pending, b.pending)}"
+        )
+    return None
+
+
+def studies_difference(a: RunRecord, b: RunRecord, name_a: str, name_b: str) -> str | None:
+    """How two runs' lists of studies differ (count, then each study as ``study_difference``),
+    or None."""
+    if len(a.studies) != len(b.studies):
+        return f"{name_a} created {len(a.studies)} studies, {name_b} created {len(b.studies)}"
+    for i, (x, y) in enumerate(zip(a.studies, b.studies, strict=True)):
+        why = study_difference(i, x, y, name_a, name_b)
+        if why is not None:
+            return why
+    return None
 
 
 def _structure(runs: Sequence[RunRecord]) -> str | None:
@@ -74,23 +104,9 @@ def _structure(runs: Sequence[RunRecord]) -> str | None:
         return None
     ref = runs[0]
     for run in runs[1:]:
-        if len(run.studies) != len(ref.studies):
-            return (
-                f"run {ref.index} created {len(ref.studies)} studies, "
-                f"run {run.index} created {len(run.studies)}"
-            )
-        for i, (a, b) in enumerate(zip(ref.studies, run.studies, strict=True)):
-            if _signature(a) != _signature(b):
-                return (
-                    f"study {i} is {a.name!r} ({', '.join(a.directions)}) in run {ref.index} "
-                    f"but {b.name!r} ({', '.join(b.directions)}) in run {run.index}"
-                )
-            if a.pending != b.pending:
-                return (
-                    f"study {i} {a.name!r} was left with other unfinished trials (asked and "
-                    f"never told, or enqueued and never run) in run {run.index} than in run "
-                    f"{ref.index}: {_pending_diff(a.pending, b.pending)}"
-                )
+        why = studies_difference(ref, run, f"run {ref.index}", f"run {run.index}")
+        if why is not None:
+            return why
     return None
 
 
