@@ -9,6 +9,7 @@ the others say how many replicates the check still awaits.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import shlex
 import threading
@@ -20,7 +21,14 @@ from repro_check.execution.replicates import replicate_jobs, run_replicates
 from repro_check.execution.runner import Interrupted, Job, JobResult, ProgressCallback
 from repro_check.plan.settings import CheckPlan, settings_mismatches
 from repro_check.results import report
-from repro_check.results.records import STATUS_CANCELLED, STATUS_ERROR, STATUS_OK, RunRecord
+from repro_check.results.records import (
+    STATUS_CANCELLED,
+    STATUS_CRASHED,
+    STATUS_ERROR,
+    STATUS_OK,
+    RunRecord,
+    TrialRecord,
+)
 from repro_check.storage.redact import redact, redact_text
 from repro_check.storage.store import (
     INFO,
@@ -29,6 +37,8 @@ from repro_check.storage.store import (
     Loaded,
     absolute_url,
     heartbeat_interval,
+    script_study_name,
+    study_name,
 )
 
 
@@ -142,12 +152,146 @@ class _Heartbeat(threading.Thread):
             return
 
 
+def _same_float(a: float, b: float) -> bool:
+    """Equal as a storage keeps them: NaN is NaN, and -0.0 may come back as 0.0 (SQLite)."""
+    return a == b or (math.isnan(a) and math.isnan(b))
+
+
+def _trial_mismatch(recorded: TrialRecord, stored: TrialRecord) -> str | None:
+    """Which field of ``recorded`` (the replicate's stored result) differs from ``stored``
+    (the trial in its own study), as a phrase; None when they agree."""
+    if recorded.state != stored.state:
+        return f"state ({stored.state} in the study, {recorded.state} in the result)"
+    if dict(recorded.params) != dict(stored.params):
+        study, result = dict(stored.params), dict(recorded.params)
+        return f"params ({study!r} in the study, {result!r} in the result)"
+    mine, theirs = recorded.values, stored.values
+    if (mine is None) != (theirs is None) or (
+        mine is not None
+        and theirs is not None
+        and (len(mine) != len(theirs) or not all(map(_same_float, mine, theirs)))
+    ):
+        return f"values ({theirs!r} in the study, {mine!r} in the result)"
+    steps, stored_steps = recorded.intermediate_values, stored.intermediate_values
+    if set(steps) != set(stored_steps) or not all(
+        _same_float(steps[k], stored_steps[k]) for k in steps
+    ):
+        return "intermediate values"
+    return None
+
+
+def _mismatch(
+    recorded: Iterable[TrialRecord], stored: Iterable[TrialRecord], complete: bool
+) -> str | None:
+    """How a replicate's recorded trials part from those its own study holds, or None.
+    ``complete`` (the replicate finished): both hold the same trials; otherwise (it stopped
+    early) the study may hold trials the result never got, but none the result tells
+    otherwise."""
+    held = {t.number: t for t in stored}
+    numbers = []
+    for trial in recorded:
+        numbers.append(trial.number)
+        found = held.get(trial.number)
+        if found is None:
+            if complete:
+                return f"trial {trial.number} is in the result, not in the study"
+            continue
+        differs = _trial_mismatch(trial, found)
+        if differs is not None:
+            return f"trial {trial.number}'s {differs}"
+    extra = sorted(set(held) - set(numbers))
+    if complete and extra:
+        return f"trial {extra[0]} is in the study, not in the result"
+    return None
+
+
+def _stored_trials(store: CheckStore, name: str) -> list[TrialRecord] | None:
+    """The finished trials of study ``name`` in the check's storage (None: no such study)."""
+    from repro_check.storage.store import _stored_trial
+
+    try:
+        study_id = store.storage.get_study_id_from_name(name)
+    except KeyError:
+        return None
+    except Exception as exc:
+        raise store._guard(f"reading {name}", exc) from None
+    try:
+        frozen = store.storage.get_all_trials(study_id, deepcopy=False)
+    except Exception as exc:
+        raise store._guard(f"reading {name}", exc) from None
+    return [_stored_trial(t) for t in frozen if t.state.is_finished()]
+
+
+def _tampered(
+    store: CheckStore, run: RunRecord, info: Mapping[str, Any]
+) -> tuple[str, RunRecord] | None:
+    """Why the result ``run`` was read from (its study's ``repro_check_result``) cannot be
+    the replicate's own, and the run with the trials its own study holds instead (a script's:
+    its ``study-<i>`` copies); None when the two agree."""
+    attempt = info.get("attempt", 0)
+    if not isinstance(attempt, int) or isinstance(attempt, bool):
+        return f"its claim names no attempt ({attempt!r})", run
+    claimed = study_name(store.name, run.index, attempt)
+    complete = run.status == STATUS_OK
+    if run.studies:
+        pairs = [(script_study_name(claimed, i), s.trials) for i, s in enumerate(run.studies)]
+    else:
+        pairs = [(claimed, run.trials)]
+    held = [_stored_trials(store, name) for name, _recorded in pairs]
+    why = None
+    for (name, recorded), stored in zip(pairs, held, strict=True):
+        if stored is None:
+            why = f"study {name} is missing from the storage" if complete else None
+        else:
+            found = _mismatch(recorded, stored, complete)
+            why = f"in {name}, {found}" if found is not None else None
+        if why is not None:
+            break
+    if why is None:
+        return None
+    own = [tuple(stored or ()) for stored in held]
+    if run.studies:
+        studies = tuple(
+            dataclasses.replace(study, trials=trials)
+            for study, trials in zip(run.studies, own, strict=True)
+        )
+        return why, dataclasses.replace(run, trials=own[0], studies=studies)
+    return why, dataclasses.replace(run, trials=own[0])
+
+
+def _cross_checked(store: CheckStore, loaded: Loaded) -> list[RunRecord]:
+    """``loaded.runs``, each replicate's stored result checked against the trials stored in
+    that replicate's own study: the result is one attribute, which anyone with the storage
+    can overwrite (a copy of another replicate's makes two replicates agree), while the
+    trials were written by the replicate's own process as it ran them. A replicate whose two
+    disagree is crashed, with the reason, and shows the trials of its own study; it never
+    counts towards a pass."""
+    runs = []
+    for run in loaded.runs:
+        found = _tampered(store, run, loaded.info.get(run.index) or {})
+        if found is not None:
+            why, own = found
+            run = dataclasses.replace(
+                own,
+                status=STATUS_CRASHED,
+                error=(
+                    "its stored result does not match the trials stored in its own study "
+                    f"({why}): the storage was changed after it ran (another replicate's "
+                    "result copied into it?); rerun the check under a new --name"
+                ),
+            )
+        runs.append(run)
+    return runs
+
+
 def load_report(plan: CheckPlan, device: str, store: CheckStore, mine: int = 0) -> report.RunReport:
-    """The check as the storage has it now (all machines), as a RunReport."""
+    """The check as the storage has it now (all machines), as a RunReport. Each replicate's
+    stored result is cross-checked with the trials in its own study (``_cross_checked``)."""
     loaded = store.load_runs(plan.stale_after)
     _refuse_mixed_settings(store, plan, loaded)
     running = loaded.running
-    runs = [dataclasses.replace(r, error=redact_text(r.error, store.url)) for r in loaded.runs]
+    checked = _cross_checked(store, loaded)
+    runs = [dataclasses.replace(r, error=redact_text(r.error, store.url)) for r in checked]
     seen = {r.index for r in runs} | set(running)
     awaiting = len(running) + sum(1 for k in range(plan.runs) if k not in seen)
     result = report.build("run", plan, device, runs)
