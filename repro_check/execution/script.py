@@ -51,6 +51,7 @@ from repro_check.results.records import (
 )
 from repro_check.results.resume import RESTARTED
 from repro_check.storage.redact import redact
+from repro_check.storage.store import sqlite_file
 
 MAX_WRITTEN = 20
 """The most written paths a run reports (the note names the first few)."""
@@ -694,7 +695,7 @@ class Capture:
 
         def rdb_private(storage: Any, url: str, *args: Any, **kwargs: Any) -> None:
             private = capture.private_url(url)
-            if private != url and not url.startswith("sqlite"):
+            if private != url and sqlite_file(url) is None:
                 args, kwargs = (), {k: v for k, v in kwargs.items() if k != "engine_kwargs"}
             rdb_init(storage, private, *args, **kwargs)
 
@@ -734,14 +735,17 @@ class Capture:
         return target
 
     def private_url(self, url: str) -> str:
-        """The URL the replicate opens instead of ``url``: SQLite files are copied, servers
-        (PostgreSQL, MySQL) become an empty private SQLite file."""
-        if url.startswith("sqlite:"):
-            rest = url[len("sqlite:") :]
-            path, sep, query = rest.partition("?")
-            if not path.startswith("///") or path[3:] in ("", ":memory:"):
+        """The URL the replicate opens instead of ``url``: a SQLite file is copied (any URL
+        SQLAlchemy reads as one: ``sqlite+pysqlite:///a.db``, a ``file:`` URI), a server
+        (PostgreSQL, MySQL) becomes an empty private SQLite file."""
+        if not _is_url(url):
+            return url  # not a URL SQLAlchemy reads: Optuna tells the script so
+        found = sqlite_file(url)
+        if found is not None:
+            path, rebuilt = found
+            if path is None:
                 return url  # in memory: private already
-            return f"sqlite:///{self.private_copy(path[3:], 'SQLite')}{sep}{query}"
+            return rebuilt(self.private_copy(path, "SQLite"))
         if url in self._private:
             return self._private[url]
         target = os.path.join(self.private_dir, f"server-{_key(url)}.db")
@@ -817,6 +821,16 @@ class Capture:
                 if t.state.name == "RUNNING":
                     return f"trial {t.number} of study {entry.study.study_name!r}"
         return None
+
+
+def _is_url(url: str) -> bool:
+    try:
+        from sqlalchemy.engine import make_url
+
+        make_url(url)
+    except Exception:
+        return False
+    return True
 
 
 def _key(source: str) -> str:

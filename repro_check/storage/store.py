@@ -16,7 +16,7 @@ import random
 import re
 import socket
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -169,11 +169,49 @@ def absolute_url(url: str) -> str:
     if url.startswith("journal:"):
         path = url[len("journal:") :].removeprefix("//")
         return f"journal:{os.path.abspath(path)}"
-    if url.startswith("sqlite:///"):
-        path, sep, query = url[len("sqlite:///") :].partition("?")
-        if path and path != ":memory:" and not path.startswith("file:"):
-            return f"sqlite:///{os.path.abspath(path)}{sep}{query}"
+    found = sqlite_file(url)
+    if found is not None and found[0] is not None:
+        return found[1](os.path.abspath(found[0]))
     return url
+
+
+def sqlite_file(url: str) -> tuple[str | None, Callable[[str], str]] | None:
+    """The file a SQLite storage URL opens, as SQLAlchemy reads the URL (any driver:
+    ``sqlite:///a.db``, ``sqlite+pysqlite:///a.db``, a ``file:`` URI with ``uri=true``), and
+    a function giving the same URL for another file; the file is None for an in-memory
+    database. None: not a SQLite URL (a server, or not a URL SQLAlchemy reads)."""
+    from urllib.parse import quote, unquote
+
+    try:
+        from sqlalchemy.engine import make_url
+
+        parsed = make_url(url)
+        if parsed.get_backend_name() != "sqlite":
+            return None
+    except Exception:
+        return None
+    database = parsed.database or ""
+    query = parsed.query
+    uri = str(query.get("uri", "")).lower() in ("true", "yes", "on", "y", "t", "1")
+    if uri and database.startswith("file:"):  # without uri=true, "file:a.db" is a name
+        path, _, _ = database[len("file:") :].partition("?")
+        path = path.partition("#")[0]
+        if path.startswith("//"):  # file://HOST/path: SQLite takes an empty host or localhost
+            path = "/" + path[2:].partition("/")[2]
+        path = unquote(path)
+        memory = path in ("", ":memory:") or query.get("mode") == "memory"
+
+        def rebuilt(file: str) -> str:
+            return str(parsed.set(database=f"file:{quote(file)}").render_as_string(False))
+
+    else:
+        path = database
+        memory = path in ("", ":memory:")
+
+        def rebuilt(file: str) -> str:
+            return str(parsed.set(database=file).render_as_string(False))
+
+    return (None if memory else path), rebuilt
 
 
 def store_script_study(

@@ -1,0 +1,124 @@
+"""Script mode: every study the script's process holds is seen (issue item 3). Studies that
+never pass through ``Study.__init__`` (a ``copy.deepcopy``, a study saved and loaded with
+``pickle``/``joblib``, one handed to a ``multiprocessing.Pool`` worker) were invisible, and
+an unseeded one run there passed as REPRODUCIBLE; a SQLite file named by another SQLAlchemy URL
+form (``sqlite+pysqlite:///``, a ``file:`` URI) was taken for a server and replaced by an empty
+storage. The fixtures live in fixtures/scripts/unseen/."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import FIXTURES, cli
+
+UNSEEN = FIXTURES / "scripts" / "unseen"
+
+
+def check(name: str, tmp_path: Path, *script_args: str) -> tuple[Any, dict[str, Any]]:
+    """``repro-check run unseen/NAME.py --runs 2 --workers 1 --json OUT -- ARGS`` in
+    ``tmp_path``: the result and its report."""
+    out = tmp_path / f"{name}.json"
+    args = ["--", *script_args] if script_args else []
+    result = cli(
+        "run", str(UNSEEN / f"{name}.py"), "--runs", "2", "--workers", "1", "--json", str(out),
+        *args, cwd=tmp_path,
+    )  # fmt: skip
+    assert out.exists(), (result.code, result.out, result.err)
+    return result, json.loads(out.read_text())
+
+
+def studies(report: dict[str, Any], run: int = 0) -> list[dict[str, Any]]:
+    return report["runs"][run]["studies"]  # type: ignore[no-any-return]
+
+
+def trial_count(report: dict[str, Any], run: int, study: int) -> int:
+    """A run's first study keeps its trials in the run's ``trials`` (its own is null)."""
+    record = studies(report, run)[study]
+    trials = record["trials"] if record["trials"] is not None else report["runs"][run]["trials"]
+    return len(trials)
+
+
+def _warm_db(path: Path) -> bytes:
+    import optuna
+
+    storage = f"sqlite:///{path}"
+    study = optuna.create_study(
+        study_name="warm", storage=storage, sampler=optuna.samplers.RandomSampler(seed=1)
+    )
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=8)
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "sqlite+pysqlite:///warm.db",
+        "sqlite:///file:warm.db?uri=true",
+        "sqlite+pysqlite:///file:warm.db?mode=rw&uri=true",
+    ],
+)
+def test_any_sqlite_url_form_is_a_file_copied_privately(url: str, tmp_path: Path) -> None:
+    # was: anything but "sqlite:///" was "a server": the script's 8-trial study was replaced by
+    # an empty private one (and a file: URI opened a new empty file)
+    before = _warm_db(tmp_path / "warm.db")
+    result, report = check("sqlite_url", tmp_path, url)
+    assert result.code == 0, result.out
+    assert [trial_count(report, run, 0) for run in (0, 1)] == [12, 12]
+    assert studies(report)[0]["loaded"] is True
+    assert "a server" not in result.out
+    assert "SQLite storage warm.db: every run used a private copy" in result.out
+    assert (tmp_path / "warm.db").read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    ("url", "file"),
+    [
+        ("sqlite:///warm.db", "warm.db"),
+        ("sqlite+pysqlite:///warm.db", "warm.db"),
+        ("sqlite:///file:warm.db?uri=true", "warm.db"),
+        ("sqlite:///file:///tmp/a%20b.db?mode=ro&uri=true", "/tmp/a b.db"),
+        ("sqlite:///file:warm.db", "file:warm.db"),  # without uri=true, a plain name
+        ("sqlite:////abs/x.db", "/abs/x.db"),
+    ],
+)
+def test_sqlite_file_reads_the_url_as_sqlalchemy_does(url: str, file: str) -> None:
+    from sqlalchemy.engine import make_url
+
+    from repro_check.storage.store import sqlite_file
+
+    found = sqlite_file(url)
+    assert found is not None and found[0] == file
+    moved = make_url(found[1]("/p q/c.db"))
+    assert moved.get_backend_name() == "sqlite" and dict(moved.query) == dict(make_url(url).query)
+    assert moved.database in ("/p q/c.db", "file:/p%20q/c.db")
+
+
+@pytest.mark.parametrize(
+    "url", ["sqlite://", "sqlite:///:memory:", "sqlite:///file::memory:?cache=shared&uri=true"]
+)
+def test_sqlite_file_in_memory(url: str) -> None:
+    from repro_check.storage.store import sqlite_file
+
+    found = sqlite_file(url)
+    assert found is not None and found[0] is None
+
+
+@pytest.mark.parametrize("url", ["postgresql://u:p@h/db", "mysql+pymysql://u@h/d", "not a url"])
+def test_sqlite_file_not_sqlite(url: str) -> None:
+    from repro_check.storage.store import sqlite_file
+
+    assert sqlite_file(url) is None
+
+
+def test_absolute_url_makes_any_sqlite_file_url_absolute(tmp_path: Path) -> None:
+    from sqlalchemy.engine import make_url
+
+    from repro_check.storage.store import absolute_url
+
+    assert absolute_url("sqlite+pysqlite:///rel.db").endswith(str(Path.cwd() / "rel.db"))
+    uri = make_url(absolute_url("sqlite:///file:rel.db?uri=true"))
+    assert uri.database == f"file:{Path.cwd() / 'rel.db'}" and uri.query["uri"] == "true"
+    assert absolute_url("sqlite:///:memory:") == "sqlite:///:memory:"
