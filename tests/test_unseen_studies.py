@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import joblib  # type: ignore[import-untyped]
 import pytest
 from conftest import FIXTURES, cli
 
@@ -39,6 +40,75 @@ def trial_count(report: dict[str, Any], run: int, study: int) -> int:
     record = studies(report, run)[study]
     trials = record["trials"] if record["trials"] is not None else report["runs"][run]["trials"]
     return len(trials)
+
+
+def test_a_deep_copy_of_a_study_is_recorded_and_compared(tmp_path: Path) -> None:
+    # was: the copy never passed through Study.__init__, so its unseeded trials were never
+    # compared: only the seeded warmup and the empty original were, "reproducible"
+    result, report = check("deepcopy_study", tmp_path)
+    assert result.code == 1, result.out
+    assert [s["name"] for s in studies(report)] == ["warmup", "base", "base"]
+    assert "'base' (study 2)" in result.out
+    assert trial_count(report, 0, 2) == 4
+
+
+@pytest.mark.parametrize("how", ["joblib", "pickle"])
+def test_a_study_saved_and_loaded_back_is_recorded_and_compared(how: str, tmp_path: Path) -> None:
+    # was: joblib.load/pickle.load rebuild the study without Study.__init__: unseen, "reproducible"
+    result, report = check("pickled_study", tmp_path, how)
+    assert result.code == 1, result.out
+    assert [s["name"] for s in studies(report)] == ["warmup", "kept", "kept"]
+    assert "'kept' (study 2)" in result.out
+
+
+@pytest.mark.parametrize(
+    ("name", "args"),
+    [
+        ("deepcopy_study", ("0",)),
+        ("pickled_study", ("joblib", "0")),
+        ("pickled_study", ("pickle", "0")),
+    ],
+)
+def test_a_seeded_copy_stays_reproducible_and_keeps_its_samplers_seed(
+    name: str, args: tuple[str, ...], tmp_path: Path
+) -> None:
+    # no false fail: the copy carries the seeded sampler's state, and is shown as built
+    result, report = check(name, tmp_path, *args)
+    assert result.code == 0, result.out
+    copy = studies(report)[2]
+    assert (copy["sampler"]["class"], copy["sampler"]["seed"]) == ("RandomSampler", 0)
+    assert trial_count(report, 0, 2) == trial_count(report, 1, 2) > 0
+    assert "without seed" not in result.out
+
+
+def test_a_study_pickled_before_the_check_is_recorded_with_its_sampler_unknown(
+    tmp_path: Path,
+) -> None:
+    # the unseeded sampler was pickled before its first draw: every load samples afresh
+    import optuna
+
+    study = optuna.create_study(study_name="kept", sampler=optuna.samplers.RandomSampler())
+    joblib.dump(study, tmp_path / "kept.pkl")
+    result, report = check("pickled_study", tmp_path, "existing")
+    assert result.code == 1, result.out
+    loaded = studies(report)[2]
+    assert loaded["sampler"]["class"] == "RandomSampler (unpickled)", loaded
+    lines = (UNSEEN / "pickled_study.py").read_text().splitlines()
+    line = lines.index('    loaded = joblib.load("kept.pkl")') + 1
+    at = f"pickled_study.py:{line}"
+    assert loaded["sampler"]["at"].endswith(at), loaded
+    assert f"{at} builds" not in result.out  # no fix: the check cannot tell how it was built
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
+def test_a_study_a_pool_worker_optimizes_makes_the_run_crashed(method: str, tmp_path: Path) -> None:
+    # was: the worker unpickled the study (no Study.__init__, in another process) and ran its
+    # trials there; the script's own study stayed empty in every run: "reproducible"
+    result, report = check("pool_study", tmp_path, method)
+    assert result.code == 3, result.out
+    errors = [run["error"] or "" for run in report["runs"]]
+    assert all("asked for trials of study 'pooled'" in e for e in errors), errors
+    assert all("pool_study.py:13" in e for e in errors), errors
 
 
 def _warm_db(path: Path) -> bytes:
@@ -71,6 +141,28 @@ def test_any_sqlite_url_form_is_a_file_copied_privately(url: str, tmp_path: Path
     assert "a server" not in result.out
     assert "SQLite storage warm.db: every run used a private copy" in result.out
     assert (tmp_path / "warm.db").read_bytes() == before
+
+
+def test_storages_unpickled_with_a_study_are_private_copies_too(tmp_path: Path) -> None:
+    # was: an RDB or journal storage unpickled with its study opened the user's own file (it
+    # never passed through the hooked __init__): each replicate wrote it and resumed the last
+    import optuna
+    from optuna.storages.journal import JournalFileBackend
+
+    db = _warm_db(tmp_path / "warm.db")
+    joblib.dump(optuna.load_study(study_name="warm", storage=f"sqlite:///{tmp_path}/warm.db"),
+                tmp_path / "sqlite.pkl")  # fmt: skip
+    journal = optuna.storages.JournalStorage(JournalFileBackend(str(tmp_path / "warm.log")))
+    study = optuna.create_study(study_name="logged", storage=journal)
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=5)
+    joblib.dump(study, tmp_path / "journal.pkl")
+    log = (tmp_path / "warm.log").read_bytes()
+    result, report = check("unpickled_storage", tmp_path)
+    assert result.code == 0, result.out
+    assert [trial_count(report, run, i) for run in (0, 1) for i in (0, 1)] == [10, 7, 10, 7]
+    assert (tmp_path / "warm.db").read_bytes() == db
+    assert (tmp_path / "warm.log").read_bytes() == log
+    assert "journal storage" in result.out and "SQLite storage" in result.out
 
 
 @pytest.mark.parametrize(

@@ -3,12 +3,16 @@ record every Optuna study it creates or loads.
 
 Optuna is hooked at a few choke points before the script runs, all in this process only:
 ``Study.__init__`` (every ``create_study``/``load_study``, in creation order, and Optuna's
-default sampler), the samplers' ``__init__`` (the arguments the script gave, where it built
-them, a seed added under ``--controls``), ``Study.optimize`` (n_trials/timeout/n_jobs asked,
-``--trials`` caps, each trial's error kept) and ``Study.ask`` (every trial, ask/tell loops
-too: the per-trial reseed and the cap). Storages are made private: a SQLite file or journal
-the script opens is copied, and the copy is what the replicate reads and writes, so replicates
-never share or resume each other's studies and the user's file is never written.
+default sampler), ``Study.__setstate__`` (a study the script deep-copies or loads with
+``pickle``/``joblib``: no ``__init__`` builds it), the samplers' ``__init__`` (the arguments
+the script gave, where it built them, a seed added under ``--controls``), ``Study.optimize``
+(n_trials/timeout/n_jobs asked, ``--trials`` caps, each trial's error kept) and ``Study.ask``
+(every trial, ask/tell loops too: the per-trial reseed and the cap; a study none of the others
+saw is recorded there, and a study asked for trials in another process makes the run a crash).
+Storages are made private, those the script opens and those it unpickles: a SQLite file (any
+URL SQLAlchemy reads as one) or journal is copied, and the copy is what the replicate reads
+and writes, so replicates never share or resume each other's studies and the user's file is
+never written.
 
 Trials are streamed once the script has ended, study by study, from each study's own storage
 (``study.get_trials``), so trials added by ``enqueue_trial``/``add_trial`` or told in any order
@@ -24,6 +28,7 @@ import inspect
 import json
 import operator
 import os
+import pickle
 import re
 import runpy
 import shutil
@@ -64,10 +69,12 @@ to cap each study it loads so that it ends at ``--trials`` trials in all."""
 
 CHILD_ENV = "REPRO_CHECK_CHILD_STUDIES"
 """The file a Python child of the script (a spawned ``multiprocessing`` worker, a
-subprocess) writes a line to when it creates an Optuna study (``_TRIPWIRE``)."""
+subprocess) writes a line to when it creates an Optuna study or asks one for trials
+(``_TRIPWIRE``)."""
 
 _TRIPWIRE = '''"""repro-check: a Python process the checked script started. When it creates an
-Optuna study, a line goes to the file the environment names: the check never sees that study's
+Optuna study, or asks one for trials (a study it unpickled: a spawned multiprocessing worker's
+argument), a line goes to the file the environment names: the check never sees that study's
 trials, so the run cannot count. Then the sitecustomize this one shadows, if any, runs."""
 import os
 import sys
@@ -96,11 +103,14 @@ def _tripwire():
             def exec_module(module):
                 run(module)
                 sys.meta_path[:] = [f for f in sys.meta_path if f is not self]
-                init = module.Study.__init__
+                init, ask = module.Study.__init__, module.Study.ask
+                told = set()
 
-                def hooked(study, *a, **k):
-                    init(study, *a, **k)
-                    frame, where = sys._getframe(1), ""
+                def tell(study, did):
+                    if id(study) in told:
+                        return
+                    told.add(id(study))
+                    frame, where = sys._getframe(2), ""
                     while frame is not None:
                         name = frame.f_code.co_filename
                         if "optuna" not in name.replace(os.sep, "/").split("/")[-3:-1]:
@@ -109,15 +119,24 @@ def _tripwire():
                         frame = frame.f_back
                     name = str(study.study_name)
                     shown = "an unnamed study" if name.startswith("no-name-") else "study %r" % name
-                    line = "created %s%s in a Python process it started (pid %d: a spawned " \\
-                        "multiprocessing worker or a subprocess)" % (shown, where, os.getpid())
+                    line = "%s %s%s in a Python process it started (pid %d: a spawned " \\
+                        "multiprocessing worker or a subprocess)" % (did, shown, where, os.getpid())
                     try:
                         with open(path, "a") as file:
                             file.write(line.replace("\\n", " ") + "\\n")
                     except OSError:
                         pass
 
+                def hooked(study, *a, **k):
+                    init(study, *a, **k)
+                    tell(study, "created")
+
+                def asked(study, *a, **k):  # one it created, or one it unpickled
+                    tell(study, "asked for trials of")
+                    return ask(study, *a, **k)
+
                 module.Study.__init__ = hooked
+                module.Study.ask = asked
 
             spec.loader.exec_module = exec_module
             return spec
@@ -247,6 +266,8 @@ class Capture:
         when the script asks again after swallowing ``CapReached`` (a bare ``except:``)."""
         """The code of the first SystemExit raised inside ``optimize``."""
         self.notes: list[str] = []
+        self.unseen: str | None = None
+        """Why a study the script ran could not be recorded (``_adopt``): a crash."""
         self._private: dict[str, str] = {}
         self.audit: Any = None
         """The entropy audit (``diagnose`` only): told which trial each ask starts."""
@@ -270,9 +291,12 @@ class Capture:
         self.pid = os.getpid()
         """The script's own process: a study made in a forked child of it is not recorded."""
         self._child_noted: set[int] = set()
+        """Studies a forked child already told on (``_in_child``), in that child."""
         self._study_class: Any = None
         """The Study class the hooks are on (``reloaded``)."""
-        """Studies a forked child already told on (``_in_child``), in that child."""
+        self._copied: dict[str, SamplerInfo] = {}
+        """How the script built each sampler it pickled with a study (``_remember_sampler``),
+        by the digest of its pickled state."""
 
     def entry(self, study: Any) -> _Entry | None:
         return self._by_id.get(id(study))
@@ -390,20 +414,81 @@ class Capture:
                 capture._register(study, default)
 
         study_class.__init__ = init
+        self._hook_pickling(study_class)
         self._hook_optimize(study_class)
         self._hook_ask(study_class)
+
+    def _hook_pickling(self, study_class: Any) -> None:
+        """Studies that never pass through ``Study.__init__``: a ``copy.deepcopy`` of one, a
+        study loaded with ``pickle`` or ``joblib`` (Optuna's way to keep an in-memory study),
+        one a ``multiprocessing`` worker receives. Each is rebuilt through
+        ``Study.__setstate__``, and recorded there, in the order the script made it (in a
+        child process, ``ask`` tells on it instead). ``__getstate__`` remembers the sampler a
+        study carries, by the bytes of its pickled state, so that a copy made in this process
+        names its sampler as the script built it."""
+        capture = self
+        getstate = getattr(study_class, "__getstate__", None)
+        setstate = getattr(study_class, "__setstate__", None)
+
+        def get(study: Any) -> Any:
+            state = getstate(study) if getstate is not None else study.__dict__.copy()
+            capture._remember_sampler(study)
+            return state
+
+        def set_(study: Any, state: Any) -> None:
+            if setstate is not None:
+                setstate(study, state)
+            else:
+                study.__dict__.update(state)
+            capture._adopt(study, "unpickled")
+
+        study_class.__getstate__ = get
+        study_class.__setstate__ = set_
 
     def _register(self, study: Any, default: bool) -> None:
         at = user_location()
         if os.getpid() != self.pid:
             self._in_child(study, at)
             return
-        known = self._samplers.get(id(study.sampler))
-        if known is not None and known[0] is study.sampler:
-            info = known[1]
+        known = self._known_sampler(study.sampler)
+        if known is not None:
+            info = known
         else:
             name = type(study.sampler).__name__
             info = SamplerInfo(name, None, None if default else at, default and self.seed_samplers)
+        self._record(study, at, info)
+
+    def _adopt(self, study: Any, how: str) -> _Entry | None:
+        """Record a study the script holds that no ``Study.__init__`` built (``how``: it was
+        unpickled or copied), as it is now; None in another process than the script's, or
+        once the script ended. Its sampler is the one the script built when this process
+        pickled it (``_remember_sampler``), else ``Cls (unpickled)`` where the script got it:
+        the check cannot know how a sampler pickled elsewhere was seeded."""
+        if not self.watching or os.getpid() != self.pid:
+            return None
+        entry = self.entry(study)
+        if entry is not None:
+            return entry
+        at = user_location()
+        sampler = getattr(study, "sampler", None)
+        info = self._known_sampler(sampler)
+        if info is None:
+            info = self._copied.get(self._fingerprint(sampler) or "")
+        if info is None:
+            info = SamplerInfo(f"{type(sampler).__name__} ({how})", None, at, False)
+        try:
+            return self._record(study, at, info)
+        except Exception as exc:  # its storage cannot be read now: Optuna may say why later
+            if how == "copied" and self.unseen is None:  # it is asked for trials all the same
+                name = str(getattr(study, "study_name", "?"))
+                self.unseen = (
+                    f"the script ran study {name!r}{f' at {at}' if at else ''}, which "
+                    f"repro-check could not read when it met it ({one_line(exc)}): its "
+                    "trials cannot be compared"
+                )
+            return None
+
+    def _record(self, study: Any, at: str | None, info: SamplerInfo) -> _Entry:
         entry = _Entry(
             study=study,
             at=at,
@@ -413,8 +498,44 @@ class Capture:
         )
         entry.limit = self._limit(entry)
         with self._lock:
+            found = self._by_id.get(id(study))
+            if found is not None and found.study is study:
+                return found
             self.entries.append(entry)
             self._by_id[id(study)] = entry
+        return entry
+
+    def _known_sampler(self, sampler: Any) -> SamplerInfo | None:
+        """How the script built ``sampler``, if this process saw it built."""
+        known = self._samplers.get(id(sampler))
+        return known[1] if known is not None and known[0] is sampler else None
+
+    def _remember_sampler(self, study: Any) -> None:
+        """The script pickles (or deep-copies) ``study``: remember how its sampler was built,
+        under the digest of the sampler's pickled state, which a copy of it shares."""
+        if os.getpid() != self.pid or getattr(self._local, "fingerprinting", False):
+            return
+        entry = self.entry(study)
+        sampler = getattr(study, "sampler", None)
+        info = entry.sampler if entry is not None else self._known_sampler(sampler)
+        if info is None:
+            return
+        found = self._fingerprint(sampler)
+        if found is not None:
+            self._copied[found] = info
+
+    def _fingerprint(self, sampler: Any) -> str | None:
+        """The digest of ``sampler``'s pickled state (None: it cannot be pickled)."""
+        if sampler is None:
+            return None
+        self._local.fingerprinting = True  # a sampler holding a study pickles it too
+        try:
+            data = pickle.dumps(sampler, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception:
+            return None
+        finally:
+            self._local.fingerprinting = False
+        return f"{type(sampler).__qualname__}:{hashlib.sha256(data).hexdigest()}"
 
     def _in_child(self, study: Any, at: str | None, did: str = "created") -> None:
         """A study made, or asked for trials, in a forked child of the script (``os.fork``,
@@ -629,9 +750,9 @@ class Capture:
         capture = self
 
         def ask(study: Any, *args: Any, **kwargs: Any) -> Any:
-            entry = capture.entry(study)
-            if entry is not None and os.getpid() != capture.pid:
+            if os.getpid() != capture.pid:  # the script's study, or one the child unpickled
                 capture._in_child(study, user_location(), "asked for trials of")
+            entry = capture.entry(study) or capture._adopt(study, "copied")
             if entry is not None:
                 with capture._lock:
                     refused = entry.limit is not None and entry.asked >= entry.limit
@@ -655,6 +776,7 @@ class Capture:
             return trial
 
         study_class.ask = ask
+        self._hook_add_trial(study_class)
         if self.tracer is None:  # only diagnose's line-trace probe needs to see tells
             return
         original_tell = study_class.tell
@@ -665,6 +787,21 @@ class Capture:
             return original_tell(study, *args, **kwargs)
 
         study_class.tell = tell
+
+    def _hook_add_trial(self, study_class: Any) -> None:
+        """``add_trial`` (``enqueue_trial`` too) puts trials in a study without ``ask``: a
+        study none of the other hooks saw is recorded there, a child's makes the run a crash."""
+        original = study_class.add_trial
+        capture = self
+
+        def add_trial(study: Any, *args: Any, **kwargs: Any) -> Any:
+            if os.getpid() != capture.pid:
+                capture._in_child(study, user_location(), "added trials to")
+            elif capture.entry(study) is None:
+                capture._adopt(study, "copied")
+            return original(study, *args, **kwargs)
+
+        study_class.add_trial = add_trial
 
     def _trace_ask(self, entry: _Entry, trial: Any, caller: FrameType) -> None:
         """An ask/tell loop in the script's own code: trace its lines for the trial
@@ -700,14 +837,45 @@ class Capture:
             rdb_init(storage, private, *args, **kwargs)
 
         rdb.__init__ = rdb_private
-        from optuna.storages.journal import JournalFileBackend
+        rdb_setstate = rdb.__setstate__
 
-        journal_init = JournalFileBackend.__init__
+        def rdb_unpickled(storage: Any, state: Any) -> None:
+            # a study unpickled with its storage (pickled before the check, or by the script)
+            url = state.get("url") if isinstance(state, dict) else None
+            if isinstance(url, str) and capture.watching and os.getpid() == capture.pid:
+                private = capture.private_url(url)
+                if private != url:
+                    state = {**state, "url": private}
+                    if sqlite_file(url) is None:
+                        state["engine_kwargs"] = {}
+            rdb_setstate(storage, state)
+
+        rdb.__setstate__ = rdb_unpickled
+        from optuna.storages import journal
+
+        backend_class = journal.JournalFileBackend
+        journal_init = backend_class.__init__
 
         def journal_private(backend: Any, file_path: str, *args: Any, **kwargs: Any) -> None:
             journal_init(backend, capture.private_copy(str(file_path), "journal"), *args, **kwargs)
 
-        JournalFileBackend.__init__ = journal_private  # type: ignore[method-assign,assignment]
+        backend_class.__init__ = journal_private  # type: ignore[method-assign,assignment]
+        locks = (journal.JournalFileSymlinkLock, journal.JournalFileOpenLock)
+
+        def journal_unpickled(backend: Any, state: Any) -> None:
+            path = state.get("_file_path") if isinstance(state, dict) else None
+            if isinstance(path, str) and capture.watching and os.getpid() == capture.pid:
+                private = capture.private_copy(path, "journal")
+                if private != path:
+                    state = {**state, "_file_path": private}
+                    lock = state.get("_lock")
+                    if type(lock) in locks:
+                        state["_lock"] = type(lock)(private, lock.grace_period)
+                    if not os.path.exists(private):
+                        open(private, "ab").close()  # as the backend's __init__ does
+            backend.__dict__.update(state)
+
+        backend_class.__setstate__ = journal_unpickled  # type: ignore[attr-defined]
 
     # -- private storages -----------------------------------------------------------------
 
@@ -717,6 +885,8 @@ class Capture:
         source = os.path.realpath(path)
         if source in self._private:
             return self._private[source]
+        if source.startswith(os.path.realpath(self.private_dir) + os.sep):
+            return path  # a private copy already (a storage unpickled in this process)
         target = os.path.join(self.private_dir, f"{_key(source)}-{Path(path).name}")
         reused = self.keep_copies and os.path.exists(target)
         if not reused:  # a resuming process reads the first one's copy, as it was left
@@ -1026,7 +1196,8 @@ def outcome(exc: BaseException | None, capture: Capture) -> str | None:
     returned, hit the ``--trials`` cap in an ask/tell loop, or called ``sys.exit(0)`` with no
     study running."""
     changed = (
-        capture.storage_changed()
+        capture.unseen
+        or capture.storage_changed()
         or capture.child_study()
         or capture.reloaded()
         or capture.deleted()
