@@ -61,6 +61,14 @@ def test_a_study_saved_and_loaded_back_is_recorded_and_compared(how: str, tmp_pa
     assert "'kept' (study 2)" in result.out
 
 
+def test_a_copy_no_study_hook_rebuilt_is_recorded_when_it_asks_for_trials(tmp_path: Path) -> None:
+    # a subclass restoring itself without Study.__setstate__: the ask hook records it
+    result, report = check("own_setstate", tmp_path)
+    assert result.code == 1, result.out
+    assert [s["name"] for s in studies(report)] == ["warmup", "own", "own"]
+    assert studies(report)[2]["sampler"]["class"] == "RandomSampler"  # as the script built it
+
+
 @pytest.mark.parametrize(
     ("name", "args"),
     [
