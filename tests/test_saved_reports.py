@@ -339,15 +339,17 @@ def test_long_strings_within_the_bound_render(good: dict[str, Any], tmp_path: Pa
 
 
 @pytest.mark.parametrize("depth", [500, 900])
-@pytest.mark.parametrize("where", ["user_attrs", "environment", "sampler_kwargs"])
+@pytest.mark.parametrize(
+    "where", ["user_attrs", "system_attrs", "distributions", "environment", "sampler_kwargs"]
+)
 def test_deep_nesting_is_refused(
     good: dict[str, Any], tmp_path: Path, depth: int, where: str
 ) -> None:
     deep = "[" * depth + "]" * depth
     data = copy.deepcopy(good)
     marker = "__DEEP__"
-    if where == "user_attrs":
-        data["runs"][0]["trials"][0]["user_attrs"] = {"nested": marker}
+    if where in ("user_attrs", "system_attrs", "distributions"):
+        data["runs"][0]["trials"][0][where] = {"nested": marker}
     elif where == "environment":
         data["environment"]["extra"] = marker
     else:
@@ -462,3 +464,34 @@ def test_complete_trial_without_values_is_bad_input(good: dict[str, Any], tmp_pa
     result = inprocess_cli("report", str(bad))
     assert result.code == 2, result.err
     assert "values" in result.err and len(result.err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("value", [[1], "constraints", 3, None])
+@pytest.mark.parametrize("key", ["system_attrs", "distributions"])
+def test_a_trials_system_attrs_and_distributions_must_be_objects(
+    good: dict[str, Any], tmp_path: Path, key: str, value: Any
+) -> None:
+    data = copy.deepcopy(good)
+    data["runs"][0]["trials"][0][key] = value
+    path = write(tmp_path, data)
+    for argv in every_reader(path, write(tmp_path, good, "good.json"))[:2]:
+        one_line_error(inprocess_cli(*argv), key)
+
+
+def test_a_report_saved_before_system_attrs_were_recorded_still_loads_and_matches(
+    good: dict[str, Any], tmp_path: Path
+) -> None:
+    data = copy.deepcopy(good)
+    assert "system_attrs" in data["runs"][0]["trials"][0]
+    for saved in data["runs"]:
+        for t in saved["trials"]:
+            del t["system_attrs"], t["distributions"]
+    old, new = write(tmp_path, data, "old.json"), write(tmp_path, good, "new.json")
+    assert inprocess_cli("report", str(old)).code == 0
+    diff = inprocess_cli("diff", str(old), str(new))
+    assert diff.code == 0, diff.out + diff.err
+    # a hand-edited constraint that is not a number is still compared, never a traceback
+    edited = copy.deepcopy(good)
+    edited["runs"][1]["trials"][0]["system_attrs"]["constraints"] = ["not a number"]
+    result = inprocess_cli("report", str(write(tmp_path, edited, "edited.json")))
+    assert result.code == 1, result.out + result.err

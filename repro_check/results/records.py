@@ -254,7 +254,18 @@ def _safe_mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
     return safe
 
 
-_PLAIN = (str, int, bool, type(None))
+_PLAIN = frozenset({float, str, int, bool, type(None)})
+"""The param types JSON holds as they are; any other param value becomes one of them."""
+
+
+def _plain_param(value: Any) -> Any:
+    """A param value of a type JSON holds, as it reads back from a saved report: a float or
+    int subclass (numpy's) as the plain number, anything else by ``to_json_safe``."""
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return int(value)
+    return to_json_safe(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,17 +312,22 @@ class TrialRecord:
         floats: list[float] = []
         params: list[Any] = []
         stable: dict[str, Any] | None = None
+        param_floats: list[float] = []
         for name in sorted(self.params):
             value = self.params[name]
             kind = type(value)
-            if kind is float:
-                params.append((name, "float", _canonical(value)))  # exact: the sampler chose it
-                continue
-            if not isinstance(value, _PLAIN):
+            if kind not in _PLAIN:  # an object choice (a function, a class), numpy's numbers
                 if stable is None:
                     stable = dict(self.params)
-                value = stable[name] = to_json_safe(value)
-            params.append((name, type(value).__name__, value))
+                value = stable[name] = _plain_param(value)
+                kind = type(value)
+            if kind is float:
+                # a bare name: a float, compared exactly (the sampler chose it) in the shape,
+                # never through ``floats`` (which a tolerance loosens)
+                param_floats.append(value)
+                params.append(name)
+            else:
+                params.append((name, kind.__name__, value))
         if stable is not None:
             object.__setattr__(self, "params", stable)
         n_values = -1
@@ -326,7 +342,9 @@ class TrialRecord:
         else:
             object.__setattr__(self, "constraints", _EMPTY)
         # repr is injective here: floats print with round-trip precision, strings quoted
-        shape = repr((self.state_text, tuple(params), n_values, steps, *attrs)).encode()
+        # (repr tells -0.0 from 0.0, and prints every NaN "nan": NaN equals NaN)
+        key = (self.state_text, tuple(params), tuple(param_floats), n_values, steps, *attrs)
+        shape = repr(key).encode()
         ordered = tuple(floats)
         plain = all(x == x and x != 0.0 for x in ordered)
         exact = repr(ordered if plain else tuple(_canonical(x) for x in ordered)).encode()
