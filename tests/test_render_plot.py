@@ -149,6 +149,22 @@ def test_history_skips_failed_pruned_and_nan_and_tracks_the_best() -> None:
     assert plot._best_so_far(values, "maximize") == [3.0, 3.0, 3.0]
 
 
+def test_best_so_far_of_a_constrained_run_counts_feasible_trials_only() -> None:
+    def constrained(number: int, value: float, slack: float) -> TrialRecord:
+        t = trial(number, value)
+        return TrialRecord(
+            t.number, t.state, t.params, t.values, system_attrs={"constraints": [slack]}
+        )
+
+    run = RunRecord(
+        0, 0, "ok", (constrained(0, 1.0, 1.0), constrained(1, 3.0, 0.0), constrained(2, 0.5, 2.0))
+    )
+    series = plot._series(run, "minimize")
+    assert math.isnan(series.best[0])  # no feasible trial yet: no best
+    assert series.best[1:] == [3.0, 3.0]  # 0.5 is infeasible: never the best
+    assert run.best_value == 3.0
+
+
 @needs_matplotlib
 def test_compare_png_and_svg(tmp_path: Path) -> None:
     from matplotlib.image import imread

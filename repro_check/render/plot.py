@@ -209,7 +209,7 @@ def _series(run: RunRecord, direction: str) -> Series:
         label,
         numbers,
         values,
-        _best_so_far(values, direction),
+        _best_so_far(values, direction, _feasibility(run, numbers)),
         pruned,
         last,
         run.finished,
@@ -535,12 +535,27 @@ def _history(run: RunRecord) -> tuple[list[int], list[float]]:
     return numbers, values
 
 
-def _best_so_far(values: Sequence[float], direction: str) -> list[float]:
+def _best_so_far(
+    values: Sequence[float], direction: str, feasible: Sequence[bool] | None = None
+) -> list[float]:
+    """The best value so far at each value. ``feasible`` (a constrained study): only feasible
+    trials can be best, as in Optuna and the report; NaN (no line) before the first one."""
     pick = max if direction == "maximize" else min
     best: list[float] = []
-    for value in values:
-        best.append(value if not best else pick(best[-1], value))
+    current = math.nan
+    for i, value in enumerate(values):
+        if feasible is None or feasible[i]:
+            current = value if math.isnan(current) else pick(current, value)
+        best.append(current)
     return best
+
+
+def _feasibility(run: RunRecord, numbers: Sequence[int]) -> list[bool] | None:
+    """Whether each of ``numbers`` is feasible, for a constrained run (None: unconstrained)."""
+    if not any(t.constraints for t in run.trials):
+        return None
+    by_number = {t.number: t for t in run.trials}
+    return [by_number[n].feasible for n in numbers]
 
 
 def _counted_runs(runs: Sequence[RunRecord]) -> Sequence[RunRecord]:
