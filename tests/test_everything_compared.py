@@ -20,6 +20,7 @@ from factories import run, trial
 from repro_check.checks.baseline import check_against
 from repro_check.checks.diff import script_histories
 from repro_check.plan.settings import Tolerance
+from repro_check.results.bounds import MAX_TEXT
 from repro_check.results.comparison import (
     FIELDS,
     compare_runs,
@@ -33,6 +34,7 @@ from repro_check.results.records import (
     SamplerInfo,
     StudyRecord,
     TrialRecord,
+    bounded,
     comparable_runs,
     pending_key,
     stable_name,
@@ -253,6 +255,14 @@ def test_new_fields_round_trip_and_old_reports_load() -> None:
     assert first_divergence(runs, EXACT) is not None
     assert first_divergence(comparable_runs(runs), EXACT) is None
     assert comparable_runs([run(0, [new]), run(1, [new])])[0].trials[0] is new  # untouched
+
+
+def test_long_attrs_are_bounded_yet_compared_whole() -> None:
+    a = bounded({"s": "y" * 100_000, "bad \ud800": 1})
+    b = bounded({"s": "y" * 99_999 + "z", "bad \ud800": 1})
+    assert len(a["s"]) <= MAX_TEXT and a["s"].startswith("yyy")
+    assert a != b  # the tail differs: the hash says so
+    assert "bad \\ud800" in a  # a lone surrogate escaped, as a saved report needs
 
 
 def test_the_excluded_fields_are_named_once() -> None:

@@ -40,7 +40,7 @@ from repro_check.execution import environment, gpus
 from repro_check.execution.target import one_line
 from repro_check.plan.settings import STUDY_NAME, Controls, StudySettings
 from repro_check.results.bounds import MAX_DEPTH, MAX_TEXT
-from repro_check.results.records import TrialRecord, to_json_safe, trials_digest
+from repro_check.results.records import TrialRecord, bounded, to_json_safe, trials_digest
 from repro_check.vocab import PRUNERS, Pruner, sampler_spec
 
 _NO_DETERMINISTIC_PHRASE = " does not have a deterministic implementation"
@@ -250,8 +250,9 @@ class StudyRunner:
                 intermediate_values=self._exact_intermediates(frozen),
                 error=None if error is None else _readable(error, 0),
             )
-            # never compared, but saved: the report must read back (``results.validate``)
-            attrs = _readable(to_json_safe(dict(record.user_attrs)), 0)
+            # compared, and saved: bounded so the report reads back (``results.validate``), a
+            # string past the bound keeping a hash of the whole (still compared whole)
+            attrs = bounded(to_json_safe(dict(record.user_attrs)))
             record = dataclasses.replace(record, user_attrs=attrs)
             self.emitted += 1
             self.out.emit("trial", study=study_index, trial=record.to_dict())
@@ -671,7 +672,7 @@ class _ScriptEnd:
         if failure is not None:
             out.emit("error", kind="script", message=failure, ops=ops)
             return
-        capture.emit(out, lambda value: _readable(value, 0))
+        capture.emit(out, bounded)  # user attrs, errors, study info: bounded, compared whole
         capture.stop_trace()
         if capture.tracer is not None and capture.tracer.started:  # the traced trial ran
             _emit_trace(out, capture.tracer)

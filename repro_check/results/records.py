@@ -221,11 +221,11 @@ def _skeleton(value: Any, floats: list[float] | None) -> Any:
     return value
 
 
-def _bounded(value: Any, depth: int) -> Any:
+def bounded(value: Any, depth: int = 0) -> Any:
     """A JSON-safe ``value`` as a saved report may hold it (``results.bounds``), still compared
     whole: a string over ``MAX_TEXT`` characters keeps its start and a hash of the whole, one
     with lone surrogates is escaped, containers nested deeper than ``MAX_DEPTH`` become their
-    hashed repr."""
+    repr (so bounded too). The worker bounds what it streams with it."""
     if isinstance(value, str):
         if not value.isascii():
             value = value.encode("utf-8", "backslashreplace").decode("utf-8")
@@ -235,11 +235,11 @@ def _bounded(value: Any, depth: int) -> Any:
         tail = f"... ({len(value)} characters, blake2b {digest})"
         return value[: MAX_TEXT - len(tail)] + tail
     if isinstance(value, dict | list) and depth >= MAX_DEPTH:
-        return _bounded(repr(value), depth)
+        return bounded(repr(value), depth)
     if isinstance(value, dict):
-        return {_bounded(k, depth): _bounded(v, depth + 1) for k, v in value.items()}
+        return {bounded(k, depth): bounded(v, depth + 1) for k, v in value.items()}
     if isinstance(value, list):
-        return [_bounded(v, depth + 1) for v in value]
+        return [bounded(v, depth + 1) for v in value]
     return value
 
 
@@ -390,7 +390,7 @@ class TrialRecord:
         storage kept when the exact floats are known."""
         stored = tuple(frozen.values) if frozen.values is not None else None
         system = {
-            str(k): _bounded(to_json_safe(v), 1)
+            bounded(str(k)): bounded(to_json_safe(v), 1)
             for k, v in dict(frozen.system_attrs).items()
             if not str(k).startswith(OWN_ATTR_PREFIX)
         }
@@ -408,7 +408,7 @@ class TrialRecord:
             error=error,
             duration_s=frozen.duration.total_seconds() if frozen.duration else None,
             distributions={
-                str(name): _bounded(distribution_json(d), 1)
+                str(name): bounded(distribution_json(d), 1)
                 for name, d in frozen.distributions.items()
             },
             system_attrs=system,
@@ -523,7 +523,7 @@ def pending_key(frozen: Any) -> str:
     only in ``system_attrs['fixed_params']``) as canonical JSON of all that is compared about it
     (``TrialRecord.compared``), at most ``MAX_TEXT`` characters (a longer one ends with a hash
     of the whole, so it is still compared whole)."""
-    text: str = _bounded(json.dumps(TrialRecord.from_frozen(frozen).compared(), sort_keys=True), 0)
+    text: str = bounded(json.dumps(TrialRecord.from_frozen(frozen).compared(), sort_keys=True), 0)
     return text
 
 
