@@ -27,11 +27,9 @@ takes minutes: these ratios are a harsh bound on what a user sees). ``--script P
 another script instead (``--work-ms`` and ``--trials`` then only set the environment variables
 ``REPRO_CHECK_BENCH_SPIN``/``REPRO_CHECK_BENCH_TRIALS`` it may read).
 
-The by-hand runs inherit the caller's environment, as a user's would. repro-check's workers run
-with ``OMP/MKL/OPENBLAS/...NUM_THREADS=1``, which by itself makes each process ~40-60 ms faster
-(OpenBLAS does not start its thread pool), so the default ratios include that saving;
-``--hand-thread-env`` gives the by-hand runs the same variables, so the ratios show
-repro-check's own overhead alone.
+The by-hand runs inherit the caller's environment, as a user's would, and so do repro-check's
+script-mode workers (as written: no thread variables pinned on either side since issue 19), so
+the ratios show repro-check's own overhead alone.
 
 Before timing, one untimed round runs the script by hand and repro-check (``--runs 4 --workers
 2 --json``) and checks that repro-check says REPRODUCIBLE and found the by-hand best value,
@@ -56,7 +54,6 @@ Run from the repository root (the defaults take about 2.5 minutes on 2 idle core
 
     .venv/bin/python benchmarks/bench_script.py
     .venv/bin/python benchmarks/bench_script.py --repeat 3 --breakdown --json out.json
-    .venv/bin/python benchmarks/bench_script.py --hand-thread-env
 
 Exit status: 0 when both limits are met, 1 when one is missed, 2 when a command failed or the
 runs disagree (nothing was measured). Other work on the machine makes every number noisy (the
@@ -84,13 +81,6 @@ HERE = Path(__file__).resolve().parent
 TRAIN_SCRIPT = HERE / "train_script.py"
 SPIN_ENV = "REPRO_CHECK_BENCH_SPIN"
 TRIALS_ENV = "REPRO_CHECK_BENCH_TRIALS"
-THREAD_ENV_VARS = (  # what repro_check.execution.controls.worker_env sets to the thread count (1)
-    "OMP_NUM_THREADS",
-    "MKL_NUM_THREADS",
-    "OPENBLAS_NUM_THREADS",
-    "NUMEXPR_NUM_THREADS",
-    "VECLIB_MAXIMUM_THREADS",
-)
 
 RUNS_1 = 3  # replicates for the --workers 1 measurement
 RUNS_2 = 4  # replicates for the --workers 2 measurement (even: 0.50 is reachable)
@@ -144,11 +134,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--repeat", type=int, default=5, help="repetitions of each measurement")
     parser.add_argument("--script", type=Path, default=None, help="time this script instead")
-    parser.add_argument(
-        "--hand-thread-env",
-        action="store_true",
-        help="give the by-hand runs the thread variables repro-check sets for its workers",
-    )
     parser.add_argument(
         "--breakdown", action="store_true", help="also time the parts of the fixed cost"
     )
@@ -230,8 +215,6 @@ class Bench:
         self.env = env
         self.cli = find_cli()
         self.hand_env = dict(env)
-        if args.hand_thread_env:
-            self.hand_env.update(dict.fromkeys(THREAD_ENV_VARS, "1"))
         self.hand_outputs: set[str] = set()
 
     def tool_cmd(self, runs: int, workers: int, *extra: str) -> list[str]:
@@ -440,8 +423,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"load average at start: {' '.join(f'{x:.2f}' for x in load_start)}")
     if cores != 2:
         print(f"note: the --workers 2 limit assumes 2 cores; this machine has {cores}")
-    if args.hand_thread_env:
-        print("by-hand runs get repro-check's worker thread variables (OPENBLAS_NUM_THREADS=1...)")
     best = bench.verify()
     if best is None:
         print("check: repro-check finds the script REPRODUCIBLE")
@@ -542,7 +523,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "repeat": args.repeat,
                 "runs_workers_1": RUNS_1,
                 "runs_workers_2": RUNS_2,
-                "hand_thread_env": args.hand_thread_env,
             },
             "machine": {
                 "cpu_count": cores,
