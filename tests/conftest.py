@@ -95,6 +95,18 @@ def inprocess_cli(
     return Result(code, out.getvalue(), err.getvalue(), report)
 
 
+def report_studies(report: dict[str, Any], run: int = 0) -> list[dict[str, Any]]:
+    """A script check's studies in one run of its JSON report."""
+    return report["runs"][run]["studies"]  # type: ignore[no-any-return]
+
+
+def trial_count(report: dict[str, Any], run: int, study: int) -> int:
+    """A run's first study keeps its trials in the run's ``trials`` (its own is null)."""
+    record = report_studies(report, run)[study]
+    trials = record["trials"] if record["trials"] is not None else report["runs"][run]["trials"]
+    return len(trials)
+
+
 def one_line_error(result: Result, fragment: str = "") -> str:
     """The command refused its input: exit 2, one ``error:`` line holding ``fragment``, no
     traceback. Returns that line."""

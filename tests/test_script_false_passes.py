@@ -10,7 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from conftest import FIXTURES, cli
+from conftest import FIXTURES, cli, trial_count
+from conftest import report_studies as studies
 
 HOSTILE = FIXTURES / "scripts" / "hostile"
 
@@ -21,17 +22,6 @@ def check(name: str, *args: str, tmp_path: Path) -> tuple[Any, dict[str, Any]]:
     result = cli("run", str(HOSTILE / f"{name}.py"), "--runs", "2", *args, json_path=out)
     assert out.exists(), (result.code, result.out, result.err)
     return result, json.loads(out.read_text())
-
-
-def studies(report: dict[str, Any], run: int = 0) -> list[dict[str, Any]]:
-    return report["runs"][run]["studies"]  # type: ignore[no-any-return]
-
-
-def trial_count(report: dict[str, Any], run: int, study: int) -> int:
-    """A run's first study keeps its trials in the run's ``trials`` (its own is null)."""
-    record = studies(report, run)[study]
-    trials = record["trials"] if record["trials"] is not None else report["runs"][run]["trials"]
-    return len(trials)
 
 
 def test_a_study_of_a_study_subclass_is_recorded_and_compared(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from conftest import FIXTURES, cli, inprocess_cli
+from conftest import report_studies as studies
 
 SCRIPTS = FIXTURES / "scripts"
 
@@ -33,10 +34,6 @@ def run(*args: str, tmp_path: Path, cwd: Path | None = None) -> Any:
 def report_of(result: Any, tmp_path: Path) -> dict[str, Any]:
     latest = sorted(tmp_path.glob("report-*.json"))[-1]
     return json.loads(latest.read_text())  # type: ignore[no-any-return]
-
-
-def studies(report: dict[str, Any], run: int = 0) -> list[dict[str, Any]]:
-    return report["runs"][run]["studies"]  # type: ignore[no-any-return]
 
 
 # --- the founding article's three scripts ---------------------------------------------------

@@ -13,7 +13,8 @@ from typing import Any
 
 import joblib  # type: ignore[import-untyped]
 import pytest
-from conftest import FIXTURES, cli
+from conftest import FIXTURES, cli, trial_count
+from conftest import report_studies as studies
 
 UNSEEN = FIXTURES / "scripts" / "unseen"
 
@@ -29,17 +30,6 @@ def check(name: str, tmp_path: Path, *script_args: str) -> tuple[Any, dict[str, 
     )  # fmt: skip
     assert out.exists(), (result.code, result.out, result.err)
     return result, json.loads(out.read_text())
-
-
-def studies(report: dict[str, Any], run: int = 0) -> list[dict[str, Any]]:
-    return report["runs"][run]["studies"]  # type: ignore[no-any-return]
-
-
-def trial_count(report: dict[str, Any], run: int, study: int) -> int:
-    """A run's first study keeps its trials in the run's ``trials`` (its own is null)."""
-    record = studies(report, run)[study]
-    trials = record["trials"] if record["trials"] is not None else report["runs"][run]["trials"]
-    return len(trials)
 
 
 def test_a_deep_copy_of_a_study_is_recorded_and_compared(tmp_path: Path) -> None:
