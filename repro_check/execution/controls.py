@@ -74,15 +74,38 @@ imports it only now, gets the same, as if it had been imported before the seedin
 
 
 def seed_global_rngs(seed: int) -> None:
-    """Seed ``random``, NumPy's global RNG and, if the objective uses it, torch (all devices)."""
-    import numpy as np
-
+    """Seed ``random``, NumPy's global RNG and, if the objective uses it, torch (all devices).
+    NumPy is not imported just to seed it (it reads its thread variables when it loads, and a
+    script may set them first): if nothing imported it yet, it is seeded when something does,
+    with the seed the global RNGs last got."""
     _last_seed[:] = [seed]
     random.seed(seed)
-    np.random.seed(seed)
+    np = sys.modules.get("numpy")
+    if np is not None and hasattr(np, "random"):
+        np.random.seed(seed)
+    elif not _numpy_armed:
+        _numpy_armed.append(after_import("numpy", _seed_numpy))
     torch = sys.modules.get("torch")
     if torch is not None and hasattr(torch, "manual_seed"):
         torch.manual_seed(seed)
+
+
+_numpy_armed: list[str] = []
+
+
+def _seed_numpy(np: ModuleType) -> None:
+    if _last_seed:
+        np.random.seed(_last_seed[0])
+
+
+def after_import(name: str, callback: Callable[[ModuleType], None]) -> str:
+    """Run ``callback(module)`` as soon as ``name`` is imported: now if it already is
+    ("applied"), else right after its first import ("armed"). Nothing is imported for it."""
+    if name in sys.modules:
+        callback(sys.modules[name])
+        return "applied"
+    sys.meta_path.insert(0, _AfterImport(name, callback))
+    return "armed"
 
 
 def apply_torch_controls(

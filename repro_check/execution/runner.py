@@ -505,6 +505,16 @@ WORKER_BOOTSTRAP = (
 worker adds the script's (or target's) folder itself, right before it loads it."""
 
 
+SCRIPT_ARG = "script"
+"""The worker's argument when its job will be a script: its warm-up then imports nothing the
+script would import itself (optuna, numpy)."""
+
+
+def worker_command(job: Job) -> list[str]:
+    """The worker's command line (``WORKER_BOOTSTRAP``, plus ``SCRIPT_ARG`` for a script)."""
+    return [sys.executable, "-c", WORKER_BOOTSTRAP, *([SCRIPT_ARG] if job.script else [])]
+
+
 class _Live:
     """A worker process and what it has streamed so far.
 
@@ -528,7 +538,7 @@ class _Live:
         self.exited_at: float | None = None
         self.eof = False
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", WORKER_BOOTSTRAP],
+            worker_command(job),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self.stderr,

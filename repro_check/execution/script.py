@@ -304,14 +304,20 @@ class Capture:
     # -- hooks --------------------------------------------------------------------------
 
     def install(self) -> None:
-        import optuna
+        """The process hooks now; Optuna's when the script imports it (now, if something
+        already did): importing optuna here would load numpy before the script, which then
+        could not set its thread variables first, as it can under ``python train.py``."""
+        from repro_check.execution.controls import after_import
 
+        self._watch_writes()
+        self._arm_children()
+        after_import("optuna", self._hook_optuna)
+
+    def _hook_optuna(self, optuna: Any) -> None:
         self._get_trials = optuna.study.Study.get_trials
         self._hook_samplers(optuna)
         self._hook_study(optuna)
         self._hook_storages(optuna)
-        self._watch_writes()
-        self._arm_children()
 
     def _arm_children(self) -> None:
         """Python processes the script starts (a spawned or forkserver ``multiprocessing``

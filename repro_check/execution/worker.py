@@ -515,6 +515,17 @@ def run_job(job: Mapping[str, Any], out: Stream) -> None:
     if controls.global_rng:
         ctl.seed_global_rngs(seed)
     torch_status = ctl.arm_torch(controls, seed, threads, bool(job.get("warn_only")))
+    audit = None
+    if job.get("audit"):
+        from repro_check.execution import audit as entropy
+
+        audit = entropy.install()
+        audit.on_new = lambda site: out.emit("audit", site=_readable(site.to_dict(), 0))
+    if job.get("script"):
+        # nothing of optuna, numpy or torch is imported before the script: they read their
+        # thread variables (and optuna its log level) as they load, as under `python train.py`
+        run_script_job(job, out, ops, torch_status, audit)
+        return
     if job.get("device") == "cuda" and gpus.FAKE_ENV not in os.environ:  # tests fake CUDA
         import torch
 
@@ -525,15 +536,6 @@ def run_job(job: Mapping[str, Any], out: Stream) -> None:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    audit = None
-    if job.get("audit"):
-        from repro_check.execution import audit as entropy
-
-        audit = entropy.install()
-        audit.on_new = lambda site: out.emit("audit", site=_readable(site.to_dict(), 0))
-    if job.get("script"):
-        run_script_job(job, out, ops, torch_status, audit)
-        return
     _record_reports()
     optimize = optuna.study.Study.optimize  # before the target can patch it
     stops = _StopWatch(optuna.study.Study)
@@ -817,7 +819,14 @@ def _watch_parent(fd: int) -> None:
 def main() -> None:
     protocol = os.fdopen(os.dup(1), "w", encoding="utf-8")
     os.dup2(2, 1)  # the objective's prints (even from C code) now go to stderr
-    import optuna  # noqa: F401 - warm up while the parent has not handed us a job yet
+    # warm up while the parent has not handed us a job yet; a script's worker imports none of
+    # optuna (nor numpy) before the script does, as `python train.py` does not
+    from repro_check.execution.runner import SCRIPT_ARG
+
+    if SCRIPT_ARG in sys.argv[1:]:
+        from repro_check.execution import script  # noqa: F401
+    else:
+        import optuna  # noqa: F401
 
     line = sys.stdin.buffer.readline()
     if not line.strip():  # the parent went away before handing us a job
