@@ -159,3 +159,35 @@ def test_diagnose_names_the_thread_count_with_a_fix_that_pins_it(tmp_path: Path)
     causes = {c["id"]: c for c in result.report["causes"]}
     assert "threads" in causes, result.out
     assert "OMP_NUM_THREADS" in causes["threads"]["fix"]
+
+
+@pytest.mark.slow
+def test_a_thread_count_that_changes_numbers_deterministically_is_no_cause(
+    tmp_path: Path,
+) -> None:
+    # was: the unpinned run was compared with full control's 1-thread run 0, so a dot product
+    # OpenBLAS splits by thread count named `threads` as needed (every run alike, 2 threads)
+    result = cli(
+        "diagnose", str(SCRIPTS / "blas_dot.py"), env=_shell(), cwd=tmp_path,
+        json_path=tmp_path / "d.json", timeout=300,
+    )  # fmt: skip
+    assert result.code == 0, result.out + result.err
+    assert [c["id"] for c in result.report["causes"]] == ["sampler_seed"], result.out
+    experiments = {e["id"]: e for e in result.report["experiments"]}
+    assert experiments["no_threads"]["reference"] is None  # two unpinned runs of its own
+
+
+@pytest.mark.slow
+def test_a_parted_hash_seed_and_threads_pair_is_never_dropped_silently(tmp_path: Path) -> None:
+    # was: the pair parted from full control, each control off alone reproduced, and nothing
+    # said so; now a warning names the thread count
+    result = cli(
+        "diagnose", f"{FIXTURES / 'blas_dot.py'}:objective", "--trials", "6", cwd=tmp_path,
+        env=_shell(), json_path=tmp_path / "d.json", timeout=300,
+    )  # fmt: skip
+    assert result.code == 0, result.out + result.err
+    report = result.report
+    assert [c["id"] for c in report["causes"]] == ["sampler_seed"], result.out
+    ids = {e["id"]: e["verdict"] for e in report["experiments"]}
+    if (os.cpu_count() or 1) > 1 and ids.get("no_hash_seed_threads") == "not reproducible":
+        assert any("follow the thread count" in w for w in report["warnings"]), report["warnings"]

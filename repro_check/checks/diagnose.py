@@ -344,6 +344,7 @@ def _control_experiments(
         ids += ["no_hash_seed", "no_threads"]
     runs = lab.against(reference, specs, study)
     experiments += [lab.ablation(exp_id, runs[exp_id], study, full) for exp_id in ids]
+    warnings += _split_pair_warnings(pair, experiments)
     for exp in experiments:
         if exp.id in CONTROL_EXPERIMENTS and exp.verdict == report.VERDICT_NOT_REPRODUCIBLE:
             cause_id, _names, what = CONTROL_EXPERIMENTS[exp.id]
@@ -375,6 +376,23 @@ def _control_experiments(
                 )
             )
     return experiments
+
+
+def _split_pair_warnings(pair: Experiment, experiments: Sequence[Experiment]) -> list[str]:
+    """The ``PYTHONHASHSEED`` and threads pair parted from full control, yet each control off
+    alone reproduces: the thread count changes the numbers deterministically (1 thread vs the
+    machine's), or the two interact, or a race showed once. Never silent."""
+    if pair.verdict != report.VERDICT_NOT_REPRODUCIBLE:
+        return []
+    split = [e for e in experiments if e.id in ("no_hash_seed", "no_threads")]
+    if not split or any(e.verdict != report.VERDICT_REPRODUCIBLE for e in split):
+        return []
+    return [
+        f"with PYTHONHASHSEED and pinned threads both off, {parted(pair)}, yet each off alone "
+        "reproduces: the results follow the thread count (1 pinned vs the machine's), or the "
+        "two interact, or a thread race showed once; pin the thread count and PYTHONHASHSEED "
+        "where results must match across machines"
+    ]
 
 
 def _full_control(

@@ -60,10 +60,11 @@ CONTROL_EXPERIMENTS: dict[str, tuple[CauseId, tuple[str, ...], str]] = {
 }
 
 
-FRESH_PAIRS = frozenset({"no_trial_reseed", "no_torch_determinism", "no_cudnn"})
+FRESH_PAIRS = frozenset({"no_trial_reseed", "no_threads", "no_torch_determinism", "no_cudnn"})
 """Ablations compared between fresh runs of their own, not with the fully controlled run:
-without per-trial reseeding (or with torch's default kernels) a run draws other numbers than
-the reference, deterministically; only two such runs parting shows the control is needed."""
+without per-trial reseeding (or with the machine's thread count, or torch's default kernels) a
+run computes other numbers than the reference, deterministically; only two such runs parting
+shows the control is needed."""
 
 
 def controls_off(exp_id: str) -> Controls:

@@ -14,6 +14,7 @@ import json
 import math
 import operator
 import re
+import sys
 from array import array
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -55,7 +56,9 @@ def _optional_float(value: Any) -> float | None:
 
 
 def to_json_safe(value: Any) -> Any:
-    """Recursively make ``value`` strict-JSON safe (non-finite floats become strings)."""
+    """Recursively make ``value`` strict-JSON safe (non-finite floats become strings). Arrays
+    and tensors become their numbers (``array_data``), sets a sorted list, other objects a
+    stable name: never a printed form that rounds or elides what differs."""
     if isinstance(value, float):
         return encode_float(value)
     if isinstance(value, Mapping):
@@ -64,18 +67,66 @@ def to_json_safe(value: Any) -> Any:
         return [to_json_safe(v) for v in value]
     if value is None or isinstance(value, bool | int | str):
         return value
+    if isinstance(value, set | frozenset):  # iteration order follows the hash seed
+        return sorted((to_json_safe(v) for v in value), key=lambda v: (type(v).__name__, repr(v)))
+    data = array_data(value)
+    if data is not None:
+        return to_json_safe(data)
     return stable_name(value)
+
+
+ARRAY_ITEMS = 10_000
+"""An array (or tensor) of at most this many items is recorded item by item (a tolerance
+loosens its floats); a larger one by dtype, shape and a hash of its bytes (exact)."""
+
+_ARRAY_LIBRARIES = frozenset({"numpy", "torch", "pandas", "jax", "jaxlib", "cupy"})
+
+
+def array_data(value: Any) -> Any:
+    """The numbers of a NumPy array or scalar, a torch tensor or a pandas object (None for
+    anything else): their ``repr`` shows 4-8 digits and elides long arrays, so two that differ
+    would print alike. Nothing is imported for it: a value of those types means its library is
+    loaded already."""
+    if type(value).__module__.split(".")[0] not in _ARRAY_LIBRARIES:
+        return None
+    with contextlib.suppress(Exception):
+        if hasattr(value, "detach"):  # a torch tensor: to the CPU, as float64 if need be
+            value = value.detach().cpu()
+            value = (
+                value.numpy() if str(value.dtype) != "torch.bfloat16" else value.double().numpy()
+            )
+        elif hasattr(value, "to_numpy"):  # pandas
+            value = value.to_numpy()
+    np = sys.modules.get("numpy")
+    if np is not None and isinstance(value, np.generic):
+        return value.item()
+    if np is not None and isinstance(value, np.ndarray):
+        if value.size <= ARRAY_ITEMS:
+            return value.tolist()
+        if value.dtype.hasobject:
+            raw = repr(value.tolist()).encode()
+        else:
+            raw = np.ascontiguousarray(value).tobytes()
+        digest = hashlib.blake2b(raw, digest_size=16).hexdigest()
+        return {"array": {"dtype": str(value.dtype), "shape": list(value.shape), "blake2b": digest}}
+    tolist = getattr(value, "tolist", None)
+    return tolist() if callable(tolist) else None
 
 
 def stable_name(value: Any) -> str:
     """A value JSON cannot hold, named the same in every process: a function, class, method or
-    module by its module-qualified name (``mypkg.nets.relu``), anything else by its repr less
-    memory addresses (``<mypkg.Loss object>``). Never an address: a categorical choice
-    ``suggest_categorical("act", [relu, tanh])`` must read the same in every run."""
+    module by its module-qualified name (``mypkg.nets.relu``; a lambda or local function also
+    by its line), anything else by its repr less memory addresses (``<mypkg.Loss object>``).
+    Never an address: a categorical choice ``suggest_categorical("act", [relu, tanh])`` must
+    read the same in every run."""
     name = getattr(value, "__qualname__", None)
     if isinstance(name, str) and not isinstance(value, str):
         module = getattr(value, "__module__", None)
-        return f"{module}.{name}" if isinstance(module, str) and module else name
+        named = f"{module}.{name}" if isinstance(module, str) and module else name
+        code = getattr(value, "__code__", None)
+        if "<" in name and code is not None:  # <lambda>, <locals>: one name, many functions
+            named += f"@{code.co_firstlineno}"
+        return named
     if isinstance(value, ModuleType):
         return value.__name__
     return _ADDRESS.sub("", repr(value))
@@ -143,13 +194,18 @@ NOT_COMPARED = (
     "duration",
     "trial_id",
     "system_attrs['repro_check_*']",
+    "system_attrs['artifacts:*']",
+    "system_attrs['lightgbm_tuner:elapsed_secs']",
+    "system_attrs['lightgbm_tuner:average_iteration_time']",
 )
 """What Optuna (or repro-check) records about a trial and the comparison leaves out: timing
 and identity, different in every process by nature. ``datetime_start``/``datetime_complete``
 and ``duration`` (kept as ``duration_s``, shown, never compared) say when the trial ran;
 ``trial_id`` is the storage's row id (replicates sharing one storage get different ones; the
 trial ``number`` is compared); ``repro_check_*`` system attributes are repro-check's own
-bookkeeping in a shared storage (the trial's number and error in its script's study). A FAIL
+bookkeeping in a shared storage (the trial's number and error in its script's study);
+``artifacts:<uuid4>`` are the ids ``optuna.artifacts.upload_artifact`` draws for a trial's
+files, and optuna-integration's LightGBM tuner writes its wall-clock timings. A FAIL
 trial's error message is compared by its kind only (``fail_kind``): its text holds addresses
 and timings.
 
@@ -164,6 +220,18 @@ and system attributes (``fixed_params`` aside: params, compared exactly).
 OWN_ATTR_PREFIX = "repro_check_"
 """System attributes repro-check itself writes into a shared storage's trials: not the user's
 study, never recorded (see ``NOT_COMPARED``)."""
+
+_UNCOMPARED_PREFIXES = (OWN_ATTR_PREFIX, "artifacts:")
+_UNCOMPARED_KEYS = frozenset(
+    {"lightgbm_tuner:elapsed_secs", "lightgbm_tuner:average_iteration_time"}
+)
+
+
+def recorded_system_attr(key: str) -> bool:
+    """Whether a trial's system attribute is recorded and compared: all but the timing and
+    identity ones ``NOT_COMPARED`` names."""
+    return not key.startswith(_UNCOMPARED_PREFIXES) and key not in _UNCOMPARED_KEYS
+
 
 CONSTRAINTS_KEY = "constraints"
 """Optuna's system attribute for constraints: a list (a sampler's ``constraints_func``) and,
@@ -392,7 +460,7 @@ class TrialRecord:
         system = {
             bounded(str(k)): bounded(to_json_safe(v), 1)
             for k, v in dict(frozen.system_attrs).items()
-            if not str(k).startswith(OWN_ATTR_PREFIX)
+            if recorded_system_attr(str(k))
         }
         return cls(
             number=frozen.number,

@@ -1,0 +1,66 @@
+"""Values the objective stores as objects are compared by their numbers, never a printed form
+that rounds or elides them; timing and identity attributes Optuna or its integrations write are
+not compared (issue 19, item 2; the review's false passes)."""
+
+from __future__ import annotations
+
+import datetime
+
+import numpy as np
+import optuna
+import torch
+
+from repro_check.results.records import TrialRecord, stable_name, to_json_safe
+
+
+def _record(**user_attrs: object) -> TrialRecord:
+    return TrialRecord(0, "COMPLETE", {"x": 0.5}, (1.0,), user_attrs=user_attrs)
+
+
+def test_arrays_in_user_attrs_are_compared_by_their_numbers() -> None:
+    # was: repr() printed 8 digits: two arrays 1e-12 apart were one attribute, "reproducible"
+    a = _record(losses=np.array([0.5488135, 1.09762701]))
+    b = _record(losses=np.array([0.5488135, 1.09762701]) + 1e-12)
+    assert a.digest != b.digest
+    assert _record(t=torch.tensor([1.0, 2.0])).digest != _record(t=torch.tensor([1.0, 2.5])).digest
+    big = np.zeros(20_000)
+    changed = big.copy()
+    changed[-1] = 1e-300  # past the part numpy prints
+    assert _record(big=big).digest != _record(big=changed).digest
+
+
+def test_a_set_attribute_reads_the_same_in_any_hash_order() -> None:
+    assert to_json_safe({"gamma", "alpha", "beta"}) == ["alpha", "beta", "gamma"]
+
+
+def test_lambdas_are_told_apart_by_their_line() -> None:
+    first = lambda x: x  # noqa: E731
+    second = lambda x: x  # noqa: E731
+    assert stable_name(first) != stable_name(second)
+    assert "0x" not in stable_name(first)
+
+
+def test_artifact_ids_and_tuner_timings_are_not_compared() -> None:
+    def frozen(uuid: str, elapsed: float) -> optuna.trial.FrozenTrial:
+        now = datetime.datetime.now()
+        return optuna.trial.FrozenTrial(
+            number=0,
+            state=optuna.trial.TrialState.COMPLETE,
+            value=1.0,
+            datetime_start=now,
+            datetime_complete=now,
+            params={},
+            distributions={},
+            user_attrs={},
+            system_attrs={
+                f"artifacts:{uuid}": {"artifact_id": uuid},
+                "lightgbm_tuner:elapsed_secs": elapsed,
+                "kept": 1,
+            },
+            intermediate_values={},
+            trial_id=0,
+        )
+
+    a = TrialRecord.from_frozen(frozen("1f2e", 0.5))
+    b = TrialRecord.from_frozen(frozen("9c3a", 0.7))
+    assert a.digest == b.digest and a.system_attrs == {"kept": 1}
