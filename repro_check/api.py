@@ -22,7 +22,7 @@ from typing import Any
 
 from repro_check.checks.run import run_check
 from repro_check.errors import ConfigError, TargetError
-from repro_check.plan.config import build_plan
+from repro_check.plan.config import build_plan, check_threads_apply
 from repro_check.plan.settings import PLAN_KEYS
 from repro_check.plan.targets import is_script
 from repro_check.results.report import RunReport
@@ -110,6 +110,7 @@ def check(
     if is_script(target):
         flags = _given(flags)
     plan = build_plan(target, flags, pyproject=False)
+    check_threads_apply(plan, "threads=" if "threads" in flags and threads != 1 else None)
     return run_check(plan)
 
 

@@ -565,9 +565,11 @@ def run(
     3 a run crashed or timed out.
     """
     from repro_check.checks.run import run_check
+    from repro_check.plan.config import check_threads_apply
     from repro_check.results.report import CheckInterrupted
 
     plan = _plan(locals())
+    check_threads_apply(plan, "--threads" if threads is not None else None)
     outputs = _outputs(json_path, markdown, junit, plot)
     if save_baseline is not None:
         from repro_check.render.files import check_output_paths

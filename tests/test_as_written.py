@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import FIXTURES, cli
+from conftest import FIXTURES, cli, inprocess_cli, one_line_error
 
 from repro_check.execution.controls import THREAD_ENV_VARS, worker_env
 from repro_check.execution.devices import DEVICE_ENV
@@ -140,6 +140,7 @@ def test_an_exported_hash_seed_is_kept_when_the_control_is_off(tmp_path: Path) -
     script = str(SCRIPTS / "string_set_order.py")
     kept = cli("run", script, "--runs", "3", env=_shell(), cwd=tmp_path)
     assert kept.code == 0, kept.out + kept.err
+    assert "PYTHONHASHSEED=0 comes from your shell" in kept.out  # a CI job may lack it
     unset = {k: v for k, v in _shell().items() if k != "PYTHONHASHSEED"}
     assert cli("run", script, "--runs", "3", env=unset, cwd=tmp_path).code == 1
 
@@ -191,3 +192,14 @@ def test_a_parted_hash_seed_and_threads_pair_is_never_dropped_silently(tmp_path:
     ids = {e["id"]: e["verdict"] for e in report["experiments"]}
     if (os.cpu_count() or 1) > 1 and ids.get("no_hash_seed_threads") == "not reproducible":
         assert any("follow the thread count" in w for w in report["warnings"]), report["warnings"]
+
+
+def test_a_thread_count_the_threads_control_would_not_apply_is_refused(tmp_path: Path) -> None:
+    # was: `run train.py --threads 2` ran as written with the shell's threads, silently
+    result = inprocess_cli("run", str(SCRIPTS / "string_set_order.py"), "--threads", "2")
+    one_line_error(result, "--threads sets the count the threads control pins")
+    pinned = cli(
+        "run", str(SCRIPTS / "string_set_order.py"), "--runs", "2", "--controls", "threads",
+        "--threads", "2", cwd=tmp_path, json_path=tmp_path / "r.json",
+    )  # fmt: skip
+    assert pinned.report["environment"]["threads"] == 2, pinned.out + pinned.err

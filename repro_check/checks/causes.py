@@ -161,7 +161,7 @@ def fix_for(cause_id: str, ctx: FixContext) -> str:
 
 
 THREADS_FIX = (
-    "import os  # first in the script: before numpy, torch or a model library loads\n"
+    "import os  # the first lines run: before numpy, torch or a model library loads\n"
     'for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):\n'
     '    os.environ[name] = "1"\n'
     "# or the library's own thread setting (XGBoost nthread=1, LightGBM num_threads=1, "

@@ -4,8 +4,8 @@
   that is the script as written unless ``controls`` says otherwise; ``plan.defaults``);
 - ``seed_sweep``: seeds S, S+1, ..., under the plan's controls (every control, where those
   would leave the seeds nowhere to go): the spread a paper should report;
-- ``uncontrolled``: what a user gets with no help: nothing seeded, a random PYTHONHASHSEED per
-  run, no deterministic-algorithm flags.
+- ``uncontrolled``: what a user gets with no help: every control off (nothing seeded, the
+  shell's PYTHONHASHSEED and thread counts, no deterministic-algorithm flags).
 All conditions' replicates run in one pool of workers, so the cores stay busy.
 """
 

@@ -28,11 +28,6 @@ THREAD_ENV_VARS = (
 )
 
 
-CHECK_ENV = (DEVICE_ENV,)
-"""Variables every worker gets from the check itself, whatever the controls (named in the
-README's "as written" list; script mode adds its ``PYTHONPATH`` hook and ``REPRO_CHECK_*``)."""
-
-
 def worker_env(
     base: Mapping[str, str],
     controls: Controls,

@@ -19,7 +19,7 @@ from repro_check.errors import (
     EXIT_REPRODUCIBLE,
 )
 from repro_check.execution.environment import fingerprint
-from repro_check.plan.settings import STUDY_NAME, CheckPlan, Tolerance
+from repro_check.plan.settings import STUDY_NAME, CheckPlan, Controls, Tolerance
 from repro_check.plan.targets import is_script
 from repro_check.results.baseline import BaselineCheck
 from repro_check.results.comparison import (
@@ -232,6 +232,7 @@ class RunReport:
                 "no trial completed in any run" + (f" (first error: {first})" if first else "")
             )
         notes.extend(environment_notes(self.runs, self.plan.tolerance))
+        notes.extend(shell_notes(self.runs, self.plan.controls))
         torch_used = any(run.environment.get("torch") for run in self.runs)
         applied = [
             c
@@ -454,6 +455,31 @@ def _reasons_text(reasons: Sequence[tuple[str, int]]) -> str:
         others = sum(count for _, count in rest)
         listed.append(f"{len(rest)} other reason{'s' if len(rest) > 1 else ''} ({others})")
     return f"{total} failed trial{'' if total == 1 else 's'}: {'; '.join(listed)}"
+
+
+SHELL_THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+def shell_notes(runs: Sequence[RunRecord], controls: Controls) -> list[str]:
+    """What the user's shell fixed that a control would otherwise own: the verdict holds with
+    it, and a shell without it (a fresh CI job) may answer otherwise."""
+    env = next((r.environment.get("env") for r in runs if r.environment), None)
+    if not isinstance(env, Mapping):
+        return []
+    notes = []
+    hash_seed = env.get("PYTHONHASHSEED")
+    if not controls.hash_seed and hash_seed not in (None, "random"):
+        notes.append(
+            f"PYTHONHASHSEED={hash_seed} comes from your shell (the hash_seed control is off): "
+            "where it is unset, string hashes, and so set and dict order, change per process"
+        )
+    pinned = [f"{name}={env[name]}" for name in SHELL_THREAD_VARS if name in env]
+    if not controls.threads and pinned:
+        notes.append(
+            f"{', '.join(pinned)} come{'s' if len(pinned) == 1 else ''} from your shell (the "
+            "threads control is off): where unset, the libraries use one thread per core"
+        )
+    return notes
 
 
 def environment_notes(runs: Sequence[RunRecord], tol: Tolerance) -> list[str]:
