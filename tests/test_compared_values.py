@@ -5,10 +5,12 @@ not compared (issue 19, item 2; the review's false passes)."""
 from __future__ import annotations
 
 import datetime
+from pathlib import Path
 
 import numpy as np
 import optuna
 import torch
+from conftest import FIXTURES, cli
 
 from repro_check.results.records import TrialRecord, stable_name, to_json_safe
 
@@ -64,3 +66,12 @@ def test_artifact_ids_and_tuner_timings_are_not_compared() -> None:
     a = TrialRecord.from_frozen(frozen("1f2e", 0.5))
     b = TrialRecord.from_frozen(frozen("9c3a", 0.7))
     assert a.digest == b.digest and a.system_attrs == {"kept": 1}
+
+
+def test_a_study_attribute_that_differs_makes_the_run_not_reproducible(tmp_path: Path) -> None:
+    # was: study.set_user_attr was never recorded: every trial agreed, "reproducible"
+    result = cli(
+        "run", str(FIXTURES / "scripts" / "study_attr_noise.py"), "--runs", "2", cwd=tmp_path
+    )  # fmt: skip
+    assert result.code == 1, result.out + result.err
+    assert "split_seed" in result.out

@@ -51,7 +51,9 @@ from repro_check.results.records import (
     SamplerInfo,
     StudyRecord,
     TrialRecord,
+    bounded,
     pending_key,
+    to_json_safe,
     trials_digest,
 )
 from repro_check.results.resume import RESTARTED
@@ -220,7 +222,18 @@ class _Entry:
             capped=self.capped,
             loaded=self.initial > 0,
             pending=self.pending,
+            user_attrs=_study_attrs(study),
         )
+
+
+def _study_attrs(study: Any) -> Mapping[str, Any]:
+    """The study's user attributes, JSON-safe and bounded as a trial's are (a storage that
+    cannot be read gives none here: its trials' own read reports that)."""
+    try:
+        attrs = dict(study.user_attrs)
+    except Exception:
+        return {}
+    return {bounded(str(k)): bounded(to_json_safe(v), 1) for k, v in attrs.items()}
 
 
 _AUTO_NAME = re.compile(r"no-name-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")

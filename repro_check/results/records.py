@@ -636,6 +636,10 @@ class SamplerInfo:
         )
 
 
+def _optional_mapping(value: Any) -> Mapping[str, Any] | None:
+    return None if value is None else dict(value)
+
+
 @dataclass(frozen=True)
 class StudyRecord:
     """One Optuna study a script created or loaded in one replicate, with its trials."""
@@ -659,7 +663,10 @@ class StudyRecord:
     """It already held trials when the script opened it (a resumed storage)."""
     pending: tuple[str, ...] = ()
     """Trials it held unfinished when the script ended (asked and never told, or enqueued and
-    never run), each as canonical JSON of its number, state and params: compared, not shown."""
+    never run), each as ``pending_key`` (the whole trial, canonical): compared, not shown."""
+    user_attrs: Mapping[str, Any] | None = None
+    """``study.set_user_attr``: JSON-safe (``to_json_safe``), compared exactly; None: not
+    recorded (a report saved before they were), then not compared."""
 
     def as_run(self, run: RunRecord) -> RunRecord:
         """``run`` as if this were its only study: what the comparison functions take."""
@@ -678,6 +685,7 @@ class StudyRecord:
             "capped": self.capped,
             "loaded": self.loaded,
             "pending": list(self.pending),
+            **({} if self.user_attrs is None else {"user_attrs": dict(self.user_attrs)}),
             "trials": [t.to_dict() for t in self.trials] if with_trials else None,
         }
 
@@ -703,6 +711,7 @@ class StudyRecord:
             capped=data.get("capped") is True,
             loaded=data.get("loaded") is True,
             pending=tuple(str(p) for p in data.get("pending") or ()),
+            user_attrs=_optional_mapping(data.get("user_attrs")),
         )
 
 

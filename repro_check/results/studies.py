@@ -11,8 +11,9 @@ Each study is compared with the same pure functions as a one-study run
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from repro_check.plan.settings import Tolerance
 from repro_check.results.comparison import Comparison, compare_runs
@@ -77,6 +78,11 @@ def study_difference(
             f"study {index} is {a.name!r} ({', '.join(a.directions)}) in {name_a} "
             f"but {b.name!r} ({', '.join(b.directions)}) in {name_b}"
         )
+    if None not in (a.user_attrs, b.user_attrs) and a.user_attrs != b.user_attrs:
+        return (
+            f"study {index} {a.name!r} holds other user attributes (study.set_user_attr) in "
+            f"{name_b} than in {name_a}: {_attrs_diff(a.user_attrs or {}, b.user_attrs or {})}"
+        )
     if a.pending != b.pending:
         return (
             f"study {index} {a.name!r} was left with other unfinished trials (asked and "
@@ -108,6 +114,17 @@ def _structure(runs: Sequence[RunRecord]) -> str | None:
         if why is not None:
             return why
     return None
+
+
+def _attrs_diff(a: Mapping[str, Any], b: Mapping[str, Any]) -> str:
+    """The first user attribute two studies hold differently, in a few words."""
+    key = next(k for k in sorted(set(a) | set(b)) if a.get(k, _MISSING) != b.get(k, _MISSING))
+    return (
+        f"{key!r}: {_short(repr(a.get(key, '<absent>')))} vs {_short(repr(b.get(key, '<absent>')))}"
+    )
+
+
+_MISSING = object()
 
 
 def _pending_diff(a: Sequence[str], b: Sequence[str]) -> str:

@@ -241,6 +241,14 @@ def _free_form(data: Mapping[str, Any], where: str, source: str) -> None:
             for k, study in enumerate(run.get("studies") or [])
             if study["trials"] is not None
         ]
+        for k, study in enumerate(run.get("studies") or []):
+            if study.get("user_attrs"):
+                _walk(
+                    study["user_attrs"],
+                    f"{where}.runs[{i}].studies[{k}].user_attrs",
+                    source,
+                    MAX_DEPTH,
+                )
         for at, trials in lists:
             for j, trial in enumerate(trials):
                 for key in FREE_TRIAL_KEYS:
