@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from repro_check.__about__ import __version__
 from repro_check.errors import EXIT_INCOMPLETE, EXIT_REPRODUCIBLE
 from repro_check.execution import devices
-from repro_check.execution.replicates import replicate_jobs, run_replicates
+from repro_check.execution.replicates import JobRunner, replicate_jobs, run_replicates
 from repro_check.execution.runner import Job, ProgressCallback
 from repro_check.plan.settings import CheckPlan, Controls
 from repro_check.results import report
@@ -173,12 +173,15 @@ def run_compare(
     plan: CheckPlan,
     conditions: Sequence[str] = CONDITIONS,
     on_progress: ProgressCallback | None = None,
+    runner: JobRunner | None = None,
 ) -> CompareReport:
+    """Every condition's replicates in one pool; ``runner`` runs them (None: fresh worker
+    processes)."""
     device = devices.resolve(plan.device)
     jobs: list[Job] = []
     for condition in conditions:
         jobs += condition_jobs(plan, condition, offset=len(jobs))
-    runs = run_replicates(plan, device, jobs, on_progress)
+    runs = run_replicates(plan, device, jobs, on_progress, runner=runner)
     by_condition: dict[str, list[RunRecord]] = {name: [] for name in conditions}
     for job, run in zip(jobs, runs, strict=True):
         offset = min(j.index for j in jobs if j.group == job.group)

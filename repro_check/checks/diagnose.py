@@ -45,7 +45,7 @@ from repro_check.checks.lab import (
 )
 from repro_check.execution import devices
 from repro_check.execution.linetrace import Split, first_op_split, first_split
-from repro_check.execution.replicates import script_spec
+from repro_check.execution.replicates import JobRunner, script_spec
 from repro_check.execution.runner import JobResult, ProgressCallback
 from repro_check.plan.settings import CheckPlan, Controls, StudySettings, Tolerance
 from repro_check.results import report
@@ -456,13 +456,15 @@ def run_diagnose(
     plan: CheckPlan,
     replicates: int = DEFAULT_REPLICATES,
     on_progress: ProgressCallback | None = None,
+    runner: JobRunner | None = None,
 ) -> Diagnosis:
+    """``runner`` runs every experiment's jobs (None: fresh worker processes)."""
     device = devices.resolve(plan.device)
     if plan.storage is not None and resume_point(plan) is not None and script_spec(plan) is None:
         from repro_check.storage.store import open_storage
 
         open_storage(plan.storage)  # a storage that cannot open is bad input, before any run
-    lab = Lab(plan, device, replicates, on_progress)
+    lab = Lab(plan, device, replicates, on_progress, runner)
     if script_spec(plan) is not None:
         from repro_check.checks.diagnose_script import diagnose_script
 

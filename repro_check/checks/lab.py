@@ -21,8 +21,14 @@ from repro_check.checks.causes import (
     located_fix,
 )
 from repro_check.errors import EXIT_INCOMPLETE, EXIT_REPRODUCIBLE
-from repro_check.execution.replicates import default_workers, placement, script_spec
-from repro_check.execution.runner import Job, JobResult, ProgressCallback, run_jobs
+from repro_check.execution.replicates import (
+    JobRunner,
+    default_workers,
+    placement,
+    resolve_runner,
+    script_spec,
+)
+from repro_check.execution.runner import Job, JobResult, ProgressCallback
 from repro_check.plan.settings import CheckPlan, Controls, StudySettings, Tolerance
 from repro_check.results import report
 from repro_check.results.comparison import (
@@ -223,9 +229,16 @@ class Lab:
     """Runs experiments for one diagnosis: shared target, device, workers and stop rule."""
 
     def __init__(
-        self, plan: CheckPlan, device: str, replicates: int, on_progress: ProgressCallback | None
+        self,
+        plan: CheckPlan,
+        device: str,
+        replicates: int,
+        on_progress: ProgressCallback | None,
+        runner: JobRunner | None = None,
     ) -> None:
         self.plan = plan
+        self.runner = runner
+        """Runs the jobs (None: ``run_jobs``, fresh worker processes)."""
         self.device = device
         self.replicates = replicates
         self.on_progress = on_progress
@@ -288,7 +301,7 @@ class Lab:
             return rule.add
 
         gpus = placement(self.plan, self.device)
-        return run_jobs(
+        return resolve_runner(self.runner)(
             self.plan.target,
             jobs,
             workers=default_workers(self.plan, self.device, len(jobs), len(gpus)),

@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from repro_check.errors import ConfigError
-from repro_check.execution.replicates import replicate_jobs, run_replicates
+from repro_check.execution.replicates import JobRunner, replicate_jobs, run_replicates
 from repro_check.execution.runner import Interrupted, Job, ProgressCallback
 from repro_check.plan import targets
 from repro_check.plan.settings import STUDY_NAME, CheckPlan
@@ -181,17 +181,25 @@ def _script_resumed(plan: CheckPlan, jobs: Sequence[Job], execute: Execute) -> l
     ]
 
 
-def _resumed(plan: CheckPlan, device: str, on_progress: ProgressCallback | None) -> list[RunRecord]:
+def _resumed(
+    plan: CheckPlan,
+    device: str,
+    on_progress: ProgressCallback | None,
+    runner: JobRunner | None = None,
+) -> list[RunRecord]:
     quiet = dataclasses.replace(plan, fail_fast=False)  # no stop rule across the two processes
 
     def execute(jobs: Sequence[Job]) -> list[RunRecord]:
-        return run_replicates(quiet, device, jobs, on_progress)
+        return run_replicates(quiet, device, jobs, on_progress, runner=runner)
 
     return resumed_runs(plan, replicate_jobs(plan), execute)
 
 
 def run_resume_check(
-    plan: CheckPlan, device: str, on_progress: ProgressCallback | None = None
+    plan: CheckPlan,
+    device: str,
+    on_progress: ProgressCallback | None = None,
+    runner: JobRunner | None = None,
 ) -> report.RunReport:
     """The straight-through replicates (a normal run of ``plan``, in memory), then the resumed
     ones; the report is the straight-through one carrying the ``resume`` comparison."""
@@ -203,8 +211,10 @@ def run_resume_check(
     straight_plan = dataclasses.replace(plan, storage=None, name=None)
     runs: list[RunRecord] = []
     try:
-        runs = run_replicates(straight_plan, device, replicate_jobs(plan), on_progress)
-        resumed = _resumed(plan, device, on_progress)
+        runs = run_replicates(
+            straight_plan, device, replicate_jobs(plan), on_progress, runner=runner
+        )
+        resumed = _resumed(plan, device, on_progress, runner)
     except Interrupted as stop:
         finished = runs or [run for result in stop.results for run in result.runs]
         raise report.interrupted(plan, device, finished) from stop

@@ -8,7 +8,12 @@ from repro_check.checks import script_checks
 from repro_check.checks.baseline import check_against, check_mode
 from repro_check.errors import ConfigError
 from repro_check.execution import devices
-from repro_check.execution.replicates import default_workers, replicate_jobs, run_replicates
+from repro_check.execution.replicates import (
+    JobRunner,
+    default_workers,
+    replicate_jobs,
+    run_replicates,
+)
 from repro_check.execution.runner import Interrupted, ProgressCallback
 from repro_check.plan.settings import CheckPlan, settings_mismatches
 from repro_check.plan.targets import is_script
@@ -23,12 +28,14 @@ def run_check(
     baseline: report.RunReport | None = None,
     baseline_path: str = "",
     allow_settings_change: bool = False,
+    runner: JobRunner | None = None,
 ) -> report.RunReport:
     """Run ``plan.runs`` replicates in fresh processes and compare them (and, given a
     baseline, compare them with it too). A baseline made with other study settings is refused
     before anything runs, unless ``allow_settings_change``. Ctrl-C raises
     ``report.CheckInterrupted`` carrying the partial report of the runs that had finished.
-    With ``plan.resume_at`` the replicates are also stopped and resumed (``checks.resume``)."""
+    With ``plan.resume_at`` the replicates are also stopped and resumed (``checks.resume``).
+    ``runner`` runs the jobs (None: fresh worker processes)."""
     changed: list[str] = []
     if baseline is not None:
         finished_reference(baseline.runs, f"baseline {baseline_path}")  # before any run starts
@@ -44,14 +51,14 @@ def run_check(
     if plan.resume_at is not None:
         from repro_check.checks.resume import run_resume_check
 
-        result = run_resume_check(plan, device, on_progress)
+        result = run_resume_check(plan, device, on_progress, runner)
     elif plan.storage is not None:
         from repro_check.storage.shared import run_shared
 
-        result = run_shared(plan, device, on_progress)
+        result = run_shared(plan, device, on_progress, runner)
     else:
         try:
-            runs = run_replicates(plan, device, replicate_jobs(plan), on_progress)
+            runs = run_replicates(plan, device, replicate_jobs(plan), on_progress, runner=runner)
         except Interrupted as stop:  # the partial report names the real device
             finished = [run for result in stop.results for run in result.runs]
             raise report.interrupted(plan, device, finished) from stop

@@ -5,15 +5,50 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from repro_check.execution import gpus as gpu_layer
 from repro_check.execution.gpus import Gpu
-from repro_check.execution.runner import Job, JobResult, ProgressCallback, run_jobs
+from repro_check.execution.runner import (
+    Job,
+    JobResult,
+    ProgressCallback,
+    StopRuleFactory,
+    run_jobs,
+)
 from repro_check.plan import targets
 from repro_check.plan.settings import CheckPlan, Controls, StudySettings
 from repro_check.results.comparison import DivergenceWatch
 from repro_check.results.records import RunRecord
+
+
+class JobRunner(Protocol):
+    """What runs a check's jobs: ``execution.runner.run_jobs`` (fresh worker processes), or, in
+    tests, a fake that makes each job's results in process (``tests/fakes.py``). Every check
+    takes one (``runner=None``: the real one, looked up when called), so the decisions made
+    from the results can be tested without starting a process."""
+
+    def __call__(
+        self,
+        target: str,
+        jobs: Sequence[Job],
+        *,
+        workers: int,
+        threads: int,
+        device: str,
+        timeout: float | None = None,
+        on_progress: ProgressCallback | None = None,
+        stop_when: StopRuleFactory | None = None,
+        claim: Callable[[Job], Job | None] | None = None,
+        gpus: Sequence[Gpu] = (),
+        on_end: Callable[[JobResult], None] | None = None,
+        hide_gpus: bool = False,
+    ) -> list[JobResult]: ...
+
+
+def resolve_runner(runner: JobRunner | None) -> JobRunner:
+    """``runner``, or the real process runner when None (looked up at call time)."""
+    return runner if runner is not None else run_jobs
 
 
 def default_workers(plan: CheckPlan, device: str, jobs: int, gpus: int = 0) -> int:
@@ -78,10 +113,11 @@ def run_replicates(
     on_progress: ProgressCallback | None = None,
     claim: Callable[[Job], Job | None] | None = None,
     on_end: Callable[[JobResult], None] | None = None,
+    runner: JobRunner | None = None,
 ) -> list[RunRecord]:
     tol = plan.tolerance
     gpus = placement(plan, device)
-    results = run_jobs(
+    results = resolve_runner(runner)(
         plan.target,
         jobs,
         workers=default_workers(plan, device, len(jobs), len(gpus)),

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from repro_check.errors import ConfigError, ReproCheckError
-from repro_check.execution.replicates import replicate_jobs, run_replicates
+from repro_check.execution.replicates import JobRunner, replicate_jobs, run_replicates
 from repro_check.execution.runner import Interrupted, Job, JobResult, ProgressCallback
 from repro_check.plan.settings import CheckPlan, settings_mismatches
 from repro_check.results import report
@@ -319,7 +319,10 @@ def _give_up(store: CheckStore, claims: dict[int, Claim], plan: CheckPlan, why: 
 
 
 def run_shared(
-    plan: CheckPlan, device: str, on_progress: ProgressCallback | None
+    plan: CheckPlan,
+    device: str,
+    on_progress: ProgressCallback | None,
+    runner: JobRunner | None = None,
 ) -> report.RunReport:
     assert plan.storage is not None and plan.name is not None
     store = CheckStore(plan.storage, plan.name)
@@ -357,7 +360,13 @@ def run_shared(
     beat.start()
     try:
         runs: list[RunRecord] = run_replicates(
-            plan, device, replicate_jobs(plan), on_progress, claim=claim, on_end=ended
+            plan,
+            device,
+            replicate_jobs(plan),
+            on_progress,
+            claim=claim,
+            on_end=ended,
+            runner=runner,
         )
     except Interrupted as stop:  # keep what finished: it must not be re-run or shown crashed
         for result in stop.results:
