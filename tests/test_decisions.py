@@ -1,0 +1,214 @@
+"""The checks' decisions, in process: a ``FakeRunner`` (tests/fakes.py) stands in for the worker
+processes and scripts what each experiment's runs stream, so each test proves one decision of
+``diagnose``, ``run`` or ``compare`` (which experiments run, which cause, verdict or warning)
+without starting a process."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from conftest import FIXTURES, fixture
+from fakes import FakeRunner, crashed, parted, values
+
+from repro_check.checks.compare import run_compare
+from repro_check.checks.diagnose import run_diagnose
+from repro_check.checks.run import run_check
+from repro_check.execution.runner import Job
+from repro_check.plan.config import build_plan
+from repro_check.plan.settings import CheckPlan, Controls
+from repro_check.results.report import (
+    VERDICT_INCOMPLETE,
+    VERDICT_NOT_REPRODUCIBLE,
+    VERDICT_REPRODUCIBLE,
+)
+from repro_check.vocab import GATE, Condition
+
+OBJECTIVE = fixture("deterministic")
+"""Never loaded: the fake runner says what it would stream."""
+
+
+def _plan(target: str = OBJECTIVE, **flags: Any) -> CheckPlan:
+    return build_plan(target, {"trials": 4, "device": "cpu", **flags}, pyproject=False)
+
+
+def _experiments(diagnosis: Any) -> dict[str, Any]:
+    return {e.id: e for e in diagnosis.experiments}
+
+
+# -- diagnose
+
+
+def test_diagnose_names_the_sampler_seed_and_full_control_is_witnessed() -> None:
+    """Deterministic but without the sampler seed: that is the one cause, and the hash-seed
+    pair, which agreed with full control's run 0, is full control's witness."""
+
+    def script(job: Job) -> list[float]:
+        if not job.controls.sampler_seed:
+            return parted(job, at=1, shift=job.index * 1e-3)
+        return values(job)
+
+    runner = FakeRunner(script)
+    diagnosis = run_diagnose(_plan(), runner=runner)
+    experiments = _experiments(diagnosis)
+    assert [c.id for c in diagnosis.causes] == ["sampler_seed"]
+    assert diagnosis.causes[0].trial == 1
+    assert diagnosis.reproducible_under_full_control and not diagnosis.incomplete
+    full, pair = experiments["full_control"], experiments["no_hash_seed"]
+    assert full.verdict == pair.verdict == VERDICT_REPRODUCIBLE
+    assert full.witness == "no_hash_seed" and pair.reference == "full_control"
+    assert experiments["no_sampler_seed"].verdict == VERDICT_NOT_REPRODUCIBLE
+    assert experiments["process_state"].verdict == VERDICT_REPRODUCIBLE
+    assert "no_hash_seed_threads" not in experiments and "no_threads" not in experiments
+    # the pair ran with the shell's hash seed and thread counts, every other control on
+    pair_jobs = [j for j in runner.groups()["full_control"] if not j.controls.hash_seed]
+    assert pair_jobs and all(not j.controls.threads and j.controls.sampler_seed for j in pair_jobs)
+
+
+def test_diagnose_threads_that_change_numbers_deterministically_are_a_warning() -> None:
+    """Every run without pinned threads gives value + 1e-12, the same in all of them: the
+    pair parts from full control, yet each control off alone reproduces. No cause; the
+    warning says the results follow the thread count."""
+
+    def script(job: Job) -> list[float]:
+        return values(job, shift=0.0 if job.controls.threads else 1e-12)
+
+    diagnosis = run_diagnose(_plan(), runner=FakeRunner(script))
+    experiments = _experiments(diagnosis)
+    assert diagnosis.causes == ()
+    assert diagnosis.reproducible_under_full_control
+    assert experiments["no_hash_seed_threads"].verdict == VERDICT_NOT_REPRODUCIBLE
+    assert experiments["no_hash_seed"].verdict == VERDICT_REPRODUCIBLE
+    assert experiments["no_threads"].verdict == VERDICT_REPRODUCIBLE
+    assert experiments["full_control"].witness is None  # its own replicates, after the split
+    assert experiments["full_control"].verdict == VERDICT_REPRODUCIBLE
+    assert any("follow the thread count" in w for w in diagnosis.warnings), diagnosis.warnings
+
+
+def test_diagnose_threads_that_differ_run_to_run_are_a_cause() -> None:
+    """Without pinned threads every run computes its own numbers: ``threads`` is a cause and
+    no thread-count warning is given."""
+
+    def script(job: Job) -> list[float]:
+        return values(job, shift=0.0 if job.controls.threads else job.index * 1e-9)
+
+    diagnosis = run_diagnose(_plan(), runner=FakeRunner(script))
+    experiments = _experiments(diagnosis)
+    assert [c.id for c in diagnosis.causes] == ["threads"]
+    assert experiments["no_threads"].verdict == VERDICT_NOT_REPRODUCIBLE
+    assert experiments["no_hash_seed"].verdict == VERDICT_REPRODUCIBLE
+    assert not any("follow the thread count" in w for w in diagnosis.warnings)
+
+
+def test_diagnose_stops_each_experiment_at_its_first_divergence() -> None:
+    """The stop rule reaches the runner: a run parting at trial 1 is cut there."""
+
+    def script(job: Job) -> list[float]:
+        if not job.controls.sampler_seed:
+            return parted(job, at=1, shift=job.index * 1e-3)
+        return values(job)
+
+    diagnosis = run_diagnose(_plan(), runner=FakeRunner(script))
+    no_seed = _experiments(diagnosis)["no_sampler_seed"]
+    assert no_seed.stopped_early and len(no_seed.runs[1].trials) == 2
+
+
+# -- run
+
+
+def test_run_verdicts() -> None:
+    agree = run_check(_plan(runs=3), runner=FakeRunner(values))
+    assert agree.verdict == VERDICT_REPRODUCIBLE and agree.exit_code == 0
+
+    def one_differs(job: Job) -> list[float]:
+        return parted(job, at=2, shift=1e-9) if job.index == 2 else values(job)
+
+    differs = run_check(_plan(runs=3), runner=FakeRunner(one_differs))
+    assert differs.verdict == VERDICT_NOT_REPRODUCIBLE
+    assert differs.comparison.divergence is not None
+    assert differs.comparison.divergence.trial == 2
+
+    def one_crashes(job: Job) -> Any:
+        return crashed(job, values(job)[:2]) if job.index == 1 else values(job)
+
+    broken = run_check(_plan(runs=3), runner=FakeRunner(one_crashes))
+    assert broken.verdict == VERDICT_INCOMPLETE
+
+
+def test_run_fail_fast_hands_the_runner_a_stop_rule() -> None:
+    def one_differs(job: Job) -> list[float]:
+        return parted(job, at=1, shift=1.0) if job.index == 1 else values(job)
+
+    result = run_check(_plan(runs=3, fail_fast=True), runner=FakeRunner(one_differs))
+    assert result.verdict == VERDICT_NOT_REPRODUCIBLE
+    assert [r.status for r in result.runs] == ["ok", "cancelled", "cancelled"]
+
+
+# -- compare
+
+
+def test_compare_conditions_objective() -> None:
+    """The gate runs under the plan's controls at one seed, the sweep over seeds S, S+1, ...,
+    uncontrolled with no control; the exit code is the gate's."""
+    plan = _plan(runs=2)
+
+    def script(job: Job) -> list[float]:
+        if job.group == Condition.UNCONTROLLED:
+            return values(job, shift=job.index * 1e-3)
+        return values(job, shift=job.seed * 1e-3 if job.group == Condition.SEED_SWEEP else 0.0)
+
+    runner = FakeRunner(script)
+    result = run_compare(plan, runner=runner)
+    groups = runner.groups()
+    assert [j.controls for j in groups[GATE]] == [plan.controls] * 2
+    assert {j.seed for j in groups[GATE]} == {plan.seed}
+    assert [j.seed for j in groups[Condition.SEED_SWEEP]] == [plan.seed, plan.seed + 1]
+    assert [j.controls for j in groups[Condition.UNCONTROLLED]] == [Controls.none()] * 2
+    assert result.conditions[GATE].verdict == VERDICT_REPRODUCIBLE
+    assert result.conditions[Condition.UNCONTROLLED].verdict == VERDICT_NOT_REPRODUCIBLE
+    assert result.exit_code == 0
+    assert "fixed seeds remove all spread" in result.sentence
+    # each condition's runs are numbered from 0, as in `run`
+    assert [r.index for r in result.conditions[Condition.UNCONTROLLED].runs] == [0, 1]
+
+
+def test_compare_gate_of_a_script_is_the_script_as_written() -> None:
+    """A script's gate runs with no control (what `run` does), and its seed sweep, having no
+    control that takes the seed, with every control."""
+    plan = _plan(str(FIXTURES / "scripts" / "seeded42.py"), runs=2)
+    assert plan.controls == Controls.none()
+    runner = FakeRunner(values)
+    result = run_compare(plan, runner=runner)
+    groups = runner.groups()
+    assert all(j.controls == Controls.none() and j.script is not None for j in groups[GATE])
+    assert all(j.controls == Controls() for j in groups[Condition.SEED_SWEEP])
+    assert result.conditions[GATE].plan.controls == Controls.none()
+    assert result.exit_code == 0
+
+
+def test_diagnose_noise_under_full_control_probes_the_objective_at_fixed_params() -> None:
+    """Every run differs, whatever the controls: full control is not reproducible, so no
+    control is ablated; the objective is evaluated at the first parted trial's params in fresh
+    processes, and the noise it shows there is the cause."""
+
+    def script(job: Job) -> list[float]:
+        return values(job, shift=job.index * 1e-6)
+
+    runner = FakeRunner(script)
+    diagnosis = run_diagnose(_plan(), runner=runner)
+    experiments = _experiments(diagnosis)
+    assert [c.id for c in diagnosis.causes] == ["objective_noise"]
+    assert not diagnosis.reproducible_under_full_control
+    assert experiments["full_control"].verdict == VERDICT_NOT_REPRODUCIBLE
+    assert not any(e.startswith("no_") and e != "no_hash_seed_threads" for e in experiments)
+    probes = runner.groups()["noise_probe"]
+    assert probes and all(j.fixed_params == {"x": 0.0} for j in probes)
+    assert diagnosis.objective_noise is not None and diagnosis.objective_noise.noisy
+    assert any("full control is not reproducible" in w for w in diagnosis.warnings)
+
+
+def test_diagnose_is_incomplete_when_full_control_cannot_finish() -> None:
+    runner = FakeRunner(lambda job: crashed(job, why="boom"))
+    diagnosis = run_diagnose(_plan(), runner=runner)
+    assert diagnosis.incomplete and diagnosis.exit_code != 0
+    assert diagnosis.causes == ()
+    assert any("full control could not finish" in w and "boom" in w for w in diagnosis.warnings)
