@@ -11,10 +11,11 @@ it as a check's ``runner=``. ``script(job)`` says what one job's worker would ha
 The value usually depends on ``job.controls`` (which control the experiment switched off),
 ``job.group`` (the experiment or ``compare`` condition) and ``job.index`` (unique per job in
 one check: a value that depends on it differs in every run). ``values`` builds the common
-case. Jobs run one after another in job order (as with one worker); the stop rule is
-respected the way the real runner does it (the job that trips it is cancelled with the
-trials it had, its group's later jobs are never started), as are ``claim`` and ``on_end``.
-Every job the runner was handed is kept in ``jobs``, each call's in ``calls``.
+case, ``parted`` a run that parts at trial k. Jobs run one after another in job order (as with
+one worker); the stop rule is respected the way the real runner does it (the job that trips
+it is cancelled with the trials it had, its group's later jobs are never started), as are
+``claim`` and ``on_end``. Every job the runner was handed is kept in ``jobs``, each call's
+in ``calls``.
 """
 
 from __future__ import annotations
@@ -104,9 +105,17 @@ def crashed(job: Job, scripted: Sequence[float] = (), why: str = "worker died") 
 class FakeRunner:
     """``run_jobs`` in process: each job's results from ``script`` (see the module)."""
 
-    def __init__(self, script: Script, environment: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        script: Script,
+        environment: dict[str, Any] | None = None,
+        later_study: Callable[[Job, int], Sequence[float]] | None = None,
+    ) -> None:
+        """``later_study(job, k)``: what study ``k`` (1, ...) of a job running several studies
+        in one process streams (the process-state probe); None: the same as its first."""
         self.script = script
         self.environment = environment or {}
+        self.later_study = later_study
         self.jobs: list[Job] = []
         self.calls: list[list[Job]] = []
 
@@ -168,9 +177,10 @@ class FakeRunner:
         scripted = self.script(job)
         if isinstance(scripted, JobResult):
             return scripted
-        trials = trials_of(job, scripted)
-        count = 1 if job.script is not None else job.studies
-        runs = [run_of(job, trials, environment=self.environment) for _ in range(count)]
+        runs = [run_of(job, trials_of(job, scripted), environment=self.environment)]
+        for k in range(1, 1 if job.script is not None else job.studies):
+            later = self.later_study(job, k) if self.later_study is not None else scripted
+            runs.append(run_of(job, trials_of(job, later), environment=self.environment))
         return JobResult(job, runs)
 
     @staticmethod

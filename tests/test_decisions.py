@@ -5,17 +5,19 @@ without starting a process."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from conftest import FIXTURES, fixture
-from fakes import FakeRunner, crashed, parted, values
+from fakes import FakeRunner, crashed, parted, run_of, trials_of, values
 
 from repro_check.checks.compare import run_compare
 from repro_check.checks.diagnose import run_diagnose
 from repro_check.checks.run import run_check
-from repro_check.execution.runner import Job
+from repro_check.execution.runner import Job, JobResult
 from repro_check.plan.config import build_plan
 from repro_check.plan.settings import CheckPlan, Controls
+from repro_check.results.records import STATUS_ERROR
 from repro_check.results.report import (
     VERDICT_INCOMPLETE,
     VERDICT_NOT_REPRODUCIBLE,
@@ -212,3 +214,104 @@ def test_diagnose_is_incomplete_when_full_control_cannot_finish() -> None:
     assert diagnosis.incomplete and diagnosis.exit_code != 0
     assert diagnosis.causes == ()
     assert any("full control could not finish" in w and "boom" in w for w in diagnosis.warnings)
+
+
+def _no_sampler_seed_parts(job: Job) -> list[float]:
+    """Deterministic but without the sampler seed (``deterministic.py``'s shape)."""
+    if not job.controls.sampler_seed:
+        return parted(job, at=0, shift=job.index * 1e-3)
+    return values(job)
+
+
+def test_diagnose_names_the_hash_seed_and_full_control_gets_its_own_replicates() -> None:
+    """Without a fixed PYTHONHASHSEED every run orders a set its own way: the pair parts,
+    full control runs replicates of its own (no witness), and only ``hash_seed`` is a cause."""
+
+    def script(job: Job) -> list[float]:
+        return values(job, shift=0.0 if job.controls.hash_seed else job.index * 1e-3)
+
+    diagnosis = run_diagnose(_plan(), runner=FakeRunner(script))
+    experiments = _experiments(diagnosis)
+    assert [c.id for c in diagnosis.causes] == ["hash_seed"]
+    full = experiments["full_control"]
+    assert full.verdict == VERDICT_REPRODUCIBLE
+    assert full.witness is None and len(full.runs) == 2
+    assert experiments["no_hash_seed_threads"].verdict == VERDICT_NOT_REPRODUCIBLE
+    assert experiments["no_threads"].verdict == VERDICT_REPRODUCIBLE
+    assert not any("follow the thread count" in w for w in diagnosis.warnings)
+
+
+def test_diagnose_names_global_rng_not_hash_seed() -> None:
+    def script(job: Job) -> list[float]:
+        return values(job, shift=0.0 if job.controls.global_rng else job.index * 1e-3)
+
+    diagnosis = run_diagnose(_plan(), runner=FakeRunner(script))
+    assert [c.id for c in diagnosis.causes] == ["global_rng"]
+
+
+def test_diagnose_second_study_in_one_process_that_differs_is_process_state() -> None:
+    runner = FakeRunner(values, later_study=lambda job, _k: values(job, shift=1.0))
+    diagnosis = run_diagnose(_plan(), runner=runner)
+    assert [c.id for c in diagnosis.causes] == ["process_state"]
+    state = _experiments(diagnosis)["process_state"]
+    assert state.reference == "full_control" and state.verdict == VERDICT_NOT_REPRODUCIBLE
+
+
+def test_diagnose_parallel_trials_then_retries_everything_with_one_job() -> None:
+    """n_jobs > 1: agreement is luck, so ``parallel_trials`` is named and full control is
+    retried with n_jobs=1, as is every experiment after it (and the process-state probe)."""
+    runner = FakeRunner(_no_sampler_seed_parts)
+    diagnosis = run_diagnose(_plan(n_jobs=4), runner=runner)
+    assert [c.id for c in diagnosis.causes] == ["parallel_trials", "sampler_seed"]
+    ids = [e.id for e in diagnosis.experiments]
+    assert "full_control_n_jobs_1" in ids and "process_state" in ids
+    assert not diagnosis.reproducible_under_full_control
+    later = [j for j in runner.jobs if j.group != "full_control"]
+    assert later and all(j.study.n_jobs == 1 for j in later)
+
+
+def test_diagnose_a_hash_seed_run_that_cannot_finish_is_said_untested() -> None:
+    def script(job: Job) -> Any:
+        return values(job) if job.controls.hash_seed else crashed(job, why="hash seed")
+
+    diagnosis = run_diagnose(_plan(), runner=FakeRunner(script))
+    experiments = _experiments(diagnosis)
+    assert experiments["no_hash_seed"].verdict == VERDICT_INCOMPLETE
+    assert experiments["full_control"].witness is None
+    assert len(experiments["full_control"].runs) == 2
+    assert diagnosis.causes == ()
+    assert any("thread count were not tested" in w for w in diagnosis.warnings)
+
+
+def test_compare_exit_code_is_that_of_the_gate() -> None:
+    def script(job: Job) -> list[float]:
+        return values(job, shift=job.index * 1e-6)  # every run differs, in every condition
+
+    result = run_compare(_plan(runs=2), runner=FakeRunner(script))
+    assert result.conditions[GATE].verdict == VERDICT_NOT_REPRODUCIBLE
+    assert result.exit_code == result.conditions[GATE].exit_code != 0
+    assert "even with fixed seeds the runs differ" in result.sentence
+
+
+def test_diagnose_a_refused_determinism_names_the_op_and_retries_warn_only() -> None:
+    """Under deterministic algorithms the study stops: the op probe names the op, full control
+    is retried in warn-only mode, and every experiment id stays unique."""
+    op = "scatter_add_cuda_kernel"
+
+    def script(job: Job) -> Any:
+        if job.warn_only:
+            result = JobResult(job, [run_of(job, trials_of(job, values(job)))])
+            return dataclasses.replace(result, nondeterministic_ops=[op])
+        if job.controls.torch_determinism:
+            why = f"{op} has no deterministic implementation (use_deterministic_algorithms)"
+            return JobResult(job, [run_of(job, (), STATUS_ERROR, why)])
+        return values(job)
+
+    runner = FakeRunner(script)
+    diagnosis = run_diagnose(_plan(), runner=runner)
+    assert [c.id for c in diagnosis.causes] == ["torch_determinism"]
+    assert op in diagnosis.causes[0].evidence
+    assert diagnosis.nondeterministic_ops == (op,)
+    ids = [e.id for e in diagnosis.experiments]
+    assert len(ids) == len(set(ids)) and "full_control_warn_only" in ids
+    assert "op_probe" in runner.groups()
