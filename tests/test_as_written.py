@@ -106,6 +106,24 @@ def test_a_script_as_written_sees_the_process_python_gives_it(tmp_path: Path) ->
     assert python["loaded_before"] == [] and python["torch_threads"] == 1
     assert environment["threads"] == 1 and environment["threads_pinned"] is False
     assert "threads 1 (as the shell sets" in result.out
+    assert "OMP_NUM_THREADS=1 come" not in result.out  # the script set it, not the shell
+
+
+def test_a_shared_check_also_imports_nothing_before_the_script(tmp_path: Path) -> None:
+    # was: --storage opened the check's storage (optuna, numpy, SQLAlchemy) before the script
+    folder = tmp_path / "out"
+    folder.mkdir()
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    result = cli(
+        "run", str(SCRIPTS / "env_probe.py"), "--runs", "2", "--storage", url, "--name", "p",
+        "--", str(folder), env=_shell(), cwd=tmp_path,
+    )  # fmt: skip
+    assert result.code == 0, result.out + result.err
+    for seen in (json.loads(p.read_text()) for p in folder.glob("*.json")):
+        assert seen["loaded_before"] == [] and seen["torch_threads"] == 1
+        assert seen["blas_threads"] in (None, {"openblas": 1}) or all(
+            n == 1 for n in seen["blas_threads"].values()
+        )
 
 
 @pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs two cores for two threads")

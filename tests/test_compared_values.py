@@ -9,10 +9,18 @@ from pathlib import Path
 
 import numpy as np
 import optuna
+import pandas as pd
 import torch
 from conftest import FIXTURES, cli
 
-from repro_check.results.records import TrialRecord, stable_name, to_json_safe
+from repro_check.results.records import (
+    SamplerInfo,
+    StudyRecord,
+    TrialRecord,
+    stable_name,
+    to_json_safe,
+)
+from repro_check.results.studies import study_difference
 
 
 def _record(**user_attrs: object) -> TrialRecord:
@@ -75,3 +83,32 @@ def test_a_study_attribute_that_differs_makes_the_run_not_reproducible(tmp_path:
     )  # fmt: skip
     assert result.code == 1, result.out + result.err
     assert "split_seed" in result.out
+
+
+def test_a_pandas_attribute_keeps_its_labels() -> None:
+    # was: to_numpy() dropped the index: the same numbers under other labels compared equal
+    a = _record(w=pd.Series([1.0, 2.0], index=["alpha", "beta"]))
+    b = _record(w=pd.Series([1.0, 2.0], index=["beta", "alpha"]))
+    assert a.digest != b.digest
+    frame = pd.DataFrame({"x": [1, 2], "y": ["a", "b"]})
+    assert _record(f=frame).digest != _record(f=frame.rename(columns={"x": "z"})).digest
+
+
+def test_values_numpy_or_torch_cannot_read_are_named_not_a_crash() -> None:
+    # was: longdouble.item() is a longdouble (endless recursion), a meta tensor's tolist raised
+    assert "0.1" in str(to_json_safe(np.longdouble("0.1")))
+    assert _record(m=torch.empty(3, device="meta")).digest is not None
+    masked = np.ma.masked_array([1.0, 2.0], mask=[False, True])
+    assert _record(m=masked).digest != _record(m=np.ma.masked_array([1.0, 2.0])).digest
+
+
+def test_study_attributes_compare_exactly_by_type() -> None:
+    def study(value: object) -> StudyRecord:
+        return StudyRecord("s", ("minimize",), SamplerInfo("TPESampler"), user_attrs={"k": value})
+
+    assert study_difference(0, study(1), study(1.0), "run 0", "run 1") is not None
+    assert study_difference(0, study(True), study(1), "run 0", "run 1") is not None
+    assert study_difference(0, study(-0.0), study(0.0), "run 0", "run 1") is not None
+    assert study_difference(0, study(2.5), study(2.5), "run 0", "run 1") is None
+    old = StudyRecord("s", ("minimize",), SamplerInfo("TPESampler"))  # saved before: None
+    assert study_difference(0, old, study(1), "baseline", "now") is None

@@ -119,6 +119,17 @@ def threads_used(pinned: int | None) -> int | None:
     return int(omp) if omp.isdigit() and int(omp) > 0 else os.cpu_count()
 
 
+_at_start: dict[str, str] | None = None
+"""The relevant variables as the job found them (``remember_start``), before the objective or
+script could change its own environment: what the shell gave it."""
+
+
+def remember_start() -> None:
+    """Note the relevant variables now, before the user's code runs."""
+    global _at_start
+    _at_start = {name: os.environ[name] for name in RELEVANT_ENV_VARS if name in os.environ}
+
+
 def collect(threads: int | None) -> dict[str, Any]:
     """The fingerprint of this process. torch details only if the objective imported torch;
     ``gpu`` only when the worker was pinned to a GPU or used CUDA. ``threads`` is the count
@@ -135,7 +146,9 @@ def collect(threads: int | None) -> dict[str, Any]:
         "torch": _torch_info(torch) if torch is not None else None,
         "threads": threads_used(threads),
         "threads_pinned": threads is not None,
-        "env": {name: os.environ[name] for name in RELEVANT_ENV_VARS if name in os.environ},
+        "env": dict(_at_start)
+        if _at_start is not None
+        else {name: os.environ[name] for name in RELEVANT_ENV_VARS if name in os.environ},
     }
     gpu = _gpu_info(torch)
     if gpu is not None:

@@ -850,6 +850,9 @@ class Capture:
         rdb_init = rdb.__init__
 
         def rdb_private(storage: Any, url: str, *args: Any, **kwargs: Any) -> None:
+            if not capture.watching:  # the script has ended: the check's own storage
+                rdb_init(storage, url, *args, **kwargs)
+                return
             private = capture.private_url(url)
             if private != url and sqlite_file(url) is None:
                 args, kwargs = (), {k: v for k, v in kwargs.items() if k != "engine_kwargs"}
@@ -876,7 +879,10 @@ class Capture:
         journal_init = backend_class.__init__
 
         def journal_private(backend: Any, file_path: str, *args: Any, **kwargs: Any) -> None:
-            journal_init(backend, capture.private_copy(str(file_path), "journal"), *args, **kwargs)
+            path = (
+                capture.private_copy(str(file_path), "journal") if capture.watching else file_path
+            )
+            journal_init(backend, path, *args, **kwargs)
 
         backend_class.__init__ = journal_private  # type: ignore[method-assign,assignment]
         locks = (journal.JournalFileSymlinkLock, journal.JournalFileOpenLock)

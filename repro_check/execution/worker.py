@@ -506,6 +506,7 @@ def _collect_nondeterministic_ops(found: list[str]) -> None:
 
 
 def run_job(job: Mapping[str, Any], out: Stream) -> None:
+    environment.remember_start()  # what the shell gave, before the user's code can change it
     controls = Controls.from_dict(job["controls"])
     seed = int(job["seed"])
     threads = int(job["threads"])
@@ -598,10 +599,11 @@ def run_script_job(
     def reseed(number: int) -> None:
         ctl.seed_global_rngs(ctl.trial_seed(seed, number))
 
-    shared = _shared_storage(job)  # before the script's storages are hooked (made private)
-    if isinstance(shared, str):
-        out.emit("error", kind="config", message=shared)
-        return
+    # a shared check's storage opens once the script has ended (opening it loads optuna and
+    # numpy, which the script must load itself); its URL is pinned to this folder now
+    shared = (
+        _SharedStorage(str(job["storage"]), str(job["study_name"])) if job.get("storage") else None
+    )
     resume = spec.get("resume")  # run --resume-at: {"dir": the replicate's, "phase": 1 or 2}
     folder = str(resume["dir"]) if resume else script.private_dir()
     cap = job.get("cap")
@@ -670,7 +672,11 @@ class _ScriptEnd:
             else:
                 out.emit("error", kind="target", message=f"{name} ran but created no Optuna study")
             return
-        failure = _store_studies(capture, self.shared, str(job.get("storage")))
+        opened = self.shared.open() if self.shared is not None else None
+        if isinstance(opened, str):
+            out.emit("error", kind="config", message=opened)
+            return
+        failure = _store_studies(capture, opened, str(job.get("storage")))
         if failure is not None:
             out.emit("error", kind="script", message=failure, ops=ops)
             return
@@ -755,18 +761,24 @@ def _run_script(spec: Mapping[str, Any], out: Stream) -> tuple[bool, BaseExcepti
     return True, None
 
 
-def _shared_storage(job: Mapping[str, Any]) -> tuple[Any, str] | str | None:
-    """A shared check's (storage, claimed study name); None for a local check; a string: why
-    the storage cannot be opened. A relative file path is pinned to the folder the check
-    started in: the script may change its working folder."""
-    if not job.get("storage"):
-        return None
-    from repro_check.storage.store import absolute_url, open_storage
+class _SharedStorage:
+    """A shared check's storage, opened when the script has ended (the hooks then leave it
+    alone: ``Capture.watching`` is off). A relative file path is pinned to the folder the check
+    started in, when this is made: the script may change its working folder."""
 
-    try:
-        return open_storage(absolute_url(str(job["storage"]))), str(job["study_name"])
-    except Exception as exc:
-        return f"cannot open the storage: {one_line(exc)}"
+    def __init__(self, url: str, claimed: str) -> None:
+        self.url = url
+        self.claimed = claimed
+        self.folder = os.getcwd()  # nothing imported now (SQLAlchemy reads the URL later)
+
+    def open(self) -> tuple[Any, str] | str:
+        """(storage, claimed study name), or why the storage cannot be opened."""
+        from repro_check.storage.store import absolute_url, open_storage
+
+        try:
+            return open_storage(absolute_url(self.url, self.folder)), self.claimed
+        except Exception as exc:
+            return f"cannot open the storage: {one_line(exc)}"
 
 
 def _store_studies(capture: Any, shared: tuple[Any, str] | None, url: str) -> str | None:

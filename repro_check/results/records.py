@@ -70,7 +70,7 @@ def to_json_safe(value: Any) -> Any:
     if isinstance(value, set | frozenset):  # iteration order follows the hash seed
         return sorted((to_json_safe(v) for v in value), key=lambda v: (type(v).__name__, repr(v)))
     data = array_data(value)
-    if data is not None:
+    if data is not None and type(data) is not type(value):  # longdouble.item() is itself
         return to_json_safe(data)
     return stable_name(value)
 
@@ -84,33 +84,54 @@ _ARRAY_LIBRARIES = frozenset({"numpy", "torch", "pandas", "jax", "jaxlib", "cupy
 
 def array_data(value: Any) -> Any:
     """The numbers of a NumPy array or scalar, a torch tensor or a pandas object (None for
-    anything else): their ``repr`` shows 4-8 digits and elides long arrays, so two that differ
-    would print alike. Nothing is imported for it: a value of those types means its library is
-    loaded already."""
-    if type(value).__module__.split(".")[0] not in _ARRAY_LIBRARIES:
+    anything else, or what cannot be read: it is then named by ``stable_name``): their
+    ``repr`` shows 4-8 digits and elides long arrays, so two that differ would print alike. A
+    pandas object keeps its labels (index, columns) beside its values. Nothing is imported for
+    it: a value of those types means its library is loaded already."""
+    library = type(value).__module__.split(".")[0]
+    if library not in _ARRAY_LIBRARIES:
         return None
-    with contextlib.suppress(Exception):
-        if hasattr(value, "detach"):  # a torch tensor: to the CPU, as float64 if need be
-            value = value.detach().cpu()
-            value = (
-                value.numpy() if str(value.dtype) != "torch.bfloat16" else value.double().numpy()
-            )
-        elif hasattr(value, "to_numpy"):  # pandas
-            value = value.to_numpy()
+    try:
+        if library == "pandas":
+            return _pandas_data(value)
+        return _numbers(value)
+    except Exception:  # a sparse, meta or quantized tensor, an exotic dtype: named instead
+        return None
+
+
+def _numbers(value: Any) -> Any:
+    if hasattr(value, "detach") and hasattr(value, "cpu"):  # a torch tensor, on the CPU
+        value = value.detach().cpu()
+        wide = str(value.dtype) == "torch.bfloat16"  # NumPy has no bfloat16
+        value = (value.double() if wide else value).numpy()
     np = sys.modules.get("numpy")
     if np is not None and isinstance(value, np.generic):
         return value.item()
     if np is not None and isinstance(value, np.ndarray):
+        if np.ma.isMaskedArray(value):
+            value = {"data": value.filled(0), "mask": np.ma.getmaskarray(value)}
+            return {key: _numbers(part) for key, part in value.items()}
         if value.size <= ARRAY_ITEMS:
-            return value.tolist()
+            return value.tolist()  # objects in it are made JSON-safe by the caller
         if value.dtype.hasobject:
-            raw = repr(value.tolist()).encode()
+            raw = repr(to_json_safe(value.tolist())).encode()
         else:
             raw = np.ascontiguousarray(value).tobytes()
         digest = hashlib.blake2b(raw, digest_size=16).hexdigest()
         return {"array": {"dtype": str(value.dtype), "shape": list(value.shape), "blake2b": digest}}
     tolist = getattr(value, "tolist", None)
     return tolist() if callable(tolist) else None
+
+
+def _pandas_data(value: Any) -> Any:
+    """A Series, DataFrame, Index or Categorical: its kind, labels (in order) and values."""
+    data: dict[str, Any] = {"pandas": type(value).__name__}
+    for part in ("index", "columns"):
+        labels = getattr(value, part, None)
+        if labels is not None and hasattr(labels, "to_numpy"):
+            data[part] = _numbers(labels.to_numpy())
+    data["values"] = _numbers(value.to_numpy())
+    return data
 
 
 def stable_name(value: Any) -> str:
@@ -287,6 +308,12 @@ def _skeleton(value: Any, floats: list[float] | None) -> Any:
     if kind is list:
         return [_skeleton(v, floats) for v in value]
     return value
+
+
+def exact_key(value: Any) -> str:
+    """A JSON-safe value's exact identity: a float is never equal to an int or a bool, -0.0
+    never to 0.0 (NaN equals NaN); dict keys in sorted order."""
+    return repr(_skeleton(value, None))
 
 
 def bounded(value: Any, depth: int = 0) -> Any:
@@ -540,7 +567,9 @@ class TrialRecord:
             error=data.get("error"),
             duration_s=_optional_float(data.get("duration_s")),
             distributions=None if distributions is None else dict(distributions),
-            system_attrs=None if system_attrs is None else dict(system_attrs),
+            system_attrs=None
+            if system_attrs is None
+            else {k: v for k, v in dict(system_attrs).items() if recorded_system_attr(str(k))},
         )
 
     def compared(self) -> dict[str, Any]:

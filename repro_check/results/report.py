@@ -468,7 +468,7 @@ def shell_notes(runs: Sequence[RunRecord], controls: Controls) -> list[str]:
         return []
     notes = []
     hash_seed = env.get("PYTHONHASHSEED")
-    if not controls.hash_seed and hash_seed not in (None, "random"):
+    if not controls.hash_seed and hash_seed not in (None, "", "random"):
         notes.append(
             f"PYTHONHASHSEED={hash_seed} comes from your shell (the hash_seed control is off): "
             "where it is unset, string hashes, and so set and dict order, change per process"

@@ -17,7 +17,7 @@ from typing import Any
 
 from repro_check.plan.settings import Tolerance
 from repro_check.results.comparison import Comparison, compare_runs
-from repro_check.results.records import RunRecord, StudyRecord
+from repro_check.results.records import RunRecord, StudyRecord, exact_key
 
 
 @dataclass(frozen=True)
@@ -78,10 +78,11 @@ def study_difference(
             f"study {index} is {a.name!r} ({', '.join(a.directions)}) in {name_a} "
             f"but {b.name!r} ({', '.join(b.directions)}) in {name_b}"
         )
-    if None not in (a.user_attrs, b.user_attrs) and a.user_attrs != b.user_attrs:
+    attrs_a, attrs_b = a.user_attrs, b.user_attrs
+    if attrs_a is not None and attrs_b is not None and exact_key(attrs_a) != exact_key(attrs_b):
         return (
             f"study {index} {a.name!r} holds other user attributes (study.set_user_attr) in "
-            f"{name_b} than in {name_a}: {_attrs_diff(a.user_attrs or {}, b.user_attrs or {})}"
+            f"{name_b} than in {name_a}: {_attrs_diff(attrs_a, attrs_b)}"
         )
     if a.pending != b.pending:
         return (
@@ -118,13 +119,13 @@ def _structure(runs: Sequence[RunRecord]) -> str | None:
 
 def _attrs_diff(a: Mapping[str, Any], b: Mapping[str, Any]) -> str:
     """The first user attribute two studies hold differently, in a few words."""
-    key = next(k for k in sorted(set(a) | set(b)) if a.get(k, _MISSING) != b.get(k, _MISSING))
-    return (
-        f"{key!r}: {_short(repr(a.get(key, '<absent>')))} vs {_short(repr(b.get(key, '<absent>')))}"
+    key = next(
+        k
+        for k in sorted(set(a) | set(b))
+        if (k in a) != (k in b) or exact_key(a[k]) != exact_key(b[k])
     )
-
-
-_MISSING = object()
+    before, after = (repr(side[key]) if key in side else "<absent>" for side in (a, b))
+    return f"{key!r}: {_short(before)} vs {_short(after)}"
 
 
 def _pending_diff(a: Sequence[str], b: Sequence[str]) -> str:

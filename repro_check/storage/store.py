@@ -163,15 +163,17 @@ def script_study_name(claimed: str, index: int) -> str:
     return f"{claimed}/study-{index}"
 
 
-def absolute_url(url: str) -> str:
-    """``url`` with a relative SQLite or journal file path made absolute, so that a script
-    that changes its working folder still writes the check's storage, not a new file."""
+def absolute_url(url: str, base: str | None = None) -> str:
+    """``url`` with a relative SQLite or journal file path made absolute (against ``base``,
+    the current folder by default), so that a script that changes its working folder still
+    writes the check's storage, not a new file."""
+    folder = base if base is not None else os.getcwd()
     if url.startswith("journal:"):
         path = url[len("journal:") :].removeprefix("//")
-        return f"journal:{os.path.abspath(path)}"
+        return f"journal:{os.path.abspath(os.path.join(folder, path))}"
     found = sqlite_file(url)
     if found is not None and found[0] is not None:
-        return found[1](os.path.abspath(found[0]))
+        return found[1](os.path.abspath(os.path.join(folder, found[0])))
     return url
 
 
