@@ -86,6 +86,20 @@ def test_diagnose_threads_that_change_numbers_deterministically_are_a_warning() 
     assert any("follow the thread count" in w for w in diagnosis.warnings), diagnosis.warnings
 
 
+def test_diagnose_says_when_a_split_control_could_not_be_tested() -> None:
+    """The pair parts, and the ``no_threads`` runs then crash: never a silent pass over
+    threads (the second review's finding)."""
+
+    def script(job: Job) -> list[float] | JobResult:
+        if job.group == "no_threads":
+            return crashed(job)
+        return values(job, shift=0.0 if job.controls.threads else 1e-12)
+
+    diagnosis = run_diagnose(_plan(), runner=FakeRunner(script))
+    assert _experiments(diagnosis)["no_threads"].verdict == VERDICT_INCOMPLETE
+    assert any("no_threads run could not finish" in w for w in diagnosis.warnings)
+
+
 def test_diagnose_threads_that_differ_run_to_run_are_a_cause() -> None:
     """Without pinned threads every run computes its own numbers: ``threads`` is a cause and
     no thread-count warning is given."""

@@ -385,6 +385,13 @@ def _split_pair_warnings(pair: Experiment, experiments: Sequence[Experiment]) ->
     if pair.verdict != report.VERDICT_NOT_REPRODUCIBLE:
         return []
     split = [e for e in experiments if e.id in ("no_hash_seed", "no_threads")]
+    unfinished_split = [e for e in split if e.verdict == report.VERDICT_INCOMPLETE]
+    if unfinished_split:
+        return [
+            f"the {e.id} run could not finish ({unfinished(e.runs)}): that control went "
+            f"untested, though with PYTHONHASHSEED and pinned threads both off, {parted(pair)}"
+            for e in unfinished_split
+        ]
     if not split or any(e.verdict != report.VERDICT_REPRODUCIBLE for e in split):
         return []
     return [
