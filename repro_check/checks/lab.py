@@ -21,13 +21,7 @@ from repro_check.checks.causes import (
     located_fix,
 )
 from repro_check.errors import EXIT_INCOMPLETE, EXIT_REPRODUCIBLE
-from repro_check.execution.replicates import (
-    JobRunner,
-    default_workers,
-    placement,
-    resolve_runner,
-    script_spec,
-)
+from repro_check.execution.replicates import JobRunner, run_plan_jobs, script_spec
 from repro_check.execution.runner import Job, JobResult, ProgressCallback
 from repro_check.plan.settings import CheckPlan, Controls, StudySettings, Tolerance
 from repro_check.results import report
@@ -300,18 +294,13 @@ class Lab:
                 rule.add(-1, trial)
             return rule.add
 
-        gpus = placement(self.plan, self.device)
-        return resolve_runner(self.runner)(
-            self.plan.target,
+        return run_plan_jobs(
+            self.plan,
+            self.device,
             jobs,
-            workers=default_workers(self.plan, self.device, len(jobs), len(gpus)),
-            threads=self.plan.threads,
-            device=self.device,
-            timeout=self.plan.timeout,
+            self.runner,
             on_progress=self.on_progress,
             stop_when=watch if stop_early else None,
-            gpus=gpus,
-            hide_gpus=self.plan.device == "cpu",
         )
 
     def torch_ablations(self) -> list[str]:

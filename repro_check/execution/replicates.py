@@ -106,6 +106,37 @@ def script_spec(plan: CheckPlan) -> dict[str, Any] | None:
     return spec
 
 
+def run_plan_jobs(
+    plan: CheckPlan,
+    device: str,
+    jobs: Sequence[Job],
+    runner: JobRunner | None = None,
+    *,
+    on_progress: ProgressCallback | None = None,
+    stop_when: StopRuleFactory | None = None,
+    claim: Callable[[Job], Job | None] | None = None,
+    on_end: Callable[[JobResult], None] | None = None,
+) -> list[JobResult]:
+    """Run ``jobs`` with ``runner`` (None: fresh worker processes) as ``plan`` says, the one
+    place every check does: its target, thread count and timeout, its GPUs placed (or hidden,
+    for an asked ``--device cpu``) and as many workers at once as they and the cores allow."""
+    gpus = placement(plan, device)
+    return resolve_runner(runner)(
+        plan.target,
+        jobs,
+        workers=default_workers(plan, device, len(jobs), len(gpus)),
+        threads=plan.threads,
+        device=device,
+        timeout=plan.timeout,
+        on_progress=on_progress,
+        stop_when=stop_when,
+        claim=claim,
+        gpus=gpus,
+        on_end=on_end,
+        hide_gpus=plan.device == "cpu",
+    )
+
+
 def run_replicates(
     plan: CheckPlan,
     device: str,
@@ -116,19 +147,14 @@ def run_replicates(
     runner: JobRunner | None = None,
 ) -> list[RunRecord]:
     tol = plan.tolerance
-    gpus = placement(plan, device)
-    results = resolve_runner(runner)(
-        plan.target,
+    results = run_plan_jobs(
+        plan,
+        device,
         jobs,
-        workers=default_workers(plan, device, len(jobs), len(gpus)),
-        threads=plan.threads,
-        device=device,
-        timeout=plan.timeout,
+        runner,
         on_progress=on_progress,
         stop_when=(lambda: DivergenceWatch(tol).add) if plan.fail_fast else None,
         claim=claim,
-        gpus=gpus,
         on_end=on_end,
-        hide_gpus=plan.device == "cpu",
     )
     return [run for result in results for run in result.runs]
