@@ -423,18 +423,6 @@ def _wrap_joblib(audit: Audit, joblib: ModuleType) -> None:
     parallel.__init__ = audited
 
 
-def _when_imported(name: str, wrap: Callable[[ModuleType], None]) -> None:
-    """``wrap(module)`` now if ``name`` is imported, else right after user code imports it:
-    importing it here would cost a worker that never uses it (torch: seconds)."""
-    from repro_check.execution.controls import _AfterImport
-
-    module = sys.modules.get(name)
-    if module is not None:
-        wrap(module)
-    else:
-        sys.meta_path.insert(0, _AfterImport(name, wrap))
-
-
 def install() -> Audit:
     """Wrap every source; returns the ``Audit`` they record into."""
     import random
@@ -495,7 +483,11 @@ def install() -> Audit:
         PARALLEL,
     )
     _wrap_datetime(audit)
-    _when_imported("numpy", lambda numpy: _wrap_numpy(audit, numpy))
-    _when_imported("torch", lambda torch: _wrap_torch(audit, torch))
-    _when_imported("joblib", lambda joblib: _wrap_joblib(audit, joblib))
+    # wrapped when user code imports them: importing them here would cost a worker that never
+    # uses them (torch: seconds), and numpy must load after a script sets its thread variables
+    from repro_check.execution.controls import after_import
+
+    after_import("numpy", lambda numpy: _wrap_numpy(audit, numpy))
+    after_import("torch", lambda torch: _wrap_torch(audit, torch))
+    after_import("joblib", lambda joblib: _wrap_joblib(audit, joblib))
     return audit

@@ -164,13 +164,9 @@ def arm_torch(controls: Controls, seed: int, threads: int, warn_only: bool = Fal
     def apply(module: ModuleType) -> None:
         apply_torch_controls(module, controls, seed, threads, warn_only)
 
-    if "torch" in sys.modules:
-        apply(sys.modules["torch"])
-        return "applied"
-    if importlib.util.find_spec("torch") is None:
+    if "torch" not in sys.modules and importlib.util.find_spec("torch") is None:
         return "not installed"
-    sys.meta_path.insert(0, _AfterImport("torch", apply))
-    return "armed"
+    return after_import("torch", apply)
 
 
 def torch_note(status: str) -> str | None:
