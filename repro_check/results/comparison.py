@@ -47,7 +47,8 @@ FIELDS = (
 """Compared per trial, in this order; ``trial_count`` is checked after them. Together with the
 trial's number they are everything recorded but ``records.NOT_COMPARED``."""
 
-_EXACT = Tolerance()
+EXACT = Tolerance()
+"""Bit for bit: what params, distributions and a study's attributes are compared with."""
 _SHORT = reprlib.Repr()
 _SHORT.maxstring = _SHORT.maxother = 60
 _SHORT.maxlevel = 2
@@ -70,7 +71,7 @@ def param_equal(a: Any, b: Any) -> bool:
     only forgives the objective's arithmetic). Floats bit for bit (NaN equals NaN), an int
     never equals a float."""
     if type(a) is float and type(b) is float:
-        return floats_equal(a, b, _EXACT)
+        return floats_equal(a, b, EXACT)
     return type(a) is type(b) and a == b
 
 
@@ -112,7 +113,7 @@ def _other_attrs(trial: TrialRecord) -> dict[str, Any]:
 def _attrs_equal(a: Mapping[str, Any], b: Mapping[str, Any], tol: Tolerance) -> bool:
     """System attributes: floats under ``tol``, but ``fixed_params`` (params) exactly."""
     return a.keys() == b.keys() and all(
-        json_equal(a[k], b[k], _EXACT if k == FIXED_PARAMS_KEY else tol) for k in a
+        json_equal(a[k], b[k], EXACT if k == FIXED_PARAMS_KEY else tol) for k in a
     )
 
 
@@ -143,7 +144,7 @@ def field_equal(name: str, a: TrialRecord, b: TrialRecord, tol: Tolerance) -> bo
             param_equal(a.params[k], b.params[k]) for k in a.params
         )
     if name == "distributions":  # not recorded (None) reads as none, as in the digest
-        return json_equal(dict(a.distributions or {}), dict(b.distributions or {}), _EXACT)
+        return json_equal(dict(a.distributions or {}), dict(b.distributions or {}), EXACT)
     if name == "values":
         if a.values is None or b.values is None:
             return a.values is None and b.values is None
@@ -187,8 +188,11 @@ def _show(value: Any) -> str:
     return _SHORT.repr(value)
 
 
-def _first_key(a: Mapping[str, Any], b: Mapping[str, Any], same: Any) -> tuple[str, str] | None:
-    """The first key (sorted) two mappings hold differently: (key, what differs)."""
+def first_differing_key(
+    a: Mapping[str, Any], b: Mapping[str, Any], same: Any
+) -> tuple[str, str] | None:
+    """The first key (sorted) two mappings hold differently, ``same(key, x, y)`` deciding:
+    (key, what differs, in a few words)."""
     for key in sorted(a.keys() | b.keys()):
         if key not in a or key not in b:
             return key, f"{key!r} present in only one run"
@@ -202,13 +206,13 @@ def describe(name: str, a: TrialRecord, b: TrialRecord, tol: Tolerance) -> str:
     if name == "state":
         return f"state {a.state_text} vs {b.state_text}"
     if name == "params":
-        found = _first_key(a.params, b.params, lambda _k, x, y: param_equal(x, y))
+        found = first_differing_key(a.params, b.params, lambda _k, x, y: param_equal(x, y))
         return f"param {found[1]}" if found else "params differ"
     if name == "distributions":
-        found = _first_key(
+        found = first_differing_key(
             dict(a.distributions or {}),
             dict(b.distributions or {}),
-            lambda _k, x, y: json_equal(x, y, _EXACT),
+            lambda _k, x, y: json_equal(x, y, EXACT),
         )
         return f"distribution of param {found[1]}" if found else "distributions differ"
     if name == "values":
@@ -222,15 +226,19 @@ def describe(name: str, a: TrialRecord, b: TrialRecord, tol: Tolerance) -> str:
                 return f"intermediate value at step {step}: {steps_a[step]!r} vs {steps_b[step]!r}"
         return "intermediate values differ"
     if name == "constraints":
-        found = _first_key(a.constraints, b.constraints, lambda _k, x, y: floats_equal(x, y, tol))
+        found = first_differing_key(
+            a.constraints, b.constraints, lambda _k, x, y: floats_equal(x, y, tol)
+        )
         return f"constraint {found[1]}" if found else "constraints differ"
     if name == "user_attrs":
-        found = _first_key(a.user_attrs, b.user_attrs, lambda _k, x, y: json_equal(x, y, tol))
+        found = first_differing_key(
+            a.user_attrs, b.user_attrs, lambda _k, x, y: json_equal(x, y, tol)
+        )
         return f"user attr {found[1]}" if found else "user attrs differ"
-    found = _first_key(
+    found = first_differing_key(
         _other_attrs(a),
         _other_attrs(b),
-        lambda k, x, y: json_equal(x, y, _EXACT if k == FIXED_PARAMS_KEY else tol),
+        lambda k, x, y: json_equal(x, y, EXACT if k == FIXED_PARAMS_KEY else tol),
     )
     if found is not None and found[0] == FIXED_PARAMS_KEY:
         return f"enqueued params (system attr {found[1]})"

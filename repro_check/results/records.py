@@ -310,12 +310,6 @@ def _skeleton(value: Any, floats: list[float] | None) -> Any:
     return value
 
 
-def exact_key(value: Any) -> str:
-    """A JSON-safe value's exact identity: a float is never equal to an int or a bool, -0.0
-    never to 0.0 (NaN equals NaN); dict keys in sorted order."""
-    return repr(_skeleton(value, None))
-
-
 def bounded(value: Any, depth: int = 0) -> Any:
     """A JSON-safe ``value`` as a saved report may hold it (``results.bounds``), still compared
     whole: a string over ``MAX_TEXT`` characters keeps its start and a hash of the whole, one

@@ -11,13 +11,18 @@ Each study is compared with the same pure functions as a one-study run
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from repro_check.plan.settings import Tolerance
-from repro_check.results.comparison import Comparison, compare_runs
-from repro_check.results.records import RunRecord, StudyRecord, exact_key
+from repro_check.results.comparison import (
+    EXACT,
+    Comparison,
+    compare_runs,
+    first_differing_key,
+    json_equal,
+)
+from repro_check.results.records import RunRecord, StudyRecord
 
 
 @dataclass(frozen=True)
@@ -79,10 +84,13 @@ def study_difference(
             f"but {b.name!r} ({', '.join(b.directions)}) in {name_b}"
         )
     attrs_a, attrs_b = a.user_attrs, b.user_attrs
-    if attrs_a is not None and attrs_b is not None and exact_key(attrs_a) != exact_key(attrs_b):
+    found = None  # not recorded (a report saved before they were): not compared
+    if attrs_a is not None and attrs_b is not None:
+        found = first_differing_key(attrs_a, attrs_b, lambda _k, x, y: json_equal(x, y, EXACT))
+    if found is not None:
         return (
             f"study {index} {a.name!r} holds other user attributes (study.set_user_attr) in "
-            f"{name_b} than in {name_a}: {_attrs_diff(attrs_a, attrs_b)}"
+            f"{name_b} than in {name_a}: {found[1]}"
         )
     if a.pending != b.pending:
         return (
@@ -115,17 +123,6 @@ def _structure(runs: Sequence[RunRecord]) -> str | None:
         if why is not None:
             return why
     return None
-
-
-def _attrs_diff(a: Mapping[str, Any], b: Mapping[str, Any]) -> str:
-    """The first user attribute two studies hold differently, in a few words."""
-    key = next(
-        k
-        for k in sorted(set(a) | set(b))
-        if (k in a) != (k in b) or exact_key(a[k]) != exact_key(b[k])
-    )
-    before, after = (repr(side[key]) if key in side else "<absent>" for side in (a, b))
-    return f"{key!r}: {_short(before)} vs {_short(after)}"
 
 
 def _pending_diff(a: Sequence[str], b: Sequence[str]) -> str:
