@@ -124,10 +124,14 @@ _at_start: dict[str, str] | None = None
 script could change its own environment: what the shell gave it."""
 
 
+def _relevant_env() -> dict[str, str]:
+    return {name: os.environ[name] for name in RELEVANT_ENV_VARS if name in os.environ}
+
+
 def remember_start() -> None:
     """Note the relevant variables now, before the user's code runs."""
     global _at_start
-    _at_start = {name: os.environ[name] for name in RELEVANT_ENV_VARS if name in os.environ}
+    _at_start = _relevant_env()
 
 
 def collect(threads: int | None) -> dict[str, Any]:
@@ -146,9 +150,7 @@ def collect(threads: int | None) -> dict[str, Any]:
         "torch": _torch_info(torch) if torch is not None else None,
         "threads": threads_used(threads),
         "threads_pinned": threads is not None,
-        "env": dict(_at_start)
-        if _at_start is not None
-        else {name: os.environ[name] for name in RELEVANT_ENV_VARS if name in os.environ},
+        "env": dict(_at_start) if _at_start is not None else _relevant_env(),
     }
     gpu = _gpu_info(torch)
     if gpu is not None:

@@ -51,9 +51,8 @@ from repro_check.results.records import (
     SamplerInfo,
     StudyRecord,
     TrialRecord,
-    bounded,
     pending_key,
-    to_json_safe,
+    saved_attrs,
     trials_digest,
 )
 from repro_check.results.resume import RESTARTED
@@ -233,7 +232,7 @@ def _study_attrs(study: Any) -> Mapping[str, Any]:
         attrs = dict(study.user_attrs)
     except Exception:
         return {}
-    return {bounded(str(k)): bounded(to_json_safe(v), 1) for k, v in attrs.items()}
+    return saved_attrs(attrs)
 
 
 _AUTO_NAME = re.compile(r"no-name-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -960,7 +959,7 @@ class Capture:
         for index, entry in enumerate(self.entries):
             trials = self.readable_trials(entry)
             finished = [t for t in trials if t.state.is_finished()]
-            entry.pending = tuple(_pending(t) for t in trials if not t.state.is_finished())
+            entry.pending = tuple(pending_key(t) for t in trials if not t.state.is_finished())
             for frozen in sorted(finished, key=lambda t: t.number):
                 record = TrialRecord.from_frozen(frozen, error=self._error(entry, frozen))
                 data = record.to_dict()
@@ -1068,13 +1067,6 @@ def _as_int(value: Any) -> int | None:
         return operator.index(value)
     except TypeError:
         return None
-
-
-def _pending(frozen: Any) -> str:
-    """An unfinished trial (asked and never told, or enqueued and never run) as canonical JSON
-    of what a rerun must reproduce: all that is compared about a trial (``pending_key``;
-    an enqueued trial's params are its ``fixed_params``)."""
-    return pending_key(frozen)
 
 
 def finish() -> None:

@@ -332,6 +332,12 @@ def bounded(value: Any, depth: int = 0) -> Any:
     return value
 
 
+def saved_attrs(attrs: Mapping[Any, Any]) -> dict[str, Any]:
+    """Attributes (a trial's system ones, a study's user ones) as a report holds them:
+    string keys, JSON-safe values, bounded (``bounded``) yet compared whole."""
+    return {bounded(str(k)): bounded(to_json_safe(v), 1) for k, v in attrs.items()}
+
+
 def _safe_mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
     """``value`` JSON-safe (keys strings, non-finite floats as strings, objects by stable
     names), so a record built in the worker and one read back from JSON hold the same."""
@@ -478,11 +484,9 @@ class TrialRecord:
         """From Optuna's FrozenTrial; ``values``/``intermediate_values`` override what the
         storage kept when the exact floats are known."""
         stored = tuple(frozen.values) if frozen.values is not None else None
-        system = {
-            bounded(str(k)): bounded(to_json_safe(v), 1)
-            for k, v in dict(frozen.system_attrs).items()
-            if recorded_system_attr(str(k))
-        }
+        system = saved_attrs(
+            {k: v for k, v in dict(frozen.system_attrs).items() if recorded_system_attr(str(k))}
+        )
         return cls(
             number=frozen.number,
             state=frozen.state.name,

@@ -236,19 +236,12 @@ def _free_form(data: Mapping[str, Any], where: str, source: str) -> None:
     _walk(data.get("environment"), f"{where}.environment", source, MAX_DEPTH)
     for i, run in enumerate(data["runs"]):
         lists = [(f"{where}.runs[{i}].trials", run["trials"])]
-        lists += [
-            (f"{where}.runs[{i}].studies[{k}].trials", study["trials"])
-            for k, study in enumerate(run.get("studies") or [])
-            if study["trials"] is not None
-        ]
         for k, study in enumerate(run.get("studies") or []):
+            at = f"{where}.runs[{i}].studies[{k}]"
             if study.get("user_attrs"):
-                _walk(
-                    study["user_attrs"],
-                    f"{where}.runs[{i}].studies[{k}].user_attrs",
-                    source,
-                    MAX_DEPTH,
-                )
+                _walk(study["user_attrs"], f"{at}.user_attrs", source, MAX_DEPTH)
+            if study["trials"] is not None:
+                lists.append((f"{at}.trials", study["trials"]))
         for at, trials in lists:
             for j, trial in enumerate(trials):
                 for key in FREE_TRIAL_KEYS:
