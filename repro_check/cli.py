@@ -859,7 +859,7 @@ def report(
         raise ConfigError("report takes a saved report PATH, or --storage URL --name NAME")
     say = _Say(quiet, verbose)
     if path is None:
-        from repro_check.storage.shared import report_from_storage
+        from repro_check.checks.shared import report_from_storage
 
         if atol is not None or rtol is not None:
             from repro_check.errors import ConfigError

@@ -209,7 +209,7 @@ def test_a_stored_cancelled_run_without_divergence_is_never_a_fail_fast_verdict(
 ) -> None:
     """Checks stored before this fix keep ``cancelled`` for interrupted runs: with no divergence
     in the stored trials they are incomplete, not "NOT REPRODUCIBLE: --fail-fast stopped"."""
-    from repro_check.storage.shared import load_report
+    from repro_check.checks.shared import load_report
 
     url = f"sqlite:///{tmp_path / 'old.db'}"
     plan = build_plan(
@@ -234,7 +234,7 @@ def test_replicates_claimed_with_other_settings_are_never_reported_together(
 ) -> None:
     """Two processes started together on a new storage both find no settings to check
     against; the report must refuse the mix rather than call it reproducible."""
-    from repro_check.storage.shared import load_report
+    from repro_check.checks.shared import load_report
 
     url = f"sqlite:///{tmp_path / 'mixed.db'}"
     flags = {"storage": url, "name": "m", "trials": 1, "runs": 2}

@@ -14,7 +14,7 @@ from conftest import cli, fixture
 from factories import run, trial
 
 from repro_check.results.records import SamplerInfo, StudyRecord
-from repro_check.storage.shared import _cross_checked, _mismatch
+from repro_check.checks.shared import _cross_checked, _mismatch
 from repro_check.storage.store import Loaded, script_study_name, study_name
 
 

@@ -53,7 +53,7 @@ def run_check(
 
         result = run_resume_check(plan, device, on_progress, runner)
     elif plan.storage is not None:
-        from repro_check.storage.shared import run_shared
+        from repro_check.checks.shared import run_shared
 
         result = run_shared(plan, device, on_progress, runner)
     else:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import shlex
 import threading
 from collections.abc import Iterable, Mapping
@@ -35,25 +34,10 @@ from repro_check.storage.store import (
     CheckStore,
     Claim,
     Loaded,
-    absolute_url,
     heartbeat_interval,
     script_study_name,
     study_name,
 )
-
-
-def storage_entries(url: str, names: Iterable[str], folder: str = ".") -> set[str]:
-    """Which of ``names`` (entries of ``folder``) are the check's own storage file (a SQLite
-    database and its ``-journal``/``-wal``/``-shm``, a journal file and its lock): the check
-    writes them, not the script, so the working-folder note must not blame the script."""
-    path = absolute_url(url).removeprefix("journal:").removeprefix("sqlite:///")
-    path = path.partition("?")[0]
-    if not os.path.isabs(path) or os.path.realpath(os.path.dirname(path)) != os.path.realpath(
-        folder
-    ):
-        return set()
-    base = os.path.basename(path)
-    return {name for name in names if name == base or name.startswith((f"{base}-", f"{base}."))}
 
 
 def _differences(
