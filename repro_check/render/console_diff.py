@@ -9,9 +9,9 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from repro_check.checks.diff import RESULT_INCOMPLETE, RESULT_SAME, ReportDiff
 from repro_check.render import fmt
 from repro_check.results.baseline import reference
+from repro_check.results.report_diff import RESULT_INCOMPLETE, RESULT_SAME, ReportDiff
 
 SHOWN = 200
 """Longest string from a report shown as is (paths, environment values, param names)."""

@@ -25,8 +25,8 @@ def verdict_line(obj: Report) -> str:
     """The one line ``--quiet`` prints: the report's headline."""
     from repro_check.checks.compare import CompareReport
     from repro_check.checks.diagnose import Diagnosis
-    from repro_check.checks.diff import ReportDiff
     from repro_check.render import fmt
+    from repro_check.results.report_diff import ReportDiff
 
     if isinstance(obj, CompareReport):
         return obj.sentence
@@ -100,7 +100,7 @@ def render(obj: Report, console: Console, outputs: Outputs | None = None) -> Non
     (``report``, ``diff``: saved reports keep no captured output)."""
     from repro_check.checks.compare import CompareReport
     from repro_check.checks.diagnose import Diagnosis
-    from repro_check.checks.diff import ReportDiff
+    from repro_check.results.report_diff import ReportDiff
 
     if isinstance(obj, CompareReport):
         for name, condition in obj.conditions.items():

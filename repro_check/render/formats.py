@@ -19,8 +19,8 @@ from repro_check.errors import ConfigError
 if TYPE_CHECKING:
     from repro_check.checks.compare import CompareReport
     from repro_check.checks.diagnose import Diagnosis
-    from repro_check.checks.diff import ReportDiff
     from repro_check.results.report import RunReport
+    from repro_check.results.report_diff import ReportDiff
 
 Report: TypeAlias = "RunReport | CompareReport | Diagnosis | ReportDiff"
 """Every report object a command returns."""
@@ -32,8 +32,8 @@ def kind(report: object) -> Kind:
     """Which command's report ``report`` is (``run`` and ``report`` make the same kind)."""
     from repro_check.checks.compare import CompareReport
     from repro_check.checks.diagnose import Diagnosis
-    from repro_check.checks.diff import ReportDiff
     from repro_check.results.report import RunReport
+    from repro_check.results.report_diff import ReportDiff
 
     if isinstance(report, RunReport):
         return "run"
