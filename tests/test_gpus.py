@@ -17,6 +17,7 @@ from factories import run, trial
 from repro_check.errors import DeviceError
 from repro_check.execution import environment, gpus
 from repro_check.execution.replicates import default_workers
+from repro_check.plan.gpu_request import parse_request
 from repro_check.plan.settings import CheckPlan, Tolerance
 from repro_check.results.records import RunRecord
 from repro_check.results.report import RunReport, environment_notes, gpu_notes
@@ -127,13 +128,13 @@ def test_discovery_asks_nvidia_smi_and_torch_only_when_the_mask_names_none_of_it
     ],
 )
 def test_gpu_requests_parse(value: str, expected: tuple[str, ...]) -> None:
-    assert gpus.parse_request(value) == expected
+    assert parse_request(value) == expected
 
 
 @pytest.mark.parametrize("value", ["", "x", "0,0", "-1", "1.5", "²", "9" * 4000])
 def test_bad_gpu_requests_are_refused(value: str) -> None:
     with pytest.raises(ValueError) as caught:
-        gpus.parse_request(value)
+        parse_request(value)
     assert len(str(caught.value)) < 200
 
 

@@ -15,18 +15,14 @@ from conftest import cli, fixture, inprocess_cli, spawn_cli
 
 from repro_check.errors import ConfigError
 from repro_check.plan.config import build_plan
-from repro_check.results.records import RunRecord, TrialRecord
-from repro_check.storage.store import (
-    ABANDONED,
-    HEARTBEAT,
+from repro_check.plan.liveness import (
     HEARTBEATS_PER_WINDOW,
     MAX_STALE_AFTER,
     MIN_STALE_AFTER,
-    STATUS,
-    SUPERSEDED_BY,
-    CheckStore,
     heartbeat_interval,
 )
+from repro_check.results.records import RunRecord, TrialRecord
+from repro_check.storage.store import ABANDONED, HEARTBEAT, STATUS, SUPERSEDED_BY, CheckStore
 
 
 def _stored(url: str, name: str) -> dict[str, dict[str, Any]]:

@@ -18,6 +18,7 @@ from typing import Any
 from repro_check.errors import ConfigError, ReproCheckError
 from repro_check.execution.replicates import JobRunner, replicate_jobs, run_replicates
 from repro_check.execution.runner import Interrupted, Job, JobResult, ProgressCallback
+from repro_check.plan.liveness import heartbeat_interval
 from repro_check.plan.settings import CheckPlan, settings_mismatches
 from repro_check.results import report
 from repro_check.results.records import (
@@ -34,7 +35,6 @@ from repro_check.storage.store import (
     CheckStore,
     Claim,
     Loaded,
-    heartbeat_interval,
     script_study_name,
     study_name,
 )
@@ -377,11 +377,8 @@ def report_from_storage(
     """``repro-check report --storage URL --name NAME``: the check from the storage alone.
     ``stale_after`` defaults to the check's own; a shorter window than its heartbeats need
     would call live replicates dead, and is refused."""
-    from repro_check.storage.store import (
-        DEFAULT_STORAGE,
-        HEARTBEATS_PER_WINDOW,
-        check_stale_after,
-    )
+    from repro_check.plan.defaults import DEFAULT_STORAGE
+    from repro_check.plan.liveness import HEARTBEATS_PER_WINDOW, check_stale_after
 
     if not name:
         raise ConfigError("--storage needs --name: which check to report")

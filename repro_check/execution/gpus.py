@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from repro_check.errors import DeviceError
+from repro_check.plan.gpu_request import is_index, parse_request
 
 FAKE_ENV = "REPRO_CHECK_FAKE_GPUS"
 """Tests only: a JSON list of ``{"index", "name", "uuid", "driver", "compute_capability"}``."""
@@ -213,29 +214,6 @@ def _discover(mask: str | None) -> tuple[Gpu, ...]:
     return tuple(_torch_probe())
 
 
-def parse_request(value: str) -> tuple[str, ...]:
-    """``all`` or GPU indices/UUIDs, comma separated (validated, not looked up)."""
-    names = [part.strip() for part in value.split(",") if part.strip()]
-    if not names:
-        raise ValueError("is empty: give 'all' or GPU indices such as 0,1,3")
-    if names == ["all"]:
-        return ("all",)
-    for name in names:
-        if not (_is_index(name) or (name.startswith(("GPU-", "MIG-")) and len(name) <= 100)):
-            shown = name if len(name) <= 40 else name[:37] + "..."
-            raise ValueError(
-                f"must be 'all' or GPU indices (as nvidia-smi numbers them) or UUIDs, got {shown!r}"
-            )
-    canonical = tuple(str(int(n)) if _is_index(n) else n for n in names)
-    if len(set(canonical)) != len(canonical):
-        raise ValueError(f"names a GPU twice ({','.join(canonical)})")
-    return canonical
-
-
-def _is_index(name: str) -> bool:
-    return name.isascii() and name.isdigit() and len(name) <= 6
-
-
 def select(requested: str | None, device: str, asked: str = "auto") -> list[Gpu]:
     """The GPUs a check places its replicates on: [] off CUDA (an explicit ``--gpus`` there
     is a ``DeviceError``), every visible GPU by default, else the ones ``requested`` names.
@@ -265,7 +243,7 @@ def select(requested: str | None, device: str, asked: str = "auto") -> list[Gpu]
 
 
 def _matches(gpu: Gpu, name: str) -> bool:
-    return str(gpu.index) == name if _is_index(name) else gpu.uuid.startswith(name)
+    return str(gpu.index) == name if is_index(name) else gpu.uuid.startswith(name)
 
 
 def assigned() -> dict[str, Any] | None:

@@ -109,7 +109,7 @@ def _float(*, positive: bool, maximum: float | None = None) -> Validator:
 
 
 def _stale_after(value: Any) -> float:
-    from repro_check.storage.store import check_stale_after
+    from repro_check.plan.liveness import check_stale_after
 
     return check_stale_after(_float(positive=True)(value))
 
@@ -210,7 +210,7 @@ MAX_ARGS = 10_000
 
 def _gpus(value: Any) -> str:
     """ "all", or GPU indices/UUIDs: a comma list or a TOML list; kept as one "0,1,3" string."""
-    from repro_check.execution.gpus import parse_request
+    from repro_check.plan.gpu_request import parse_request
 
     if isinstance(value, list | tuple):
         if not all(
@@ -591,7 +591,7 @@ def build_plan(
         raise ConfigError("--resume needs --name (and --storage) to find the check to resume")
     _check_resume_at(values, sources, cap)
     if "name" in values and "storage" not in values:
-        from repro_check.storage.store import DEFAULT_STORAGE
+        from repro_check.plan.defaults import DEFAULT_STORAGE
 
         values["storage"] = DEFAULT_STORAGE
     if "controls" not in values:

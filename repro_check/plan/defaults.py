@@ -1,11 +1,14 @@
-"""The controls a check applies when neither a flag, a config file nor the API names any: one
-definition per mode, used by the plan every command builds (``run``, and ``compare``'s gate,
-which is ``run`` by construction)."""
+"""What a check uses when neither a flag, a config file nor the API says: the controls (one
+definition per mode, used by the plan every command builds: ``run``, and ``compare``'s gate,
+which is ``run`` by construction) and the storage of a check named without ``--storage``."""
 
 from __future__ import annotations
 
 from repro_check.plan.settings import Controls
 from repro_check.plan.targets import is_script
+
+DEFAULT_STORAGE = "sqlite:///repro-check.db"
+"""Where a check named with ``--name`` but no ``--storage`` keeps its studies."""
 
 
 def default_controls(target: str) -> Controls:

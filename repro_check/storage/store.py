@@ -10,7 +10,6 @@ full report can be rebuilt from the storage alone. Passwords in storage URLs are
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import random
 import re
@@ -32,18 +31,6 @@ from repro_check.results.records import (
     to_json_safe,
 )
 from repro_check.storage.redact import redact, redact_text
-
-DEFAULT_STORAGE = "sqlite:///repro-check.db"
-"""Where a check named with ``--name`` but no ``--storage`` keeps its studies."""
-DEFAULT_STALE_AFTER = 120.0
-
-HEARTBEATS_PER_WINDOW = 4
-"""A live replicate beats this many times within ``--stale-after`` seconds."""
-MIN_HEARTBEAT_INTERVAL = 0.5
-MAX_HEARTBEAT_INTERVAL = 30.0
-MIN_STALE_AFTER = HEARTBEATS_PER_WINDOW * MIN_HEARTBEAT_INTERVAL
-"""Below this a live replicate would miss its window between two beats and look dead."""
-MAX_STALE_AFTER = 365 * 24 * 3600.0
 
 INFO = "repro_check"
 STATUS = "repro_check_status"
@@ -79,24 +66,6 @@ _NAME = re.compile(r"^(?P<check>.+)/run-(?P<k>\d+)(?:/attempt-(?P<a>\d+))?$")
 
 class StorageError(ReproCheckError):
     """The storage cannot be opened or used (message redacted)."""
-
-
-def check_stale_after(value: float) -> float:
-    """``--stale-after`` must leave a live replicate room for several heartbeats, and stay a
-    number that time arithmetic can use. Raises ``ValueError`` (the caller names the flag)."""
-    if not math.isfinite(value) or not MIN_STALE_AFTER <= value <= MAX_STALE_AFTER:
-        raise ValueError(
-            f"must be between {MIN_STALE_AFTER:g} s ({HEARTBEATS_PER_WINDOW} heartbeats of "
-            f"{MIN_HEARTBEAT_INTERVAL:g} s: less would make live replicates look dead) and "
-            f"{MAX_STALE_AFTER:.0f} s (a year), got {value:g}"
-        )
-    return value
-
-
-def heartbeat_interval(stale_after: float) -> float:
-    """Seconds between two heartbeats: ``HEARTBEATS_PER_WINDOW`` of them per stale window."""
-    beat = stale_after / HEARTBEATS_PER_WINDOW
-    return min(MAX_HEARTBEAT_INTERVAL, max(MIN_HEARTBEAT_INTERVAL, beat))
 
 
 def schema_race(exc: BaseException) -> bool:
