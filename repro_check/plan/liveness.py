@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 
 DEFAULT_STALE_AFTER = 120.0
+"""``--stale-after`` when none is given: a replicate silent for two minutes is dead."""
 
 HEARTBEATS_PER_WINDOW = 4
 """A live replicate beats this many times within ``--stale-after`` seconds."""

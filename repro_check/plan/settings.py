@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from repro_check.plan.liveness import DEFAULT_STALE_AFTER
 from repro_check.results.records import to_json_safe
 from repro_check.storage.redact import redact
 from repro_check.vocab import Pruner, Sampler
@@ -169,7 +170,7 @@ class CheckPlan:
     """The check's name in the storage: studies are ``<name>/run-<k>``."""
     resume: bool = False
     """Retake replicates whose process died (claimed, unfinished, no heartbeat)."""
-    stale_after: float = 120.0
+    stale_after: float = DEFAULT_STALE_AFTER
     """Seconds without a heartbeat after which a claimed replicate counts as dead."""
     args: tuple[str, ...] = ()
     """Script mode: the script's command-line arguments (after ``--``)."""
@@ -231,7 +232,7 @@ class CheckPlan:
             controls=Controls.from_dict(settings.get("controls") or {}),
             fail_fast=bool(settings.get("fail_fast", False)),
             name=settings.get("name"),
-            stale_after=float(settings.get("stale_after") or 120.0),
+            stale_after=float(settings.get("stale_after") or DEFAULT_STALE_AFTER),
             args=tuple(str(a) for a in settings.get("args") or ()),
             cap=settings.get("cap"),
             resume_at=_optional_int(settings.get("resume_at")),
