@@ -847,9 +847,9 @@ def report(
     The verdict is recomputed from the saved trials with --atol/--rtol (exact by default),
     never the file's tolerance. Exit code: that verdict's.
     """
-    from repro_check.checks.compare import CompareReport
     from repro_check.render import console_compare
     from repro_check.render.files import write_outputs
+    from repro_check.results.compare_report import CompareReport
     from repro_check.results.validate import load_any_report
 
     outputs = _outputs(json_path, markdown, junit, plot)

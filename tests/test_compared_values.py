@@ -112,3 +112,12 @@ def test_study_attributes_compare_exactly_by_type() -> None:
     assert study_difference(0, study(2.5), study(2.5), "run 0", "run 1") is None
     old = StudyRecord("s", ("minimize",), SamplerInfo("TPESampler"))  # saved before: None
     assert study_difference(0, old, study(1), "baseline", "now") is None
+
+
+def test_every_compared_field_has_one_equality_and_one_description() -> None:
+    """``FIELDS`` is the list the comparison walks; each field's rules sit in two tables that
+    must name exactly those fields (a new field without a rule would raise mid-check)."""
+    from repro_check.results import comparison
+
+    assert tuple(comparison._EQUAL) == comparison.FIELDS
+    assert tuple(comparison._DESCRIBE) == comparison.FIELDS

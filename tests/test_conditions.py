@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import math
 
-from repro_check.checks.compare import relative_spread, summary_sentence
 from repro_check.plan.settings import CheckPlan
 from repro_check.results import report
+from repro_check.results.compare_report import relative_spread, summary_sentence
 from repro_check.results.records import RunRecord, TrialRecord
 
 

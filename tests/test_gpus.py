@@ -19,6 +19,7 @@ from repro_check.execution import environment, gpus
 from repro_check.execution.replicates import default_workers
 from repro_check.plan.gpu_request import parse_request
 from repro_check.plan.settings import CheckPlan, Tolerance
+from repro_check.results.fingerprint import fingerprint
 from repro_check.results.records import RunRecord
 from repro_check.results.report import RunReport, environment_notes, gpu_notes
 
@@ -340,8 +341,8 @@ def test_two_cards_of_one_model_are_one_environment() -> None:
     base = environment.collect(1)
     one = {**base, "gpu": H100}
     other = {**base, "gpu": {**H100, "index": 5, "uuid": "GPU-99"}}
-    assert environment.fingerprint(one) == environment.fingerprint(other)
-    assert environment.fingerprint(one) != environment.fingerprint({**base, "gpu": H200})
+    assert fingerprint(one) == fingerprint(other)
+    assert fingerprint(one) != fingerprint({**base, "gpu": H200})
 
 
 def _on(record: RunRecord, gpu: dict[str, Any]) -> RunRecord:

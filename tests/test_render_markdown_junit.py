@@ -12,10 +12,10 @@ import pytest
 from factories import trial as plain_trial
 from rich.console import Console
 
-from repro_check.checks.compare import CompareReport
 from repro_check.plan.settings import CheckPlan, StudySettings
 from repro_check.render import console, fmt, junit, markdown
 from repro_check.results import report
+from repro_check.results.compare_report import CompareReport
 from repro_check.results.records import RunRecord, TrialRecord
 
 ENV = {

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from repro_check.checks.compare import CompareReport
 from repro_check.errors import EXIT_USAGE, ConfigError
 from repro_check.plan.settings import CheckPlan, StudySettings, Tolerance
 from repro_check.render import plot
 from repro_check.results import report
+from repro_check.results.compare_report import CompareReport
 from repro_check.results.records import RunRecord, TrialRecord
 
 needs_matplotlib = pytest.mark.skipif(

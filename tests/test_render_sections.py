@@ -11,13 +11,13 @@ import pytest
 from rich.console import Console
 from test_render_markdown_junit import build, history, parse, runs_of
 
-from repro_check.checks.compare import CompareReport
 from repro_check.checks.diff import diff_reports
 from repro_check.plan.settings import CheckPlan, StudySettings
 from repro_check.render import console, junit, markdown, sections
 from repro_check.render.files import write_outputs
 from repro_check.render.formats import FORMATS, kind
 from repro_check.results import report
+from repro_check.results.compare_report import CompareReport
 from repro_check.results.records import RunRecord, TrialRecord
 from repro_check.vocab import GATE
 

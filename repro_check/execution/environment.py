@@ -6,8 +6,6 @@ tokens and passwords). Collected inside a worker, so it describes where the stud
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import platform
 import sys
@@ -156,18 +154,3 @@ def collect(threads: int | None) -> dict[str, Any]:
     if gpu is not None:
         environment["gpu"] = gpu
     return environment
-
-
-GPU_IDENTITY = ("index", "uuid")
-"""Which physical GPU a run had, left out of the fingerprint: two cards of one model with
-one driver are one environment (runs are grouped by GPU model, not by card)."""
-
-
-def fingerprint(environment: dict[str, Any]) -> str:
-    """A short stable hash of an environment, to group runs by machine and software."""
-    stable = {k: v for k, v in environment.items() if k != "env"}
-    gpu = stable.get("gpu")
-    if isinstance(gpu, dict):
-        stable["gpu"] = {k: v for k, v in gpu.items() if k not in GPU_IDENTITY}
-    digest = hashlib.sha256(json.dumps(stable, sort_keys=True, default=str).encode())
-    return digest.hexdigest()[:12]

@@ -9,9 +9,9 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from repro_check.checks.compare import CompareReport
 from repro_check.render import sections
 from repro_check.render.console import STYLE
+from repro_check.results.compare_report import CompareReport
 
 
 def table(conditions: sections.Conditions) -> Table:

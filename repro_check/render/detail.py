@@ -23,9 +23,9 @@ Outputs = Mapping[tuple[str, int], str]
 
 def verdict_line(obj: Report) -> str:
     """The one line ``--quiet`` prints: the report's headline."""
-    from repro_check.checks.compare import CompareReport
     from repro_check.checks.diagnose import Diagnosis
     from repro_check.render import fmt
+    from repro_check.results.compare_report import CompareReport
     from repro_check.results.report_diff import ReportDiff
 
     if isinstance(obj, CompareReport):
@@ -68,7 +68,7 @@ def _run_lines(run: RunRecord, output: str | None) -> list[Text | Padding]:
     head += f" ({counts})" if counts else ""
     parts: list[Text | Padding] = [Text(f"{head}, {wall}", style="bold")]
     if run.environment:
-        from repro_check.execution.environment import fingerprint
+        from repro_check.results.fingerprint import fingerprint
 
         parts.append(_indent(Text(f"environment {fingerprint(dict(run.environment))}"), 2))
         gpu = run.environment.get("gpu")
@@ -98,8 +98,8 @@ def _runs(console: Console, title: str, runs: Iterable[RunRecord], outputs: Outp
 def render(obj: Report, console: Console, outputs: Outputs | None = None) -> None:
     """Per-run detail for ``--verbose``; ``outputs`` is None when nothing ran in this process
     (``report``, ``diff``: saved reports keep no captured output)."""
-    from repro_check.checks.compare import CompareReport
     from repro_check.checks.diagnose import Diagnosis
+    from repro_check.results.compare_report import CompareReport
     from repro_check.results.report_diff import ReportDiff
 
     if isinstance(obj, CompareReport):

@@ -9,9 +9,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from repro_check.checks.compare import CompareReport
 from repro_check.plan.settings import CheckPlan, Tolerance
 from repro_check.plan.targets import MODULE_PREFIX, is_script
+from repro_check.results.compare_report import CompareReport
 from repro_check.results.comparison import (
     Divergence,
     ParamSpread,

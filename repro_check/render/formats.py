@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeAlias
 from repro_check.errors import ConfigError
 
 if TYPE_CHECKING:
-    from repro_check.checks.compare import CompareReport
     from repro_check.checks.diagnose import Diagnosis
+    from repro_check.results.compare_report import CompareReport
     from repro_check.results.report import RunReport
     from repro_check.results.report_diff import ReportDiff
 
@@ -30,8 +30,8 @@ Kind = Literal["run", "compare", "diagnose", "diff"]
 
 def kind(report: object) -> Kind:
     """Which command's report ``report`` is (``run`` and ``report`` make the same kind)."""
-    from repro_check.checks.compare import CompareReport
     from repro_check.checks.diagnose import Diagnosis
+    from repro_check.results.compare_report import CompareReport
     from repro_check.results.report import RunReport
     from repro_check.results.report_diff import ReportDiff
 

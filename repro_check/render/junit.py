@@ -17,9 +17,9 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from typing import assert_never
 
-from repro_check.checks.compare import CompareReport
 from repro_check.errors import EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_NOT_REPRODUCIBLE
 from repro_check.render import fmt, sections
+from repro_check.results.compare_report import CompareReport
 from repro_check.results.report import VERDICT_AWAITING, RunReport
 
 SUITE = "repro-check"

@@ -12,8 +12,8 @@ import re
 from collections.abc import Iterable
 from typing import assert_never
 
-from repro_check.checks.compare import CompareReport
 from repro_check.render import fmt, sections
+from repro_check.results.compare_report import CompareReport
 from repro_check.results.report import (
     VERDICT_AWAITING,
     VERDICT_DIFFERS_FROM_BASELINE,

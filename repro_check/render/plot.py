@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from repro_check.checks.compare import CompareReport
 from repro_check.errors import ConfigError
 from repro_check.render import fmt
+from repro_check.results.compare_report import CompareReport
 from repro_check.results.comparison import Stats
 from repro_check.results.records import RunRecord
 from repro_check.results.report import RunReport

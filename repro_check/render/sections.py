@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, TypeAlias, TypeVar
 
-from repro_check.checks.compare import CompareReport
 from repro_check.render import fmt
+from repro_check.results.compare_report import CompareReport
 from repro_check.results.report import (
     VERDICT_AWAITING,
     VERDICT_INCOMPLETE,

@@ -17,7 +17,7 @@ import math
 import operator
 import reprlib
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -136,31 +136,67 @@ def diff_magnitude(pairs: Sequence[tuple[float, float]]) -> tuple[float | None, 
     return max_abs, max_rel
 
 
+def _state_equal(a: TrialRecord, b: TrialRecord, tol: Tolerance) -> bool:
+    return a.state == b.state and a.fail_kind == b.fail_kind
+
+
+def _params_equal(a: TrialRecord, b: TrialRecord, tol: Tolerance) -> bool:
+    return a.params.keys() == b.params.keys() and all(
+        param_equal(a.params[k], b.params[k]) for k in a.params
+    )
+
+
+def _distributions_equal(a: TrialRecord, b: TrialRecord, tol: Tolerance) -> bool:
+    # not recorded (None) reads as none, as in the digest
+    return json_equal(dict(a.distributions or {}), dict(b.distributions or {}), EXACT)
+
+
+def _values_equal(a: TrialRecord, b: TrialRecord, tol: Tolerance) -> bool:
+    if a.values is None or b.values is None:
+        return a.values is None and b.values is None
+    return len(a.values) == len(b.values) and all(
+        floats_equal(x, y, tol) for x, y in zip(a.values, b.values, strict=True)
+    )
+
+
+def _intermediate_equal(a: TrialRecord, b: TrialRecord, tol: Tolerance) -> bool:
+    iv_a, iv_b = a.intermediate_values, b.intermediate_values
+    return iv_a.keys() == iv_b.keys() and all(floats_equal(iv_a[s], iv_b[s], tol) for s in iv_a)
+
+
+def _constraints_equal(a: TrialRecord, b: TrialRecord, tol: Tolerance) -> bool:
+    return json_equal(_constraint_attrs(a), _constraint_attrs(b), tol)
+
+
+def _user_attrs_equal(a: TrialRecord, b: TrialRecord, tol: Tolerance) -> bool:
+    return json_equal(dict(a.user_attrs), dict(b.user_attrs), tol)
+
+
+def _system_attrs_equal(a: TrialRecord, b: TrialRecord, tol: Tolerance) -> bool:
+    return _attrs_equal(_other_attrs(a), _other_attrs(b), tol)
+
+
+_FieldRule = Callable[[TrialRecord, TrialRecord, Tolerance], Any]
+
+_EQUAL: dict[str, _FieldRule] = {
+    "state": _state_equal,
+    "params": _params_equal,
+    "distributions": _distributions_equal,
+    "values": _values_equal,
+    "intermediate_values": _intermediate_equal,
+    "constraints": _constraints_equal,
+    "user_attrs": _user_attrs_equal,
+    "system_attrs": _system_attrs_equal,
+}
+"""How each compared field is told equal: one rule per field of ``FIELDS``."""
+
+
 def field_equal(name: str, a: TrialRecord, b: TrialRecord, tol: Tolerance) -> bool:
-    if name == "state":
-        return a.state == b.state and a.fail_kind == b.fail_kind
-    if name == "params":
-        return a.params.keys() == b.params.keys() and all(
-            param_equal(a.params[k], b.params[k]) for k in a.params
-        )
-    if name == "distributions":  # not recorded (None) reads as none, as in the digest
-        return json_equal(dict(a.distributions or {}), dict(b.distributions or {}), EXACT)
-    if name == "values":
-        if a.values is None or b.values is None:
-            return a.values is None and b.values is None
-        return len(a.values) == len(b.values) and all(
-            floats_equal(x, y, tol) for x, y in zip(a.values, b.values, strict=True)
-        )
-    if name == "intermediate_values":
-        iv_a, iv_b = a.intermediate_values, b.intermediate_values
-        return iv_a.keys() == iv_b.keys() and all(floats_equal(iv_a[s], iv_b[s], tol) for s in iv_a)
-    if name == "constraints":
-        return json_equal(_constraint_attrs(a), _constraint_attrs(b), tol)
-    if name == "user_attrs":
-        return json_equal(dict(a.user_attrs), dict(b.user_attrs), tol)
-    if name == "system_attrs":
-        return _attrs_equal(_other_attrs(a), _other_attrs(b), tol)
-    raise ValueError(f"not a compared field: {name!r}")
+    try:
+        rule = _EQUAL[name]
+    except KeyError:
+        raise ValueError(f"not a compared field: {name!r}") from None
+    return bool(rule(a, b, tol))
 
 
 def field_pairs(name: str, a: TrialRecord, b: TrialRecord) -> list[tuple[float, float]]:
@@ -201,40 +237,43 @@ def first_differing_key(
     return None
 
 
-def describe(name: str, a: TrialRecord, b: TrialRecord, tol: Tolerance) -> str:
-    """One line saying what differs between two trials' ``name`` field."""
-    if name == "state":
-        return f"state {a.state_text} vs {b.state_text}"
-    if name == "params":
-        found = first_differing_key(a.params, b.params, lambda _k, x, y: param_equal(x, y))
-        return f"param {found[1]}" if found else "params differ"
-    if name == "distributions":
-        found = first_differing_key(
-            dict(a.distributions or {}),
-            dict(b.distributions or {}),
-            lambda _k, x, y: json_equal(x, y, EXACT),
-        )
-        return f"distribution of param {found[1]}" if found else "distributions differ"
-    if name == "values":
-        return f"value {_fmt(a.values)} vs {_fmt(b.values)}"
-    if name == "intermediate_values":
-        steps_a, steps_b = a.intermediate_values, b.intermediate_values
-        for step in sorted(steps_a.keys() | steps_b.keys()):
-            if step not in steps_a or step not in steps_b:
-                return f"intermediate value at step {step} reported in only one run"
-            if not floats_equal(steps_a[step], steps_b[step], tol):
-                return f"intermediate value at step {step}: {steps_a[step]!r} vs {steps_b[step]!r}"
-        return "intermediate values differ"
-    if name == "constraints":
-        found = first_differing_key(
-            a.constraints, b.constraints, lambda _k, x, y: floats_equal(x, y, tol)
-        )
-        return f"constraint {found[1]}" if found else "constraints differ"
-    if name == "user_attrs":
-        found = first_differing_key(
-            a.user_attrs, b.user_attrs, lambda _k, x, y: json_equal(x, y, tol)
-        )
-        return f"user attr {found[1]}" if found else "user attrs differ"
+def _describe_params(a: TrialRecord, b: TrialRecord, tol: Tolerance) -> str:
+    found = first_differing_key(a.params, b.params, lambda _k, x, y: param_equal(x, y))
+    return f"param {found[1]}" if found else "params differ"
+
+
+def _describe_distributions(a: TrialRecord, b: TrialRecord, tol: Tolerance) -> str:
+    found = first_differing_key(
+        dict(a.distributions or {}),
+        dict(b.distributions or {}),
+        lambda _k, x, y: json_equal(x, y, EXACT),
+    )
+    return f"distribution of param {found[1]}" if found else "distributions differ"
+
+
+def _describe_intermediate(a: TrialRecord, b: TrialRecord, tol: Tolerance) -> str:
+    steps_a, steps_b = a.intermediate_values, b.intermediate_values
+    for step in sorted(steps_a.keys() | steps_b.keys()):
+        if step not in steps_a or step not in steps_b:
+            return f"intermediate value at step {step} reported in only one run"
+        if not floats_equal(steps_a[step], steps_b[step], tol):
+            return f"intermediate value at step {step}: {steps_a[step]!r} vs {steps_b[step]!r}"
+    return "intermediate values differ"
+
+
+def _describe_constraints(a: TrialRecord, b: TrialRecord, tol: Tolerance) -> str:
+    found = first_differing_key(
+        a.constraints, b.constraints, lambda _k, x, y: floats_equal(x, y, tol)
+    )
+    return f"constraint {found[1]}" if found else "constraints differ"
+
+
+def _describe_user_attrs(a: TrialRecord, b: TrialRecord, tol: Tolerance) -> str:
+    found = first_differing_key(a.user_attrs, b.user_attrs, lambda _k, x, y: json_equal(x, y, tol))
+    return f"user attr {found[1]}" if found else "user attrs differ"
+
+
+def _describe_system_attrs(a: TrialRecord, b: TrialRecord, tol: Tolerance) -> str:
     found = first_differing_key(
         _other_attrs(a),
         _other_attrs(b),
@@ -243,6 +282,24 @@ def describe(name: str, a: TrialRecord, b: TrialRecord, tol: Tolerance) -> str:
     if found is not None and found[0] == FIXED_PARAMS_KEY:
         return f"enqueued params (system attr {found[1]})"
     return f"system attr {found[1]}" if found else "system attrs differ"
+
+
+_DESCRIBE: dict[str, _FieldRule] = {
+    "state": lambda a, b, _tol: f"state {a.state_text} vs {b.state_text}",
+    "params": _describe_params,
+    "distributions": _describe_distributions,
+    "values": lambda a, b, _tol: f"value {_fmt(a.values)} vs {_fmt(b.values)}",
+    "intermediate_values": _describe_intermediate,
+    "constraints": _describe_constraints,
+    "user_attrs": _describe_user_attrs,
+    "system_attrs": _describe_system_attrs,
+}
+"""What each compared field's first difference reads as, in a few words."""
+
+
+def describe(name: str, a: TrialRecord, b: TrialRecord, tol: Tolerance) -> str:
+    """One line saying what differs between two trials' ``name`` field."""
+    return str(_DESCRIBE.get(name, _describe_system_attrs)(a, b, tol))
 
 
 def _fmt(values: Sequence[float] | None) -> str:
@@ -438,41 +495,69 @@ def first_divergence(
     start = _scan_start(runs, reference, tol)
     if start is None:
         return None
-    label = list(names) if names is not None else [f"run {run.index}" for run in runs]
-    tables = [_by_number(run) for run in runs]
-    numbers = sorted(set().union(*tables))
+    scan = _Scan(runs, tol, reference, finished, names)
+    numbers = sorted(set().union(*scan.tables))
     for number in numbers[bisect.bisect_left(numbers, start) :]:
+        found = scan.field_divergence(number) or scan.count_divergence(number)
+        if found is not None:
+            return found
+    return None
+
+
+class _Scan:
+    """``first_divergence``'s walk, one trial number at a time: the runs' trials by number,
+    the reference run and the labels the detail line names the runs by."""
+
+    def __init__(
+        self,
+        runs: Sequence[RunRecord],
+        tol: Tolerance,
+        reference: int,
+        finished: list[int],
+        names: Sequence[str] | None,
+    ) -> None:
+        self.runs, self.tol, self.reference, self.finished = runs, tol, reference, finished
+        self.label = list(names) if names is not None else [f"run {run.index}" for run in runs]
+        self.tables = [_by_number(run) for run in runs]
+
+    def field_divergence(self, number: int) -> Divergence | None:
+        """The first field (in ``FIELDS`` order) in which a run holding trial ``number``
+        differs from the reference (or, where the reference lacks it, the first holder)."""
+        tables = self.tables
         holders = [i for i, table in enumerate(tables) if number in table]
-        ref = reference if number in tables[reference] else holders[0]
+        ref = self.reference if number in tables[self.reference] else holders[0]
         base = tables[ref][number]
         for name in FIELDS:
             differing = [
                 i
                 for i in holders
-                if i != ref and not field_equal(name, base, tables[i][number], tol)
+                if i != ref and not field_equal(name, base, tables[i][number], self.tol)
             ]
             if differing:
                 pairs = [p for i in differing for p in field_pairs(name, base, tables[i][number])]
                 max_abs, max_rel = diff_magnitude(pairs)
                 first = tables[differing[0]][number]
-                detail = (
-                    f"{describe(name, base, first, tol)} ({label[ref]} vs {label[differing[0]]})"
-                )
-                involved = (runs[ref].index, *(runs[i].index for i in differing))
+                shown = describe(name, base, first, self.tol)
+                detail = f"{shown} ({self.label[ref]} vs {self.label[differing[0]]})"
+                involved = (self.runs[ref].index, *(self.runs[i].index for i in differing))
                 return Divergence(number, name, involved, max_abs, max_rel, detail)
-        missing = [i for i in finished if number not in tables[i]]
-        if missing:
-            present = [i for i in finished if number in tables[i]]
-            counts = ", ".join(f"{label[i]}: {len(runs[i].trials)}" for i in finished)
-            return Divergence(
-                number,
-                "trial_count",
-                tuple(runs[i].index for i in _reference_first(reference, present, missing)),
-                None,
-                None,
-                f"different numbers of trials ({counts})",
-            )
-    return None
+        return None
+
+    def count_divergence(self, number: int) -> Divergence | None:
+        """Finished runs disagree on having trial ``number``: they ran different counts."""
+        missing = [i for i in self.finished if number not in self.tables[i]]
+        if not missing:
+            return None
+        present = [i for i in self.finished if number in self.tables[i]]
+        counts = ", ".join(f"{self.label[i]}: {len(self.runs[i].trials)}" for i in self.finished)
+        return Divergence(
+            number,
+            "trial_count",
+            tuple(self.runs[i].index for i in _reference_first(self.reference, present, missing)),
+            None,
+            None,
+            f"different numbers of trials ({counts})",
+        )
 
 
 def _reference_first(reference: int, present: list[int], missing: list[int]) -> list[int]:

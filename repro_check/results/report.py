@@ -18,7 +18,6 @@ from repro_check.errors import (
     EXIT_NOT_REPRODUCIBLE,
     EXIT_REPRODUCIBLE,
 )
-from repro_check.execution.environment import fingerprint
 from repro_check.plan.settings import STUDY_NAME, CheckPlan, Controls, Tolerance
 from repro_check.plan.targets import is_script
 from repro_check.results.baseline import BaselineCheck
@@ -29,6 +28,7 @@ from repro_check.results.comparison import (
     distinct_histories,
     first_divergence,
 )
+from repro_check.results.fingerprint import fingerprint
 from repro_check.results.records import STATUS_CANCELLED, RunRecord, to_json_safe
 from repro_check.results.resume import ResumeCheck
 from repro_check.results.script_notes import script_notes

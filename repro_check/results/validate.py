@@ -38,8 +38,8 @@ from repro_check.results.report import READABLE_SCHEMA_VERSIONS
 from repro_check.vocab import Condition, RunStatus
 
 if TYPE_CHECKING:
-    from repro_check.checks.compare import CompareReport
     from repro_check.plan.settings import Tolerance
+    from repro_check.results.compare_report import CompareReport
     from repro_check.results.report import RunReport
 
 MAX_REPORT_BYTES = 512 * 1024 * 1024
@@ -525,7 +525,7 @@ def load_run_report(path: Path, tolerance: Tolerance | None = None) -> RunReport
 
 def load_any_report(path: Path, tolerance: Tolerance | None = None) -> RunReport | CompareReport:
     """A validated ``RunReport`` or ``CompareReport`` (for ``repro-check report``)."""
-    from repro_check.checks.compare import CompareReport
+    from repro_check.results.compare_report import CompareReport
     from repro_check.results.report import RunReport
 
     source = _printable(str(path), 1000)
