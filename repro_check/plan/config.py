@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from repro_check.errors import ConfigError
-from repro_check.plan.defaults import default_controls
+from repro_check.plan.defaults import DEFAULT_STORAGE, default_controls
 from repro_check.plan.settings import (
     CHECK_KEYS,
     DEFAULT_TRIALS,
@@ -548,6 +548,41 @@ def _check_resume_at(
         )
 
 
+def _pyproject_folder(pyproject: bool, start: Path | None) -> Path | None:
+    """Where the nearest pyproject.toml is looked for: None leaves ``[tool.repro-check]`` out
+    (the API, or a current folder that was removed)."""
+    if not pyproject:
+        return None
+    try:
+        return start or Path.cwd()
+    except OSError:  # the current folder was removed: there is no pyproject to read
+        return None
+
+
+def _target_values(
+    values: dict[str, Any], sources: Mapping[str, str], script: bool
+) -> dict[str, Any]:
+    """The settings that apply to this kind of target: a script builds its own study (the
+    study settings are refused or dropped); an objective takes no script arguments."""
+    if script:
+        _check_script(values, sources)
+        return {k: v for k, v in values.items() if k not in _SCRIPT_BUILT}
+    if values.get("args"):
+        raise ConfigError(
+            f"{sources['args']}: script arguments need a script target (train.py or -m pkg.mod), "
+            f"not the objective {values['target']}"
+        )
+    return values
+
+
+def _check_storage(values: Mapping[str, Any]) -> None:
+    """A shared check is found by its name: --storage and --resume need --name."""
+    if "storage" in values and "name" not in values:
+        raise ConfigError("--storage needs --name: the check's studies are named <name>/run-<k>")
+    if values.get("resume") and "name" not in values:
+        raise ConfigError("--resume needs --name (and --storage) to find the check to resume")
+
+
 def build_plan(
     target: str | None,
     flags: Mapping[str, Any],
@@ -562,37 +597,21 @@ def build_plan(
     arguments); otherwise the nearest pyproject.toml at or above ``start`` (the current folder)
     applies.
     """
-    where = None
-    if pyproject:
-        try:
-            where = start or Path.cwd()
-        except OSError:  # the current folder was removed: there is no pyproject to read
-            where = None
-    merged = merge_layers({**flags, "target": target}, config_path, where)
+    merged = merge_layers(
+        {**flags, "target": target}, config_path, _pyproject_folder(pyproject, start)
+    )
     values = {key: value for key, (value, _source) in merged.items()}
     sources = {key: source for key, (_value, source) in merged.items()}
     if "target" not in values:
         raise ConfigError("no target given: pass a script (train.py, -m pkg.mod) or MODULE:ATTR")
     script = is_script(values["target"])
-    if script:
-        _check_script(values, sources)
-        values = {k: v for k, v in values.items() if k not in _SCRIPT_BUILT}
-    elif values.get("args"):
-        raise ConfigError(
-            f"{sources['args']}: script arguments need a script target (train.py or -m pkg.mod), "
-            f"not the objective {values['target']}"
-        )
+    values = _target_values(values, sources, script)
     cap = values.pop("trials", None) if script else None
     study = StudySettings(**{key: values[key] for key in STUDY_KEYS if key in values})
     _check_study(study, sources)
-    if "storage" in values and "name" not in values:
-        raise ConfigError("--storage needs --name: the check's studies are named <name>/run-<k>")
-    if values.get("resume") and "name" not in values:
-        raise ConfigError("--resume needs --name (and --storage) to find the check to resume")
+    _check_storage(values)
     _check_resume_at(values, sources, cap)
     if "name" in values and "storage" not in values:
-        from repro_check.plan.defaults import DEFAULT_STORAGE
-
         values["storage"] = DEFAULT_STORAGE
     if "controls" not in values:
         values["controls"] = default_controls(values["target"])
