@@ -210,10 +210,7 @@ def study_report(report: RunReport, compared: StudyComparison) -> RunReport:
 def headline(report: RunReport) -> str:
     """One line per verdict; the verdict itself is decided by the report, never here."""
     n = len(report.runs)
-    trials = max((len(run.trials) for run in report.runs), default=0)
-    divergence = report.comparison.divergence
     verdict = report.verdict
-    script = report.studies is not None
     if verdict == VERDICT_INTERRUPTED:
         done = sum(run.finished for run in report.runs)
         return f"INTERRUPTED: {done} of {n} runs had finished; the rest were stopped"
@@ -229,33 +226,8 @@ def headline(report: RunReport) -> str:
             f"DIFFERS FROM BASELINE{where}: {n} runs agree with each other, not with the baseline"
         )
     if verdict == VERDICT_REPRODUCIBLE:
-        how = "bit for bit" if report.plan.tolerance.exact else "within tolerance"
-        failed = report.failed_trials
-        if trials and failed * 2 > trials:  # agreeing on failures is not much of a result
-            return (
-                f"REPRODUCIBLE, but {failed} of {trials} trials failed in every run: "
-                f"{n} runs × {trials} trials agree {how}"
-            )
-        if script:
-            return f"REPRODUCIBLE: {n} runs × {_script_trials(report)} agree {how}"
-        return f"REPRODUCIBLE: {n} runs × {trials} trials agree {how}"
-    script_part = _script_part(report)
-    resumed = report.resume.first_difference if report.resume is not None else None
-    if script_part is not None:
-        part = script_part
-    elif only_resume_differs(report) and resumed is not None:
-        part = (
-            f"resuming at trial {report.plan.resume_at} changes the study: resumed runs part "
-            f"at trial {resumed.trial} ({resumed.field})"
-        )
-    elif divergence is not None:
-        part = f"runs part at trial {divergence.trial} ({divergence.field})"
-    elif report.plan.study.n_jobs != 1 and not script:
-        part = "n_jobs > 1 makes trials race"
-    elif report.stopped_early:
-        part = "--fail-fast stopped the runs"
-    else:
-        part = "no divergence among the trials that finished"
+        return _reproducible_headline(report)
+    part = _where_runs_part(report)
     if verdict == VERDICT_NOT_REPRODUCIBLE:
         return f"NOT REPRODUCIBLE: {part}"
     if report.complete and not report.any_completed:
@@ -265,6 +237,43 @@ def headline(report: RunReport) -> str:
         return "INCOMPLETE: no trial completed in any run (every trial failed)"
     broken = sum(not run.finished for run in report.runs)
     return f"INCOMPLETE: {broken} of {n} runs did not finish; {part}"
+
+
+def _reproducible_headline(report: RunReport) -> str:
+    """How many runs agree, on how much, how closely; a warning when most trials failed."""
+    n = len(report.runs)
+    trials = max((len(run.trials) for run in report.runs), default=0)
+    how = "bit for bit" if report.plan.tolerance.exact else "within tolerance"
+    failed = report.failed_trials
+    if trials and failed * 2 > trials:  # agreeing on failures is not much of a result
+        return (
+            f"REPRODUCIBLE, but {failed} of {trials} trials failed in every run: "
+            f"{n} runs × {trials} trials agree {how}"
+        )
+    if report.studies is not None:
+        return f"REPRODUCIBLE: {n} runs × {_script_trials(report)} agree {how}"
+    return f"REPRODUCIBLE: {n} runs × {trials} trials agree {how}"
+
+
+def _where_runs_part(report: RunReport) -> str:
+    """Where (or why) the runs of a report that did not reproduce part, for its headline."""
+    script_part = _script_part(report)
+    resumed = report.resume.first_difference if report.resume is not None else None
+    divergence = report.comparison.divergence
+    if script_part is not None:
+        return script_part
+    if only_resume_differs(report) and resumed is not None:
+        return (
+            f"resuming at trial {report.plan.resume_at} changes the study: resumed runs part "
+            f"at trial {resumed.trial} ({resumed.field})"
+        )
+    if divergence is not None:
+        return f"runs part at trial {divergence.trial} ({divergence.field})"
+    if report.plan.study.n_jobs != 1 and report.studies is None:
+        return "n_jobs > 1 makes trials race"
+    if report.stopped_early:
+        return "--fail-fast stopped the runs"
+    return "no divergence among the trials that finished"
 
 
 def script_words(plan: CheckPlan) -> list[str]:
@@ -472,22 +481,35 @@ def pareto_table(report: RunReport) -> ParetoTable | None:
     tol = report.plan.tolerance
     rows: list[list[Cell]] = []
     for run in report.runs:
-        if not run.trials:
-            continue
-        front = _front(run)
-        is_ref = run is reference
-        if not front:
-            rows.append([Cell(str(run.index)), Cell("-", bool(ref_front) and not is_ref)])
-            rows[-1] += [Cell("-") for _ in columns[2:]]
-            continue
-        for position, trial in enumerate(front[:PARETO_ROWS]):
-            ref = trial if is_ref else (ref_front[position] if position < len(ref_front) else None)
-            cells = _pareto_cells(trial, ref, params, tol)
-            rows.append([Cell(str(run.index)), *cells])
-        if len(front) > PARETO_ROWS:
-            more = f"+{len(front) - PARETO_ROWS} more"
-            rows.append([Cell(str(run.index)), Cell(more), *(Cell("") for _ in columns[2:])])
+        if run.trials:
+            is_ref = run is reference
+            rows += _pareto_rows(run, is_ref, ref_front, params, tol, len(columns))
     return ParetoTable(columns, numeric, rows, None if reference is None else reference.index)
+
+
+def _pareto_rows(
+    run: RunRecord,
+    is_ref: bool,
+    ref_front: list[TrialRecord],
+    params: list[str],
+    tol: Tolerance,
+    width: int,
+) -> list[list[Cell]]:
+    """One run's rows of the Pareto table (``width`` cells each): a row per Pareto trial (the
+    first ``PARETO_ROWS``, then one counting the rest), or one row of ``-`` when it has no
+    front."""
+    front = _front(run)
+    if not front:
+        empty = [Cell(str(run.index)), Cell("-", bool(ref_front) and not is_ref)]
+        return [empty + [Cell("-") for _ in range(width - 2)]]
+    rows = []
+    for position, trial in enumerate(front[:PARETO_ROWS]):
+        ref = trial if is_ref else (ref_front[position] if position < len(ref_front) else None)
+        rows.append([Cell(str(run.index)), *_pareto_cells(trial, ref, params, tol)])
+    if len(front) > PARETO_ROWS:
+        more = f"+{len(front) - PARETO_ROWS} more"
+        rows.append([Cell(str(run.index)), Cell(more), *(Cell("") for _ in range(width - 2))])
+    return rows
 
 
 def _pareto_differs(report: RunReport) -> set[int]:

@@ -105,18 +105,44 @@ def run_plot(report: RunReport) -> RunPlot:
     """The data of a run plot: histories, differences from the reference, scales, the split."""
     direction = _direction(report)
     series = [_series(run, direction) for run in report.runs]
-    reference = next((run for run in report.runs if run.finished and _history(run)[0]), None)
-    if reference is None:
-        reference = next((run for run in report.runs if _history(run)[0]), None)
-    differences = (
-        [_differences(reference, run) for run in report.runs if run is not reference]
-        if reference is not None
-        else []
-    )
-    differences = [d for d in differences if d.numbers]
+    reference = _plot_reference(report.runs)
+    differences = []
+    if reference is not None:
+        others = (run for run in report.runs if run is not reference)
+        differences = [d for d in (_differences(reference, run) for run in others) if d.numbers]
     divergence = report.comparison.divergence
-    # the headline without its verdict word ("runs part at trial 0 (values)"), which the first
-    # line already says
+    return RunPlot(
+        series=series,
+        reference=None if reference is None else reference.index,
+        differences=differences,
+        value_scale=_series_scale(series),
+        difference_scale=difference_scale([d for diff in differences for d in diff.deltas]),
+        divergence_trial=None if divergence is None else divergence.trial,
+        divergence_field=None if divergence is None else divergence.field,
+        divergence_runs=() if divergence is None else divergence.runs[1:],
+        atol=report.plan.tolerance.atol,
+        direction=direction,
+        title=_run_title(report, direction),
+    )
+
+
+def _series_scale(series: Sequence[Series]) -> Scale:
+    """``value_scale`` of every value drawn (pruned trials' too) and every best so far."""
+    values = [v for s in series for v in s.values] + [v for s in series for _, v in s.pruned]
+    bests = [v for s in series for v in s.best]
+    return value_scale(values, bests, [s.best[-1] for s in series if s.best])
+
+
+def _plot_reference(runs: Sequence[RunRecord]) -> RunRecord | None:
+    """The run the differences are taken from: the first finished one with a value to draw,
+    else the first with one (None: no run has)."""
+    drawable = [run for run in runs if _history(run)[0]]
+    return next((run for run in drawable if run.finished), drawable[0] if drawable else None)
+
+
+def _run_title(report: RunReport, direction: str) -> str:
+    """The target and verdict, then the headline without its verdict word ("runs part at trial
+    0 (values)"), which the first line already says."""
     headline = fmt.headline(report)
     verdict_word = re.match(r"[A-Z][A-Z ]*[A-Z]", headline)
     detail = headline[verdict_word.end() :].lstrip(":, ") if verdict_word else headline
@@ -124,21 +150,7 @@ def run_plot(report: RunReport) -> RunPlot:
     if _multi_objective(report):
         count = len(report.plan.study.directions)
         title += f"\nfirst of {count} objectives shown ({direction})"
-    values = [v for s in series for v in s.values] + [v for s in series for _, v in s.pruned]
-    bests = [v for s in series for v in s.best]
-    return RunPlot(
-        series=series,
-        reference=None if reference is None else reference.index,
-        differences=differences,
-        value_scale=value_scale(values, bests, [s.best[-1] for s in series if s.best]),
-        difference_scale=difference_scale([d for diff in differences for d in diff.deltas]),
-        divergence_trial=None if divergence is None else divergence.trial,
-        divergence_field=None if divergence is None else divergence.field,
-        divergence_runs=() if divergence is None else divergence.runs[1:],
-        atol=report.plan.tolerance.atol,
-        direction=direction,
-        title=title,
-    )
+    return title
 
 
 def value_scale(
@@ -238,75 +250,15 @@ def plot_run(report: RunReport, path: Path) -> None:
     n = len(data.series)
     drawn = False
     for position, series in enumerate(data.series):
-        colour = colours[position]
         # Earlier runs are drawn wider, so identical histories still show every run beneath.
-        width = 1.2 + 2.0 * (n - 1 - position) / max(n - 1, 1)
-        size = 4.0 + 4.0 * (n - 1 - position) / max(n - 1, 1)
-        if not series.numbers:
-            ax.plot([], [], color=colour, label=f"{series.label}: no values to plot")
-            continue
-        drawn = True
-        xs, best = list(series.numbers), list(series.best)
-        if series.finished and series.last_trial is not None and series.last_trial > xs[-1]:
-            xs.append(series.last_trial)  # pruned or failed last trials: the run went on
-            best.append(best[-1])
-        ax.plot(
-            xs,
-            best,
-            color=colour,
-            linewidth=width,
-            drawstyle="steps-post",
-            linestyle="-" if series.finished else "--",
-            label=series.label,
-            zorder=2,
-        )
-        if not series.finished:  # where an unfinished run stopped
-            ax.plot([xs[-1]], [best[-1]], marker="X", markersize=9, color=colour, zorder=4)
-        ax.plot(
-            series.numbers,
-            series.values,
-            linestyle="none",
-            marker="o",
-            markersize=size,
-            markerfacecolor="none",
-            markeredgecolor=colour,
-            alpha=0.8,
-            zorder=3,
-        )
-        if series.pruned:
-            ax.plot(
-                [p[0] for p in series.pruned],
-                [p[1] for p in series.pruned],
-                linestyle="none",
-                marker="x",
-                markersize=size,
-                color=colour,
-                alpha=0.8,
-                zorder=3,
-            )
+        weight = (n - 1 - position) / max(n - 1, 1)
+        drawn |= _draw_series(ax, series, colours[position], 1.2 + 2.0 * weight, 4.0 + 4.0 * weight)
     if any(s.pruned for s in data.series):
         ax.plot([], [], linestyle="none", marker="x", color="grey", label="pruned trial")
     _apply_scale(ax, data.value_scale)
     _draw_differences(diff_ax, data, report, colours)
     if data.divergence_trial is not None:
-        for axis in (ax, diff_ax):
-            axis.axvline(
-                data.divergence_trial, color=DIVERGENCE_COLOUR, linestyle="--", linewidth=1.2
-            )
-        right = data.divergence_trial > _last(data) / 2  # keep the label inside the axes
-        ax.annotate(
-            f"first divergence: trial {data.divergence_trial} ({data.divergence_field})",
-            xy=(data.divergence_trial, 0.98),
-            xycoords=ax.get_xaxis_transform(),
-            xytext=(-4 if right else 4, 0),
-            textcoords="offset points",
-            color=DIVERGENCE_COLOUR,
-            ha="right" if right else "left",
-            va="top",
-            fontsize=9,
-            bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 1.5},
-            zorder=5,
-        )
+        _mark_divergence(ax, diff_ax, data, data.divergence_trial)
     if not drawn:
         ax.text(0.5, 0.5, "no completed trials to plot", transform=ax.transAxes, ha="center")
     from matplotlib.ticker import MaxNLocator
@@ -325,6 +277,73 @@ def plot_run(report: RunReport, path: Path) -> None:
         ax.legend(loc="upper left" if late else "upper right", fontsize=8, framealpha=0.9)
     ax.grid(True, alpha=0.3)
     _save(fig, path, fmt_name)
+
+
+def _draw_series(ax: Axes, series: Series, colour: Any, width: float, size: float) -> bool:
+    """One run's best-so-far line (dashed and crossed where an unfinished run stopped), its
+    values and its pruned trials; False when it has no value to draw (a legend entry only)."""
+    if not series.numbers:
+        ax.plot([], [], color=colour, label=f"{series.label}: no values to plot")
+        return False
+    xs, best = list(series.numbers), list(series.best)
+    if series.finished and series.last_trial is not None and series.last_trial > xs[-1]:
+        xs.append(series.last_trial)  # pruned or failed last trials: the run went on
+        best.append(best[-1])
+    ax.plot(
+        xs,
+        best,
+        color=colour,
+        linewidth=width,
+        drawstyle="steps-post",
+        linestyle="-" if series.finished else "--",
+        label=series.label,
+        zorder=2,
+    )
+    if not series.finished:  # where an unfinished run stopped
+        ax.plot([xs[-1]], [best[-1]], marker="X", markersize=9, color=colour, zorder=4)
+    ax.plot(
+        series.numbers,
+        series.values,
+        linestyle="none",
+        marker="o",
+        markersize=size,
+        markerfacecolor="none",
+        markeredgecolor=colour,
+        alpha=0.8,
+        zorder=3,
+    )
+    if series.pruned:
+        ax.plot(
+            [p[0] for p in series.pruned],
+            [p[1] for p in series.pruned],
+            linestyle="none",
+            marker="x",
+            markersize=size,
+            color=colour,
+            alpha=0.8,
+            zorder=3,
+        )
+    return True
+
+
+def _mark_divergence(ax: Axes, diff_ax: Axes, data: RunPlot, trial: int) -> None:
+    """A dashed line at the first divergence on both panels, labelled on the upper one."""
+    for axis in (ax, diff_ax):
+        axis.axvline(trial, color=DIVERGENCE_COLOUR, linestyle="--", linewidth=1.2)
+    right = trial > _last(data) / 2  # keep the label inside the axes
+    ax.annotate(
+        f"first divergence: trial {trial} ({data.divergence_field})",
+        xy=(trial, 0.98),
+        xycoords=ax.get_xaxis_transform(),
+        xytext=(-4 if right else 4, 0),
+        textcoords="offset points",
+        color=DIVERGENCE_COLOUR,
+        ha="right" if right else "left",
+        va="top",
+        fontsize=9,
+        bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 1.5},
+        zorder=5,
+    )
 
 
 def _last(data: RunPlot) -> int:
