@@ -211,17 +211,17 @@ def test_objective_state_lost_on_resume_is_resume_state(tmp_path: Path) -> None:
 
 def test_no_resume_experiment_when_full_control_differs() -> None:
     from repro_check.checks.diagnose_resume import resume_experiment
-    from repro_check.checks.lab import Experiment, Lab
+    from repro_check.checks.lab import Lab
     from repro_check.plan.settings import Controls
+    from repro_check.results.diagnosis import Experiment
 
     plan = build_plan(fixture("deterministic"), {"trials": 4, "resume_at": 2}, pyproject=False)
     lab = Lab(plan, "cpu", 2, None)
     full = Experiment("full_control", "every control on", Controls(), "not reproducible", None, ())
-    warnings: list[str] = []
-    causes: list[Any] = []
-    assert resume_experiment(lab, full, plan.study, causes, warnings) is None  # nothing ran
-    assert causes == [] and lab.next_index == 0
-    assert any("resume experiment" in w and "did not run" in w for w in warnings)
+    found = resume_experiment(lab, full, plan.study)
+    assert found.experiments == () and lab.next_index == 0  # nothing ran
+    assert found.causes == ()
+    assert any("resume experiment" in w and "did not run" in w for w in found.warnings)
 
 
 @pytest.mark.parametrize("command", ["diagnose", "run"])

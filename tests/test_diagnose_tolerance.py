@@ -11,7 +11,7 @@ from pathlib import Path
 from conftest import cli
 
 from repro_check.checks.causes import FixContext, ToleranceCheck, fix_for
-from repro_check.checks.diagnose import candidate_atol
+from repro_check.checks.diagnose_noise import candidate_atol
 from repro_check.plan.settings import StudySettings
 from repro_check.results.comparison import Divergence
 
@@ -108,7 +108,7 @@ def test_candidate_atol_is_round_and_above_the_noise() -> None:
 
 
 def test_params_split_is_the_first_trial_with_other_params() -> None:
-    from repro_check.checks.diagnose import params_split
+    from repro_check.checks.diagnose_noise import params_split
     from repro_check.results.records import RunRecord, TrialRecord
 
     def run(xs: list[float]) -> RunRecord:

@@ -11,7 +11,6 @@ import pytest
 
 from repro_check import vocab
 from repro_check.checks import causes, compare
-from repro_check.checks.diagnose import CONTROL_EXPERIMENTS
 from repro_check.execution.worker import make_pruner, make_sampler
 from repro_check.plan import settings
 from repro_check.plan.settings import StudySettings
@@ -63,7 +62,7 @@ def test_every_member_has_its_presentation() -> None:
 
 def test_cause_ids_come_from_the_enum() -> None:
     assert tuple(CauseId) == causes.CAUSE_IDS
-    assert {cause for cause, _off, _what in CONTROL_EXPERIMENTS.values()} <= set(CauseId)
+    assert {cause.id for cause, _ablation in causes.ABLATIONS.values()} <= set(CauseId)
 
 
 def test_sampler_registry_covers_every_sampler_and_names_real_classes() -> None:

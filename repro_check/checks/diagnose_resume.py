@@ -1,27 +1,30 @@
 """``diagnose``'s resume experiment (objectives and scripts): each replicate stopped after K
 trials in a storage and resumed in a fresh process (``checks.resume``), against the runs of the
 experiment that reproduced (the straight-through replicates, reused), with a cause and its fix
-when resuming changes the study."""
+when resuming changes the study (worded by the registry's resume causes)."""
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
 
-from repro_check.checks.causes import Cause, resume_sampler_fix
-from repro_check.checks.lab import Experiment, Lab
+from repro_check.checks.causes import Finding, FixContext, known
+from repro_check.checks.causes.state import sampler_state_lost
+from repro_check.checks.lab import Found, Lab
 from repro_check.checks.resume import resumed_runs
 from repro_check.errors import ConfigError
 from repro_check.execution.replicates import script_spec
 from repro_check.execution.runner import Job
 from repro_check.plan.settings import CheckPlan, Controls, StudySettings
 from repro_check.results import report
+from repro_check.results.diagnosis import Cause, Experiment
 from repro_check.results.records import RunRecord
-from repro_check.results.resume import TPE_STARTUP, ResumeCheck, compare_resumed
+from repro_check.results.resume import ResumeCheck, compare_resumed
 from repro_check.storage.redact import redact
-from repro_check.vocab import CauseId, Sampler
+from repro_check.vocab import CauseId
 
 RESUME_EXPERIMENT = "resume"
+NO_RESUME_ONE_TRIAL = "a 1-trial study cannot be stopped and resumed: no resume experiment"
 
 
 def resume_point(plan: CheckPlan) -> tuple[int, bool] | None:
@@ -45,58 +48,41 @@ def _resume_verdict(check: ResumeCheck) -> str:
 
 
 def _resume_cause(
-    check: ResumeCheck, experiment: Experiment, study: StudySettings, seed: int, script: bool
-) -> Cause | None:
+    check: ResumeCheck, experiment: Experiment, context: FixContext
+) -> tuple[Cause, ...]:
+    """The cause the registry words for a resume that changed the study, if it did."""
     d = check.first_difference
     if d is None or experiment.verdict != report.VERDICT_NOT_REPRODUCIBLE:
-        return None
-    lost = d.field == "params" and d.trial >= check.at and check.straight_reproducible
-    if lost and script:  # the fix names the script's own sampler, at its line
-        fix = check.fix or ""
-    elif lost:
-        startup = None
-        if study.sampler == Sampler.TPE:  # measured: TPE resumes identically right after these
-            configured = study.sampler_kwargs.get("n_startup_trials", TPE_STARTUP)
-            startup = configured if isinstance(configured, int) and configured > 0 else None
-        fix = resume_sampler_fix(study, seed, check.at, startup if startup != check.at else None)
-    else:
-        fix = "\n".join(f"# {line}" for line in (check.fix or "").splitlines())
-    return Cause(
-        CauseId.RESUME_SAMPLER_STATE if lost else CauseId.RESUME_STATE,
-        f"stopped after {check.at} trials and resumed in a fresh process (load_study, the same "
-        f"sampler set-up), the {check.between} runs part at trial {d.trial} ({d.field}: "
-        f"{d.detail}): {check.reason}",
-        fix,
-        d.trial,
-    )
+        return ()
+    cause_id = CauseId.RESUME_SAMPLER_STATE if sampler_state_lost(check) else CauseId.RESUME_STATE
+    finding = Finding(experiment, context, d.trial, resume=check)
+    return (known(cause_id).found(finding),)
 
 
 def resume_experiment(
-    lab: Lab,
-    full: Experiment,
-    study: StudySettings,
-    causes: list[Cause],
-    warnings: list[str],
-    controls: Controls | None = None,
-) -> Experiment | None:
+    lab: Lab, full: Experiment, study: StudySettings, controls: Controls | None = None
+) -> Found:
     """Each replicate stopped after K trials in a storage and resumed in a fresh process, with
     ``full``'s controls (every control, unless given), compared with ``full``'s runs (the
     straight-through replicates, reused: same study, same controls) and with each other. A
-    script is resumed in private copies of its own storages (``checks.resume``)."""
+    script is resumed in private copies of its own storages (``checks.resume``). Returns the
+    experiment (none when it could not run, with a warning saying why), its cause if resuming
+    changed the study, and its warnings."""
     controls = controls if controls is not None else Controls()
     script = script_spec(lab.plan) is not None
     point = resume_point(lab.plan)
     if point is None:
         if lab.plan.storage is not None:
-            warnings.append("a 1-trial study cannot be stopped and resumed: no resume experiment")
-        return None
+            return Found(warnings=(NO_RESUME_ONE_TRIAL,))
+        return Found()
     at, chosen = point
     if full.verdict != report.VERDICT_REPRODUCIBLE:
-        warnings.append(
-            f"the resume experiment (stop after {at} trials, resume in a fresh process) did "
-            "not run: the fully controlled runs differ already, so a resume cannot be judged"
+        return Found(
+            warnings=(
+                f"the resume experiment (stop after {at} trials, resume in a fresh process) did "
+                "not run: the fully controlled runs differ already, so a resume cannot be judged",
+            )
         )
-        return None
     plan = dataclasses.replace(lab.plan, resume_at=at)
 
     def execute(jobs: Sequence[Job]) -> list[RunRecord]:
@@ -106,8 +92,7 @@ def resume_experiment(
     try:
         resumed = resumed_runs(plan, jobs, execute)
     except ConfigError as exc:  # a script that keeps its studies in memory: nothing to resume
-        warnings.append(f"no resume experiment: {exc}")
-        return None
+        return Found(warnings=(f"no resume experiment: {exc}",))
     resumed = [dataclasses.replace(run, index=i) for i, run in enumerate(resumed)]
     check = compare_resumed(full.runs, resumed, at, study, lab.plan.seed, lab.plan.tolerance)
     if script:
@@ -129,10 +114,8 @@ def resume_experiment(
         resume_chosen=chosen,
         straight_through=full.id,
     )
-    cause = _resume_cause(check, experiment, study, lab.plan.seed, script)
-    if cause is not None:
-        causes.append(cause)
-    warnings += [
+    causes = _resume_cause(check, experiment, lab.context(study))
+    warnings = [
         f"resumed run {run.index} {run.status}: {run.error}" for run in resumed if not run.finished
     ]
     if chosen:
@@ -140,4 +123,4 @@ def resume_experiment(
             f"the study uses a storage: the resume experiment stopped each replicate after "
             f"{at} of {study.trials} trials (half) and resumed it; --resume-at K picks another K"
         )
-    return experiment
+    return Found((experiment,), causes, tuple(warnings))

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 
-from repro_check.checks.causes import Cause, FixContext, Location, fix_for
-from repro_check.checks.lab import Experiment, Lab, parted, runs_of
+from repro_check.checks.causes import Finding, FixContext, known
+from repro_check.checks.lab import Found, Lab, runs_of
 from repro_check.execution.linetrace import Split, first_op_split, first_split
 from repro_check.plan.settings import Controls
+from repro_check.results.diagnosis import Experiment
 from repro_check.results.studies import compare_studies
 from repro_check.vocab import CauseId
 
@@ -32,49 +33,36 @@ def _trace_target(lab: Lab, full: Experiment) -> tuple[int, int] | None:
     return differing.index, divergence.trial
 
 
-def _trace_split(
-    lab: Lab, full: Experiment, experiments: list[Experiment]
-) -> tuple[Split | None, str | None]:
+def _trace_split(lab: Lab, full: Experiment) -> tuple[Experiment | None, Split | None, str | None]:
     """The trial where the controlled runs parted, run again in two fresh processes with
-    every control on, its objective call traced line by line in the script's files: the first
-    line after which their locals differ, and why the trace stopped early (if it did)."""
+    every control on, its objective call traced line by line in the script's files: the
+    experiment (None when no trial can be traced), the first line after which their locals
+    differ, and why the trace stopped early (if it did)."""
     at = _trace_target(lab, full)
     if at is None:
-        return None, None
+        return None, None, None
     jobs = lab.jobs("line_trace", Controls(), lab.plan.study, 2, trace=True, trace_at=at)
     results = lab.run(jobs, False)
     runs = runs_of(results, "line_trace")
     what = f"study {at[0]} trial {at[1]} once more, traced line by line"
-    experiments.append(lab.experiment("line_trace", what, Controls(), runs, lab.plan.study))
+    experiment = lab.experiment("line_trace", what, Controls(), runs, lab.plan.study)
     traced = [r for r in results if r.trace is not None]
     stopped = next((r.trace_truncated for r in traced if r.trace_truncated), None)
     if len(traced) < 2:
-        return None, stopped
+        return experiment, None, stopped
     a, b = traced[0], traced[1]
     split = first_split(a.trace or [], b.trace or [])
     op = first_op_split(a.trace_ops, b.trace_ops) if a.trace_ops and b.trace_ops else None
     if split is not None and op is not None:
         split = dataclasses.replace(split, op=op)
-    return split, stopped
+    return experiment, split, stopped
 
 
-def traced_noise(
-    lab: Lab, full: Experiment, experiments: list[Experiment], context: FixContext
-) -> Cause:
-    """Noise no control fixes and no audited source explains: located by the line tracer."""
-    split, stopped = _trace_split(lab, full, experiments)
-    fix = fix_for(CauseId.OBJECTIVE_NOISE, context)
-    evidence = f"with every control on, {parted(full)}"
-    if split is not None:
-        evidence += f"; the first line where two processes part: {split.describe()}"
-        fix = f"# {split.file}:{split.line}: {split.source}\n{fix}"
-    elif stopped is not None:
-        evidence += f"; the line tracer found no line where two processes part ({stopped})"
-    return Cause(
-        CauseId.OBJECTIVE_NOISE,
-        evidence,
-        fix,
-        full.divergence.trial if full.divergence else None,
-        blocking=True,
-        location=Location(split.file, split.line, split.source) if split else None,
-    )
+def traced_noise(lab: Lab, full: Experiment, context: FixContext) -> Found:
+    """Noise no control fixes and no audited source explains: located by the line tracer.
+    Returns the trace experiment (when one ran) and the ``objective_noise`` cause."""
+    experiment, split, stopped = _trace_split(lab, full)
+    trial = full.divergence.trial if full.divergence else None
+    finding = Finding(full, context, trial, blocking=True, traced=split, trace_stopped=stopped)
+    cause = known(CauseId.OBJECTIVE_NOISE).found(finding)
+    return Found((experiment,) if experiment is not None else (), (cause,))

@@ -1,0 +1,246 @@
+"""The causes no control removes, found with every control on: trials racing in threads
+(``parallel_trials``) and noise in the objective or script itself (``objective_noise``), located
+at the user's line by the entropy audit or the line tracer when they can."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from repro_check.checks.causes.model import (
+    AuditSite,
+    Finding,
+    KnownCause,
+    ToleranceCheck,
+    trial_list,
+    where_runs_part,
+)
+from repro_check.results.diagnosis import Experiment, Location
+from repro_check.vocab import CauseId
+
+# -- parallel_trials
+
+
+def _parallel_evidence(finding: Finding) -> str:
+    where = where_runs_part(finding.experiment)
+    if finding.context.script:
+        return f"optimize(n_jobs={finding.n_jobs}): trials run in threads and race; {where}"
+    return (
+        f"n_jobs={finding.n_jobs}: Optuna reseeds the sampler in every "
+        f"thread and trials race; {where}"
+    )
+
+
+def _parallel_fix(finding: Finding) -> str:
+    # a script's own optimize call sets its trial count, which the plan does not know
+    ctx = finding.context
+    trials = "..." if ctx.script else str(ctx.study.trials)
+    return f"study.optimize(objective, n_trials={trials}, n_jobs=1)"
+
+
+PARALLEL_TRIALS = KnownCause(
+    CauseId.PARALLEL_TRIALS,
+    "full control under n_jobs > 1 (then retried with n_jobs=1)",
+    _parallel_evidence,
+    _parallel_fix,
+)
+
+# -- objective_noise: the fix, tailored to the tolerance that was tried
+
+NOISE_SOURCES = (
+    "# remove the noise source in the objective: clock reads, unseeded RNGs such as\n"
+    "# np.random.default_rng() without a seed, thread-order float reductions"
+)
+
+
+def noise_fix(check: ToleranceCheck | None) -> str:
+    """Remove the noise; a tolerance only when one was tried and made the runs agree."""
+    if check is None:
+        return (
+            NOISE_SOURCES + "\n# (no tolerance suggested: none could be checked against the runs)"
+        )
+    atol = check.atol_text
+    if check.passed:
+        return (
+            NOISE_SOURCES + ";\n# or, if that much noise is acceptable, compare with a tolerance "
+            f"(checked: {check.runs} runs × {check.trials} trials agree with it):\n"
+            f"# repro-check run ... --atol {atol}"
+        )
+    d = check.divergence
+    if d is None and check.steered_at is None and check.reorder is not None:
+        return _reorder_fix(check)
+    if d is not None:
+        size = f", |Δ| {d.max_abs_diff:.3g}" if d.max_abs_diff else ""
+        where = f"with --atol {atol} the runs still part at trial {d.trial}, {d.field}{size}"
+    else:
+        where = (
+            f"from trial {check.steered_at} on the runs get different params; within "
+            f"--atol {atol} this time only"
+        )
+    # a split beyond a tolerance 5-10x the measured noise, or different params: the trials
+    # themselves differ, the sampler steered apart by the noise it saw in earlier values
+    text = (
+        NOISE_SOURCES + ".\n"
+        "# no tolerance rescues this check: the noise changes which params the sampler\n"
+        f"# suggests next ({where})"
+    )
+    first = check.agree_until
+    if first > 0:
+        text += (
+            f";\n# or compare only the first {first} trials, which agree within it:\n"
+            f"# repro-check run ... --trials {first} --atol {atol}"
+        )
+    return text
+
+
+def _reorder_fix(check: ToleranceCheck) -> str:
+    noise, gap = check.reorder or (0.0, 0.0)
+    atol = check.atol_text
+    text = (
+        NOISE_SOURCES + ".\n"
+        "# no tolerance rescues this check: the noise (about "
+        f"{noise:.2g}) is larger than the gaps\n# between trials' values (down to {gap:.2g}), "
+        "so it can reorder the trials and the sampler\n# then suggests other params "
+        f"({check.runs} runs × {check.trials} trials agreed within --atol {atol} by luck)"
+    )
+    if check.startup:
+        text += (
+            f";\n# or compare only the sampler's {check.startup} start-up trials, which do not "
+            f"use the values:\n# repro-check run ... --trials {check.startup} --atol {atol}"
+        )
+    return text
+
+
+_CERTAIN_FIXES = {
+    "random.Random() without a seed": "random.Random() has no seed: random.Random(0)",
+    "np.random.default_rng() without a seed": (
+        "np.random.default_rng() has no seed: np.random.default_rng(0)"
+    ),
+    "random.seed() without a seed": "random.seed() has no seed: random.seed(0)",
+    "np.random.seed() without a seed": "np.random.seed() has no seed: np.random.seed(0)",
+    "np.random.RandomState() without a seed": (
+        "np.random.RandomState() has no seed: np.random.RandomState(0)"
+    ),
+    "np.random.SeedSequence() without entropy": (
+        "np.random.SeedSequence() has no entropy: np.random.SeedSequence(0)"
+    ),
+    "torch.seed()": "torch.seed() seeds torch from the OS: torch.manual_seed(0)",
+    "torch.Generator().seed()": (
+        "torch.Generator().seed() seeds the generator from the OS: call .manual_seed(0) "
+        "instead, e.g. torch.Generator().manual_seed(0)"
+    ),
+}
+
+
+def located_fix(source: str, kind: str, where: Location) -> str:
+    """The fix for one audited call, written for its line."""
+    head = f"{where}: "
+    if source in _CERTAIN_FIXES:
+        return head + _CERTAIN_FIXES[source]
+    if kind == "random":
+        return (
+            head + f"{source} differs in every process: draw from a generator seeded per "
+            "trial instead, e.g. random.Random(seed * 100_003 + trial.number)"
+        )
+    if kind == "clock":
+        return (
+            head + f"{source}() reads the clock: results that depend on it (a time budget, "
+            "an early stop on elapsed time) change with the machine's speed; bound the work "
+            "by steps or epochs instead"
+        )
+    return (
+        head + f"{source}: results that depend on the order in which threads or processes "
+        "finish can differ; collect results in a fixed order, or use one worker"
+    )
+
+
+# -- objective_noise: where it enters
+
+
+def audit_sites(full: Experiment) -> list[AuditSite]:
+    """The lines of the user's code the audit saw call a source of variation in the fully
+    controlled runs: the certain ones (an unseeded generator, os.urandom...), or, when there
+    are none, the suspects (clock reads, threads and process pools), earliest trial first."""
+    sites: dict[tuple[str, int], dict[str, Any]] = {}
+    for audit in full.audits:
+        for site in audit.get("sites", []):
+            key = (str(site["file"]), int(site["line"]))
+            known = sites.setdefault(key, {**site, "trials": []})
+            known["trials"] = sorted({*known["trials"], *site.get("trials", [])})
+    certain = [s for s in sites.values() if s["kind"] == "random"]
+    chosen = certain or [s for s in sites.values() if s["kind"] in ("clock", "parallel")]
+    chosen.sort(key=lambda s: (min(s["trials"], default=1 << 30), s["line"]))
+    return [_site(s) for s in chosen]
+
+
+def _site(site: Mapping[str, Any]) -> AuditSite:
+    where = Location(str(site["file"]), int(site["line"]), str(site["text"]))
+    return AuditSite(where, str(site["source"]), str(site["kind"]), tuple(site["trials"]))
+
+
+def _trace_words(finding: Finding) -> str:
+    if finding.traced is not None:
+        return f"; the first line where two processes part: {finding.traced.describe()}"
+    if finding.trace_stopped is not None:
+        return f"; the line tracer found no line where two processes part ({finding.trace_stopped})"
+    return ""
+
+
+def _noise_evidence(finding: Finding) -> str:
+    full, site, probe = finding.experiment, finding.site, finding.probe
+    if site is not None:
+        seen = f" (trials {trial_list(site.trials)})" if site.trials else ""
+        verb = "calls" if site.kind == "random" else "may depend on"
+        where = site.location
+        return (
+            f"with every control on, {where_runs_part(full)}; your code {verb} "
+            f"{site.source} at {where}{seen}: {where.source}"
+        )
+    if probe is not None:
+        stats = probe.stats
+        spread = f"std {stats.std:.3g}" if stats else ""
+        return (
+            f"at fixed params {dict(probe.params)} (from trial {probe.trial}) the objective "
+            f"returned {len(probe.values)} values across {probe.processes} fresh processes "
+            f"spreading by {probe.max_abs_diff:.3g} ({spread}); every control was on"
+            + _trace_words(finding)
+        )
+    if finding.context.script:  # no probe for a script: the line tracer looked instead
+        return f"with every control on, {where_runs_part(full)}" + _trace_words(finding)
+    return (
+        f"with every control on, {where_runs_part(full)}; the objective at fixed params did not "
+        "vary, so the noise is intermittent or depends on earlier trials"
+    )
+
+
+def _noise_fix(finding: Finding) -> str:
+    ctx, site, traced = finding.context, finding.site, finding.traced
+    generic = noise_fix(ctx.tolerance)
+    if site is not None:
+        at_line = located_fix(site.source, site.kind, site.location)
+        if ctx.script:
+            return at_line
+        # then what the tolerance check found (a tolerance tried, or why none rescues it)
+        tail = generic.removeprefix(NOISE_SOURCES).lstrip(";.\n")
+        return f"{at_line}\n{tail}"
+    if traced is not None:
+        return f"# {traced.file}:{traced.line}: {traced.source}\n{generic}"
+    return generic
+
+
+def _noise_location(finding: Finding) -> Location | None:
+    if finding.site is not None:
+        return finding.site.location
+    traced = finding.traced
+    return Location(traced.file, traced.line, traced.source) if traced is not None else None
+
+
+OBJECTIVE_NOISE = KnownCause(
+    CauseId.OBJECTIVE_NOISE,
+    "full control (its entropy audit), the noise probe at fixed params, the line tracer",
+    _noise_evidence,
+    _noise_fix,
+    _noise_location,
+)
+
+CAUSES = (PARALLEL_TRIALS, OBJECTIVE_NOISE)
