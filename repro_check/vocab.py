@@ -48,7 +48,8 @@ GATE = Condition.FIXED_SEED
 
 class CauseId(StrEnum):
     """The causes ``diagnose`` can name; the order is also the tie-break order when two causes
-    part the runs at the same trial."""
+    part the runs at the same trial. Each has exactly one entry in ``checks.causes``' registry
+    (how it is found, worded, fixed and located; ``tests/test_causes_registry.py`` pins it)."""
 
     PARALLEL_TRIALS = "parallel_trials"
     OBJECTIVE_NOISE = "objective_noise"

@@ -84,16 +84,16 @@ def _full_control(lab: Lab, study: StudySettings, id: str = "full_control") -> F
     count = max(1, lab.replicates - 1)  # a replicate even when called with one
     loose = Controls().without("hash_seed").without("threads")
     others = lab.jobs(id, loose, study, count, audit=True)
-    mine = [r for r in lab.run([*first, *others]) if r.job.group == id]  # each has a run
-    reference = dataclasses.replace(mine[0].runs[0], index=0)
-    lab.second_study = mine[0].runs[1] if len(mine[0].runs) > 1 else None
-    screen_runs = [dataclasses.replace(r.runs[0], index=i) for i, r in enumerate(mine[1:], 1)]
+    batch = [r for r in lab.run([*first, *others]) if r.job.group == id]  # each has a run
+    reference = dataclasses.replace(batch[0].runs[0], index=0)
+    lab.second_study = batch[0].runs[1] if len(batch[0].runs) > 1 else None
+    screen_runs = [dataclasses.replace(r.runs[0], index=i) for i, r in enumerate(batch[1:], 1)]
     screen = lab.experiment(
         "no_hash_seed", f"{what}, every other control on", loose, [reference, *screen_runs], study
     )
     if screen.verdict == report.VERDICT_NOT_REPRODUCIBLE:
         screen = dataclasses.replace(screen, id="no_hash_seed_threads")
-    audits = tuple(r.audit for r in mine if r.audit is not None)
+    audits = tuple(r.audit for r in batch if r.audit is not None)
     desc = f"every control on, n_jobs={study.n_jobs}"
     if screen.verdict == report.VERDICT_REPRODUCIBLE:
         full = lab.experiment(

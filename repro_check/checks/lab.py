@@ -223,13 +223,15 @@ class Lab:
         if second_study:
             jobs[0] = dataclasses.replace(jobs[0], studies=2)
         results = self.run(jobs)
-        mine = [r for r in results if r.job.group == id]
-        runs = [dataclasses.replace(r.runs[0], index=i) for i, r in enumerate(mine) if r.runs]
+        own_results = [r for r in results if r.job.group == id]
+        runs = [
+            dataclasses.replace(r.runs[0], index=i) for i, r in enumerate(own_results) if r.runs
+        ]
         self.second_study = None
-        if second_study and mine and len(mine[0].runs) > 1:
-            self.second_study = mine[0].runs[1]
+        if second_study and own_results and len(own_results[0].runs) > 1:
+            self.second_study = own_results[0].runs[1]
         exp = self.experiment(id, f"every control on, n_jobs={study.n_jobs}", controls, runs, study)
-        audits = tuple(r.audit for r in mine if r.audit is not None)
+        audits = tuple(r.audit for r in own_results if r.audit is not None)
         return dataclasses.replace(exp, audits=audits)
 
 
