@@ -34,7 +34,7 @@ from repro_check.results.diagnosis import Diagnosis, Experiment, NoiseProbe
 from repro_check.results.records import STATUS_CANCELLED, STATUS_ERROR, STATUS_OK
 from repro_check.vocab import CauseId
 
-__all__ = ["Diagnosis", "Experiment", "NoiseProbe", "run_diagnose"]
+__all__ = ["DEFAULT_REPLICATES", "SCREENED", "run_diagnose"]
 
 DEFAULT_REPLICATES = 2
 
