@@ -726,6 +726,8 @@ def diagnose(
     ] = None,
     config: ConfigPath = None,
     json_path: JsonPath = None,
+    markdown: MarkdownPath = None,
+    junit: JunitPath = None,
     quiet: Quiet = False,
     verbose: Verbose = False,
     version: Version = False,
@@ -743,9 +745,10 @@ def diagnose(
     if storage is not None:  # the resume experiment's studies: diagnose/resume-at-K/...
         options["name"] = "diagnose"
     plan = _plan(options, experiments=True, resumes=True)
+    outputs = _outputs(json_path, markdown, junit)
     say = _Say(quiet, verbose)
     result = _interruptible(lambda on_progress: run_diagnose(plan, replicates, on_progress), say)
-    say.written += write_outputs(result, json_path=json_path)
+    say.written += write_outputs(result, **outputs)
     say.show(result, lambda console: console_diagnose.render(result, console))
     raise typer.Exit(result.exit_code)
 
@@ -776,6 +779,8 @@ def diff(
             rich_help_panel=OUTPUT,
         ),
     ] = None,
+    markdown: MarkdownPath = None,
+    junit: JunitPath = None,
     quiet: Quiet = False,
     version: Version = False,
 ) -> None:
@@ -791,10 +796,11 @@ def diff(
     from repro_check.results.validate import load_run_report
 
     tolerance = _command_tolerance(atol, rtol)
+    outputs = _outputs(json_path, markdown, junit)
     a, b = load_run_report(report_a, tolerance), load_run_report(report_b, tolerance)
     result = diff_reports(str(report_a), a, str(report_b), b, tolerance)
     say = _Say(quiet)
-    say.written += write_outputs(result, json_path=json_path)
+    say.written += write_outputs(result, **outputs)
     say.show(result, lambda console: console_diff.render(result, console, all_env=all_env))
     raise typer.Exit(result.exit_code)
 

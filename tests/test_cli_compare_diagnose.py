@@ -9,6 +9,8 @@ import pytest
 from conftest import Result, cli, fixture, inprocess_cli
 
 _DIAGNOSED: dict[tuple[str, ...], Result] = {}
+_MARKDOWN: dict[tuple[str, ...], str] = {}
+"""The ``--markdown`` each diagnosis wrote (every one writes it: no run of its own)."""
 
 
 def diagnose(tmp_path: Path, name: str, *flags: str) -> dict:  # type: ignore[type-arg]
@@ -17,15 +19,21 @@ def diagnose(tmp_path: Path, name: str, *flags: str) -> dict:  # type: ignore[ty
     Every caller still runs all the checks below on it."""
     key = (name, *flags)
     if key not in _DIAGNOSED:
+        json_path = tmp_path / f"diagnosis-{len(_DIAGNOSED)}.json"
+        md_path = json_path.with_suffix(".md")
         _DIAGNOSED[key] = cli(
             "diagnose",
             fixture(name),
             "--trials",
             "6",
             *flags,
-            json_path=tmp_path / f"diagnosis-{len(_DIAGNOSED)}.json",
+            "--markdown",
+            str(md_path),
+            json_path=json_path,
             timeout=300,  # a torch diagnosis starts ~20 interpreters: 108 s seen on a busy machine
         )
+        if md_path.exists():
+            _MARKDOWN[key] = md_path.read_text(encoding="utf-8")
     result = _DIAGNOSED[key]
     assert result.code == 0, result.out + result.err
     report = result.report
@@ -49,6 +57,17 @@ def test_deterministic_objective_needs_only_the_sampler_seed(tmp_path: Path) -> 
     experiments = {e["id"]: e for e in report["experiments"]}
     assert experiments["no_sampler_seed"]["verdict"] == "not reproducible"
     assert experiments["no_hash_seed"]["verdict"] == "reproducible"
+
+
+@pytest.mark.e2e
+def test_diagnose_writes_its_markdown(tmp_path: Path) -> None:
+    """``diagnose --markdown``: the causes, each with its fix, as the console shows them."""
+    report = diagnose(tmp_path, "deterministic")
+    md = _MARKDOWN[("deterministic",)]
+    assert md.startswith("### ❌ repro-check diagnose: 1 cause(s): sampler\\_seed")
+    assert "#### 1. sampler\\_seed" in md
+    assert report["causes"][0]["fix"].splitlines()[0] in md
+    assert "| no\\_sampler\\_seed |" in md
 
 
 def evaluated(report: dict) -> int:  # type: ignore[type-arg]

@@ -146,22 +146,25 @@ def test_registry_names_every_format_and_what_it_draws(tmp_path: Path) -> None:
     same = build(runs_of(history(), history(), history()))
     diff = diff_reports("a.json", same, "b.json", same)
     assert kind(same) == "run" and kind(diff) == "diff"
-    assert [name for name, f in FORMATS.items() if f.accepts(diff)] == ["json"]
+    assert [name for name, f in FORMATS.items() if f.accepts(diff)] == ["json", "markdown", "junit"]
     assert all(f.accepts(same) for f in FORMATS.values())
     assert not any(f.accepts("not a report") for f in FORMATS.values())
     assert FORMATS["markdown"].render(same) == markdown.render_run(same)
+    assert FORMATS["markdown"].render(diff) == markdown.render_diff(diff)
     assert FORMATS["json"].render(diff).startswith("{")
-    with pytest.raises(TypeError, match="no Markdown view of ReportDiff"):
-        markdown.render(diff)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="no plot view of ReportDiff"):
+        FORMATS["plot"].write(diff, tmp_path / "d.svg")
+    with pytest.raises(TypeError, match="no Markdown view of str"):
+        markdown.render("not a report")  # type: ignore[arg-type]
 
 
 def test_write_outputs_refuses_a_format_before_writing_any_file(tmp_path: Path) -> None:
     same = build(runs_of(history(), history(), history()))
     diff = diff_reports("a.json", same, "b.json", same)
-    json_path, md_path = tmp_path / "d.json", tmp_path / "d.md"
-    with pytest.raises(TypeError, match="no Markdown view"):
-        write_outputs(diff, json_path=json_path, markdown_path=md_path)
-    assert not json_path.exists() and not md_path.exists()  # not half the outputs
+    json_path, svg_path = tmp_path / "d.json", tmp_path / "d.svg"
+    with pytest.raises(TypeError, match="no plot view"):
+        write_outputs(diff, json_path=json_path, plot_path=svg_path)
+    assert not json_path.exists() and not svg_path.exists()  # not half the outputs
     assert write_outputs(diff, json_path=json_path) == [json_path]
     assert json_path.read_text(encoding="utf-8").startswith("{")
 
@@ -172,7 +175,7 @@ def test_quiet_diagnose_line_is_the_console_headline_without_rich() -> None:
 
     code = (
         "import sys\n"
-        "from repro_check.checks.diagnose import Diagnosis\n"
+        "from repro_check.results.diagnosis import Diagnosis\n"
         "from repro_check.render.detail import verdict_line\n"
         "from repro_check.plan.settings import CheckPlan\n"
         "before = set(sys.modules)\n"
@@ -185,8 +188,8 @@ def test_quiet_diagnose_line_is_the_console_headline_without_rich() -> None:
     ).stdout.splitlines()
     assert out[0] == "INCOMPLETE: the fully controlled runs could not finish"
     assert "rich.table" not in out[1] and "rich.panel" not in out[1]  # no console renderer
-    from repro_check.checks.diagnose import Diagnosis
     from repro_check.render.console_diagnose import headline
+    from repro_check.results.diagnosis import Diagnosis
 
     d = Diagnosis(CheckPlan(target="m:f"), "cpu", True, (), ())
     assert headline(d).plain == "No cause found: the study reproduces even with each control off"

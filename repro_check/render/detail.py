@@ -23,15 +23,15 @@ Outputs = Mapping[tuple[str, int], str]
 
 def verdict_line(obj: Report) -> str:
     """The one line ``--quiet`` prints: the report's headline."""
-    from repro_check.checks.diagnose import Diagnosis
     from repro_check.render import fmt
     from repro_check.results.compare_report import CompareReport
+    from repro_check.results.diagnosis import Diagnosis
     from repro_check.results.report_diff import ReportDiff
 
     if isinstance(obj, CompareReport):
         return obj.sentence
     if isinstance(obj, Diagnosis):
-        from repro_check.render.sections import diagnose_headline
+        from repro_check.render.sections_diagnose import diagnose_headline
 
         return diagnose_headline(obj).text
     if isinstance(obj, ReportDiff):
@@ -98,8 +98,8 @@ def _runs(console: Console, title: str, runs: Iterable[RunRecord], outputs: Outp
 def render(obj: Report, console: Console, outputs: Outputs | None = None) -> None:
     """Per-run detail for ``--verbose``; ``outputs`` is None when nothing ran in this process
     (``report``, ``diff``: saved reports keep no captured output)."""
-    from repro_check.checks.diagnose import Diagnosis
     from repro_check.results.compare_report import CompareReport
+    from repro_check.results.diagnosis import Diagnosis
     from repro_check.results.report_diff import ReportDiff
 
     if isinstance(obj, CompareReport):

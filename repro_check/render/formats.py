@@ -1,5 +1,5 @@
-"""The output formats, one small class each behind one interface, and the one place that tells
-the report types apart.
+"""The output formats, one small class each behind one interface (``kinds`` tells the report
+types apart).
 
 ``FORMATS`` maps a format's name to it; each says which kinds of report it can draw
 (``kinds``), renders one to text (``render``) or writes it to a file (``write``). A format that
@@ -12,38 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeAlias
+from typing import Any, ClassVar
 
 from repro_check.errors import ConfigError
+from repro_check.render.kinds import Kind, Report, kind
 
-if TYPE_CHECKING:
-    from repro_check.checks.diagnose import Diagnosis
-    from repro_check.results.compare_report import CompareReport
-    from repro_check.results.report import RunReport
-    from repro_check.results.report_diff import ReportDiff
-
-Report: TypeAlias = "RunReport | CompareReport | Diagnosis | ReportDiff"
-"""Every report object a command returns."""
-
-Kind = Literal["run", "compare", "diagnose", "diff"]
-
-
-def kind(report: object) -> Kind:
-    """Which command's report ``report`` is (``run`` and ``report`` make the same kind)."""
-    from repro_check.checks.diagnose import Diagnosis
-    from repro_check.results.compare_report import CompareReport
-    from repro_check.results.report import RunReport
-    from repro_check.results.report_diff import ReportDiff
-
-    if isinstance(report, RunReport):
-        return "run"
-    if isinstance(report, CompareReport):
-        return "compare"
-    if isinstance(report, Diagnosis):
-        return "diagnose"
-    if isinstance(report, ReportDiff):
-        return "diff"
-    raise TypeError(f"not a report: {type(report).__name__}")
+__all__ = ["FORMATS", "Format", "Kind", "Report", "kind", "write_text"]
 
 
 def write_text(path: Path, text: str, flag: str) -> None:
@@ -107,28 +81,24 @@ class MarkdownFormat(Format):
     name = "markdown"
     title = "Markdown"
     flag = "--markdown"
-    kinds = ("run", "compare")
+    kinds = ("run", "compare", "diagnose", "diff")
 
     def _view(self, kind: Kind) -> Callable[[Any], str]:
         from repro_check.render import markdown
 
-        views: dict[Kind, Callable[[Any], str]]
-        views = {"run": markdown.render_run, "compare": markdown.render_compare}
-        return views[kind]
+        return markdown.VIEWS[kind]
 
 
 class JunitFormat(Format):
     name = "junit"
     title = "JUnit"
     flag = "--junit"
-    kinds = ("run", "compare")
+    kinds = ("run", "compare", "diagnose", "diff")
 
     def _view(self, kind: Kind) -> Callable[[Any], str]:
         from repro_check.render import junit
 
-        views: dict[Kind, Callable[[Any], str]]
-        views = {"run": junit.render_run, "compare": junit.render_compare}
-        return views[kind]
+        return junit.VIEWS[kind]
 
 
 class PlotFormat(Format):

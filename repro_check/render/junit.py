@@ -3,8 +3,11 @@
 One ``<testcase>`` per check, judged by the report's exit code: 1 (not reproducible, or differs
 from a ``--baseline``) is a ``<failure>`` whose message is the first divergence (the headline
 when there is none, e.g. ``n_jobs > 1`` or a baseline mismatch); 3 (a run crashed or timed out)
-is an ``<error>`` carrying the runs' errors. The text is drawn from the same ``sections`` as
-the console and Markdown; nothing is computed here.
+is an ``<error>`` carrying the runs' errors. ``compare`` has one case per condition (only the
+gate can fail), ``diff`` one (fails when the reports differ), ``diagnose`` one per cause found
+(each a failure: a reason the study is not reproducible; one passing case when there is none).
+The text is drawn from the same sections as the console and Markdown; nothing is computed
+here.
 
 The tree is built with ElementTree, which escapes markup; characters that XML 1.0 cannot hold
 at all (control characters from a crashed worker's stderr, say) are written as ``\\xNN``.
@@ -12,15 +15,28 @@ at all (control characters from a crashed worker's stderr, say) are written as `
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable
-from typing import assert_never
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal, assert_never
 
+from repro_check.__about__ import __version__
 from repro_check.errors import EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_NOT_REPRODUCIBLE
-from repro_check.render import fmt, sections
+from repro_check.render import fmt, sections, sections_diagnose, sections_diff
+from repro_check.render.kinds import Kind, Report, by_kind
 from repro_check.results.compare_report import CompareReport
-from repro_check.results.report import VERDICT_AWAITING, RunReport
+from repro_check.results.report import (
+    VERDICT_AWAITING,
+    VERDICT_INCOMPLETE,
+    VERDICT_NOT_REPRODUCIBLE,
+    RunReport,
+)
+from repro_check.results.report_diff import ReportDiff
+
+if TYPE_CHECKING:
+    from repro_check.results.diagnosis import Diagnosis
 
 SUITE = "repro-check"
 
@@ -35,8 +51,32 @@ def xml_text(value: str) -> str:
     return _NOT_XML.sub(lambda m: ascii(m.group())[1:-1], value)
 
 
-def _seconds(reports: Iterable[RunReport]) -> str:
-    return f"{sum(run.wall_s or 0.0 for r in reports for run in r.runs):.3f}"
+Outcome = Literal["failure", "error", "skipped"]
+
+
+@dataclass(frozen=True)
+class Case:
+    """One ``<testcase>`` as text: what it checked, how it ended, what it printed."""
+
+    classname: str
+    name: str
+    walls: tuple[float, ...]
+    """The wall seconds of the runs behind it (its ``time`` is their sum)."""
+    out: str
+    """Its ``<system-out>``."""
+    outcome: Outcome | None = None
+    """None: passed."""
+    message: str = ""
+    body: str | None = None
+    type: str = ""
+
+
+def _seconds(walls: Iterable[float]) -> str:
+    return f"{sum(walls):.3f}"
+
+
+def _walls(reports: Iterable[RunReport]) -> tuple[float, ...]:
+    return tuple(run.wall_s or 0.0 for r in reports for run in r.runs)
 
 
 def _mark(cell: fmt.Cell) -> str:
@@ -116,61 +156,74 @@ def _sub(parent: ET.Element, tag: str, body: str | None = None, **attrs: str) ->
     return element
 
 
-def _testcase(
-    suite: ET.Element, classname: str, name: str, report: RunReport, judged: Judged
-) -> str | None:
-    """Append one case; returns "failure", "error", "skipped" or None (passed)."""
+def _failure_body(parts: Sequence[sections.RunSection], headline: str, message: str) -> str:
+    """The headline, the first divergence (or the headline), the baseline, resume and hint."""
+    body = [headline, message]
+    body += [
+        line
+        for s in parts
+        if isinstance(s, sections.Baseline | sections.Resume | sections.Hint)
+        for line in draw(s)
+    ]
+    return "\n".join(dict.fromkeys(body))
+
+
+def _run_case(classname: str, name: str, report: RunReport, judged: Judged) -> Case:
+    """One check's case: skipped while awaiting, else judged by the report's exit code."""
     can_fail, can_error = judged
     parts = sections.run_sections(report)
     headline = fmt.headline(report)  # the same text as the Headline section
-    case = _sub(suite, "testcase", classname=classname, name=name, time=_seconds([report]))
-    outcome = None
+    out = "\n".join(line for section in parts for line in draw(section)) + "\n"
+    case = Case(classname, name, _walls([report]), out)
     if report.verdict == VERDICT_AWAITING:  # no verdict yet: neither a pass nor a failure
-        _sub(case, "skipped", message=headline)
-        outcome = "skipped"
-    elif can_error and report.exit_code in (EXIT_INCOMPLETE, EXIT_INTERRUPTED):
+        return dataclasses.replace(case, outcome="skipped", message=headline)
+    if can_error and report.exit_code in (EXIT_INCOMPLETE, EXIT_INTERRUPTED):
         errors = run_errors(report)
-        _sub(
-            case,
-            "error",
-            "\n".join([headline, *errors]),
-            message="; ".join(errors),
-            type=report.verdict,
+        body = "\n".join([headline, *errors])
+        return dataclasses.replace(
+            case, outcome="error", message="; ".join(errors), body=body, type=report.verdict
         )
-        outcome = "error"
-    elif can_fail and report.exit_code == EXIT_NOT_REPRODUCIBLE:
-        # the first divergence (the headline when there is none), baseline and hint, as shown
+    if can_fail and report.exit_code == EXIT_NOT_REPRODUCIBLE:
         divergence = sections.find(parts, sections.Divergence)
         message = divergence.text if divergence is not None else headline
-        body = [headline, message]
-        body += [
-            line
-            for s in parts
-            if isinstance(s, sections.Baseline | sections.Resume | sections.Hint)
-            for line in draw(s)
-        ]
-        _sub(case, "failure", "\n".join(dict.fromkeys(body)), message=message, type=report.verdict)
-        outcome = "failure"
-    lines = [line for section in parts for line in draw(section)]
-    _sub(case, "system-out", "\n".join(lines) + "\n")
-    return outcome
+        body = _failure_body(parts, headline, message)
+        return dataclasses.replace(
+            case, outcome="failure", message=message, body=body, type=report.verdict
+        )
+    return case
+
+
+def _testcase(suite: ET.Element, case: Case) -> None:
+    element = _sub(
+        suite, "testcase", classname=case.classname, name=case.name, time=_seconds(case.walls)
+    )
+    if case.outcome is not None:
+        attrs = {"message": case.message, **({"type": case.type} if case.type else {})}
+        _sub(element, case.outcome, case.body, **attrs)
+    _sub(element, "system-out", case.out)
 
 
 def _document(
-    cases: list[tuple[str, str, RunReport, Judged]], properties: dict[str, str], out: str | None
+    cases: list[Case],
+    properties: dict[str, str],
+    out: str | None,
+    walls: Iterable[float] | None = None,
 ) -> str:
+    """The suite of ``cases``; its time is that of ``walls`` (default: the cases')."""
     root = ET.Element("testsuites", name=SUITE)
     suite = _sub(root, "testsuite", name=SUITE)
     props = _sub(suite, "properties")
     for key, value in properties.items():
         _sub(props, "property", name=key, value=value)
-    outcomes = [_testcase(suite, *case) for case in cases]
+    for case in cases:
+        _testcase(suite, case)
+    outcomes = [case.outcome for case in cases]
     counts = {
         "tests": str(len(cases)),
         "failures": str(outcomes.count("failure")),
         "errors": str(outcomes.count("error")),
         "skipped": str(outcomes.count("skipped")),
-        "time": _seconds(report for _, _, report, _ in cases),
+        "time": _seconds(walls if walls is not None else (w for c in cases for w in c.walls)),
     }
     for element in (root, suite):
         element.attrib.update(counts)
@@ -190,7 +243,8 @@ def render_run(report: RunReport) -> str:
         "device": report.device,
         "tool_version": report.tool_version,
     }
-    return _document([(f"{SUITE}.run", report.target, report, (True, True))], properties, None)
+    case = _run_case(f"{SUITE}.run", report.target, report, (True, True))
+    return _document([case], properties, None)
 
 
 def render_compare(report: CompareReport) -> str:
@@ -200,7 +254,7 @@ def render_compare(report: CompareReport) -> str:
     conditions = sections.find(sections.compare_sections(report), sections.Conditions)
     assert conditions is not None  # every compare report has its table of conditions
     cases = [
-        (
+        _run_case(
             f"{SUITE}.compare",
             f"{report.plan.target} [{c.name}]",
             c.report,
@@ -218,8 +272,143 @@ def render_compare(report: CompareReport) -> str:
     return _document(cases, properties, report.sentence)
 
 
-def render(obj: RunReport | CompareReport) -> str:
-    """JUnit XML for a ``RunReport`` (``run``) or a ``CompareReport`` (``compare``); the
-    format registry (``formats.JunitFormat``) calls the two views directly, so this module
-    never imports the registry (no cycle)."""
-    return sections.by_report(obj, render_run, render_compare, "JUnit")
+def draw_diagnose(section: sections_diagnose.DiagnoseSection) -> list[str]:
+    """One ``diagnose`` section as plain lines (a fix as the console prints a wide one)."""
+    match section:
+        case sections_diagnose.DiagnoseHeadline(text, _tone):
+            return [text]
+        case sections_diagnose.FoundCause(rank, cause_id, evidence, location, fix):
+            lines = [f"{rank}. {cause_id}  {evidence}"]
+            lines += [f"   at {location}"] if location is not None else []
+            return [*lines, "fix:", *(f"  {line}" for line in fix.splitlines())]
+        case sections_diagnose.ObjectiveNoise(text):
+            return [f"Objective at fixed params: {text}"]
+        case sections_diagnose.NondeterministicOps(ops):
+            return [f"Ops without a deterministic kernel: {', '.join(ops)}"]
+        case sections_diagnose.Experiments(rows):
+            cells = (f"{r.id} · {r.description} · {r.verdict} · {r.first_divergence}" for r in rows)
+            return ["Experiments:", *(f"  {row}" for row in cells)]
+        case sections_diagnose.Warnings(warnings):
+            return ["Warnings:", *(f"  • {warning}" for warning in warnings)]
+    assert_never(section)
+
+
+def _diagnose_walls(diagnosis: Diagnosis) -> tuple[float, ...]:
+    """Every experiment's runs, each once (an ablation may reuse full control's run 0)."""
+    runs = {id(run): run for exp in diagnosis.experiments for run in exp.runs}
+    return tuple(run.wall_s or 0.0 for run in runs.values())
+
+
+FAILED = VERDICT_NOT_REPRODUCIBLE
+"""The failure type of a cause's case: the study is not reproducible."""
+
+
+def render_diagnose(diagnosis: Diagnosis) -> str:
+    """``diagnose`` as JUnit XML: one failing case per cause found (each is a reason the study
+    is not reproducible), an error when the fully controlled runs could not finish, one passing
+    case when neither (a failing one if full control still did not reproduce)."""
+    parts = sections_diagnose.diagnose_sections(diagnosis)
+    classname, target = f"{SUITE}.diagnose", diagnosis.plan.target
+    headline = sections_diagnose.diagnose_headline(diagnosis).text
+    out = "\n".join(line for section in parts for line in draw_diagnose(section))
+    walls = _diagnose_walls(diagnosis)
+    cases: list[Case] = []
+    if diagnosis.incomplete:
+        body = "\n".join([headline, *diagnosis.warnings])
+        error = Case(classname, target, (), out + "\n", "error", headline, body, VERDICT_INCOMPLETE)
+        cases.append(error)
+    for cause in (part for part in parts if isinstance(part, sections_diagnose.FoundCause)):
+        lines = "\n".join(draw_diagnose(cause))
+        name = f"{target} [{cause.id}]"
+        cases.append(
+            Case(classname, name, (), lines + "\n", "failure", cause.evidence, lines, FAILED)
+        )
+    if not cases:  # no cause: a pass, unless full control did not reproduce either
+        failed = not diagnosis.reproducible_under_full_control
+        outcome: Outcome | None = "failure" if failed else None
+        cases.append(Case(classname, target, (), out + "\n", outcome, headline, headline, FAILED))
+    properties = {
+        "command": "diagnose",
+        "exit_code": str(diagnosis.exit_code),
+        "reproducible_under_full_control": str(diagnosis.reproducible_under_full_control),
+        "seed": str(diagnosis.plan.seed),
+        "device": diagnosis.device,
+        "tool_version": diagnosis.tool_version,
+    }
+    return _document(cases, properties, out, walls)
+
+
+def _environment_lines(section: sections_diff.DiffEnvironment) -> list[str]:
+    lines = ["Environment (differences first):"] if section.rows else []
+    lines += [f"  {r.key}: {r.a} · {r.b}{' ≠' if r.differs else ''}" for r in section.rows]
+    if section.identical:
+        lines.append("Environments are identical.")
+    elif section.hidden:
+        lines.append(f"({section.hidden} identical environment entries hidden)")
+    return lines
+
+
+def draw_diff(section: sections_diff.DiffSection) -> list[str]:
+    """One ``diff`` section as plain lines (a table's rows as ``label: A · B``)."""
+    match section:
+        case sections_diff.DiffHeadline(text, _tone):
+            return [text]
+        case sections_diff.Compared(text):
+            return [f"Compared: {text}"]
+        case sections_diff.DiffResults(a, b, rows):
+            return [f"Results: {a} · {b}", *(f"  {label}: {x} · {y}" for label, x, y in rows)]
+        case sections.Divergence(text):
+            return [f"First divergence: {text}"]
+        case sections_diff.HistoriesAcross(count):
+            return [f"Distinct histories across both: {count}"]
+        case sections_diff.ToleranceNote(text):
+            return [text]
+        case sections_diff.SettingsChanged(text):
+            return [f"Settings differ: {text}"]
+        case sections_diff.DiffEnvironment():
+            return _environment_lines(section)
+    assert_never(section)
+
+
+def render_diff(diff: ReportDiff) -> str:
+    """``diff`` as JUnit XML: one test case for the two reports, judged by the diff's exit
+    code: different results (1) fail, with the first divergence as the message (the headline
+    when there is none); incomplete (3) is an error; the same results pass."""
+    parts = sections_diff.diff_sections(diff)
+    headline = sections_diff.diff_headline(diff).text
+    lines = [line for section in parts for line in draw_diff(section)]
+    name = f"{sections_diff.short(diff.path_a)} vs {sections_diff.short(diff.path_b)}"
+    case = Case(f"{SUITE}.diff", name, (), "\n".join(lines) + "\n")
+    if diff.exit_code == EXIT_NOT_REPRODUCIBLE:
+        divergence = sections.find(parts, sections.Divergence)
+        message = divergence.text if divergence is not None else headline
+        body = "\n".join(dict.fromkeys([headline, message]))
+        case = dataclasses.replace(
+            case, outcome="failure", message=message, body=body, type=diff.result
+        )
+    elif diff.exit_code == EXIT_INCOMPLETE:
+        case = dataclasses.replace(
+            case, outcome="error", message=headline, body=headline, type=diff.result
+        )
+    properties = {
+        "command": "diff",
+        "result": diff.result,
+        "exit_code": str(diff.exit_code),
+        "tool_version": __version__,
+    }
+    return _document([case], properties, None)
+
+
+VIEWS: dict[Kind, Callable[[Any], str]] = {
+    "run": render_run,
+    "compare": render_compare,
+    "diagnose": render_diagnose,
+    "diff": render_diff,
+}
+"""Each report kind's view (what ``formats.JunitFormat`` draws with)."""
+
+
+def render(obj: Report) -> str:
+    """JUnit XML for any report; the format registry (``formats.JunitFormat``) takes the view
+    from ``VIEWS`` directly, so this module never imports the registry (no cycle)."""
+    return by_kind(obj, VIEWS, "JUnit")

@@ -9,10 +9,11 @@ escaped, so it cannot break the table or turn into links, HTML or emphasis.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
-from typing import assert_never
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, assert_never
 
-from repro_check.render import fmt, sections
+from repro_check.render import fmt, sections, sections_diagnose, sections_diff
+from repro_check.render.kinds import Kind, Report, by_kind
 from repro_check.results.compare_report import CompareReport
 from repro_check.results.report import (
     VERDICT_AWAITING,
@@ -21,6 +22,10 @@ from repro_check.results.report import (
     VERDICT_REPRODUCIBLE,
     RunReport,
 )
+from repro_check.results.report_diff import ReportDiff
+
+if TYPE_CHECKING:
+    from repro_check.results.diagnosis import Diagnosis
 
 ICONS: dict[str, str] = {
     VERDICT_REPRODUCIBLE: "✅",
@@ -29,6 +34,13 @@ ICONS: dict[str, str] = {
     VERDICT_AWAITING: "⏳",
 }
 """By verdict (incomplete and interrupted are ⚠️): an awaiting check exits 0 but has not passed."""
+TONE_ICONS: dict[str, str] = {
+    "clean": "✅",
+    "causes": "❌",
+    "same": "✅",
+    "different": "❌",
+}
+"""``diagnose`` and ``diff`` headlines by tone (incomplete is ⚠️)."""
 MARK = " ≠"
 
 _SPECIAL = re.compile(r"([\\`*_\[\]<>|~&#])")
@@ -171,6 +183,83 @@ def draw_compare(section: sections.CompareSection) -> list[str]:
     assert_never(section)
 
 
+def _fenced(code: str) -> list[str]:
+    """``code`` as a fenced Python block, shown verbatim: the fence is longer than any run of
+    backticks in it; control characters are written as ``\\xNN``."""
+    longest = max((len(run) for run in re.findall(r"`+", code)), default=0)
+    fence = "`" * max(3, longest + 1)
+    lines = [_CONTROL.sub(lambda m: ascii(m.group())[1:-1], line) for line in code.splitlines()]
+    return [f"{fence}python", *lines, fence]
+
+
+def _experiments(rows: tuple[sections_diagnose.ExperimentRow, ...]) -> list[str]:
+    header = ["experiment", "what changed", "verdict", "first divergence"]
+    cells = [
+        [text(r.id), text(r.description), text(r.verdict), text(r.first_divergence)] for r in rows
+    ]
+    return _table(header, ["---"] * 4, cells)
+
+
+def draw_diagnose(section: sections_diagnose.DiagnoseSection) -> list[str]:
+    """One ``diagnose`` section as Markdown lines; a fix is a fenced block (code to paste)."""
+    match section:
+        case sections_diagnose.DiagnoseHeadline(headline, tone):
+            icon = TONE_ICONS.get(tone, "⚠️")
+            return [f"### {icon} {text(f'repro-check diagnose: {headline}')}", ""]
+        case sections_diagnose.FoundCause(rank, cause_id, evidence, location, fix):
+            out = [f"#### {rank}. {text(cause_id)}", "", text(evidence, block=True), ""]
+            out += [f"**At:** {code(location)}", ""] if location is not None else []
+            return [*out, "**Fix:**", "", *_fenced(fix), ""]
+        case sections_diagnose.ObjectiveNoise(line):
+            return [f"**Objective at fixed params:** {text(line)}", ""]
+        case sections_diagnose.NondeterministicOps(ops):
+            return [f"**Ops without a deterministic kernel:** {text(', '.join(ops))}", ""]
+        case sections_diagnose.Experiments(rows):
+            return ["**Experiments:**", "", *_experiments(rows), ""]
+        case sections_diagnose.Warnings(warnings):
+            return _bullets("Warnings", [f"- {text(w, block=True)}" for w in warnings])
+    assert_never(section)
+
+
+def _environment(section: sections_diff.DiffEnvironment) -> list[str]:
+    out = []
+    if section.rows:
+        cells = [
+            [text(r.key + MARK if r.differs else r.key), text(r.a), text(r.b)] for r in section.rows
+        ]
+        table = _table(["", "A", "B"], ["---", "---", "---"], cells)
+        out += ["**Environment (differences first):**", "", *table, ""]
+    if section.identical:
+        out += ["Environments are identical.", ""]
+    elif section.hidden:
+        out += [f"({section.hidden} identical environment entries hidden)", ""]
+    return out
+
+
+def draw_diff(section: sections_diff.DiffSection) -> list[str]:
+    """One ``diff`` section as Markdown lines."""
+    match section:
+        case sections_diff.DiffHeadline(headline, tone):
+            icon = TONE_ICONS.get(tone, "⚠️")
+            return [f"### {icon} {text(f'repro-check diff: {headline}')}", ""]
+        case sections_diff.Compared(line):
+            return [f"**Compared:** {text(line)}", ""]
+        case sections_diff.DiffResults(a, b, rows):
+            cells = [[text(cell) for cell in row] for row in rows]
+            return [*_table(["", text(a), text(b)], ["---", "---:", "---:"], cells), ""]
+        case sections.Divergence(line):
+            return [f"**First divergence:** {code(line)}", ""]
+        case sections_diff.HistoriesAcross(count):
+            return [f"**Distinct histories across both:** {count}", ""]
+        case sections_diff.ToleranceNote(line):
+            return [f"**Note:** {text(line)}", ""]
+        case sections_diff.SettingsChanged(line):
+            return [f"**Settings differ:** {text(line)}", ""]
+        case sections_diff.DiffEnvironment():
+            return _environment(section)
+    assert_never(section)
+
+
 def _document(lines: Iterable[str]) -> str:
     return "\n".join(lines).rstrip("\n") + "\n"
 
@@ -186,8 +275,28 @@ def render_compare(report: CompareReport) -> str:
     return _document(line for s in sections.compare_sections(report) for line in draw_compare(s))
 
 
-def render(obj: RunReport | CompareReport) -> str:
-    """Markdown for a ``RunReport`` (``run``) or a ``CompareReport`` (``compare``); the
-    format registry (``formats.MarkdownFormat``) calls the two views directly, so this module
-    never imports the registry (no cycle)."""
-    return sections.by_report(obj, render_run, render_compare, "Markdown")
+def render_diagnose(diagnosis: Diagnosis) -> str:
+    """``diagnose`` as Markdown: the causes found, each with its fix, then the experiments."""
+    parts = sections_diagnose.diagnose_sections(diagnosis)
+    return _document(line for s in parts for line in draw_diagnose(s))
+
+
+def render_diff(diff: ReportDiff) -> str:
+    """``diff`` as Markdown: the result, both sides' results, then the environments that
+    differ."""
+    return _document(line for s in sections_diff.diff_sections(diff) for line in draw_diff(s))
+
+
+VIEWS: dict[Kind, Callable[[Any], str]] = {
+    "run": render_run,
+    "compare": render_compare,
+    "diagnose": render_diagnose,
+    "diff": render_diff,
+}
+"""Each report kind's view (what ``formats.MarkdownFormat`` draws with)."""
+
+
+def render(obj: Report) -> str:
+    """Markdown for any report; the format registry (``formats.MarkdownFormat``) takes the
+    view from ``VIEWS`` directly, so this module never imports the registry (no cycle)."""
+    return by_kind(obj, VIEWS, "Markdown")

@@ -1,19 +1,20 @@
 """What a report says, as plain frozen values: computed once, drawn by every text renderer.
 
-``run_sections`` and ``compare_sections`` turn a report into a tuple of sections, in the order
-they are shown; the console, Markdown and JUnit renderers only draw them (each its own way: a
-rich panel, a ``###`` heading, a plain line). So the three cannot disagree on what a section
-holds, which sections a report has, or their order. A renderer may leave a section out (the
-awaiting hint is console-only), never add one.
+``run_sections`` and ``compare_sections`` (and ``diagnose_sections`` and ``diff_sections``, in
+modules of their own) turn a report into a tuple of sections, in the order they are shown; the
+console, Markdown and JUnit renderers only draw them (each its own way: a rich panel, a ``###``
+heading, a plain line). So the three cannot disagree on what a section holds, which sections a
+report has, or their order. A renderer may leave a section out (the awaiting hint is
+console-only), never add one.
 
 Nothing here imports rich: building sections costs no start-up time.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, TypeAlias, TypeVar
+from typing import Literal, TypeAlias, TypeVar
 
 from repro_check.render import fmt
 from repro_check.results.compare_report import CompareReport
@@ -26,9 +27,6 @@ from repro_check.results.report import (
 )
 from repro_check.vocab import GATE
 from repro_check.vocab import Condition as ConditionName
-
-if TYPE_CHECKING:
-    from repro_check.checks.diagnose import Diagnosis
 
 TITLES: dict[str, str] = {
     ConditionName.FIXED_SEED: "fixed seed",
@@ -338,50 +336,3 @@ def compare_sections(report: CompareReport) -> tuple[CompareSection, ...]:
     if notes:
         parts.append(Notes(notes))
     return tuple(parts)
-
-
-# --- diagnose ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class DiagnoseHeadline:
-    """``tone``: "incomplete" (the controlled runs could not finish), "clean" (no cause) or
-    "causes"."""
-
-    text: str
-    tone: Literal["incomplete", "clean", "causes"]
-
-
-def diagnose_headline(diagnosis: Diagnosis) -> DiagnoseHeadline:
-    if diagnosis.incomplete:
-        text = "INCOMPLETE: the fully controlled runs could not finish"
-        return DiagnoseHeadline(text, "incomplete")
-    ids = [c.id for c in diagnosis.causes]
-    if not ids:
-        text = "No cause found: the study reproduces even with each control off"
-        return DiagnoseHeadline(text, "clean")
-    control = (
-        "reproducible under full control"
-        if diagnosis.reproducible_under_full_control
-        else "NOT reproducible even under full control"
-    )
-    return DiagnoseHeadline(f"{len(ids)} cause(s): {', '.join(ids)} — {control}", "causes")
-
-
-View = TypeVar("View")
-
-
-def by_report(
-    obj: object,
-    run: Callable[[RunReport], View],
-    compare: Callable[[CompareReport], View],
-    title: str,
-) -> View:
-    """``run(obj)`` for a ``run`` report, ``compare(obj)`` for a ``compare`` one, else
-    ``TypeError`` naming the format: how each text renderer's ``render`` picks its view
-    (never through the format registry, which imports the renderers)."""
-    if isinstance(obj, RunReport):
-        return run(obj)
-    if isinstance(obj, CompareReport):
-        return compare(obj)
-    raise TypeError(f"no {title} view of {type(obj).__name__}")
