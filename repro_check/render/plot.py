@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from repro_check.errors import ConfigError
 from repro_check.render import fmt
+from repro_check.render.kinds import Kind, by_kind
 from repro_check.results.compare_report import CompareReport
 from repro_check.results.comparison import Stats
 from repro_check.results.records import RunRecord
@@ -39,12 +40,9 @@ DPI = 120
 def plot(obj: RunReport | CompareReport, path: Path) -> None:
     """Draw ``obj`` (a ``run`` report or a ``compare`` report) to ``path`` (.png or .svg).
     (The format registry's ``PlotFormat`` calls the two views directly: no import cycle.)"""
-    if isinstance(obj, RunReport):
-        plot_run(obj, path)
-    elif isinstance(obj, CompareReport):
-        plot_compare(obj, path)
-    else:
-        raise TypeError(f"no plot view of {type(obj).__name__}")
+    views: dict[Kind, Callable[[Any], None]]
+    views = {"run": lambda r: plot_run(r, path), "compare": lambda r: plot_compare(r, path)}
+    by_kind(obj, views, "plot")
 
 
 @dataclass(frozen=True)
@@ -313,16 +311,9 @@ def _draw_series(ax: Axes, series: Series, colour: Any, width: float, size: floa
         zorder=3,
     )
     if series.pruned:
-        ax.plot(
-            [p[0] for p in series.pruned],
-            [p[1] for p in series.pruned],
-            linestyle="none",
-            marker="x",
-            markersize=size,
-            color=colour,
-            alpha=0.8,
-            zorder=3,
-        )
+        numbers, values = zip(*series.pruned, strict=True)
+        style = {"linestyle": "none", "marker": "x", "color": colour, "alpha": 0.8, "zorder": 3}
+        ax.plot(numbers, values, markersize=size, **style)
     return True
 
 
