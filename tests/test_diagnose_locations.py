@@ -98,7 +98,7 @@ def test_run_never_audits_nor_traces() -> None:
     plan = build_plan(fixture("deterministic"), {}, pyproject=False)
     jobs = replicate_jobs(plan)
     assert jobs and not any(job.audit or job.trace for job in jobs)
-    assert not any(job.payload("t", 1, "cpu")["trace"] for job in jobs)
+    assert not any(job.spec("t", 1, "cpu").trace for job in jobs)
 
 
 @pytest.mark.slow  # torch in every worker

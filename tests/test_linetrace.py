@@ -364,5 +364,5 @@ def test_run_never_traces_a_script() -> None:
     plan = build_plan(str(FIXTURES / "scripts" / "iteration_order.py"), {}, pyproject=False)
     jobs = replicate_jobs(plan)
     assert jobs and all(job.script is not None for job in jobs)
-    payloads = [job.payload("t", 1, "cpu") for job in jobs]
-    assert not any(p["trace"] or p["trace_at"] for p in payloads)
+    specs = [job.spec("t", 1, "cpu") for job in jobs]
+    assert not any(p.trace or p.trace_at for p in specs)

@@ -13,11 +13,27 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
+import msgspec
 import pytest
 from conftest import FIXTURES, cli, fixture, spawn_cli
 
-from repro_check.execution.runner import Protocol, _spans
+from repro_check.execution.jobs import Job
+from repro_check.execution.protocol import (
+    ERROR_KINDS,
+    EVENT_NAMES,
+    EVENT_TYPES,
+    PROTOCOL_VERSION,
+    event_line,
+    event_name,
+    job_line,
+    read_event,
+    read_job,
+)
+from repro_check.execution.runner import _SETUP_ERRORS
+from repro_check.execution.stream import StreamCheck, _spans
+from repro_check.plan.settings import StudySettings
 from repro_check.results.records import TrialRecord, trials_digest
 
 
@@ -82,6 +98,8 @@ PID = 4242
 
 
 def line(event: str, nonce: str = NONCE, pid: int = PID, **data: object) -> bytes:
+    if event == "started":
+        data.setdefault("version", PROTOCOL_VERSION)
     return (json.dumps({"event": event, "nonce": nonce, "pid": pid, **data}) + "\n").encode()
 
 
@@ -102,8 +120,8 @@ def study_done(numbers: list[int], stopped: bool = False, count: int | None = No
     )
 
 
-def fed(*lines: bytes, studies: int = 1) -> Protocol:
-    protocol = Protocol(NONCE, PID, studies)
+def fed(*lines: bytes, studies: int = 1) -> StreamCheck:
+    protocol = StreamCheck(NONCE, PID, studies)
     for raw in lines:
         protocol.feed(raw)
     return protocol
@@ -146,9 +164,9 @@ def test_a_bad_first_line_breaks_the_stream(raw: bytes, reason: str) -> None:
         (line("trial", study=0, trial={"number": "1", "state": "COMPLETE"}), "numbered '1'"),
         (line("trial", study=0, trial={"number": True, "state": "COMPLETE"}), "numbered True"),
         (line("trial", study=0, trial={"number": 1, "state": "COMPLETE", "values": ["x"]}), "1"),
-        (line("trial", study=0, trial="oops"), "without a trial"),
+        (line("trial", study=0, trial="oops"), "malformed 'trial' event"),
         (line("trial", study=1, trial={}), "for study 1 while study 0 ran"),
-        (line("trial", study="0", trial={}), "for study '0'"),
+        (line("trial", study="0", trial={}), "malformed 'trial' event"),
         (line("study_done", study=0, count="1", emitted=1, digest="", stopped=False), "count"),
         (line("study_done", study=0, count=1, emitted=1, digest=3, stopped=False), "digest"),
         (line("done", environment={}, notes=[]), "'done' after 0 of 1 studies"),
@@ -190,6 +208,106 @@ def test_a_finished_study_must_hold_every_trial_once() -> None:
     assert "holds 2 trials but 1 were streamed" in str(unseen.study_problem(0, 1))
     other = fed(line("started"), trial_line(0), study_done([1]))
     assert "other trials" in str(other.study_problem(0, 1))
+
+
+# --- every event type is validated, from the types (issue 20 item 2) ---------------------------
+
+SITE = {"source": "random", "kind": "call", "file": "f.py", "line": 3, "text": "random()"}
+VALID: dict[str, dict[str, Any]] = {
+    "started": {"version": PROTOCOL_VERSION},
+    "trial": {"study": 0, "trial": TrialRecord(0, "COMPLETE", {"x": 0.0}, (0.0,)).to_dict()},
+    "study_done": {"study": 0, "emitted": 0, "count": 0, "digest": "", "stopped": False},
+    "done": {"wall_s": 0.5, "environment": {}, "notes": [], "nondeterministic_ops": []},
+    "error": {"kind": "objective", "message": "boom", "ops": []},
+    "audit": {"site": {**SITE, "trials": [0], "calls": 1}},
+    "trace": {"events": [["f.py", 3, {"x": ["d", "1"]}]], "ops": [], "truncated": None},
+}
+"""One valid instance of each event, as its fields (a test below pins it to ``EVENT_TYPES``)."""
+
+
+def _prefix(name: str) -> list[bytes]:
+    """The lines that put a stream where event ``name`` may come next."""
+    if name == "started":
+        return []
+    if name == "done":
+        return [line("started"), study_done([])]
+    return [line("started")]
+
+
+def test_every_event_type_has_a_sample_and_a_handler() -> None:
+    assert set(VALID) == {event_name(cls) for cls in EVENT_TYPES} == EVENT_NAMES
+    assert set(StreamCheck(NONCE, PID, 1)._handlers) == set(EVENT_TYPES)
+    assert set(_SETUP_ERRORS) <= ERROR_KINDS
+
+
+@pytest.mark.parametrize("name", sorted(VALID))
+def test_a_valid_instance_of_every_event_is_accepted_and_round_trips(name: str) -> None:
+    protocol = fed(*_prefix(name), line(name, **VALID[name]))
+    assert protocol.broken is None, protocol.broken
+    event = read_event({"event": name, **VALID[name]})
+    written = json.loads(event_line(event, NONCE, PID))  # what the worker would write
+    assert (written.pop("nonce"), written.pop("pid")) == (NONCE, PID)
+    assert read_event(written) == event
+
+
+@pytest.mark.parametrize("cls", EVENT_TYPES, ids=event_name)
+def test_a_malformed_instance_of_every_event_is_refused(cls: type) -> None:
+    name = event_name(cls)
+    bad: list[dict[str, object]] = [{**VALID[name], "unexpected": 1}]
+    for spec in msgspec.structs.fields(cls):
+        bad.append({**VALID[name], spec.name: [["?"]]})  # no field of any event takes this
+        if spec.required:
+            bad.append({k: v for k, v in VALID[name].items() if k != spec.name})
+    for fields in bad:
+        raw = json.dumps({"event": name, "nonce": NONCE, "pid": PID, **fields}) + "\n"
+        protocol = fed(*_prefix(name), raw.encode())
+        assert protocol.broken is not None, fields
+        assert f"malformed {name!r} event" in protocol.broken, protocol.broken
+        assert "\n" not in protocol.broken
+
+
+@pytest.mark.parametrize(
+    ("name", "fields"),
+    [
+        ("trace", {**VALID["trace"], "truncated": "x" * 200}),
+        ("trace", {**VALID["trace"], "ops": [["op", "line"]]}),
+        ("trace", {"events": [["f.py", 3, {str(i): ["d", "v"] for i in range(13)}]]}),
+        ("trace", {"events": [["f.py", 3, {}]] * 5001}),
+        ("audit", {"site": {**SITE, "trials": [0]}}),
+        ("audit", {"site": {**SITE, "trials": [True], "calls": 1}}),
+        ("done", {"audit": {"sites": [], "consumed": {}, "more": 1}}),
+        ("done", {"audit": {"sites": [{**SITE, "trials": [], "calls": 1}] * 1001, "consumed": {}}}),
+        ("error", {"kind": "objective", "message": "m", "ops": [1]}),
+        ("study_done", {**VALID["study_done"], "stopped": 0}),
+    ],
+)
+def test_the_bounds_and_nested_shapes_come_from_the_types(name: str, fields: dict) -> None:  # type: ignore[type-arg]
+    protocol = fed(*_prefix(name), line(name, **fields))
+    assert protocol.broken is not None and f"malformed {name!r}" in protocol.broken
+
+
+def test_a_worker_of_another_protocol_version_breaks_the_stream() -> None:
+    protocol = fed(line("started", version=PROTOCOL_VERSION + 1))
+    assert protocol.broken is not None and "protocol version" in protocol.broken
+
+
+def test_the_job_spec_round_trips_and_refuses_unknown_keys() -> None:
+    job = Job(
+        index=3,
+        seed=7,
+        study=StudySettings(trials=5),
+        script={"path": "train.py", "args": ["--x"], "name": "train.py"},
+        trace_at=(0, 2),
+    )
+    spec = job.spec("train.py", 2, "cpu")
+    nonce, back = read_job(job_line(spec, NONCE))
+    assert nonce == NONCE and back == spec and back.script is not None
+    assert back.script.path == "train.py" and back.trace_at == (0, 2)
+    data = json.loads(job_line(spec, NONCE))
+    with pytest.raises(msgspec.ValidationError):
+        read_job((json.dumps({**data, "surprise": 1}) + "\n").encode())
+    with pytest.raises(ValueError, match="protocol"):
+        read_job((json.dumps({**data, "version": PROTOCOL_VERSION + 1}) + "\n").encode())
 
 
 def test_spans() -> None:

@@ -14,7 +14,8 @@ import pytest
 from conftest import cli, fixture, inprocess_cli
 from test_cli_errors import assert_one_line_error
 
-from repro_check.execution.runner import Protocol
+from repro_check.execution.protocol import StudyDone
+from repro_check.execution.stream import StreamCheck
 from repro_check.plan.settings import StudySettings
 from repro_check.results.comparison import Divergence
 from repro_check.results.records import trials_digest
@@ -184,14 +185,14 @@ def test_saved_report_without_its_resume_block_is_refused(tmp_path: Path) -> Non
 # --- the protocol: a resumed process streams trials K..N-1 only --------------------------------
 
 
-def _streamed(numbers: list[int], count: int) -> Protocol:
-    protocol = Protocol("n", 1, 1)
+def _streamed(numbers: list[int], count: int) -> StreamCheck:
+    protocol = StreamCheck("n", 1, 1)
     protocol.started = True
     for n in numbers:
         protocol._add_trial(0, {"number": n, "state": "COMPLETE", "params": {}, "values": [1.0]})
     digest = trials_digest((n, "COMPLETE") for n in numbers)
     protocol.summaries.append(
-        {"count": count, "emitted": len(numbers), "digest": digest, "stopped": False}
+        StudyDone(study=0, count=count, emitted=len(numbers), digest=digest, stopped=False)
     )
     return protocol
 

@@ -40,6 +40,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from repro_check.execution.protocol import ScriptSpec, StudyDone, Trial
 from repro_check.execution.target import one_line
 from repro_check.execution.userframes import (
     add_user_root,
@@ -966,17 +967,18 @@ class Capture:
                 data["user_attrs"] = readable(data["user_attrs"])
                 if data["error"] is not None:
                     data["error"] = readable(data["error"])
-                out.emit("trial", study=index, trial=data)
+                out.emit(Trial(study=index, trial=data))
             info = entry.record().to_dict(with_trials=False)
             info.pop("trials")
             out.emit(
-                "study_done",
-                study=index,
-                emitted=len(finished),
-                stopped=False,
-                count=len(finished),
-                digest=trials_digest((int(t.number), t.state.name) for t in finished),
-                info=readable(info),
+                StudyDone(
+                    study=index,
+                    emitted=len(finished),
+                    count=len(finished),
+                    digest=trials_digest((int(t.number), t.state.name) for t in finished),
+                    stopped=False,
+                    info=readable(info),
+                )
             )
         return len(self.entries)
 
@@ -1116,12 +1118,12 @@ def _written_path(event: str, args: tuple[Any, ...]) -> Any:
     return path if isinstance(path, str | bytes | os.PathLike) else None
 
 
-def run(spec: Mapping[str, Any]) -> None:
+def run(spec: ScriptSpec) -> None:
     """Run the script (``path`` or ``module``) with ``args``, as ``python`` would: a fresh
     ``__main__``, ``sys.argv``, ``sys.path[0]`` the script's folder (the current folder for
     ``-m``)."""
-    args = [str(a) for a in spec.get("args") or []]
-    path = spec.get("path")
+    args = list(spec.args)
+    path = spec.path
     if path:
         if not os.path.isfile(path):
             from repro_check.errors import TargetError
@@ -1133,7 +1135,7 @@ def run(spec: Mapping[str, Any]) -> None:
         add_user_root(folder)
         _run_file(path)
     else:
-        module = str(spec["module"])
+        module = str(spec.module)
         sys.argv = [module, *args]
         sys.path.insert(0, os.getcwd())
         problem = _missing_module(module)

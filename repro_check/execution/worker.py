@@ -6,10 +6,9 @@ first, so nothing the objective writes can corrupt the stream unnoticed: every l
 job's nonce (sent by the parent in the job, kept only in the stream's closure) and the worker's
 pid, and the parent treats any other line as a crash of the run.
 
-Events: ``started`` (the job was read: the parent's timeout clock starts), ``trial`` (one per
-finished trial), ``study_done`` (with the study's own view of its trials: how many, a digest of
-their numbers and states, whether it was stopped), ``done`` (with the environment), ``error``
-(kind: target, config, device, determinism, objective).
+The job is a ``protocol.JobSpec`` and every event one of ``protocol.Event``'s types (``started``,
+``trial``, ``study_done``, ``done``, ``error``, ``audit``, ``trace``): their fields and meaning are
+documented there, once, for both ends. Script mode runs in ``script_job``.
 
 The job arrives as one line on stdin, which then stays open as the parent pipe: the worker moves
 it off fd 0 (the objective gets /dev/null) and kills its whole process group (it is a session
@@ -21,64 +20,47 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import os
 import re
-import shutil
 import signal
 import sys
 import threading
 import time
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from types import SimpleNamespace
-from typing import IO, Any
+from typing import Any
 
 from repro_check.errors import TargetError
 from repro_check.execution import controls as ctl
 from repro_check.execution import environment, gpus
+from repro_check.execution.protocol import (
+    PROTOCOL_VERSION,
+    SCRIPT_ARG,
+    Audit,
+    AuditSite,
+    Done,
+    Error,
+    JobSpec,
+    Started,
+    StudyDone,
+    Trial,
+    read_job,
+)
 from repro_check.execution.target import one_line
+from repro_check.execution.worker_stream import (
+    Stream,
+    audit_report,
+    determinism_op,
+    emit_trace,
+    named_op,
+    readable,
+    refused_op_message,
+    traced,
+)
 from repro_check.plan.settings import STUDY_NAME, Controls, StudySettings
-from repro_check.results.bounds import MAX_DEPTH, MAX_TEXT
 from repro_check.results.records import TrialRecord, bounded, to_json_safe, trials_digest
 from repro_check.vocab import PRUNERS, Pruner, sampler_spec
-
-_NO_DETERMINISTIC_PHRASE = " does not have a deterministic implementation"
-_NO_DETERMINISTIC = re.compile(r"(\S{1,256})" + _NO_DETERMINISTIC_PHRASE)
-"""Bounded: an unbounded run of non-spaces before the phrase backtracks quadratically, and a
-failing trial's 300,000-character message then took minutes to search."""
-
-
-def _named_op(text: str) -> str | None:
-    """The op torch's "X does not have a deterministic implementation" names, if any."""
-    if _NO_DETERMINISTIC_PHRASE not in text:
-        return None
-    match = _NO_DETERMINISTIC.search(text)
-    return match.group(1) if match else None
-
-
-class Stream:
-    """Thread-safe JSON-lines writer (``n_jobs > 1`` reports trials from several threads).
-
-    Every line carries the job's nonce and the writing process's pid. The nonce lives only in
-    ``emit``'s closure (no attribute, no module global), so the objective cannot trivially find
-    it and forge events; a forked child that carries on with the study writes its own pid."""
-
-    def __init__(self, handle: IO[str], nonce: str = "") -> None:
-        lock = threading.Lock()
-
-        def emit(event: str, **data: Any) -> None:
-            line = json.dumps({"event": event, "nonce": nonce, "pid": os.getpid(), **data})
-            with lock:
-                handle.write(line + "\n")
-                handle.flush()
-
-        self.emit = emit
-
-
-def determinism_op(exc: BaseException) -> str | None:
-    """The op named by torch's "X does not have a deterministic implementation" error."""
-    return _named_op(str(exc))
 
 
 def make_sampler(study: StudySettings, seed: int | None) -> Any:
@@ -120,20 +102,20 @@ class StudyRunner:
 
     def __init__(
         self,
-        job: Mapping[str, Any],
+        job: JobSpec,
         objective: Callable[..., Any],
         out: Stream,
         optimize: Callable[..., Any] | None = None,
         stops: _StopWatch | None = None,
         audit: Any = None,
     ) -> None:
-        self.study_settings = StudySettings.from_dict(job["study"])
-        self.controls = Controls.from_dict(job["controls"])
-        self.seed = int(job["seed"])
-        self.fixed_params: dict[str, Any] | None = job.get("fixed_params")
-        self.storage: str | None = job.get("storage")
-        self.study_name: str | None = job.get("study_name")
-        self.first_trial = int(job.get("first_trial") or 0)
+        self.study_settings = StudySettings.from_dict(job.study)
+        self.controls = Controls.from_dict(job.controls)
+        self.seed = job.seed
+        self.fixed_params = job.fixed_params
+        self.storage = job.storage
+        self.study_name = job.study_name
+        self.first_trial = job.first_trial
         """A resumed study: the storage already holds trials 0..first_trial-1."""
         self.objective = objective
         self.out = out
@@ -148,7 +130,7 @@ class StudyRunner:
         self.stops = stops
         self.emitted = 0
         """Trial events streamed for the current study."""
-        self.view: dict[str, Any] = {}
+        self.view: tuple[int, str] = (0, "")
         """The finished study's own account of its trials (``study_view``)."""
         self.stopped = False
         """The study was stopped (``Study.stop``) before it ran all its trials."""
@@ -156,11 +138,11 @@ class StudyRunner:
             self.objective = _audited(objective, audit)
         self.tracer: Any = None
         """The line tracer (``diagnose``'s line-trace probe only): the first trial, traced."""
-        if job.get("trace"):
+        if job.trace:
             from repro_check.execution.linetrace import LineTrace
 
             self.tracer = LineTrace()
-            self.objective = _traced(self.objective, self.tracer)
+            self.objective = traced(self.objective, self.tracer)
 
     def _wrapped(self, trial: Any) -> Any:
         import optuna
@@ -178,10 +160,7 @@ class StudyRunner:
                 raise
             op = determinism_op(exc)
             if op is not None and self.abort is None:
-                self.abort = (
-                    f"{op} has no deterministic implementation "
-                    "(refused under torch.use_deterministic_algorithms(True))"
-                )
+                self.abort = refused_op_message(op)
                 trial.study.stop()
             raise
         self.returned[trial.number] = result
@@ -248,14 +227,14 @@ class StudyRunner:
                 frozen,
                 values=self._exact_values(frozen),
                 intermediate_values=self._exact_intermediates(frozen),
-                error=None if error is None else _readable(error, 0),
+                error=None if error is None else readable(error),
             )
             # compared, and saved: bounded so the report reads back (``results.validate``), a
             # string past the bound keeping a hash of the whole (still compared whole)
             attrs = bounded(to_json_safe(dict(record.user_attrs)))
             record = dataclasses.replace(record, user_attrs=attrs)
             self.emitted += 1
-            self.out.emit("trial", study=study_index, trial=record.to_dict())
+            self.out.emit(Trial(study=study_index, trial=record.to_dict()))
 
         return callback
 
@@ -315,40 +294,6 @@ class StudyRunner:
         self.stopped = self.stops.stopped if self.stops is not None else False
 
 
-def _traced(objective: Callable[..., Any], tracer: Any) -> Callable[..., Any]:
-    """``objective`` with its first call traced line by line and, with torch, op by op
-    (``execution.linetrace``)."""
-    from repro_check.execution.linetrace import TorchOps
-
-    calls = [0]
-    if getattr(tracer, "torch_ops", None) is None:
-        tracer.torch_ops = TorchOps()
-
-    def traced(trial: Any) -> Any:
-        calls[0] += 1
-        if calls[0] > 1:
-            return objective(trial)
-        tracer.torch_ops.start()
-        tracer.start()
-        try:
-            return objective(trial)
-        finally:
-            tracer.stop()
-            tracer.torch_ops.stop()
-
-    return traced
-
-
-def _emit_trace(out: Stream, tracer: Any) -> None:
-    out.emit(
-        "trace",
-        events=tracer.events,
-        ops=tracer.torch_ops.ops,
-        truncated=tracer.truncated,
-        backend=tracer.backend,
-    )
-
-
 def _audited(objective: Callable[..., Any], audit: Any) -> Callable[..., Any]:
     """``objective`` telling the audit which trial runs, and which global streams it used."""
 
@@ -362,23 +307,6 @@ def _audited(objective: Callable[..., Any], audit: Any) -> Callable[..., Any]:
             audit.trial = None
 
     return audited
-
-
-def _readable(value: Any, depth: int) -> Any:
-    """``value`` (JSON-safe) as a saved report may hold it: strings of at most ``MAX_TEXT``
-    characters without lone surrogates, containers nested at most ``MAX_DEPTH`` levels (deeper
-    ones become their shortened repr)."""
-    if isinstance(value, str):
-        if not value.isascii():
-            value = value.encode("utf-8", "backslashreplace").decode("utf-8")
-        return value if len(value) <= MAX_TEXT else value[: MAX_TEXT - 3] + "..."
-    if isinstance(value, dict | list) and depth >= MAX_DEPTH:
-        return _readable(repr(value)[:MAX_TEXT], depth)
-    if isinstance(value, dict):
-        return {_readable(k, depth): _readable(v, depth + 1) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_readable(v, depth + 1) for v in value]
-    return value
 
 
 _SAMPLER_METHODS = (
@@ -421,7 +349,7 @@ def setup_message(what: str, exc: BaseException) -> str:
     return f"the {what} raised {one_line(exc)}"
 
 
-def study_view(study: Any, first: int = 0) -> dict[str, Any]:
+def study_view(study: Any, first: int = 0) -> tuple[int, str]:
     """The study's own account of its trials, to check against what was streamed: how many
     (waiting, i.e. enqueued and never run, ones aside) and a digest of their numbers and
     states; for a resumed study, only those numbered ``first`` on (the earlier ones ran in
@@ -431,7 +359,7 @@ def study_view(study: Any, first: int = 0) -> dict[str, Any]:
         for t in study.get_trials(deepcopy=False)
         if t.state.name != "WAITING" and int(t.number) >= first
     )
-    return {"count": len(pairs), "digest": trials_digest(pairs)}
+    return len(pairs), trials_digest(pairs)
 
 
 class _StopWatch:
@@ -494,7 +422,7 @@ def _collect_nondeterministic_ops(found: list[str]) -> None:
     original = warnings.showwarning
 
     def show(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
-        op = _named_op(str(message))
+        op = named_op(str(message))
         if op is not None:
             if op not in found:
                 found.append(op)
@@ -505,33 +433,35 @@ def _collect_nondeterministic_ops(found: list[str]) -> None:
     warnings.filterwarnings("always", message=".*does not have a deterministic implementation.*")
 
 
-def run_job(job: Mapping[str, Any], out: Stream) -> None:
+def run_job(job: JobSpec, out: Stream) -> None:
+    """Run the job and stream its events; every way it can end sends ``done`` or ``error``."""
     environment.remember_start()  # what the shell gave, before the user's code can change it
-    controls = Controls.from_dict(job["controls"])
-    seed = int(job["seed"])
-    threads = int(job["threads"])
+    controls = Controls.from_dict(job.controls)
+    seed, threads = job.seed, job.threads
     notes: list[str] = []
     ops: list[str] = []
     _collect_nondeterministic_ops(ops)
     if controls.global_rng:
         ctl.seed_global_rngs(seed)
-    torch_status = ctl.arm_torch(controls, seed, threads, bool(job.get("warn_only")))
+    torch_status = ctl.arm_torch(controls, seed, threads, job.warn_only)
     audit = None
-    if job.get("audit"):
+    if job.audit:
         from repro_check.execution import audit as entropy
 
         audit = entropy.install()
-        audit.on_new = lambda site: out.emit("audit", site=_readable(site.to_dict(), 0))
-    if job.get("script"):
+        audit.on_new = lambda site: out.emit(Audit(site=AuditSite(**readable(site.to_dict()))))
+    if job.script:
         # nothing of optuna, numpy or torch is imported before the script: they read their
         # thread variables (and optuna its log level) as they load, as under `python train.py`
+        from repro_check.execution.script_job import run_script_job
+
         run_script_job(job, out, ops, torch_status, audit)
         return
-    if job.get("device") == "cuda" and gpus.FAKE_ENV not in os.environ:  # tests fake CUDA
+    if job.device == "cuda" and gpus.FAKE_ENV not in os.environ:  # tests fake CUDA
         import torch
 
         if not torch.cuda.is_available():
-            out.emit("error", kind="device", message="--device cuda: torch sees no CUDA device")
+            out.emit(Error(kind="device", message="--device cuda: torch sees no CUDA device"))
             return
 
     import optuna
@@ -544,273 +474,50 @@ def run_job(job: Mapping[str, Any], out: Stream) -> None:
         from repro_check.execution.target import load
 
         before = audit.streams() if audit is not None else {}
-        objective = load(job["target"])
+        objective = load(job.target)
         if audit is not None:
             audit.imported(before)
     except TargetError as exc:
-        out.emit("error", kind="target", message=str(exc))
+        out.emit(Error(kind="target", message=str(exc)))
         return
     runner = StudyRunner(job, objective, out, optimize=optimize, stops=stops, audit=audit)
     started = time.perf_counter()
-    for study_index in range(int(job.get("studies", 1))):
+    for study_index in range(job.studies):
         try:
             runner.run(study_index)
         except _ConfigProblem as exc:
-            out.emit("error", kind="config", message=str(exc))
+            out.emit(Error(kind="config", message=str(exc)))
             return
         except Exception as exc:
-            out.emit("error", kind="objective", message=one_line(exc))
+            out.emit(Error(kind="objective", message=one_line(exc)))
             return
         if runner.abort is not None:
-            out.emit("error", kind="determinism", message=runner.abort, ops=ops)
+            out.emit(Error(kind="determinism", message=runner.abort, ops=ops))
             return
+        count, digest = runner.view
         out.emit(
-            "study_done",
-            study=study_index,
-            emitted=runner.emitted,
-            stopped=runner.stopped,
-            **runner.view,
+            StudyDone(
+                study=study_index,
+                emitted=runner.emitted,
+                count=count,
+                digest=digest,
+                stopped=runner.stopped,
+            )
         )
     note = ctl.torch_note(torch_status)
     if note:
         notes.append(note)
     if runner.tracer is not None:
-        _emit_trace(out, runner.tracer)
+        emit_trace(out, runner.tracer)
     out.emit(
-        "done",
-        wall_s=time.perf_counter() - started,
-        environment=environment.collect(threads if controls.threads else None),
-        notes=notes,
-        nondeterministic_ops=ops,
-        audit=audit.to_dict() if audit is not None else None,
-    )
-
-
-def run_script_job(
-    job: Mapping[str, Any], out: Stream, ops: list[str], torch_status: str, audit: Any = None
-) -> None:
-    """Script mode: run the script whole, then stream every study it made (``script``)."""
-    from repro_check.execution import script
-
-    controls = Controls.from_dict(job["controls"])
-    seed = int(job["seed"])
-    spec = job["script"]
-
-    def reseed(number: int) -> None:
-        ctl.seed_global_rngs(ctl.trial_seed(seed, number))
-
-    # a shared check's storage opens once the script has ended (opening it loads optuna and
-    # numpy, which the script must load itself); its URL is pinned to this folder now
-    shared = (
-        _SharedStorage(str(job["storage"]), str(job["study_name"])) if job.get("storage") else None
-    )
-    resume = spec.get("resume")  # run --resume-at: {"dir": the replicate's, "phase": 1 or 2}
-    folder = str(resume["dir"]) if resume else script.private_dir()
-    cap = job.get("cap")
-    capture = script.Capture(
-        seed,
-        controls.sampler_seed,
-        reseed if controls.trial_reseed else None,
-        cap,
-        folder,
-        keep_copies=bool(resume),
-        resumed=script.read_base(folder) if resume and resume.get("phase") == 2 else None,
-    )
-    capture.audit = audit
-    if job.get("trace") and job.get("trace_at"):
-        from repro_check.execution.linetrace import LineTrace, TorchOps
-
-        study_at, trial_at = job["trace_at"]
-        capture.tracer = LineTrace()
-        capture.tracer.torch_ops = TorchOps()
-        capture.trace_at = (int(study_at), int(trial_at))
-        capture.traced = _traced
-    capture.install()
-    started = time.perf_counter()
-    ending = _ScriptEnd(capture, job, out, ops, torch_status, folder, started, shared, audit)
-
-    def swallowed(reached: BaseException) -> None:
-        ending.end(reached)
-        sys.stderr.flush()
-        os._exit(0)
-
-    capture.on_swallowed = swallowed
-    finished, ended = _run_script(spec, out)
-    if not finished:
-        return
-    script.finish()  # the script's threads and atexit handlers, as at `python`'s exit
-    ending.end(ended)
-
-
-@dataclasses.dataclass
-class _ScriptEnd:
-    """Script mode's end: the studies into a shared storage (if any), every study's trials,
-    then ``done`` (or the error)."""
-
-    capture: Any
-    job: Mapping[str, Any]
-    out: Stream
-    ops: list[str]
-    torch_status: str
-    folder: str
-    started: float
-    shared: Any
-    audit: Any
-
-    def end(self, ended: BaseException | None) -> None:
-        from repro_check.execution import script
-
-        capture, job, out, ops = self.capture, self.job, self.out, self.ops
-        capture.watching = False
-        controls = Controls.from_dict(job["controls"])
-        spec, cap = job["script"], job.get("cap")
-        name = str(spec.get("name") or spec.get("path") or spec.get("module"))
-        problem = script.outcome(ended, capture)
-        if not capture.entries:
-            if problem is not None:
-                out.emit("error", kind="script", message=_readable(problem, 0))
-            else:
-                out.emit("error", kind="target", message=f"{name} ran but created no Optuna study")
-            return
-        opened = self.shared.open() if self.shared is not None else None
-        if isinstance(opened, str):
-            out.emit("error", kind="config", message=opened)
-            return
-        failure = _store_studies(capture, opened, str(job.get("storage")))
-        if failure is not None:
-            out.emit("error", kind="script", message=failure, ops=ops)
-            return
-        capture.emit(out, bounded)  # user attrs, errors, study info: bounded, compared whole
-        capture.stop_trace()
-        if capture.tracer is not None and capture.tracer.started:  # the traced trial ran
-            _emit_trace(out, capture.tracer)
-        if spec.get("resume") and spec["resume"].get("phase") == 1:
-            capture.save_base()  # for the resuming process, in the folder the parent keeps
-        if problem is not None:
-            out.emit("error", kind="script", message=_readable(problem, 0), ops=ops)
-            return
-        refused = _refused_op(capture)
-        if refused is not None and controls.torch_determinism:
-            out.emit("error", kind="determinism", message=refused, ops=ops)
-            return
-        out.emit(
-            "done",
-            wall_s=time.perf_counter() - self.started,
-            environment=environment.collect(int(job["threads"]) if controls.threads else None),
-            notes=self._notes(ended, cap),
+        Done(
+            wall_s=time.perf_counter() - started,
+            environment=environment.collect(threads if controls.threads else None),
+            notes=notes,
             nondeterministic_ops=ops,
-            studies=len(capture.entries),
-            audit=self.audit.to_dict() if self.audit is not None else None,
+            audit=audit_report(audit),
         )
-
-    def _notes(self, ended: BaseException | None, cap: Any) -> list[str]:
-        from repro_check.execution import script
-        from repro_check.results.script_notes import WRITTEN_PREFIX
-
-        capture = self.capture
-        notes = [*capture.notes, *capture.restarted()]
-        if capture.written:
-            notes.append(WRITTEN_PREFIX + ", ".join(sorted(capture.written)[:5]))
-        if isinstance(ended, script.CapReached):
-            notes.append(
-                f"--trials {cap}: study {ended.name!r} reached the cap in an ask/tell loop; the "
-                "script stopped there"
-            )
-        note = ctl.torch_note(self.torch_status)
-        if note:
-            notes.append(note.replace("the objective", "the script"))
-        if not self.job["script"].get("resume"):  # a resume check's parent removes its own
-            shutil.rmtree(self.folder, ignore_errors=True)
-        return notes
-
-
-def _refused_op(capture: Any) -> str | None:
-    """The error of a trial that torch refused for lacking a deterministic kernel, if any."""
-    op = next((o for e in capture.entries for m in e.errors.values() if (o := _named_op(m))), None)
-    if op is None:
-        return None
-    return (
-        f"{op} has no deterministic implementation "
-        "(refused under torch.use_deterministic_algorithms(True))"
     )
-
-
-def _run_script(spec: Mapping[str, Any], out: Stream) -> tuple[bool, BaseException | None]:
-    """Run the script; (False, None) when it could not start (its error is already sent:
-    no such file or module, a syntax error in it), else (True, how it ended)."""
-    from repro_check.execution import script
-
-    try:
-        script.run(spec)
-    except TargetError as exc:
-        out.emit("error", kind="target", message=str(exc))
-        return False, None
-    except SyntaxError as exc:
-        if exc.filename and os.path.abspath(exc.filename) == os.path.abspath(spec.get("path", "")):
-            out.emit(
-                "error",
-                kind="target",
-                message=f"syntax error in {exc.filename}, line {exc.lineno}: {exc.msg}",
-            )
-            return False, None
-        return True, exc
-    except KeyboardInterrupt:
-        raise
-    except BaseException as exc:
-        return True, exc
-    return True, None
-
-
-class _SharedStorage:
-    """A shared check's storage, opened when the script has ended (the hooks then leave it
-    alone: ``Capture.watching`` is off). A relative file path is pinned to the folder the check
-    started in, when this is made: the script may change its working folder."""
-
-    def __init__(self, url: str, claimed: str) -> None:
-        self.url = url
-        self.claimed = claimed
-        self.folder = os.getcwd()  # nothing imported now (SQLAlchemy reads the URL later)
-
-    def open(self) -> tuple[Any, str] | str:
-        """(storage, claimed study name), or why the storage cannot be opened."""
-        from repro_check.storage.store import absolute_url, open_storage
-
-        try:
-            return open_storage(absolute_url(self.url, self.folder)), self.claimed
-        except Exception as exc:
-            return f"cannot open the storage: {one_line(exc)}"
-
-
-def _store_studies(capture: Any, shared: tuple[Any, str] | None, url: str) -> str | None:
-    """A shared check: copy every study the script made, in order, into the check's storage
-    under the claimed replicate (``<claimed>/study-<i>``), before the parent hears of them.
-    None when done (or nothing to do: a local check), else why not (one line, the storage's
-    password masked)."""
-    if shared is None:
-        return None
-    from repro_check.storage.redact import redact_text
-    from repro_check.storage.store import store_script_study
-
-    storage, claimed = shared
-
-    def readable(value: Any) -> Any:
-        return _readable(value, 0)
-
-    for index, entry in enumerate(capture.entries):
-        info = entry.record().to_dict(with_trials=False)
-        info.pop("trials")
-        finished = [t for t in capture.readable_trials(entry) if t.state.is_finished()]
-        trials = [(t, _maybe(readable, capture._error(entry, t))) for t in finished]
-        try:
-            store_script_study(storage, claimed, index, readable(info), trials, readable)
-        except Exception as exc:
-            message = redact_text(one_line(exc), url) or ""
-            return f"cannot store study {index} in the check's storage: {message}"
-    return None
-
-
-def _maybe(convert: Callable[[Any], Any], value: Any) -> Any:
-    return None if value is None else convert(value)
 
 
 def _watch_parent(fd: int) -> None:
@@ -833,10 +540,8 @@ def main() -> None:
     os.dup2(2, 1)  # the objective's prints (even from C code) now go to stderr
     # warm up while the parent has not handed us a job yet; a script's worker imports none of
     # optuna (nor numpy) before the script does, as `python train.py` does not
-    from repro_check.execution.runner import SCRIPT_ARG
-
     if SCRIPT_ARG in sys.argv[1:]:
-        from repro_check.execution import script  # noqa: F401
+        from repro_check.execution import script, script_job  # noqa: F401
     else:
         import optuna  # noqa: F401
 
@@ -848,10 +553,11 @@ def main() -> None:
     os.dup2(null, 0)
     os.close(null)
     _watch_parent(parent)
-    job = json.loads(line)
+    nonce, job = read_job(line)
     del line  # the nonce must not linger where the objective could read it
-    out = Stream(protocol, str(job.pop("nonce", "")))
-    out.emit("started")
+    out = Stream(protocol, nonce)
+    del nonce
+    out.emit(Started(version=PROTOCOL_VERSION))
     run_job(job, out)
     # Leave now: a thread the objective started (a data loader, a logger) must not keep the
     # process alive after its results are in; everything worth keeping is already written.
