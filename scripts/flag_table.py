@@ -12,7 +12,8 @@ import sys
 
 import typer
 
-from repro_check.cli import PANELS, app
+from repro_check.cli import app
+from repro_check.cli_options import PANELS
 
 COMMON = {"-h", "--help", "-V", "--version"}
 

@@ -17,7 +17,8 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from repro_check.__about__ import __version__
-from repro_check.cli import PANELS, app
+from repro_check.cli import app
+from repro_check.cli_options import PANELS
 
 README = Path(__file__).parent.parent / "README.md"
 COMMANDS = ["run", "compare", "diagnose", "diff", "report"]
@@ -55,6 +56,7 @@ def test_version_on_every_command(args: list[str], flag: str) -> None:
     assert (code, out) == (0, f"repro-check {__version__}\n")
 
 
+@pytest.mark.e2e
 def test_version_through_the_real_entry_point() -> None:
     result = cli("run", "-V")
     assert (result.code, result.out, result.err) == (0, f"repro-check {__version__}\n", "")
@@ -67,6 +69,7 @@ def test_completion_is_offered_and_documented() -> None:
     assert "repro-check --install-completion" in README.read_text()
 
 
+@pytest.mark.e2e
 def test_quiet_prints_the_verdict_line_only(tmp_path: Path) -> None:
     out = tmp_path / "q.json"
     result = cli(
@@ -87,6 +90,7 @@ def test_quiet_prints_the_verdict_line_only(tmp_path: Path) -> None:
     assert json.loads(out.read_text())["verdict"] == "reproducible"  # files are still written
 
 
+@pytest.mark.e2e
 def test_quiet_keeps_the_exit_code_of_a_failing_check() -> None:
     result = cli(
         "run",
@@ -102,6 +106,7 @@ def test_quiet_keeps_the_exit_code_of_a_failing_check() -> None:
     assert result.out == "NOT REPRODUCIBLE: runs part at trial 0 (values)\n"
 
 
+@pytest.mark.e2e
 def test_verbose_shows_per_run_detail_and_the_objective_output() -> None:
     result = cli("run", fixture("chatty"), "--runs", "2", "--trials", "2", "-v", env=ENV)
     assert result.code == 0, result.err
@@ -288,6 +293,7 @@ def test_readme_reference_tables_are_what_the_generator_prints() -> None:
 # --- item 4: the "wrote ..." line -------------------------------------------------------------
 
 
+@pytest.mark.e2e
 def test_wrote_line_names_every_file(tmp_path: Path) -> None:
     result = cli(
         "run",
@@ -311,12 +317,14 @@ def test_wrote_line_names_every_file(tmp_path: Path) -> None:
     assert all((tmp_path / f).is_file() for f in ("repro.json", "repro.md", "repro.xml"))
 
 
+@pytest.mark.e2e
 def test_no_wrote_line_without_files() -> None:
     result = cli("run", fixture("deterministic"), "--runs", "2", "--trials", "2", env=ENV)
     assert result.code == 0
     assert not any(line.startswith("wrote ") for line in result.err.splitlines())
 
 
+@pytest.mark.e2e
 def test_wrote_line_includes_the_saved_baseline(tmp_path: Path) -> None:
     result = cli(
         "run",
@@ -337,6 +345,7 @@ def test_wrote_line_includes_the_saved_baseline(tmp_path: Path) -> None:
 # --- item 5: suggested commands stay whole, notes wrap under their indent ---------------------
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("columns", ["80", "40"])
 def test_the_diagnose_hint_stays_whole_and_pasteable(tmp_path: Path, columns: str) -> None:
     folder = tmp_path / "a rather long folder name" / "with more levels" / "below it"
@@ -387,6 +396,7 @@ def test_a_fix_to_paste_is_never_folded_or_cropped(width: int) -> None:
 # --- item 6: progress labels, queued replicates, overall count -------------------------------
 
 
+@pytest.mark.e2e
 def test_progress_events_label_queued_and_count_every_condition() -> None:
     from repro_check.checks.compare import run_compare
     from repro_check.execution.runner import Progress
@@ -453,6 +463,7 @@ def test_progress_bars_of_run_are_numbered_by_replicate() -> None:
 # --- item 12: the small ones -------------------------------------------------------------------
 
 
+@pytest.mark.e2e
 def test_module_typo_gets_did_you_mean() -> None:
     target = "repro_check.examples.nosy:objective"
     result = inprocess_cli("run", target, "--runs", "2", "--trials", "2")
@@ -463,6 +474,7 @@ def test_module_typo_gets_did_you_mean() -> None:
     )
 
 
+@pytest.mark.e2e
 def test_objective_returning_none_hints_at_a_missing_return(tmp_path: Path) -> None:
     out = tmp_path / "none.json"
     result = cli("run", fixture("returns_none"), "--runs", "2", "--trials", "2", json_path=out)
@@ -472,6 +484,7 @@ def test_objective_returning_none_hints_at_a_missing_return(tmp_path: Path) -> N
     assert result.report["verdict"] != "reproducible"
 
 
+@pytest.mark.e2e
 def test_timeout_note_names_the_limit(tmp_path: Path) -> None:
     out = tmp_path / "slow.json"
     result = cli(
@@ -492,6 +505,7 @@ def test_timeout_note_names_the_limit(tmp_path: Path) -> None:
     assert "timed out after 1.5 s (--timeout)" in result.out
 
 
+@pytest.mark.e2e
 def test_already_finished_check_suggests_the_real_command(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'checks.db'}"
     args = (
@@ -513,6 +527,7 @@ def test_already_finished_check_suggests_the_real_command(tmp_path: Path) -> Non
     assert "..." not in again.err
 
 
+@pytest.mark.e2e
 def test_check_accepts_direction_like_the_flag() -> None:
     from repro_check.api import check
     from repro_check.errors import ConfigError
@@ -523,6 +538,7 @@ def test_check_accepts_direction_like_the_flag() -> None:
         check(fixture("deterministic"), directions=["maximize"], direction="minimize")
 
 
+@pytest.mark.e2e
 def test_fixture_error_says_relative_paths_are_from_the_current_folder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -1,0 +1,322 @@
+"""The command line's options and help layout: each flag's type, metavar, help and panel,
+declared once and shared by the commands that take it (``cli.py`` holds the commands). Kept
+apart because it is a third of the command line and changes for other reasons: a new flag,
+not a new behaviour."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from repro_check import vocab
+from repro_check.__about__ import __version__
+
+# The help groups, in the order every command shows them (run, compare and diagnose share them).
+STUDY = "Study"
+CHECK = "Check"
+CONTROLS = "Controls"
+SHARED = "Storage and sharing"
+OUTPUT = "Output"
+GENERAL = "General"
+PANELS = (STUDY, CHECK, CONTROLS, SHARED, OUTPUT, GENERAL)
+
+
+class PanelCommand(typer.core.TyperCommand):
+    """Plain (fast) help with the options grouped under their panels, in ``PANELS`` order."""
+
+    def format_options(self, ctx: Any, formatter: Any) -> None:
+        arguments: list[tuple[str, str]] = []
+        groups: dict[str, list[tuple[str, str]]] = {}
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is None:
+                continue
+            if param.param_type_name == "argument":
+                arguments.append((_word(param), getattr(param, "help", None) or ""))
+            else:
+                groups.setdefault(getattr(param, "rich_help_panel", None) or GENERAL, []).append(
+                    record
+                )
+        if arguments:
+            with formatter.section("Arguments"):
+                formatter.write_dl(arguments)
+        for panel in PANELS:
+            if panel in groups:
+                with formatter.section(panel):
+                    formatter.write_dl(groups[panel])
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        """``[OPTIONS] A B`` / ``[OPTIONS] [TARGET]``: arguments as words, optional ones in
+        brackets (typer writes ``{A}`` and ``[[TARGET]]``)."""
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if param.param_type_name == "argument":
+                pieces.append(_word(param) if param.required else f"[{_word(param)}]")
+        return pieces
+
+
+def _word(param: Any) -> str:
+    return str(param.metavar or param.name or "").upper()
+
+
+class PanelGroup(typer.core.TyperGroup):
+    """The command list shows each command's whole first sentence (click cuts it at ~45
+    characters with "...")."""
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(limit=10_000)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+    def format_options(self, ctx: Any, formatter: Any) -> None:
+        PanelCommand.format_options(self, ctx, formatter)  # type: ignore[arg-type]
+        self.format_commands(ctx, formatter)
+
+
+Target = Annotated[
+    str | None,
+    typer.Argument(
+        metavar="TARGET",
+        help="train.py (the script, run whole as `python train.py` runs it), or an objective: "
+        "pkg.module:attr or path/to/file.py:attr.",
+        show_default=False,
+    ),
+]
+Module = Annotated[
+    str | None,
+    typer.Option(
+        "-m",
+        "--module",
+        metavar="MODULE",
+        help="Run the module as a script, as `python -m MODULE ARGS` does (instead of TARGET).",
+        show_default=False,
+        rich_help_panel=STUDY,
+    ),
+]
+ScriptArgs = Annotated[
+    list[str] | None,
+    typer.Argument(
+        metavar="-- ARGS",
+        help="The script's own command-line arguments, after --.",
+        show_default=False,
+    ),
+]
+Trials = Annotated[
+    int | None,
+    typer.Option(metavar="N", help="Trials per study [default: 20].", rich_help_panel=STUDY),
+]
+Direction = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--direction",
+        metavar="DIRECTION",
+        help="minimize or maximize; repeat for a multi-objective study [default: minimize].",
+        rich_help_panel=STUDY,
+    ),
+]
+Sampler = Annotated[
+    str | None,
+    typer.Option(
+        metavar="NAME",
+        help=f"{', '.join(vocab.Sampler)}, or pkg.mod:factory "
+        f"(called with seed=) [default: {vocab.Sampler.TPE}].",
+        rich_help_panel=STUDY,
+    ),
+]
+Pruner = Annotated[
+    str | None,
+    typer.Option(
+        metavar="NAME",
+        help=f"{', '.join(vocab.Pruner)} [default: {vocab.Pruner.NONE}].",
+        rich_help_panel=STUDY,
+    ),
+]
+NJobs = Annotated[
+    int | None,
+    typer.Option(
+        "--n-jobs", metavar="N", help="Optuna n_jobs [default: 1].", rich_help_panel=STUDY
+    ),
+]
+Runs = Annotated[
+    int | None,
+    typer.Option(metavar="N", help="Replicates, at least 2 [default: 3].", rich_help_panel=CHECK),
+]
+Seed = Annotated[
+    int | None,
+    typer.Option(
+        metavar="SEED", help="Seed every replicate gets [default: 0].", rich_help_panel=CHECK
+    ),
+]
+Workers = Annotated[
+    int | None,
+    typer.Option(
+        metavar="N",
+        help="Concurrent replicates [default: one per core, capped at runs; on CUDA one per GPU].",
+        rich_help_panel=CHECK,
+    ),
+]
+Timeout = Annotated[
+    float | None,
+    typer.Option(
+        metavar="SECONDS", help="Seconds per replicate before it is killed.", rich_help_panel=CHECK
+    ),
+]
+Threads = Annotated[
+    int | None,
+    typer.Option(
+        metavar="N",
+        help="The count the threads control pins torch/OMP/MKL/OpenBLAS to [default: 1]; "
+        "with that control off a replicate keeps the shell's thread counts.",
+        rich_help_panel=CONTROLS,
+    ),
+]
+Device = Annotated[
+    str | None,
+    typer.Option(
+        metavar="DEVICE", help="auto, cpu or cuda [default: auto].", rich_help_panel=CONTROLS
+    ),
+]
+Gpus = Annotated[
+    str | None,
+    typer.Option(
+        metavar="LIST",
+        help="GPUs to place replicates on, one replicate per GPU at a time: all, or nvidia-smi "
+        "indices/UUIDs such as 0,1,3 [default on CUDA: every visible GPU].",
+        rich_help_panel=CONTROLS,
+    ),
+]
+Atol = Annotated[
+    float | None,
+    typer.Option(
+        metavar="TOL", help="Absolute tolerance for floats [default: 0].", rich_help_panel=CHECK
+    ),
+]
+Rtol = Annotated[
+    float | None,
+    typer.Option(
+        metavar="TOL", help="Relative tolerance for floats [default: 0].", rich_help_panel=CHECK
+    ),
+]
+ConfigPath = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        metavar="PATH",
+        help="TOML file with settings (overridden by flags).",
+        rich_help_panel=CHECK,
+    ),
+]
+ControlsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--controls",
+        metavar="LIST",
+        help="Controls to apply: all, none, or a comma-separated list of sampler_seed, "
+        "global_rng, trial_reseed, hash_seed, threads, torch_determinism, cudnn "
+        "[default: all for an objective, none for a script].",
+        rich_help_panel=CONTROLS,
+    ),
+]
+StaleAfter = Annotated[
+    float | None,
+    typer.Option(
+        metavar="SECONDS",
+        help="Seconds without a heartbeat before a replicate counts as dead [default: 120].",
+        rich_help_panel=SHARED,
+    ),
+]
+JsonPath = Annotated[
+    Path | None,
+    typer.Option(
+        "--json", metavar="PATH", help="Write the report as JSON here.", rich_help_panel=OUTPUT
+    ),
+]
+MarkdownPath = Annotated[
+    Path | None,
+    typer.Option(metavar="PATH", help="Write a Markdown summary here.", rich_help_panel=OUTPUT),
+]
+RunMarkdownPath = Annotated[
+    Path | None,
+    typer.Option(
+        "--markdown",
+        metavar="PATH",
+        help="Write a Markdown summary here (also appended to $GITHUB_STEP_SUMMARY when set).",
+        rich_help_panel=OUTPUT,
+    ),
+]
+JunitPath = Annotated[
+    Path | None,
+    typer.Option(
+        metavar="PATH",
+        help="Write JUnit XML here (one test case per check).",
+        rich_help_panel=OUTPUT,
+    ),
+]
+PlotPath = Annotated[
+    Path | None,
+    typer.Option(
+        metavar="PATH",
+        help="Draw the runs' histories (.png or .svg; needs matplotlib, the plot extra).",
+        rich_help_panel=OUTPUT,
+    ),
+]
+ComparePlotPath = Annotated[
+    Path | None,
+    typer.Option(
+        "--plot",
+        metavar="PATH",
+        help="Draw the best values per condition, mean ± std (.png or .svg; needs matplotlib, "
+        "the plot extra).",
+        rich_help_panel=OUTPUT,
+    ),
+]
+ReportPlotPath = Annotated[
+    Path | None,
+    typer.Option(
+        "--plot",
+        metavar="PATH",
+        help="Draw the runs' histories, or a compare report's best values per condition "
+        "(.png or .svg; needs matplotlib, the plot extra).",
+        rich_help_panel=OUTPUT,
+    ),
+]
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"repro-check {__version__}")
+        raise typer.Exit()
+
+
+Version = Annotated[
+    bool,
+    typer.Option(
+        "-V",
+        "--version",
+        callback=_version,
+        is_eager=True,
+        expose_value=False,
+        help="Show the version and exit.",
+        rich_help_panel=GENERAL,
+    ),
+]
+Quiet = Annotated[
+    bool,
+    typer.Option("-q", "--quiet", help="Print the verdict line only.", rich_help_panel=OUTPUT),
+]
+Verbose = Annotated[
+    bool,
+    typer.Option(
+        "-v",
+        "--verbose",
+        help="Also print per-run detail and what the objective printed in each run.",
+        rich_help_panel=OUTPUT,
+    ),
+]
