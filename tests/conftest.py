@@ -13,7 +13,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -174,6 +174,7 @@ def pytest_configure(config: pytest.Config) -> None:
     source again: a 2-run check took 1.93 s of CPU instead of 1.63 s. Explicit compilation
     writes the cache whatever that variable says; every later process reads it, as it would
     read the ``.pyc`` files of a wheel install."""
+    ProcessWatch.install()
     if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
         # Started with SIGINT ignored (under nohup, or `&` in a script): every command the suite
         # starts would inherit that and ignore the Ctrl-C the interrupt tests send it. A handler
@@ -188,6 +189,55 @@ def pytest_configure(config: pytest.Config) -> None:
 
     for folder in (Path(repro_check.__file__).parent, FIXTURES):
         compileall.compile_dir(folder, quiet=2)  # 2: not even the syntax-error fixtures
+
+
+class ProcessWatch:
+    """Which test started a process. The fast tier (``pytest -m "not e2e"``) is the tests that
+    start none, so a test that does must say so with ``@pytest.mark.e2e``: an unmarked one
+    fails here rather than slowing the tier a developer runs on every change."""
+
+    current: str | None = None
+    started: ClassVar[set[str]] = set()
+
+    @classmethod
+    def install(cls) -> None:
+        import multiprocessing.util
+
+        def watched(original: Any) -> Any:
+            def start(*args: Any, **kwargs: Any) -> Any:
+                if cls.current is not None:
+                    cls.started.add(cls.current)
+                return original(*args, **kwargs)
+
+            return start
+
+        subprocess.Popen._execute_child = watched(subprocess.Popen._execute_child)  # type: ignore[attr-defined]
+        os.fork = watched(os.fork)
+        multiprocessing.util.spawnv_passfds = watched(multiprocessing.util.spawnv_passfds)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Any:
+    ProcessWatch.current = item.nodeid
+    try:
+        return (yield)
+    finally:
+        ProcessWatch.current = None
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """After teardown: a test that started a process (in its fixtures or its body) without
+    the ``e2e`` mark fails, with the mark to add."""
+    report = yield
+    unmarked = item.nodeid in ProcessWatch.started and "e2e" not in item.keywords
+    if call.when == "teardown" and unmarked and report.passed:
+        report.outcome = "failed"
+        report.longrepr = (
+            f"{item.nodeid} started a process: mark it @pytest.mark.e2e (the fast tier, "
+            '`pytest -m "not e2e"`, is the tests that start none)'
+        )
+    return report
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

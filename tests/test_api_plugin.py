@@ -38,6 +38,7 @@ def load_fixture(name: str) -> ModuleType:
 # --- check() -------------------------------------------------------------------------------
 
 
+@pytest.mark.e2e
 def test_check_by_string_is_reproducible() -> None:
     report = check(fixture("deterministic"), **SMALL)
     assert report.reproducible
@@ -47,6 +48,7 @@ def test_check_by_string_is_reproducible() -> None:
     assert (report.plan.runs, report.plan.study.trials, len(report.runs)) == (2, 4, 2)
 
 
+@pytest.mark.e2e
 def test_check_by_callable_is_reproducible() -> None:
     objective = load_fixture("deterministic").objective
     report = repro_check.check(objective, **SMALL)
@@ -54,6 +56,7 @@ def test_check_by_callable_is_reproducible() -> None:
     assert report.target == f"{FIXTURES / 'deterministic.py'}:objective"
 
 
+@pytest.mark.e2e
 def test_check_private_rng_is_not_reproducible() -> None:
     report = check(load_fixture("private_rng").objective, **SMALL)
     assert not report.reproducible
@@ -68,6 +71,7 @@ def test_check_private_rng_is_not_reproducible() -> None:
 SCRIPTS = FIXTURES / "scripts"
 
 
+@pytest.mark.e2e
 def test_check_on_a_script_runs_it_as_written() -> None:
     """The API's defaults are not flags for a script (the CLI's `run train.py` with no flags):
     its own seeded sampler and its own n_trials (50) stand."""
@@ -84,6 +88,7 @@ def test_check_on_a_script_runs_it_as_written() -> None:
     assert not report.plan.controls.sampler_seed  # as written: nothing seeded for the script
 
 
+@pytest.mark.e2e
 def test_check_on_an_unseeded_script_is_not_reproducible_and_takes_its_flags() -> None:
     report = check(str(SCRIPTS / "unseeded_sampler.py"), runs=2, trials=3)
     assert not report.reproducible
@@ -124,6 +129,7 @@ def test_pyproject_settings_do_not_apply(tmp_path: Path, monkeypatch: pytest.Mon
     assert (plans[1].workers, plans[1].timeout) == (2, 1.5)
 
 
+@pytest.mark.e2e
 def test_pyproject_cannot_turn_on_fail_fast_or_a_storage(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -159,6 +165,7 @@ def test_wrong_sampler_kwargs_type_is_a_config_error(monkeypatch: pytest.MonkeyP
         check(fixture("deterministic"), sampler_kwargs={"n_startup_trials": "x"})
 
 
+@pytest.mark.e2e
 def test_missing_target_is_a_target_error() -> None:
     with pytest.raises(TargetError, match="no such file"):
         check(str(FIXTURES / "nope.py:objective"), **SMALL)
@@ -233,6 +240,7 @@ def test_replaced_module_attribute_is_a_target_error() -> None:
         del sys.modules[module.__name__]
 
 
+@pytest.mark.e2e
 def test_importable_module_resolves_by_name() -> None:
     from repro_check.examples import quadratic
 
@@ -240,6 +248,7 @@ def test_importable_module_resolves_by_name() -> None:
     assert resolve_target("pkg.mod:attr") == "pkg.mod:attr"
 
 
+@pytest.mark.e2e
 def test_test_module_resolves_by_file_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """pytest imports this module from a folder it put on sys.path; a worker cannot."""
     monkeypatch.chdir(tmp_path)
@@ -254,6 +263,7 @@ def _module_level_objective(trial: Any) -> float:
 # --- import cost -----------------------------------------------------------------------------
 
 
+@pytest.mark.e2e
 def test_imports_stay_cheap() -> None:
     code = textwrap.dedent(
         """
@@ -318,6 +328,7 @@ def test_typo_in_marker(repro_check):
 """
 
 
+@pytest.mark.e2e
 def test_plugin_through_the_entry_point(pytester: pytest.Pytester) -> None:
     # In a subfolder without __init__.py, as most projects keep tests: pytest imports the file
     # as ``test_user`` from a folder it adds to sys.path, which no worker has.

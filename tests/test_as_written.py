@@ -65,6 +65,7 @@ def test_each_enabled_control_sets_only_its_own_variables() -> None:
     assert env == {"CUDA_VISIBLE_DEVICES": "", DEVICE_ENV: "cpu"}
 
 
+@pytest.mark.e2e
 def test_a_script_as_written_sees_the_process_python_gives_it(tmp_path: Path) -> None:
     """Every fact the probe sees of its process is the same under ``python probe.py`` and
     under ``repro-check run probe.py``, but for the check's own listed variables."""
@@ -109,6 +110,7 @@ def test_a_script_as_written_sees_the_process_python_gives_it(tmp_path: Path) ->
     assert "OMP_NUM_THREADS=1 come" not in result.out  # the script set it, not the shell
 
 
+@pytest.mark.e2e
 def test_a_shared_check_also_imports_nothing_before_the_script(tmp_path: Path) -> None:
     # was: --storage opened the check's storage (optuna, numpy, SQLAlchemy) before the script
     folder = tmp_path / "out"
@@ -126,6 +128,7 @@ def test_a_shared_check_also_imports_nothing_before_the_script(tmp_path: Path) -
         )
 
 
+@pytest.mark.e2e
 @pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs two cores for two threads")
 def test_a_thread_count_dependent_script_fails_as_written_and_passes_with_threads_pinned(
     tmp_path: Path,
@@ -153,6 +156,7 @@ def test_a_thread_count_dependent_script_fails_as_written_and_passes_with_thread
     assert pinned.report["settings"]["controls"]["threads"] is True
 
 
+@pytest.mark.e2e
 def test_an_exported_hash_seed_is_kept_when_the_control_is_off(tmp_path: Path) -> None:
     # was: PYTHONHASHSEED=random replaced the user's exported 0: a false "not reproducible"
     script = str(SCRIPTS / "string_set_order.py")
@@ -163,6 +167,7 @@ def test_an_exported_hash_seed_is_kept_when_the_control_is_off(tmp_path: Path) -
     assert cli("run", script, "--runs", "3", env=unset, cwd=tmp_path).code == 1
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 @pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs two cores for two threads")
 def test_diagnose_names_the_thread_count_with_a_fix_that_pins_it(tmp_path: Path) -> None:
@@ -180,6 +185,7 @@ def test_diagnose_names_the_thread_count_with_a_fix_that_pins_it(tmp_path: Path)
     assert "OMP_NUM_THREADS" in causes["threads"]["fix"]
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 def test_a_thread_count_that_changes_numbers_deterministically_is_no_cause(
     tmp_path: Path,
@@ -196,6 +202,7 @@ def test_a_thread_count_that_changes_numbers_deterministically_is_no_cause(
     assert experiments["no_threads"]["reference"] is None  # two unpinned runs of its own
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 def test_a_parted_hash_seed_and_threads_pair_is_never_dropped_silently(tmp_path: Path) -> None:
     # was: the pair parted from full control, each control off alone reproduced, and nothing
@@ -212,6 +219,7 @@ def test_a_parted_hash_seed_and_threads_pair_is_never_dropped_silently(tmp_path:
         assert any("follow the thread count" in w for w in report["warnings"]), report["warnings"]
 
 
+@pytest.mark.e2e
 def test_a_thread_count_the_threads_control_would_not_apply_is_refused(tmp_path: Path) -> None:
     # was: `run train.py --threads 2` ran as written with the shell's threads, silently
     result = inprocess_cli("run", str(SCRIPTS / "string_set_order.py"), "--threads", "2")

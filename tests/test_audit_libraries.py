@@ -23,6 +23,7 @@ def diagnosed(target: str, tmp_path: Path, *flags: str) -> dict[str, Any]:
     return json.loads(out.read_text())  # type: ignore[no-any-return]
 
 
+@pytest.mark.e2e
 def test_diagnose_runs_a_script_that_imports_pandas(tmp_path: Path) -> None:
     pytest.importorskip("pandas")
     diagnosis = diagnosed(str(SCRIPTS / "pandas_frame.py"), tmp_path)
@@ -31,6 +32,7 @@ def test_diagnose_runs_a_script_that_imports_pandas(tmp_path: Path) -> None:
     assert [c["id"] for c in diagnosis["causes"]] == ["sampler_seed"]
 
 
+@pytest.mark.e2e
 @pytest.mark.slow  # scikit-learn in every worker
 def test_diagnose_runs_a_script_tuning_a_random_forest(tmp_path: Path) -> None:
     pytest.importorskip("sklearn")
@@ -111,6 +113,7 @@ def test_torch_fork_rng_counts_as_consumed(monkeypatch: pytest.MonkeyPatch) -> N
     assert audit.consumed.get("torch") == [0]
 
 
+@pytest.mark.e2e
 def test_diagnose_seeds_a_global_stream_the_objective_restores(tmp_path: Path) -> None:
     """``st = np.random.get_state(); x = np.random.rand(); np.random.set_state(st)``: the
     state after each trial is the state before it, so the audit saw no consumption, global

@@ -31,6 +31,7 @@ def edited_objective(tmp_path: Path) -> str:
     return f"{path}:objective"
 
 
+@pytest.mark.e2e
 def test_baseline_round_trip_passes(saved: tuple[Path, str], tmp_path: Path) -> None:
     path, _ = saved
     result = cli(
@@ -47,6 +48,7 @@ def test_baseline_round_trip_passes(saved: tuple[Path, str], tmp_path: Path) -> 
     assert "matches baseline" in result.out
 
 
+@pytest.mark.e2e
 def test_edited_constant_differs_from_baseline(saved: tuple[Path, str], tmp_path: Path) -> None:
     path, _ = saved
     result = cli(
@@ -91,6 +93,7 @@ def test_baseline_with_other_settings_is_refused(saved: tuple[Path, str]) -> Non
     assert result.out == ""  # refused before anything ran
 
 
+@pytest.mark.e2e
 def test_allow_settings_change_compares_anyway(saved: tuple[Path, str], tmp_path: Path) -> None:
     path, _ = saved
     result = cli(
@@ -130,6 +133,7 @@ def write_variant(tmp_path: Path, base: Path, name: str, **changes: Any) -> Path
     return out
 
 
+@pytest.mark.e2e
 def test_diff_lists_differing_packages_first(saved: tuple[Path, str], tmp_path: Path) -> None:
     path, _ = saved
     other = write_variant(

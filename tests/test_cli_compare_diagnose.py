@@ -48,6 +48,7 @@ def cause_ids(report: dict) -> list[str]:  # type: ignore[type-arg]
     return [cause["id"] for cause in report["causes"]]
 
 
+@pytest.mark.e2e
 def test_deterministic_objective_needs_only_the_sampler_seed(tmp_path: Path) -> None:
     report = diagnose(tmp_path, "deterministic")
     assert report["reproducible_under_full_control"] is True
@@ -80,6 +81,7 @@ def evaluated(report: dict) -> int:  # type: ignore[type-arg]
     return int(module.evaluated(report))
 
 
+@pytest.mark.e2e
 def test_an_agreeing_hash_seed_run_is_full_controls_second_replicate(tmp_path: Path) -> None:
     report = diagnose(tmp_path, "deterministic")
     experiments = {e["id"]: e for e in report["experiments"]}
@@ -96,6 +98,7 @@ def test_an_agreeing_hash_seed_run_is_full_controls_second_replicate(tmp_path: P
     assert evaluated(report) <= 4 * 6  # issue 12's goal: at most 4 study-equivalents
 
 
+@pytest.mark.e2e
 def test_a_parting_hash_seed_run_leaves_full_control_its_own_replicates(tmp_path: Path) -> None:
     report = diagnose(tmp_path, "hash_order")
     experiments = {e["id"]: e for e in report["experiments"]}
@@ -106,10 +109,12 @@ def test_a_parting_hash_seed_run_leaves_full_control_its_own_replicates(tmp_path
     assert pair["verdict"] == "not reproducible" and pair["controls"]["hash_seed"] is False
 
 
+@pytest.mark.e2e
 def test_self_seeding_objective_needs_only_the_sampler_seed(tmp_path: Path) -> None:
     assert cause_ids(diagnose(tmp_path, "self_seeding")) == ["sampler_seed"]
 
 
+@pytest.mark.e2e
 def test_unseeded_global_rng_is_global_rng_not_hash_seed(tmp_path: Path) -> None:
     ids = cause_ids(diagnose(tmp_path, "global_rng"))
     assert "global_rng" in ids
@@ -125,6 +130,7 @@ def test_set_of_strings_order_is_hash_seed_not_global_rng(tmp_path: Path) -> Non
     assert "PYTHONHASHSEED=0" in fix
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("name", ["clock_noise", "thread_sum"])
 def test_noise_no_seed_fixes_is_objective_noise(tmp_path: Path, name: str) -> None:
     report = diagnose(tmp_path, name)
@@ -135,6 +141,7 @@ def test_noise_no_seed_fixes_is_objective_noise(tmp_path: Path, name: str) -> No
     assert set(noise["params"]) == {"x"}
 
 
+@pytest.mark.e2e
 def test_parallel_trials(tmp_path: Path) -> None:
     report = diagnose(tmp_path, "deterministic", "--n-jobs", "4")
     ids = cause_ids(report)
@@ -144,6 +151,7 @@ def test_parallel_trials(tmp_path: Path) -> None:
     assert report["reproducible_under_full_control"] is False
 
 
+@pytest.mark.e2e
 def test_the_n_jobs_1_retry_still_probes_process_state(tmp_path: Path) -> None:
     """The process-state study rides in the full-control process: the retried full control
     (n_jobs=1) must carry it too, or a retried diagnosis silently skips that probe."""
@@ -152,12 +160,14 @@ def test_the_n_jobs_1_retry_still_probes_process_state(tmp_path: Path) -> None:
     assert "full_control_n_jobs_1" in ids and "process_state" in ids
 
 
+@pytest.mark.e2e
 def test_module_level_counter_is_process_state(tmp_path: Path) -> None:
     report = diagnose(tmp_path, "module_state")
     assert "process_state" in cause_ids(report)
     assert "global_rng" not in cause_ids(report)
 
 
+@pytest.mark.e2e
 def test_op_without_deterministic_kernel_is_named(tmp_path: Path) -> None:
     report = diagnose(tmp_path, "determinism_error")
     assert cause_ids(report)[0] == "torch_determinism"
@@ -165,6 +175,7 @@ def test_op_without_deterministic_kernel_is_named(tmp_path: Path) -> None:
     assert report["nondeterministic_ops"] == ["scatter_add_cuda_kernel"]
 
 
+@pytest.mark.e2e
 def test_diagnose_bad_target_is_exit_2() -> None:
     result = inprocess_cli("diagnose", "no_such_module_xyz")
     assert result.code == 2
@@ -174,6 +185,7 @@ def test_diagnose_bad_target_is_exit_2() -> None:
 # --- compare ---------------------------------------------------------------------------------
 
 
+@pytest.mark.e2e
 def test_compare_deterministic_objective(tmp_path: Path) -> None:
     result = cli(
         "compare",
@@ -201,6 +213,7 @@ def test_compare_deterministic_objective(tmp_path: Path) -> None:
         assert len(condition["runs"]) == 3
 
 
+@pytest.mark.e2e
 def test_compare_exit_code_is_that_of_fixed_seed(tmp_path: Path) -> None:
     result = cli(
         "compare",
@@ -224,6 +237,7 @@ def test_compare_unknown_condition_is_exit_2() -> None:
     assert "unknown condition 'lucky'" in result.err
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 def test_torch_imported_inside_the_objective_is_not_process_state(tmp_path: Path) -> None:
     pytest.importorskip("torch")
@@ -234,6 +248,7 @@ def test_torch_imported_inside_the_objective_is_not_process_state(tmp_path: Path
     assert "torch.manual_seed(0)" in fix
 
 
+@pytest.mark.e2e
 def test_fixes_fit_the_case(tmp_path: Path) -> None:
     report = diagnose(tmp_path, "global_rng")
     fix = next(c["fix"] for c in report["causes"] if c["id"] == "global_rng")
@@ -243,6 +258,7 @@ def test_fixes_fit_the_case(tmp_path: Path) -> None:
     assert "hash_order.py" in fix
 
 
+@pytest.mark.e2e
 def test_compare_ignores_fail_fast_from_config(tmp_path: Path) -> None:
     config = tmp_path / "c.toml"
     config.write_text("fail_fast = true\n")
@@ -262,6 +278,7 @@ def test_compare_ignores_fail_fast_from_config(tmp_path: Path) -> None:
         assert all(len(run["trials"]) == 4 for run in condition["runs"])
 
 
+@pytest.mark.e2e
 def test_every_trial_failing_is_no_diagnosis_of_reproducible(tmp_path: Path) -> None:
     """Runs whose every trial failed agree on nothing worth the name: `run` says incomplete
     (exit 3), and so must `diagnose` (it called them "reproducible under full control", exit 0)

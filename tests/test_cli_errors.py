@@ -18,6 +18,7 @@ def assert_one_line_error(result, *fragments: str) -> None:  # type: ignore[no-u
         assert fragment in lines[0]
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     ("target", "fragments"),
     [
@@ -33,6 +34,7 @@ def test_target_load_failures(target: str, fragments: list[str]) -> None:
     assert_one_line_error(inprocess_cli("run", target, "--trials", "2", "--runs", "2"), *fragments)
 
 
+@pytest.mark.e2e
 def test_module_target_importable_from_current_folder() -> None:
     result = cli("run", "deterministic", "--trials", "3", "--runs", "2", cwd=FIXTURES)
     assert result.code == 0, result.err
@@ -87,6 +89,7 @@ def test_bad_sampler_kwargs_from_config(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.e2e
 def test_cuda_requested_without_cuda(tmp_path: Path) -> None:
     from conftest import has_cuda
 
@@ -97,6 +100,7 @@ def test_cuda_requested_without_cuda(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.e2e
 def test_config_layers_flags_over_config_over_pyproject(tmp_path: Path) -> None:
     (tmp_path / "pyproject.toml").write_text(
         '[tool.repro-check]\ntarget = "deterministic"\ntrials = 4\nruns = 2\nsampler = "random"\n'

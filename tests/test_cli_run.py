@@ -50,6 +50,7 @@ def deterministic_3_workers(tmp_path_factory: pytest.TempPathFactory):  # type: 
     return cli("run", fixture("deterministic"), *FAST, "--workers", "3", json_path=out)
 
 
+@pytest.mark.e2e
 def test_deterministic_objective_is_reproducible(deterministic_3_workers) -> None:
     result = deterministic_3_workers
     assert_reproducible(result)
@@ -58,6 +59,7 @@ def test_deterministic_objective_is_reproducible(deterministic_3_workers) -> Non
     assert len(bests) == 1
 
 
+@pytest.mark.e2e
 def test_pruned_trials_reproduce(run_check) -> None:
     result = run_check(fixture("pruned"), "--trials", "12", "--pruner", "median")
     assert_reproducible(result)
@@ -66,6 +68,7 @@ def test_pruned_trials_reproduce(run_check) -> None:
     assert "pruned" in result.out
 
 
+@pytest.mark.e2e
 def test_failing_trials_reproduce_and_keep_their_error(run_check) -> None:
     result = run_check(fixture("failing"), *PAIR)
     assert_reproducible(result)
@@ -73,6 +76,7 @@ def test_failing_trials_reproduce_and_keep_their_error(run_check) -> None:
     assert failed and all(t["error"].startswith("ValueError: x too large") for t in failed)
 
 
+@pytest.mark.e2e
 def test_nan_in_curves_reproduces(run_check) -> None:
     result = run_check(fixture("nan_curve"), "--trials", "15", "--sampler", "random")
     assert_reproducible(result)
@@ -81,6 +85,7 @@ def test_nan_in_curves_reproduces(run_check) -> None:
     assert trial["user_attrs"] == {"note": "nan at step 0"}
 
 
+@pytest.mark.e2e
 def test_multi_objective_reproduces_with_pareto_set(run_check) -> None:
     result = run_check(
         fixture("multi"), *PAIR, "--direction", "minimize", "--direction", "maximize"
@@ -92,18 +97,22 @@ def test_multi_objective_reproduces_with_pareto_set(run_check) -> None:
     assert all(len(values) == 2 for values in run["best_values"])
 
 
+@pytest.mark.e2e
 def test_controlled_global_rng_reproduces(run_check) -> None:
     assert_reproducible(run_check(fixture("global_rng"), *PAIR))
 
 
+@pytest.mark.e2e
 def test_hash_order_reproduces_with_fixed_hash_seed(run_check) -> None:
     assert_reproducible(run_check(fixture("hash_order"), *PAIR))
 
 
+@pytest.mark.e2e
 def test_module_state_reproduces_in_fresh_processes(run_check) -> None:
     assert_reproducible(run_check(fixture("module_state"), *PAIR))
 
 
+@pytest.mark.e2e
 def test_study_at_import_time_and_prints_do_not_break_the_check(run_check) -> None:
     result = run_check(fixture("import_time_study"), *PAIR)
     assert_reproducible(result)
@@ -113,6 +122,7 @@ def test_study_at_import_time_and_prints_do_not_break_the_check(run_check) -> No
 # --- nondeterministic fixtures: never "reproducible" ------------------------------------------
 
 
+@pytest.mark.e2e
 def test_unseeded_global_rng_without_the_control_is_not_reproducible(run_check) -> None:
     result = run_check(fixture("global_rng"), *PAIR, "--controls", "sampler_seed,hash_seed")
     divergence = assert_not_reproducible(result, "values")
@@ -120,6 +130,7 @@ def test_unseeded_global_rng_without_the_control_is_not_reproducible(run_check) 
     assert result.report["settings"]["controls"]["global_rng"] is False
 
 
+@pytest.mark.e2e
 def test_hash_order_without_fixed_hash_seed_is_not_reproducible(run_check) -> None:
     result = run_check(
         fixture("hash_order"),
@@ -133,22 +144,26 @@ def test_hash_order_without_fixed_hash_seed_is_not_reproducible(run_check) -> No
     assert_not_reproducible(result, "values")
 
 
+@pytest.mark.e2e
 def test_clock_noise_is_not_reproducible(run_check) -> None:
     divergence = assert_not_reproducible(run_check(fixture("clock_noise"), *FAST), "values")
     assert divergence["trial"] == 0
     assert 0 < divergence["max_abs_diff"] < 1e-5
 
 
+@pytest.mark.e2e
 def test_thread_order_sums_are_not_reproducible(run_check) -> None:
     assert_not_reproducible(run_check(fixture("thread_sum"), "--trials", "20"), "values")
 
 
+@pytest.mark.e2e
 def test_private_unseeded_rng_is_not_reproducible(run_check) -> None:
     result = run_check(fixture("private_rng"), *PAIR)
     assert_not_reproducible(result, "values")
     assert "repro-check diagnose" in result.out
 
 
+@pytest.mark.e2e
 def test_n_jobs_above_one_is_never_reproducible(run_check) -> None:
     result = run_check(fixture("deterministic"), "--trials", "12", "--n-jobs", "4")
     assert_not_reproducible(result)
@@ -156,11 +171,13 @@ def test_n_jobs_above_one_is_never_reproducible(run_check) -> None:
     assert "n_jobs > 1" in result.out
 
 
+@pytest.mark.e2e
 def test_unseeded_sampler_is_not_reproducible(run_check) -> None:
     result = run_check(fixture("deterministic"), *PAIR, "--controls", "none")
     assert_not_reproducible(result, "params")
 
 
+@pytest.mark.e2e
 def test_tolerance_absorbs_tiny_noise_but_not_bigger_noise(run_check) -> None:
     loose = run_check(fixture("clock_noise"), *FAST, "--atol", "1e-5")
     assert_reproducible(loose)
@@ -172,6 +189,7 @@ def test_tolerance_absorbs_tiny_noise_but_not_bigger_noise(run_check) -> None:
 # --- incomplete runs: exit 3, the other runs' data kept ---------------------------------------
 
 
+@pytest.mark.e2e
 def test_crashed_replicate_exits_3_and_keeps_other_runs(run_check, tmp_path: Path) -> None:
     flag = tmp_path / "crashed-once"
     result = run_check(fixture("crash"), *FAST, env={"REPRO_CHECK_TEST_CRASH_FILE": str(flag)})
@@ -186,6 +204,7 @@ def test_crashed_replicate_exits_3_and_keeps_other_runs(run_check, tmp_path: Pat
     assert all(len(run["trials"]) == 8 for run in report["runs"] if run["status"] == "ok")
 
 
+@pytest.mark.e2e
 def test_timeout_exits_3_with_partial_trials(run_check) -> None:
     result = run_check(fixture("slow"), "--trials", "20", "--runs", "2", "--timeout", "2.5")
     assert result.code == 3, result.out + result.err
@@ -194,6 +213,7 @@ def test_timeout_exits_3_with_partial_trials(run_check) -> None:
         assert 0 < len(run["trials"]) < 20
 
 
+@pytest.mark.e2e
 def test_op_without_deterministic_kernel_is_named_as_the_run_error(run_check) -> None:
     result = run_check(fixture("determinism_error"), *PAIR)
     assert result.code == 3
@@ -207,6 +227,7 @@ def test_op_without_deterministic_kernel_is_named_as_the_run_error(run_check) ->
 # --- torch on CPU --------------------------------------------------------------------------------
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 def test_torch_objective_is_seeded_through_the_import_hook(run_check) -> None:
     pytest.importorskip("torch")
@@ -230,6 +251,7 @@ def test_torch_objective_is_seeded_through_the_import_hook(run_check) -> None:
     assert_not_reproducible(unseeded, "values")
 
 
+@pytest.mark.e2e
 def test_workers_do_not_change_the_numbers(tmp_path: Path, deterministic_3_workers) -> None:
     a = cli(
         "run", fixture("deterministic"), *FAST, "--workers", "1", json_path=tmp_path / "w1.json"
@@ -241,6 +263,7 @@ def test_workers_do_not_change_the_numbers(tmp_path: Path, deterministic_3_worke
     assert trials_a == trials_b
 
 
+@pytest.mark.e2e
 def test_ctrl_c_stops_workers_and_reports_what_finished(tmp_path: Path) -> None:
     import signal
     import time
@@ -261,6 +284,7 @@ def test_ctrl_c_stops_workers_and_reports_what_finished(tmp_path: Path) -> None:
     assert "INTERRUPTED" in stdout
 
 
+@pytest.mark.e2e
 def test_fail_fast_stops_at_the_first_certain_divergence(run_check) -> None:
     result = run_check(fixture("slow_noisy"), "--trials", "60", "--runs", "2", "--fail-fast")
     divergence = assert_not_reproducible(result, "values")
@@ -272,6 +296,7 @@ def test_fail_fast_stops_at_the_first_certain_divergence(run_check) -> None:
     assert "--fail-fast" in result.out
 
 
+@pytest.mark.e2e
 def test_fail_fast_on_a_reproducible_study_runs_everything(run_check) -> None:
     result = run_check(fixture("deterministic"), *FAST, "--fail-fast")
     assert_reproducible(result)
@@ -279,6 +304,7 @@ def test_fail_fast_on_a_reproducible_study_runs_everything(run_check) -> None:
     assert all(run["status"] == "ok" for run in result.report["runs"])
 
 
+@pytest.mark.e2e
 def test_all_trials_failing_is_incomplete_not_reproducible(run_check) -> None:
     result = run_check(fixture("all_fail"), "--trials", "3", "--runs", "2")
     assert result.code == 3, result.out + result.err
@@ -286,6 +312,7 @@ def test_all_trials_failing_is_incomplete_not_reproducible(run_check) -> None:
     assert "no trial completed" in result.out
 
 
+@pytest.mark.e2e
 def test_a_lingering_thread_does_not_hang_the_check() -> None:
     start = time.monotonic()
     result = cli("run", fixture("linger"), "--trials", "3", "--runs", "2", timeout=60)
@@ -293,6 +320,7 @@ def test_a_lingering_thread_does_not_hang_the_check() -> None:
     assert time.monotonic() - start < 30
 
 
+@pytest.mark.e2e
 def test_closed_stdout_keeps_the_verdict_exit_code() -> None:
     script = (
         f"{sys.executable} -m repro_check run {fixture('private_rng')} --trials 2 "

@@ -35,7 +35,7 @@ never look stale on a loaded 2-core CI machine (at 2 s a live replicate was once
 
 require_postgres()
 
-pytestmark = [needs_postgres(), pytest.mark.slow]
+pytestmark = [needs_postgres(), pytest.mark.slow, pytest.mark.e2e]
 
 
 @functools.cache

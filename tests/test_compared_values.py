@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import optuna
 import pandas as pd
+import pytest
 import torch
 from conftest import FIXTURES, cli
 
@@ -76,6 +77,7 @@ def test_artifact_ids_and_tuner_timings_are_not_compared() -> None:
     assert a.digest == b.digest and a.system_attrs == {"kept": 1}
 
 
+@pytest.mark.e2e
 def test_a_study_attribute_that_differs_makes_the_run_not_reproducible(tmp_path: Path) -> None:
     # was: study.set_user_attr was never recorded: every trial agreed, "reproducible"
     result = cli(

@@ -32,6 +32,7 @@ def _ruff() -> list[str]:
     return [exe]
 
 
+@pytest.mark.e2e
 def test_no_function_in_the_package_is_past_the_gate() -> None:
     proc = subprocess.run(
         [*_ruff(), "check", "--select", "C901", "--output-format", "concise", "repro_check"],

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import re
 
+import pytest
 from conftest import cli, fixture
 from rich.panel import Panel
 from rich.table import Table
@@ -62,6 +63,7 @@ def test_rich_styles_still_reach_a_terminal() -> None:
     assert "ok\\x1b[5m" in out  # the text's own sequence, shown
 
 
+@pytest.mark.e2e
 def test_run_console_escapes_params_from_the_objective() -> None:
     result = cli("run", fixture("escapes"), "--trials", "3", "--runs", "2")
     assert result.code == 0, result.err
@@ -69,6 +71,7 @@ def test_run_console_escapes_params_from_the_objective() -> None:
     assert "x\\x1b[31m\\x1b]0;pwned\\x07[/x]" in result.out
 
 
+@pytest.mark.e2e
 def test_run_console_escapes_a_crashed_run_s_error() -> None:
     result = cli("run", fixture("escapes", "crash"), "--trials", "3", "--runs", "2")
     assert result.code == 3, result.out + result.err

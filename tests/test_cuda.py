@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from conftest import cli, fixture
 
-pytestmark = pytest.mark.cuda
+pytestmark = [pytest.mark.cuda, pytest.mark.e2e]
 
 
 def test_device_auto_picks_cuda_and_records_the_gpu(tmp_path: Path) -> None:

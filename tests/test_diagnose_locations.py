@@ -24,6 +24,7 @@ def diagnose(target: str, tmp_path: Path, *flags: str) -> dict[str, Any]:
     return json.loads(out.read_text())  # type: ignore[no-any-return]
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     ("name", "line", "fix"),
     [
@@ -46,6 +47,7 @@ def test_each_entropy_source_is_named_at_its_line(
     assert fix in causes[0]["fix"] and causes[0]["fix"].split(":")[1] == str(line)
 
 
+@pytest.mark.e2e
 def test_a_wall_clock_budget_is_named_as_a_suspect(tmp_path: Path) -> None:
     diagnosis = diagnose(f"{ENTROPY / 'clock_budget.py'}:objective", tmp_path, "--trials", "8")
     lines = sorted(c["location"]["line"] for c in diagnosis["causes"])
@@ -53,6 +55,7 @@ def test_a_wall_clock_budget_is_named_as_a_suspect(tmp_path: Path) -> None:
     assert all("reads the clock" in c["fix"] for c in diagnosis["causes"])
 
 
+@pytest.mark.e2e
 def test_the_audit_locates_noise_in_a_script(tmp_path: Path) -> None:
     diagnosis = diagnose(str(ENTROPY / "script_default_rng.py"), tmp_path)
     located = [c for c in diagnosis["causes"] if c["location"] is not None]
@@ -60,11 +63,13 @@ def test_the_audit_locates_noise_in_a_script(tmp_path: Path) -> None:
     assert "default_rng() has no seed" in located[0]["fix"]
 
 
+@pytest.mark.e2e
 def test_a_clean_objective_gets_no_located_cause(tmp_path: Path) -> None:
     diagnosis = diagnose(fixture("deterministic"), tmp_path, "--trials", "6")
     assert all(c["location"] is None for c in diagnosis["causes"])
 
 
+@pytest.mark.e2e
 def test_the_line_tracer_finds_where_two_processes_part(tmp_path: Path) -> None:
     """A generator seeded from the process id: no source the audit knows, so the noise probe
     and the line tracer find the line (``seed = os.getpid()``) and the local that differs."""
@@ -101,6 +106,7 @@ def test_run_never_audits_nor_traces() -> None:
     assert not any(job.spec("t", 1, "cpu").trace for job in jobs)
 
 
+@pytest.mark.e2e
 @pytest.mark.slow  # torch in every worker
 def test_the_first_differing_torch_op_is_named(tmp_path: Path) -> None:
     pytest.importorskip("torch")
@@ -132,6 +138,7 @@ def assert_located(diagnosis: dict[str, Any], name: str, fixes: dict[int, str]) 
         assert fix in cause["fix"] and cause["fix"].split(":")[1] == str(line)
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     ("name", "fixes"),
     [
@@ -195,6 +202,7 @@ def test_every_audited_source_is_named_at_its_line(
     assert sorted(c["location"]["line"] for c in diagnosis["causes"]) == sorted(fixes)
 
 
+@pytest.mark.e2e
 def test_process_pools_and_processes_are_named_at_their_lines(tmp_path: Path) -> None:
     """ProcessPoolExecutor, multiprocessing.Pool and multiprocessing.Process: each named at
     the line that made it (the pool's submit line also starts its processes and threads)."""
@@ -210,6 +218,7 @@ def test_process_pools_and_processes_are_named_at_their_lines(tmp_path: Path) ->
     )
 
 
+@pytest.mark.e2e
 @pytest.mark.slow  # torch in every worker
 def test_torch_seed_and_generator_seed_are_named(tmp_path: Path) -> None:
     pytest.importorskip("torch")
@@ -225,6 +234,7 @@ def test_torch_seed_and_generator_seed_are_named(tmp_path: Path) -> None:
     assert sorted(c["location"]["line"] for c in diagnosis["causes"]) == [8, 10]
 
 
+@pytest.mark.e2e
 def test_joblib_parallel_is_named_at_its_line(tmp_path: Path) -> None:
     pytest.importorskip("joblib")
     diagnosis = diagnose(f"{ENTROPY / 'joblib_parallel.py'}:objective", tmp_path, "--trials", "4")
@@ -250,6 +260,7 @@ PROBED = [
 """What audit_probe.py finds wrapped where the audit is installed."""
 
 
+@pytest.mark.e2e
 def test_the_stand_ins_pass_for_the_real_types(tmp_path: Path) -> None:
     """In diagnose's workers np.random.RandomState/SeedSequence and torch.Generator are the
     audit's stand-ins, and datetime's clock reads are wrapped on the real classes (which stay
@@ -287,6 +298,7 @@ def test_the_stand_ins_pass_for_the_real_types(tmp_path: Path) -> None:
         assert ("torch.seed()", line_of("    torch.seed()")) in recorded
 
 
+@pytest.mark.e2e
 def test_run_never_installs_the_audit(tmp_path: Path) -> None:
     """``run``'s workers get none of the audit's wrappers or stand-ins (the probe above shows
     it sees them where they are)."""

@@ -29,6 +29,7 @@ def _experiment(report: dict[str, Any], exp_id: str) -> dict[str, Any] | None:
     return next((e for e in report["experiments"] if e["id"] == exp_id), None)
 
 
+@pytest.mark.e2e
 def test_random_sampler_resume_names_the_lost_sampler_state_and_the_fix(tmp_path: Path) -> None:
     report = _diagnose(
         tmp_path, fixture("deterministic"), "--sampler", "random", "--trials", "6",
@@ -57,6 +58,7 @@ def test_random_sampler_resume_names_the_lost_sampler_state_and_the_fix(tmp_path
     assert "resume_sampler_state" in report["_out"] and "stopped after 3 of 6" in report["_out"]
 
 
+@pytest.mark.e2e
 def test_tpe_resumed_right_after_its_start_up_trials_has_no_resume_cause(tmp_path: Path) -> None:
     config = tmp_path / "tpe.toml"
     config.write_text("[sampler_kwargs]\nn_startup_trials = 3\n")
@@ -72,6 +74,7 @@ def test_tpe_resumed_right_after_its_start_up_trials_has_no_resume_cause(tmp_pat
     assert resume["resume"]["matches"] is True and resume["divergence"] is None
 
 
+@pytest.mark.e2e
 @pytest.mark.slow  # two processes per replicate, SQLite
 def test_storage_runs_the_experiment_at_half_the_trials_in_it(tmp_path: Path) -> None:
     import optuna
@@ -123,6 +126,7 @@ def _script_diagnosis(tmp_path: Path, script: str, *flags: str) -> tuple[Any, Pa
     return result, work
 
 
+@pytest.mark.e2e
 def test_diagnose_resume_at_on_a_script_names_its_sampler_and_line(tmp_path: Path) -> None:
     """The script's RandomSampler(seed=0) replays its stream when the restarted script loads
     the study (was: diagnose refused --resume-at on a script)."""
@@ -145,6 +149,7 @@ def test_diagnose_resume_at_on_a_script_names_its_sampler_and_line(tmp_path: Pat
     assert sorted(p.name for p in work.iterdir()) == ["resume_storage.py"]  # nothing written
 
 
+@pytest.mark.e2e
 def test_diagnose_resume_at_on_a_script_kept_in_memory_resumes_nothing(tmp_path: Path) -> None:
     result, _work = _script_diagnosis(tmp_path, "seeded42.py", "--trials", "4", "--resume-at", "2")
     assert result.code == 0, result.out + result.err
@@ -159,6 +164,7 @@ def test_diagnose_resume_at_on_a_script_needs_its_trials() -> None:
     one_line_error(inprocess_cli("diagnose", script, "--resume-at", "2"), "needs --trials N")
 
 
+@pytest.mark.e2e
 def test_script_with_its_own_storage_says_why_no_resume_ran(tmp_path: Path) -> None:
     script = FIXTURES / "scripts" / "resume_sqlite.py"
     report = _diagnose(tmp_path, str(script))
@@ -169,6 +175,7 @@ def test_script_with_its_own_storage_says_why_no_resume_ran(tmp_path: Path) -> N
     ), report["warnings"]
 
 
+@pytest.mark.e2e
 def test_api_resume_at_on_random_sampler_is_not_reproducible() -> None:
     import repro_check
 
@@ -194,6 +201,7 @@ def test_api_bad_resume_at_raises_one_line(at: Any, fragment: str) -> None:
     assert fragment in message and "resume" in message and "\n" not in message
 
 
+@pytest.mark.e2e
 @pytest.mark.slow  # two processes per replicate, SQLite
 def test_objective_state_lost_on_resume_is_resume_state(tmp_path: Path) -> None:
     # module_state's counter restarts in the resuming process: same params, other values
@@ -245,6 +253,7 @@ def test_a_storage_that_cannot_open_is_bad_input_before_any_run(command: str) ->
     assert progress == []  # no worker started
 
 
+@pytest.mark.e2e
 def test_script_with_storage_flag_says_why_no_resume_ran(tmp_path: Path) -> None:
     script = FIXTURES / "scripts" / "seeded42.py"
     url = f"sqlite:///{tmp_path / 'given.db'}"

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 from conftest import cli
 
 from repro_check.checks.causes import FixContext, ToleranceCheck, fix_for
@@ -28,6 +29,7 @@ def noise_fix(tmp_path: Path, *flags: str) -> tuple[str, dict]:  # type: ignore[
     return causes["objective_noise"]["fix"], report
 
 
+@pytest.mark.e2e
 def test_noise_that_steers_the_sampler_gets_no_tolerance(tmp_path: Path) -> None:
     """Whether these runs already forked (params) or only could (values closer together than
     the noise, under TPE), the advice is the same: no tolerance; the trials before the fork."""
@@ -51,6 +53,7 @@ def test_noise_that_steers_the_sampler_gets_no_tolerance(tmp_path: Path) -> None
     assert passed.code == 0, passed.out + passed.err
 
 
+@pytest.mark.e2e
 def test_a_checked_tolerance_is_suggested_and_makes_run_pass(tmp_path: Path) -> None:
     # the random sampler's params do not depend on the values: a tolerance does absorb the noise
     fix, _ = noise_fix(tmp_path, "--trials", "8", "--sampler", "random")

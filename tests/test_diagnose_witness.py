@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from conftest import cli, fixture
 
 
@@ -18,6 +19,7 @@ def diagnose(tmp_path: Path, name: str, *flags: str) -> dict:  # type: ignore[ty
     return report
 
 
+@pytest.mark.e2e
 def test_after_the_n_jobs_retry_every_ablation_runs_with_n_jobs_1(tmp_path: Path) -> None:
     """An objective that seeds its own RNGs needs only the sampler seed. Under --n-jobs 2 the
     retried full control runs with n_jobs=1, and so must the ablations compared with it: run
@@ -29,6 +31,7 @@ def test_after_the_n_jobs_retry_every_ablation_runs_with_n_jobs_1(tmp_path: Path
     assert retried and all(e["n_jobs"] == 1 for e in retried)
 
 
+@pytest.mark.e2e
 def test_the_warn_only_retry_keeps_experiment_ids_unique(tmp_path: Path) -> None:
     """A refused torch determinism retries full control in warn_only mode, and each attempt
     ran its PYTHONHASHSEED run beside it: two experiments were both called no_hash_seed (a
@@ -52,6 +55,7 @@ def _section(out: str, experiment: str) -> str:
     return out[start : end if end >= 0 else len(out)]
 
 
+@pytest.mark.e2e
 def test_verbose_shows_full_controls_own_output_under_its_runs(tmp_path: Path) -> None:
     """The PYTHONHASHSEED pair parts: full control then runs replicates of its own. Each of
     its runs ran with the fixed PYTHONHASHSEED=0, so none of the output --verbose prints under
@@ -65,6 +69,7 @@ def test_verbose_shows_full_controls_own_output_under_its_runs(tmp_path: Path) -
     assert "hash seed random" not in full
 
 
+@pytest.mark.e2e
 def test_a_parting_pair_still_finds_process_state_in_one_process(tmp_path: Path) -> None:
     """The PYTHONHASHSEED pair parts (at trial 0, so the stop rule usually kills run 0 and
     full control is rerun afresh): the process-state probe then rides in the rerun's run 0
@@ -80,6 +85,7 @@ def test_a_parting_pair_still_finds_process_state_in_one_process(tmp_path: Path)
     assert state["reference"] == "full_control" and state["runs"][0] == full["runs"][0]
 
 
+@pytest.mark.e2e
 def test_a_hash_seed_run_that_cannot_finish_is_said_untested(tmp_path: Path) -> None:
     """The PYTHONHASHSEED run crashes (the objective dies unless the hash seed is pinned):
     it is no witness, full control gets a replicate of its own, and a warning says that

@@ -70,6 +70,7 @@ def strike_during_import(entry: list[str], module: str) -> tuple[int, str]:
     return proc.returncode, "".join(messages)
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("entry", ENTRY_POINTS.values(), ids=ENTRY_POINTS.keys())
 @pytest.mark.parametrize("module", ["typer.", "typer"])  # typer's first submodule, typer
 def test_sigterm_while_the_command_line_loads(entry: list[str], module: str) -> None:
@@ -84,6 +85,7 @@ def test_console_script_uses_the_early_entry_point() -> None:
     assert project["project"]["scripts"]["repro-check"] == "repro_check.__main__:main"
 
 
+@pytest.mark.e2e
 def test_sigterm_stops_the_workers(tmp_path: Path) -> None:
     proc = spawn_cli("run", fixture("slow"), "--trials", "40", "--runs", "2")
     time.sleep(3)
@@ -111,6 +113,7 @@ sys.meta_path.insert(0, _InterruptTyper())
 """
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("entry", ENTRY_POINTS.values(), ids=ENTRY_POINTS.keys())
 def test_interrupt_ending_a_string_exec_exits_130(entry: list[str], tmp_path: Path) -> None:
     """CPython flags a KeyboardInterrupt that ends a string ``exec`` and, under ``python -m``,

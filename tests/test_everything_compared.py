@@ -288,6 +288,7 @@ def test_timing_identity_and_own_bookkeeping_never_matter() -> None:
 # --- end to end: a real check --------------------------------------------------------------------
 
 
+@pytest.mark.e2e
 def test_run_with_constraints_varying_run_to_run_exits_1(run_check: Any) -> None:
     result = run_check(fixture("constraint_noise"), "--trials", "4", "--runs", "2")
     assert result.code == 1, result.out + result.err

@@ -39,6 +39,7 @@ def divergence(report: dict[str, Any]) -> dict[str, Any]:
     return first  # type: ignore[no-any-return]
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     ("name", "trial", "field"),
     [
@@ -60,6 +61,7 @@ def test_runs_differing_in_one_field_only_are_not_reproducible(
     assert (first["trial"], first["field"]) == (trial, field), first
 
 
+@pytest.mark.e2e
 def test_the_same_studies_created_in_another_order_are_not_reproducible(tmp_path: Path) -> None:
     # each study 'a' and 'b' holds the same trials in every run; only the order differs
     result, report = check("order_swap", tmp_path)
@@ -69,6 +71,7 @@ def test_the_same_studies_created_in_another_order_are_not_reproducible(tmp_path
     assert sorted(map(tuple, names)) == [("a", "b"), ("b", "a")]
 
 
+@pytest.mark.e2e
 def test_a_difference_in_the_second_study_only_is_found(tmp_path: Path) -> None:
     result, report = check("second_study_differs", tmp_path)
     assert result.code == 1, result.out
@@ -76,6 +79,7 @@ def test_a_difference_in_the_second_study_only_is_found(tmp_path: Path) -> None:
     assert "'search' (study 1)" in result.out
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("name", ["thread_created", "atexit_created"])
 def test_a_study_created_in_a_thread_or_an_atexit_handler_is_compared(
     name: str, tmp_path: Path
@@ -86,6 +90,7 @@ def test_a_study_created_in_a_thread_or_an_atexit_handler_is_compared(
     assert divergence(report)["field"] == "params"
 
 
+@pytest.mark.e2e
 def test_a_study_created_in_a_forked_child_is_a_crashed_run(tmp_path: Path) -> None:
     # was: the child's study (its own seed in one replicate) never reached the check, and the
     # main process's seeded study agreed: "reproducible" for a script whose search differs
@@ -96,6 +101,7 @@ def test_a_study_created_in_a_forked_child_is_a_crashed_run(tmp_path: Path) -> N
     assert report["verdict"] != "reproducible"
 
 
+@pytest.mark.e2e
 def test_a_study_optimized_in_a_forked_child_is_a_crashed_run(tmp_path: Path) -> None:
     # was: the script's own 'search' study never got a trial (the forked child optimized its
     # copy, seeded otherwise in one replicate), so both runs held it empty: "reproducible"
@@ -105,6 +111,7 @@ def test_a_study_optimized_in_a_forked_child_is_a_crashed_run(tmp_path: Path) ->
     assert all("asked for trials of study 'search'" in e for e in errors), errors
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     ("name", "args", "where"),
     [
@@ -125,6 +132,7 @@ def test_a_study_run_in_a_spawned_child_or_a_subprocess_is_a_crashed_run(
     assert all(where in e and "in a Python process it started" in e for e in errors), errors
 
 
+@pytest.mark.e2e
 def test_a_python_subprocess_without_a_study_passes_and_keeps_the_users_sitecustomize(
     tmp_path: Path,
 ) -> None:
@@ -143,6 +151,7 @@ def test_a_python_subprocess_without_a_study_passes_and_keeps_the_users_sitecust
     assert (tmp_path / "child_site.txt").read_text() == str(site / "sitecustomize.py")
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("name", ["closes_fds", "forged_lines"])
 def test_a_script_that_forges_or_closes_the_result_stream_never_passes(
     name: str, tmp_path: Path
@@ -156,6 +165,7 @@ def test_a_script_that_forges_or_closes_the_result_stream_never_passes(
         assert all("nonce" in (run["error"] or "") for run in report["runs"])
 
 
+@pytest.mark.e2e
 def test_a_sampler_patched_after_the_hooks_is_compared_by_its_trials(tmp_path: Path) -> None:
     # RandomSampler(seed=0) as built, but its sample_independent draws from the OS at trial 1
     result, report = check("patches_sampler", tmp_path)
@@ -163,6 +173,7 @@ def test_a_sampler_patched_after_the_hooks_is_compared_by_its_trials(tmp_path: P
     assert (divergence(report)["trial"], divergence(report)["field"]) == (1, "params")
 
 
+@pytest.mark.e2e
 def test_a_script_that_reloads_optunas_study_module_is_a_crashed_run(tmp_path: Path) -> None:
     # was: studies made after importlib.reload(optuna.study.study) were of a new, unhooked
     # Study class: never recorded, so the seeded first study alone passed
@@ -172,6 +183,7 @@ def test_a_script_that_reloads_optunas_study_module_is_a_crashed_run(tmp_path: P
     assert all("reloaded Optuna's study module" in e for e in errors), errors
 
 
+@pytest.mark.e2e
 def test_a_study_the_script_deletes_is_never_reproducible(tmp_path: Path) -> None:
     # the deleted study's trials differ between runs and can no longer be read: not a pass
     # (was exit 3 too, but from the worker's own KeyError on the deleted study)
@@ -181,6 +193,7 @@ def test_a_study_the_script_deletes_is_never_reproducible(tmp_path: Path) -> Non
     assert all("the script deleted study 's' (optuna.delete_study)" in e for e in errors), errors
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     ("name", "file"), [("shared_sqlite", "shared.db"), ("shared_journal", "shared.log")]
 )
@@ -195,6 +208,7 @@ def test_a_storage_file_opened_with_load_if_exists_is_private_to_each_replicate(
     assert not (tmp_path / file).exists()
 
 
+@pytest.mark.e2e
 @pytest.mark.xfail(
     strict=True,
     reason="replicates share the working folder even with --workers 1: a seed the first one "
@@ -209,6 +223,7 @@ def test_a_seed_cached_in_the_working_folder_by_an_earlier_replicate_is_no_pass(
     assert result.code != 0, result.out
 
 
+@pytest.mark.e2e
 def test_resume_at_on_a_script_that_resumes_nothing_is_no_pass(tmp_path: Path) -> None:
     # was: the "resumed" replicates ran the script afresh (nothing was stopped or resumed), and
     # the report said "resumed at trial 2 in a fresh process ... resumed = straight-through".
@@ -221,6 +236,7 @@ def test_resume_at_on_a_script_that_resumes_nothing_is_no_pass(tmp_path: Path) -
     assert len(result.err.strip().splitlines()) == 1 and "Traceback" not in result.err
 
 
+@pytest.mark.e2e
 def test_a_config_file_resume_at_on_a_script_claims_no_resume(tmp_path: Path) -> None:
     # a config file's resume_at is the flag's: the same refusal, never "resumed = straight"
     config = tmp_path / "c.toml"
@@ -242,6 +258,7 @@ def _tpe(tmp_path: Path, startup: int) -> Path:
     return config
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(("trials", "at"), [(3, 1), (4, 3)])  # K = 1 and K = trials - 1
 def test_state_outside_the_storage_parts_the_resumed_half_at_the_boundaries(
     trials: int, at: int, tmp_path: Path
@@ -262,6 +279,7 @@ def test_state_outside_the_storage_parts_the_resumed_half_at_the_boundaries(
         assert [t["number"] for t in run["trials"]] == list(range(trials))
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(("trials", "at"), [(3, 1), (4, 3)])
 def test_a_stateless_objective_resumes_identically_at_the_boundaries(
     trials: int, at: int, tmp_path: Path

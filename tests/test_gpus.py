@@ -183,6 +183,7 @@ def test_a_gpu_that_is_not_there_or_a_bad_list_is_exit_2(tmp_path: Path) -> None
 # -- placement, end to end (real workers, fake GPUs)
 
 
+@pytest.mark.e2e
 def test_each_worker_is_pinned_to_one_gpu_and_a_gpu_runs_one_replicate_at_a_time(
     tmp_path: Path,
 ) -> None:
@@ -218,6 +219,7 @@ def test_each_worker_is_pinned_to_one_gpu_and_a_gpu_runs_one_replicate_at_a_time
     assert not list(locks.iterdir())  # every run released its GPU
 
 
+@pytest.mark.e2e
 def test_the_scheduler_never_runs_two_workers_on_one_gpu(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -245,6 +247,7 @@ def test_the_scheduler_never_runs_two_workers_on_one_gpu(
     assert [r.environment["gpu"]["uuid"] for r in runs] == pins
 
 
+@pytest.mark.e2e
 def test_one_worker_with_two_gpus_prewarms_on_the_free_one_only(tmp_path: Path) -> None:
     locks = tmp_path / "locks"
     locks.mkdir()
@@ -269,6 +272,7 @@ def test_one_worker_with_two_gpus_prewarms_on_the_free_one_only(tmp_path: Path) 
     assert all(r["status"] == "ok" and r["gpu"] for r in result.report["runs"])
 
 
+@pytest.mark.e2e
 def test_device_cpu_places_nothing_even_with_gpus(tmp_path: Path) -> None:
     result = cli(
         "run",
@@ -287,6 +291,7 @@ def test_device_cpu_places_nothing_even_with_gpus(tmp_path: Path) -> None:
     assert result.report["environment"]["env"]["CUDA_VISIBLE_DEVICES"] == ""
 
 
+@pytest.mark.e2e
 def test_runs_are_grouped_by_gpu_model_and_the_report_says_where_models_part(
     tmp_path: Path,
 ) -> None:
@@ -401,6 +406,7 @@ def test_the_python_api_takes_gpus_and_refuses_them_without_cuda(
         repro_check.check(fixture("deterministic"), runs=2, trials=1, gpus=[0, 1])
 
 
+@pytest.mark.e2e
 def test_a_shared_check_keeps_each_runs_gpu_in_the_storage(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'checks.db'}"
     flags = ("--runs", "2", "--trials", "4", "--storage", url, "--name", "g")

@@ -12,6 +12,7 @@ import pytest
 from conftest import cli, fixture
 
 
+@pytest.mark.e2e
 def test_torch_controls_apply_after_a_find_spec_probe(tmp_path: Path) -> None:
     pytest.importorskip("torch")
     out = tmp_path / "run.json"

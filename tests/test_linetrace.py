@@ -249,6 +249,7 @@ def line_of(path: Path, text: str) -> int:
     return next(i for i, line in enumerate(lines, 1) if line.strip() == text)
 
 
+@pytest.mark.e2e
 def test_the_tracer_finds_the_accumulation_line_of_an_iteration_order_objective(
     tmp_path: Path,
 ) -> None:
@@ -269,6 +270,7 @@ def test_the_tracer_finds_the_accumulation_line_of_an_iteration_order_objective(
     assert "line_trace" in [e["id"] for e in diagnosis["experiments"]]
 
 
+@pytest.mark.e2e
 def test_a_huge_loop_stops_the_trace_at_its_bound_and_the_diagnosis_says_so(
     tmp_path: Path,
 ) -> None:
@@ -278,6 +280,7 @@ def test_a_huge_loop_stops_the_trace_at_its_bound_and_the_diagnosis_says_so(
     assert f"(the trace stopped after {linetrace.MAX_EVENTS} lines)" in cause["evidence"]
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     ("script", "line", "local"),
     [
@@ -304,6 +307,7 @@ def test_a_script_gets_the_first_divergent_line_in_its_own_file(
     assert trace["description"].startswith("study 0 trial 0")
 
 
+@pytest.mark.e2e
 def test_a_script_is_traced_at_the_trial_where_its_runs_part(tmp_path: Path) -> None:
     """Two optimize calls on one study, the noise only in the second: the runs part at trial
     2, which is traced (the first call's trials are not)."""

@@ -54,17 +54,20 @@ def assert_crashed(result, reason: str) -> list[dict]:  # type: ignore[no-untype
 # --- issue 8.2: lost, forged and duplicated trials --------------------------------------------
 
 
+@pytest.mark.e2e
 def test_a_stray_byte_on_the_pipes_crashes_the_run(run_check) -> None:
     result = run_check(fixture("hostile_stray_byte"), "--trials", "8", "--runs", "2")
     assert_crashed(result, "unparseable line")
 
 
+@pytest.mark.e2e
 def test_forged_done_lines_then_exit_crash_the_run(run_check) -> None:
     result = run_check(fixture("hostile_fake_done"), "--trials", "8", "--runs", "2")
     crashed = assert_crashed(result, "worker")
     assert all(len(run["trials"]) < 8 for run in crashed)
 
 
+@pytest.mark.e2e
 def test_optimize_patched_at_import_still_runs_every_trial(run_check) -> None:
     # the worker calls Study.optimize as it was before the target was imported
     result = run_check(fixture("hostile_patch_optimize"), "--trials", "8", "--runs", "2")
@@ -73,16 +76,19 @@ def test_optimize_patched_at_import_still_runs_every_trial(run_check) -> None:
     assert "2 runs × 8 trials" in result.out
 
 
+@pytest.mark.e2e
 def test_a_patched_optimize_loop_running_fewer_trials_crashes(run_check) -> None:
     result = run_check(fixture("hostile_patch_internals"), "--trials", "8", "--runs", "2")
     assert_crashed(result, "worker streamed trials [0..2] but the study asked for 8")
 
 
+@pytest.mark.e2e
 def test_a_forked_child_carrying_on_with_the_study_is_never_reproducible(run_check) -> None:
     result = run_check(fixture("hostile_fork_continue"), "--trials", "6", "--runs", "2")
     assert_crashed(result, "forked by the objective")
 
 
+@pytest.mark.e2e
 def test_a_stopped_study_is_finished_with_a_note(run_check) -> None:
     result = run_check(fixture("hostile_stop"), "--trials", "8", "--runs", "2")
     assert result.code == 0, result.out + result.err
@@ -318,6 +324,7 @@ def test_spans() -> None:
 # --- issue 8.1 (worker side): a broken study set-up is exit 2 ---------------------------------
 
 
+@pytest.mark.e2e
 def test_a_sampler_missing_a_package_is_a_setup_error() -> None:
     sampler = f"{FIXTURES / 'hostile_sampler.py'}:factory"
     result = cli(
@@ -331,6 +338,7 @@ def test_a_sampler_missing_a_package_is_a_setup_error() -> None:
     assert "pip install repro_check_no_such_package" in message
 
 
+@pytest.mark.e2e
 def test_a_relative_sampler_missing_a_package_is_a_setup_error() -> None:
     sampler = f"{FIXTURES / 'hostile_sampler.py'}:relative"
     result = cli(
@@ -340,6 +348,7 @@ def test_a_relative_sampler_missing_a_package_is_a_setup_error() -> None:
     assert "pip install repro_check_other_package" in result.err
 
 
+@pytest.mark.e2e
 @pytest.mark.skipif(
     __import__("importlib").util.find_spec("cmaes") is not None, reason="cmaes is installed"
 )
@@ -361,6 +370,7 @@ def test_cmaes_without_its_package_is_a_setup_error() -> None:
 # --- issue 8.9: the user's folder and file names do not shadow the worker's modules -----------
 
 
+@pytest.mark.e2e
 def test_json_and_random_in_the_current_folder_do_not_break_a_run(tmp_path: Path) -> None:
     for name in ("json", "random", "optuna"):
         (tmp_path / f"{name}.py").write_text("raise RuntimeError('the user file was imported')\n")
@@ -374,6 +384,7 @@ def test_json_and_random_in_the_current_folder_do_not_break_a_run(tmp_path: Path
         assert all(run["status"] == "ok" for run in json.loads(out.read_text())["runs"])
 
 
+@pytest.mark.e2e
 def test_a_target_file_named_like_an_installed_module(run_check) -> None:
     target = f"{FIXTURES / 'hostile_optuna' / 'optuna.py'}:objective"
     result = run_check(target, "--runs", "2", "--trials", "4")
@@ -418,6 +429,7 @@ def _children(pid: int) -> list[int]:
 pytestmark_linux = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses /proc")
 
 
+@pytest.mark.e2e
 @pytestmark_linux
 def test_a_lingering_forked_child_neither_holds_the_check_nor_survives(tmp_path: Path) -> None:
     pids = tmp_path / "pids"
@@ -439,6 +451,7 @@ def test_a_lingering_forked_child_neither_holds_the_check_nor_survives(tmp_path:
     assert _wait_dead(children) == []
 
 
+@pytest.mark.e2e
 @pytestmark_linux
 def test_killing_the_parent_kills_its_workers() -> None:
     proc = spawn_cli("run", fixture("slow"), "--trials", "200", "--runs", "3", "--workers", "2")
@@ -459,6 +472,7 @@ def test_killing_the_parent_kills_its_workers() -> None:
             proc.kill()
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 def test_the_timeout_clock_starts_with_the_job_not_the_interpreter(tmp_path: Path) -> None:
     # every worker interpreter takes 6 s to start (the parent's start-up is no part of any job's

@@ -169,6 +169,7 @@ def test_write_outputs_refuses_a_format_before_writing_any_file(tmp_path: Path) 
     assert json_path.read_text(encoding="utf-8").startswith("{")
 
 
+@pytest.mark.e2e
 def test_quiet_diagnose_line_is_the_console_headline_without_rich() -> None:
     import subprocess
     import sys

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
 from conftest import cli, fixture
 
 from repro_check.plan.settings import CheckPlan, StudySettings
@@ -13,6 +14,7 @@ from repro_check.results import report
 from repro_check.results.records import RunRecord, TrialRecord
 
 
+@pytest.mark.e2e
 def test_mostly_failed_reproducible_check_says_so_with_the_reasons() -> None:
     result = cli("run", fixture("mostly_fail"), "--runs", "2", "--trials", "10")
     assert result.code == 0, result.out + result.err
@@ -26,6 +28,7 @@ def test_mostly_failed_reproducible_check_says_so_with_the_reasons() -> None:
     ) in result.out
 
 
+@pytest.mark.e2e
 def test_two_values_with_one_direction_says_pass_direction_twice(tmp_path) -> None:  # type: ignore[no-untyped-def]
     out = tmp_path / "r.json"
     result = cli("run", fixture("multi"), "--runs", "2", "--trials", "2", json_path=out)
@@ -145,6 +148,7 @@ def test_reference_of_the_marks_is_the_first_run_with_trials() -> None:
     assert built.comparison.differing_cells == {2: {"value"}}
 
 
+@pytest.mark.e2e
 def test_fail_fast_cli_leaves_unstarted_runs_unmarked() -> None:
     # 40 trials, not 4: run 1 parts at trial 0, and with 4 fast trials it could finish them all
     # before the stop reached it on a loaded machine (seen once in CI), ending "ok"
@@ -212,6 +216,7 @@ def test_pareto_front_per_run_marks_the_differing_cells() -> None:
     assert "**Pareto front:** 2 trials in every run" in md
 
 
+@pytest.mark.e2e
 def test_multi_objective_console_shows_the_front_not_best_value_dash() -> None:
     result = cli(
         "run", fixture("multi"), "--runs", "2", "--trials", "3",
@@ -224,6 +229,7 @@ def test_multi_objective_console_shows_the_front_not_best_value_dash() -> None:
     assert "Best value: -" not in result.out
 
 
+@pytest.mark.e2e
 def test_noisy_multi_objective_marks_the_noisy_objective_only() -> None:
     result = cli(
         "run", fixture("multi_noisy"), "--runs", "2", "--trials", "3",

@@ -29,6 +29,7 @@ def _tpe_config(tmp_path: Path, startup: int = 3) -> Path:
     return config
 
 
+@pytest.mark.e2e
 @pytest.mark.slow  # two processes per replicate, SQLite
 def test_random_sampler_differs_from_trial_k(tmp_path: Path) -> None:
     out, md = tmp_path / "r.json", tmp_path / "r.md"
@@ -70,6 +71,7 @@ def test_random_sampler_differs_from_trial_k(tmp_path: Path) -> None:
     assert again.report["resume"]["first_difference"]["trial"] == 2
 
 
+@pytest.mark.e2e
 def test_tpe_sampler_resumes_identically(tmp_path: Path) -> None:
     # measured with Optuna 5.0.0: TPE resumes identically when stopped right after its random
     # start-up trials (as the 10 of 10); resumed later, its random stream restarts too
@@ -87,6 +89,7 @@ def test_tpe_sampler_resumes_identically(tmp_path: Path) -> None:
         assert [t["number"] for t in run["trials"]] == [0, 1, 2, 3, 4]
 
 
+@pytest.mark.e2e
 def test_tpe_resumed_after_its_start_up_trials_differs(tmp_path: Path) -> None:
     result = cli(
         "run", fixture("deterministic"), "--runs", "2", "--trials", "4", "--resume-at", "3",
@@ -101,6 +104,7 @@ def test_tpe_resumed_after_its_start_up_trials_differs(tmp_path: Path) -> None:
     assert "exactly after its 2 random start-up trials" in resume["reason"]
 
 
+@pytest.mark.e2e
 def test_objective_state_lost_on_resume_is_named(tmp_path: Path) -> None:
     # module_state's counter restarts in the resuming process: same params, other values
     result = cli(
@@ -114,6 +118,7 @@ def test_objective_state_lost_on_resume_is_named(tmp_path: Path) -> None:
     assert "state the objective keeps" in resume["reason"]
 
 
+@pytest.mark.e2e
 def test_a_crash_in_the_resuming_process_is_incomplete(tmp_path: Path) -> None:
     result = cli(
         "run", fixture("crash_on_resume"), "--runs", "2", "--trials", "4", "--resume-at", "2",
@@ -130,6 +135,7 @@ def test_a_crash_in_the_resuming_process_is_incomplete(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.e2e
 @pytest.mark.slow  # two processes per replicate, SQLite
 def test_given_storage_keeps_the_resumed_studies(tmp_path: Path) -> None:
     import optuna
@@ -167,6 +173,7 @@ def test_resume_at_from_a_config_file_is_checked_too(tmp_path: Path) -> None:
     assert_one_line_error(result, "resume_at", "below the trials (4)")
 
 
+@pytest.mark.e2e
 def test_saved_report_without_its_resume_block_is_refused(tmp_path: Path) -> None:
     good = cli(
         "run", fixture("deterministic"), "--runs", "2", "--trials", "3", "--resume-at", "1",
@@ -260,6 +267,7 @@ def _sampler_line(text: str) -> int:
     return next(i for i, line in enumerate(lines, 1) if text in line)
 
 
+@pytest.mark.e2e
 def test_script_with_random_sampler_resumed_differs_from_trial_k(tmp_path: Path) -> None:
     result, report = _script_resume(tmp_path, "--trials", "6", "--resume-at", "3")
     assert result.code == 1, result.out + result.err
@@ -294,6 +302,7 @@ def test_script_with_random_sampler_resumed_differs_from_trial_k(tmp_path: Path)
     assert "the script's RandomSampler(seed=0)" in again.out
 
 
+@pytest.mark.e2e
 def test_script_with_tpe_resumed_right_after_its_start_up_trials_is_identical(
     tmp_path: Path,
 ) -> None:
@@ -307,6 +316,7 @@ def test_script_with_tpe_resumed_right_after_its_start_up_trials_is_identical(
     assert report["verdict"] == "reproducible"
 
 
+@pytest.mark.e2e
 def test_script_resume_ends_at_the_cap_on_top_of_the_trials_the_users_file_held(
     tmp_path: Path,
 ) -> None:
@@ -333,6 +343,7 @@ def test_script_resume_ends_at_the_cap_on_top_of_the_trials_the_users_file_held(
     assert "(study 1: not resumed, the restart started over)" in " ".join(result.out.split())
 
 
+@pytest.mark.e2e
 def test_script_whose_restart_fails_is_incomplete(tmp_path: Path) -> None:
     result, report = _script_resume(
         tmp_path, "--trials", "4", "--resume-at", "2", kind="crash-on-resume"
@@ -347,6 +358,7 @@ def test_script_whose_restart_fails_is_incomplete(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.e2e
 def test_script_keeping_its_study_in_memory_has_nothing_to_resume(tmp_path: Path) -> None:
     # was: refused outright (the first version ran the whole script in the first process and
     # reported "resumed = straight-through"); now the restart runs, finds no study with trials

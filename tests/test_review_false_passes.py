@@ -12,6 +12,7 @@ from conftest import cli, fixture, inprocess_cli
 from repro_check.results.records import stopped_note
 
 
+@pytest.mark.e2e
 def test_a_worker_that_dies_after_its_study_but_before_done_is_not_finished(run_check) -> None:
     # both workers streamed every trial and 'study_done', then exited with code 1 before 'done'
     # (environment, notes, torch's ops lost): this was "REPRODUCIBLE", exit 0
@@ -34,6 +35,7 @@ def stopped_run(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-un
     return cli("run", fixture("hostile_stop"), "--trials", "8", "--runs", "2", json_path=out)
 
 
+@pytest.mark.e2e
 def test_the_report_of_a_stopped_study_can_be_read_back(stopped_run, tmp_path: Path) -> None:
     # a live run of a study stopped early (fewer trials, its note says so) saved a report that
     # `report` and `--baseline` then refused (exit 2: "a finished run holds trials 0..7")
@@ -72,6 +74,7 @@ def test_a_short_finished_run_without_the_stopped_note_is_still_refused(
     assert gap.code == 2, gap.out + gap.err
 
 
+@pytest.mark.e2e
 def test_a_live_report_with_unruly_user_attrs_and_errors_reads_back(
     run_check, tmp_path: Path
 ) -> None:
@@ -90,6 +93,7 @@ def test_a_live_report_with_unruly_user_attrs_and_errors_reads_back(
     assert failed["state"] == "FAIL" and failed["error"].startswith("ValueError: xxx")
 
 
+@pytest.mark.e2e
 def test_a_huge_error_message_does_not_stall_the_worker(run_check) -> None:
     # the search for "X does not have a deterministic implementation" backtracked
     # quadratically: minutes per failing trial, so every run hit the --timeout (exit 3)

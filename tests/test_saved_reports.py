@@ -50,6 +50,7 @@ def every_reader(path: Path, other: Path) -> list[tuple[str, ...]]:
 # --- the gate's tolerance is the command's, never the file's ---------------------------------
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("atol", [1e308, 0.5])
 def test_a_loose_tolerance_in_the_file_does_not_pass_report_or_diff(
     good: dict[str, Any], tmp_path: Path, atol: float
@@ -87,6 +88,7 @@ def test_a_json_overflow_to_infinity_is_refused(good: dict[str, Any], tmp_path: 
     one_line_error(inprocess_cli("report", str(write(tmp_path, text))), "tolerance.atol")
 
 
+@pytest.mark.e2e
 def test_baseline_judged_with_the_checks_tolerance_against_all_its_runs(
     good: dict[str, Any], tmp_path: Path
 ) -> None:
@@ -147,6 +149,7 @@ def test_a_run_index_beyond_the_settings_is_refused(good: dict[str, Any], tmp_pa
     one_line_error(inprocess_cli("report", str(write(tmp_path, data))), "but settings.runs is 2")
 
 
+@pytest.mark.e2e
 def test_a_crashed_run_with_replicates_awaited_is_not_a_pass(
     good: dict[str, Any], tmp_path: Path
 ) -> None:
@@ -160,6 +163,7 @@ def test_a_crashed_run_with_replicates_awaited_is_not_a_pass(
     assert result.report["verdict"] == "incomplete"
 
 
+@pytest.mark.e2e
 def test_a_saved_report_still_awaiting_replicates_is_not_a_pass(
     good: dict[str, Any], tmp_path: Path
 ) -> None:
@@ -229,6 +233,7 @@ def test_a_removed_field_is_refused(good: dict[str, Any], tmp_path: Path) -> Non
 # --- diff compares every run and says each side's own verdict --------------------------------
 
 
+@pytest.mark.e2e
 def test_diff_of_a_non_reproducible_report_with_itself_is_not_same_results(
     good: dict[str, Any], tmp_path: Path
 ) -> None:
@@ -246,6 +251,7 @@ def test_diff_of_a_non_reproducible_report_with_itself_is_not_same_results(
     assert "every finished run" in report["compared"]
 
 
+@pytest.mark.e2e
 def test_diff_of_a_good_report_with_itself_is_same_results(
     good: dict[str, Any], tmp_path: Path
 ) -> None:
@@ -257,6 +263,7 @@ def test_diff_of_a_good_report_with_itself_is_same_results(
     assert result.report["b"]["runs_compared"] == [0, 1]
 
 
+@pytest.mark.e2e
 def test_diff_where_a_run_of_b_differs_from_all_of_a(good: dict[str, Any], tmp_path: Path) -> None:
     """B's run 1 differs: comparing only B's first run would miss it."""
     a = write(tmp_path, good, "a.json")
@@ -268,6 +275,7 @@ def test_diff_where_a_run_of_b_differs_from_all_of_a(good: dict[str, Any], tmp_p
     assert result.report["b"]["verdict"] == "not reproducible"
 
 
+@pytest.mark.e2e
 def test_diff_with_a_crashed_run_is_incomplete(good: dict[str, Any], tmp_path: Path) -> None:
     data = copy.deepcopy(good)
     data["runs"][1]["status"] = "crashed"
@@ -282,6 +290,7 @@ def test_diff_with_a_crashed_run_is_incomplete(good: dict[str, Any], tmp_path: P
 # --- hostile files: one line, exit 2, never a hang or a traceback ----------------------------
 
 
+@pytest.mark.e2e
 @pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="needs /dev/zero")
 def test_dev_zero_is_refused_at_once(good: dict[str, Any], tmp_path: Path) -> None:
     other = write(tmp_path, good)
@@ -289,6 +298,7 @@ def test_dev_zero_is_refused_at_once(good: dict[str, Any], tmp_path: Path) -> No
         one_line_error(cli(*argv, timeout=60), "not a regular file")
 
 
+@pytest.mark.e2e
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
 def test_a_fifo_is_refused_without_hanging(good: dict[str, Any], tmp_path: Path) -> None:
     fifo = tmp_path / "report.json"
@@ -309,6 +319,7 @@ def test_a_directory_is_refused(tmp_path: Path) -> None:
     one_line_error(inprocess_cli("report", str(tmp_path)), "is a directory")
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("where", ["target", "note", "error", "user_attr", "param_name"])
 def test_a_huge_string_is_refused_quickly(good: dict[str, Any], tmp_path: Path, where: str) -> None:
     huge = "x" * 20_000_000
@@ -327,6 +338,7 @@ def test_a_huge_string_is_refused_quickly(good: dict[str, Any], tmp_path: Path, 
     assert len(line) < 500
 
 
+@pytest.mark.e2e
 def test_long_strings_within_the_bound_render(good: dict[str, Any], tmp_path: Path) -> None:
     data = copy.deepcopy(good)
     data["settings"]["runs"] = 2
@@ -376,6 +388,7 @@ def test_a_lone_surrogate_is_refused(good: dict[str, Any], tmp_path: Path, where
         one_line_error(inprocess_cli(*argv), "lone surrogate")
 
 
+@pytest.mark.e2e
 def test_paired_surrogate_escapes_are_fine(good: dict[str, Any], tmp_path: Path) -> None:
     data = copy.deepcopy(good)
     data["runs"][0]["trials"][0]["user_attrs"] = {"emoji": "EMOJI"}
@@ -400,6 +413,7 @@ def test_the_schema_ships_in_the_package_and_describes_real_reports(
     validate.check_report_data(copy.deepcopy(good), "good.json")  # no error
 
 
+@pytest.mark.e2e
 def test_help_does_not_import_the_schema_library() -> None:
     code = (
         "import sys, runpy\n"
@@ -424,6 +438,7 @@ def test_control_characters_in_a_field_name_stay_on_one_line(
     assert "\x1b" not in line
 
 
+@pytest.mark.e2e
 def test_a_file_over_the_size_bound_is_refused_unread(tmp_path: Path) -> None:
     from repro_check.results import validate
 
@@ -445,6 +460,7 @@ def test_the_schema_bounds_counts_as_the_validator_says() -> None:
     assert json.loads(text)  # the shipped schema is valid JSON
 
 
+@pytest.mark.e2e
 def test_a_large_intermediate_step_reads_back(good: dict[str, Any], tmp_path: Path) -> None:
     """Optuna takes any int step: a report of trial.report(v, step=10**15) must read back as the
     live run wrote it (the schema used to cap steps at 12 digits)."""

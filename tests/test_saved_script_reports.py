@@ -64,6 +64,7 @@ def every_reader(path: Path, other: Path) -> list[tuple[str, ...]]:
 # --- a script report loads, and its verdict covers every study --------------------------------
 
 
+@pytest.mark.e2e
 def test_a_script_report_reads_back_with_its_own_verdict(
     good: dict[str, Any], tmp_path: Path
 ) -> None:
@@ -75,6 +76,7 @@ def test_a_script_report_reads_back_with_its_own_verdict(
     assert [s["name"] for s in result.report["runs"][1]["studies"]] == ["a", "b"]
 
 
+@pytest.mark.e2e
 def test_report_of_a_script_whose_second_study_differs_is_not_reproducible(
     good: dict[str, Any], tmp_path: Path
 ) -> None:
@@ -86,6 +88,7 @@ def test_report_of_a_script_whose_second_study_differs_is_not_reproducible(
     assert any("study 1 'b'" in note for note in result.report["notes"])
 
 
+@pytest.mark.e2e
 def test_a_crashed_script_run_without_studies_is_incomplete_and_says_so(
     good: dict[str, Any], tmp_path: Path
 ) -> None:
@@ -101,6 +104,7 @@ def test_a_crashed_script_run_without_studies_is_incomplete_and_says_so(
     assert result.report["runs"][1]["studies"] == []
 
 
+@pytest.mark.e2e
 def test_a_study_asked_and_never_told_may_leave_gaps(good: dict[str, Any], tmp_path: Path) -> None:
     """A script may ask for a trial and never tell it: study b holding trials 0 and 2 of 3 is a
     run a live check can record, not a tampered file (only duplicates are refused)."""
@@ -111,6 +115,7 @@ def test_a_study_asked_and_never_told_may_leave_gaps(good: dict[str, Any], tmp_p
     assert result.code == 0, result.out + result.err
 
 
+@pytest.mark.e2e
 def test_saved_script_args_and_cap_read_back(good: dict[str, Any], tmp_path: Path) -> None:
     data = copy.deepcopy(good)
     data["settings"]["args"] = ["--lr", "0.1", ""]
@@ -121,6 +126,7 @@ def test_saved_script_args_and_cap_read_back(good: dict[str, Any], tmp_path: Pat
     assert result.report["settings"]["cap"] == 3
 
 
+@pytest.mark.e2e
 def test_a_script_with_an_endless_timeout_saves_strict_json(tmp_path: Path) -> None:
     """``optimize(timeout=float("inf"))``: the study's timeout travels as "Infinity" (the first cut
     crashed writing the report: inf is not JSON), and the file reads back."""
@@ -134,6 +140,7 @@ def test_a_script_with_an_endless_timeout_saves_strict_json(tmp_path: Path) -> N
     assert again.report["runs"][1]["studies"][0]["timeout"] == "Infinity"
 
 
+@pytest.mark.e2e
 def test_a_module_script_report_reads_back_and_gates(tmp_path: Path) -> None:
     """``-m pkg.mod`` is a script target too: its saved report is a script report."""
     package = tmp_path / "tinypkg"
@@ -153,6 +160,7 @@ def test_a_module_script_report_reads_back_and_gates(tmp_path: Path) -> None:
 # --- diff compares every study, and never a script with an objective --------------------------
 
 
+@pytest.mark.e2e
 def test_diff_of_two_script_reports_is_same_results(good: dict[str, Any], tmp_path: Path) -> None:
     a, b = write(tmp_path, good, "a.json"), write(tmp_path, good, "b.json")
     result = cli("diff", str(a), str(b), json_path=tmp_path / "d.json")
@@ -163,6 +171,7 @@ def test_diff_of_two_script_reports_is_same_results(good: dict[str, Any], tmp_pa
     assert "every study the script made, trial by trial" in result.report["compared"]
 
 
+@pytest.mark.e2e
 def test_diff_compares_every_study_not_only_the_first(good: dict[str, Any], tmp_path: Path) -> None:
     """Each side is reproducible on its own and study a agrees everywhere: only study b of B
     differs from A's. Comparing the runs' first study alone would say "same results"."""
@@ -184,6 +193,7 @@ def test_diff_compares_every_study_not_only_the_first(good: dict[str, Any], tmp_
     assert "study 1 'b'" in result.out
 
 
+@pytest.mark.e2e
 def test_diff_of_scripts_that_made_different_studies_is_different(
     good: dict[str, Any], tmp_path: Path
 ) -> None:
@@ -198,6 +208,7 @@ def test_diff_of_scripts_that_made_different_studies_is_different(
     assert "A run 0 created 2 studies, B run 0 created 3" in divergence["detail"]
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("order", ["script first", "objective first"])
 def test_diff_of_a_script_report_with_an_objective_report_is_refused(
     good: dict[str, Any], objective: dict[str, Any], tmp_path: Path, order: str
@@ -211,6 +222,7 @@ def test_diff_of_a_script_report_with_an_objective_report_is_refused(
 # --- --baseline compares every study, and never a script with an objective --------------------
 
 
+@pytest.mark.e2e
 def test_a_script_baseline_is_compared_on_every_study(good: dict[str, Any], tmp_path: Path) -> None:
     """The live runs match the baseline's study a; its study b was moved in both runs."""
     data = copy.deepcopy(good)
@@ -226,6 +238,7 @@ def test_a_script_baseline_is_compared_on_every_study(good: dict[str, Any], tmp_
     assert divergence["detail"].startswith("study 1 'b': ")
 
 
+@pytest.mark.e2e
 def test_a_matching_script_baseline_matches(good: dict[str, Any], tmp_path: Path) -> None:
     path = write(tmp_path, good, "baseline.json")
     result = cli("run", SCRIPT, *RUNS, "--baseline", str(path), json_path=tmp_path / "o.json")
@@ -233,6 +246,7 @@ def test_a_matching_script_baseline_matches(good: dict[str, Any], tmp_path: Path
     assert result.report["baseline"]["matches"] is True
 
 
+@pytest.mark.e2e
 def test_a_baseline_with_another_list_of_studies_differs(
     good: dict[str, Any], tmp_path: Path
 ) -> None:
@@ -406,6 +420,7 @@ def test_deep_user_attrs_in_a_later_study_are_refused(good: dict[str, Any], tmp_
 # --- objective reports: version 1 still reads, and they hold one study -------------------------
 
 
+@pytest.mark.e2e
 def test_a_version_1_objective_report_still_reads(
     objective: dict[str, Any], tmp_path: Path
 ) -> None:
@@ -421,6 +436,7 @@ def test_a_version_1_objective_report_still_reads(
     assert result.report["mode"] == "objective"
 
 
+@pytest.mark.e2e
 def test_a_version_1_report_of_a_bare_file_is_an_objective_report(
     objective: dict[str, Any], tmp_path: Path
 ) -> None:

@@ -39,6 +39,7 @@ def report_of(result: Any, tmp_path: Path) -> dict[str, Any]:
 # --- the founding article's three scripts ---------------------------------------------------
 
 
+@pytest.mark.e2e
 def test_unseeded_sampler_is_not_reproducible_as_written(tmp_path: Path) -> None:
     result = run(script("unseeded_sampler.py"), "--runs", "2", tmp_path=tmp_path)
     assert result.code == 1, result.err
@@ -52,6 +53,7 @@ def test_unseeded_sampler_is_not_reproducible_as_written(tmp_path: Path) -> None
     assert "unseeded_sampler.py:12 builds TPESampler() without seed" in result.out
 
 
+@pytest.mark.e2e
 def test_controls_all_seeds_the_sampler_and_names_what_it_added(tmp_path: Path) -> None:
     result = run(
         script("unseeded_sampler.py"), "--runs", "2", "--controls", "all", tmp_path=tmp_path
@@ -64,6 +66,7 @@ def test_controls_all_seeds_the_sampler_and_names_what_it_added(tmp_path: Path) 
     )
 
 
+@pytest.mark.e2e
 def test_default_sampler_is_seeded_under_controls_and_named(tmp_path: Path) -> None:
     as_written = run(script("default_sampler.py"), "--runs", "2", tmp_path=tmp_path)
     assert as_written.code == 1, as_written.err
@@ -79,6 +82,7 @@ def test_default_sampler_is_seeded_under_controls_and_named(tmp_path: Path) -> N
     assert "default_sampler.py:5: create_study() without a sampler" in notes
 
 
+@pytest.mark.e2e
 def test_seeded_script_is_reproducible_as_written_with_its_own_seed_and_length(
     tmp_path: Path,
 ) -> None:
@@ -100,6 +104,7 @@ def test_seeded_script_is_reproducible_as_written_with_its_own_seed_and_length(
     assert json.loads(direct.stdout.strip().splitlines()[-1]) == [t["params"] for t in trials]
 
 
+@pytest.mark.e2e
 def test_trials_caps_every_optimize_call_and_says_so(tmp_path: Path) -> None:
     result = run(script("seeded42.py"), "--runs", "2", "--trials", "5", tmp_path=tmp_path)
     assert result.code == 0, result.out + result.err
@@ -113,6 +118,7 @@ def test_trials_caps_every_optimize_call_and_says_so(tmp_path: Path) -> None:
 # --- objectives the old mode could not check -------------------------------------------------
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     ("name", "trials"), [("callable_class.py", 6), ("partial_objective.py", 5)]
 )
@@ -124,6 +130,7 @@ def test_objectives_built_in_main_are_checked(name: str, trials: int, tmp_path: 
     assert all(t["state"] == "COMPLETE" for t in report["runs"][0]["trials"])
 
 
+@pytest.mark.e2e
 def test_ask_tell_loop_with_added_and_enqueued_trials(tmp_path: Path) -> None:
     result = run(script("ask_tell.py"), "--runs", "2", tmp_path=tmp_path)
     assert result.code == 0, result.out + result.err
@@ -133,6 +140,7 @@ def test_ask_tell_loop_with_added_and_enqueued_trials(tmp_path: Path) -> None:
     assert trials[0]["params"] == {"x": 0.25} and trials[1]["params"] == {"x": 0.5}
 
 
+@pytest.mark.e2e
 def test_trials_caps_an_ask_tell_loop(tmp_path: Path) -> None:
     result = run(script("ask_tell.py"), "--runs", "2", "--trials", "3", tmp_path=tmp_path)
     assert result.code == 0, result.out + result.err
@@ -141,6 +149,7 @@ def test_trials_caps_an_ask_tell_loop(tmp_path: Path) -> None:
     assert "reached the cap in an ask/tell loop" in " ".join(report["notes"])
 
 
+@pytest.mark.e2e
 def test_two_studies_compared_study_by_study(tmp_path: Path) -> None:
     result = run(script("two_studies.py"), "--runs", "2", tmp_path=tmp_path)
     assert result.code == 1, result.err
@@ -160,6 +169,7 @@ def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+@pytest.mark.e2e
 def test_a_resumed_sqlite_study_is_private_to_each_replicate(tmp_path: Path) -> None:
     work = tmp_path / "work"
     work.mkdir()
@@ -181,6 +191,7 @@ def test_a_resumed_sqlite_study_is_private_to_each_replicate(tmp_path: Path) -> 
 # --- how the script is run ---------------------------------------------------------------------
 
 
+@pytest.mark.e2e
 def test_arguments_after_double_dash_reach_the_script(tmp_path: Path) -> None:
     result = run(
         script("argv_trials.py"),
@@ -200,6 +211,7 @@ def test_arguments_after_double_dash_reach_the_script(tmp_path: Path) -> None:
     assert [len(r["trials"]) for r in report["runs"]] == [3, 3]
 
 
+@pytest.mark.e2e
 def test_module_mode_runs_a_package_module_as_main(tmp_path: Path) -> None:
     result = run("--runs", "2", "-m", "pkg.train", "--", "--n", "3", tmp_path=tmp_path, cwd=SCRIPTS)
     assert result.code == 0, result.out + result.err
@@ -209,6 +221,7 @@ def test_module_mode_runs_a_package_module_as_main(tmp_path: Path) -> None:
     assert [len(r["trials"]) for r in report["runs"]] == [3, 3]
 
 
+@pytest.mark.e2e
 def test_a_file_defining_objective_is_run_as_a_script_with_a_note(tmp_path: Path) -> None:
     result = run(script("also_objective.py"), "--runs", "2", tmp_path=tmp_path)
     assert result.code == 0, result.out + result.err
@@ -220,12 +233,14 @@ def test_a_file_defining_objective_is_run_as_a_script_with_a_note(tmp_path: Path
 # --- errors ----------------------------------------------------------------------------------
 
 
+@pytest.mark.e2e
 def test_a_script_that_creates_no_study_is_bad_input(tmp_path: Path) -> None:
     result = cli("run", script("no_study.py"), "--runs", "2")
     assert result.code == 2, result.err
     assert result.err.strip() == "error: no_study.py ran but created no Optuna study"
 
 
+@pytest.mark.e2e
 def test_a_script_that_raises_is_a_crashed_run_naming_its_line(tmp_path: Path) -> None:
     result = run(script("raises.py"), "--runs", "2", tmp_path=tmp_path)
     assert result.code == 3, result.err
@@ -235,11 +250,13 @@ def test_a_script_that_raises_is_a_crashed_run_naming_its_line(tmp_path: Path) -
     assert "Traceback" not in result.err
 
 
+@pytest.mark.e2e
 def test_sys_exit_0_after_the_studies_is_a_normal_end(tmp_path: Path) -> None:
     result = run(script("exits_after.py"), "--runs", "2", tmp_path=tmp_path)
     assert result.code == 0, result.out + result.err
 
 
+@pytest.mark.e2e
 def test_sys_exit_inside_the_study_is_a_crashed_run(tmp_path: Path) -> None:
     result = run(script("exits_during.py"), "--runs", "2", tmp_path=tmp_path)
     assert result.code == 3, result.out + result.err
@@ -263,6 +280,7 @@ def test_script_arguments_need_a_script() -> None:
 # --- false passes ------------------------------------------------------------------------------
 
 
+@pytest.mark.e2e
 def test_n_jobs_in_the_script_is_never_reproducible(tmp_path: Path) -> None:
     result = run(script("n_jobs.py"), "--runs", "2", tmp_path=tmp_path)
     assert result.code == 1, result.out + result.err
@@ -272,6 +290,7 @@ def test_n_jobs_in_the_script_is_never_reproducible(tmp_path: Path) -> None:
     assert "optimize(n_jobs=2)" in notes and "optimize(timeout=600)" in notes
 
 
+@pytest.mark.e2e
 def test_a_script_forging_the_stream_and_leaving_is_a_crash(tmp_path: Path) -> None:
     result = run(script("forges_stream.py"), "--runs", "2", tmp_path=tmp_path)
     assert result.code == 3, result.out + result.err
@@ -281,6 +300,7 @@ def test_a_script_forging_the_stream_and_leaving_is_a_crash(tmp_path: Path) -> N
 # --- compare and diagnose on a script --------------------------------------------------------
 
 
+@pytest.mark.e2e
 def test_compare_on_a_script_exits_as_run_does(tmp_path: Path) -> None:
     """Issue item 4.1: the gate is exactly ``run``. An unseeded TPESampler is not reproducible
     as written (``run`` exits 1) though it is under every control; ``compare`` exited 0 because
@@ -303,6 +323,7 @@ def test_compare_on_a_script_exits_as_run_does(tmp_path: Path) -> None:
     assert "as written" in result.out and "fixed seed" in result.out
 
 
+@pytest.mark.e2e
 def test_diagnose_names_the_missing_sampler_seed_at_the_scripts_line(tmp_path: Path) -> None:
     out = tmp_path / "diagnose.json"
     result = cli("diagnose", script("unseeded_sampler.py"), "--json", str(out))
@@ -324,6 +345,7 @@ def test_diagnose_names_the_missing_sampler_seed_at_the_scripts_line(tmp_path: P
     assert experiments["no_trial_reseed"]["reference"] is None  # two fresh runs of its own
 
 
+@pytest.mark.e2e
 def test_a_script_drawing_from_the_global_stream_before_its_study_is_global_rng(
     tmp_path: Path,
 ) -> None:
@@ -339,6 +361,7 @@ def test_a_script_drawing_from_the_global_stream_before_its_study_is_global_rng(
     assert verdicts["only_needed"] == "reproducible"
 
 
+@pytest.mark.e2e
 def test_diagnose_of_a_script_reproducible_as_written_runs_one_experiment(tmp_path: Path) -> None:
     out = tmp_path / "diagnose.json"
     result = cli("diagnose", script("callable_class.py"), "--json", str(out))
@@ -348,6 +371,7 @@ def test_diagnose_of_a_script_reproducible_as_written_runs_one_experiment(tmp_pa
     assert [e["id"] for e in diagnosis["experiments"]] == ["as_written"]
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(("workers", "warned"), [("2", True), ("1", False)])
 def test_files_written_in_the_shared_folder_are_noticed(
     workers: str, warned: bool, tmp_path: Path

@@ -62,6 +62,7 @@ def test_every_accepted_stale_after_holds_several_heartbeats(value: float) -> No
     assert 0 < interval <= threading.TIMEOUT_MAX  # Event.wait(interval) cannot overflow
 
 
+@pytest.mark.e2e
 def test_a_huge_stale_after_is_one_line_not_a_thread_traceback(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'h.db'}"
     result = cli(
@@ -97,6 +98,7 @@ def _info(url: str, name: str, **flags: Any) -> dict[str, Any]:
     }
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 def test_resume_marks_the_dead_attempt_abandoned(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'dead.db'}"
@@ -163,6 +165,7 @@ def _wait_for_trials(url: str, name: str, studies: int, deadline: float = 60.0) 
     raise AssertionError(f"no trials in {studies} studies after {deadline} s")
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 def test_a_sigterm_fail_fast_shared_check_is_interrupted_not_a_divergence(
     tmp_path: Path,
@@ -251,6 +254,7 @@ def test_replicates_claimed_with_other_settings_are_never_reported_together(
     assert joined.code == 2 and "other settings" in joined.err, joined.err
 
 
+@pytest.mark.e2e
 def test_a_check_that_stops_with_an_error_leaves_no_replicate_running(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'err.db'}"
     result = cli(
@@ -262,6 +266,7 @@ def test_a_check_that_stops_with_an_error_leaves_no_replicate_running(tmp_path: 
     assert stored and all(s["status"] == "error" for s in stored.values()), stored
 
 
+@pytest.mark.e2e
 def test_report_judges_staleness_by_the_checks_own_heartbeat(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'own.db'}"
     store = CheckStore(url, "s")

@@ -107,6 +107,7 @@ def _stored(url: str, name: str) -> dict[str, dict[str, Any]]:
     }
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("new_database", BACKENDS, indirect=True)
 @pytest.mark.parametrize("processes", [2, 4])
 @pytest.mark.slow

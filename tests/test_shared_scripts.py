@@ -66,6 +66,7 @@ def _without_timing(run: dict[str, Any]) -> dict[str, Any]:
     return {**{k: v for k, v in run.items() if k != "wall_s"}, "trials": trials}
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 def test_two_processes_share_a_script_check_and_the_storage_keeps_every_study(
     tmp_path: Path, storage_url: str
@@ -113,6 +114,7 @@ def test_two_processes_share_a_script_check_and_the_storage_keeps_every_study(
     assert "'unseeded' (study 1)" in rebuilt.out
 
 
+@pytest.mark.e2e
 def test_a_reproducible_shared_script_check_is_the_local_report(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'c.db'}"
     shared = cli(
@@ -137,6 +139,7 @@ def test_a_reproducible_shared_script_check_is_the_local_report(tmp_path: Path) 
     assert rebuilt.report["runs"] == shared.report["runs"]
 
 
+@pytest.mark.e2e
 def test_a_scripts_own_directions_are_kept_in_the_storage(tmp_path: Path) -> None:
     script = tmp_path / "maximize.py"
     script.write_text(
@@ -161,6 +164,7 @@ def test_a_scripts_own_directions_are_kept_in_the_storage(tmp_path: Path) -> Non
     assert copy.user_attrs[STUDY]["info"]["name"] == "up"
 
 
+@pytest.mark.e2e
 def test_the_checks_own_storage_file_is_not_the_script_changing_its_folder(
     tmp_path: Path,
 ) -> None:
@@ -177,6 +181,7 @@ def test_the_checks_own_storage_file_is_not_the_script_changing_its_folder(
     assert not any("working folder" in note for note in result.report["notes"])
 
 
+@pytest.mark.e2e
 def test_a_script_that_fails_after_its_study_is_an_error_with_its_study(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'c.db'}"
     result = cli(
@@ -194,6 +199,7 @@ def test_a_script_that_fails_after_its_study_is_an_error_with_its_study(tmp_path
     assert _stored(url, "e")["e/run-0/study-0"] == 2
 
 
+@pytest.mark.e2e
 def test_a_study_the_worker_cannot_store_makes_its_run_an_error(tmp_path: Path) -> None:
     import optuna
 
@@ -227,6 +233,7 @@ def _rewrite(store: CheckStore, replicate: int, **attrs: Any) -> None:
         store._set_id(study_id, key, value)
 
 
+@pytest.mark.e2e
 def test_a_replicate_that_died_after_storing_its_studies_shows_crashed_with_them(
     tmp_path: Path,
 ) -> None:
@@ -245,6 +252,7 @@ def test_a_replicate_that_died_after_storing_its_studies_shows_crashed_with_them
     assert len(runs[1]["studies"][1]["trials"]) == 4
 
 
+@pytest.mark.e2e
 def test_a_finished_replicate_whose_studies_are_gone_never_counts_as_compared(
     tmp_path: Path,
 ) -> None:

@@ -10,11 +10,12 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from conftest import cli, fixture
 from factories import run, trial
 
-from repro_check.results.records import SamplerInfo, StudyRecord
 from repro_check.checks.shared import _cross_checked, _mismatch
+from repro_check.results.records import SamplerInfo, StudyRecord
 from repro_check.storage.store import Loaded, script_study_name, study_name
 
 
@@ -100,6 +101,7 @@ def test_a_script_replicate_is_checked_study_by_study() -> None:
     assert [s.trials[0].values for s in checked.studies] == [(1.0,), (4.0,)]
 
 
+@pytest.mark.e2e
 def test_report_storage_does_not_pass_a_check_whose_result_was_copied(tmp_path: Path) -> None:
     """End to end on SQLite: replicate 0's stored result copied into replicate 1 (optuna's
     storage API) made the two agree, and ``report --storage`` exited 0."""

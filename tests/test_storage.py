@@ -69,6 +69,7 @@ def test_redaction() -> None:
     )
 
 
+@pytest.mark.e2e
 def test_studies_are_named_and_the_report_rebuilds_from_storage(
     storage_url: str, tmp_path: Path
 ) -> None:
@@ -112,6 +113,7 @@ def test_studies_are_named_and_the_report_rebuilds_from_storage(
         assert "s3cret" not in text
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 def test_two_processes_share_the_replicates(storage_url: str, tmp_path: Path) -> None:
     name = unique_name(tmp_path)
@@ -133,6 +135,7 @@ def test_two_processes_share_the_replicates(storage_url: str, tmp_path: Path) ->
         assert "AWAITING" in out or "REPRODUCIBLE" in out
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 def test_kill_9_then_resume_completes_without_loss_or_duplicates(
     storage_url: str, tmp_path: Path
@@ -179,6 +182,7 @@ def test_kill_9_then_resume_completes_without_loss_or_duplicates(
     assert len(finished) == 3  # one finished study per replicate: nothing ran twice to the end
 
 
+@pytest.mark.e2e
 def test_a_finished_replicate_is_stored_before_its_process_ends(tmp_path: Path) -> None:
     """A node lost after finishing a replicate (preempted while running the next) must leave
     that replicate ok, not running: its outcome was stored only when the process's whole
@@ -208,6 +212,7 @@ def test_a_finished_replicate_is_stored_before_its_process_ends(tmp_path: Path) 
     assert sorted(s["status"] for s in stored.values()) == ["ok", "running"], stored
 
 
+@pytest.mark.e2e
 def test_joining_a_check_with_other_settings_is_refused(storage_url: str, tmp_path: Path) -> None:
     name = unique_name(tmp_path)
     first = cli(
@@ -240,6 +245,7 @@ def test_joining_a_check_with_other_settings_is_refused(storage_url: str, tmp_pa
     assert len(second.err.strip().splitlines()) == 1
 
 
+@pytest.mark.e2e
 def test_hyperband_brackets_do_not_depend_on_the_stored_study_name(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'hb.db'}"
     result = cli(
@@ -261,6 +267,7 @@ def test_hyperband_brackets_do_not_depend_on_the_stored_study_name(tmp_path: Pat
     assert result.report["verdict"] == "reproducible"
 
 
+@pytest.mark.e2e
 def test_journal_storage(tmp_path: Path) -> None:
     url = f"journal:{tmp_path / 'checks.log'}"
     result = cli(
@@ -293,6 +300,7 @@ def test_storage_errors_are_one_line_and_hide_the_password(tmp_path: Path) -> No
     assert missing.code == 2 and "no check named 'nope'" in missing.err
 
 
+@pytest.mark.e2e
 def test_negative_zero_survives_sqlite_storage(tmp_path: Path) -> None:
     env = {"REPRO_CHECK_TEST_FLAG_FILE": str(tmp_path / "flag")}
     result = cli(
@@ -313,6 +321,7 @@ def test_negative_zero_survives_sqlite_storage(tmp_path: Path) -> None:
     assert result.report["divergence"]["field"] == "values"
 
 
+@pytest.mark.e2e
 def test_shared_fail_fast_with_a_divergence_exits_1(tmp_path: Path) -> None:
     result = cli(
         "run",
@@ -336,6 +345,7 @@ def test_shared_fail_fast_with_a_divergence_exits_1(tmp_path: Path) -> None:
     assert rebuilt.code == 1, rebuilt.out + rebuilt.err
 
 
+@pytest.mark.e2e
 def test_a_finished_check_is_not_rerun_under_its_name(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'done.db'}"
     first = cli(
@@ -367,6 +377,7 @@ def test_a_finished_check_is_not_rerun_under_its_name(tmp_path: Path) -> None:
     assert "already finished" in again.err
 
 
+@pytest.mark.e2e
 def test_joining_with_another_tolerance_is_refused(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'tol.db'}"
     flags = ("--trials", "2", "--runs", "3", "--storage", url, "--name", "t")

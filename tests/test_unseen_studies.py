@@ -32,6 +32,7 @@ def check(name: str, tmp_path: Path, *script_args: str) -> tuple[Any, dict[str, 
     return result, json.loads(out.read_text())
 
 
+@pytest.mark.e2e
 def test_a_deep_copy_of_a_study_is_recorded_and_compared(tmp_path: Path) -> None:
     # was: the copy never passed through Study.__init__, so its unseeded trials were never
     # compared: only the seeded warmup and the empty original were, "reproducible"
@@ -42,6 +43,7 @@ def test_a_deep_copy_of_a_study_is_recorded_and_compared(tmp_path: Path) -> None
     assert trial_count(report, 0, 2) == 4
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("how", ["joblib", "pickle"])
 def test_a_study_saved_and_loaded_back_is_recorded_and_compared(how: str, tmp_path: Path) -> None:
     # was: joblib.load/pickle.load rebuild the study without Study.__init__: unseen, "reproducible"
@@ -51,6 +53,7 @@ def test_a_study_saved_and_loaded_back_is_recorded_and_compared(how: str, tmp_pa
     assert "'kept' (study 2)" in result.out
 
 
+@pytest.mark.e2e
 def test_a_copy_no_study_hook_rebuilt_is_recorded_when_it_asks_for_trials(tmp_path: Path) -> None:
     # a subclass restoring itself without Study.__setstate__: the ask hook records it
     result, report = check("own_setstate", tmp_path)
@@ -59,6 +62,7 @@ def test_a_copy_no_study_hook_rebuilt_is_recorded_when_it_asks_for_trials(tmp_pa
     assert studies(report)[2]["sampler"]["class"] == "RandomSampler"  # as the script built it
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     ("name", "args"),
     [
@@ -79,6 +83,7 @@ def test_a_seeded_copy_stays_reproducible_and_keeps_its_samplers_seed(
     assert "without seed" not in result.out
 
 
+@pytest.mark.e2e
 def test_a_study_pickled_before_the_check_is_recorded_with_its_sampler_unknown(
     tmp_path: Path,
 ) -> None:
@@ -98,6 +103,7 @@ def test_a_study_pickled_before_the_check_is_recorded_with_its_sampler_unknown(
     assert f"{at} builds" not in result.out  # no fix: the check cannot tell how it was built
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
 def test_a_study_a_pool_worker_optimizes_makes_the_run_crashed(method: str, tmp_path: Path) -> None:
     # was: the worker unpickled the study (no Study.__init__, in another process) and ran its
@@ -120,6 +126,7 @@ def _warm_db(path: Path) -> bytes:
     return path.read_bytes()
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     "url",
     [
@@ -141,6 +148,7 @@ def test_any_sqlite_url_form_is_a_file_copied_privately(url: str, tmp_path: Path
     assert (tmp_path / "warm.db").read_bytes() == before
 
 
+@pytest.mark.e2e
 def test_storages_unpickled_with_a_study_are_private_copies_too(tmp_path: Path) -> None:
     # was: an RDB or journal storage unpickled with its study opened the user's own file (it
     # never passed through the hooked __init__): each replicate wrote it and resumed the last
