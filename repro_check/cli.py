@@ -134,7 +134,7 @@ OutputFlags = dict[str, Any]
 
 
 @dataclasses.dataclass
-class _Say:
+class _Display:
     """How much the console shows (-q, -v) and what it collected while the check ran."""
 
     quiet: bool = False
@@ -179,14 +179,14 @@ def _outputs(
 
 
 def _show_run(
-    report: RunReport, outputs: OutputFlags, say: _Say, step_summary: bool = False
+    report: RunReport, outputs: OutputFlags, display: _Display, step_summary: bool = False
 ) -> None:
     from repro_check.render import console as console_render
     from repro_check.render.files import write_outputs
 
     # files first: a closed stdout pipe must not lose the report
-    say.written += write_outputs(report, **outputs, step_summary=step_summary)
-    say.show(report, lambda console: console_render.render(report, console))
+    display.written += write_outputs(report, **outputs, step_summary=step_summary)
+    display.show(report, lambda console: console_render.render(report, console))
 
 
 @command
@@ -307,23 +307,23 @@ def run(
         from repro_check.results.validate import load_run_report
 
         saved = load_run_report(baseline, plan.tolerance)  # the check's tolerance, not the file's
-    say = _Say(quiet, verbose)
+    display = _Display(quiet, verbose)
     try:
         report = _with_progress(
             lambda on_progress: run_check(
                 plan, on_progress, saved, str(baseline or ""), allow_settings_change
             ),
-            say,
+            display,
         )
     except CheckInterrupted as stop:  # the core built the partial report: only show it
         if stop.report is not None:
-            _show_run(stop.report, outputs, say)
+            _show_run(stop.report, outputs, display)
         typer.echo("interrupted: stopped the workers", err=True)
         raise typer.Exit(EXIT_INTERRUPTED) from None
     from repro_check.render import console as console_render
     from repro_check.render.files import write_outputs
 
-    say.written += write_outputs(report, **outputs, step_summary=True)
+    display.written += write_outputs(report, **outputs, step_summary=True)
     warnings = []
     try:  # the report shows even when the baseline cannot be written (then exit 2)
         if save_baseline is not None:
@@ -333,13 +333,13 @@ def run(
                 warnings.append(f"warning: {save_baseline} not saved: no run finished")
             else:
                 json_report.write(report.to_dict(), save_baseline)
-                say.written.append(save_baseline)
+                display.written.append(save_baseline)
                 if not report.reproducible:
                     warnings.append(
                         f"warning: saved {save_baseline} from a run that is not reproducible"
                     )
     finally:
-        say.show(report, lambda console: console_render.render(report, console))
+        display.show(report, lambda console: console_render.render(report, console))
     for warning in warnings:
         typer.echo(warning, err=True)
     raise typer.Exit(report.exit_code)
@@ -399,10 +399,10 @@ def compare(
         )
     plan = _plan(locals(), experiments=True)
     outputs = _outputs(json_path, markdown, junit, plot)
-    say = _Say(quiet, verbose)
-    result = _interruptible(lambda on_progress: run_compare(plan, chosen, on_progress), say)
-    say.written += write_outputs(result, **outputs)
-    say.show(result, lambda console: console_compare.render(result, console))
+    display = _Display(quiet, verbose)
+    result = _interruptible(lambda on_progress: run_compare(plan, chosen, on_progress), display)
+    display.written += write_outputs(result, **outputs)
+    display.show(result, lambda console: console_compare.render(result, console))
     raise typer.Exit(result.exit_code)
 
 
@@ -473,10 +473,12 @@ def diagnose(
         options["name"] = "diagnose"
     plan = _plan(options, experiments=True, resumes=True)
     outputs = _outputs(json_path, markdown, junit)
-    say = _Say(quiet, verbose)
-    result = _interruptible(lambda on_progress: run_diagnose(plan, replicates, on_progress), say)
-    say.written += write_outputs(result, **outputs)
-    say.show(result, lambda console: console_diagnose.render(result, console))
+    display = _Display(quiet, verbose)
+    result = _interruptible(
+        lambda on_progress: run_diagnose(plan, replicates, on_progress), display
+    )
+    display.written += write_outputs(result, **outputs)
+    display.show(result, lambda console: console_diagnose.render(result, console))
     raise typer.Exit(result.exit_code)
 
 
@@ -526,9 +528,9 @@ def diff(
     outputs = _outputs(json_path, markdown, junit)
     a, b = load_run_report(report_a, tolerance), load_run_report(report_b, tolerance)
     result = diff_reports(str(report_a), a, str(report_b), b, tolerance)
-    say = _Say(quiet)
-    say.written += write_outputs(result, **outputs)
-    say.show(result, lambda console: console_diff.render(result, console, all_env=all_env))
+    display = _Display(quiet)
+    display.written += write_outputs(result, **outputs)
+    display.show(result, lambda console: console_diff.render(result, console, all_env=all_env))
     raise typer.Exit(result.exit_code)
 
 
@@ -590,7 +592,7 @@ def report(
         from repro_check.errors import ConfigError
 
         raise ConfigError("report takes a saved report PATH, or --storage URL --name NAME")
-    say = _Say(quiet, verbose)
+    display = _Display(quiet, verbose)
     if path is None:
         from repro_check.checks.shared import report_from_storage
 
@@ -603,15 +605,15 @@ def report(
             )
 
         rebuilt = report_from_storage(storage, name, stale_after)
-        _show_run(rebuilt, outputs, say)
+        _show_run(rebuilt, outputs, display)
         raise typer.Exit(rebuilt.exit_code)
     saved = load_any_report(path, _command_tolerance(atol, rtol))
     if isinstance(saved, CompareReport):
         compared = saved
-        say.written += write_outputs(compared, **outputs)
-        say.show(compared, lambda console: console_compare.render(compared, console))
+        display.written += write_outputs(compared, **outputs)
+        display.show(compared, lambda console: console_compare.render(compared, console))
     else:
-        _show_run(saved, outputs, say)
+        _show_run(saved, outputs, display)
     raise typer.Exit(saved.exit_code)
 
 
@@ -638,27 +640,27 @@ def _warm_renderers() -> None:
     threading.Thread(target=warm, name="repro-check-warm-renderers", daemon=True).start()
 
 
-def _with_progress(work: Callable[[Any], T], say: _Say | None = None) -> T:
+def _with_progress(work: Callable[[Any], T], display: _Display | None = None) -> T:
     """Run ``work(on_progress)``: progress bars when stderr is a terminal (not with --quiet),
     and with --verbose the objective's output of every run, kept for the report."""
     _warm_renderers()
     bars = None
-    if sys.stderr.isatty() and not (say is not None and say.quiet):
+    if sys.stderr.isatty() and not (display is not None and display.quiet):
         from repro_check.render.progress import ReplicateProgress
 
         bars = ReplicateProgress()
-    keep = say is not None and say.verbose and not say.quiet
+    keep = display is not None and display.verbose and not display.quiet
     if keep:
-        assert say is not None
-        say.outputs = {}
+        assert display is not None
+        display.outputs = {}
     if bars is None and not keep:
         return work(None)
 
     def on_progress(event: Any) -> None:
         if bars is not None:
             bars.update(event)
-        if keep and say is not None and say.outputs is not None and event.output:
-            say.outputs[(event.group, event.job)] = event.output
+        if keep and display is not None and display.outputs is not None and event.output:
+            display.outputs[(event.group, event.job)] = event.output
 
     if bars is None:
         return work(on_progress)
@@ -666,12 +668,12 @@ def _with_progress(work: Callable[[Any], T], say: _Say | None = None) -> T:
         return work(on_progress)
 
 
-def _interruptible(work: Callable[[Any], T], say: _Say | None = None) -> T:
+def _interruptible(work: Callable[[Any], T], display: _Display | None = None) -> T:
     """Like ``_with_progress``; Ctrl-C stops the workers and exits 130."""
     from repro_check.execution.runner import Interrupted
 
     try:
-        return _with_progress(work, say)
+        return _with_progress(work, display)
     except Interrupted:
         typer.echo("interrupted: stopped the workers", err=True)
         raise typer.Exit(EXIT_INTERRUPTED) from None
