@@ -17,11 +17,10 @@ from repro_check.results.comparison import (
     differing_best_cells,
     distinct_histories,
     first_divergence,
-    floats_equal,
-    param_equal,
     param_spreads,
 )
 from repro_check.results.records import RunRecord, TrialRecord
+from repro_check.results.trial_fields import floats_equal, param_equal
 
 EXACT = Tolerance()
 LOOSE = Tolerance(atol=1e-6, rtol=1e-6)

@@ -119,7 +119,7 @@ def test_study_attributes_compare_exactly_by_type() -> None:
 def test_every_compared_field_has_one_equality_and_one_description() -> None:
     """``FIELDS`` is the list the comparison walks; each field's rules sit in two tables that
     must name exactly those fields (a new field without a rule would raise mid-check)."""
-    from repro_check.results import comparison
+    from repro_check.results import trial_fields
 
-    assert tuple(comparison._EQUAL) == comparison.FIELDS
-    assert tuple(comparison._DESCRIBE) == comparison.FIELDS
+    assert tuple(trial_fields._EQUAL) == trial_fields.FIELDS
+    assert tuple(trial_fields._DESCRIBE) == trial_fields.FIELDS

@@ -22,7 +22,6 @@ from repro_check.checks.diff import script_histories
 from repro_check.plan.settings import Tolerance
 from repro_check.results.bounds import MAX_TEXT
 from repro_check.results.comparison import (
-    FIELDS,
     compare_runs,
     distinct_histories,
     first_divergence,
@@ -41,6 +40,7 @@ from repro_check.results.records import (
     to_json_safe,
 )
 from repro_check.results.studies import compare_studies
+from repro_check.results.trial_fields import FIELDS
 
 EXACT = Tolerance()
 LOOSE = Tolerance(atol=1e-6, rtol=1e-6)

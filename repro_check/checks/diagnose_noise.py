@@ -17,9 +17,10 @@ from repro_check.checks.lab import Found, Lab, runs_of
 from repro_check.execution.linetrace import Split, first_op_split, first_split
 from repro_check.plan.settings import Controls, StudySettings, Tolerance
 from repro_check.results import report
-from repro_check.results.comparison import field_equal, first_divergence
+from repro_check.results.comparison import first_divergence
 from repro_check.results.diagnosis import Experiment, NoiseProbe
 from repro_check.results.records import RunRecord
+from repro_check.results.trial_fields import field_equal
 from repro_check.vocab import CauseId, sampler_spec
 
 PROBE_PROCESSES = 3

@@ -17,9 +17,6 @@ from repro_check.results.comparison import (
     ParamSpread,
     Stats,
     counted_runs,
-    field_equal,
-    floats_equal,
-    param_equal,
     reference_run,
 )
 from repro_check.results.records import RunRecord, TrialRecord
@@ -32,6 +29,7 @@ from repro_check.results.report import (
     RunReport,
 )
 from repro_check.results.studies import StudyComparison
+from repro_check.results.trial_fields import field_equal, floats_equal, param_equal
 from repro_check.storage.redact import redact
 from repro_check.vocab import Pruner, Sampler
 

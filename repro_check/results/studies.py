@@ -15,14 +15,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from repro_check.plan.settings import Tolerance
-from repro_check.results.comparison import (
-    EXACT,
-    Comparison,
-    compare_runs,
-    first_differing_key,
-    json_equal,
-)
+from repro_check.results.comparison import Comparison, compare_runs
 from repro_check.results.records import RunRecord, StudyRecord
+from repro_check.results.trial_fields import EXACT, first_differing_key, json_equal
 
 
 @dataclass(frozen=True)
