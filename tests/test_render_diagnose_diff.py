@@ -60,8 +60,10 @@ def _experiments() -> tuple[Experiment, ...]:
 
 
 def diagnosis(*causes: Cause, **fields: object) -> Diagnosis:
+    """With causes, full control and the ablation that parted; without, full control alone."""
     plan = CheckPlan(target="pkg.mod:objective")
-    return Diagnosis(plan, "cpu", True, causes, _experiments(), **fields)  # type: ignore[arg-type]
+    experiments = _experiments() if causes else _experiments()[:1]
+    return Diagnosis(plan, "cpu", True, causes, experiments, **fields)  # type: ignore[arg-type]
 
 
 SEED = Cause(
@@ -140,9 +142,32 @@ def test_diagnose_junit_without_a_cause() -> None:
     assert _counts(incomplete) == ("1", "0", "1", "0")
     error = incomplete.find("testcase/error")
     assert error is not None and (error.text or "").endswith("\nwhy")
-    # no cause named, yet full control did not reproduce: never a pass
-    unexplained = dataclasses.replace(diagnosis(), reproducible_under_full_control=False)
-    assert _counts(_suite(junit.render_diagnose(unexplained))) == ("1", "1", "0", "0")
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"reproducible_under_full_control": False}, "full control did not reproduce"),
+        ({"experiments": _experiments()}, "no_sampler_seed did not reproduce (no sampler seed)"),
+    ],
+)
+def test_a_diagnosis_without_a_cause_is_no_pass_when_runs_parted(
+    changes: dict[str, object], message: str
+) -> None:
+    """No cause named, yet full control, or an experiment (such as the screen with
+    PYTHONHASHSEED and pinned threads both off), did not reproduce: never a tick or a pass."""
+    unexplained = dataclasses.replace(diagnosis(), **changes)  # type: ignore[arg-type]
+    head = diag_sections.diagnose_headline(unexplained)
+    assert head.tone == "clean" and head.unexplained == f"no cause named, yet {message}"
+    suite = _suite(junit.render_diagnose(unexplained))
+    assert _counts(suite) == ("1", "1", "0", "0")
+    failure = suite.find("testcase/failure")
+    assert failure is not None and failure.get("message") == head.unexplained
+    md = markdown.render_diagnose(unexplained)
+    assert md.startswith("### ❌ repro-check diagnose: No cause found")
+    assert f"\n\nno cause named, yet {message.replace('_', chr(92) + '_')}\n" in md
+    # the console's text is unchanged: its experiments table shows what parted
+    assert "No cause found" in _console(console_diagnose.render, unexplained)
 
 
 # --- diff --------------------------------------------------------------------------------------

@@ -275,8 +275,8 @@ def render_compare(report: CompareReport) -> str:
 def draw_diagnose(section: sections_diagnose.DiagnoseSection) -> list[str]:
     """One ``diagnose`` section as plain lines (a fix as the console prints a wide one)."""
     match section:
-        case sections_diagnose.DiagnoseHeadline(text, _tone):
-            return [text]
+        case sections_diagnose.DiagnoseHeadline(text, _tone, unexplained):
+            return [text, *([unexplained] if unexplained else [])]
         case sections_diagnose.FoundCause(rank, cause_id, evidence, location, fix):
             lines = [f"{rank}. {cause_id}  {evidence}"]
             lines += [f"   at {location}"] if location is not None else []
@@ -306,10 +306,12 @@ FAILED = VERDICT_NOT_REPRODUCIBLE
 def render_diagnose(diagnosis: Diagnosis) -> str:
     """``diagnose`` as JUnit XML: one failing case per cause found (each is a reason the study
     is not reproducible), an error when the fully controlled runs could not finish, one passing
-    case when neither (a failing one if full control still did not reproduce)."""
+    case when neither (a failing one when something did not reproduce all the same:
+    ``DiagnoseHeadline.unexplained``)."""
     parts = sections_diagnose.diagnose_sections(diagnosis)
     classname, target = f"{SUITE}.diagnose", diagnosis.plan.target
-    headline = sections_diagnose.diagnose_headline(diagnosis).text
+    head = sections_diagnose.diagnose_headline(diagnosis)
+    headline = head.text
     out = "\n".join(line for section in parts for line in draw_diagnose(section))
     walls = _diagnose_walls(diagnosis)
     cases: list[Case] = []
@@ -323,10 +325,12 @@ def render_diagnose(diagnosis: Diagnosis) -> str:
         cases.append(
             Case(classname, name, (), lines + "\n", "failure", cause.evidence, lines, FAILED)
         )
-    if not cases:  # no cause: a pass, unless full control did not reproduce either
-        failed = not diagnosis.reproducible_under_full_control
-        outcome: Outcome | None = "failure" if failed else None
-        cases.append(Case(classname, target, (), out + "\n", outcome, headline, headline, FAILED))
+    if not cases:  # no cause: a pass, unless something did not reproduce all the same
+        unexplained = head.unexplained
+        outcome: Outcome | None = "failure" if unexplained else None
+        body = "\n".join([headline, *([unexplained] if unexplained else []), *diagnosis.warnings])
+        message = unexplained or headline
+        cases.append(Case(classname, target, (), out + "\n", outcome, message, body, FAILED))
     properties = {
         "command": "diagnose",
         "exit_code": str(diagnosis.exit_code),

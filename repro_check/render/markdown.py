@@ -203,9 +203,10 @@ def _experiments(rows: tuple[sections_diagnose.ExperimentRow, ...]) -> list[str]
 def draw_diagnose(section: sections_diagnose.DiagnoseSection) -> list[str]:
     """One ``diagnose`` section as Markdown lines; a fix is a fenced block (code to paste)."""
     match section:
-        case sections_diagnose.DiagnoseHeadline(headline, tone):
-            icon = TONE_ICONS.get(tone, "⚠️")
-            return [f"### {icon} {text(f'repro-check diagnose: {headline}')}", ""]
+        case sections_diagnose.DiagnoseHeadline(headline, tone, unexplained):
+            icon = "❌" if unexplained else TONE_ICONS.get(tone, "⚠️")
+            heading = [f"### {icon} {text(f'repro-check diagnose: {headline}')}", ""]
+            return heading + ([text(unexplained, block=True), ""] if unexplained else [])
         case sections_diagnose.FoundCause(rank, cause_id, evidence, location, fix):
             out = [f"#### {rank}. {text(cause_id)}", "", text(evidence, block=True), ""]
             out += [f"**At:** {code(location)}", ""] if location is not None else []

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, TypeAlias
 
 from repro_check.render import fmt
+from repro_check.results.report import VERDICT_NOT_REPRODUCIBLE
 
 if TYPE_CHECKING:
     from repro_check.results.diagnosis import Diagnosis, Experiment
@@ -25,6 +26,10 @@ class DiagnoseHeadline:
 
     text: str
     tone: Tone
+    unexplained: str | None = None
+    """No cause named, yet not everything reproduced (full control, or an experiment whose
+    runs parted, such as the PYTHONHASHSEED-and-threads screen): what did not. Such a
+    diagnosis is never a pass (Markdown's tick, a passing JUnit case); None otherwise."""
 
 
 @dataclass(frozen=True)
@@ -83,13 +88,23 @@ def diagnose_headline(diagnosis: Diagnosis) -> DiagnoseHeadline:
     ids = [c.id for c in diagnosis.causes]
     if not ids:
         text = "No cause found: the study reproduces even with each control off"
-        return DiagnoseHeadline(text, "clean")
+        return DiagnoseHeadline(text, "clean", _unexplained(diagnosis))
     control = (
         "reproducible under full control"
         if diagnosis.reproducible_under_full_control
         else "NOT reproducible even under full control"
     )
     return DiagnoseHeadline(f"{len(ids)} cause(s): {', '.join(ids)} — {control}", "causes")
+
+
+def _unexplained(diagnosis: Diagnosis) -> str | None:
+    """What did not reproduce in a diagnosis that names no cause (None: everything did)."""
+    if not diagnosis.reproducible_under_full_control:
+        return "no cause named, yet full control did not reproduce"
+    parted = next((e for e in diagnosis.experiments if e.verdict == VERDICT_NOT_REPRODUCIBLE), None)
+    if parted is None:
+        return None
+    return f"no cause named, yet {parted.id} did not reproduce ({parted.description})"
 
 
 def _experiment_row(exp: Experiment) -> ExperimentRow:
