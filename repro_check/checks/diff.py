@@ -6,7 +6,8 @@ first: when a GPU runner disagrees with a laptop, that is where to look.
 
 Two script reports are compared study by study (every study the script made, in order: the
 runs must have made the same studies, each alike trial for trial); a script report and an
-objective report are not the same check and are refused.
+objective report are not the same check and are refused. What it returns, ``ReportDiff``, is a
+report type: it lives in ``results.report_diff``.
 """
 
 from __future__ import annotations
@@ -22,28 +23,8 @@ from repro_check.results.baseline import finished_reference
 from repro_check.results.comparison import distinct_histories, first_divergence, histories_equal
 from repro_check.results.records import RunRecord, comparable_runs
 from repro_check.results.report import RunReport
-from repro_check.results.report_diff import (
-    RESULT_DIFFERENT,
-    RESULT_INCOMPLETE,
-    RESULT_SAME,
-    EnvRow,
-    ReportDiff,
-)
+from repro_check.results.report_diff import EnvRow, ReportDiff
 from repro_check.results.studies import studies_difference
-
-__all__ = [
-    "RESULT_DIFFERENT",
-    "RESULT_INCOMPLETE",
-    "RESULT_SAME",
-    "EnvRow",
-    "ReportDiff",
-    "diff_reports",
-    "environment_rows",
-    "flatten",
-    "script_histories",
-]
-"""``ReportDiff`` and its values live in ``results.report_diff``; named here too, for the
-callers that import them with the function that builds them."""
 
 
 def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
