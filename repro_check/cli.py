@@ -6,17 +6,21 @@ Commands stay thin; heavy imports (optuna, numpy, rich tables) happen inside the
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import os
 import signal
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
+from repro_check.cli_display import (
+    Display,
+    interruptible,
+    output_paths,
+    show_run,
+    with_progress,
+)
 from repro_check.cli_options import (
     CHECK,
     OUTPUT,
@@ -58,10 +62,7 @@ from repro_check.errors import EXIT_INTERRUPTED, EXIT_USAGE, ReproCheckError
 from repro_check.render.safe import one_line
 
 if TYPE_CHECKING:
-    from rich.console import Console
-
     from repro_check.plan.settings import CheckPlan, Tolerance
-    from repro_check.results.report import RunReport
 
 T = TypeVar("T")
 
@@ -112,81 +113,6 @@ def _plan(options: dict[str, Any], experiments: bool = False, resumes: bool = Fa
         if not resumes:
             plan = dataclasses.replace(plan, storage=None, name=None, resume_at=None)
     return plan
-
-
-def _draw(render: Callable[[], None]) -> None:
-    """Print a report; if the reader closed stdout (``repro-check run ... | head``), carry on
-    quietly so the exit code is still the verdict's."""
-    try:
-        render()
-    except (BrokenPipeError, SystemExit):  # rich turns a broken pipe into SystemExit(1)
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())  # the interpreter's final flush must not fail
-
-
-def _console() -> Console:
-    from repro_check.render.console import make_console
-
-    return make_console()
-
-
-OutputFlags = dict[str, Any]
-
-
-@dataclasses.dataclass
-class _Display:
-    """How much the console shows (-q, -v) and what it collected while the check ran."""
-
-    quiet: bool = False
-    verbose: bool = False
-    outputs: dict[tuple[str, int], str] | None = None
-    """The objective's captured output per (group, job index) (``RunRecord.job``), for
-    --verbose."""
-    written: list[Path] = dataclasses.field(default_factory=list)
-
-    def show(self, obj: Any, render: Callable[[Console], None]) -> None:
-        """The report (or its verdict line alone), then per-run detail, then the files."""
-        from repro_check.render import detail
-        from repro_check.render.files import wrote_line
-
-        if self.quiet:
-            _draw(lambda: typer.echo(detail.verdict_line(obj)))
-            return
-        _draw(lambda: render(_console()))
-        if self.verbose:
-            _draw(lambda: detail.render(obj, _console(), self.outputs))
-        line = wrote_line(self.written)
-        if line is not None:  # on stderr: stdout stays the report alone (`report` redraws it)
-            typer.echo(line, err=True)
-
-
-def _outputs(
-    json_path: Path | None,
-    markdown: Path | None = None,
-    junit: Path | None = None,
-    plot: Path | None = None,
-) -> OutputFlags:
-    from repro_check.render.files import check_output_paths, check_plot_path
-
-    check_plot_path(plot)
-    check_output_paths(json=json_path, markdown=markdown, junit=junit, plot=plot)
-    return {
-        "json_path": json_path,
-        "markdown_path": markdown,
-        "junit_path": junit,
-        "plot_path": plot,
-    }
-
-
-def _show_run(
-    report: RunReport, outputs: OutputFlags, display: _Display, step_summary: bool = False
-) -> None:
-    from repro_check.render import console as console_render
-    from repro_check.render.files import write_outputs
-
-    # files first: a closed stdout pipe must not lose the report
-    display.written += write_outputs(report, **outputs, step_summary=step_summary)
-    display.show(report, lambda console: console_render.render(report, console))
 
 
 @command
@@ -297,7 +223,7 @@ def run(
 
     plan = _plan(locals())
     check_threads_apply(plan, "--threads" if threads is not None else None)
-    outputs = _outputs(json_path, markdown, junit, plot)
+    outputs = output_paths(json_path, markdown, junit, plot)
     if save_baseline is not None:
         from repro_check.render.files import check_output_paths
 
@@ -307,9 +233,9 @@ def run(
         from repro_check.results.validate import load_run_report
 
         saved = load_run_report(baseline, plan.tolerance)  # the check's tolerance, not the file's
-    display = _Display(quiet, verbose)
+    display = Display(quiet, verbose)
     try:
-        report = _with_progress(
+        report = with_progress(
             lambda on_progress: run_check(
                 plan, on_progress, saved, str(baseline or ""), allow_settings_change
             ),
@@ -317,7 +243,7 @@ def run(
         )
     except CheckInterrupted as stop:  # the core built the partial report: only show it
         if stop.report is not None:
-            _show_run(stop.report, outputs, display)
+            show_run(stop.report, outputs, display)
         typer.echo("interrupted: stopped the workers", err=True)
         raise typer.Exit(EXIT_INTERRUPTED) from None
     from repro_check.render import console as console_render
@@ -398,9 +324,9 @@ def compare(
             f"(choose from {', '.join(CONDITIONS)})"
         )
     plan = _plan(locals(), experiments=True)
-    outputs = _outputs(json_path, markdown, junit, plot)
-    display = _Display(quiet, verbose)
-    result = _interruptible(lambda on_progress: run_compare(plan, chosen, on_progress), display)
+    outputs = output_paths(json_path, markdown, junit, plot)
+    display = Display(quiet, verbose)
+    result = interruptible(lambda on_progress: run_compare(plan, chosen, on_progress), display)
     display.written += write_outputs(result, **outputs)
     display.show(result, lambda console: console_compare.render(result, console))
     raise typer.Exit(result.exit_code)
@@ -472,11 +398,9 @@ def diagnose(
     if storage is not None:  # the resume experiment's studies: diagnose/resume-at-K/...
         options["name"] = "diagnose"
     plan = _plan(options, experiments=True, resumes=True)
-    outputs = _outputs(json_path, markdown, junit)
-    display = _Display(quiet, verbose)
-    result = _interruptible(
-        lambda on_progress: run_diagnose(plan, replicates, on_progress), display
-    )
+    outputs = output_paths(json_path, markdown, junit)
+    display = Display(quiet, verbose)
+    result = interruptible(lambda on_progress: run_diagnose(plan, replicates, on_progress), display)
     display.written += write_outputs(result, **outputs)
     display.show(result, lambda console: console_diagnose.render(result, console))
     raise typer.Exit(result.exit_code)
@@ -525,10 +449,10 @@ def diff(
     from repro_check.results.validate import load_run_report
 
     tolerance = _command_tolerance(atol, rtol)
-    outputs = _outputs(json_path, markdown, junit)
+    outputs = output_paths(json_path, markdown, junit)
     a, b = load_run_report(report_a, tolerance), load_run_report(report_b, tolerance)
     result = diff_reports(str(report_a), a, str(report_b), b, tolerance)
-    display = _Display(quiet)
+    display = Display(quiet)
     display.written += write_outputs(result, **outputs)
     display.show(result, lambda console: console_diff.render(result, console, all_env=all_env))
     raise typer.Exit(result.exit_code)
@@ -587,12 +511,12 @@ def report(
     from repro_check.results.compare_report import CompareReport
     from repro_check.results.validate import load_any_report
 
-    outputs = _outputs(json_path, markdown, junit, plot)
+    outputs = output_paths(json_path, markdown, junit, plot)
     if (path is None) == (storage is None and name is None):
         from repro_check.errors import ConfigError
 
         raise ConfigError("report takes a saved report PATH, or --storage URL --name NAME")
-    display = _Display(quiet, verbose)
+    display = Display(quiet, verbose)
     if path is None:
         from repro_check.checks.shared import report_from_storage
 
@@ -605,7 +529,7 @@ def report(
             )
 
         rebuilt = report_from_storage(storage, name, stale_after)
-        _show_run(rebuilt, outputs, display)
+        show_run(rebuilt, outputs, display)
         raise typer.Exit(rebuilt.exit_code)
     saved = load_any_report(path, _command_tolerance(atol, rtol))
     if isinstance(saved, CompareReport):
@@ -613,7 +537,7 @@ def report(
         display.written += write_outputs(compared, **outputs)
         display.show(compared, lambda console: console_compare.render(compared, console))
     else:
-        _show_run(saved, outputs, display)
+        show_run(saved, outputs, display)
     raise typer.Exit(saved.exit_code)
 
 
@@ -625,58 +549,6 @@ def _command_tolerance(atol: float | None, rtol: float | None) -> Tolerance:
 
     given = check_flags({"atol": atol, "rtol": rtol})
     return Tolerance(given.get("atol", 0.0), given.get("rtol", 0.0))
-
-
-def _warm_renderers() -> None:
-    """Import the renderers (rich, the section model) in a thread while the workers run: the
-    parent only waits on their pipes then, and the report prints as soon as the last run ends."""
-    import threading
-
-    def warm() -> None:
-        with contextlib.suppress(Exception):
-            import repro_check.render.console
-            import repro_check.render.files  # noqa: F401
-
-    threading.Thread(target=warm, name="repro-check-warm-renderers", daemon=True).start()
-
-
-def _with_progress(work: Callable[[Any], T], display: _Display | None = None) -> T:
-    """Run ``work(on_progress)``: progress bars when stderr is a terminal (not with --quiet),
-    and with --verbose the objective's output of every run, kept for the report."""
-    _warm_renderers()
-    bars = None
-    if sys.stderr.isatty() and not (display is not None and display.quiet):
-        from repro_check.render.progress import ReplicateProgress
-
-        bars = ReplicateProgress()
-    keep = display is not None and display.verbose and not display.quiet
-    if keep:
-        assert display is not None
-        display.outputs = {}
-    if bars is None and not keep:
-        return work(None)
-
-    def on_progress(event: Any) -> None:
-        if bars is not None:
-            bars.update(event)
-        if keep and display is not None and display.outputs is not None and event.output:
-            display.outputs[(event.group, event.job)] = event.output
-
-    if bars is None:
-        return work(on_progress)
-    with bars:
-        return work(on_progress)
-
-
-def _interruptible(work: Callable[[Any], T], display: _Display | None = None) -> T:
-    """Like ``_with_progress``; Ctrl-C stops the workers and exits 130."""
-    from repro_check.execution.runner import Interrupted
-
-    try:
-        return _with_progress(work, display)
-    except Interrupted:
-        typer.echo("interrupted: stopped the workers", err=True)
-        raise typer.Exit(EXIT_INTERRUPTED) from None
 
 
 def _terminate(_signum: int, _frame: Any) -> None:
