@@ -18,7 +18,8 @@ from conftest import fixture
 from repro_check import cli
 from repro_check.checks import run as engine
 from repro_check.errors import ConfigError
-from repro_check.plan.config import MAX_CONFIG_BYTES, MAX_RUNS, MAX_TRIALS, build_plan
+from repro_check.plan.config import MAX_RUNS, MAX_TRIALS, build_plan
+from repro_check.plan.config_files import MAX_CONFIG_BYTES
 from repro_check.results.validate import MAX_COUNT
 
 TARGET = fixture("deterministic")

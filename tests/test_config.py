@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from repro_check.errors import EXIT_USAGE, ConfigError
-from repro_check.plan.config import build_plan, find_pyproject
+from repro_check.plan.config import build_plan
+from repro_check.plan.config_files import find_pyproject
 from repro_check.plan.settings import Tolerance
 
 
