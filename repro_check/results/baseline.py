@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from repro_check.errors import ConfigError
 from repro_check.results.comparison import Divergence
@@ -16,6 +16,9 @@ from repro_check.results.records import (
     encode_float,
     encode_params,
 )
+
+if TYPE_CHECKING:
+    from repro_check.results import saved
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,13 @@ class BaselineCheck:
             params(data.get("best_params_now")),
             tuple(str(s) for s in data.get("settings_changed", [])),
         )
+
+    @classmethod
+    def from_saved(cls, data: saved.Baseline) -> BaselineCheck:
+        """From a saved report's baseline, decoded and checked (``results.saved``)."""
+        import msgspec
+
+        return cls.from_dict(msgspec.to_builtins(data))
 
     @property
     def matches(self) -> bool:

@@ -19,10 +19,13 @@ from array import array
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType, ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from repro_check.results.bounds import MAX_DEPTH, MAX_TEXT
 from repro_check.vocab import RunStatus
+
+if TYPE_CHECKING:
+    from repro_check.results import saved
 
 STATUS_OK = RunStatus.OK
 STATUS_CRASHED = RunStatus.CRASHED
@@ -570,6 +573,32 @@ class TrialRecord:
             else {k: v for k, v in dict(system_attrs).items() if recorded_system_attr(str(k))},
         )
 
+    @classmethod
+    def from_saved(cls, data: saved.Trial) -> TrialRecord:
+        """From a saved report's trial, decoded and checked (``results.saved``): as
+        ``from_dict``, without its look-ups (a report may hold a million trials)."""
+        params = data.params
+        if not all(type(v) in _PLAIN for v in params.values()):
+            params = _saved_params(params)
+        values = data.values
+        steps = data.intermediate_values
+        system = data.system_attrs
+        distributions = data.distributions
+        return cls(
+            data.number,
+            data.state,
+            params,
+            None if values is None else tuple(_saved_floats(values)),
+            {int(k): decode_float(v) for k, v in steps.items()} if steps else _EMPTY,
+            data.user_attrs or _EMPTY,
+            data.error,
+            None if data.duration_s is None else decode_float(data.duration_s),
+            distributions if isinstance(distributions, dict) else None,
+            {k: v for k, v in system.items() if recorded_system_attr(k)}
+            if isinstance(system, dict)
+            else None,
+        )
+
     def compared(self) -> dict[str, Any]:
         """What the comparison sees, as canonical JSON-ready data (``to_dict`` less
         ``NOT_COMPARED`` and the error's text past its kind)."""
@@ -577,6 +606,21 @@ class TrialRecord:
         data.pop("duration_s")
         data["error"] = self.fail_kind
         return data
+
+
+def _saved_floats(values: Sequence[float | str]) -> Iterator[float]:
+    for value in values:
+        yield value if type(value) is float else decode_float(value)
+
+
+def _saved_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """A saved trial's params, each ``{"$float": ...}`` (``saved.FloatTag``) as its float."""
+    from repro_check.results.saved import FloatTag
+
+    return {
+        key: decode_float(value.value) if isinstance(value, FloatTag) else value
+        for key, value in params.items()
+    }
 
 
 _UNRECORDED = {
@@ -662,6 +706,11 @@ class SamplerInfo:
             seeded_by_check=data.get("seeded_by_check") is True,
         )
 
+    @classmethod
+    def from_saved(cls, data: saved.Sampler) -> SamplerInfo:
+        seed = data.seed
+        return cls(data.cls, seed, data.at, data.seeded_by_check)
+
 
 def _optional_mapping(value: Any) -> Mapping[str, Any] | None:
     return None if value is None else dict(value)
@@ -739,6 +788,28 @@ class StudyRecord:
             loaded=data.get("loaded") is True,
             pending=tuple(str(p) for p in data.get("pending") or ()),
             user_attrs=_optional_mapping(data.get("user_attrs")),
+        )
+
+    @classmethod
+    def from_saved(cls, data: saved.Study, trials: Sequence[TrialRecord] | None) -> StudyRecord:
+        """From a saved report's study (``results.saved``); ``trials`` as ``from_dict``."""
+        if trials is None:
+            trials = tuple(map(TrialRecord.from_saved, data.trials or ()))
+        user_attrs = data.user_attrs
+        return cls(
+            name=data.name,
+            directions=tuple(data.directions),
+            sampler=SamplerInfo.from_saved(data.sampler),
+            trials=tuple(trials),
+            pruner=data.pruner,
+            at=data.at,
+            n_trials=data.n_trials,
+            timeout=None if data.timeout is None else decode_float(data.timeout),
+            n_jobs=data.n_jobs or 1,
+            capped=data.capped,
+            loaded=data.loaded,
+            pending=tuple(data.pending),
+            user_attrs=dict(user_attrs) if isinstance(user_attrs, dict) else None,
         )
 
 
@@ -874,5 +945,30 @@ class RunRecord:
             wall_s=_optional_float(data.get("wall_s")),
             environment=environment,
             notes=tuple(data.get("notes", [])),
+            studies=studies,
+        )
+
+    @classmethod
+    def from_saved(
+        cls, data: saved.Run, environment: Mapping[str, Any], script: bool = False
+    ) -> RunRecord:
+        """From a saved report's run, decoded and checked (``results.saved``)."""
+        trials = tuple(map(TrialRecord.from_saved, data.trials))
+        studies: tuple[StudyRecord, ...] = ()
+        if script:
+            studies = tuple(
+                StudyRecord.from_saved(s, trials if i == 0 else None)
+                for i, s in enumerate(data.studies or [])
+            )
+        return cls(
+            index=data.index,
+            seed=data.seed,
+            status=data.status,
+            error=data.error,
+            trials=trials,
+            directions=tuple(data.directions),
+            wall_s=None if data.wall_s is None else decode_float(data.wall_s),
+            environment=environment,
+            notes=tuple(data.notes),
             studies=studies,
         )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from repro_check.__about__ import __version__
 from repro_check.errors import (
@@ -34,6 +34,9 @@ from repro_check.results.resume import ResumeCheck
 from repro_check.results.script_notes import script_notes
 from repro_check.results.studies import ScriptComparison, compare_studies
 from repro_check.vocab import Verdict
+
+if TYPE_CHECKING:
+    from repro_check.results import saved as saved_format
 
 SCHEMA_VERSION = 2
 """2 added ``mode`` and each run's ``studies`` (script mode); version 1 files still load."""
@@ -337,14 +340,29 @@ class RunReport:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], tolerance: Tolerance | None = None) -> RunReport:
-        """Rebuild from ``to_dict`` output (validated first: ``validate.check_report_data``).
+        """Rebuild from ``to_dict`` output: decoded as a saved report is (``from_saved``).
+        A field of the wrong type raises ``saved.SavedReportError`` (a ``ValueError``)."""
+        import msgspec
+
+        from repro_check.results import saved as saved_format
+
+        wire = saved_format.decode(msgspec.json.encode(data), saved_format.RunReport)
+        return cls.from_saved(wire, tolerance)
+
+    @classmethod
+    def from_saved(
+        cls, data: saved_format.RunReport, tolerance: Tolerance | None = None
+    ) -> RunReport:
+        """Rebuild from a saved report decoded into ``results.saved``'s types (validated first:
+        ``validate.checked``).
 
         The comparison is recomputed from the saved trials with ``tolerance``: the command's
         (a gate's tolerance never comes from the file it gates); None keeps the file's, for
         callers that only re-render a report they wrote themselves."""
-        settings = data["settings"]
-        plan = CheckPlan.from_dict(data["target"], settings)
-        notes_in = list(data.get("notes", []))
+        import msgspec
+
+        plan = CheckPlan.from_dict(data.target, msgspec.to_builtins(data.settings))
+        notes_in = list(data.notes)
         saved_tol = plan.tolerance
         if tolerance is not None and tolerance != plan.tolerance:
             notes_in.append(
@@ -353,31 +371,37 @@ class RunReport:
                 f"{tolerance.atol:g}, rtol={tolerance.rtol:g} (--atol/--rtol), not the file's"
             )
             plan = dataclasses.replace(plan, tolerance=tolerance)
-        environment = data.get("environment") or {}
-        script = data.get("mode") == "script"
+        environment = data.environment or {}
+        script = data.mode == "script"
         runs = tuple(
-            RunRecord.from_dict(run, _run_environment(environment, run), script)
-            for run in data["runs"]
+            RunRecord.from_saved(run, _run_environment(environment, run.gpu), script)
+            for run in data.runs
         )
+        baseline = data.baseline
         report = cls(
-            command=data["command"],
-            target=data["target"],
+            command=data.command,
+            target=data.target,
             plan=plan,
-            device=settings["device"],
+            device=data.settings.device,
             runs=runs,
             comparison=compare_runs(runs, plan.tolerance),
-            tool_version=data.get("tool_version", "?"),
-            stopped_early=bool(data.get("stopped_early", False)),
-            baseline=BaselineCheck.from_dict(data["baseline"]) if data.get("baseline") else None,
-            awaiting=int(data.get("awaiting") or 0),
-            interrupted=data.get("interrupted") is True,
+            tool_version="?" if data.tool_version is msgspec.UNSET else data.tool_version,
+            stopped_early=data.stopped_early,
+            baseline=None if baseline is None else BaselineCheck.from_saved(baseline),
+            awaiting=data.awaiting,
+            interrupted=data.interrupted,
             saved=True,
             saved_tolerance=saved_tol,
             studies=compare_studies(runs, plan.tolerance) if script else None,
         )
-        if data.get("resume") is not None:
+        if data.resume is not None:
             resume = ResumeCheck.from_dict(
-                data["resume"], runs, plan.study, plan.seed, plan.tolerance, environment
+                msgspec.to_builtins(data.resume),
+                runs,
+                plan.study,
+                plan.seed,
+                plan.tolerance,
+                environment,
             )
             report = dataclasses.replace(report, resume=resume)
         derived = set(report.notes)  # once: the property recomputes every note
@@ -512,9 +536,8 @@ def environment_notes(runs: Sequence[RunRecord], tol: Tolerance) -> list[str]:
     return notes + gpu_notes(runs, tol)
 
 
-def _run_environment(environment: Mapping[str, Any], run: Mapping[str, Any]) -> Mapping[str, Any]:
+def _run_environment(environment: Mapping[str, Any], gpu: Any) -> Mapping[str, Any]:
     """A saved run's environment: the report's, with the run's own GPU when it has one."""
-    gpu = run.get("gpu")
     if gpu is None:
         return environment
     return {**environment, "gpu": gpu}

@@ -6,8 +6,9 @@ A saved report (a baseline is one) is a file anyone can edit, so nothing in it i
    ``MAX_REPORT_BYTES``, strings of at most ``MAX_TEXT`` characters, free-form values (trials'
    user and system attributes and distributions, sampler kwargs, the environment) nested at
    most ``MAX_DEPTH`` levels, no lone surrogates;
-2. every field is checked against the published JSON Schema (``results/report.schema.json`` in the
-   package), including fields that are never read;
+2. every field is checked while the file is decoded into the typed records of
+   ``results.saved`` (msgspec), including fields that are never read; the published JSON Schema
+   (``results/report.schema.json`` in the package) is generated from those types;
 3. the semantic rules a live run obeys are checked on top: settings valid exactly as the command
    line's flags are, unique run indices, every finished run holding trials ``0..trials-1`` once
    (objective mode), the mode matching the target, and in script mode every run's ``studies``
@@ -15,24 +16,26 @@ A saved report (a baseline is one) is a file anyone can edit, so nothing in it i
    ``0..M-1`` rule, since a script may ask for a trial and never tell it).
 
 Nothing from a saved report is ever evaluated, imported or unpickled; a report that passes here
-only becomes plain value objects (``RunReport.from_dict``), and the verdict is recomputed with the
-*command's* tolerance, never the file's.
+only becomes plain value objects (``RunReport.from_saved``), and the verdict is recomputed with
+the *command's* tolerance, never the file's.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import re
-import reprlib
 import stat
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 from repro_check.errors import ReproCheckError
 from repro_check.plan.targets import is_script
+from repro_check.results import saved
+from repro_check.results.bounds import MAX_COUNT, MAX_DEPTH, MAX_TEXT
 from repro_check.results.records import stopped_note
 from repro_check.results.report import READABLE_SCHEMA_VERSIONS
 from repro_check.vocab import Condition, RunStatus
@@ -44,35 +47,18 @@ if TYPE_CHECKING:
 
 MAX_REPORT_BYTES = 512 * 1024 * 1024
 """Largest saved report read (512 MiB; 100 runs x 10,000 trials is about 230 MB)."""
-from repro_check.results.bounds import MAX_COUNT, MAX_DEPTH, MAX_TEXT  # noqa: E402
 
 __all__ = ["MAX_COUNT", "MAX_DEPTH", "MAX_TEXT"]
 SCHEMA_RESOURCE = ("results", "report.schema.json")
-"""Beside this module, in the wheel (a path inside the ``repro_check`` package)."""
+"""Beside this module, in the wheel (a path inside the ``repro_check`` package); generated
+from ``results.saved`` (``saved.report_schema``)."""
 
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
-_SURROGATE = re.compile("[\ud800-\udfff]")
-_SHOW = reprlib.Repr()
-_SHOW.maxstring = 40
-_SHOW.maxother = 40
-_SHOW.maxlevel = 2
-_SHOW.maxlist = _SHOW.maxdict = 3
-
-
-def _printable(text: str, limit: int = 200) -> str:
-    """A field path or value for a one-line message: control characters escaped, bounded."""
-    text = text if len(text) <= limit else text[: limit - 3] + "..."
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
+_SHOW = saved._SHOW
+_printable = saved.printable
 
 
 class ReportError(ReproCheckError):
     """A saved report that cannot be used: missing, not JSON, wrong schema, wrong types."""
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"non-standard JSON constant {name}")
 
 
 def _read_bounded(path: Path) -> bytes:
@@ -118,27 +104,63 @@ def _read_bounded(path: Path) -> bytes:
         os.close(fd)
 
 
-def read_json(path: Path) -> Any:
-    shown = _printable(str(path), 1000)
-    raw = _read_bounded(path)
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_AT_BYTE = re.compile(r"\(byte (\d+)\)")
+
+
+def _lone_surrogate(text: str, raw: bytes) -> bool:
+    """msgspec refused a ``\\ud800`` escape not followed by its pair (it says "surrogate", or
+    "end of hex escape" at the byte after it)."""
+    if "surrogate" in text:
+        return True
+    at = _AT_BYTE.search(text)
+    if "hex escape" not in text or at is None:
+        return False
+    end = int(at[1])
+    return _SURROGATE_ESCAPE.search(raw, max(0, end - 16), end + 1) is not None
+
+
+def _decode_error(exc: Exception, shown: str, raw: bytes) -> ReportError:
+    """msgspec's refusal of text that is not JSON at all, as one line."""
+    text = str(exc)
+    if isinstance(exc, RecursionError):
+        return ReportError(f"{shown}: JSON nested too deeply")
+    if _lone_surrogate(text, raw):
+        return ReportError(f"{shown}: a string with a lone surrogate (not valid Unicode)")
+    if "UTF-8" in text:
+        return ReportError(f"{shown}: not a JSON report (not UTF-8 text)")
+    if "out of range" in text:
+        return ReportError(f"{shown}: not a usable JSON report ({text.split(' - at')[0]})")
+    return ReportError(f"{shown}: not valid JSON ({text})")
+
+
+def _decode(raw: bytes, kind: Any, shown: str) -> Any:
+    """``raw`` decoded as ``kind`` (a ``saved`` type): bad JSON and wrong fields are one line."""
     try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ReportError(f"{shown}: not a JSON report (not UTF-8 text)") from None
-    del raw
-    try:
-        data = json.loads(text, parse_constant=_reject_constant)
-    except json.JSONDecodeError as exc:
-        raise ReportError(f"{shown}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
-    except RecursionError:
-        raise ReportError(f"{shown}: JSON nested too deeply") from None
+        return saved.decode(raw, kind) if kind is not saved.Header else _header_of(raw)
+    except saved.SavedReportError as exc:
+        raise ReportError(f"{shown}: {exc}") from None
+    except (msgspec.DecodeError, RecursionError) as exc:
+        raise _decode_error(exc, shown, raw) from None
     except MemoryError:
         raise ReportError(f"{shown}: report too large to read") from None
-    except ValueError as exc:  # int with too many digits, NaN literal
-        raise ReportError(f"{shown}: not a usable JSON report ({exc})") from None
-    if _SURROGATE_ESCAPE.search(text):  # only then can a decoded string hold a lone surrogate
-        _refuse_surrogates(data, shown)
-    return data
+
+
+def _header_of(raw: bytes) -> saved.Header:
+    try:
+        return msgspec.json.decode(raw, type=saved.Header)
+    except msgspec.ValidationError as exc:
+        if "Expected `object`" in str(exc):
+            raise saved.SavedReportError(
+                "not a repro-check report (expected a JSON object)"
+            ) from None
+        raise msgspec.DecodeError(str(exc)) from None
+
+
+def read_json(path: Path) -> Any:
+    """A saved file's JSON, bounded as a report is (plain values, not checked as a report)."""
+    shown = _printable(str(path), 1000)
+    return _decode(_read_bounded(path), Any, shown)
 
 
 def _walk(value: Any, where: str, source: str, depth_limit: int | None) -> None:
@@ -168,58 +190,14 @@ def _check_text(text: str, where: str, source: str) -> None:
             f"{source}: {_printable(where)}: a string of {len(text)} characters "
             f"(at most {MAX_TEXT})"
         )
-    if not text.isascii() and _SURROGATE.search(text):
-        raise ReportError(
-            f"{source}: {_printable(where)}: a string with a lone surrogate (not valid Unicode)"
-        )
-
-
-def _refuse_surrogates(data: Any, source: str) -> None:
-    try:
-        _walk(data, "report", source, depth_limit=None)
-    except ReportError as exc:
-        if "surrogate" in str(exc):
-            raise
-        # too long or too deep: the schema check and the depth check name it better
-
-
-@functools.cache
-def _schema_validator() -> Callable[[Any], Any]:
-    """The compiled JSON Schema (fastjsonschema, imported only when a report is read)."""
-    from importlib import resources
-
-    import fastjsonschema
-
-    schema_text = resources.files("repro_check").joinpath(*SCHEMA_RESOURCE).read_text("utf-8")
-    validator: Callable[[Any], Any] = fastjsonschema.compile(json.loads(schema_text))
-    return validator
 
 
 def report_schema() -> dict[str, Any]:
-    """The published JSON Schema of saved reports."""
+    """The published JSON Schema of saved reports (the shipped file, generated from the types)."""
     from importlib import resources
 
     text = resources.files("repro_check").joinpath(*SCHEMA_RESOURCE).read_text("utf-8")
     return json.loads(text)  # type: ignore[no-any-return]
-
-
-def _schema_check(data: Any, source: str) -> None:
-    import fastjsonschema
-
-    try:
-        _schema_validator()(data)
-    except fastjsonschema.JsonSchemaValueException as exc:
-        name = _printable("report" + str(exc.name or "data")[4:])
-        definition = exc.definition if isinstance(exc.definition, Mapping) else {}
-        if exc.rule == "required" and isinstance(exc.value, Mapping):
-            missing = next((k for k in definition.get("required", ()) if k not in exc.value), "")
-            raise ReportError(f"{source}: {name}.{_printable(str(missing))}: missing") from None
-        expected = definition.get("description") or _printable(str(exc.message))
-        raise ReportError(
-            f"{source}: {name}: expected {expected}, got {_printable(_SHOW.repr(exc.value))}"
-        ) from None
-    except RecursionError:
-        raise ReportError(f"{source}: report nested too deeply") from None
 
 
 FREE_TRIAL_KEYS = ("user_attrs", "distributions", "system_attrs")
@@ -228,26 +206,47 @@ FREE_TRIAL_KEYS = ("user_attrs", "distributions", "system_attrs")
 (read as not recorded: ``records.comparable_runs``)."""
 
 
-def _free_form(data: Mapping[str, Any], where: str, source: str) -> None:
-    """Bound the values the schema leaves open before anything recurses into them."""
-    settings = data["settings"]
-    for key in ("sampler_kwargs", "pruner_kwargs"):
-        _walk(settings.get(key), f"{where}.settings.{key}", source, MAX_DEPTH)
-    _walk(data.get("environment"), f"{where}.environment", source, MAX_DEPTH)
-    for i, run in enumerate(data["runs"]):
-        lists = [(f"{where}.runs[{i}].trials", run["trials"])]
-        for k, study in enumerate(run.get("studies") or []):
+def _free_form(data: saved.RunReport, where: str, source: str) -> None:
+    """Bound the values the types leave open before anything recurses into them, and check
+    the known fields of the parts kept whole (the environment, each run's GPU)."""
+    settings = data.settings
+    _walk(settings.sampler_kwargs, f"{where}.settings.sampler_kwargs", source, MAX_DEPTH)
+    _walk(settings.pruner_kwargs, f"{where}.settings.pruner_kwargs", source, MAX_DEPTH)
+    _walk(data.environment, f"{where}.environment", source, MAX_DEPTH)
+    _known(data.environment, saved.Environment, f"{where}.environment", source)
+    for i, run in enumerate(data.runs):
+        if run.gpu is not None:
+            _known(run.gpu, saved.Gpu, f"{where}.runs[{i}].gpu", source)
+        lists = [(f"{where}.runs[{i}].trials", run.trials)]
+        for k, study in enumerate(run.studies or ()):
             at = f"{where}.runs[{i}].studies[{k}]"
-            if study.get("user_attrs"):
-                _walk(study["user_attrs"], f"{at}.user_attrs", source, MAX_DEPTH)
-            if study["trials"] is not None:
-                lists.append((f"{at}.trials", study["trials"]))
+            seed = study.sampler.seed
+            if seed is not None and not -(2**63) <= seed < 2**64:
+                raise ReportError(
+                    f"{source}: {at}.sampler.seed: expected {saved.SAMPLER_SEED}, got {seed}"
+                )
+            if study.user_attrs:
+                _walk(study.user_attrs, f"{at}.user_attrs", source, MAX_DEPTH)
+            if study.trials is not None:
+                lists.append((f"{at}.trials", study.trials))
         for at, trials in lists:
             for j, trial in enumerate(trials):
-                for key in FREE_TRIAL_KEYS:
-                    attrs = trial.get(key)
-                    if attrs:
-                        _walk(attrs, f"{at}[{j}].{key}", source, MAX_DEPTH)
+                if trial.user_attrs or trial.distributions or trial.system_attrs:
+                    _free_trial(trial, f"{at}[{j}]", source)
+
+
+def _free_trial(trial: saved.Trial, at: str, source: str) -> None:
+    for key in FREE_TRIAL_KEYS:
+        attrs = getattr(trial, key)
+        if attrs:
+            _walk(attrs, f"{at}.{key}", source, MAX_DEPTH)
+
+
+def _known(value: Any, kind: Any, where: str, source: str) -> None:
+    try:
+        saved.check(value, kind, where)
+    except saved.SavedReportError as exc:
+        raise ReportError(f"{source}: {exc}") from None
 
 
 SETTING_KEYS = (
@@ -277,10 +276,11 @@ SCRIPT_SETTING_KEYS = ("args", "cap")
 """A script's own settings: its arguments and ``--trials`` cap (empty/null for an objective)."""
 
 
-def _settings(settings: Mapping[str, Any], where: str, source: str, script: bool) -> None:
+def _settings(wire: saved.Settings, where: str, source: str, script: bool) -> None:
     """Saved settings are valid exactly as the command line's flags must be."""
     from repro_check.plan.config import KEYS
 
+    settings = msgspec.to_builtins(wire)
     checks = [(key, settings[key]) for key in SETTING_KEYS if key in settings]
     checks += [(k, settings[k]) for k in NULLABLE_SETTING_KEYS if settings.get(k) is not None]
     checks += [(k, v) for k, v in settings["tolerance"].items()]
@@ -303,12 +303,12 @@ def _settings(settings: Mapping[str, Any], where: str, source: str, script: bool
         )
 
 
-def _mode(data: Mapping[str, Any], where: str, source: str) -> bool:
+def _mode(data: saved.RunReport, where: str, source: str) -> bool:
     """True for a script-mode report. A version 1 file predates script mode (its bare
     ``file.py`` meant ``file.py:objective``); from version 2 the mode must match the target, as it
     does in a live check (``train.py`` and ``-m pkg.mod`` are scripts, ``file.py:attr`` not)."""
-    mode = data.get("mode")
-    if data["schema_version"] < 2:
+    mode = None if data.mode is msgspec.UNSET else data.mode
+    if data.schema_version < 2:
         if mode not in (None, "objective"):
             raise ReportError(
                 f"{source}: {where}.mode: {_SHOW.repr(mode)} in a schema_version 1 report "
@@ -317,160 +317,166 @@ def _mode(data: Mapping[str, Any], where: str, source: str) -> bool:
         return False
     if mode is None:
         raise ReportError(f"{source}: {where}.mode: missing")
-    script = is_script(data["target"])
+    script = is_script(data.target)
     if (mode == "script") != script:
         kind = "a script, run whole" if script else "an objective"
         raise ReportError(
             f"{source}: {where}.mode: {_SHOW.repr(mode)}, but the target "
-            f"{_printable(_SHOW.repr(data['target']))} is {kind}"
+            f"{_printable(_SHOW.repr(data.target))} is {kind}"
         )
     return script
 
 
 def _trial_list(
-    trials: list[Any], directions: list[str], at: str, source: str, limit: int | None
+    trials: list[saved.Trial], directions: Sequence[str], at: str, source: str, limit: int | None
 ) -> set[int]:
     """One study's trials: unique numbers (below ``limit`` when given), a COMPLETE trial with
     one value per direction. Returns the numbers."""
     numbers: set[int] = set()
+    wanted = len(directions)
     for j, trial in enumerate(trials):
-        number = trial["number"]
+        number = trial.number
         if number in numbers or (limit is not None and number >= limit):
             raise ReportError(
                 f"{source}: {at}[{j}].number: trial {number} "
                 + ("appears twice" if number in numbers else f"of a {limit}-trial study")
             )
         numbers.add(number)
-        values = trial["values"]
-        if trial["state"] == "COMPLETE" and (not values or len(values) != len(directions)):
+        values = trial.values
+        if trial.state == "COMPLETE" and (not values or len(values) != wanted):
             raise ReportError(
                 f"{source}: {at}[{j}].values: a COMPLETE trial needs "
-                f"{len(directions)} value(s), got {_SHOW.repr(values)}"
+                f"{wanted} value(s), got {_SHOW.repr(values)}"
             )
     return numbers
 
 
-def _script_run(run: Mapping[str, Any], at: str, source: str) -> None:
+def _script_run(run: saved.Run, at: str, source: str) -> None:
     """A script run: every study the script made, in order; the first one's trials are the
     run's ``trials`` (its own ``trials`` null), the others' in their ``trials``."""
-    studies = run.get("studies")
-    if studies is None:
+    studies = run.studies
+    if isinstance(studies, msgspec.UnsetType):
         raise ReportError(
             f"{source}: {at}.studies: missing (a script report lists each run's studies)"
         )
-    if run["status"] == RunStatus.OK and not studies:
+    if run.status == RunStatus.OK.value and not studies:
         raise ReportError(
             f"{source}: {at}.studies: a finished script run created at least one study; "
             "this one lists none"
         )
     if not studies:
-        if run["trials"]:
+        if run.trials:
             raise ReportError(
-                f"{source}: {at}.trials: {len(run['trials'])} trial(s), but the run lists no study"
+                f"{source}: {at}.trials: {len(run.trials)} trial(s), but the run lists no study"
             )
         return
     for k, study in enumerate(studies):
-        if k == 0 and study["trials"] is not None:
+        if k == 0 and study.trials is not None:
             raise ReportError(
                 f"{source}: {at}.studies[0].trials: expected null (the first study's trials "
                 "are the run's trials)"
             )
-        if k > 0 and study["trials"] is None:
+        if k > 0 and study.trials is None:
             raise ReportError(f"{source}: {at}.studies[{k}].trials: expected a list of trials")
-    first = list(studies[0]["directions"])
-    if list(run["directions"]) != first:
+    first = list(studies[0].directions)
+    if list(run.directions) != first:
         raise ReportError(f"{source}: {at}.directions: not its first study's directions")
-    _trial_list(run["trials"], first, f"{at}.trials", source, None)
+    _trial_list(run.trials, first, f"{at}.trials", source, None)
     for k, study in enumerate(studies[1:], start=1):
-        directions = list(study["directions"])
-        _trial_list(study["trials"], directions, f"{at}.studies[{k}].trials", source, None)
+        directions = list(study.directions)
+        _trial_list(study.trials or [], directions, f"{at}.studies[{k}].trials", source, None)
 
 
-def _semantics(data: Mapping[str, Any], where: str, source: str, same_seed: bool) -> None:
+def _objective_run(run: saved.Run, at: str, source: str, settings: saved.Settings) -> None:
+    """An objective-mode run: the settings' directions, one study, and when finished trials
+    ``0..trials-1`` exactly once (or fewer, when its note says ``Study.stop`` ended it)."""
+    trials = settings.trials
+    directions = list(settings.directions)
+    if list(run.directions) != directions:
+        raise ReportError(f"{source}: {at}.directions: not the settings' directions")
+    described = run.studies or []
+    if len(described) > 1:
+        raise ReportError(
+            f"{source}: {at}.studies: an objective-mode run is one study, not {len(described)}"
+        )
+    if described and described[0].trials is not None:
+        raise ReportError(
+            f"{source}: {at}.studies[0].trials: expected null (an objective-mode run's "
+            "trials are the run's trials)"
+        )
+    numbers = _trial_list(run.trials, directions, f"{at}.trials", source, trials)
+    finished = run.status == RunStatus.OK.value
+    count = len(numbers)
+    stopped = finished and stopped_note(count, trials) in run.notes
+    if stopped and 0 < count < trials and numbers == set(range(count)):
+        return  # Study.stop ended it early, as its note says: a live run may do that
+    if finished and count != trials:  # numbers are unique and below ``trials``: all of them
+        raise ReportError(
+            f"{source}: {at}.trials: a finished run holds trials 0..{trials - 1} exactly "
+            f"once; this one holds {count} trial(s)"
+        )
+
+
+def _semantics(data: saved.RunReport, where: str, source: str, same_seed: bool) -> None:
     """The rules a live run obeys, so that a recomputed verdict means what a live one does."""
-    settings = data["settings"]
+    settings = data.settings
     script = _mode(data, where, source)
     _settings(settings, where, source, script)
-    planned, trials = settings["runs"], settings["trials"]
-    directions = list(settings["directions"])
-    expected = set(range(trials))
+    planned = settings.runs
     seen: set[int] = set()
-    runs = data["runs"]
-    for i, run in enumerate(runs):
+    for i, run in enumerate(data.runs):
         at = f"{where}.runs[{i}]"
-        index = run["index"]
+        index = run.index
         if index in seen:
             raise ReportError(f"{source}: {at}.index: run {index} appears twice")
         seen.add(index)
         if index >= planned:
             raise ReportError(f"{source}: {at}.index: run {index}, but settings.runs is {planned}")
-        if same_seed and run["seed"] != settings["seed"]:
+        if same_seed and run.seed != settings.seed:
             raise ReportError(
-                f"{source}: {at}.seed: {run['seed']}, but every replicate gets settings.seed "
-                f"{settings['seed']}"
+                f"{source}: {at}.seed: {run.seed}, but every replicate gets settings.seed "
+                f"{settings.seed}"
             )
         if script:
             _script_run(run, at, source)
-            continue
-        if list(run["directions"]) != directions:
-            raise ReportError(f"{source}: {at}.directions: not the settings' directions")
-        described = run.get("studies") or []
-        if len(described) > 1:
-            raise ReportError(
-                f"{source}: {at}.studies: an objective-mode run is one study, not {len(described)}"
-            )
-        if described and described[0]["trials"] is not None:
-            raise ReportError(
-                f"{source}: {at}.studies[0].trials: expected null (an objective-mode run's "
-                "trials are the run's trials)"
-            )
-        numbers = _trial_list(run["trials"], directions, f"{at}.trials", source, trials)
-        notes = run.get("notes") or []
-        stopped = run["status"] == RunStatus.OK and stopped_note(len(numbers), trials) in notes
-        if stopped and numbers == set(range(len(numbers))) and 0 < len(numbers) < trials:
-            continue  # Study.stop ended it early, as its note says: a live run may do that
-        if run["status"] == RunStatus.OK and numbers != expected:
-            raise ReportError(
-                f"{source}: {at}.trials: a finished run holds trials 0..{trials - 1} exactly "
-                f"once; this one holds {len(numbers)} trial(s)"
-            )
-    if len(runs) + data["awaiting"] > planned:
+        else:
+            _objective_run(run, at, source, settings)
+    if len(data.runs) + data.awaiting > planned:
         raise ReportError(
-            f"{source}: {where}: {len(runs)} runs and {data['awaiting']} awaiting, but "
+            f"{source}: {where}: {len(data.runs)} runs and {data.awaiting} awaiting, but "
             f"settings.runs is {planned}"
         )
 
 
-def _resume(data: Mapping[str, Any], source: str) -> None:
+def _resume(data: saved.RunReport, source: str) -> None:
     """``run --resume-at``: the resumed runs obey the rules of the others, at the settings' K."""
-    resume = data.get("resume")
-    settings = data["settings"]
+    resume = data.resume
+    settings = data.settings
     if resume is None:
-        if settings.get("resume_at") is not None:
+        if settings.resume_at is not None:
             raise ReportError(f"{source}: settings.resume_at is set but the report has no resume")
         return
-    at, trials = resume["at"], settings["trials"]
-    if at != settings.get("resume_at") or not 1 <= at < trials:
+    at, trials = resume.at, settings.trials
+    if at != settings.resume_at or not 1 <= at < trials:
         raise ReportError(
             f"{source}: report.resume.at: {at}, but settings.resume_at is "
-            f"{_SHOW.repr(settings.get('resume_at'))} of a {trials}-trial study"
+            f"{_SHOW.repr(settings.resume_at)} of a {trials}-trial study"
         )
-    resumed = {**data, "runs": resume["runs"], "awaiting": 0}
+    resumed = msgspec.structs.replace(data, runs=resume.runs, awaiting=0)
     _free_form(resumed, "report.resume", source)
     _semantics(resumed, "report.resume", source, same_seed=True)
 
 
-def _header(data: Any, source: str, commands: tuple[str, ...]) -> str:
-    if not isinstance(data, dict):
-        raise ReportError(f"{source}: not a repro-check report (expected a JSON object)")
-    version = data.get("schema_version")
+def _header(raw: bytes, source: str, commands: tuple[str, ...]) -> str:
+    header: saved.Header = _decode(raw, saved.Header, source)
+    version = header.schema_version
     if type(version) is not int or version not in READABLE_SCHEMA_VERSIONS:
         readable = " and ".join(map(str, READABLE_SCHEMA_VERSIONS))
         raise ReportError(
             f"{source}: unknown schema_version {_SHOW.repr(version)} (this repro-check reads "
             f"{readable})"
         )
-    command = data.get("command")
+    command = header.command
     if command not in commands:
         raise ReportError(
             f"{source}: a report of {_SHOW.repr(command)}, expected one of {', '.join(commands)}"
@@ -495,20 +501,32 @@ def _exact() -> Tolerance:
     return Tolerance()
 
 
-def check_report_data(data: Any, source: str, commands: tuple[str, ...] = ("run",)) -> str:
-    """Every check on a decoded report; returns its command. Raises ``ReportError``."""
-    command = _header(data, source, commands)
-    _schema_check(data, source)
+def checked(
+    raw: bytes, source: str, commands: tuple[str, ...] = ("run",)
+) -> saved.RunReport | saved.CompareReport:
+    """``raw`` decoded into the typed records, every check passed. Raises ``ReportError``."""
+    command = _header(raw, source, commands)
     if command == "run":
-        _free_form(data, "report", source)
-        _semantics(data, "report", source, same_seed=True)
-        _resume(data, source)
-    else:
-        for name, condition in data["conditions"].items():
-            where = f"report.conditions.{name}"
-            _free_form(condition, where, source)
-            _semantics(condition, where, source, same_seed=name != Condition.SEED_SWEEP)
-    return command
+        report: saved.RunReport = _decode(raw, saved.RunReport, source)
+        _free_form(report, "report", source)
+        _semantics(report, "report", source, same_seed=True)
+        _resume(report, source)
+        return report
+    compared: saved.CompareReport = _decode(raw, saved.CompareReport, source)
+    for name, condition in compared.conditions.items():
+        where = f"report.conditions.{name}"
+        _free_form(condition, where, source)
+        _semantics(condition, where, source, same_seed=name != Condition.SEED_SWEEP.value)
+    return compared
+
+
+def check_report_data(data: Any, source: str, commands: tuple[str, ...] = ("run",)) -> str:
+    """Every check on a report given as plain JSON values; returns its command."""
+    try:
+        raw = msgspec.json.encode(data)
+    except (TypeError, msgspec.EncodeError) as exc:
+        raise ReportError(f"{source}: not a JSON report ({exc})") from None
+    return checked(raw, source, commands).command
 
 
 def load_run_report(path: Path, tolerance: Tolerance | None = None) -> RunReport:
@@ -517,10 +535,10 @@ def load_run_report(path: Path, tolerance: Tolerance | None = None) -> RunReport
     from repro_check.results.report import RunReport
 
     source = _printable(str(path), 1000)
-    data = read_json(path)
-    check_report_data(data, source, ("run",))
+    wire = checked(_read_bounded(path), source, ("run",))
+    assert isinstance(wire, saved.RunReport)
     tol = tolerance or _exact()
-    return _safely(lambda: RunReport.from_dict(data, tolerance=tol), source)  # type: ignore[no-any-return]
+    return _safely(lambda: RunReport.from_saved(wire, tolerance=tol), source)  # type: ignore[no-any-return]
 
 
 def load_any_report(path: Path, tolerance: Tolerance | None = None) -> RunReport | CompareReport:
@@ -529,17 +547,20 @@ def load_any_report(path: Path, tolerance: Tolerance | None = None) -> RunReport
     from repro_check.results.report import RunReport
 
     source = _printable(str(path), 1000)
-    data = read_json(path)
-    command = check_report_data(data, source, ("run", "compare"))
+    wire = checked(_read_bounded(path), source, ("run", "compare"))
     tol = tolerance or _exact()
-    if command == "run":
-        return _safely(lambda: RunReport.from_dict(data, tolerance=tol), source)  # type: ignore[no-any-return]
+    if isinstance(wire, saved.RunReport):
+        run = wire
+        return _safely(lambda: RunReport.from_saved(run, tolerance=tol), source)  # type: ignore[no-any-return]
+    compared = wire
 
     def build() -> CompareReport:
-        conditions = {
-            name: RunReport.from_dict(c, tolerance=tol) for name, c in data["conditions"].items()
+        conditions: dict[str, RunReport] = {
+            name: RunReport.from_saved(c, tolerance=tol) for name, c in compared.conditions.items()
         }
         first = next(iter(conditions.values()))
-        return CompareReport(first.plan, first.device, conditions, str(data.get("tool_version")))
+        version = compared.tool_version
+        shown = "?" if version is msgspec.UNSET else version
+        return CompareReport(first.plan, first.device, conditions, shown)
 
     return _safely(build, source)  # type: ignore[no-any-return]
