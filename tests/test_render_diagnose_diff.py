@@ -158,16 +158,17 @@ def test_a_diagnosis_without_a_cause_is_no_pass_when_runs_parted(
     PYTHONHASHSEED and pinned threads both off), did not reproduce: never a tick or a pass."""
     unexplained = dataclasses.replace(diagnosis(), **changes)  # type: ignore[arg-type]
     head = diag_sections.diagnose_headline(unexplained)
-    assert head.tone == "clean" and head.unexplained == f"no cause named, yet {message}"
+    assert head.tone == "unexplained" and head.unexplained == f"no cause named, yet {message}"
     suite = _suite(junit.render_diagnose(unexplained))
     assert _counts(suite) == ("1", "1", "0", "0")
     failure = suite.find("testcase/failure")
     assert failure is not None and failure.get("message") == head.unexplained
     md = markdown.render_diagnose(unexplained)
-    assert md.startswith("### ❌ repro-check diagnose: No cause found")
+    assert md.startswith("### ❌ repro-check diagnose: No single cause found, yet runs parted")
     assert f"\n\nno cause named, yet {message.replace('_', chr(92) + '_')}\n" in md
-    # the console's text is unchanged: its experiments table shows what parted
-    assert "No cause found" in _console(console_diagnose.render, unexplained)
+    # the console never says the study reproduces: its experiments table shows what parted
+    shown = _console(console_diagnose.render, unexplained)
+    assert "No single cause found, yet runs parted" in shown and "reproduces even" not in shown
 
 
 # --- diff --------------------------------------------------------------------------------------

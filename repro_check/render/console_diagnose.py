@@ -16,7 +16,12 @@ from repro_check.render.console import STYLE
 from repro_check.render.wrap import bullets, code_block, print_parts
 from repro_check.results.diagnosis import Diagnosis
 
-TONES = {"incomplete": "bold yellow", "clean": "bold green", "causes": "bold"}
+TONES = {
+    "incomplete": "bold yellow",
+    "clean": "bold green",
+    "unexplained": "bold red",
+    "causes": "bold",
+}
 
 
 def headline(diagnosis: Diagnosis) -> Text:
@@ -37,8 +42,10 @@ def experiments_table(experiments: sections.Experiments) -> Table:
 def draw(section: sections.DiagnoseSection, console: Console) -> list[RenderableType]:
     """One section as rich renderables (a fix is sized to ``console``: ``code_block``)."""
     match section:
-        case sections.DiagnoseHeadline(text, tone):
+        case sections.DiagnoseHeadline(text, tone, unexplained):
             line = Text(text, style=TONES[tone])
+            if unexplained is not None:
+                line.append(f"\n{unexplained}")
             title = "repro-check diagnose"
             return [Panel(line, title=title, title_align="left", expand=False)]
         case sections.FoundCause(rank, cause_id, evidence, location, fix):

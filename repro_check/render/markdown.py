@@ -36,6 +36,7 @@ ICONS: dict[str, str] = {
 """By verdict (incomplete and interrupted are ⚠️): an awaiting check exits 0 but has not passed."""
 TONE_ICONS: dict[str, str] = {
     "clean": "✅",
+    "unexplained": "❌",
     "causes": "❌",
     "same": "✅",
     "different": "❌",
@@ -204,7 +205,7 @@ def draw_diagnose(section: sections_diagnose.DiagnoseSection) -> list[str]:
     """One ``diagnose`` section as Markdown lines; a fix is a fenced block (code to paste)."""
     match section:
         case sections_diagnose.DiagnoseHeadline(headline, tone, unexplained):
-            icon = "❌" if unexplained else TONE_ICONS.get(tone, "⚠️")
+            icon = TONE_ICONS.get(tone, "⚠️")
             heading = [f"### {icon} {text(f'repro-check diagnose: {headline}')}", ""]
             return heading + ([text(unexplained, block=True), ""] if unexplained else [])
         case sections_diagnose.FoundCause(rank, cause_id, evidence, location, fix):

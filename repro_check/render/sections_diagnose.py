@@ -16,13 +16,13 @@ from repro_check.results.report import VERDICT_NOT_REPRODUCIBLE
 if TYPE_CHECKING:
     from repro_check.results.diagnosis import Diagnosis, Experiment
 
-Tone = Literal["incomplete", "clean", "causes"]
+Tone = Literal["incomplete", "clean", "unexplained", "causes"]
 
 
 @dataclass(frozen=True)
 class DiagnoseHeadline:
-    """``tone``: "incomplete" (the controlled runs could not finish), "clean" (no cause) or
-    "causes"."""
+    """``tone``: "incomplete" (the controlled runs could not finish), "clean" (no cause, and
+    everything reproduced), "unexplained" (no cause, yet some runs parted) or "causes"."""
 
     text: str
     tone: Tone
@@ -87,8 +87,12 @@ def diagnose_headline(diagnosis: Diagnosis) -> DiagnoseHeadline:
         return DiagnoseHeadline(text, "incomplete")
     ids = [c.id for c in diagnosis.causes]
     if not ids:
+        unexplained = _unexplained(diagnosis)
+        if unexplained is not None:  # never worded as a pass: some runs did part
+            text = "No single cause found, yet runs parted: see the experiments"
+            return DiagnoseHeadline(text, "unexplained", unexplained)
         text = "No cause found: the study reproduces even with each control off"
-        return DiagnoseHeadline(text, "clean", _unexplained(diagnosis))
+        return DiagnoseHeadline(text, "clean")
     control = (
         "reproducible under full control"
         if diagnosis.reproducible_under_full_control
