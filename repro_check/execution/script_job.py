@@ -15,7 +15,7 @@ from typing import Any
 
 from repro_check.errors import TargetError
 from repro_check.execution import controls as ctl
-from repro_check.execution import environment
+from repro_check.execution import environment, script
 from repro_check.execution.protocol import (
     Done,
     Error,
@@ -40,8 +40,6 @@ def run_script_job(
     job: JobSpec, out: Stream, ops: list[str], torch_status: str, audit: Any = None
 ) -> None:
     """Script mode: run the script whole, then stream every study it made (``script``)."""
-    from repro_check.execution import script
-
     controls = Controls.from_dict(job.controls)
     seed = job.seed
     spec = job.script
@@ -64,14 +62,14 @@ def run_script_job(
         keep_copies=bool(resume),
         resumed=script.read_base(folder) if resume and resume.phase == 2 else None,
     )
-    capture.audit = audit
+    capture.hooks.audit = audit
     if job.trace and job.trace_at:
         from repro_check.execution.linetrace import LineTrace, TorchOps
 
-        capture.tracer = LineTrace()
-        capture.tracer.torch_ops = TorchOps()
-        capture.trace_at = job.trace_at
-        capture.traced = traced
+        capture.hooks.tracer = LineTrace()
+        capture.hooks.tracer.torch_ops = TorchOps()
+        capture.hooks.trace_at = job.trace_at
+        capture.hooks.traced = traced
     capture.install()
     started = time.perf_counter()
     ending = _ScriptEnd(capture, job, out, ops, torch_status, folder, started, shared, audit)
@@ -81,7 +79,7 @@ def run_script_job(
         sys.stderr.flush()
         os._exit(0)
 
-    capture.on_swallowed = swallowed
+    capture.hooks.on_swallowed = swallowed
     finished, ended = _run_script(spec, out)
     if not finished:
         return
@@ -94,7 +92,7 @@ class _ScriptEnd:
     """Script mode's end: the studies into a shared storage (if any), every study's trials,
     then ``done`` (or the error)."""
 
-    capture: Any
+    capture: script.Capture
     job: JobSpec
     out: Stream
     ops: list[str]
@@ -105,8 +103,6 @@ class _ScriptEnd:
     audit: Any
 
     def end(self, ended: BaseException | None) -> None:
-        from repro_check.execution import script
-
         capture, job, out, ops = self.capture, self.job, self.out, self.ops
         capture.watching = False
         controls = Controls.from_dict(job.controls)
@@ -114,7 +110,7 @@ class _ScriptEnd:
         assert spec is not None
         name = str(spec.name or spec.path or spec.module)
         problem = script.outcome(ended, capture)
-        if not capture.entries:
+        if not capture.registry.entries:
             if problem is not None:
                 out.emit(Error(kind="script", message=readable(problem)))
             else:
@@ -128,12 +124,16 @@ class _ScriptEnd:
         if failure is not None:
             out.emit(Error(kind="script", message=failure, ops=ops))
             return
-        capture.emit(out, bounded)  # user attrs, errors, study info: bounded, compared whole
-        capture.stop_trace()
-        if capture.tracer is not None and capture.tracer.started:  # the traced trial ran
-            emit_trace(out, capture.tracer)
+        capture.registry.emit(
+            out, bounded
+        )  # user attrs, errors, study info: bounded, compared whole
+        capture.hooks.stop_trace()
+        if (
+            capture.hooks.tracer is not None and capture.hooks.tracer.started
+        ):  # the traced trial ran
+            emit_trace(out, capture.hooks.tracer)
         if spec.resume and spec.resume.phase == 1:
-            capture.save_base()  # for the resuming process, in the folder the parent keeps
+            capture.registry.save_base()  # for the resuming process, in the folder the parent keeps
         if problem is not None:
             out.emit(Error(kind="script", message=readable(problem), ops=ops))
             return
@@ -147,19 +147,18 @@ class _ScriptEnd:
                 environment=environment.collect(job.threads if controls.threads else None),
                 notes=self._notes(ended, job.cap),
                 nondeterministic_ops=ops,
-                studies=len(capture.entries),
+                studies=len(capture.registry.entries),
                 audit=audit_report(self.audit),
             )
         )
 
     def _notes(self, ended: BaseException | None, cap: int | None) -> list[str]:
-        from repro_check.execution import script
         from repro_check.results.script_notes import WRITTEN_PREFIX
 
         capture = self.capture
-        notes = [*capture.notes, *capture.restarted()]
-        if capture.written:
-            notes.append(WRITTEN_PREFIX + ", ".join(sorted(capture.written)[:5]))
+        notes = [*capture.notes, *capture.registry.restarted()]
+        if capture.writes.written:
+            notes.append(WRITTEN_PREFIX + ", ".join(sorted(capture.writes.written)[:5]))
         if isinstance(ended, script.CapReached):
             notes.append(
                 f"--trials {cap}: study {ended.name!r} reached the cap in an ask/tell loop; the "
@@ -175,17 +174,17 @@ class _ScriptEnd:
         return notes
 
 
-def _refused_op(capture: Any) -> str | None:
+def _refused_op(capture: script.Capture) -> str | None:
     """The error of a trial that torch refused for lacking a deterministic kernel, if any."""
-    op = next((o for e in capture.entries for m in e.errors.values() if (o := named_op(m))), None)
+    op = next(
+        (o for e in capture.registry.entries for m in e.errors.values() if (o := named_op(m))), None
+    )
     return None if op is None else refused_op_message(op)
 
 
 def _run_script(spec: ScriptSpec, out: Stream) -> tuple[bool, BaseException | None]:
     """Run the script; (False, None) when it could not start (its error is already sent:
     no such file or module, a syntax error in it), else (True, how it ended)."""
-    from repro_check.execution import script
-
     try:
         script.run(spec)
     except TargetError as exc:
@@ -224,7 +223,7 @@ class _SharedStorage:
             return f"cannot open the storage: {one_line(exc)}"
 
 
-def _store_studies(capture: Any, shared: tuple[Any, str] | None, url: str) -> str | None:
+def _store_studies(capture: script.Capture, shared: tuple[Any, str] | None, url: str) -> str | None:
     """A shared check: copy every study the script made, in order, into the check's storage
     under the claimed replicate (``<claimed>/study-<i>``), before the parent hears of them.
     None when done (or nothing to do: a local check), else why not (one line, the storage's
@@ -236,11 +235,11 @@ def _store_studies(capture: Any, shared: tuple[Any, str] | None, url: str) -> st
 
     storage, claimed = shared
 
-    for index, entry in enumerate(capture.entries):
+    for index, entry in enumerate(capture.registry.entries):
         info = entry.record().to_dict(with_trials=False)
         info.pop("trials")
-        finished = [t for t in capture.readable_trials(entry) if t.state.is_finished()]
-        trials = [(t, _maybe(readable, capture._error(entry, t))) for t in finished]
+        finished = [t for t in capture.registry.readable_trials(entry) if t.state.is_finished()]
+        trials = [(t, _maybe(readable, capture.registry.error_of(entry, t))) for t in finished]
         try:
             store_script_study(storage, claimed, index, readable(info), trials, readable)
         except Exception as exc:
