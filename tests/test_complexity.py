@@ -72,3 +72,29 @@ def test_jobs_taken_elsewhere_start_no_worker_and_come_back_empty() -> None:
     assert [(r.job.index, r.runs) for r in results] == [(0, []), (1, [])]
     assert [p.queued for p in seen[:2]] == [True, True]
     assert [(p.job, p.status) for p in seen[2:]] == [(0, "taken elsewhere"), (1, "taken elsewhere")]
+
+
+EXECUTION = ROOT / "repro_check" / "execution"
+
+
+@pytest.mark.parametrize("path", sorted(EXECUTION.glob("*.py")), ids=lambda p: p.name)
+def test_no_execution_module_is_past_600_lines(path: Path) -> None:
+    # issue 20 item 2: runner.py (1,137), script.py (1,253) and worker.py (866) were split
+    assert len(path.read_text(encoding="utf-8").splitlines()) <= 600
+
+
+def test_capture_composes_its_hook_groups() -> None:
+    from repro_check.execution.script import Capture
+    from repro_check.execution.script_children import ChildTripwire
+    from repro_check.execution.script_hooks import OptunaHooks
+    from repro_check.execution.script_registry import StudyRegistry
+    from repro_check.execution.script_storages import StoragePrivatizer
+    from repro_check.execution.script_writes import WriteWatcher
+
+    capture = Capture(0, True, None, None, "/nonexistent")
+    parts = (capture.hooks, capture.registry, capture.storages, capture.writes, capture.children)
+    kinds = (OptunaHooks, StudyRegistry, StoragePrivatizer, WriteWatcher, ChildTripwire)
+    assert all(isinstance(part, kind) for part, kind in zip(parts, kinds, strict=True))
+    capture.watching = False  # one switch: the script ended, for every group
+    assert not capture.writes.watching and not capture.registry.watching()
+    assert not capture.storages.watching()

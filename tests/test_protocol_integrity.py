@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -314,6 +315,20 @@ def test_the_job_spec_round_trips_and_refuses_unknown_keys() -> None:
         read_job((json.dumps({**data, "surprise": 1}) + "\n").encode())
     with pytest.raises(ValueError, match="protocol"):
         read_job((json.dumps({**data, "version": PROTOCOL_VERSION + 1}) + "\n").encode())
+
+
+@pytest.mark.e2e
+def test_the_protocol_module_imports_nothing_a_script_would_import_first() -> None:
+    # a script's worker loads it (and the worker's stream) before the user's script runs
+    code = (
+        "import sys\n"
+        "import repro_check.execution.protocol, repro_check.execution.worker_stream\n"
+        "print(sorted(m for m in ('optuna', 'numpy', 'torch', 'sqlalchemy') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
 
 
 def test_spans() -> None:
