@@ -48,7 +48,7 @@ class StudyEntry:
     active: int = 0
     """``optimize`` calls on this study running now (several: the script's threads race)."""
     pending: tuple[str, ...] = ()
-    """Its unfinished trials when the script ended (``Capture.emit`` fills it in)."""
+    """Its unfinished trials when the script ended (``StudyRegistry.emit`` fills it in)."""
     errors: dict[int, str] = dataclasses.field(default_factory=dict)
     returned: dict[int, Any] = dataclasses.field(default_factory=dict)
 
