@@ -446,11 +446,11 @@ def diff(
     from repro_check.checks.diff import diff_reports
     from repro_check.render import console_diff
     from repro_check.render.files import write_outputs
-    from repro_check.results.validate import load_run_report
+    from repro_check.results.validate import load_run_reports
 
     tolerance = _command_tolerance(atol, rtol)
     outputs = output_paths(json_path, markdown, junit)
-    a, b = load_run_report(report_a, tolerance), load_run_report(report_b, tolerance)
+    a, b = load_run_reports([report_a, report_b], tolerance)  # equal trials: one record
     result = diff_reports(str(report_a), a, str(report_b), b, tolerance)
     display = Display(quiet)
     display.written += write_outputs(result, **outputs)

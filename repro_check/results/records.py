@@ -16,6 +16,7 @@ import operator
 import re
 import sys
 from array import array
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType, ModuleType
@@ -432,19 +433,23 @@ class TrialRecord:
         if self.values is not None:
             n_values = len(self.values)
             floats.extend(self.values)
-        steps = tuple(sorted(self.intermediate_values))
-        floats.extend(self.intermediate_values[step] for step in steps)
+        steps: tuple[int, ...] = ()
+        if self.intermediate_values:
+            steps = tuple(sorted(self.intermediate_values))
+            floats.extend(map(self.intermediate_values.__getitem__, steps))
         attrs: tuple[Any, ...] = ()
         if self.user_attrs or self.system_attrs or self.distributions:
             attrs = self._attr_shapes(floats)
         else:
             object.__setattr__(self, "constraints", _EMPTY)
+        state = self.state_text if self.state == "FAIL" else self.state
         # repr is injective here: floats print with round-trip precision, strings quoted
         # (repr tells -0.0 from 0.0, and prints every NaN "nan": NaN equals NaN)
-        key = (self.state_text, tuple(params), tuple(param_floats), n_values, steps, *attrs)
+        key = (state, tuple(params), tuple(param_floats), n_values, steps, *attrs)
         shape = repr(key).encode()
         ordered = tuple(floats)
-        plain = all(x == x and x != 0.0 for x in ordered)
+        # no zero (its sign) and no NaN (x == x fails): the floats' repr is their identity
+        plain = 0.0 not in ordered and all(map(operator.eq, ordered, ordered))
         exact = repr(ordered if plain else tuple(_canonical(x) for x in ordered)).encode()
         shape_hash = hashlib.blake2b(shape, digest_size=16)
         object.__setattr__(self, "shape_digest", shape_hash.digest())
@@ -578,7 +583,7 @@ class TrialRecord:
         """From a saved report's trial, decoded and checked (``results.saved``): as
         ``from_dict``, without its look-ups (a report may hold a million trials)."""
         params = data.params
-        if not all(type(v) in _PLAIN for v in params.values()):
+        if not _PLAIN.issuperset(map(type, params.values())):
             params = _saved_params(params)
         values = data.values
         steps = data.intermediate_values
@@ -592,7 +597,7 @@ class TrialRecord:
             {int(k): decode_float(v) for k, v in steps.items()} if steps else _EMPTY,
             data.user_attrs or _EMPTY,
             data.error,
-            None if data.duration_s is None else decode_float(data.duration_s),
+            _saved_float(data.duration_s),
             distributions if isinstance(distributions, dict) else None,
             {k: v for k, v in system.items() if recorded_system_attr(k)}
             if isinstance(system, dict)
@@ -606,6 +611,32 @@ class TrialRecord:
         data.pop("duration_s")
         data["error"] = self.fail_kind
         return data
+
+
+def saved_trials(
+    trials: Sequence[saved.Trial], interned: dict[bytes, TrialRecord] | None
+) -> tuple[TrialRecord, ...]:
+    """Records of a saved run's trials. With ``interned``, a trial whose exact JSON (msgspec
+    writes floats bit for bit: -0.0, 1 and 1.0 differ) was met in another run of the report
+    reuses that run's record: replicates hold the same trials, so a report of N runs builds
+    about one run's records (records are immutable; equal JSON means equal records)."""
+    if interned is None:
+        return tuple(map(TrialRecord.from_saved, trials))
+    import msgspec
+
+    encode = msgspec.json.Encoder().encode
+    made = []
+    for trial in trials:
+        key = encode(trial)
+        record = interned.get(key)
+        if record is None:
+            record = interned[key] = TrialRecord.from_saved(trial)
+        made.append(record)
+    return tuple(made)
+
+
+def _saved_float(value: float | str | None) -> float | None:
+    return value if value is None or type(value) is float else decode_float(value)
 
 
 def _saved_floats(values: Sequence[float | str]) -> Iterator[float]:
@@ -794,7 +825,7 @@ class StudyRecord:
     def from_saved(cls, data: saved.Study, trials: Sequence[TrialRecord] | None) -> StudyRecord:
         """From a saved report's study (``results.saved``); ``trials`` as ``from_dict``."""
         if trials is None:
-            trials = tuple(map(TrialRecord.from_saved, data.trials or ()))
+            trials = saved_trials(data.trials or [], None)
         user_attrs = data.user_attrs
         return cls(
             name=data.name,
@@ -844,6 +875,15 @@ class RunRecord:
         """Every trial of the run: each of a script's studies, else the run's one study."""
         for trials in [s.trials for s in self.studies] if self.studies else [self.trials]:
             yield from trials
+
+    def state_counts(self) -> Mapping[str, int]:
+        """How many of the run's trials (``trials``) ended in each state: counted once per
+        (immutable) run, as ``best_trials``, since the notes ask for them often."""
+        cached = self.__dict__.get("_states")
+        if cached is None:
+            cached = MappingProxyType(dict(Counter(t.state for t in self.trials)))
+            object.__setattr__(self, "_states", cached)
+        return cached
 
     @property
     def multi_objective(self) -> bool:
@@ -950,10 +990,16 @@ class RunRecord:
 
     @classmethod
     def from_saved(
-        cls, data: saved.Run, environment: Mapping[str, Any], script: bool = False
+        cls,
+        data: saved.Run,
+        environment: Mapping[str, Any],
+        script: bool = False,
+        interned: dict[bytes, TrialRecord] | None = None,
     ) -> RunRecord:
-        """From a saved report's run, decoded and checked (``results.saved``)."""
-        trials = tuple(map(TrialRecord.from_saved, data.trials))
+        """From a saved report's run, decoded and checked (``results.saved``). ``interned``:
+        records already made for this report's trials, by their exact JSON (see
+        ``saved_trials``)."""
+        trials = saved_trials(data.trials, interned)
         studies: tuple[StudyRecord, ...] = ()
         if script:
             studies = tuple(

@@ -29,7 +29,7 @@ from repro_check.results.comparison import (
     first_divergence,
 )
 from repro_check.results.fingerprint import fingerprint
-from repro_check.results.records import STATUS_CANCELLED, RunRecord, to_json_safe
+from repro_check.results.records import STATUS_CANCELLED, RunRecord, TrialRecord, to_json_safe
 from repro_check.results.resume import ResumeCheck
 from repro_check.results.script_notes import script_notes
 from repro_check.results.studies import ScriptComparison, compare_studies
@@ -196,7 +196,7 @@ class RunReport:
     @property
     def failed_trials(self) -> int:
         """The most trials that failed in one run (0 when none failed)."""
-        return max((sum(t.state == "FAIL" for t in run.trials) for run in self.runs), default=0)
+        return max((run.state_counts().get("FAIL", 0) for run in self.runs), default=0)
 
     @property
     def failure_lines(self) -> list[str]:
@@ -212,6 +212,25 @@ class RunReport:
 
     @property
     def notes(self) -> list[str]:
+        """Every note, in the order a reader needs them: how the study was set up, what the
+        runs said, how they ended, their environments, then what the verdict rests on."""
+        notes = self._setup_notes()
+        seen = set(notes)
+        for run in self.runs:
+            for note in run.notes:
+                if note not in seen:
+                    seen.add(note)
+                    notes.append(note)
+        notes.extend(self._run_notes())
+        notes.extend(self._outcome_notes())
+        notes.extend(environment_notes(self.runs, self.plan.tolerance))
+        notes.extend(shell_notes(self.runs, self.plan.controls))
+        notes.extend(self._controls_notes())
+        notes.extend(self.extra_notes)
+        return notes
+
+    def _setup_notes(self) -> list[str]:
+        """What the plan or the script's studies make of the verdict (n_jobs, directions)."""
         notes: list[str] = []
         if self.plan.study.n_jobs != 1 and self.studies is None:
             notes.append(N_JOBS_NOTE)
@@ -220,13 +239,11 @@ class RunReport:
         mismatch = self.direction_mismatch
         if mismatch is not None:
             notes.append(mismatch)
-        seen: set[str] = set(notes)
-        for run in self.runs:
-            for note in run.notes:
-                if note not in seen:
-                    seen.add(note)
-                    notes.append(note)
-        notes.extend(self._run_notes())
+        return notes
+
+    def _outcome_notes(self) -> list[str]:
+        """--fail-fast's stop, and a check where no trial completed (with the first error)."""
+        notes = []
         if self.stopped_early:
             notes.append("--fail-fast: stopped every run at the first certain divergence")
         if self.runs and not self.any_completed:
@@ -234,21 +251,24 @@ class RunReport:
             notes.append(
                 "no trial completed in any run" + (f" (first error: {first})" if first else "")
             )
-        notes.extend(environment_notes(self.runs, self.plan.tolerance))
-        notes.extend(shell_notes(self.runs, self.plan.controls))
+        return notes
+
+    def _controls_notes(self) -> list[str]:
+        """A reproducible objective's verdict holds with the controls the check applied."""
+        if not self.reproducible or self.studies is not None:
+            return []
         torch_used = any(run.environment.get("torch") for run in self.runs)
         applied = [
             c
             for c in self.plan.controls.enabled()
             if torch_used or c not in ("torch_determinism", "cudnn")
         ]
-        if self.reproducible and applied and self.studies is None:
-            notes.append(
-                f"the verdict holds with these controls applied: {', '.join(applied)}; "
-                "`repro-check diagnose` says which of them your own script must apply"
-            )
-        notes.extend(self.extra_notes)
-        return notes
+        if not applied:
+            return []
+        return [
+            f"the verdict holds with these controls applied: {', '.join(applied)}; "
+            "`repro-check diagnose` says which of them your own script must apply"
+        ]
 
     def _run_notes(self) -> list[str]:
         """Each run's error (a resumed run's too) and its pruned/failed trial counts."""
@@ -260,8 +280,8 @@ class RunReport:
             if run.error:
                 notes.append(f"resumed run {run.index} {run.status}: {run.error}")
         for run in self.runs:
-            pruned = sum(t.state == "PRUNED" for t in run.trials)
-            failed = sum(t.state == "FAIL" for t in run.trials)
+            counts = run.state_counts()
+            pruned, failed = counts.get("PRUNED", 0), counts.get("FAIL", 0)
             if pruned or failed:
                 notes.append(f"run {run.index}: {pruned} pruned, {failed} failed trials")
         return notes
@@ -351,14 +371,18 @@ class RunReport:
 
     @classmethod
     def from_saved(
-        cls, data: saved_format.RunReport, tolerance: Tolerance | None = None
+        cls,
+        data: saved_format.RunReport,
+        tolerance: Tolerance | None = None,
+        interned: dict[bytes, TrialRecord] | None = None,
     ) -> RunReport:
         """Rebuild from a saved report decoded into ``results.saved``'s types (validated first:
         ``validate.checked``).
 
         The comparison is recomputed from the saved trials with ``tolerance``: the command's
         (a gate's tolerance never comes from the file it gates); None keeps the file's, for
-        callers that only re-render a report they wrote themselves."""
+        callers that only re-render a report they wrote themselves. ``interned``: records of
+        equal trials met before, shared (``records.saved_trials``; one per report when None)."""
         import msgspec
 
         plan = CheckPlan.from_dict(data.target, msgspec.to_builtins(data.settings))
@@ -373,10 +397,12 @@ class RunReport:
             plan = dataclasses.replace(plan, tolerance=tolerance)
         environment = data.environment or {}
         script = data.mode == "script"
+        shared = {} if interned is None else interned  # replicates share their equal trials
         runs = tuple(
-            RunRecord.from_saved(run, _run_environment(environment, run.gpu), script)
+            RunRecord.from_saved(run, _run_environment(environment, run.gpu), script, shared)
             for run in data.runs
         )
+        del shared
         baseline = data.baseline
         report = cls(
             command=data.command,

@@ -22,11 +22,14 @@ the *command's* tolerance, never the file's.
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import gc
 import json
 import os
 import re
 import stat
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -529,26 +532,64 @@ def check_report_data(data: Any, source: str, commands: tuple[str, ...] = ("run"
     return checked(raw, source, commands).command
 
 
+@contextlib.contextmanager
+def _no_collection() -> Iterator[None]:
+    """The cyclic garbage collector paused while a report is read: decoding makes millions of
+    objects and no cycles, and each collection would walk all of them again (a third of the
+    time of a large report)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        # what was read is long-lived and acyclic (refcounting frees it): out of the collector's
+        # sight, or its first full collection would walk every record once more
+        gc.freeze()
+        if enabled:
+            gc.enable()
+
+
 def load_run_report(path: Path, tolerance: Tolerance | None = None) -> RunReport:
     """A validated ``RunReport`` from a saved ``run`` report (also what baselines are), its
     verdict recomputed with ``tolerance`` (the command's; exact when None), never the file's."""
+    return load_run_reports([path], tolerance)[0]
+
+
+def load_run_reports(paths: Sequence[Path], tolerance: Tolerance | None = None) -> list[RunReport]:
+    """``load_run_report`` of each path; equal trials across them share one record (``diff``
+    of a report with itself, or with a rerun of it, builds one report's records)."""
+    from repro_check.results.records import TrialRecord
     from repro_check.results.report import RunReport
 
-    source = _printable(str(path), 1000)
-    wire = checked(_read_bounded(path), source, ("run",))
-    assert isinstance(wire, saved.RunReport)
     tol = tolerance or _exact()
-    return _safely(lambda: RunReport.from_saved(wire, tolerance=tol), source)  # type: ignore[no-any-return]
+    interned: dict[bytes, TrialRecord] = {}
+    loaded = []
+    with _no_collection():
+        for path in paths:
+            source = _printable(str(path), 1000)
+            wire = checked(_read_bounded(path), source, ("run",))
+            assert isinstance(wire, saved.RunReport)
+            loaded.append(
+                _safely(functools.partial(RunReport.from_saved, wire, tol, interned), source)
+            )
+            del wire  # its trials are records now
+    return loaded
 
 
 def load_any_report(path: Path, tolerance: Tolerance | None = None) -> RunReport | CompareReport:
     """A validated ``RunReport`` or ``CompareReport`` (for ``repro-check report``)."""
+    source = _printable(str(path), 1000)
+    with _no_collection():
+        wire = checked(_read_bounded(path), source, ("run", "compare"))
+        return _build_any(wire, source, tolerance or _exact())
+
+
+def _build_any(
+    wire: saved.RunReport | saved.CompareReport, source: str, tol: Tolerance
+) -> RunReport | CompareReport:
     from repro_check.results.compare_report import CompareReport
     from repro_check.results.report import RunReport
 
-    source = _printable(str(path), 1000)
-    wire = checked(_read_bounded(path), source, ("run", "compare"))
-    tol = tolerance or _exact()
     if isinstance(wire, saved.RunReport):
         run = wire
         return _safely(lambda: RunReport.from_saved(run, tolerance=tol), source)  # type: ignore[no-any-return]
