@@ -18,7 +18,7 @@ import sqlalchemy
 from conftest import cli, fixture, inprocess_cli, spawn_cli
 from postgres import require_postgres, storage_for, storage_params
 
-from repro_check.storage.redact import redact, redact_text
+from repro_check.redact import redact, redact_text
 
 require_postgres()
 

@@ -16,11 +16,11 @@ from repro_check.errors import ConfigError
 from repro_check.execution.replicates import script_spec
 from repro_check.execution.runner import Job
 from repro_check.plan.settings import CheckPlan, Controls, StudySettings
+from repro_check.redact import redact
 from repro_check.results import report
 from repro_check.results.diagnosis import Cause, Experiment
 from repro_check.results.records import RunRecord
 from repro_check.results.resume import ResumeCheck, compare_resumed
-from repro_check.storage.redact import redact
 from repro_check.vocab import CauseId
 
 RESUME_EXPERIMENT = "resume"

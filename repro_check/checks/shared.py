@@ -20,6 +20,7 @@ from repro_check.execution.replicates import JobRunner, replicate_jobs, run_repl
 from repro_check.execution.runner import Interrupted, Job, JobResult, ProgressCallback
 from repro_check.plan.liveness import heartbeat_interval
 from repro_check.plan.settings import CheckPlan, settings_mismatches
+from repro_check.redact import redact, redact_text
 from repro_check.results import report
 from repro_check.results.records import (
     STATUS_CANCELLED,
@@ -29,7 +30,6 @@ from repro_check.results.records import (
     RunRecord,
     TrialRecord,
 )
-from repro_check.storage.redact import redact, redact_text
 from repro_check.storage.store import (
     INFO,
     CheckStore,

@@ -230,7 +230,7 @@ def _store_studies(capture: script.Capture, shared: tuple[Any, str] | None, url:
     password masked)."""
     if shared is None:
         return None
-    from repro_check.storage.redact import redact_text
+    from repro_check.redact import redact_text
     from repro_check.storage.store import store_script_study
 
     storage, claimed = shared

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from repro_check.storage.redact import redact
+from repro_check.redact import redact
 from repro_check.storage.store import sqlite_file
 
 

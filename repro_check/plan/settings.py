@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from repro_check.plan.liveness import DEFAULT_STALE_AFTER
+from repro_check.redact import redact
 from repro_check.results.records import to_json_safe
-from repro_check.storage.redact import redact
 from repro_check.vocab import Pruner, Sampler
 
 DEFAULT_TRIALS = 20

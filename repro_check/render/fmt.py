@@ -11,6 +11,7 @@ from typing import Any
 
 from repro_check.plan.settings import CheckPlan, Tolerance
 from repro_check.plan.targets import MODULE_PREFIX, is_script
+from repro_check.redact import redact
 from repro_check.results.compare_report import CompareReport
 from repro_check.results.comparison import (
     Divergence,
@@ -30,7 +31,6 @@ from repro_check.results.report import (
 )
 from repro_check.results.studies import StudyComparison
 from repro_check.results.trial_fields import field_equal, floats_equal, param_equal
-from repro_check.storage.redact import redact
 from repro_check.vocab import Pruner, Sampler
 
 

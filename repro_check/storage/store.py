@@ -21,6 +21,7 @@ from typing import Any
 
 from repro_check.errors import ReproCheckError
 from repro_check.plan.targets import is_script
+from repro_check.redact import redact, redact_text
 from repro_check.results.records import (
     STATUS_CANCELLED,
     STATUS_CRASHED,
@@ -30,7 +31,6 @@ from repro_check.results.records import (
     TrialRecord,
     to_json_safe,
 )
-from repro_check.storage.redact import redact, redact_text
 
 INFO = "repro_check"
 STATUS = "repro_check_status"
