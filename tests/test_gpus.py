@@ -21,7 +21,8 @@ from repro_check.plan.gpu_request import parse_request
 from repro_check.plan.settings import CheckPlan, Tolerance
 from repro_check.results.fingerprint import fingerprint
 from repro_check.results.records import RunRecord
-from repro_check.results.report import RunReport, environment_notes, gpu_notes
+from repro_check.results.report import RunReport
+from repro_check.results.report_notes import environment_notes, gpu_notes
 
 H100 = {
     "index": 0,

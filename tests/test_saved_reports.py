@@ -417,10 +417,11 @@ def test_the_schema_ships_in_the_package_and_describes_real_reports(
 
 def test_the_shipped_schema_is_the_one_the_types_generate() -> None:
     """report.schema.json is generated from results.saved's types, never edited by hand:
-    ``python -c "from repro_check.results import saved; saved.write_schema()"`` rewrites it."""
-    from repro_check.results import saved, validate
+    ``python -c "from repro_check.results import saved_schema; saved_schema.write_schema()"``
+    rewrites it."""
+    from repro_check.results import saved_schema, validate
 
-    assert validate.report_schema() == saved.report_schema()
+    assert validate.report_schema() == saved_schema.report_schema()
 
 
 @pytest.mark.e2e

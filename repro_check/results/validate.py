@@ -41,6 +41,7 @@ from repro_check.results import saved
 from repro_check.results.bounds import MAX_COUNT, MAX_DEPTH, MAX_TEXT
 from repro_check.results.records import stopped_note
 from repro_check.results.report import READABLE_SCHEMA_VERSIONS
+from repro_check.results.saved_errors import SHOW, SavedReportError, printable
 from repro_check.vocab import Condition, RunStatus
 
 if TYPE_CHECKING:
@@ -54,10 +55,7 @@ MAX_REPORT_BYTES = 512 * 1024 * 1024
 __all__ = ["MAX_COUNT", "MAX_DEPTH", "MAX_TEXT"]
 SCHEMA_RESOURCE = ("results", "report.schema.json")
 """Beside this module, in the wheel (a path inside the ``repro_check`` package); generated
-from ``results.saved`` (``saved.report_schema``)."""
-
-_SHOW = saved._SHOW
-_printable = saved.printable
+from ``results.saved`` (``saved_schema.report_schema``)."""
 
 
 class ReportError(ReproCheckError):
@@ -67,7 +65,7 @@ class ReportError(ReproCheckError):
 def _read_bounded(path: Path) -> bytes:
     """The file's bytes: a regular file only (checked before opening, so a FIFO cannot block
     and /dev/zero cannot fill memory) and at most ``MAX_REPORT_BYTES``."""
-    shown = _printable(str(path), 1000)
+    shown = printable(str(path), 1000)
     try:
         info = os.stat(path)
     except FileNotFoundError:
@@ -141,7 +139,7 @@ def _decode(raw: bytes, kind: Any, shown: str) -> Any:
     """``raw`` decoded as ``kind`` (a ``saved`` type): bad JSON and wrong fields are one line."""
     try:
         return saved.decode(raw, kind) if kind is not saved.Header else _header_of(raw)
-    except saved.SavedReportError as exc:
+    except SavedReportError as exc:
         raise ReportError(f"{shown}: {exc}") from None
     except (msgspec.DecodeError, RecursionError) as exc:
         raise _decode_error(exc, shown, raw) from None
@@ -154,15 +152,13 @@ def _header_of(raw: bytes) -> saved.Header:
         return msgspec.json.decode(raw, type=saved.Header)
     except msgspec.ValidationError as exc:
         if "Expected `object`" in str(exc):
-            raise saved.SavedReportError(
-                "not a repro-check report (expected a JSON object)"
-            ) from None
+            raise SavedReportError("not a repro-check report (expected a JSON object)") from None
         raise msgspec.DecodeError(str(exc)) from None
 
 
 def read_json(path: Path) -> Any:
     """A saved file's JSON, bounded as a report is (plain values, not checked as a report)."""
-    shown = _printable(str(path), 1000)
+    shown = printable(str(path), 1000)
     return _decode(_read_bounded(path), Any, shown)
 
 
@@ -177,7 +173,7 @@ def _walk(value: Any, where: str, source: str, depth_limit: int | None) -> None:
         elif isinstance(item, dict | list):
             if depth_limit is not None and depth >= depth_limit:
                 raise ReportError(
-                    f"{source}: {_printable(at)}: nested deeper than {depth_limit} levels"
+                    f"{source}: {printable(at)}: nested deeper than {depth_limit} levels"
                 )
             if isinstance(item, dict):
                 for key, child in item.items():
@@ -190,8 +186,7 @@ def _walk(value: Any, where: str, source: str, depth_limit: int | None) -> None:
 def _check_text(text: str, where: str, source: str) -> None:
     if len(text) > MAX_TEXT:
         raise ReportError(
-            f"{source}: {_printable(where)}: a string of {len(text)} characters "
-            f"(at most {MAX_TEXT})"
+            f"{source}: {printable(where)}: a string of {len(text)} characters (at most {MAX_TEXT})"
         )
 
 
@@ -248,7 +243,7 @@ def _free_trial(trial: saved.Trial, at: str, source: str) -> None:
 def _known(value: Any, kind: Any, where: str, source: str) -> None:
     try:
         saved.check(value, kind, where)
-    except saved.SavedReportError as exc:
+    except SavedReportError as exc:
         raise ReportError(f"{source}: {exc}") from None
 
 
@@ -314,7 +309,7 @@ def _mode(data: saved.RunReport, where: str, source: str) -> bool:
     if data.schema_version < 2:
         if mode not in (None, "objective"):
             raise ReportError(
-                f"{source}: {where}.mode: {_SHOW.repr(mode)} in a schema_version 1 report "
+                f"{source}: {where}.mode: {SHOW.repr(mode)} in a schema_version 1 report "
                 "(script mode came with schema_version 2)"
             )
         return False
@@ -324,8 +319,8 @@ def _mode(data: saved.RunReport, where: str, source: str) -> bool:
     if (mode == "script") != script:
         kind = "a script, run whole" if script else "an objective"
         raise ReportError(
-            f"{source}: {where}.mode: {_SHOW.repr(mode)}, but the target "
-            f"{_printable(_SHOW.repr(data.target))} is {kind}"
+            f"{source}: {where}.mode: {SHOW.repr(mode)}, but the target "
+            f"{printable(SHOW.repr(data.target))} is {kind}"
         )
     return script
 
@@ -349,7 +344,7 @@ def _trial_list(
         if trial.state == "COMPLETE" and (not values or len(values) != wanted):
             raise ReportError(
                 f"{source}: {at}[{j}].values: a COMPLETE trial needs "
-                f"{wanted} value(s), got {_SHOW.repr(values)}"
+                f"{wanted} value(s), got {SHOW.repr(values)}"
             )
     return numbers
 
@@ -463,7 +458,7 @@ def _resume(data: saved.RunReport, source: str) -> None:
     if at != settings.resume_at or not 1 <= at < trials:
         raise ReportError(
             f"{source}: report.resume.at: {at}, but settings.resume_at is "
-            f"{_SHOW.repr(settings.resume_at)} of a {trials}-trial study"
+            f"{SHOW.repr(settings.resume_at)} of a {trials}-trial study"
         )
     resumed = msgspec.structs.replace(data, runs=resume.runs, awaiting=0)
     _free_form(resumed, "report.resume", source)
@@ -476,13 +471,13 @@ def _header(raw: bytes, source: str, commands: tuple[str, ...]) -> str:
     if type(version) is not int or version not in READABLE_SCHEMA_VERSIONS:
         readable = " and ".join(map(str, READABLE_SCHEMA_VERSIONS))
         raise ReportError(
-            f"{source}: unknown schema_version {_SHOW.repr(version)} (this repro-check reads "
+            f"{source}: unknown schema_version {SHOW.repr(version)} (this repro-check reads "
             f"{readable})"
         )
     command = header.command
     if command not in commands:
         raise ReportError(
-            f"{source}: a report of {_SHOW.repr(command)}, expected one of {', '.join(commands)}"
+            f"{source}: a report of {SHOW.repr(command)}, expected one of {', '.join(commands)}"
         )
     return str(command)
 
@@ -566,7 +561,7 @@ def load_run_reports(paths: Sequence[Path], tolerance: Tolerance | None = None) 
     loaded = []
     with _no_collection():
         for path in paths:
-            source = _printable(str(path), 1000)
+            source = printable(str(path), 1000)
             wire = checked(_read_bounded(path), source, ("run",))
             assert isinstance(wire, saved.RunReport)
             loaded.append(
@@ -578,7 +573,7 @@ def load_run_reports(paths: Sequence[Path], tolerance: Tolerance | None = None) 
 
 def load_any_report(path: Path, tolerance: Tolerance | None = None) -> RunReport | CompareReport:
     """A validated ``RunReport`` or ``CompareReport`` (for ``repro-check report``)."""
-    source = _printable(str(path), 1000)
+    source = printable(str(path), 1000)
     with _no_collection():
         wire = checked(_read_bounded(path), source, ("run", "compare"))
         return _build_any(wire, source, tolerance or _exact())
