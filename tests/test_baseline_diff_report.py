@@ -71,6 +71,7 @@ def test_edited_constant_differs_from_baseline(saved: tuple[Path, str], tmp_path
     assert "differs from baseline" in result.out
 
 
+@pytest.mark.e2e
 def test_baseline_with_other_settings_is_refused(saved: tuple[Path, str]) -> None:
     path, _ = saved
     result = inprocess_cli(
@@ -113,6 +114,7 @@ def test_allow_settings_change_compares_anyway(saved: tuple[Path, str], tmp_path
     assert result.report["baseline"]["divergence"]["field"] == "trial_count"
 
 
+@pytest.mark.e2e
 def test_report_re_renders_exactly(saved: tuple[Path, str]) -> None:
     path, original = saved
     result = cli("report", str(path))
@@ -160,6 +162,7 @@ def test_diff_lists_differing_packages_first(saved: tuple[Path, str], tmp_path: 
     assert "SAME RESULTS" in out
 
 
+@pytest.mark.e2e
 def test_diff_of_different_results_exits_1(saved: tuple[Path, str], tmp_path: Path) -> None:
     path, _ = saved
     data = json.loads(path.read_text())

@@ -121,6 +121,7 @@ def test_unseeded_global_rng_is_global_rng_not_hash_seed(tmp_path: Path) -> None
     assert "hash_seed" not in ids
 
 
+@pytest.mark.e2e
 def test_set_of_strings_order_is_hash_seed_not_global_rng(tmp_path: Path) -> None:
     report = diagnose(tmp_path, "hash_order")
     ids = cause_ids(report)

@@ -52,6 +52,7 @@ def test_the_report_of_a_stopped_study_can_be_read_back(stopped_run, tmp_path: P
     assert base.code == 0, base.out + base.err
 
 
+@pytest.mark.e2e
 def test_a_short_finished_run_without_the_stopped_note_is_still_refused(
     stopped_run, tmp_path: Path
 ) -> None:

@@ -261,6 +261,7 @@ def test_a_baseline_with_another_list_of_studies_differs(
     assert "study 1 is 'renamed'" in divergence["detail"]
 
 
+@pytest.mark.e2e
 def test_an_objective_check_against_a_script_baseline_is_refused(
     good: dict[str, Any], tmp_path: Path
 ) -> None:
@@ -271,6 +272,7 @@ def test_an_objective_check_against_a_script_baseline_is_refused(
         assert "objective mode" in line
 
 
+@pytest.mark.e2e
 def test_a_script_check_against_an_objective_baseline_is_refused(
     objective: dict[str, Any], tmp_path: Path
 ) -> None:
