@@ -94,14 +94,16 @@ Params = Annotated[
 Step = Annotated[str, msgspec.Meta(pattern=r"^-?[0-9]{1,19}$")]
 
 
-class Trial(msgspec.Struct):
+class Trial(msgspec.Struct, gc=False):
     """One trial (``TrialRecord.to_dict``). ``distributions``/``system_attrs`` are UNSET in a
     report saved before they were recorded."""
 
     number: Count
     state: TrialState
     params: Params
-    values: Annotated[list[Number], _meta("a list of numbers, or null", max_length=1000)] | None
+    values: (
+        Annotated[tuple[Number, ...], _meta("a list of numbers, or null", max_length=1000)] | None
+    )
     intermediate_values: Annotated[
         dict[Step, Number], _meta("an object of integer steps to numbers", max_length=1_000_000)
     ] = {}
@@ -348,7 +350,7 @@ class Header(msgspec.Struct):
     command: Any = None
 
 
-def decode(raw: bytes, kind: Any) -> Any:
+def decode(raw: bytes | bytearray, kind: Any) -> Any:
     """``raw`` decoded as ``kind``; ``SavedReportError`` names the first field that is wrong."""
     try:
         return msgspec.json.decode(raw, type=kind)

@@ -137,7 +137,7 @@ def _expected(what: str, tp: Any) -> str:
     return what[:1].lower() + what[1:]
 
 
-def _plain(raw: bytes | str) -> Any:
+def _plain(raw: bytes | bytearray | str) -> Any:
     """``raw`` as plain values (to name where it is wrong); a number msgspec cannot hold (1e400,
     an int of 20 digits) is read by ``json`` instead (as infinity, a long int)."""
     try:
@@ -168,7 +168,7 @@ def _out_of_range(value: Any) -> str | None:
     return None
 
 
-def explain(error: msgspec.ValidationError, raw: bytes | str, root: Any) -> str:
+def explain(error: msgspec.ValidationError, raw: bytes | bytearray | str, root: Any) -> str:
     """``error`` (decoding ``raw`` as ``root``) as ``report.runs[0].seed: expected ..., got 3``."""
     text = str(error)
     match = _AT.match(text)

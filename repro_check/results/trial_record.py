@@ -284,7 +284,7 @@ class TrialRecord:
         params = data.params
         if not _PLAIN.issuperset(map(type, params.values())):
             params = _saved_params(params)
-        values: tuple[Any, ...] | None = None if data.values is None else tuple(data.values)
+        values: tuple[Any, ...] | None = data.values  # a tuple: the record shares it
         if values is not None and str in map(type, values):  # "NaN", "Infinity", "-Infinity"
             values = tuple(map(decode_float, values))
         steps = data.intermediate_values

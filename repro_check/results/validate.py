@@ -62,7 +62,31 @@ class ReportError(ReproCheckError):
     """A saved report that cannot be used: missing, not JSON, wrong schema, wrong types."""
 
 
-def _read_bounded(path: Path) -> bytes:
+def _read_all(fd: int, size: int) -> bytearray:
+    """At most ``MAX_REPORT_BYTES + 1`` bytes of ``fd``, read into one buffer of the size the
+    file had (a file that grew since is read on in chunks): the report is held once, not as
+    chunks and their join (a 300 MB report would peak at twice that)."""
+    buffer = bytearray(min(size, MAX_REPORT_BYTES) + 1)  # one more: sees a file that grew
+    view = memoryview(buffer)
+    filled = 0
+    with open(fd, "rb", buffering=0, closefd=False) as handle:
+        while filled < len(buffer):
+            count = handle.readinto(view[filled:])
+            if not count:
+                break
+            filled += count
+        view.release()
+        del buffer[filled:]
+        while filled == len(buffer) and len(buffer) <= MAX_REPORT_BYTES:
+            chunk = handle.read(min(1 << 24, MAX_REPORT_BYTES + 1 - len(buffer)))
+            if not chunk:
+                break
+            buffer += chunk
+            filled = len(buffer)
+    return buffer
+
+
+def _read_bounded(path: Path) -> bytearray:
     """The file's bytes: a regular file only (checked before opening, so a FIFO cannot block
     and /dev/zero cannot fill memory) and at most ``MAX_REPORT_BYTES``."""
     shown = printable(str(path), 1000)
@@ -88,17 +112,10 @@ def _read_bounded(path: Path) -> bytes:
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):  # swapped for a FIFO since the stat
             raise ReportError(f"{shown} is not a regular file, not a report")
-        chunks: list[bytes] = []
-        size = 0
-        while size <= MAX_REPORT_BYTES:
-            chunk = os.read(fd, min(1 << 24, MAX_REPORT_BYTES + 1 - size))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-        if size > MAX_REPORT_BYTES:  # grew since the stat
+        raw = _read_all(fd, os.fstat(fd).st_size)
+        if len(raw) > MAX_REPORT_BYTES:  # grew since the stat
             raise ReportError(f"{shown}: report too large (more than {MAX_REPORT_BYTES} bytes)")
-        return b"".join(chunks)
+        return raw
     except OSError as exc:
         raise ReportError(f"cannot read {shown}: {exc.strerror}") from None
     finally:
@@ -109,7 +126,7 @@ _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 _AT_BYTE = re.compile(r"\(byte (\d+)\)")
 
 
-def _lone_surrogate(text: str, raw: bytes) -> bool:
+def _lone_surrogate(text: str, raw: bytes | bytearray) -> bool:
     """msgspec refused a ``\\ud800`` escape not followed by its pair (it says "surrogate", or
     "end of hex escape" at the byte after it)."""
     if "surrogate" in text:
@@ -121,7 +138,7 @@ def _lone_surrogate(text: str, raw: bytes) -> bool:
     return _SURROGATE_ESCAPE.search(raw, max(0, end - 16), end + 1) is not None
 
 
-def _decode_error(exc: Exception, shown: str, raw: bytes) -> ReportError:
+def _decode_error(exc: Exception, shown: str, raw: bytes | bytearray) -> ReportError:
     """msgspec's refusal of text that is not JSON at all, as one line."""
     text = str(exc)
     if isinstance(exc, RecursionError):
@@ -135,7 +152,7 @@ def _decode_error(exc: Exception, shown: str, raw: bytes) -> ReportError:
     return ReportError(f"{shown}: not valid JSON ({text})")
 
 
-def _decode(raw: bytes, kind: Any, shown: str) -> Any:
+def _decode(raw: bytes | bytearray, kind: Any, shown: str) -> Any:
     """``raw`` decoded as ``kind`` (a ``saved`` type): bad JSON and wrong fields are one line."""
     try:
         return saved.decode(raw, kind) if kind is not saved.Header else _header_of(raw)
@@ -147,7 +164,7 @@ def _decode(raw: bytes, kind: Any, shown: str) -> Any:
         raise ReportError(f"{shown}: report too large to read") from None
 
 
-def _header_of(raw: bytes) -> saved.Header:
+def _header_of(raw: bytes | bytearray) -> saved.Header:
     try:
         return msgspec.json.decode(raw, type=saved.Header)
     except msgspec.ValidationError as exc:
@@ -465,7 +482,7 @@ def _resume(data: saved.RunReport, source: str) -> None:
     _semantics(resumed, "report.resume", source, same_seed=True)
 
 
-def _header(raw: bytes, source: str, commands: tuple[str, ...]) -> str:
+def _header(raw: bytes | bytearray, source: str, commands: tuple[str, ...]) -> str:
     header: saved.Header = _decode(raw, saved.Header, source)
     version = header.schema_version
     if type(version) is not int or version not in READABLE_SCHEMA_VERSIONS:
@@ -500,7 +517,7 @@ def _exact() -> Tolerance:
 
 
 def checked(
-    raw: bytes, source: str, commands: tuple[str, ...] = ("run",)
+    raw: bytes | bytearray, source: str, commands: tuple[str, ...] = ("run",)
 ) -> saved.RunReport | saved.CompareReport:
     """``raw`` decoded into the typed records, every check passed. Raises ``ReportError``."""
     command = _header(raw, source, commands)
