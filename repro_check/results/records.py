@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import operator
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -111,16 +112,20 @@ _UNRECORDED = {
 }
 
 
+def _recorded_by_some(runs: Sequence[RunRecord], get: Callable[[Any], Any]) -> bool:
+    """Some trials hold the field and others do not (None): C-level passes, since a saved
+    report's runs hold a million trials."""
+    held = [list(map(get, run.all_trials())) for run in runs]
+    return any(None in fields for fields in held) and any(
+        any(map(operator.is_not, fields, itertools.repeat(None))) for fields in held
+    )
+
+
 def comparable_runs(runs: Sequence[RunRecord]) -> list[RunRecord]:
     """``runs`` compared on what all of them recorded: when one comes from a report saved
     before ``distributions`` or ``system_attrs`` were recorded (None), every run is compared
     without that field (a new baseline records it). Unchanged, and free, otherwise."""
-    missing = [
-        name
-        for name, get in _UNRECORDED.items()
-        if any(get(t) is None for run in runs for t in run.all_trials())
-        and any(get(t) is not None for run in runs for t in run.all_trials())
-    ]
+    missing = [name for name, get in _UNRECORDED.items() if _recorded_by_some(runs, get)]
     if not missing:
         return list(runs)
     blank: dict[str, Any] = dict.fromkeys(missing)

@@ -344,26 +344,34 @@ def _mode(data: saved.RunReport, where: str, source: str) -> bool:
 
 def _trial_list(
     trials: list[saved.Trial], directions: Sequence[str], at: str, source: str, limit: int | None
-) -> set[int]:
+) -> int:
     """One study's trials: unique numbers (below ``limit`` when given), a COMPLETE trial with
-    one value per direction. Returns the numbers."""
-    numbers: set[int] = set()
+    one value per direction. Returns how many (their numbers are then distinct)."""
+    numbers = [trial.number for trial in trials]
+    unique = set(numbers)
+    if len(unique) != len(numbers) or (limit is not None and numbers and max(numbers) >= limit):
+        _first_bad_number(numbers, at, source, limit)
     wanted = len(directions)
     for j, trial in enumerate(trials):
-        number = trial.number
-        if number in numbers or (limit is not None and number >= limit):
-            raise ReportError(
-                f"{source}: {at}[{j}].number: trial {number} "
-                + ("appears twice" if number in numbers else f"of a {limit}-trial study")
-            )
-        numbers.add(number)
         values = trial.values
         if trial.state == "COMPLETE" and (not values or len(values) != wanted):
             raise ReportError(
                 f"{source}: {at}[{j}].values: a COMPLETE trial needs "
                 f"{wanted} value(s), got {SHOW.repr(values)}"
             )
-    return numbers
+    return len(numbers)
+
+
+def _first_bad_number(numbers: list[int], at: str, source: str, limit: int | None) -> None:
+    """The first trial number seen twice, or not below ``limit``: the error names it."""
+    seen: set[int] = set()
+    for j, number in enumerate(numbers):
+        if number in seen or (limit is not None and number >= limit):
+            raise ReportError(
+                f"{source}: {at}[{j}].number: trial {number} "
+                + ("appears twice" if number in seen else f"of a {limit}-trial study")
+            )
+        seen.add(number)
 
 
 def _script_run(run: saved.Run, at: str, source: str) -> None:
@@ -419,11 +427,10 @@ def _objective_run(run: saved.Run, at: str, source: str, settings: saved.Setting
             f"{source}: {at}.studies[0].trials: expected null (an objective-mode run's "
             "trials are the run's trials)"
         )
-    numbers = _trial_list(run.trials, directions, f"{at}.trials", source, trials)
+    count = _trial_list(run.trials, directions, f"{at}.trials", source, trials)
     finished = run.status == RunStatus.OK.value
-    count = len(numbers)
     stopped = finished and stopped_note(count, trials) in run.notes
-    if stopped and 0 < count < trials and numbers == set(range(count)):
+    if stopped and 0 < count < trials and {t.number for t in run.trials} == set(range(count)):
         return  # Study.stop ended it early, as its note says: a live run may do that
     if finished and count != trials:  # numbers are unique and below ``trials``: all of them
         raise ReportError(
