@@ -26,21 +26,19 @@ import contextlib
 import functools
 import gc
 import json
-import os
 import re
-import stat
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from repro_check.errors import ReproCheckError
 from repro_check.plan.targets import is_script
 from repro_check.results import saved
 from repro_check.results.bounds import MAX_COUNT, MAX_DEPTH, MAX_TEXT
 from repro_check.results.records import stopped_note
 from repro_check.results.report import READABLE_SCHEMA_VERSIONS
+from repro_check.results.report_file import MAX_REPORT_BYTES, ReportError, read_bounded
 from repro_check.results.saved_errors import SHOW, SavedReportError, printable
 from repro_check.vocab import Condition, RunStatus
 
@@ -49,77 +47,10 @@ if TYPE_CHECKING:
     from repro_check.results.compare_report import CompareReport
     from repro_check.results.report import RunReport
 
-MAX_REPORT_BYTES = 512 * 1024 * 1024
-"""Largest saved report read (512 MiB; 100 runs x 10,000 trials is about 230 MB)."""
-
-__all__ = ["MAX_COUNT", "MAX_DEPTH", "MAX_TEXT"]
+__all__ = ["MAX_COUNT", "MAX_DEPTH", "MAX_REPORT_BYTES", "MAX_TEXT", "ReportError"]
 SCHEMA_RESOURCE = ("results", "report.schema.json")
 """Beside this module, in the wheel (a path inside the ``repro_check`` package); generated
 from ``results.saved`` (``saved_schema.report_schema``)."""
-
-
-class ReportError(ReproCheckError):
-    """A saved report that cannot be used: missing, not JSON, wrong schema, wrong types."""
-
-
-def _read_all(fd: int, size: int) -> bytearray:
-    """At most ``MAX_REPORT_BYTES + 1`` bytes of ``fd``, read into one buffer of the size the
-    file had (a file that grew since is read on in chunks): the report is held once, not as
-    chunks and their join (a 300 MB report would peak at twice that)."""
-    buffer = bytearray(min(size, MAX_REPORT_BYTES) + 1)  # one more: sees a file that grew
-    view = memoryview(buffer)
-    filled = 0
-    with open(fd, "rb", buffering=0, closefd=False) as handle:
-        while filled < len(buffer):
-            count = handle.readinto(view[filled:])
-            if not count:
-                break
-            filled += count
-        view.release()
-        del buffer[filled:]
-        while filled == len(buffer) and len(buffer) <= MAX_REPORT_BYTES:
-            chunk = handle.read(min(1 << 24, MAX_REPORT_BYTES + 1 - len(buffer)))
-            if not chunk:
-                break
-            buffer += chunk
-            filled = len(buffer)
-    return buffer
-
-
-def _read_bounded(path: Path) -> bytearray:
-    """The file's bytes: a regular file only (checked before opening, so a FIFO cannot block
-    and /dev/zero cannot fill memory) and at most ``MAX_REPORT_BYTES``."""
-    shown = printable(str(path), 1000)
-    try:
-        info = os.stat(path)
-    except FileNotFoundError:
-        raise ReportError(f"no such file: {shown}") from None
-    except OSError as exc:
-        raise ReportError(f"cannot read {shown}: {exc.strerror}") from None
-    if stat.S_ISDIR(info.st_mode):
-        raise ReportError(f"{shown} is a directory, not a report")
-    if not stat.S_ISREG(info.st_mode):
-        raise ReportError(f"{shown} is not a regular file (a FIFO, device or socket), not a report")
-    if info.st_size > MAX_REPORT_BYTES:
-        raise ReportError(
-            f"{shown}: report too large ({info.st_size} bytes; at most {MAX_REPORT_BYTES})"
-        )
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
-    try:
-        fd = os.open(path, flags)
-    except OSError as exc:
-        raise ReportError(f"cannot read {shown}: {exc.strerror}") from None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):  # swapped for a FIFO since the stat
-            raise ReportError(f"{shown} is not a regular file, not a report")
-        raw = _read_all(fd, os.fstat(fd).st_size)
-        if len(raw) > MAX_REPORT_BYTES:  # grew since the stat
-            raise ReportError(f"{shown}: report too large (more than {MAX_REPORT_BYTES} bytes)")
-        return raw
-    except OSError as exc:
-        raise ReportError(f"cannot read {shown}: {exc.strerror}") from None
-    finally:
-        os.close(fd)
 
 
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
@@ -176,7 +107,7 @@ def _header_of(raw: bytes | bytearray) -> saved.Header:
 def read_json(path: Path) -> Any:
     """A saved file's JSON, bounded as a report is (plain values, not checked as a report)."""
     shown = printable(str(path), 1000)
-    return _decode(_read_bounded(path), Any, shown)
+    return _decode(read_bounded(path), Any, shown)
 
 
 def _walk(value: Any, where: str, source: str, depth_limit: int | None) -> None:
@@ -586,7 +517,7 @@ def load_run_reports(paths: Sequence[Path], tolerance: Tolerance | None = None) 
     with _no_collection():
         for path in paths:
             source = printable(str(path), 1000)
-            wire = checked(_read_bounded(path), source, ("run",))
+            wire = checked(read_bounded(path), source, ("run",))
             assert isinstance(wire, saved.RunReport)
             loaded.append(
                 _safely(functools.partial(RunReport.from_saved, wire, tol, interned), source)
@@ -599,7 +530,7 @@ def load_any_report(path: Path, tolerance: Tolerance | None = None) -> RunReport
     """A validated ``RunReport`` or ``CompareReport`` (for ``repro-check report``)."""
     source = printable(str(path), 1000)
     with _no_collection():
-        wire = checked(_read_bounded(path), source, ("run", "compare"))
+        wire = checked(read_bounded(path), source, ("run", "compare"))
         return _build_any(wire, source, tolerance or _exact())
 
 
