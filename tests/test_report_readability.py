@@ -10,7 +10,7 @@ from conftest import cli, fixture
 
 from repro_check.plan.settings import CheckPlan, StudySettings
 from repro_check.render import fmt, markdown
-from repro_check.results import report
+from repro_check.results import report, report_notes
 from repro_check.results.records import RunRecord, TrialRecord
 
 
@@ -50,18 +50,20 @@ def _run(index: int, errors: list[str | None]) -> RunRecord:
 
 
 def test_returned_count_reads_the_workers_message() -> None:
-    assert report.returned_count("objective returned (0.97, 150)") == 2
-    assert report.returned_count("objective returned [1.0, (2, 3), 'a,b']") == 3
-    assert report.returned_count("objective returned (np.float64(0.5), np.float64(1.0), 2)") == 3
-    assert report.returned_count("objective returned (1.0,)") == 1
-    assert report.returned_count("objective returned 0.97") == 1
-    assert report.returned_count("objective returned None") is None
-    assert report.returned_count("objective returned None (is a `return` missing?)") is None
-    assert report.returned_count("ValueError: objective returned (1, 2)") is None
+    assert report_notes.returned_count("objective returned (0.97, 150)") == 2
+    assert report_notes.returned_count("objective returned [1.0, (2, 3), 'a,b']") == 3
+    assert (
+        report_notes.returned_count("objective returned (np.float64(0.5), np.float64(1.0), 2)") == 3
+    )
+    assert report_notes.returned_count("objective returned (1.0,)") == 1
+    assert report_notes.returned_count("objective returned 0.97") == 1
+    assert report_notes.returned_count("objective returned None") is None
+    assert report_notes.returned_count("objective returned None (is a `return` missing?)") is None
+    assert report_notes.returned_count("ValueError: objective returned (1, 2)") is None
 
 
 def test_one_value_for_two_directions_says_so() -> None:
-    assert report.direction_advice(1, 2) == (
+    assert report_notes.direction_advice(1, 2) == (
         "the objective returned 1 value but 2 --directions were given; pass --direction once"
     )
 
