@@ -72,6 +72,7 @@ def test_a_loose_tolerance_in_the_file_does_not_pass_report_or_diff(
     assert loose.code == 0, loose.out + loose.err
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("value", ["Infinity", "NaN", "1e-6", -1.0, True])
 def test_a_saved_tolerance_must_be_a_finite_number(
     good: dict[str, Any], tmp_path: Path, value: Any
