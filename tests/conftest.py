@@ -32,6 +32,18 @@ def fixture(name: str, attr: str = "objective") -> str:
     return f"{FIXTURES / name}.py:{attr}"
 
 
+GOLDEN_REPORTS = FIXTURES / "reports"
+"""Reports real checks wrote (run from tests/fixtures), read by the in-process tests of saved
+reports; ``tests/test_golden_reports.py`` regenerates each and checks it is current."""
+
+
+def golden_report(name: str, target: str) -> dict[str, Any]:
+    """A golden report, its target made this checkout's path (as the tests would have run it)."""
+    data: dict[str, Any] = json.loads((GOLDEN_REPORTS / f"{name}.json").read_text())
+    data["target"] = target
+    return data
+
+
 def cli(
     *args: str,
     cwd: Path | None = None,
@@ -194,10 +206,15 @@ def pytest_configure(config: pytest.Config) -> None:
 class ProcessWatch:
     """Which test started a process. The fast tier (``pytest -m "not e2e"``) is the tests that
     start none, so a test that does must say so with ``@pytest.mark.e2e``: an unmarked one
-    fails here rather than slowing the tier a developer runs on every change."""
+    fails here rather than slowing the tier a developer runs on every change. A fixture that
+    starts one (a module fixture running a real check, say) makes every test using it e2e,
+    whichever of them happened to set it up first."""
 
     current: str | None = None
     started: ClassVar[set[str]] = set()
+    fixtures: ClassVar[set[str]] = set()
+    """Fixtures whose setup started a process."""
+    count = 0
 
     @classmethod
     def install(cls) -> None:
@@ -205,6 +222,7 @@ class ProcessWatch:
 
         def watched(original: Any) -> Any:
             def start(*args: Any, **kwargs: Any) -> Any:
+                cls.count += 1
                 if cls.current is not None:
                     cls.started.add(cls.current)
                 return original(*args, **kwargs)
@@ -214,6 +232,12 @@ class ProcessWatch:
         subprocess.Popen._execute_child = watched(subprocess.Popen._execute_child)  # type: ignore[attr-defined]
         os.fork = watched(os.fork)
         multiprocessing.util.spawnv_passfds = watched(multiprocessing.util.spawnv_passfds)
+
+    @classmethod
+    def needs_mark(cls, item: pytest.Item) -> bool:
+        uses = set(getattr(item, "fixturenames", ()))
+        started = item.nodeid in cls.started or bool(uses & cls.fixtures)
+        return started and "e2e" not in item.keywords
 
 
 @pytest.hookimpl(wrapper=True)
@@ -226,12 +250,21 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
 
 
 @pytest.hookimpl(wrapper=True)
+def pytest_fixture_setup(fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest) -> Any:
+    before = ProcessWatch.count
+    try:
+        return (yield)
+    finally:
+        if ProcessWatch.count > before:
+            ProcessWatch.fixtures.add(fixturedef.argname)
+
+
+@pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     """After teardown: a test that started a process (in its fixtures or its body) without
     the ``e2e`` mark fails, with the mark to add."""
     report = yield
-    unmarked = item.nodeid in ProcessWatch.started and "e2e" not in item.keywords
-    if call.when == "teardown" and unmarked and report.passed:
+    if call.when == "teardown" and report.passed and ProcessWatch.needs_mark(item):
         report.outcome = "failed"
         report.longrepr = (
             f"{item.nodeid} started a process: mark it @pytest.mark.e2e (the fast tier, "

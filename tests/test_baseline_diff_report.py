@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import FIXTURES, cli, fixture, inprocess_cli
+from conftest import FIXTURES, cli, fixture, golden_report, inprocess_cli
 
 FLAGS = ("--trials", "5", "--runs", "2")
 
@@ -20,6 +20,15 @@ def saved(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     result = cli("run", fixture("deterministic"), *FLAGS, "--save-baseline", str(path))
     assert result.code == 0, result.err
     return path, result.out
+
+
+@pytest.fixture
+def golden(tmp_path: Path) -> Path:
+    """A real finished run's report, from tests/fixtures/reports (no check runs): for the
+    tests that only read or tamper with a saved file."""
+    path = tmp_path / "golden.json"
+    path.write_text(json.dumps(golden_report("objective_5_trials", fixture("deterministic"))))
+    return path
 
 
 def edited_objective(tmp_path: Path) -> str:
@@ -190,10 +199,8 @@ HOSTILE: dict[str, str] = {
 
 
 @pytest.mark.parametrize("name", sorted(HOSTILE))
-def test_hostile_inputs_get_one_line_and_exit_2(
-    saved: tuple[Path, str], tmp_path: Path, name: str
-) -> None:
-    path, _ = saved
+def test_hostile_inputs_get_one_line_and_exit_2(golden: Path, tmp_path: Path, name: str) -> None:
+    path = golden
     bad = tmp_path / f"{name}.json"
     bad.write_text(HOSTILE[name])
     for argv in (
@@ -220,9 +227,9 @@ def test_hostile_inputs_get_one_line_and_exit_2(
     ],
 )
 def test_wrong_types_name_the_field(
-    saved: tuple[Path, str], tmp_path: Path, change: dict[str, Any], fragment: str
+    golden: Path, tmp_path: Path, change: dict[str, Any], fragment: str
 ) -> None:
-    path, _ = saved
+    path = golden
     bad = write_variant(tmp_path, path, "bad.json", **change)
     result = inprocess_cli("report", str(bad))
     assert result.code == 2
@@ -236,8 +243,8 @@ def test_missing_file() -> None:
     assert result.err.strip() == "error: no such file: nope-a.json"
 
 
-def test_baseline_and_diff_need_a_finished_run(saved: tuple[Path, str], tmp_path: Path) -> None:
-    ok, _ = saved  # a finished run's report (the module's baseline), not changed here
+def test_baseline_and_diff_need_a_finished_run(golden: Path, tmp_path: Path) -> None:
+    ok = golden  # a finished run's report, not changed here
     data = json.loads(ok.read_text())
     for run in data["runs"]:
         run["status"] = "cancelled"

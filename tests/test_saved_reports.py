@@ -12,18 +12,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import cli, fixture, inprocess_cli, one_line_error
+from conftest import cli, fixture, golden_report, inprocess_cli, one_line_error
 
 FLAGS = ("--trials", "5", "--runs", "2")
 
 
 @pytest.fixture(scope="module")
-def good(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """A real saved report of a reproducible check (2 runs x 5 trials)."""
-    path = tmp_path_factory.mktemp("saved") / "good.json"
-    result = cli("run", fixture("deterministic"), *FLAGS, json_path=path)
-    assert result.code == 0, result.err
-    return json.loads(path.read_text())
+def good() -> dict[str, Any]:
+    """A real saved report of a reproducible check (2 runs x 5 trials): the one
+    ``run deterministic.py:objective --trials 5 --runs 2 --json`` wrote, kept in
+    tests/fixtures/reports so that the tests reading it start no process
+    (``tests/test_golden_reports.py`` checks it is what the command writes today)."""
+    return golden_report("objective_5_trials", fixture("deterministic"))
 
 
 def write(tmp_path: Path, data: Any, name: str = "r.json") -> Path:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import FIXTURES, cli, fixture, inprocess_cli, one_line_error
+from conftest import FIXTURES, cli, fixture, golden_report, inprocess_cli, one_line_error
 
 SCRIPT = str(FIXTURES / "script_two_studies.py")
 """Two seeded studies: "a" (maximize, the run's own trials) and "b" (minimize), 3 trials each."""
@@ -18,24 +18,20 @@ RUNS = ("--runs", "2")
 
 
 @pytest.fixture(scope="module")
-def good(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """A real saved report of a reproducible script check (2 runs, studies a and b)."""
-    path = tmp_path_factory.mktemp("script") / "good.json"
-    result = cli("run", SCRIPT, *RUNS, json_path=path)
-    assert result.code == 0, result.out + result.err
-    data: dict[str, Any] = json.loads(path.read_text())
+def good() -> dict[str, Any]:
+    """A real saved report of a reproducible script check (2 runs, studies a and b), kept in
+    tests/fixtures/reports (``tests/test_golden_reports.py`` checks it is current)."""
+    data = golden_report("script_two_studies", SCRIPT)
     assert data["mode"] == "script"
     assert [s["name"] for s in data["runs"][0]["studies"]] == ["a", "b"]
     return data
 
 
 @pytest.fixture(scope="module")
-def objective(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """A real saved report of an objective check (2 runs x 3 trials)."""
-    path = tmp_path_factory.mktemp("objective") / "objective.json"
-    result = cli("run", fixture("deterministic"), "--trials", "3", *RUNS, json_path=path)
-    assert result.code == 0, result.out + result.err
-    data: dict[str, Any] = json.loads(path.read_text())
+def objective() -> dict[str, Any]:
+    """A real saved report of an objective check (2 runs x 3 trials), kept in
+    tests/fixtures/reports (``tests/test_golden_reports.py`` checks it is current)."""
+    data = golden_report("objective_3_trials", fixture("deterministic"))
     assert data["mode"] == "objective"
     return data
 
