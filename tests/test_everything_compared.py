@@ -17,10 +17,10 @@ import pytest
 from conftest import fixture
 from factories import run, trial
 
+from repro_check.bounds import MAX_TEXT
 from repro_check.checks.baseline import check_against
 from repro_check.checks.diff import script_histories
 from repro_check.plan.settings import Tolerance
-from repro_check.results.bounds import MAX_TEXT
 from repro_check.results.comparison import (
     compare_runs,
     distinct_histories,

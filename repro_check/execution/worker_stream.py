@@ -11,8 +11,8 @@ import threading
 from collections.abc import Callable
 from typing import IO, Any
 
+from repro_check.bounds import MAX_DEPTH, MAX_TEXT
 from repro_check.execution.protocol import AuditReport, AuditSite, Event, Trace, event_line
-from repro_check.results.bounds import MAX_DEPTH, MAX_TEXT
 
 _NO_DETERMINISTIC_PHRASE = " does not have a deterministic implementation"
 _NO_DETERMINISTIC = re.compile(r"(\S{1,256})" + _NO_DETERMINISTIC_PHRASE)

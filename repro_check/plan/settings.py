@@ -11,9 +11,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from repro_check.json_values import to_json_safe
 from repro_check.plan.liveness import DEFAULT_STALE_AFTER
 from repro_check.redact import redact
-from repro_check.results.records import to_json_safe
 from repro_check.vocab import Pruner, Sampler
 
 DEFAULT_TRIALS = 20

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from repro_check.results.json_values import (
+from repro_check.json_values import (
     ARRAY_ITEMS,
     FLOAT_TAG,
     array_data,

@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal, TypeAlias
 
 import msgspec
 
-from repro_check.results.bounds import MAX_COUNT, MAX_TEXT
+from repro_check.bounds import MAX_COUNT, MAX_TEXT
 from repro_check.results.saved_errors import SavedReportError, explain
 
 # -- the building blocks: each carries the description an error message quotes ----------------

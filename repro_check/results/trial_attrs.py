@@ -12,7 +12,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from repro_check.results.json_values import EMPTY, decode_float
+from repro_check.json_values import EMPTY, decode_float
 
 
 def canonical_float(x: float) -> float | str:

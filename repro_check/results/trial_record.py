@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from repro_check.results.json_values import (
+from repro_check.json_values import (
     ADDRESS,
     EMPTY,
     bounded,

@@ -33,9 +33,9 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from repro_check.bounds import MAX_COUNT, MAX_DEPTH, MAX_TEXT
 from repro_check.plan.targets import is_script
 from repro_check.results import saved
-from repro_check.results.bounds import MAX_COUNT, MAX_DEPTH, MAX_TEXT
 from repro_check.results.records import stopped_note
 from repro_check.results.report import READABLE_SCHEMA_VERSIONS
 from repro_check.results.report_file import MAX_REPORT_BYTES, ReportError, read_bounded

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from types import MappingProxyType, ModuleType
 from typing import Any
 
-from repro_check.results.bounds import MAX_DEPTH, MAX_TEXT
+from repro_check.bounds import MAX_DEPTH, MAX_TEXT
 
 _NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
