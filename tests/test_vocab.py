@@ -187,3 +187,14 @@ def test_cli_help_lists_the_registered_samplers_and_pruners() -> None:
     text = "".join(result.output.split())  # rich wraps the help column
     assert ",".join(Sampler) + ",orpkg.mod:factory" in text
     assert ",".join(Pruner) + "[default:none]" in text
+
+
+def test_saved_control_names_are_the_controls_fields() -> None:
+    """A saved report's ``settings.controls`` keys are typed by a Literal in results/saved.py
+    (a new control must be readable back): pinned to ``Controls``' fields."""
+    import typing
+
+    from repro_check.plan.settings import Controls
+    from repro_check.results.saved import ControlName
+
+    assert typing.get_args(ControlName) == Controls.names()
