@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import gc
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -135,3 +136,30 @@ def test_from_dict_decodes_as_a_saved_report_does(tmp_path: Path) -> None:
     data["runs"][0]["seed"] = "zero"
     with pytest.raises(SavedReportError, match=r"report\.runs\[0\]\.seed"):
         report.RunReport.from_dict(data)
+
+
+def test_a_studys_n_jobs_past_its_bound_is_refused() -> None:
+    """Found by a differential fuzz of issue 20's decoder: the bound had lost its maximum."""
+    from conftest import golden_report
+
+    from repro_check.results.validate import ReportError, check_report_data
+
+    data = golden_report("script_two_studies", "script_two_studies.py")
+    data["runs"][1]["studies"][0]["n_jobs"] = 2**64
+    with pytest.raises(ReportError, match=r"n_jobs: expected an integer from -1000000000"):
+        check_report_data(data, "r.json")
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf])
+def test_a_python_nan_in_plain_values_is_refused_not_nulled(value: float) -> None:
+    """msgspec writes a float NaN or infinity as null: two user attributes that differ (NaN
+    and inf) would read back equal. Plain values are encoded strictly instead."""
+    from conftest import golden_report
+
+    from repro_check.results.report import RunReport
+    from repro_check.results.saved_errors import SavedReportError
+
+    data = golden_report("objective_5_trials", "deterministic.py:objective")
+    data["runs"][0]["trials"][0]["user_attrs"] = {"loss": value}
+    with pytest.raises(SavedReportError, match="JSON has no NaN or infinity"):
+        RunReport.from_dict(data)

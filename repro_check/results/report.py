@@ -368,11 +368,9 @@ class RunReport:
     def from_dict(cls, data: Mapping[str, Any], tolerance: Tolerance | None = None) -> RunReport:
         """Rebuild from ``to_dict`` output: decoded as a saved report is (``from_saved``).
         A field of the wrong type raises ``saved_errors.SavedReportError`` (a ``ValueError``)."""
-        import msgspec
-
         from repro_check.results import saved as saved_format
 
-        wire = saved_format.decode(msgspec.json.encode(data), saved_format.RunReport)
+        wire = saved_format.decode(saved_format.encode_plain(data), saved_format.RunReport)
         return cls.from_saved(wire, tolerance)
 
     @classmethod

@@ -143,7 +143,9 @@ class Study(msgspec.Struct):
         | None
     )
     timeout: Number | None
-    n_jobs: Annotated[int, _meta("an integer from -1000000000 to 1000000000", ge=-MAX_COUNT)]
+    n_jobs: Annotated[
+        int, _meta("an integer from -1000000000 to 1000000000", ge=-MAX_COUNT, le=MAX_COUNT)
+    ]
     capped: bool
     loaded: bool
     trials: Annotated[list[Trial], _meta("a list of trials, or null", max_length=MAX_COUNT)] | None
@@ -348,6 +350,18 @@ class Header(msgspec.Struct):
 
     schema_version: Any = None
     command: Any = None
+
+
+def encode_plain(data: Any) -> bytes:
+    """Plain JSON values (``to_dict`` output, a test's dict) as the bytes a saved file would
+    hold, for ``decode``. A float NaN or infinity is refused: msgspec would write it as null,
+    and two values that differ (NaN and inf in a user attribute) would read back equal."""
+    import json
+
+    try:
+        return json.dumps(data, allow_nan=False).encode()
+    except ValueError as exc:
+        raise SavedReportError(f"report: {exc} (JSON has no NaN or infinity)") from None
 
 
 def decode(raw: bytes | bytearray, kind: Any) -> Any:

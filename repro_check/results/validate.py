@@ -476,8 +476,8 @@ def checked(
 def check_report_data(data: Any, source: str, commands: tuple[str, ...] = ("run",)) -> str:
     """Every check on a report given as plain JSON values; returns its command."""
     try:
-        raw = msgspec.json.encode(data)
-    except (TypeError, msgspec.EncodeError) as exc:
+        raw = saved.encode_plain(data)
+    except (TypeError, ValueError) as exc:  # not JSON values, or a NaN msgspec would null
         raise ReportError(f"{source}: not a JSON report ({exc})") from None
     return checked(raw, source, commands).command
 
