@@ -28,7 +28,7 @@ RELEVANT_ENV_VARS = (
     "TF_DETERMINISTIC_OPS",
     "REPRO_CHECK_DEVICE",
 )
-PACKAGES = ("repro-check", "optuna", "numpy", "scipy", "torch", "scikit-learn", "cmaes")
+PACKAGES = ("repro-check-optuna", "optuna", "numpy", "scipy", "torch", "scikit-learn", "cmaes")
 
 
 def _cpu_name() -> str:
