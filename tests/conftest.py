@@ -218,7 +218,12 @@ class ProcessWatch:
 
     @classmethod
     def install(cls) -> None:
+        """Watch from now on. The standard library's own one-time probes (``platform``'s
+        ``uname -p``) run first, so whichever test happens to trigger them is not charged."""
         import multiprocessing.util
+        import platform
+
+        platform.processor()
 
         def watched(original: Any) -> Any:
             def start(*args: Any, **kwargs: Any) -> Any:
