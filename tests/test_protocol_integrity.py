@@ -127,7 +127,11 @@ def study_done(numbers: list[int], stopped: bool = False, count: int | None = No
     )
 
 
-def fed(*lines: bytes, studies: int = 1) -> StreamCheck:
+def fed(*lines: bytes, studies: int | None = None) -> StreamCheck:
+    """The lines fed to a new stream check: a script's (studies 0) once one announces a
+    study, else a one-study objective's."""
+    if studies is None:
+        studies = 0 if any(b'"study_info"' in raw for raw in lines) else 1
     protocol = StreamCheck(NONCE, PID, studies)
     for raw in lines:
         protocol.feed(raw)
@@ -222,6 +226,7 @@ def test_a_finished_study_must_hold_every_trial_once() -> None:
 SITE = {"source": "random", "kind": "call", "file": "f.py", "line": 3, "text": "random()"}
 VALID: dict[str, dict[str, Any]] = {
     "started": {"version": PROTOCOL_VERSION},
+    "study_info": {"study": 0, "info": {"name": "a", "directions": ["minimize"]}, "planned": 3},
     "trial": {"study": 0, "trial": TrialRecord(0, "COMPLETE", {"x": 0.0}, (0.0,)).to_dict()},
     "study_done": {"study": 0, "emitted": 0, "count": 0, "digest": "", "stopped": False},
     "done": {"wall_s": 0.5, "environment": {}, "notes": [], "nondeterministic_ops": []},

@@ -16,6 +16,7 @@ import contextlib
 import dataclasses
 import os
 import queue
+import re
 import secrets
 import signal
 import subprocess
@@ -44,6 +45,7 @@ from repro_check.results.records import (
     STATUS_OK,
     STATUS_TIMEOUT,
     RunRecord,
+    StudyRecord,
     TrialRecord,
     stopped_note,
 )
@@ -55,6 +57,15 @@ not count) before it is killed as timed out anyway."""
 EOF_GRACE = 5.0
 """Seconds to wait for the end of a worker's stream after it exited and its group was killed
 (a child that left the group may still hold the pipe)."""
+TAIL_LINES = 5
+"""The last lines of a failed run's output shown in its error (argparse's complaint, a
+traceback's last frames): enough to say why, without ``-v``."""
+TAIL_WIDTH = 200
+_OUTPUT_HEAD = "; its output ended with:"
+"""Each of those lines is cut to this many characters."""
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+"""Terminal controls (ESC, CSI, ``\\r``, tabs, lone surrogates), written as ``\\xNN`` the way
+``render.safe.one_line`` does (the render layer sits above this one)."""
 
 
 def worker_command(job: Job) -> list[str]:
@@ -179,11 +190,24 @@ class WorkerProcess:
             with contextlib.suppress(OSError):
                 self.proc.stdin.close()
 
-    def stderr_tail(self) -> str:
-        self.stderr.seek(0)
+    def stderr_tail(self, count: int = TAIL_LINES) -> list[str]:
+        """The last ``count`` non-blank lines of the run's output, each on one line, its
+        controls escaped and cut at ``TAIL_WIDTH`` characters (read from the end only)."""
+        size = self.stderr.seek(0, os.SEEK_END)
+        self.stderr.seek(max(0, size - 64 * 1024))
         text = self.stderr.read().decode(errors="replace")
-        lines = [line for line in text.splitlines() if line.strip()]
-        return lines[-1].strip() if lines else ""
+        lines = [line.strip() for line in text.splitlines() if line.strip()][-count:]
+        shown = [_CONTROLS.sub(_escaped, line) for line in lines]
+        return [s if len(s) <= TAIL_WIDTH else s[: TAIL_WIDTH - 3] + "..." for s in shown]
+
+    def with_output(self, error: str) -> str:
+        """``error`` followed by the last lines the run printed (why a script stopped is
+        often only there: argparse's usage line, a traceback), and where to see all of it."""
+        lines = self.stderr_tail()
+        if not lines:
+            return error
+        shown = "\n".join(f"  | {line}" for line in lines)
+        return f"{error}{_OUTPUT_HEAD}\n{shown}\n  (-v shows all of its output)"
 
     def _crash_message(self) -> str:
         code = self.proc.returncode
@@ -191,8 +215,7 @@ class WorkerProcess:
             what = f"worker killed by {signal.Signals(-code).name}"
         else:
             what = f"worker exited with code {code}"
-        tail = self.stderr_tail()
-        return f"{what}: {tail}" if tail else what
+        return self.with_output(what)
 
     def finish(self) -> JobResult:
         """Reap the process and build its result once (stderr is read for crashes, then closed)."""
@@ -221,21 +244,25 @@ class WorkerProcess:
         if self.ended_by == "cancelled":
             return STATUS_CANCELLED, "stopped before it finished"
         if self.stream.error is not None:
-            return STATUS_ERROR, self.stream.error.message
+            return STATUS_ERROR, self.with_output(self.stream.error.message)
         return None
 
     def _script_result(self, wall: float) -> JobResult:
         """Script mode: one run, holding every study the script made (the first one's trials
-        are the run's ``trials``), crashed when any study breaks the invariant."""
+        are the run's ``trials``), crashed when any study breaks the invariant. A run stopped
+        before the script ended (a timeout, Ctrl-C, --fail-fast, a crash) keeps the trials
+        that arrived, in the studies as announced, and is never finished."""
         stream = self.stream
         done = stream.done or Done()
         studies = []
         problem = None
-        for index in range(len(stream.summaries)):
+        for index, opened in enumerate(stream.opened):
             trials = tuple(sorted(stream.trials[index], key=lambda t: t.number))
-            record = dataclasses.replace(stream.records[index], trials=trials)
+            ended = index < len(stream.summaries)
+            base = stream.records[index] if ended else opened
+            record = dataclasses.replace(base, trials=trials)
             studies.append(record)
-            found = stream.study_problem(index, None)
+            found = stream.study_problem(index, None) if ended else None
             if found is not None and problem is None:
                 problem = f"study {record.name!r}: {found}"
         status, error = STATUS_OK, None
@@ -243,6 +270,7 @@ class WorkerProcess:
             status, error = STATUS_CRASHED, f"worker stream broken: {stream.broken}"
         elif stream.done is None:
             status, error = self._stopped_by() or (STATUS_CRASHED, self._crash_message())
+            error = self._where_stopped(error, studies)
         elif problem is not None:
             status, error = STATUS_CRASHED, problem
         first = studies[0] if studies else None
@@ -260,6 +288,20 @@ class WorkerProcess:
             studies=tuple(studies),
         )
         return self._job_result([run])
+
+    def _where_stopped(self, error: str, studies: list[StudyRecord]) -> str:
+        """A script run that ended before the script did: where, in its error (the last
+        trial that arrived; its finished trials are kept and compared)."""
+        last = self.stream.last
+        if self.stream.summaries or (last is None and not studies):
+            return error  # its end had begun (or nothing ran): the error says it all
+        if last is None:
+            return f"{error}, before any trial finished"
+        study, number = last
+        name = studies[study].name
+        which = f"study {name!r}" if name else f"study {study} (unnamed)"
+        head, sep, rest = error.partition(_OUTPUT_HEAD)
+        return f"{head}, after trial {number} of {which}{sep}{rest}"
 
     def _result(self) -> JobResult:
         wall = time.monotonic() - (self.clock if self.clock is not None else self.handed)
@@ -324,6 +366,11 @@ class WorkerProcess:
             stream.trace_ops,
             stream.trace_truncated,
         )
+
+
+def _escaped(match: re.Match[str]) -> str:
+    point = ord(match.group())
+    return f"\\x{point:02x}" if point <= 0xFF else f"\\u{point:04x}"
 
 
 def pump_lines(index: int, stream: IO[bytes], inbox: queue.Queue[tuple[int, Any]]) -> None:

@@ -17,14 +17,16 @@ nothing of optuna or numpy already imported.
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections.abc import Iterable
 from typing import Annotated, Any, Literal, Union, get_args
 
 import msgspec
 
 from repro_check.execution.linetrace import MAX_EVENTS, MAX_LOCALS
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 """The shape of ``JobSpec`` and the events: a parent refuses a worker that speaks another."""
 
 MAX_AUDIT_SITES = 1000
@@ -137,6 +139,18 @@ class Trial(_Event, tag="trial"):
     trial: dict[str, Any]
 
 
+class StudyInfo(_Event, tag="study_info"):
+    """Script mode: study ``study`` (the next in creation order, or one already announced,
+    updated) as the script made it, before its trials stream: what a run stopped halfway
+    (a timeout, Ctrl-C) is compared on, and what progress counts toward."""
+
+    study: int
+    info: dict[str, Any]
+    """The study as a ``StudyRecord`` dict without trials (the final one: ``study_done``'s)."""
+    planned: int | None = None
+    """Trials its ``optimize`` calls asked for so far (cut to ``--trials``); None: unknown."""
+
+
 class StudyDone(_Event, tag="study_done"):
     """Study ``study`` ended; its own view of its trials, to check the streamed ones against."""
 
@@ -151,6 +165,9 @@ class StudyDone(_Event, tag="study_done"):
     """Stopped (``Study.stop``) before it ran every trial asked for."""
     info: dict[str, Any] | None = None
     """Script mode: the study as a ``StudyRecord`` dict without trials."""
+    content: str | None = None
+    """Script mode: ``content_digest`` of its finished trials as the study holds them at the
+    end; trials streamed while the script ran must match it, field for field."""
 
 
 class AuditSite(_Wire):
@@ -221,7 +238,7 @@ class Trace(_Event, tag="trace"):
     backend: str | None = None
 
 
-Event = Union[Started, Trial, StudyDone, Done, Error, Audit, Trace]  # noqa: UP007 - a runtime value
+Event = Union[Started, StudyInfo, Trial, StudyDone, Done, Error, Audit, Trace]  # noqa: UP007 - a runtime value
 EVENT_TYPES: tuple[type[_Event], ...] = get_args(Event)
 
 
@@ -243,6 +260,19 @@ def read_event(data: dict[str, Any]) -> Event:
     ``msgspec.ValidationError`` when it is not one of the ``Event`` types, exactly."""
     found: Event = msgspec.convert(data, type=Event)
     return found
+
+
+def trial_hash(trial: dict[str, Any]) -> str:
+    """One trial's wire dict, hashed as the parent parses it (keys sorted, after a JSON round
+    trip: integer keys become strings on the way)."""
+    text = json.dumps(json.loads(json.dumps(trial)), sort_keys=True)
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+def content_digest(hashes: Iterable[tuple[int, str]]) -> str:
+    """The digest of a study's trials from their ``trial_hash`` es, in trial-number order."""
+    text = ";".join(f"{number}:{found}" for number, found in sorted(hashes))
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
 def _fields(struct: msgspec.Struct) -> dict[str, Any]:

@@ -151,7 +151,8 @@ class Scheduler:
         self.ended: dict[int, WorkerProcess] = {}
         self.warm: dict[int, WorkerProcess] = {}
         self.skipped: set[int] = set()
-        self.rules: dict[str, StopRule] = {}
+        self.rules: dict[tuple[str, int], StopRule] = {}
+        """One stop rule per (group, study): a script's studies are watched apart."""
         self.stopped_groups: set[str] = set()
         self.last_sweep = 0.0
         self.gpus = tuple(gpus)
@@ -183,7 +184,11 @@ class Scheduler:
 
     # -- starting jobs
 
-    def _total(self, job: Job) -> int:
+    def _total(self, job: Job, worker: WorkerProcess | None = None) -> int:
+        """Trials the job is expected to stream: a script's as its studies announce them
+        (0 while unknown), else the plan's."""
+        if job.script is not None and worker is not None:
+            return worker.stream.planned_total() or job.planned_trials
         return job.planned_trials
 
     def _report_queued(self) -> None:
@@ -269,7 +274,8 @@ class Scheduler:
     def _handle(self, position: int, worker: WorkerProcess, raw: bytes) -> None:
         accepted = worker.handle(raw)
         job = worker.job
-        self.report(Progress(job.index, worker.trials_done, self._total(job), group=job.group))
+        total = self._total(job, worker)
+        self.report(Progress(job.index, worker.trials_done, total, group=job.group))
         if accepted is None:
             return
         if isinstance(accepted, Error) and accepted.kind in _SETUP_ERRORS:
@@ -279,11 +285,18 @@ class Scheduler:
             self._maybe_stop_group(position, accepted)
 
     def _maybe_stop_group(self, position: int, event: Trial) -> None:
-        group = self.jobs[position].group
-        if self.stop_when is None or group in self.stopped_groups or event.study != 0:
+        """Feed the group's stop rule the trial that arrived: an objective's first study only
+        (a probe's later studies are compared apart), each of a script's studies with its own
+        rule (study ``i`` of one run against study ``i`` of the others, as ``results.studies``
+        compares them)."""
+        job = self.jobs[position]
+        group = job.group
+        if self.stop_when is None or group in self.stopped_groups:
             return
-        rule = self.rules.setdefault(group, self.stop_when())
-        if rule(position, self.live[position].trials[0][-1]):
+        if event.study != 0 and job.script is None:
+            return
+        rule = self.rules.setdefault((group, event.study), self.stop_when())
+        if rule(position, self.live[position].trials[event.study][-1]):
             self._stop_group(group)
 
     def _stop_group(self, group: str) -> None:
@@ -329,7 +342,7 @@ class Scheduler:
             Progress(
                 job.index,
                 worker.trials_done,
-                self._total(job),
+                self._total(job, worker),
                 status=result.runs[-1].status,
                 group=job.group,
                 output=worker.output,

@@ -190,6 +190,8 @@ class OptunaHooks:
                     given["n_trials"] = left
                     entry.capped = True
             given["func"] = hooks._objective(entry, given["func"])
+            given["callbacks"] = [_live(registry, entry), *(given.get("callbacks") or [])]
+            registry.announce(entry)  # what it plans to run now: progress counts toward it
             with registry.lock:
                 hooks.optimizing += 1
                 entry.active += 1
@@ -204,6 +206,7 @@ class OptunaHooks:
                 with registry.lock:
                     hooks.optimizing -= 1
                     entry.active -= 1
+                registry.told_all(entry)  # a trial that failed past the callbacks
 
         study_class.optimize = optimize
 
@@ -290,14 +293,17 @@ class OptunaHooks:
 
         study_class.ask = ask
         self._hook_add_trial(study_class)
-        if self.tracer is None:  # only diagnose's line-trace probe needs to see tells
-            return
         original_tell = study_class.tell
 
         def tell(study: Any, *args: Any, **kwargs: Any) -> Any:
+            """An ask/tell loop's trial ends here: the trace stops, the trial streams."""
             if hooks._tracing_ask:
                 hooks.stop_trace()
-            return original_tell(study, *args, **kwargs)
+            frozen = original_tell(study, *args, **kwargs)
+            entry = registry.entry(study)
+            if entry is not None and hasattr(frozen, "state"):
+                registry.told(entry, frozen)
+            return frozen
 
         study_class.tell = tell
 
@@ -337,6 +343,16 @@ class OptunaHooks:
             self._tracing_ask = False
             self.tracer.stop()
             self.tracer.torch_ops.stop()
+
+
+def _live(registry: StudyRegistry, entry: StudyEntry) -> Callable[[Any, Any], None]:
+    """The ``optimize`` callback that streams each trial once Optuna has told it (first in the
+    list, so a callback of the script's that raises cannot hold it back)."""
+
+    def streamed(_study: Any, frozen: Any) -> None:
+        registry.told(entry, frozen)
+
+    return streamed
 
 
 def _as_int(value: Any) -> int | None:

@@ -33,7 +33,6 @@ from repro_check.execution.worker_stream import (
     traced,
 )
 from repro_check.plan.settings import Controls
-from repro_check.results.records import bounded
 
 
 def run_script_job(
@@ -63,6 +62,7 @@ def run_script_job(
         resumed=script.read_base(folder) if resume and resume.phase == 2 else None,
     )
     capture.hooks.audit = audit
+    capture.registry.out = out  # studies and trials stream as the script makes and tells them
     if job.trace and job.trace_at:
         from repro_check.execution.linetrace import LineTrace, TorchOps
 
@@ -124,9 +124,7 @@ class _ScriptEnd:
         if failure is not None:
             out.emit(Error(kind="script", message=failure, ops=ops))
             return
-        capture.registry.emit(
-            out, bounded
-        )  # user attrs, errors, study info: bounded, compared whole
+        capture.registry.emit(out)  # user attrs, errors, study info: bounded, compared whole
         capture.hooks.stop_trace()
         if (
             capture.hooks.tracer is not None and capture.hooks.tracer.started

@@ -1,6 +1,9 @@
 """Script mode's study registry: every study the script made or loaded, in creation order,
-with how its sampler was built, its cap, and each trial's error; and, once the script has
-ended, its trials streamed from the study's own storage.
+with how its sampler was built, its cap, and each trial's error; each study announced to the
+parent when it is made and each trial streamed as the script tells it (``announce``,
+``told``); and, once the script has ended, every finished trial not streamed yet (added with
+``add_trial``, or loaded from a storage), then each study's own view of its trials, from its
+storage, which the parent checks the streamed ones against.
 
 The Optuna hooks (``script_hooks``) feed it; nothing here patches anything.
 """
@@ -16,12 +19,18 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from repro_check.execution.protocol import StudyDone, Trial
+from repro_check.execution.protocol import StudyDone, StudyInfo, Trial, content_digest, trial_hash
 from repro_check.execution.script_children import ChildTripwire
 from repro_check.execution.script_studies import AUTO_NAME, StudyEntry
 from repro_check.execution.target import one_line
 from repro_check.execution.userframes import user_location
-from repro_check.results.records import SamplerInfo, TrialRecord, pending_key, trials_digest
+from repro_check.results.records import (
+    SamplerInfo,
+    TrialRecord,
+    bounded,
+    pending_key,
+    trials_digest,
+)
 from repro_check.results.resume import RESTARTED
 
 if TYPE_CHECKING:
@@ -75,6 +84,10 @@ class StudyRegistry:
         self._copied: dict[str, SamplerInfo] = {}
         """How the script built each sampler it pickled with a study (``remember_sampler``),
         by the digest of its pickled state."""
+        self.out: Stream | None = None
+        """The worker's stream: set, studies and trials go out as they come."""
+        self.stream_lock = threading.RLock()
+        """One trial's check-and-send at a time (``n_jobs`` tells from several threads)."""
 
     def entry(self, study: Any) -> StudyEntry | None:
         return self._by_id.get(id(study))
@@ -135,9 +148,49 @@ class StudyRegistry:
             found = self._by_id.get(id(study))
             if found is not None and found.study is study:
                 return found
+            entry.index = len(self.entries)
             self.entries.append(entry)
             self._by_id[id(study)] = entry
+            self.announce(entry)  # in the lock: announced in creation order
         return entry
+
+    def announce(self, entry: StudyEntry) -> None:
+        """Tell the parent about ``entry``'s study as it is now (made, or asked for trials);
+        never from a forked child (the tripwire makes that run a crash)."""
+        if self.out is None or os.getpid() != self.pid:
+            return
+        info = entry.record().to_dict(with_trials=False)
+        info.pop("trials")
+        with self.stream_lock:
+            self.out.emit(StudyInfo(study=entry.index, info=bounded(info), planned=entry.planned))
+
+    def told(self, entry: StudyEntry, frozen: Any) -> None:
+        """The script told trial ``frozen`` of ``entry``'s study: stream it now, once it is
+        finished (not again at the end; the end checks it against the study's final state)."""
+        if self.out is None or os.getpid() != self.pid or not frozen.state.is_finished():
+            return
+        with self.stream_lock:
+            if frozen.number in entry.streamed:
+                return
+            entry.streamed.add(frozen.number)
+            self.out.emit(Trial(study=entry.index, trial=self.trial_data(entry, frozen)))
+
+    def told_all(self, entry: StudyEntry) -> None:
+        """Stream every finished trial of ``entry``'s study not streamed yet (an ``optimize``
+        call ended: its last trial may have failed past the callbacks)."""
+        if self.out is None or os.getpid() != self.pid:
+            return
+        for frozen in self.readable_trials(entry):
+            self.told(entry, frozen)
+
+    def trial_data(self, entry: StudyEntry, frozen: Any) -> dict[str, Any]:
+        """A finished trial as the ``trial`` event carries it (bounded as a report holds it)."""
+        record = TrialRecord.from_frozen(frozen, error=self.error_of(entry, frozen))
+        data = record.to_dict()
+        data["user_attrs"] = bounded(data["user_attrs"])
+        if data["error"] is not None:
+            data["error"] = bounded(data["error"])
+        return data
 
     def _known_sampler(self, sampler: Any) -> SamplerInfo | None:
         """How the script built ``sampler``, if this process saw it built."""
@@ -248,32 +301,40 @@ class StudyRegistry:
                 )
         return None
 
-    def emit(self, out: Stream, readable: Callable[[Any], Any]) -> int:
-        """Stream every study's trials, then its ``study_done``; returns the studies' count."""
-        for index, entry in enumerate(self.entries):
-            trials = self.readable_trials(entry)
-            finished = [t for t in trials if t.state.is_finished()]
-            entry.pending = tuple(pending_key(t) for t in trials if not t.state.is_finished())
-            for frozen in sorted(finished, key=lambda t: t.number):
-                record = TrialRecord.from_frozen(frozen, error=self.error_of(entry, frozen))
-                data = record.to_dict()
-                data["user_attrs"] = readable(data["user_attrs"])
-                if data["error"] is not None:
-                    data["error"] = readable(data["error"])
-                out.emit(Trial(study=index, trial=data))
-            info = entry.record().to_dict(with_trials=False)
-            info.pop("trials")
-            out.emit(
-                StudyDone(
-                    study=index,
-                    emitted=len(finished),
-                    count=len(finished),
-                    digest=trials_digest((int(t.number), t.state.name) for t in finished),
-                    stopped=False,
-                    info=readable(info),
-                )
-            )
+    def emit(self, out: Stream) -> int:
+        """At the script's end: every study's finished trials not streamed yet, then its
+        ``study_done``, which says what the study holds now (count, states and a digest of
+        every trial's fields, from its storage); returns the studies' count."""
+        with self.stream_lock:
+            self.out = None  # nothing streams live any more: the script has ended
+            for entry in self.entries:
+                self._emit_study(out, entry)
         return len(self.entries)
+
+    def _emit_study(self, out: Stream, entry: StudyEntry) -> None:
+        trials = self.readable_trials(entry)
+        finished = sorted((t for t in trials if t.state.is_finished()), key=lambda t: t.number)
+        entry.pending = tuple(pending_key(t) for t in trials if not t.state.is_finished())
+        hashes = []
+        for frozen in finished:
+            data = self.trial_data(entry, frozen)
+            hashes.append((int(frozen.number), trial_hash(data)))
+            if frozen.number not in entry.streamed:
+                entry.streamed.add(frozen.number)
+                out.emit(Trial(study=entry.index, trial=data))
+        info = entry.record().to_dict(with_trials=False)
+        info.pop("trials")
+        out.emit(
+            StudyDone(
+                study=entry.index,
+                emitted=len(entry.streamed),
+                count=len(finished),
+                digest=trials_digest((int(t.number), t.state.name) for t in finished),
+                stopped=False,
+                info=bounded(info),
+                content=content_digest(hashes),
+            )
+        )
 
     @staticmethod
     def error_of(entry: StudyEntry, frozen: Any) -> str | None:

@@ -51,6 +51,18 @@ class StudyEntry:
     """Its unfinished trials when the script ended (``StudyRegistry.emit`` fills it in)."""
     errors: dict[int, str] = dataclasses.field(default_factory=dict)
     returned: dict[int, Any] = dataclasses.field(default_factory=dict)
+    index: int = 0
+    """Its place in creation order: the ``study`` its events carry."""
+    streamed: set[int] = dataclasses.field(default_factory=set)
+    """Numbers of its trials already streamed (live as told, or at the script's end)."""
+
+    @property
+    def planned(self) -> int | None:
+        """Trials this run is expected to add, for progress: what its ``optimize`` calls
+        asked for, cut to its cap (None: unknown, as for an ask/tell loop)."""
+        if self.n_trials is None:
+            return None
+        return self.n_trials if self.limit is None else min(self.n_trials, self.limit)
 
     def record(self) -> StudyRecord:
         study = self.study

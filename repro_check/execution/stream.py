@@ -6,6 +6,12 @@ holds is read from those types, not listed here). What the types cannot say is c
 one handler per event, found by the event's name (``_on_<name>``): ``started`` comes first and
 once, nothing follows ``done`` or ``error``, trials and ``study_done`` belong to the study that
 runs, a trial arrives once, and a study holds what its ``study_done`` says.
+
+A script's stream (``studies`` 0) is live: each study is announced (``study_info``) when the
+script makes it, its trials stream as the script tells them, in any interleaving of its
+studies, and at the script's end every study's ``study_done`` comes in creation order, with a
+digest of each finished trial's every field as the study then holds it: a trial streamed
+earlier that the study's final state disagrees with makes the run a crash.
 """
 
 from __future__ import annotations
@@ -28,10 +34,13 @@ from repro_check.execution.protocol import (
     Event,
     Started,
     StudyDone,
+    StudyInfo,
     Trace,
     Trial,
+    content_digest,
     event_name,
     read_event,
+    trial_hash,
 )
 from repro_check.execution.target import one_line
 from repro_check.results.records import StudyRecord, TrialRecord, trials_digest
@@ -62,7 +71,6 @@ class StreamCheck:
         self.pid = pid
         self.studies = studies
         self.dynamic = studies == 0
-        studies = 1 if self.dynamic else studies
         self.started = False
         self.trials: list[list[TrialRecord]] = [[] for _ in range(studies)]
         self._numbers: list[set[int]] = [set() for _ in range(studies)]
@@ -70,6 +78,14 @@ class StreamCheck:
         """The ``study_done`` events, one per finished study."""
         self.records: list[StudyRecord] = []
         """A script's studies, from their ``study_done`` info (one per summary)."""
+        self.opened: list[StudyRecord] = []
+        """A script's studies as announced while it ran (``study_info``), with no trials."""
+        self.planned: list[int | None] = []
+        """Trials each announced study's ``optimize`` calls asked for (None: unknown)."""
+        self.last: tuple[int, int] | None = None
+        """(study, trial number) of the last trial that arrived: where a stopped run stopped."""
+        self._hashes: list[dict[int, str]] = []
+        """A script's trials, each as ``protocol.trial_hash``, by study and number."""
         self.done: Done | None = None
         self.error: Error | None = None
         self.broken: str | None = None
@@ -144,17 +160,34 @@ class StreamCheck:
         if self.done is not None or self.error is not None:
             last = "done" if self.done is not None else "error"
             raise _Violation(f"a {kind!r} event after {last!r}")
+        if self.dynamic and isinstance(event, StudyInfo | Trial | StudyDone):
+            self._check_script_order(event, kind)
+            return
+        if isinstance(event, StudyInfo):
+            raise _Violation("a 'study_info' event for a job that runs no script")
         if not isinstance(event, Trial | StudyDone):
             return
         current = len(self.summaries)
-        limit = MAX_STUDIES if self.dynamic else self.studies
-        if event.study != current or current >= limit:
+        if event.study != current or current >= self.studies:
             raise _Violation(
                 f"a {kind!r} event for study {event.study!r} while study {current} ran"
             )
-        if self.dynamic and current >= len(self.trials):
-            self.trials.append([])
-            self._numbers.append(set())
+
+    def _check_script_order(self, event: StudyInfo | Trial | StudyDone, kind: str) -> None:
+        """A script's stream: studies announced in order (an announced one may be updated),
+        trials of any announced study not yet done, ``study_done`` in creation order."""
+        opened, finished = len(self.opened), len(self.summaries)
+        if isinstance(event, StudyInfo):
+            fits = finished <= event.study <= opened and event.study < MAX_STUDIES
+        elif isinstance(event, Trial):
+            fits = finished <= event.study < opened
+        else:
+            fits = event.study == finished < opened
+        if not fits:
+            raise _Violation(
+                f"a {kind!r} event for study {event.study!r} while {opened} studies were "
+                f"announced and {finished} done"
+            )
 
     # -- one handler per event type (``_on_`` + its name)
 
@@ -168,8 +201,26 @@ class StreamCheck:
             )
         self.started = True
 
+    def _on_study_info(self, event: StudyInfo) -> None:
+        try:
+            record = StudyRecord.from_dict(event.info, ())
+        except Exception as exc:
+            raise _Violation(f"a 'study_info' event with a malformed info ({exc})") from None
+        if event.study == len(self.opened):
+            self.opened.append(record)
+            self.planned.append(event.planned)
+            self.trials.append([])
+            self._numbers.append(set())
+            self._hashes.append({})
+        else:
+            self.opened[event.study] = record
+            self.planned[event.study] = event.planned
+
     def _on_trial(self, event: Trial) -> None:
         self._add_trial(event.study, event.trial)
+        if self.dynamic:
+            self._hashes[event.study][event.trial["number"]] = trial_hash(event.trial)
+        self.last = (event.study, event.trial["number"])
 
     def _on_study_done(self, event: StudyDone) -> None:
         if self.dynamic:
@@ -184,7 +235,7 @@ class StreamCheck:
     def _on_done(self, event: Done) -> None:
         current = len(self.summaries)
         if self.dynamic:
-            if current == 0 or event.studies != current:
+            if current == 0 or event.studies != current or current != len(self.opened):
                 raise _Violation(f"'done' after {current} studies, saying {event.studies!r}")
         elif current != self.studies:
             raise _Violation(f"'done' after {current} of {self.studies} studies")
@@ -242,6 +293,11 @@ class StreamCheck:
             )
         if summary.digest != trials_digest((t.number, t.state) for t in trials):
             return "the worker's study holds other trials than the ones streamed"
+        if self.dynamic and summary.content != content_digest(self._hashes[study].items()):
+            return (
+                "a trial streamed while the script ran differs from what the study held at "
+                "the script's end"
+            )
         if expected is None:
             return None
         want = min(len(trials), expected) if summary.stopped else expected
@@ -249,6 +305,15 @@ class StreamCheck:
             asked = f"{expected}" if not first else f"{expected} from trial {first}"
             return f"worker streamed trials {_spans(numbers)} but the study asked for {asked}"
         return None
+
+    def planned_total(self) -> int:
+        """A script's trials as far as known: each announced study's planned count (its own
+        trials so far where unknown), never fewer than arrived; 0 when no study's is known."""
+        if all(p is None for p in self.planned):
+            return 0
+        arrived = [len(t) for t in self.trials]
+        total = sum(p if p is not None else n for p, n in zip(self.planned, arrived, strict=True))
+        return max(total, sum(arrived))
 
     def nondeterministic_ops(self) -> list[str]:
         """The ops torch named (at ``done``, or in the ``error`` that ended the job)."""

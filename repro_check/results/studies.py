@@ -133,12 +133,13 @@ def _short(text: str, limit: int = 120) -> str:
 
 
 def compare_studies(runs: Sequence[RunRecord], tol: Tolerance) -> ScriptComparison:
-    """Compare the finished runs (or, when none finished, every run with studies) study by
-    study. A crashed run is compared on the studies it finished, as a one-study run is
-    compared on the trials it finished."""
-    counted = [run for run in runs if run.finished and run.studies] or [
-        run for run in runs if run.studies
-    ]
+    """Compare every run with studies, study by study, the finished ones first (the first is
+    the reference). A run that did not finish (crashed, timed out, stopped by Ctrl-C or
+    --fail-fast) is compared on the trials that arrived, as a one-study run is compared on
+    the trials it finished; whether the runs made the same studies is judged on the finished
+    runs only."""
+    having = [run for run in runs if run.studies]
+    counted = [run for run in having if run.finished] + [r for r in having if not r.finished]
     finished = [run for run in counted if run.finished]
     structure = _structure(finished)
     most = max((len(run.studies) for run in counted), default=0)
