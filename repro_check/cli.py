@@ -57,6 +57,9 @@ from repro_check.cli_options import (
     Verbose,
     Version,
     Workers,
+    given_controls,
+    script_hint,
+    usage_message,
 )
 from repro_check.errors import EXIT_INTERRUPTED, EXIT_USAGE, ReproCheckError
 from repro_check.render.safe import one_line
@@ -91,6 +94,7 @@ def _plan(options: dict[str, Any], experiments: bool = False, resumes: bool = Fa
     study and check flags, and flags a command lacks are simply not given. ``resumes``
     (diagnose): the storage and ``resume_at`` stay, for its resume experiment."""
     from repro_check.errors import ConfigError
+    from repro_check.execution.target import check_attribute
     from repro_check.plan.config import MAX_RUNS, build_plan, shown
     from repro_check.plan.settings import PLAN_KEYS
 
@@ -108,6 +112,7 @@ def _plan(options: dict[str, Any], experiments: bool = False, resumes: bool = Fa
     if isinstance(replicates, int) and replicates > MAX_RUNS:
         raise ConfigError(f"--replicates must be <= {MAX_RUNS}, got {shown(replicates)}")
     plan = build_plan(target, flags, options.get("config"))
+    check_attribute(plan.target)  # `file.py:objectiv`: said now, not after a worker imported it
     if experiments:  # compare/diagnose need every run of every condition, in this process
         plan = dataclasses.replace(plan, fail_fast=False, resume=False)
         if not resumes:
@@ -218,11 +223,11 @@ def run(
     3 a run crashed or timed out.
     """
     from repro_check.checks.run import run_check
-    from repro_check.plan.config import check_threads_apply
+    from repro_check.plan.inert import check_settings_apply
     from repro_check.results.report import CheckInterrupted
 
     plan = _plan(locals())
-    check_threads_apply(plan, "--threads" if threads is not None else None)
+    check_settings_apply(plan, given_controls(seed, threads))
     outputs = output_paths(json_path, markdown, junit, plot)
     if save_baseline is not None:
         from repro_check.render.files import check_output_paths
@@ -311,8 +316,9 @@ def compare(
 
     Exit code: that of the fixed_seed condition (as `run`).
     """
-    from repro_check.checks.compare import CONDITIONS, run_compare
+    from repro_check.checks.compare import CONDITIONS, condition_controls, run_compare
     from repro_check.errors import ConfigError
+    from repro_check.plan.inert import check_settings_apply
     from repro_check.render import console_compare
     from repro_check.render.files import write_outputs
 
@@ -324,6 +330,8 @@ def compare(
             f"(choose from {', '.join(CONDITIONS)})"
         )
     plan = _plan(locals(), experiments=True)
+    runs_under = [condition_controls(plan, condition) for condition in chosen]
+    check_settings_apply(plan, given_controls(seed, threads), runs_under)
     outputs = output_paths(json_path, markdown, junit, plot)
     display = Display(quiet, verbose)
     result = interruptible(lambda on_progress: run_compare(plan, chosen, on_progress), display)
@@ -555,22 +563,16 @@ def _terminate(_signum: int, _frame: Any) -> None:
     raise KeyboardInterrupt
 
 
-def _usage_message(exc: Exception) -> str | None:
-    """The one-line text of a command-line usage error (typer/click), else None."""
-    format_message = getattr(exc, "format_message", None)
-    if callable(format_message) and hasattr(exc, "exit_code"):
-        return str(format_message()).strip().splitlines()[0]
-    return None
-
-
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: one-line errors and the documented exit codes."""
     command = typer.main.get_command(app)
+    given = list(sys.argv[1:] if argv is None else argv)
     signal.signal(signal.SIGTERM, _terminate)  # CI cancels with SIGTERM: stop workers as Ctrl-C
     try:
         code = command.main(args=argv, prog_name="repro-check", standalone_mode=False)
     except ReproCheckError as exc:
-        typer.echo(f"error: {one_line(str(exc))}", err=True)
+        text = script_hint(exc, given, command) or str(exc)
+        typer.echo(f"error: {one_line(text)}", err=True)
         sys.exit(exc.exit_code)
 
     except (typer.Exit, typer.Abort, KeyboardInterrupt) as exc:
@@ -579,7 +581,7 @@ def main(argv: list[str] | None = None) -> None:
         typer.echo("interrupted", err=True)
         sys.exit(EXIT_INTERRUPTED)
     except Exception as exc:
-        message = _usage_message(exc)
+        message = script_hint(exc, given, command) or usage_message(exc)
         if message is None:
             raise
         if type(exc).__name__ == "NoArgsIsHelpError":  # bare `repro-check`: show the help

@@ -1,10 +1,12 @@
 """The command line's options and help layout: each flag's type, metavar, help and panel,
 declared once and shared by the commands that take it (``cli.py`` holds the commands). Kept
 apart because it is a third of the command line and changes for other reasons: a new flag,
-not a new behaviour."""
+not a new behaviour. Also what a usage error on a script target most likely means (its own
+arguments typed before ``--``) and the command line corrected, read from the same options."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -320,3 +322,157 @@ Verbose = Annotated[
         rich_help_panel=OUTPUT,
     ),
 ]
+
+
+# What a script's argument typed before ``--`` becomes: the command line corrected. A check's
+# flag that the script also has (``--seed``) parses as the check's, an unknown one (``--epochs``)
+# fails as "No such option"; either way the fix is the same: move it after ``--``.
+
+MODULE_FLAGS = ("-m", "--module")
+
+
+def _option_names(command: Any) -> tuple[set[str], set[str]]:
+    """The command's option names, and those of them that take a value."""
+    names: set[str] = set()
+    valued: set[str] = set()
+    for param in getattr(command, "params", ()):
+        if param.param_type_name != "option":
+            continue
+        spelled = {*param.opts, *param.secondary_opts}
+        names |= spelled
+        if not param.is_flag and not param.count:
+            valued |= spelled
+    return names, valued
+
+
+def _kinds(argv: Sequence[str], start: int, stop: int, command: Any) -> list[str]:
+    """Each token's part: ``option`` (the command's), ``value`` (of the option before it),
+    ``unknown`` (an option the command lacks) or ``positional``; "" outside ``start:stop``."""
+    names, valued = _option_names(command)
+    kinds = [""] * len(argv)
+    index = start
+    while index < stop:
+        token = argv[index]
+        name = token.split("=", 1)[0]
+        if not token.startswith("-") or token == "-":
+            kinds[index] = "positional"
+        elif name not in names:
+            kinds[index] = "unknown"
+        else:
+            kinds[index] = "option"
+            if name in valued and "=" not in token and index + 1 < stop:
+                index += 1
+                kinds[index] = "value"
+        index += 1
+    return kinds
+
+
+def _command_span(argv: Sequence[str], commands: Sequence[str]) -> tuple[int, int]:
+    """Where the command's own tokens are: after its name, up to ``--`` (or the end)."""
+    start = next((i + 1 for i, token in enumerate(argv) if token in commands), len(argv))
+    stop = next((i for i in range(start, len(argv)) if argv[i] == "--"), len(argv))
+    return start, stop
+
+
+def _script_target(argv: Sequence[str], kinds: Sequence[str]) -> int | None:
+    """The index of the script target (``train.py``, or the module after ``-m``), or None when
+    the target is an objective or not given."""
+    from repro_check.plan.targets import is_script
+
+    for index, kind in enumerate(kinds):
+        name = argv[index].split("=", 1)[0]
+        if kind == "option" and name in MODULE_FLAGS:
+            return index if "=" in argv[index] else index + 1
+    return next(
+        (i for i, kind in enumerate(kinds) if kind == "positional" and is_script(argv[i])), None
+    )
+
+
+def _moved_after_dashes(argv: Sequence[str], moved: set[int]) -> list[str]:
+    """``argv`` with the tokens at ``moved`` taken out and put first after ``--`` (added at the
+    end when there is none)."""
+    dashes = argv.index("--") if "--" in argv else len(argv)
+    kept = [token for index, token in enumerate(argv[:dashes]) if index not in moved]
+    return [*kept, "--", *(argv[index] for index in sorted(moved)), *argv[dashes + 1 :]]
+
+
+def _corrected(argv: Sequence[str], moved: set[int]) -> str:
+    import shlex
+
+    return "repro-check " + shlex.join(_moved_after_dashes(argv, moved))
+
+
+def unknown_option_hint(argv: Sequence[str], commands: Sequence[str], command: Any) -> str | None:
+    """For an option the command does not have, given with a script target: where the script's
+    own arguments go, and the command line corrected (each unknown option, with the words after
+    it up to the next of the command's options, moved after ``--``); None for an objective."""
+    start, stop = _command_span(argv, commands)
+    kinds = _kinds(argv, start, stop, command)
+    target = _script_target(argv, kinds)
+    if target is None:
+        return None
+    moved: set[int] = set()
+    taking = False
+    for index in range(start, stop):
+        if kinds[index] == "unknown":
+            taking = True
+        elif kinds[index] == "option" or index == target:
+            taking = False
+        if taking:
+            moved.add(index)
+    if not moved:
+        return None
+    return f"the script's own arguments go after --: {_corrected(argv, moved)}"
+
+
+def inert_flag_hint(
+    argv: Sequence[str], commands: Sequence[str], command: Any, flag: str, script: str
+) -> str:
+    """``to pass it to train.py: repro-check run train.py -- --seed 42``: the check's ``flag``
+    (every time it is given, with its value) moved after ``--``, for the script."""
+    start, stop = _command_span(argv, commands)
+    kinds = _kinds(argv, start, stop, command)
+    moved: set[int] = set()
+    for index in range(start, stop):
+        if kinds[index] == "option" and argv[index].split("=", 1)[0] == flag:
+            moved.add(index)
+            if "=" not in argv[index] and index + 1 < stop and kinds[index + 1] == "value":
+                moved.add(index + 1)
+    if not moved:  # the flag came from elsewhere (it cannot, for the settings refused)
+        return f"to pass it to {script}, put it after --"
+    return f"to pass it to {script}: {_corrected(argv, moved)}"
+
+
+def given_controls(seed: int | None, threads: int | None) -> dict[str, str]:
+    """The flags given that only a control reads: refused when no control reads them."""
+    given = {"seed": seed, "threads": threads}
+    return {key: f"--{key}" for key, value in given.items() if value is not None}
+
+
+def usage_message(exc: Exception) -> str | None:
+    """The one-line text of a command-line usage error (typer/click), else None."""
+    format_message = getattr(exc, "format_message", None)
+    if callable(format_message) and hasattr(exc, "exit_code"):
+        return str(format_message()).strip().splitlines()[0]
+    return None
+
+
+def script_hint(exc: Exception, argv: list[str], group: Any) -> str | None:
+    """For a script target, what a usage error most likely means: the script's own arguments
+    typed before ``--``. Returns the message to show instead, or None to keep the error's."""
+    from repro_check.plan.inert import InertSettingError
+
+    commands = list(getattr(group, "commands", {}))
+    if isinstance(exc, InertSettingError):
+        if exc.script is None:
+            return None
+        name = next((token for token in argv if token in commands), "")
+        flag = f"--{exc.setting}"
+        moved = inert_flag_hint(argv, commands, group.commands.get(name), flag, exc.script)
+        return f"{exc.base}; {moved}"
+    if type(exc).__name__ != "NoSuchOption":
+        return None
+    message = usage_message(exc)
+    ctx = getattr(exc, "ctx", None)
+    hint = unknown_option_hint(argv, commands, getattr(ctx, "command", None))
+    return None if message is None or hint is None else f"{message}; {hint}"

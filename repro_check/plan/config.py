@@ -525,15 +525,3 @@ def build_plan(
         tolerance=Tolerance(values.get("atol", 0.0), values.get("rtol", 0.0)),
         **{key: values[key] for key in CHECK_KEYS if key in values},
     )
-
-
-def check_threads_apply(plan: CheckPlan, given: str | None) -> None:
-    """``run``: a thread count given (``given`` names where: ``--threads``, ``threads=``)
-    while the ``threads`` control is off would pin nothing: refused, not ignored."""
-    if given is None or plan.controls.threads:
-        return
-    why = "a script runs as written by default" if is_script(plan.target) else "--controls"
-    raise ConfigError(
-        f"{given} sets the count the threads control pins, and that control is off ({why}): "
-        "add threads to --controls (or --controls all), or leave the thread count out"
-    )
