@@ -4,9 +4,18 @@ from __future__ import annotations
 
 import math
 
+import pytest
+
 from repro_check.plan.settings import CheckPlan
 from repro_check.results import report
-from repro_check.results.compare_report import relative_spread, summary_sentence
+from repro_check.results.compare_report import (
+    interval_text,
+    mean_interval,
+    relative_spread,
+    summary_sentence,
+    t_quantile,
+)
+from repro_check.results.comparison import Stats
 from repro_check.results.records import RunRecord, TrialRecord
 
 
@@ -40,6 +49,35 @@ def test_param_spread_matches_hand_computation() -> None:
     assert spread.stats.range == 5.0
 
 
+def test_mean_interval_is_the_t_interval_of_the_mean() -> None:
+    """95% CI of the mean, t-based: 1, 2, 4 have mean 7/3, std sqrt(7/3), t(2) = 4.303."""
+    stats = build([1.0, 2.0, 4.0]).comparison.best_value
+    assert stats is not None
+    interval = mean_interval(stats)
+    assert interval is not None
+    half = 4.303 * math.sqrt(7.0 / 3.0) / math.sqrt(3.0)
+    assert math.isclose(interval[0], 7.0 / 3.0 - half) and math.isclose(
+        interval[1], 7.0 / 3.0 + half
+    )
+    assert interval_text(stats, 3) == "n=3, 95% CI of the mean -1.46 .. 6.13"
+
+
+def test_t_quantile_matches_the_tables() -> None:
+    # scipy.stats.t.ppf(0.975, df) for these df: 12.706, 2.045, 2.021, 2.000, 1.980
+    for df, exact in ((1, 12.706), (29, 2.045), (40, 2.021), (60, 2.000), (120, 1.980)):
+        assert abs(t_quantile(df) - exact) < 0.002, df
+    with pytest.raises(ValueError):
+        t_quantile(0)
+
+
+def test_no_interval_without_two_values_or_without_spread() -> None:
+    one = build([1.0, 1.0]).comparison.best_value
+    assert one is not None and mean_interval(one) is not None
+    assert interval_text(one) == "n=2"  # every run the same: nothing to bound
+    assert interval_text(Stats(1.0, 0.0, 1.0, 1.0, 1)) == "n=1"
+    assert mean_interval(Stats(math.inf, math.nan, 1.0, math.inf, 2)) is None
+
+
 def test_relative_spread() -> None:
     assert relative_spread(0.5, -2.0) == 0.25
     assert relative_spread(0.5, 0.0) is None
@@ -53,9 +91,10 @@ def test_summary_sentence_names_what_the_controls_bought() -> None:
     loose = build([1.0, 3.0, 5.0])  # std 2, range 4
     sentence = summary_sentence({"fixed_seed": fixed, "seed_sweep": sweep, "uncontrolled": loose})
     assert sentence == (
-        "fixed seeds remove all spread; seed choice alone moves the best value by std 1 over a "
-        "range of 2 (1 .. 3), 50% of the spread without controls; without controls the study "
-        "moves the best value by std 2 over a range of 4 (1 .. 5), parting at trial 0."
+        "fixed seeds remove all spread; in the seed sweep, seed choice alone moves the best "
+        "value by std 1 over a range of 2 (1 .. 3; n=3, 95% CI of the mean -0.484 .. 4.48), 50% "
+        "of the spread as written; as written, the study moves the best value by std 2 over a "
+        "range of 4 (1 .. 5; n=3, 95% CI of the mean -1.97 .. 7.97), parting at trial 0."
     )
 
 
@@ -69,10 +108,11 @@ def test_summary_sentence_on_a_small_scale_study_uses_the_value_units() -> None:
     )
     assert "±" not in sentence
     assert sentence == (
-        "fixed seeds remove all spread; seed choice alone moves the best value by std 0.000458 "
-        "over a range of 0.0009 (0.0021 .. 0.003), 31% of the spread without controls; without "
-        "controls the study moves the best value by std 0.0015 over a range of 0.003 "
-        "(0.0012 .. 0.0042), parting at trial 0."
+        "fixed seeds remove all spread; in the seed sweep, seed choice alone moves the best "
+        "value by std 0.000458 over a range of 0.0009 (0.0021 .. 0.003; n=3, 95% CI of the mean "
+        "0.00146 .. 0.00374), 31% of the spread as written; as written, the study moves the best "
+        "value by std 0.0015 over a range of 0.003 (0.0012 .. 0.0042; n=3, 95% CI of the mean "
+        "-0.00103 .. 0.00643), parting at trial 0."
     )
 
 
@@ -80,8 +120,8 @@ def test_summary_sentence_near_zero_mean_never_divides_by_the_mean() -> None:
     sweep = build([-0.001, 0.001, 0.0])  # mean 0: a relative figure would be infinite
     sentence = summary_sentence({"seed_sweep": sweep})
     assert sentence == (
-        "seed choice alone moves the best value by std 0.001 over a range of 0.002 "
-        "(-0.001 .. 0.001)."
+        "in the seed sweep, seed choice alone moves the best value by std 0.001 over a range of "
+        "0.002 (-0.001 .. 0.001; n=3, 95% CI of the mean -0.00248 .. 0.00248)."
     )
 
 
@@ -96,8 +136,8 @@ def test_summary_sentence_without_spread_reads_well() -> None:
     flat = build([2.0, 2.0])
     sentence = summary_sentence({"fixed_seed": flat, "seed_sweep": flat, "uncontrolled": flat})
     assert sentence == (
-        "fixed seeds remove all spread; seed choice alone leaves the best value unchanged; "
-        "without controls the study leaves the best value unchanged."
+        "fixed seeds remove all spread; in the seed sweep, seed choice alone leaves the best "
+        "value unchanged; as written, the study leaves the best value unchanged."
     )
 
 

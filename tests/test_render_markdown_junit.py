@@ -15,7 +15,7 @@ from rich.console import Console
 from repro_check.plan.settings import CheckPlan, StudySettings
 from repro_check.render import console, fmt, junit, markdown
 from repro_check.results import report
-from repro_check.results.compare_report import CompareReport
+from repro_check.results.compare_report import CompareReport, interval_text
 from repro_check.results.records import RunRecord, TrialRecord
 
 ENV = {
@@ -191,18 +191,23 @@ def test_junit_compare_only_fixed_seed_can_fail(compared: CompareReport) -> None
     assert suite is not None
     assert counts(root) == counts(suite) == ("3", "0", "0", "6.750")
     cases = {c.get("name"): c for c in suite.findall("testcase")}
-    assert list(cases) == [
-        "pkg.mod:objective [fixed_seed]",
-        "pkg.mod:objective [seed_sweep]",
-        "pkg.mod:objective [uncontrolled]",
+    assert list(cases) == [  # the conditions' labels, as every other output names them
+        "pkg.mod:objective [fixed seed]",
+        "pkg.mod:objective [seed sweep]",
+        "pkg.mod:objective [as written]",
     ]
     loose = compared.conditions["uncontrolled"]
     assert loose.verdict == "not reproducible"
-    loose_case = cases["pkg.mod:objective [uncontrolled]"]
+    loose_case = cases["pkg.mod:objective [as written]"]
     assert loose_case.get("classname") == "repro-check.compare"
     assert loose_case.find("failure") is None
     assert fmt.headline(loose) in (loose_case.findtext("system-out") or "")
     assert suite.findtext("system-out") == compared.sentence + "\n"
+    # the sweep is described, not judged: no verdict headline, no hint to diagnose it
+    sweep_out = cases["pkg.mod:objective [seed sweep]"].findtext("system-out") or ""
+    assert "NOT REPRODUCIBLE" not in sweep_out and "diagnose" not in sweep_out
+    assert sweep_out.startswith("SEED SWEEP (not judged (meant to vary)): seeds ")
+    assert "NOT REPRODUCIBLE" in (loose_case.findtext("system-out") or "")
 
     broken = dataclasses.replace(
         compared,
@@ -310,22 +315,29 @@ def test_markdown_compare(compared: CompareReport) -> None:
     assert compared.sentence.startswith("fixed seeds remove all spread")
     assert compared.sentence in lines
     sweep = compared.conditions["seed_sweep"].comparison.best_value
+    assert sweep is not None
     assert table_rows(md) == [
         ["condition", "verdict", "best value", "distinct histories", "first divergence"],
         ["---", "---", "---:", "---:", "---"],
-        ["fixed seed", "✅ reproducible", "1.5 ± 0  (1.5 .. 1.5)", "1 of 3", "-"],
-        ["seed sweep", "not reproducible", fmt.stats_line(sweep), "3 of 3", "trial 1 (values)"],
+        ["fixed seed", "✅ reproducible", "1.5 ± 0  (1.5 .. 1.5); n=3", "1 of 3", "-"],
         [
-            "uncontrolled",
+            "seed sweep",
+            "not judged (meant to vary)",
+            f"{fmt.stats_line(sweep)}; {interval_text(sweep)}",
+            "3 of 3",
+            "trial 1 (values)",
+        ],
+        [
+            "as written",
             "not reproducible",
-            "1.5 ± 0.25  (1.25 .. 1.75)",
+            "1.5 ± 0.25  (1.25 .. 1.75); n=3, 95% CI of the mean 0.878915 .. 2.12108",
             "3 of 3",
             "trial 1 (values)",
         ],
     ]
     divergence = compared.conditions["uncontrolled"].comparison.divergence
     assert divergence is not None
-    assert f"- uncontrolled: `{fmt.divergence_line(divergence)}`" in lines
+    assert f"- as written: `{fmt.divergence_line(divergence)}`" in lines
 
 
 def test_render_dispatches_on_type(diverged: report.RunReport, compared: CompareReport) -> None:

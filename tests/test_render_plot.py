@@ -176,10 +176,12 @@ def test_compare_png_and_svg(tmp_path: Path) -> None:
     assert imread(png).shape == (660, 1080, 4)
     text = svg_text(svg)
     assert "m:f: best value per condition" in text
-    for name in ("fixed_seed", "seed_sweep", "uncontrolled"):
+    for name in ("fixed seed", "seed sweep", "as written"):  # the labels every output uses
         assert name in text
-    assert "1 ± 0 (n=3)" in text  # fixed_seed: every run's best is 1.0
-    assert "1 ± 0.5 (n=3)" in text  # seed_sweep: bests 1.0, 1.5, 0.5
+    assert "1 ± 0" in text and "n=3" in text  # fixed seed: every run's best is 1.0
+    assert "1 ± 0.5" in text  # seed sweep: bests 1.0, 1.5, 0.5
+    assert "n=3, 95% CI of the mean -0.242 .. 2.24" in text
+    assert "not judged (meant to vary)" in text
 
 
 @needs_matplotlib

@@ -13,6 +13,7 @@ from typing import Any
 
 from repro_check.json_values import to_json_safe
 from repro_check.plan.liveness import DEFAULT_STALE_AFTER
+from repro_check.plan.targets import is_script
 from repro_check.redact import redact
 from repro_check.vocab import Pruner, Sampler
 
@@ -115,6 +116,12 @@ class Controls:
     def enabled(self) -> list[str]:
         return [name for name in self.names() if getattr(self, name)]
 
+    @property
+    def take_seed(self) -> bool:
+        """Some control hands the check's seed to the code (the sampler's or the global
+        RNGs'); with none on, ``CheckPlan.seed`` reaches nothing a run does."""
+        return self.sampler_seed or self.global_rng or self.trial_reseed
+
     @classmethod
     def none(cls) -> Controls:
         """Every control off: what a user gets with no help."""
@@ -182,12 +189,20 @@ class CheckPlan:
     and a fresh process resumes the study (``load_study``) for the rest; the resumed
     replicates are compared with each other and with straight-through ones."""
 
+    @property
+    def script(self) -> bool:
+        """The target is a script run whole (its own studies, samplers and trial counts)."""
+        return is_script(self.target)
+
     def to_dict(self, device: str) -> dict[str, Any]:
         """The report's ``settings``: this plan as run on ``device`` (the resolved one), its
-        storage URL's secrets masked."""
-        return {
+        storage URL's secrets masked. Only what is true of the run: for a script the study
+        settings (trials, directions, sampler, pruner, n_jobs) are the script's own, recorded
+        per study in each run, so they are null here; and ``seed`` is null when no control
+        hands it to the code (a script as written)."""
+        data: dict[str, Any] = {
             "runs": self.runs,
-            "seed": self.seed,
+            "seed": self.seed if not self.script or self.controls.take_seed else None,
             "trials": self.study.trials,
             "device": device,
             "gpus": self.gpus,
@@ -210,17 +225,25 @@ class CheckPlan:
             "cap": self.cap,
             "resume_at": self.resume_at,
         }
+        if self.script:
+            data.update(dict.fromkeys(SCRIPT_OWN_SETTINGS))
+        return data
 
     @classmethod
     def from_dict(cls, target: str, settings: Mapping[str, Any]) -> CheckPlan:
         """The plan a saved report's (or a shared check's) ``settings`` describe."""
-        study = StudySettings.from_dict(settings)
+        study = (
+            StudySettings()
+            if settings.get("trials") is None  # a script's: its studies carry their own
+            else StudySettings.from_dict(settings)
+        )
+        seed = settings.get("seed")
         tolerance = settings.get("tolerance") or {}
         return cls(
             target=target,
             study=study,
             runs=int(settings["runs"]),
-            seed=int(settings["seed"]),
+            seed=DEFAULT_SEED if seed is None else int(seed),
             workers=settings.get("workers"),
             timeout=settings.get("timeout"),
             threads=int(settings.get("threads", 1)),
@@ -245,6 +268,8 @@ def _optional_int(value: Any) -> int | None:
 
 STUDY_KEYS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(StudySettings))
 """The plan keys that build a ``StudySettings`` (its fields)."""
+SCRIPT_OWN_SETTINGS: tuple[str, ...] = STUDY_KEYS
+"""The settings a script decides itself (its studies record them): null in its report."""
 TOLERANCE_KEYS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Tolerance))
 """The plan keys that build a ``Tolerance`` (``atol``, ``rtol``)."""
 CHECK_KEYS: tuple[str, ...] = tuple(
@@ -291,12 +316,22 @@ def _setting(plan: CheckPlan, name: str) -> Any:
     )
 
 
+def _has_effect(plan: CheckPlan, name: str) -> bool:
+    """Whether setting ``name`` changes what ``plan``'s runs do: a script's study settings are
+    its own, and the seed reaches nothing without a control that takes it."""
+    if name == "seed":
+        return not plan.script or plan.controls.take_seed
+    return not (plan.script and name in SCRIPT_OWN_SETTINGS)
+
+
 def settings_mismatches(
     baseline: CheckPlan, now: CheckPlan, before: str = "in the baseline", after: str = "now"
 ) -> list[str]:
-    """Human lines naming each setting that differs, e.g. "trials: 20 in the baseline, 30 now"."""
+    """Human lines naming each setting that differs, e.g. "trials: 20 in the baseline, 30 now"
+    (a setting that has no effect on either side, such as a script's sampler, never does)."""
     return [
         f"{name}: {_setting(baseline, name)!r} {before}, {_setting(now, name)!r} {after}"
         for name in COMPARED_SETTINGS
-        if _setting(baseline, name) != _setting(now, name)
+        if (_has_effect(baseline, name) or _has_effect(now, name))
+        and _setting(baseline, name) != _setting(now, name)
     ]

@@ -21,7 +21,7 @@ def table(conditions: sections.Conditions) -> Table:
     for c in conditions.rows:
         grid.add_column(c.title, justify="right")
     rows = conditions.rows
-    grid.add_row("verdict", *(Text(c.verdict, style=STYLE[c.verdict]) for c in rows))
+    grid.add_row("verdict", *(Text(c.outcome, style=STYLE.get(c.outcome, "dim")) for c in rows))
     grid.add_row("seeds", *(Text(c.seeds) for c in rows))
     grid.add_row("best value", *(Text(c.best_value) for c in rows))
     grid.add_row("distinct histories", *(Text(c.histories) for c in rows))

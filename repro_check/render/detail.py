@@ -10,10 +10,12 @@ from rich.console import Console
 from rich.padding import Padding
 from rich.text import Text
 
+from repro_check.render import fmt
 from repro_check.render.safe import escape_controls
 from repro_check.results.records import RunRecord
 
 if TYPE_CHECKING:
+    from repro_check.plan.settings import CheckPlan
     from repro_check.render.formats import Report
 
 Outputs = Mapping[tuple[str, int], str]
@@ -23,7 +25,6 @@ Outputs = Mapping[tuple[str, int], str]
 
 def verdict_line(obj: Report) -> str:
     """The one line ``--quiet`` prints: the report's headline."""
-    from repro_check.render import fmt
     from repro_check.results.compare_report import CompareReport
     from repro_check.results.diagnosis import Diagnosis
     from repro_check.results.report_diff import ReportDiff
@@ -58,13 +59,14 @@ def _indent(text: Text, by: int) -> Padding:
     return Padding(text, (0, 0, 0, by), expand=False)
 
 
-def _run_lines(run: RunRecord, output: str | None) -> list[Text | Padding]:
+def _run_lines(run: RunRecord, output: str | None, plan: CheckPlan | None) -> list[Text | Padding]:
     states: dict[str, int] = {}
     for trial in run.trials:
         states[trial.state] = states.get(trial.state, 0) + 1
     counts = ", ".join(f"{n} {state.lower()}" for state, n in sorted(states.items()))
     wall = f"{run.wall_s:.3g} s" if run.wall_s is not None else "-"
-    head = f"run {run.index}: {run.status}, seed {run.seed}, {len(run.trials)} trials"
+    seeds = f"seed {run.seed}" if plan is None else fmt.run_seed(plan, run)
+    head = f"run {run.index}: {run.status}, {seeds + ', ' if seeds else ''}{len(run.trials)} trials"
     head += f" ({counts})" if counts else ""
     parts: list[Text | Padding] = [Text(f"{head}, {wall}", style="bold")]
     if run.environment:
@@ -85,28 +87,35 @@ def _run_lines(run: RunRecord, output: str | None) -> list[Text | Padding]:
     return parts
 
 
-def _runs(console: Console, title: str, runs: Iterable[RunRecord], outputs: Outputs | None) -> None:
+def _runs(
+    console: Console,
+    title: str,
+    runs: Iterable[RunRecord],
+    outputs: Outputs | None,
+    plan: CheckPlan | None = None,
+) -> None:
+    """``plan``: the runs' plan, for the seeds as they were (None: each run's seed)."""
     console.print(Text(title, style="bold"))
     for run in runs:
         # a run read back from a shared check's storage has no job: its replicate's index
         key = run.job if run.job is not None else ("", run.index)
         output = None if outputs is None else outputs.get(key, "")
-        for part in _run_lines(run, output):
+        for part in _run_lines(run, output, plan):
             console.print(part)
 
 
 def render(obj: Report, console: Console, outputs: Outputs | None = None) -> None:
     """Per-run detail for ``--verbose``; ``outputs`` is None when nothing ran in this process
     (``report``, ``diff``: saved reports keep no captured output)."""
-    from repro_check.results.compare_report import CompareReport
+    from repro_check.results.compare_report import CompareReport, label
     from repro_check.results.diagnosis import Diagnosis
     from repro_check.results.report_diff import ReportDiff
 
     if isinstance(obj, CompareReport):
         for name, condition in obj.conditions.items():
-            _runs(console, f"Runs of {name}:", condition.runs, outputs)
+            _runs(console, f"Runs of {label(name)}:", condition.runs, outputs, condition.plan)
     elif isinstance(obj, Diagnosis):
         for experiment in obj.experiments:
             _runs(console, f"Runs of {experiment.id}:", experiment.runs, outputs)
     elif not isinstance(obj, ReportDiff):  # a diff has no runs of its own
-        _runs(console, "Runs:", obj.runs, outputs)
+        _runs(console, "Runs:", obj.runs, outputs, obj.plan)

@@ -544,3 +544,24 @@ def pareto_line(report: RunReport) -> str:
         where = "every run" if len(sizes) > 1 else "the run"
         return f"{size} trial{'' if size == 1 else 's'} in {where}"
     return ", ".join(f"run {index}: {size}" for index, size in sizes) + " trials"
+
+
+def run_seed(plan: CheckPlan, run: RunRecord) -> str:
+    """The seeds that decided ``run``, as they were: "seed 0" where the check handed its seed
+    to the code (always, for an objective); for a script also each study's sampler as the
+    script built it ("sampler seed 1", "unseeded sampler"). "" when nothing is known: never
+    the plan's placeholder seed for a script that took none."""
+    from repro_check.results.script_notes import SEEDABLE
+
+    if not plan.script:
+        return f"seed {run.seed}"
+    parts = [f"seed {run.seed}"] if plan.controls.take_seed else []
+    for study in run.studies:
+        sampler = study.sampler
+        if sampler.seeded_by_check:
+            continue  # the check's seed, named above
+        if sampler.seed is not None:
+            parts.append(f"sampler seed {sampler.seed}")
+        elif sampler.cls in SEEDABLE:
+            parts.append("unseeded sampler")
+    return ", ".join(dict.fromkeys(parts))

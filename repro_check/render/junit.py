@@ -36,6 +36,7 @@ from repro_check.results.report import (
 from repro_check.results.report_diff import ReportDiff
 
 if TYPE_CHECKING:
+    from repro_check.plan.settings import CheckPlan
     from repro_check.results.diagnosis import Diagnosis
 
 SUITE = "repro-check"
@@ -168,10 +169,22 @@ def _failure_body(parts: Sequence[sections.RunSection], headline: str, message: 
     return "\n".join(dict.fromkeys(body))
 
 
-def _run_case(classname: str, name: str, report: RunReport, judged: Judged) -> Case:
-    """One check's case: skipped while awaiting, else judged by the report's exit code."""
+def _takes_seed(plan: CheckPlan) -> bool:
+    """The plan's seed reached the code (a script as written takes none: not a property)."""
+    return not plan.script or plan.controls.take_seed
+
+
+def _run_case(
+    classname: str,
+    name: str,
+    report: RunReport,
+    judged: Judged,
+    parts: tuple[sections.RunSection, ...] | None = None,
+) -> Case:
+    """One check's case: skipped while awaiting, else judged by the report's exit code;
+    ``parts``: its sections, when not the run's own (a compare condition's)."""
     can_fail, can_error = judged
-    parts = sections.run_sections(report)
+    parts = sections.run_sections(report) if parts is None else parts
     headline = fmt.headline(report)  # the same text as the Headline section
     out = "\n".join(line for section in parts for line in draw(section)) + "\n"
     case = Case(classname, name, _walls([report]), out)
@@ -239,7 +252,7 @@ def render_run(report: RunReport) -> str:
         "command": report.command,
         "verdict": report.verdict,
         "exit_code": str(report.exit_code),
-        "seed": str(report.plan.seed),
+        **({"seed": str(report.plan.seed)} if _takes_seed(report.plan) else {}),
         "device": report.device,
         "tool_version": report.tool_version,
     }
@@ -256,16 +269,18 @@ def render_compare(report: CompareReport) -> str:
     cases = [
         _run_case(
             f"{SUITE}.compare",
-            f"{report.plan.target} [{c.name}]",
+            f"{report.plan.target} [{c.title}]",
             c.report,
             (c.can_fail, c.can_error),
+            sections.condition_sections(c),
         )
         for c in conditions.rows
     ]
+    seeded = any(_takes_seed(c.plan) for c in report.conditions.values())
     properties = {
         "command": "compare",
         "exit_code": str(report.exit_code),
-        "seed": str(report.plan.seed),
+        **({"seed": str(report.plan.seed)} if seeded else {}),
         "device": report.device,
         "tool_version": report.tool_version,
     }

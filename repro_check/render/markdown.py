@@ -161,7 +161,7 @@ def draw_compare(section: sections.CompareSection) -> list[str]:
                 [
                     text(c.title),
                     # only the gate decides the exit code; the others inform, never alarm
-                    f"{icon(c.verdict)} {text(c.verdict)}" if c.can_fail else text(c.verdict),
+                    f"{icon(c.verdict)} {text(c.outcome)}" if c.can_fail else text(c.outcome),
                     text(c.best_value),
                     text(c.histories),
                     text(c.first_part),

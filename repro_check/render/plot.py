@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from repro_check.errors import ConfigError
-from repro_check.render import fmt
+from repro_check.plan.settings import CheckPlan
+from repro_check.render import fmt, sections
 from repro_check.render.kinds import Kind, by_kind
-from repro_check.results.compare_report import CompareReport
+from repro_check.results.compare_report import DESCRIBED, CompareReport, interval_text, label
 from repro_check.results.comparison import Stats
 from repro_check.results.records import RunRecord
 from repro_check.results.report import RunReport
@@ -102,7 +103,7 @@ class RunPlot:
 def run_plot(report: RunReport) -> RunPlot:
     """The data of a run plot: histories, differences from the reference, scales, the split."""
     direction = _direction(report)
-    series = [_series(run, direction) for run in report.runs]
+    series = [_series(run, direction, report.plan) for run in report.runs]
     reference = _plot_reference(report.runs)
     differences = []
     if reference is not None:
@@ -199,7 +200,7 @@ def _power_below(value: float) -> float:
     return float(10 ** math.floor(math.log10(value))) if value > 0 else 1.0
 
 
-def _series(run: RunRecord, direction: str) -> Series:
+def _series(run: RunRecord, direction: str, plan: CheckPlan | None = None) -> Series:
     numbers, values = _history(run)
     pruned = [
         (t.number, t.values[0])
@@ -207,7 +208,7 @@ def _series(run: RunRecord, direction: str) -> Series:
         if t.state == "PRUNED" and t.values and math.isfinite(t.values[0])
     ]
     last = max((t.number for t in run.trials), default=None)
-    label = _run_label(run)
+    label = _run_label(run, plan)
     if run.finished:
         n_pruned = sum(t.state == "PRUNED" for t in run.trials)
         if n_pruned:
@@ -432,6 +433,7 @@ def plot_compare(report: CompareReport, path: Path) -> None:
     colours = _colours(len(reports))
     ticks: list[str] = []
     for x, (name, condition) in enumerate(report.conditions.items()):
+        outcome = sections.NOT_JUDGED if name in DESCRIBED else condition.verdict
         best = [_best_value(run, _direction(condition)) for run in _counted_runs(condition.runs)]
         values = [v for v in best if v is not None]
         stats = Stats.of(values)
@@ -460,9 +462,11 @@ def plot_compare(report: CompareReport, path: Path) -> None:
                 zorder=4,
             )
         summary = (
-            "no value" if stats is None else f"{fmt.num(stats.mean)} ± {fmt.num(stats.std, 3)}"
+            "no value"
+            if stats is None
+            else f"{fmt.num(stats.mean)} ± {fmt.num(stats.std, 3)}\n{interval_text(stats, 3)}"
         )
-        ticks.append(f"{name}\n{condition.verdict}\n{summary} (n={len(values)})")
+        ticks.append(f"{label(name)}\n{outcome}\n{summary}")
     ax.set_xticks(range(len(ticks)), ticks, fontsize=8)
     ax.set_xlim(-0.6, max(len(ticks), 1) - 0.4)
     objective = "best objective 1 value" if multi else "best value"
@@ -528,8 +532,10 @@ def _colours(count: int) -> list[Any]:
     return [cmap(i / (count - 1)) for i in range(count)]
 
 
-def _run_label(run: RunRecord) -> str:
-    label = f"run {run.index} (seed {run.seed})"
+def _run_label(run: RunRecord, plan: CheckPlan | None) -> str:
+    """The legend's "run 0 (seed 0)"; a script's run names the seeds as they were (``fmt.run_seed``)."""
+    seeds = f"seed {run.seed}" if plan is None else fmt.run_seed(plan, run)
+    label = f"run {run.index} ({seeds})" if seeds else f"run {run.index}"
     return label if run.finished else f"{label}, {run.status}"
 
 

@@ -17,7 +17,14 @@ from dataclasses import dataclass, field
 from typing import Literal, TypeAlias, TypeVar
 
 from repro_check.render import fmt
-from repro_check.results.compare_report import CompareReport
+from repro_check.results.compare_report import (
+    DESCRIBED,
+    LABELS,
+    CompareReport,
+    interval_text,
+    label,
+)
+from repro_check.results.comparison import ParamSpread as ParamSpread_
 from repro_check.results.report import (
     VERDICT_AWAITING,
     VERDICT_INCOMPLETE,
@@ -28,25 +35,15 @@ from repro_check.results.report import (
 from repro_check.vocab import GATE
 from repro_check.vocab import Condition as ConditionName
 
-TITLES: dict[str, str] = {
-    ConditionName.FIXED_SEED: "fixed seed",
-    ConditionName.SEED_SWEEP: "seed sweep",
-    ConditionName.UNCONTROLLED: "uncontrolled",
-}
-"""How each ``compare`` condition is named in a report."""
-
-
-SCRIPT_TITLES: dict[str, str] = {
-    ConditionName.FIXED_SEED: "fixed seed",
-    ConditionName.SEED_SWEEP: "seed sweep",
-    ConditionName.UNCONTROLLED: "as written",
-}
-"""A script's conditions: as written (no control), fixed seed (what ``run`` applies: the
-script as written unless ``controls`` names some), seed sweep."""
+TITLES: dict[str, str] = dict(LABELS)
+"""How each ``compare`` condition is named in a report: ``compare_report.LABELS``, the one
+vocabulary every output shares (a script's and an objective's alike)."""
 
 
 def title(condition: str, script: bool = False) -> str:
-    return (SCRIPT_TITLES if script else TITLES).get(condition, condition)
+    """``condition``'s label; ``script`` is kept for callers and changes nothing (one name
+    for a condition in every mode and every output)."""
+    return label(condition)
 
 
 S = TypeVar("S")
@@ -255,6 +252,10 @@ class Condition:
     name: str
     title: str
     verdict: str
+    """The condition's report's verdict (what its JSON says)."""
+    outcome: str
+    """What its verdict cell shows: the verdict, or for a described condition (the seed
+    sweep, meant to vary) that it is not judged."""
     can_fail: bool
     """It decides whether ``compare`` exits 1 (only the gate does)."""
     can_error: bool
@@ -285,11 +286,37 @@ class Divergences:
 CompareSection: TypeAlias = CompareHeadline | Settings | Conditions | Divergences | Notes
 
 
+NOT_JUDGED = "not judged (meant to vary)"
+"""The verdict cell of a described condition (``compare_report.DESCRIBED``)."""
+
+
 def _seeds(name: str, report: RunReport) -> str:
+    """The seeds the runs had, as they were: a script's own (its samplers' seeds) where the
+    check handed it none, never the plan's placeholder."""
+    if report.plan.script and not report.plan.controls.take_seed:
+        own = dict.fromkeys(fmt.run_seed(report.plan, run) for run in report.runs)
+        return "; ".join(text for text in own if text) or "as the script sets them"
     if name == ConditionName.UNCONTROLLED:
         return "unseeded"
     seeds = sorted({run.seed for run in report.runs})
     return ", ".join(map(str, seeds)) if len(seeds) <= 4 else f"{seeds[0]}..{seeds[-1]}"
+
+
+def _outcome(name: str, report: RunReport) -> str:
+    if name in DESCRIBED and report.verdict in (VERDICT_REPRODUCIBLE, VERDICT_NOT_REPRODUCIBLE):
+        return NOT_JUDGED
+    return report.verdict
+
+
+def best_value_cell(report: RunReport) -> str:
+    """The best value's spread, with how many runs it rests on and the mean's 95% interval."""
+    stats = report.comparison.best_value
+    return "-" if stats is None else f"{fmt.stats_line(stats)}; {interval_text(stats)}"
+
+
+def _param_cell(spread: ParamSpread_) -> str:
+    line = fmt.spread_line(spread)
+    return f"{line}; n={spread.stats.n}" if spread.stats is not None else line
 
 
 def _first_part(report: RunReport) -> str:
@@ -303,15 +330,16 @@ def _condition(report: CompareReport, name: str, condition: RunReport) -> Condit
     spreads = condition.comparison.best_params
     return Condition(
         name=name,
-        title=title(name, condition.studies is not None),
+        title=label(name),
         verdict=condition.verdict,
+        outcome=_outcome(name, condition),
         can_fail=name == GATE,
         can_error=name == GATE or GATE not in report.conditions,
         seeds=_seeds(name, condition),
-        best_value=fmt.stats_line(condition.comparison.best_value),
+        best_value=best_value_cell(condition),
         histories=fmt.histories_text(condition),
         first_part=_first_part(condition),
-        params={p: fmt.spread_line(spread) for p, spread in spreads.items()},
+        params={p: _param_cell(spread) for p, spread in spreads.items()},
         report=condition,
     )
 
@@ -326,13 +354,50 @@ def compare_sections(report: CompareReport) -> tuple[CompareSection, ...]:
         Conditions(rows, params),
     ]
     parted = tuple(
-        (title(name, c.studies is not None), fmt.divergence_line(d))
+        (label(name), fmt.divergence_line(d))
         for name, c in report.conditions.items()
         if (d := fmt.first_divergence(c)) is not None
     )
     if parted:
         parts.append(Divergences(parted))
-    notes = tuple(dict.fromkeys(n for c in report.conditions.values() for n in c.notes))
+    notes = labelled_notes(report)
     if notes:
         parts.append(Notes(notes))
     return tuple(parts)
+
+
+def labelled_notes(report: CompareReport) -> tuple[str, ...]:
+    """Every condition's notes, each once, opening with the conditions it holds for ("fixed
+    seed: ...", "every condition: ..."): two conditions' notes may differ (a sampler the check
+    seeded in one, left unseeded in the other) and must not read as a contradiction."""
+    holders: dict[str, list[str]] = {}
+    for name, condition in report.conditions.items():
+        for note in condition.notes:
+            holders.setdefault(note, [])
+            if name not in holders[note]:
+                holders[note].append(name)
+
+    def held_by(names: list[str]) -> str:
+        if len(report.conditions) > 1 and len(names) == len(report.conditions):
+            return "every condition"
+        return ", ".join(map(label, names))
+
+    return tuple(f"{held_by(names)}: {note}" for note, names in holders.items())
+
+
+def condition_sections(row: Condition) -> tuple[RunSection, ...]:
+    """One condition's report as run sections (JUnit's per-condition output). A described
+    condition (the seed sweep) is not judged: its headline describes the spread instead of a
+    verdict, and it gets no hint to diagnose what is meant to vary."""
+    parts = run_sections(row.report)
+    if row.name not in DESCRIBED or row.outcome != NOT_JUDGED:
+        return parts
+    described = (
+        f"{row.title.upper()} ({NOT_JUDGED}): seeds {row.seeds}; best value {row.best_value}; "
+        f"{row.histories} distinct histories"
+    )
+    return tuple(
+        Headline(part.command, part.verdict, described) if isinstance(part, Headline) else part
+        for part in parts
+        if not isinstance(part, Hint)
+    )

@@ -17,6 +17,24 @@ from repro_check.results import report
 from repro_check.results.comparison import Stats
 from repro_check.vocab import GATE, Condition
 
+LABELS: dict[str, str] = {
+    Condition.FIXED_SEED: "fixed seed",
+    Condition.SEED_SWEEP: "seed sweep",
+    Condition.UNCONTROLLED: "as written",
+}
+"""How every output names ``compare``'s conditions (console, Markdown, JUnit, plot, and the
+JSON's ``labels``); the JSON's keys stay ``vocab.Condition``'s values. "as written" is the
+target with every control off: nothing seeded by the check, as ``python train.py`` runs it."""
+
+DESCRIBED = frozenset({Condition.SEED_SWEEP})
+"""Conditions that are described, never judged: a seed sweep is meant to vary, so it has no
+verdict of its own (its runs' spread is the point) and no hint to diagnose it."""
+
+
+def label(condition: str) -> str:
+    """The condition's name in every output (an unknown key is shown as it is)."""
+    return LABELS.get(condition, condition)
+
 
 @dataclass(frozen=True)
 class CompareReport:
@@ -47,6 +65,8 @@ class CompareReport:
             "target": self.plan.target,
             "exit_code": self.exit_code,
             "summary": self.sentence,
+            "labels": {name: label(name) for name in self.conditions},
+            "judged": [name for name in self.conditions if name not in DESCRIBED],
             "conditions": {name: c.to_dict() for name, c in self.conditions.items()},
         }
 
@@ -70,30 +90,67 @@ def _g(value: float) -> str:
     return f"{value:.3g}"
 
 
+_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179,
+         2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064,
+         2.060, 2.056, 2.052, 2.048, 2.045, 2.042)  # fmt: skip
+"""Student's t, 97.5th percentile, for 1 to 30 degrees of freedom."""
+
+
+def t_quantile(df: int) -> float:
+    """Student's t 97.5th percentile for ``df`` degrees of freedom (the two-sided 95% one):
+    from the table up to 30, then 1.96 + 2.5/df, within 0.002 of the exact value."""
+    if df < 1:
+        raise ValueError("a t interval needs at least 2 values")
+    return _T975[df - 1] if df <= len(_T975) else 1.96 + 2.5 / df
+
+
+def mean_interval(stats: Stats) -> tuple[float, float] | None:
+    """The t-based 95% confidence interval of the mean (runs taken as independent draws);
+    None when it cannot be computed (fewer than 2 values, or a non-finite spread)."""
+    if stats.n < 2 or not math.isfinite(stats.std) or not math.isfinite(stats.mean):
+        return None
+    half = t_quantile(stats.n - 1) * stats.std / math.sqrt(stats.n)
+    return stats.mean - half, stats.mean + half
+
+
+def interval_text(stats: Stats, digits: int = 6) -> str:
+    """The runs behind a spread and the t-based 95% interval of their mean ("n=3, 95% CI of
+    the mean 0.0123 .. 0.0456"), shown beside every spread: a std from 3 runs is itself very
+    uncertain. "n=1" alone when there is no interval, and none for no spread at all.
+    ``digits``: significant digits of the bounds."""
+    interval = mean_interval(stats)
+    if interval is None or stats.std == 0:
+        return f"n={stats.n}"
+    low, high = interval
+    return f"n={stats.n}, 95% CI of the mean {low:.{digits}g} .. {high:.{digits}g}"
+
+
 def _size(stats: Stats) -> str:
     """The spread in the value's own units: "std 1 over a range of 2 (1 .. 3)"."""
     bounds = f"{_g(stats.min)} .. {_g(stats.max)}"
-    return f"std {_g(stats.std)} over a range of {_g(stats.range)} ({bounds})"
+    spread = f"std {_g(stats.std)} over a range of {_g(stats.range)}"
+    return f"{spread} ({bounds}; {interval_text(stats, 3)})"
 
 
 def _versus(stats: Stats, reference: Stats | None) -> str:
-    """``stats``' std against the uncontrolled condition's ("", or ", 50% of ...")."""
+    """``stats``' std against the as-written condition's ("", or ", 50% of ...")."""
     if reference is None or not math.isfinite(reference.std) or reference.std <= 0:
         return ""
     ratio = stats.std / reference.std
     if not math.isfinite(ratio):
         return ""
     if 0.9 <= ratio <= 1.1:
-        return ", about as much as without controls"
+        return ", about as much as the spread as written"
     if ratio < 1:
-        return f", {ratio * 100:.2g}% of the spread without controls"
-    return f", {ratio:.2g} times the spread without controls"
+        return f", {ratio * 100:.2g}% of the spread as written"
+    return f", {ratio:.2g} times the spread as written"
 
 
 def _spread_phrase(condition: report.RunReport, reference: Stats | None = None) -> str:
     """A verb phrase: "moves the best value by std 0.01 over a range of 0.02 (0.5 .. 0.52)" or
     "leaves the best value unchanged". The spread is in the value's units (a relative figure
-    means nothing when the mean is near 0), optionally against the uncontrolled spread."""
+    means nothing when the mean is near 0), with how many runs it rests on and the mean's 95%
+    interval, optionally against the as-written spread."""
     stats = condition.comparison.best_value
     if stats is None:
         return "gives no best value to compare"
@@ -105,7 +162,8 @@ def _spread_phrase(condition: report.RunReport, reference: Stats | None = None) 
 
 
 def summary_sentence(conditions: Mapping[str, report.RunReport]) -> str:
-    """What the controls bought, in one sentence."""
+    """What the controls bought, in one sentence: each clause names its condition as
+    ``LABELS`` does; the seed sweep is described, never judged."""
     parts = []
     loose = conditions.get(Condition.UNCONTROLLED)
     loose_stats = loose.comparison.best_value if loose is not None else None
@@ -122,9 +180,9 @@ def summary_sentence(conditions: Mapping[str, report.RunReport]) -> str:
             parts.append(f"even with fixed seeds the runs differ (noise {phrase})")
     sweep = conditions.get(Condition.SEED_SWEEP)
     if sweep is not None:
-        parts.append(f"seed choice alone {_spread_phrase(sweep, loose_stats)}")
+        parts.append(f"in the seed sweep, seed choice alone {_spread_phrase(sweep, loose_stats)}")
     if loose is not None:
         divergence = loose.comparison.divergence
         where = f", parting at trial {divergence.trial}" if divergence else ""
-        parts.append(f"without controls the study {_spread_phrase(loose)}{where}")
+        parts.append(f"as written, the study {_spread_phrase(loose)}{where}")
     return "; ".join(parts) + "."

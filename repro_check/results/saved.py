@@ -205,17 +205,20 @@ class Settings(msgspec.Struct):
     line's flags are (``validate``)."""
 
     runs: Annotated[int, _meta("an integer from 2 to 1000000000", ge=2, le=MAX_COUNT)]
-    seed: Seed
-    trials: Annotated[int, _meta("an integer from 1 to 1000000000", ge=1, le=MAX_COUNT)]
+    seed: Seed | None
+    """Null in a script's report when no control hands the seed to the code."""
+    trials: Annotated[int, _meta("an integer from 1 to 1000000000", ge=1, le=MAX_COUNT)] | None
+    """This and the other study settings up to ``n_jobs``: null in a script's report (its
+    studies record their own); an objective-mode report must have them (``validate``)."""
     device: Annotated[Literal["auto", "cpu", "cuda"], _meta("auto, cpu or cuda")]
     tolerance: Tolerance
     controls: Annotated[dict[ControlName, bool], _meta("an object of control names to true/false")]
-    directions: Directions
-    sampler: LongText
-    sampler_kwargs: FreeObject
-    pruner: ShortText
-    pruner_kwargs: FreeObject
-    n_jobs: Annotated[int, _meta("-1 or an integer >= 1", ge=-1, le=MAX_COUNT)]
+    directions: Directions | None
+    sampler: LongText | None
+    sampler_kwargs: FreeObject | None
+    pruner: ShortText | None
+    pruner_kwargs: FreeObject | None
+    n_jobs: Annotated[int, _meta("-1 or an integer >= 1", ge=-1, le=MAX_COUNT)] | None
     fail_fast: bool
     threads: Annotated[int, _meta("an integer >= 1", ge=1, le=MAX_COUNT)]
     workers: NullableCount

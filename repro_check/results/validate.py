@@ -227,7 +227,8 @@ def _settings(wire: saved.Settings, where: str, source: str, script: bool) -> No
     from repro_check.plan.config import KEYS
 
     settings = msgspec.to_builtins(wire)
-    checks = [(key, settings[key]) for key in SETTING_KEYS if key in settings]
+    _nulls(settings, where, source, script)
+    checks = [(key, settings[key]) for key in SETTING_KEYS if settings.get(key) is not None]
     checks += [(k, settings[k]) for k in NULLABLE_SETTING_KEYS if settings.get(k) is not None]
     checks += [(k, v) for k, v in settings["tolerance"].items()]
     if "args" in settings:
@@ -246,6 +247,24 @@ def _settings(wire: saved.Settings, where: str, source: str, script: bool) -> No
             f"{source}: {where}.settings.{key}: only a script has "
             + ("arguments" if key == "args" else "a cap (--trials)")
             + ", and this is an objective-mode report"
+        )
+
+
+def _nulls(settings: dict[str, Any], where: str, source: str, script: bool) -> None:
+    """Null study settings only in a script's report (its studies record their own), and a
+    null seed only where no control would have handed it to the code."""
+    from repro_check.plan.settings import SCRIPT_OWN_SETTINGS, Controls
+
+    if not script:
+        for key in ("seed", *SCRIPT_OWN_SETTINGS):
+            if settings.get(key) is None:
+                raise ReportError(
+                    f"{source}: {where}.settings.{key}: null, but only a script's report "
+                    "leaves it out, and this is an objective-mode report"
+                )
+    if settings.get("seed") is None and Controls.from_dict(settings["controls"]).take_seed:
+        raise ReportError(
+            f"{source}: {where}.settings.seed: null, but the controls hand a seed to the code"
         )
 
 
@@ -345,6 +364,7 @@ def _objective_run(run: saved.Run, at: str, source: str, settings: saved.Setting
     """An objective-mode run: the settings' directions, one study, and when finished trials
     ``0..trials-1`` exactly once (or fewer, when its note says ``Study.stop`` ended it)."""
     trials = settings.trials
+    assert trials is not None and settings.directions is not None  # _settings checked
     directions = list(settings.directions)
     if list(run.directions) != directions:
         raise ReportError(f"{source}: {at}.directions: not the settings' directions")
@@ -385,7 +405,7 @@ def _semantics(data: saved.RunReport, where: str, source: str, same_seed: bool) 
         seen.add(index)
         if index >= planned:
             raise ReportError(f"{source}: {at}.index: run {index}, but settings.runs is {planned}")
-        if same_seed and run.seed != settings.seed:
+        if same_seed and settings.seed is not None and run.seed != settings.seed:
             raise ReportError(
                 f"{source}: {at}.seed: {run.seed}, but every replicate gets settings.seed "
                 f"{settings.seed}"
@@ -410,7 +430,7 @@ def _resume(data: saved.RunReport, source: str) -> None:
             raise ReportError(f"{source}: settings.resume_at is set but the report has no resume")
         return
     at, trials = resume.at, settings.trials
-    if at != settings.resume_at or not 1 <= at < trials:
+    if trials is None or at != settings.resume_at or not 1 <= at < trials:
         raise ReportError(
             f"{source}: report.resume.at: {at}, but settings.resume_at is "
             f"{SHOW.repr(settings.resume_at)} of a {trials}-trial study"
