@@ -8,11 +8,12 @@ module-level code and hide process-state effects). Every failure becomes a one-l
 
 from __future__ import annotations
 
+import ast
 import importlib
 import importlib.util
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -151,10 +152,147 @@ def load(spec: str) -> Callable[..., Any]:
     try:
         objective = getattr(module, target.attr)
     except AttributeError:
-        raise TargetError(f"{where} has no attribute {target.attr!r}") from None
+        raise TargetError(no_attribute(target, closest(target.attr, dir(module)))) from None
     if not callable(objective):
-        raise TargetError(f"{target} is not callable (it is a {type(objective).__name__})")
+        kind = type(objective).__name__
+        raise TargetError(f"{target} is not callable (it is {_article(kind)} {kind})")
     return objective  # type: ignore[no-any-return]
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1].lower() in "aeiou" else "a"
+
+
+def closest(attr: str, names: Iterable[str]) -> str | None:
+    """The module's name closest to the misspelt ``attr`` (dunder names aside), if any."""
+    import difflib
+
+    candidates = sorted({name for name in names if not name.startswith("__")})
+    close = difflib.get_close_matches(attr, candidates, n=1)
+    return close[0] if close else None
+
+
+def no_attribute(target: TargetSpec, close: str | None) -> str:
+    """``train.py has no attribute 'objectiv'; did you mean 'train.py:objective'?``: the
+    closest name suggested, as flag and module typos get."""
+    guess = f"; did you mean {f'{target.location}:{close}'!r}?" if close else ""
+    return f"{target.location} has no attribute {target.attr!r}{guess}"
+
+
+MAX_SOURCE_BYTES = 4 * 1024 * 1024
+"""Larger sources are left to the worker (reading them in the parent is a courtesy)."""
+
+_DYNAMIC = frozenset(
+    {"globals", "vars", "locals", "exec", "eval", "__import__", "import_module", "__dict__"}
+)
+"""Names through which a module can bind attributes its source does not show (``sys.modules``
+too: ``setattr(sys.modules[__name__], ...)``)."""
+
+
+def _bound_names(tree: ast.Module) -> set[str] | None:
+    """The names a module's top level binds, read from its source; None when it may bind
+    others the source does not show (``from x import *``, a module ``__getattr__``,
+    ``globals()``, ``exec``, ``sys.modules``): then only running it can tell."""
+    names: set[str] = set()
+    for node in ast.walk(tree):  # a `global` statement in a function binds a top-level name
+        if isinstance(node, ast.Global):
+            names.update(node.names)
+        elif _binds_unseen(node):
+            return None
+    pending: list[ast.AST] = list(tree.body)
+    while pending:  # the top level, into if/try/for/with bodies, not into functions or classes
+        node = pending.pop()
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            if node.name == "__getattr__":
+                return None
+            names.add(node.name)
+            pending.extend(node.decorator_list)
+        elif not isinstance(node, ast.Lambda):
+            names.update(_bound_by(node))
+            pending.extend(ast.iter_child_nodes(node))
+    return names
+
+
+def _binds_unseen(node: ast.AST) -> bool:
+    """``node`` may bind module attributes the source does not name."""
+    if isinstance(node, ast.alias):
+        return node.name in ("*", "modules")
+    if isinstance(node, ast.Name):
+        return node.id in _DYNAMIC
+    return isinstance(node, ast.Attribute) and (node.attr in _DYNAMIC or _is_sys_modules(node))
+
+
+def _bound_by(node: ast.AST) -> list[str]:
+    """The name ``node`` itself binds (not its children's), if any."""
+    if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+        return [node.id]
+    if isinstance(node, ast.alias):
+        return [node.asname or node.name.split(".")[0]]
+    if isinstance(node, ast.ExceptHandler | ast.MatchAs | ast.MatchStar) and node.name:
+        return [node.name]
+    if isinstance(node, ast.MatchMapping) and node.rest:
+        return [node.rest]
+    return []
+
+
+def _is_sys_modules(node: ast.AST) -> bool:
+    return (
+        isinstance(node, ast.Attribute)
+        and node.attr == "modules"
+        and isinstance(node.value, ast.Name)
+        and node.value.id == "sys"
+    )
+
+
+def _source_of(target: TargetSpec) -> Path | None:
+    """The source file a worker would import the target's module from, found without running
+    anything: the file itself, or a plain module (not a package) under the current folder
+    (which a worker puts first on its path). None when that is not certain."""
+    if target.is_file:
+        return Path(target.location)
+    import importlib.machinery
+
+    folders: list[str] | None = [os.getcwd()]
+    spec = None
+    for part in target.location.split("."):
+        if folders is None:
+            return None
+        name = f"{spec.name}.{part}" if spec is not None else part
+        spec = importlib.machinery.PathFinder.find_spec(name, folders)
+        if spec is None:
+            return None
+        locations = spec.submodule_search_locations
+        folders = list(locations) if locations is not None else None
+    if spec is None or spec.submodule_search_locations is not None or not spec.origin:
+        return None  # a package: its submodules are attributes once imported
+    return Path(spec.origin) if spec.origin.endswith(".py") else None
+
+
+def check_attribute(spec: str) -> None:
+    """Refuse, in the parent and in milliseconds, a misspelt objective (``train.py:objectiv``):
+    its module certainly has no such attribute and has one of a close name, which the error
+    suggests. Otherwise nothing: a worker imports the module and tells (importing a training
+    script can take seconds, and the parent never runs the user's code); an attribute with no
+    close name is left to it too, since importing the module may fail first, and that is the
+    error to show. A script target is run whole: nothing to check. Raises ``TargetError``."""
+    from repro_check.plan.targets import is_script
+
+    if is_script(spec):
+        return
+    try:
+        target = parse(spec)
+        path = _source_of(target)
+        if path is None or not path.is_file() or path.stat().st_size > MAX_SOURCE_BYTES:
+            return
+        tree = ast.parse(path.read_bytes(), filename=str(path))
+    except (OSError, SyntaxError, ValueError, TargetError, ImportError):
+        return  # the worker reports it as it finds it
+    names = _bound_names(tree)
+    if names is None or target.attr in names:
+        return
+    close = closest(target.attr, names)
+    if close is not None:
+        raise TargetError(no_attribute(target, close))
 
 
 def load_attr(path: str) -> Any:
