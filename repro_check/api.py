@@ -22,8 +22,10 @@ from typing import Any
 
 from repro_check.checks.run import run_check
 from repro_check.errors import ConfigError, TargetError
-from repro_check.plan.config import build_plan, check_threads_apply
-from repro_check.plan.settings import PLAN_KEYS
+from repro_check.execution.target import check_attribute
+from repro_check.plan.config import build_plan
+from repro_check.plan.inert import InertSettingError, check_settings_apply
+from repro_check.plan.settings import PLAN_KEYS, CheckPlan
 from repro_check.plan.targets import is_script
 from repro_check.results.report import RunReport
 from repro_check.vocab import Pruner, Sampler
@@ -55,13 +57,15 @@ def check(
     controls: str | Sequence[str] | None = None,
     direction: str | Sequence[str] | None = None,
     resume_at: int | None = None,
+    args: Sequence[str] | None = None,
 ) -> RunReport:
     """Run the study ``runs`` times, each in a fresh process with the same seed, and compare.
 
     ``objective`` is ``"pkg.module:attr"``, ``"path/to/file.py:attr"``, or a module-level
     function (see ``resolve_target``); a script (``"train.py"``, ``"-m pkg.mod"``) is checked as
-    ``repro-check run train.py`` checks it, with only the arguments given here as its flags
-    (as written, its own n_trials, unless ``controls=`` or ``trials=`` say otherwise). The
+    ``repro-check run train.py -- ARGS`` checks it, with only the arguments given here as its
+    flags (as written, its own n_trials, unless ``controls=`` or ``trials=`` say otherwise) and
+    ``args=`` (a list of strings) as the script's own command-line arguments. The
     keyword arguments mean what the ``repro-check run`` flags of the same name mean
     (``direction=`` is an alias of ``directions=``, as the flag is ``--direction``);
     ``trials`` defaults to 20 (a script: its own n_trials); ``controls``
@@ -94,6 +98,9 @@ def check(
         raise ConfigError("directions must be a direction or a list of them, got ()")
     if controls is not None and not isinstance(controls, str):
         controls = list(controls) or "none"  # an empty list means every control off
+    if isinstance(args, str):  # "--seed 42" would reach the script as one argument
+        raise ConfigError(f"args= takes a list of strings, e.g. {args.split()!r}, got a string")
+    args = list(args) if args is not None else None
 
     directions = list(directions)
     sampler_kwargs = dict(sampler_kwargs or {})
@@ -110,8 +117,30 @@ def check(
     if is_script(target):
         flags = _given(flags)
     plan = build_plan(target, flags, pyproject=False)
-    check_threads_apply(plan, "threads=" if "threads" in flags and threads != 1 else None)
+    _check_settings_apply(plan, seed, threads, args)
+    check_attribute(plan.target)
     return run_check(plan)
+
+
+def _check_settings_apply(
+    plan: CheckPlan, seed: int, threads: int, args: Sequence[str] | None
+) -> None:
+    """``seed=``/``threads=`` changed from their defaults while no control reads them are
+    refused (``plan.inert``), with the ``args=`` that would pass them to a script instead."""
+    given = {"seed": "seed=", "threads": "threads="}
+    changed = {"seed": seed != 0, "threads": threads != 1}
+    try:
+        check_settings_apply(plan, {key: given[key] for key in given if changed[key]})
+    except InertSettingError as exc:
+        value = {"seed": seed, "threads": threads}[exc.setting]
+        if exc.script is not None:
+            passed = [*(args or []), f"--{exc.setting}", str(value)]
+            advice = f"; to pass it to {exc.script}: args={passed!r}"
+        elif exc.setting == "seed":
+            advice = ": turn one on in controls=, or leave seed= out"
+        else:
+            advice = ""
+        raise InertSettingError(exc.base, advice, exc.setting, exc.script) from None
 
 
 def _given(flags: dict[str, Any]) -> dict[str, Any]:

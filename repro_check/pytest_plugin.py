@@ -4,6 +4,9 @@
     def test_study_is_reproducible(repro_check):
         repro_check.assert_reproducible("train.py:objective")
 
+    def test_script_is_reproducible(repro_check):
+        repro_check.assert_reproducible("train.py", args=["--seed", "42"])
+
 The marker's keyword arguments (on a test, class or module; the closest wins) become the
 defaults of the fixture's calls, whose own keyword arguments win over both. Registered through
 the ``pytest11`` entry point, so it loads in every pytest session: this module imports nothing
@@ -27,7 +30,7 @@ MARKER = "repro_check"
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        f"{MARKER}(**settings): defaults (runs=, trials=, seed=, sampler=, ...) for the "
+        f"{MARKER}(**settings): defaults (runs=, trials=, seed=, args=, ...) for the "
         "repro_check fixture's check() and assert_reproducible()",
     )
 
@@ -91,17 +94,35 @@ def failure_message(report: RunReport) -> str:
     else:  # the headline without its upper-case verdict: "2 of 3 runs did not finish; ..."
         headline = fmt.headline(report)
         detail = headline.partition(": ")[2] or headline
-    lines = [
-        f"{report.verdict}: {detail}",
-        f"  checked {report.target}: {len(report.runs)} runs × {plan.study.trials} trials, "
-        f"seed {plan.seed}",
-    ]
+    lines = [f"{report.verdict}: {detail}", f"  checked {checked_line(report)}"]
     lines += [f"  run {run.index} {run.status}: {run.error}" for run in report.runs if run.error]
     if plan.study.n_jobs != 1:
         lines.append(f"  note: {N_JOBS_NOTE}")
     if report.complete:
         lines.append(f"  {fmt.diagnose_hint(report)}")
     return "\n".join(lines)
+
+
+def checked_line(report: RunReport) -> str:
+    """What was checked, true per mode: an objective's study as the check built it (``20
+    trials, seed 0``); a script's own studies as its runs made them (their real trial counts;
+    the seed only when a control gave it one)."""
+    plan = report.plan
+    if report.mode != "script":
+        return (
+            f"{report.target}: {len(report.runs)} runs × {plan.study.trials} trials, "
+            f"seed {plan.seed}"
+        )
+    import shlex
+
+    from repro_check.render.fmt import script_words
+
+    made = [run for run in report.runs if run.studies]
+    studies = max((len(run.studies) for run in made), default=0)
+    trials = max((sum(len(study.trials) for study in run.studies) for run in made), default=0)
+    held = f"{trials} trials" if studies == 1 else f"{studies} studies ({trials} trials)"
+    seed = f", seed {plan.seed}" if plan.controls.enabled() else ""  # as written: none given
+    return f"{shlex.join(script_words(plan))}: {len(report.runs)} runs × {held}{seed}"
 
 
 @pytest.fixture
