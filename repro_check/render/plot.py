@@ -533,7 +533,8 @@ def _colours(count: int) -> list[Any]:
 
 
 def _run_label(run: RunRecord, plan: CheckPlan | None) -> str:
-    """The legend's "run 0 (seed 0)"; a script's run names the seeds as they were (``fmt.run_seed``)."""
+    """The legend's "run 0 (seed 0)": a script's run names its seeds as they were
+    (``fmt.run_seed``), never the plan's placeholder."""
     seeds = f"seed {run.seed}" if plan is None else fmt.run_seed(plan, run)
     label = f"run {run.index} ({seeds})" if seeds else f"run {run.index}"
     return label if run.finished else f"{label}, {run.status}"
