@@ -27,9 +27,10 @@ from repro_check.results.report_diff import EnvRow, ReportDiff
 from repro_check.results.studies import studies_difference
 
 
-def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
-    """``{"torch": {"cuda": "12.4"}}`` → ``{"torch.cuda": "12.4"}``; lists joined."""
-    flat: dict[str, str] = {}
+def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, str | None]:
+    """``{"torch": {"cuda": "12.4"}}`` → ``{"torch.cuda": "12.4"}``; lists joined; a null
+    (``"torch": null``: not imported) stays None, as a key the other side lacks is."""
+    flat: dict[str, str | None] = {}
     for key, value in data.items():
         name = f"{prefix}{key}"
         if isinstance(value, Mapping):
@@ -37,14 +38,19 @@ def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
         elif isinstance(value, list):
             flat[name] = ", ".join(map(str, value))
         else:
-            flat[name] = "-" if value is None else str(value)
+            flat[name] = None if value is None else str(value)
     return flat
 
 
 def environment_rows(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[EnvRow]:
-    """Every environment key; differing packages first, then other differences, then the rest."""
+    """Every environment key; differing packages first, then other differences, then the rest.
+    A key absent (or null) on both sides is no difference: ``torch`` null in A (the run never
+    imported it) and ``torch.version`` in B differ by ``torch.version`` alone."""
     flat_a, flat_b = flatten(a), flatten(b)
-    rows = [EnvRow(k, flat_a.get(k), flat_b.get(k)) for k in sorted(flat_a.keys() | flat_b.keys())]
+    keys = sorted(
+        k for k in flat_a.keys() | flat_b.keys() if (flat_a.get(k), flat_b.get(k)) != (None, None)
+    )
+    rows = [EnvRow(k, flat_a.get(k), flat_b.get(k)) for k in keys]
     return sorted(rows, key=lambda r: (not r.differs, not r.key.startswith("packages."), r.key))
 
 
