@@ -344,7 +344,11 @@ def baseline_line(report: RunReport) -> str:
         )
     if check.settings_changed:
         text += f" (settings changed: {'; '.join(check.settings_changed)})"
-    return text
+    return text + (
+        ""
+        if check.matches
+        else f"; if that change is intended, rerun with --save-baseline {check.path} to refresh it"
+    )
 
 
 def compare_settings_line(report: CompareReport) -> str:
