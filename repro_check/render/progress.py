@@ -53,8 +53,26 @@ class Bars:
 
     @property
     def trials_planned(self) -> int:
-        """A job that was cancelled before it started (total 0) no longer counts."""
-        return sum(self.total.values())
+        """Trials planned in all; 0 (unknown) while a job still to run has no known total
+        and no job of its group has one to go by (a script announces its plan as it goes;
+        its replicates plan alike). A job that ended without a total (cancelled before it
+        started, taken elsewhere) no longer counts."""
+        largest: dict[str, int] = {}
+        for (group, _), total in self.total.items():
+            largest[group] = max(largest.get(group, 0), total)
+        planned = 0
+        for key, total in self.total.items():
+            if total == 0 and self.status[key] in (QUEUED, RUNNING):
+                total = largest[key[0]]
+                if total == 0:
+                    return 0
+            planned += total
+        return planned
+
+    def shown(self, key: tuple[str, int]) -> bool:
+        """A job's bar shows unless it ended with nothing to count (cancelled before it
+        started, or taken elsewhere); one whose total is not known yet shows its count."""
+        return self.total[key] > 0 or self.done[key] > 0 or self.status[key] in (QUEUED, RUNNING)
 
     @property
     def queued(self) -> int:
@@ -89,7 +107,7 @@ class ReplicateProgress:
             completed=event.done,
             total=event.total or None,
             status=status,
-            visible=event.total > 0,  # a job stopped before it started no longer shows
+            visible=self.bars.shown(key),
         )
         queued = self.bars.queued
         self._rich.update(
