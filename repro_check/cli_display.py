@@ -33,6 +33,19 @@ def draw(render: Callable[[], None]) -> None:
         os.dup2(devnull, sys.stdout.fileno())  # the interpreter's final flush must not fail
 
 
+def annotate(obj: Any) -> None:
+    """Under GitHub Actions, the report's causes and notes that have a file and line as
+    workflow annotations on stdout, after the report (GitHub reads them from any line), so
+    they show on the pull request's diff. Elsewhere nothing."""
+    from repro_check.render import github
+
+    if not github.under_actions():
+        return
+    lines = github.annotation_lines(obj, os.environ.get(github.WORKSPACE_ENV))
+    if lines:
+        draw(lambda: typer.echo("\n".join(lines)))
+
+
 def console() -> Console:
     from repro_check.render.console import make_console
 
@@ -60,10 +73,12 @@ class Display:
 
         if self.quiet:
             draw(lambda: typer.echo(detail.verdict_line(obj)))
+            annotate(obj)
             return
         draw(lambda: render(console()))
         if self.verbose:
             draw(lambda: detail.render(obj, console(), self.outputs))
+        annotate(obj)
         line = wrote_line(self.written)
         if line is not None:  # on stderr: stdout stays the report alone (`report` redraws it)
             typer.echo(line, err=True)

@@ -461,11 +461,8 @@ def plot_compare(report: CompareReport, path: Path) -> None:
                 linewidth=1.5,
                 zorder=4,
             )
-        summary = (
-            "no value"
-            if stats is None
-            else f"{fmt.num(stats.mean)} ± {fmt.num(stats.std, 3)}\n{interval_text(stats, 3)}"
-        )
+        mean = None if stats is None else f"{fmt.num(stats.mean)} ± {fmt.num(stats.std, 3)}"
+        summary = "no value" if stats is None else f"{mean}\n{interval_text(stats, 3)}"
         ticks.append(f"{label(name)}\n{outcome}\n{summary}")
     ax.set_xticks(range(len(ticks)), ticks, fontsize=8)
     ax.set_xlim(-0.6, max(len(ticks), 1) - 0.4)
