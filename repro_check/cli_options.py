@@ -467,8 +467,7 @@ def script_hint(exc: Exception, argv: list[str], group: Any) -> str | None:
         if exc.script is None:
             return None
         name = next((token for token in argv if token in commands), "")
-        flag = f"--{exc.setting}"
-        moved = inert_flag_hint(argv, commands, group.commands.get(name), flag, exc.script)
+        moved = inert_flag_hint(argv, commands, group.commands.get(name), exc.flag, exc.script)
         return f"{exc.base}; {moved}"
     if type(exc).__name__ != "NoSuchOption":
         return None

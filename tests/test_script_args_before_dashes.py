@@ -125,3 +125,18 @@ def test_an_unknown_option_before_the_script_and_with_arguments_after_dashes() -
 def test_an_unknown_option_with_an_objective_keeps_clicks_message() -> None:
     line = one_line_error(inprocess_cli("run", fixture("deterministic"), "--num-workers", "2"))
     assert line == "error: No such option: --num-workers (Possible options: --workers)"
+
+
+def test_a_study_flag_for_a_script_shows_the_command_corrected_too() -> None:
+    """--sampler, --direction, --pruner, --n-jobs were already refused for a script (it builds
+    its own studies); they may as well be the script's own flags: the corrected command too."""
+    result = inprocess_cli(
+        "run", SCRIPT, "--direction", "maximize", "--runs", "2", "--direction", "minimize"
+    )
+    line = one_line_error(result, "--direction does not apply to a script")
+    assert line.endswith(
+        f"; to pass it to seeded42.py: repro-check run {SCRIPT} --runs 2 -- "
+        "--direction maximize --direction minimize"
+    )
+    line = one_line_error(inprocess_cli("run", "-m", "pkg.train", "--n-jobs", "2"))
+    assert line.endswith("; to pass it to pkg.train: repro-check run -m pkg.train -- --n-jobs 2")

@@ -15,6 +15,7 @@ from typing import Any
 from repro_check.errors import ConfigError
 from repro_check.plan.config_files import anchor_target, find_pyproject, read_toml, tool_table
 from repro_check.plan.defaults import DEFAULT_STORAGE, default_controls
+from repro_check.plan.inert import InertSettingError
 from repro_check.plan.settings import (
     CHECK_KEYS,
     DEFAULT_TRIALS,
@@ -28,7 +29,7 @@ from repro_check.plan.settings import (
     StudySettings,
     Tolerance,
 )
-from repro_check.plan.targets import is_script
+from repro_check.plan.targets import MODULE_PREFIX, is_script, script_name
 from repro_check.vocab import PRUNERS as PRUNER_CLASSES
 from repro_check.vocab import Pruner, Sampler, sampler_spec
 
@@ -407,13 +408,19 @@ _SCRIPT_BUILT = ("directions", "sampler", "sampler_kwargs", "pruner", "pruner_kw
 
 
 def _check_script(values: Mapping[str, Any], sources: Mapping[str, str]) -> None:
-    """A script builds its own studies: a study flag would silently do nothing."""
+    """A script builds its own studies: a study flag would silently do nothing (it may well
+    be the script's own ``--sampler``, typed before ``--``: the CLI then says so)."""
     for key in _SCRIPT_BUILT:
         where = sources.get(key, "")
         if key in values and where.startswith("--"):
-            raise ConfigError(
+            script = script_name(values["target"]).removeprefix(MODULE_PREFIX)
+            raise InertSettingError(
                 f"{where} does not apply to a script ({values['target']} builds its own "
-                "studies); check the objective in repro-check's study as FILE.py:objective"
+                "studies); check the objective in repro-check's study as FILE.py:objective",
+                "",
+                key,
+                script,
+                flag=where,
             )
 
 

@@ -17,17 +17,22 @@ SEEDED_CONTROLS = ("sampler_seed", "global_rng", "trial_reseed", "hash_seed")
 
 
 class InertSettingError(ConfigError):
-    """A seed or thread count given (a flag, an API argument) that no control of the check
-    reads: it would change nothing, so it is refused rather than ignored. On a script it was
-    most likely meant for the script (typed before ``--``): ``script`` names the script (None
-    for an objective) and ``base`` is the message without its advice, so that the CLI can
-    show the command corrected and the API the ``args=`` to pass instead."""
+    """A setting given (a flag, an API argument) that would change nothing: a seed or thread
+    count no control of the check reads, or a study flag for a script (which builds its own
+    studies). Refused rather than ignored. On a script it was most likely meant for the script
+    (typed before ``--``): ``script`` names the script (None for an objective) and ``base`` is
+    the message without its advice, so that the CLI can show the command corrected and the API
+    the ``args=`` to pass instead."""
 
-    def __init__(self, base: str, advice: str, setting: str, script: str | None) -> None:
+    def __init__(
+        self, base: str, advice: str, setting: str, script: str | None, flag: str | None = None
+    ) -> None:
         super().__init__(base + advice)
         self.base = base
         self.setting = setting
         self.script = script
+        self.flag = flag or f"--{setting.replace('_', '-')}"
+        """The flag as typed (``--seed``; ``--direction`` for the ``directions`` setting)."""
 
 
 def _inert_seed(plan: CheckPlan, given: str, runs_under: Sequence[Controls]) -> str | None:
