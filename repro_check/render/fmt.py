@@ -288,7 +288,7 @@ def settings_line(report: RunReport) -> str:
     if report.studies is not None:
         command = shlex.join(script_words(plan))
         cap = f" · --trials {plan.cap} caps each study" if plan.cap is not None else ""
-        seed = f" · seed {plan.seed}" if plan.controls.enabled() else ""  # as written: none
+        seed = f" · seed {plan.seed}" if plan.controls.take_seed else ""  # none reaches it
         return (
             f"{command} · script{seed} · device {report.device} · "
             f"tolerance {tol_text} · controls {controls_text(report)}{cap}"
