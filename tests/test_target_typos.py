@@ -137,3 +137,8 @@ def test_not_callable_names_its_type_with_the_right_article(sandbox: Path) -> No
         target.load("value.py")
     with pytest.raises(TargetError, match=r"is not callable \(it is a str\)"):
         target.load("value.py:other")
+
+
+def test_a_folder_module_named_like_a_loaded_one_is_left_to_the_worker(sandbox: Path) -> None:
+    write(sandbox / "json.py", TRAIN)  # a worker's `import json` may get the standard one
+    check_attribute("json:objectiv")

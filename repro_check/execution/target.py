@@ -252,6 +252,9 @@ def _source_of(target: TargetSpec) -> Path | None:
         return Path(target.location)
     import importlib.machinery
 
+    top = target.location.split(".")[0]
+    if top in sys.stdlib_module_names or top in sys.modules:
+        return None  # a worker may import the module already loaded, not the folder's file
     folders: list[str] | None = [os.getcwd()]
     spec = None
     for part in target.location.split("."):
