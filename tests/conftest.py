@@ -44,11 +44,6 @@ def golden_report(name: str, target: str) -> dict[str, Any]:
     return data
 
 
-NOT_ACTIONS = {"GITHUB_ACTIONS": ""}
-"""The CLI's output as anywhere but a GitHub Actions step (no workflow annotations), also when
-the suite itself runs in one; a test may set ``GITHUB_ACTIONS`` in ``env``."""
-
-
 def cli(
     *args: str,
     cwd: Path | None = None,
@@ -57,7 +52,7 @@ def cli(
     timeout: float = 120,
 ) -> Result:
     """Run ``python -m repro_check ARGS`` with pinned NO_COLOR/COLUMNS, as a user would."""
-    full_env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200", **NOT_ACTIONS, **(env or {})}
+    full_env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200", **(env or {})}
     full_env.pop("GITHUB_STEP_SUMMARY", None)
     argv = [sys.executable, "-m", "repro_check", *args]
     if json_path is not None:
@@ -85,7 +80,7 @@ def inprocess_cli(
     argv = [*args]
     if json_path is not None:
         argv += ["--json", str(json_path)]
-    overrides = {"NO_COLOR": "1", "COLUMNS": "200", **NOT_ACTIONS, **(env or {})}
+    overrides = {"NO_COLOR": "1", "COLUMNS": "200", **(env or {})}
     saved_env = dict(os.environ)
     saved_cwd = os.getcwd()
     saved_sigterm = signal.getsignal(signal.SIGTERM)
@@ -137,7 +132,7 @@ def one_line_error(result: Result, fragment: str = "") -> str:
 
 def spawn_cli(*args: str) -> subprocess.Popen[str]:
     """Start ``python -m repro_check ARGS`` without waiting (for signals and concurrency)."""
-    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200", **NOT_ACTIONS}
+    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200"}
     env.pop("GITHUB_STEP_SUMMARY", None)
     return subprocess.Popen(
         [sys.executable, "-m", "repro_check", *args],
