@@ -274,7 +274,7 @@ def test_a_script_check_against_an_objective_baseline_is_refused(
 ) -> None:
     path = write(tmp_path, objective, "baseline.json")
     argv = ("run", SCRIPT, *RUNS, "--allow-settings-change", "--baseline", str(path))
-    line = one_line_error(inprocess_cli(*argv), "objective-mode report")
+    line = one_line_error(inprocess_cli(*argv), "is an objective-mode report")
     assert "script mode" in line
 
 

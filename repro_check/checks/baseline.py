@@ -61,8 +61,9 @@ def check_mode(path: str, baseline_mode: str, baseline_target: str, target: str)
     objective check: comparing the two would compare different studies. Raises ``ConfigError``."""
     mode = "script" if is_script(target) else "objective"
     if baseline_mode != mode:
+        article = "an" if baseline_mode[:1] in "aeiou" else "a"
         raise ConfigError(
-            f"baseline {path} is a {baseline_mode}-mode report (of {baseline_target}), but "
+            f"baseline {path} is {article} {baseline_mode}-mode report (of {baseline_target}), but "
             f"{target} is checked in {mode} mode; save a new baseline with --save-baseline"
         )
 
