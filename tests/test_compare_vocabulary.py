@@ -5,12 +5,11 @@ which conditions it holds for."""
 
 from __future__ import annotations
 
-import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from conftest import cli
+from conftest import cli, inprocess_cli
 
 from repro_check.render import sections
 from repro_check.results.compare_report import LABELS
@@ -65,4 +64,7 @@ def test_compare_names_conditions_alike_everywhere_and_never_judges_the_sweep(
     assert report["labels"] == {key: label for key, label in LABELS.items()}
     assert report["judged"] == ["fixed_seed", "uncontrolled"]
     assert list(report["conditions"]) == ["fixed_seed", "seed_sweep", "uncontrolled"]
-    assert json.loads(json.dumps(report)) == report
+    # read back, it is drawn the same way
+    again = inprocess_cli("report", str(tmp_path / "c.json"))
+    assert again.code == 1, again.err
+    assert "not judged (meant to vary)" in again.out and "• seed sweep: " in again.out

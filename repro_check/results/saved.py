@@ -344,6 +344,10 @@ class CompareReport(msgspec.Struct):
     target: LongText
     conditions: Annotated[dict[ConditionName, RunReport], _meta("conditions", min_length=1)]
     tool_version: ShortText | msgspec.UnsetType = msgspec.UNSET
+    labels: dict[ConditionName, ShortText] | msgspec.UnsetType = msgspec.UNSET
+    """How every output names each condition ("fixed seed", "seed sweep", "as written")."""
+    judged: list[ConditionName] | msgspec.UnsetType = msgspec.UNSET
+    """The conditions whose verdict counts (the seed sweep is described, never judged)."""
     exit_code: ExitCode | msgspec.UnsetType = msgspec.UNSET
     summary: Text | msgspec.UnsetType = msgspec.UNSET
 
