@@ -118,3 +118,23 @@ def test_a_script_runs_seed_is_the_one_its_sampler_had() -> None:
     assert fmt.run_seed(CheckPlan("m:f"), run(0, [trial(0, 1.0)])) == "seed 0"
     # the plot's legend says the same, never the placeholder "(seed 0)"
     assert plot._run_label(_script_run(1), written) == "run 0 (sampler seed 1)"
+
+
+def test_compares_seeds_row_says_which_seeds_a_script_kept() -> None:
+    """A sampler the script seeded itself keeps its seed in the sweep too: the row says so."""
+    from repro_check.render import sections
+    from repro_check.results import report
+    from repro_check.results.compare_report import CompareReport
+
+    written = CheckPlan("train.py", controls=Controls.none(), runs=2)
+    swept = dataclasses.replace(written, controls=Controls())
+    runs = [dataclasses.replace(_script_run(1), index=i, seed=i) for i in range(2)]
+    conditions = {
+        "fixed_seed": report.build("compare", written, "cpu", runs),
+        "seed_sweep": report.build("compare", swept, "cpu", runs),
+    }
+    table = sections.find(
+        sections.compare_sections(CompareReport(written, "cpu", conditions)), sections.Conditions
+    )
+    assert table is not None
+    assert [row.seeds for row in table.rows] == ["sampler seed 1", "0, 1; sampler seed 1"]

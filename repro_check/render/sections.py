@@ -299,7 +299,16 @@ def _seeds(name: str, report: RunReport) -> str:
     if name == ConditionName.UNCONTROLLED:
         return "unseeded"
     seeds = sorted({run.seed for run in report.runs})
-    return ", ".join(map(str, seeds)) if len(seeds) <= 4 else f"{seeds[0]}..{seeds[-1]}"
+    text = ", ".join(map(str, seeds)) if len(seeds) <= 4 else f"{seeds[0]}..{seeds[-1]}"
+    if report.plan.script:  # a sampler the script seeded itself keeps its seed
+        kept = {
+            f"sampler seed {study.sampler.seed}"
+            for run in report.runs
+            for study in run.studies
+            if study.sampler.seed is not None and not study.sampler.seeded_by_check
+        }
+        text = "; ".join([text, *sorted(kept)])
+    return text
 
 
 def _outcome(name: str, report: RunReport) -> str:
