@@ -215,6 +215,18 @@ def test_fail_fast_stops_a_script_at_the_first_differing_trial(tmp_path: Path) -
 
 
 @pytest.mark.e2e
+def test_fail_fast_watches_each_study_apart(tmp_path: Path) -> None:
+    # study 0 'warmup' agrees; study 1 'a' parts at its trial 1: compared study by study
+    result = run_live(tmp_path, "--fail-fast", warmup=3, trials=40, pause=0.25, part=1)
+    assert result.code == 1, result.out
+    assert "NOT REPRODUCIBLE: 'a' (study 1): runs part at trial 1 (values)" in result.out
+    for run in result.report["runs"]:
+        assert run["status"] == "cancelled"
+        assert len(run["trials"]) == 3  # the warmup study, whole
+        assert 2 <= len(run["studies"][1]["trials"]) < 40
+
+
+@pytest.mark.e2e
 def test_a_timed_out_script_keeps_and_compares_its_finished_trials(tmp_path: Path) -> None:
     result = run_live(tmp_path, "--timeout", "1.5", trials=30, pause=0.25)
     assert result.code == 3, result.out

@@ -129,6 +129,19 @@ that group. The runner makes one per group from a ``StopRuleFactory``."""
 StopRuleFactory = Callable[[], StopRule]
 
 
+@dataclass(frozen=True)
+class EveryStudy:
+    """A stop-rule factory whose rules each watch one study: the runner makes one per
+    (group, study) of a script, so study ``i`` of one run is compared with study ``i`` of the
+    others (``--fail-fast``). A bare factory watches the first study only (its rules may
+    hold a reference run's first study, as ``diagnose``'s do)."""
+
+    make: StopRuleFactory
+
+    def __call__(self) -> StopRule:
+        return self.make()
+
+
 class Interrupted(Exception):
     """Ctrl-C: the workers were stopped; ``results`` holds what had finished."""
 

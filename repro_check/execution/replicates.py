@@ -10,6 +10,7 @@ from typing import Any, Protocol
 from repro_check.execution import gpus as gpu_layer
 from repro_check.execution.gpus import Gpu
 from repro_check.execution.runner import (
+    EveryStudy,
     Job,
     JobResult,
     ProgressCallback,
@@ -153,7 +154,7 @@ def run_replicates(
         jobs,
         runner,
         on_progress=on_progress,
-        stop_when=(lambda: DivergenceWatch(tol).add) if plan.fail_fast else None,
+        stop_when=EveryStudy(lambda: DivergenceWatch(tol).add) if plan.fail_fast else None,
         claim=claim,
         on_end=on_end,
     )

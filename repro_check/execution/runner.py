@@ -20,6 +20,7 @@ from repro_check.errors import ConfigError, DeviceError, ReproCheckError, Target
 from repro_check.execution import controls as ctl
 from repro_check.execution.gpus import ASSIGNED_ENV, Gpu
 from repro_check.execution.jobs import (
+    EveryStudy,
     Interrupted,
     Job,
     JobResult,
@@ -36,6 +37,7 @@ from repro_check.results.records import STATUS_CANCELLED
 
 __all__ = [
     "MAX_STUDIES",
+    "EveryStudy",
     "Interrupted",
     "Job",
     "JobResult",
@@ -285,15 +287,15 @@ class Scheduler:
             self._maybe_stop_group(position, accepted)
 
     def _maybe_stop_group(self, position: int, event: Trial) -> None:
-        """Feed the group's stop rule the trial that arrived: an objective's first study only
-        (a probe's later studies are compared apart), each of a script's studies with its own
-        rule (study ``i`` of one run against study ``i`` of the others, as ``results.studies``
-        compares them)."""
+        """Feed the group's stop rule the trial that arrived: the first study's (a probe's
+        later studies are compared apart), or, for an ``EveryStudy`` factory, each of a
+        script's studies with its own rule (study ``i`` of one run against study ``i`` of the
+        others, as ``results.studies`` compares them)."""
         job = self.jobs[position]
         group = job.group
         if self.stop_when is None or group in self.stopped_groups:
             return
-        if event.study != 0 and job.script is None:
+        if event.study != 0 and not (job.script and isinstance(self.stop_when, EveryStudy)):
             return
         rule = self.rules.setdefault((group, event.study), self.stop_when())
         if rule(position, self.live[position].trials[event.study][-1]):
