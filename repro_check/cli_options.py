@@ -112,14 +112,20 @@ ScriptArgs = Annotated[
 ]
 Trials = Annotated[
     int | None,
-    typer.Option(metavar="N", help="Trials per study [default: 20].", rich_help_panel=STUDY),
+    typer.Option(
+        metavar="N",
+        help="Trials per study [default: 20]; for a script, a cap on each of its studies' "
+        "own n_trials [default: none].",
+        rich_help_panel=STUDY,
+    ),
 ]
 Direction = Annotated[
     list[str] | None,
     typer.Option(
         "--direction",
         metavar="DIRECTION",
-        help="minimize or maximize; repeat for a multi-objective study [default: minimize].",
+        help="minimize or maximize; repeat for a multi-objective study [default: minimize; "
+        "a script's studies set their own].",
         rich_help_panel=STUDY,
     ),
 ]
@@ -128,7 +134,7 @@ Sampler = Annotated[
     typer.Option(
         metavar="NAME",
         help=f"{', '.join(vocab.Sampler)}, or pkg.mod:factory "
-        f"(called with seed=) [default: {vocab.Sampler.TPE}].",
+        f"(called with seed=) [default: {vocab.Sampler.TPE}; a script builds its own].",
         rich_help_panel=STUDY,
     ),
 ]
@@ -136,14 +142,17 @@ Pruner = Annotated[
     str | None,
     typer.Option(
         metavar="NAME",
-        help=f"{', '.join(vocab.Pruner)} [default: {vocab.Pruner.NONE}].",
+        help=f"{', '.join(vocab.Pruner)} [default: {vocab.Pruner.NONE}; a script builds its own].",
         rich_help_panel=STUDY,
     ),
 ]
 NJobs = Annotated[
     int | None,
     typer.Option(
-        "--n-jobs", metavar="N", help="Optuna n_jobs [default: 1].", rich_help_panel=STUDY
+        "--n-jobs",
+        metavar="N",
+        help="Optuna n_jobs [default: 1; a script's optimize calls set their own].",
+        rich_help_panel=STUDY,
     ),
 ]
 Runs = Annotated[
@@ -153,7 +162,10 @@ Runs = Annotated[
 Seed = Annotated[
     int | None,
     typer.Option(
-        metavar="SEED", help="Seed every replicate gets [default: 0].", rich_help_panel=CHECK
+        metavar="SEED",
+        help="Seed every replicate gets [default: 0]; a script takes it only through the "
+        "controls that pass it on.",
+        rich_help_panel=CHECK,
     ),
 ]
 Workers = Annotated[
