@@ -193,6 +193,10 @@ def pytest_configure(config: pytest.Config) -> None:
         # here is reset to the default in each child, which Python then turns into
         # KeyboardInterrupt as it would for a user's terminal.
         signal.signal(signal.SIGINT, signal.default_int_handler)
+    # Under GitHub Actions every command prints workflow annotations after its report; the
+    # tests pin output as anywhere else (a test that wants annotations sets the variable). Set
+    # for the whole session, so a command and the run by hand it is compared with agree.
+    os.environ.pop("GITHUB_ACTIONS", None)
     if hasattr(config, "workerinput"):  # an xdist worker: the controller compiled already
         return
     import compileall
