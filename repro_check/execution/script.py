@@ -8,9 +8,12 @@ writes its own copy of the script's storage, the user's file is never written), 
 watcher (``script_writes``: files the script writes in the shared working folder) and the child
 tripwire (``script_children``: a study made in another process makes the run a crash).
 
-Trials are streamed once the script has ended, study by study, from each study's own storage
-(``study.get_trials``), so trials added by ``enqueue_trial``/``add_trial`` or told in any order
-are all there, and the parent checks the stream against the study's own count and digest.
+Each study is announced as the script makes it and each trial streams as the script tells it
+(``optimize``'s through a callback, an ask/tell loop's through ``tell``). Once the script has
+ended, every study's finished trials are read back from its own storage
+(``study.get_trials``): those not streamed yet (``enqueue_trial``/``add_trial``, a resumed
+storage's) follow, and the parent checks the whole stream against the study's own count,
+states and a digest of every trial's fields.
 """
 
 from __future__ import annotations
