@@ -59,7 +59,11 @@ def _indent(text: Text, by: int) -> Padding:
     return Padding(text, (0, 0, 0, by), expand=False)
 
 
-def _run_lines(run: RunRecord, output: str | None, plan: CheckPlan | None) -> list[Text | Padding]:
+def _run_lines(
+    run: RunRecord, output: str | None, plan: CheckPlan | None, shared: frozenset[str] = frozenset()
+) -> list[Text | Padding]:
+    """A run's detail; ``shared``: notes every run has, which the report's notes already
+    list once (repeating them on each run buried the ones that are this run's own)."""
     states: dict[str, int] = {}
     for trial in run.trials:
         states[trial.state] = states.get(trial.state, 0) + 1
@@ -78,7 +82,8 @@ def _run_lines(run: RunRecord, output: str | None, plan: CheckPlan | None) -> li
             parts.append(_indent(Text(escape_controls(gpu_text(gpu))), 2))
     if run.error:
         parts.append(_indent(Text(f"error: {escape_controls(run.error)}"), 2))
-    parts += [_indent(Text(f"note: {escape_controls(note)}"), 2) for note in run.notes]
+    own = [note for note in run.notes if note not in shared]
+    parts += [_indent(Text(f"note: {escape_controls(note)}"), 2) for note in own]
     if output is not None:
         text = escape_controls(output.rstrip("\n"))
         parts.append(_indent(Text("output:" if text else "output: (none)"), 2))
@@ -96,11 +101,13 @@ def _runs(
 ) -> None:
     """``plan``: the runs' plan, for the seeds as they were (None: each run's seed)."""
     console.print(Text(title, style="bold"))
+    runs = list(runs)
+    shared = frozenset.intersection(*(frozenset(r.notes) for r in runs)) if len(runs) > 1 else None
     for run in runs:
         # a run read back from a shared check's storage has no job: its replicate's index
         key = run.job if run.job is not None else ("", run.index)
         output = None if outputs is None else outputs.get(key, "")
-        for part in _run_lines(run, output, plan):
+        for part in _run_lines(run, output, plan, shared or frozenset()):
             console.print(part)
 
 
