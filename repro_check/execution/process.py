@@ -209,13 +209,14 @@ class WorkerProcess:
         shown = "\n".join(f"  | {line}" for line in lines)
         return f"{error}{_OUTPUT_HEAD}\n{shown}\n  (-v shows all of its output)"
 
-    def _crash_message(self) -> str:
+    def _crash_message(self, when: str = "") -> str:
+        """How the worker died (``when``: a few words on when), then its output's last lines."""
         code = self.proc.returncode
         if code is not None and code < 0:
             what = f"worker killed by {signal.Signals(-code).name}"
         else:
             what = f"worker exited with code {code}"
-        return self.with_output(what)
+        return self.with_output(what + when)
 
     def finish(self) -> JobResult:
         """Reap the process and build its result once (stderr is read for crashes, then closed)."""
@@ -333,8 +334,8 @@ class WorkerProcess:
                 if stopped is not None:
                     status, error = stopped
                 elif study_index < len(stream.summaries):
-                    late = f"{self._crash_message()} (after its study, before it reported"
-                    status, error = STATUS_CRASHED, f"{late} the end of its job)"
+                    late = " (after its study, before it reported the end of its job)"
+                    status, error = STATUS_CRASHED, self._crash_message(late)
                 else:
                     status, error = STATUS_CRASHED, self._crash_message()
             elif problem is not None:
