@@ -317,3 +317,19 @@ def test_the_end_of_a_failed_runs_output_is_bounded_and_escaped(tmp_path: Path) 
     assert message.splitlines()[0] == "the script raised ValueError; its output ended with:"
     assert message.splitlines()[-1] == "  (-v shows all of its output)"
     worker.stderr.close()
+
+
+def test_progress_of_a_script_shows_counts_then_a_total_to_go_by() -> None:
+    from repro_check.execution.jobs import Progress
+    from repro_check.render.progress import Bars
+
+    bars = Bars()
+    bars.update(Progress(0, 0, 0, queued=True))
+    bars.update(Progress(1, 0, 0, queued=True))
+    bars.update(Progress(0, 2, 0))  # trials counted before the script said how many
+    assert bars.shown(("", 0)) and bars.shown(("", 1))
+    assert (bars.trials_done, bars.trials_planned) == (2, 0)  # 0: unknown, no ETA yet
+    bars.update(Progress(0, 3, 30))  # its optimize(n_trials=30): the queued run plans alike
+    assert (bars.trials_done, bars.trials_planned) == (3, 60)
+    bars.update(Progress(1, 0, 0, status="cancelled"))  # stopped before it started
+    assert not bars.shown(("", 1)) and bars.trials_planned == 30
