@@ -162,15 +162,18 @@ class StudyRegistry:
         info = entry.record().to_dict(with_trials=False)
         info.pop("trials")
         with self.stream_lock:
-            self.out.emit(StudyInfo(study=entry.index, info=bounded(info), planned=entry.planned))
+            if self.out is not None:
+                self.out.emit(
+                    StudyInfo(study=entry.index, info=bounded(info), planned=entry.planned)
+                )
 
     def told(self, entry: StudyEntry, frozen: Any) -> None:
         """The script told trial ``frozen`` of ``entry``'s study: stream it now, once it is
         finished (not again at the end; the end checks it against the study's final state)."""
-        if self.out is None or os.getpid() != self.pid or not frozen.state.is_finished():
+        if os.getpid() != self.pid or not frozen.state.is_finished():
             return
-        with self.stream_lock:
-            if frozen.number in entry.streamed:
+        with self.stream_lock:  # the end (``emit``) takes it too: then nothing streams live
+            if self.out is None or frozen.number in entry.streamed:
                 return
             entry.streamed.add(frozen.number)
             self.out.emit(Trial(study=entry.index, trial=self.trial_data(entry, frozen)))
