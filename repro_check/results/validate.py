@@ -429,7 +429,8 @@ def _resume(data: saved.RunReport, source: str) -> None:
         if settings.resume_at is not None:
             raise ReportError(f"{source}: settings.resume_at is set but the report has no resume")
         return
-    at, trials = resume.at, settings.trials
+    # a script's studies end at its --trials cap (its settings.trials is null: not what ran)
+    at, trials = resume.at, (settings.cap if settings.trials is None else settings.trials)
     if trials is None or at != settings.resume_at or not 1 <= at < trials:
         raise ReportError(
             f"{source}: report.resume.at: {at}, but settings.resume_at is "
