@@ -229,3 +229,16 @@ def test_a_thread_count_the_threads_control_would_not_apply_is_refused(tmp_path:
         "--threads", "2", cwd=tmp_path, json_path=tmp_path / "r.json",
     )  # fmt: skip
     assert pinned.report["environment"]["threads"] == 2, pinned.out + pinned.err
+
+
+def test_as_written_says_nothing_of_torch() -> None:
+    """With no control that touches torch (a script's default), torch is neither armed nor
+    mentioned: 'torch is not installed' on a script that never imports it was noise."""
+    from repro_check.execution import controls as ctl
+    from repro_check.plan.settings import Controls
+
+    assert ctl.arm_torch(Controls.none(), seed=0, threads=1) == "not needed"
+    assert ctl.torch_note("not needed") is None
+    assert not ctl.touches_torch(Controls.only(["sampler_seed", "hash_seed"]))
+    for name in ("threads", "global_rng", "trial_reseed", "torch_determinism", "cudnn"):
+        assert ctl.touches_torch(Controls.only([name])), name

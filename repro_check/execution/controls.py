@@ -157,13 +157,27 @@ class _AfterImport(importlib.abc.MetaPathFinder):
         return spec
 
 
+def touches_torch(controls: Controls) -> bool:
+    """Whether any control on sets something in torch (its threads, seed or flags)."""
+    return (
+        controls.threads
+        or controls.global_rng
+        or controls.trial_reseed
+        or controls.torch_determinism
+        or controls.cudnn
+    )
+
+
 def arm_torch(controls: Controls, seed: int, threads: int, warn_only: bool = False) -> str:
     """Make sure the torch controls apply whenever torch loads. Returns torch's status:
-    "applied" (already imported), "armed" (applied on import) or "not installed"."""
+    "applied" (already imported), "armed" (applied on import), "not installed", or "not
+    needed" (no control on touches torch: as written, nothing to say about it)."""
 
     def apply(module: ModuleType) -> None:
         apply_torch_controls(module, controls, seed, threads, warn_only)
 
+    if not touches_torch(controls):
+        return "not needed"
     if "torch" not in sys.modules and importlib.util.find_spec("torch") is None:
         return "not installed"
     return after_import("torch", apply)
