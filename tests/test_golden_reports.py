@@ -43,11 +43,14 @@ def write_report(name: str, path: Path) -> None:
 
 
 def shape(value: Any, key: str = "") -> Any:
-    """What a report holds, without its values: keys, value types, list lengths."""
+    """What a report holds, without its values: keys, value types, list lengths (but not how
+    many strings a list of them holds: notes)."""
     if key == MACHINE:
         return MACHINE
     if isinstance(value, dict):
         return {k: shape(v, k) for k, v in sorted(value.items())}
+    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+        return "list of strings"  # notes: how many depends on the shell (an exported variable)
     if isinstance(value, list):
         return [shape(v) for v in value]
     if isinstance(value, int | float) and not isinstance(value, bool):

@@ -186,7 +186,7 @@ def test_cli_help_lists_the_registered_samplers_and_pruners() -> None:
     result = CliRunner().invoke(app, ["run", "--help"], env={"COLUMNS": "300"})
     text = "".join(result.output.split())  # rich wraps the help column
     assert ",".join(Sampler) + ",orpkg.mod:factory" in text
-    assert ",".join(Pruner) + "[default:none]" in text
+    assert ",".join(Pruner) + "[default:none;" in text
 
 
 def test_saved_control_names_are_the_controls_fields() -> None:
