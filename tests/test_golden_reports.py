@@ -49,8 +49,8 @@ def shape(value: Any, key: str = "") -> Any:
         return MACHINE
     if isinstance(value, dict):
         return {k: shape(v, k) for k, v in sorted(value.items())}
-    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
-        return "list of strings"  # notes: how many depends on the shell (an exported variable)
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return "list of strings"  # notes: how many (none too) depends on the shell
     if isinstance(value, list):
         return [shape(v) for v in value]
     if isinstance(value, int | float) and not isinstance(value, bool):
