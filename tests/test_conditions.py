@@ -170,3 +170,32 @@ def test_the_gate_runs_with_the_controls_run_applies() -> None:
     assert condition_controls(script, Condition.SEED_SWEEP) == Controls()
     seeded = build_plan("train.py", {"controls": "sampler_seed"}, pyproject=False)
     assert condition_controls(seeded, Condition.SEED_SWEEP) == seeded.controls
+
+
+def test_a_sweep_that_never_reached_the_scripts_own_sampler_seed_says_so() -> None:
+    """A script building ``TPESampler(seed=1)`` keeps that seed in the seed sweep (the check
+    seeds only samplers built without one): "seed choice alone leaves the best value unchanged"
+    would read as if the sampler's seed had been varied."""
+    import dataclasses
+
+    from repro_check.results.records import SamplerInfo, StudyRecord
+
+    sweep = build([2.0, 2.0, 2.0])
+    own = SamplerInfo("TPESampler", seed=1, at="train.py:9")
+    runs = tuple(
+        dataclasses.replace(r, studies=(StudyRecord("a", ("minimize",), own, r.trials),))
+        for r in sweep.runs
+    )
+    sentence = summary_sentence({"seed_sweep": dataclasses.replace(sweep, runs=runs)})
+    assert sentence == (
+        "in the seed sweep, seed choice alone leaves the best value unchanged, but it did not "
+        "reach the sampler(s) the script seeds itself (TPESampler(seed=1) at train.py:9)."
+    )
+    seeded = SamplerInfo("TPESampler", seed=5, at="train.py:9", seeded_by_check=True)
+    runs = tuple(
+        dataclasses.replace(r, studies=(StudyRecord("a", ("minimize",), seeded, r.trials),))
+        for r in sweep.runs
+    )
+    assert "did not reach" not in summary_sentence(
+        {"seed_sweep": dataclasses.replace(sweep, runs=runs)}
+    )

@@ -161,6 +161,19 @@ def _spread_phrase(condition: report.RunReport, reference: Stats | None = None) 
     return f"moves the best value by {_size(stats)}{_versus(stats, reference)}"
 
 
+def _unswept_samplers(sweep: report.RunReport) -> str:
+    """The samplers a script seeded itself in the sweep's runs (``TPESampler(seed=1) at
+    train.py:9``): the check hands a seed only to samplers built without one."""
+    kept = {
+        f"{study.sampler.cls}(seed={study.sampler.seed})"
+        + (f" at {study.sampler.at}" if study.sampler.at else "")
+        for run in sweep.runs
+        for study in run.studies
+        if study.sampler.seed is not None and not study.sampler.seeded_by_check
+    }
+    return ", ".join(sorted(kept))
+
+
 def summary_sentence(conditions: Mapping[str, report.RunReport]) -> str:
     """What the controls bought, in one sentence: each clause names its condition as
     ``LABELS`` does; the seed sweep is described, never judged."""
@@ -180,7 +193,11 @@ def summary_sentence(conditions: Mapping[str, report.RunReport]) -> str:
             parts.append(f"even with fixed seeds the runs differ (noise {phrase})")
     sweep = conditions.get(Condition.SEED_SWEEP)
     if sweep is not None:
-        parts.append(f"in the seed sweep, seed choice alone {_spread_phrase(sweep, loose_stats)}")
+        clause = f"in the seed sweep, seed choice alone {_spread_phrase(sweep, loose_stats)}"
+        kept = _unswept_samplers(sweep)
+        if kept:  # the sweep never varied them: its spread says nothing of their seed
+            clause += f", but it did not reach the sampler(s) the script seeds itself ({kept})"
+        parts.append(clause)
     if loose is not None:
         divergence = loose.comparison.divergence
         where = f", parting at trial {divergence.trial}" if divergence else ""
