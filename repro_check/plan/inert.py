@@ -9,11 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from repro_check.errors import ConfigError
-from repro_check.plan.settings import CheckPlan, Controls
+from repro_check.plan.settings import SEEDED_CONTROLS, CheckPlan, Controls
 from repro_check.plan.targets import MODULE_PREFIX, is_script, script_name
-
-SEEDED_CONTROLS = ("sampler_seed", "global_rng", "trial_reseed", "hash_seed")
-"""The controls that read the check's seed: with every one of them off, a seed changes nothing."""
 
 
 class InertSettingError(ConfigError):
@@ -37,7 +34,7 @@ class InertSettingError(ConfigError):
 
 def _inert_seed(plan: CheckPlan, given: str, runs_under: Sequence[Controls]) -> str | None:
     """Why the seed ``given`` changes nothing under ``runs_under``, or None when it matters."""
-    if any(getattr(controls, name) for controls in runs_under for name in SEEDED_CONTROLS):
+    if any(controls.take_seed for controls in runs_under):
         return None
     if is_script(plan.target) and plan.controls == Controls.none():
         return f"{given} applies to the check's controls, which are off for a script"

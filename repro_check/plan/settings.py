@@ -75,6 +75,11 @@ class StudySettings:
         )
 
 
+SEEDED_CONTROLS = ("sampler_seed", "global_rng", "trial_reseed", "hash_seed")
+"""The controls that read the check's seed (``hash_seed`` sets ``PYTHONHASHSEED`` to it): with
+every one of them off, a seed changes nothing."""
+
+
 @dataclass(frozen=True)
 class Controls:
     """Which seed and determinism controls a worker applies. All on is what ``run`` does."""
@@ -118,9 +123,9 @@ class Controls:
 
     @property
     def take_seed(self) -> bool:
-        """Some control hands the check's seed to the code (the sampler's or the global
-        RNGs'); with none on, ``CheckPlan.seed`` reaches nothing a run does."""
-        return self.sampler_seed or self.global_rng or self.trial_reseed
+        """Some control hands the check's seed to the code (the sampler's, the global RNGs',
+        ``PYTHONHASHSEED``); with none on, ``CheckPlan.seed`` reaches nothing a run does."""
+        return any(getattr(self, name) for name in SEEDED_CONTROLS)
 
     @classmethod
     def none(cls) -> Controls:
