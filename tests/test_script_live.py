@@ -227,6 +227,18 @@ def test_fail_fast_watches_each_study_apart(tmp_path: Path) -> None:
 
 
 @pytest.mark.e2e
+def test_a_shared_check_stopped_in_a_later_study_is_not_reproducible(tmp_path: Path) -> None:
+    """Through a storage the report is rebuilt from the stored runs; --fail-fast's stop in
+    study 1 must read as the divergence it is (exit 1), not as runs that did not finish (a
+    review found exit 3: only study 0's divergence counted there)."""
+    storage = f"sqlite:///{tmp_path / 'ff.db'}"
+    flags = ("--fail-fast", "--storage", storage, "--name", "ff")
+    result = run_live(tmp_path, *flags, warmup=2, trials=12, pause=0.1, part=2)
+    assert result.code == 1, result.out + result.err
+    assert "NOT REPRODUCIBLE: 'a' (study 1): runs part at trial 2" in result.out
+
+
+@pytest.mark.e2e
 def test_a_timed_out_script_keeps_and_compares_its_finished_trials(tmp_path: Path) -> None:
     result = run_live(tmp_path, "--timeout", "1.5", trials=30, pause=0.25)
     assert result.code == 3, result.out

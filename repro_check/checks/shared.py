@@ -282,7 +282,7 @@ def load_report(plan: CheckPlan, device: str, store: CheckStore, mine: int = 0) 
     # "--fail-fast stopped the runs" only where the stored trials show the divergence that
     # stopped them: runs cut short by Ctrl-C/SIGTERM (or by a stop nobody can re-check) must
     # never read as a divergence; they leave the check interrupted until --resume retakes them
-    diverged = result.comparison.divergence is not None
+    diverged = result.runs_part  # a script's: in any study (--fail-fast watches every one)
     stopped = plan.fail_fast and diverged and any(r.status == STATUS_CANCELLED for r in runs)
     interrupted = bool(loaded.interrupted) and not stopped
     return dataclasses.replace(

@@ -141,13 +141,18 @@ class RunReport:
         return self.baseline is not None and not self.baseline.matches
 
     @property
+    def runs_part(self) -> bool:
+        """Two recorded runs differ somewhere: in the run's (first) study, or, for a script,
+        in any of its studies."""
+        return self.comparison.divergence is not None or (
+            self.studies is not None and self.studies.first_differing is not None
+        )
+
+    @property
     def certainly_differs(self) -> bool:
         """Two recorded runs differ on a trial both reported: not reproducible, whatever the
         runs still missing (awaiting elsewhere, or stopped by --fail-fast) would show."""
-        differs = self.comparison.divergence is not None or (
-            self.studies is not None and self.studies.first_differing is not None
-        )
-        return differs and (self.stopped_early or bool(self.awaiting))
+        return self.runs_part and (self.stopped_early or bool(self.awaiting))
 
     @property
     def any_failed(self) -> bool:
