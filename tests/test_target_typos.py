@@ -83,6 +83,9 @@ def test_the_cli_answers_before_any_worker_starts(sandbox: Path) -> None:
     [
         "from helpers import *\n",
         "def __getattr__(name):\n    return print\n",
+        "def _lazy(name):\n    return print\n__getattr__ = _lazy\n",  # found by review
+        "__getattr__, __dir__ = (lambda name: print), (lambda: [])\n",  # lazy_loader's form
+        "from helpers import lazy as __getattr__\n",
         "globals()['objective'] = print\n",
         "import sys\nsetattr(sys.modules[__name__], 'objective', print)\n",
         "exec('def objective(trial): return 0')\n",

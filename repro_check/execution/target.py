@@ -210,7 +210,9 @@ def _bound_names(tree: ast.Module) -> set[str] | None:
         elif not isinstance(node, ast.Lambda):
             names.update(_bound_by(node))
             pending.extend(ast.iter_child_nodes(node))
-    return names
+    # a module __getattr__ bound any way (`__getattr__ = _lazy`, lazy_loader's tuple, an
+    # import) answers names the source never binds (PEP 562)
+    return None if "__getattr__" in names else names
 
 
 def _binds_unseen(node: ast.AST) -> bool:
