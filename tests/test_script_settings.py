@@ -107,6 +107,15 @@ def test_a_null_seed_where_a_control_takes_it_is_refused(tmp_path: Path) -> None
     assert "report.settings.seed: null, but the controls hand a seed to the code" in error
 
 
+def test_a_script_report_with_some_study_settings_null_is_refused(tmp_path: Path) -> None:
+    """All null (as written now) or all written (older reports); a mix is tampering, and was a
+    TypeError's 'malformed report' before (found by review)."""
+    data = copy.deepcopy(golden_report("script_two_studies", SCRIPT))
+    data["settings"]["trials"] = 5
+    error = one_line_error(inprocess_cli("report", str(write(tmp_path, data))))
+    assert "report.settings.directions: null while settings.trials is set" in error
+
+
 def _script_run(seed: int | None, by_check: bool = False) -> Any:
     sampler = SamplerInfo("TPESampler", seed, "train.py:29", seeded_by_check=by_check)
     study = StudyRecord("train", ("maximize",), sampler)

@@ -262,6 +262,13 @@ def _nulls(settings: dict[str, Any], where: str, source: str, script: bool) -> N
                     f"{source}: {where}.settings.{key}: null, but only a script's report "
                     "leaves it out, and this is an objective-mode report"
                 )
+    nulls = [key for key in SCRIPT_OWN_SETTINGS if settings.get(key) is None]
+    if script and nulls and len(nulls) < len(SCRIPT_OWN_SETTINGS):  # written whole, or all null
+        given = next(key for key in SCRIPT_OWN_SETTINGS if key not in nulls)
+        raise ReportError(
+            f"{source}: {where}.settings.{nulls[0]}: null while settings.{given} is set; a "
+            "script's report leaves all of its study settings out (an older one writes all)"
+        )
     if settings.get("seed") is None and Controls.from_dict(settings["controls"]).take_seed:
         raise ReportError(
             f"{source}: {where}.settings.seed: null, but the controls hand a seed to the code"
