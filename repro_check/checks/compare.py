@@ -36,8 +36,7 @@ def condition_controls(plan: CheckPlan, condition: str) -> Controls:
         return Controls.none()
     if condition == GATE:
         return plan.controls
-    seeded = plan.controls.sampler_seed or plan.controls.global_rng or plan.controls.trial_reseed
-    return plan.controls if seeded else Controls()
+    return plan.controls if plan.controls.take_seed else Controls()
 
 
 def condition_jobs(plan: CheckPlan, condition: str, offset: int) -> list[Job]:
