@@ -5,12 +5,14 @@ its JSON report."""
 from __future__ import annotations
 
 import contextlib
+import importlib
 import io
 import json
 import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -152,6 +154,27 @@ def run_check(tmp_path: Path):  # type: ignore[no-untyped-def]
         return cli("run", target, *flags, json_path=out, **kwargs)
 
     return go
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """For tests that import what they write: cwd = tmp_path; sys.path and sys.modules are
+    restored afterwards."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    before = set(sys.modules)
+    yield tmp_path
+    for name in set(sys.modules) - before:
+        del sys.modules[name]
+    importlib.invalidate_caches()
+
+
+def write_source(path: Path, text: str) -> Path:
+    """A module or script written where ``sandbox`` tests import it from."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    importlib.invalidate_caches()
+    return path
 
 
 def has_cuda() -> bool:

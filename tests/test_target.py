@@ -2,35 +2,14 @@
 
 from __future__ import annotations
 
-import importlib
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import write_source as write
 
 from repro_check.errors import EXIT_USAGE, TargetError
 from repro_check.execution import target
 from repro_check.execution.target import TargetSpec
-
-
-@pytest.fixture
-def sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """cwd = tmp_path; sys.path and sys.modules are restored afterwards."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(sys, "path", list(sys.path))
-    before = set(sys.modules)
-    yield tmp_path
-    for name in set(sys.modules) - before:
-        del sys.modules[name]
-    importlib.invalidate_caches()
-
-
-def write(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    importlib.invalidate_caches()
-    return path
 
 
 def load_error(spec: str) -> str:
