@@ -24,14 +24,12 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from repro_check.execution.gpus import Gpu
+from repro_check.execution.jobs import RunOptions
 from repro_check.execution.runner import (
     Job,
     JobResult,
     Progress,
-    ProgressCallback,
     StopRule,
-    StopRuleFactory,
 )
 from repro_check.results.records import (
     STATUS_CANCELLED,
@@ -126,23 +124,9 @@ class FakeRunner:
             found.setdefault(job.group, []).append(job)
         return found
 
-    def __call__(
-        self,
-        target: str,
-        jobs: Sequence[Job],
-        *,
-        workers: int,
-        threads: int,
-        device: str,
-        timeout: float | None = None,
-        on_progress: ProgressCallback | None = None,
-        stop_when: StopRuleFactory | None = None,
-        claim: Callable[[Job], Job | None] | None = None,
-        gpus: Sequence[Gpu] = (),
-        on_end: Callable[[JobResult], None] | None = None,
-        hide_gpus: bool = False,
-    ) -> list[JobResult]:
-        report = on_progress or (lambda _p: None)
+    def __call__(self, target: str, jobs: Sequence[Job], options: RunOptions) -> list[JobResult]:
+        report = options.on_progress or (lambda _p: None)
+        claim, stop_when, on_end = options.claim, options.stop_when, options.on_end
         self.calls.append(list(jobs))
         self.jobs += jobs
         rules: dict[str, StopRule] = {}

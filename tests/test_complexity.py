@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from repro_check.execution.jobs import RunOptions
 from repro_check.execution.runner import Job, Progress, Scheduler, run_jobs
 from repro_check.plan.settings import StudySettings
 
@@ -44,17 +45,20 @@ def test_no_function_in_the_package_is_past_the_gate() -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+CPU_ONE = RunOptions(workers=1, threads=1, device="cpu")
+
+
 def _job(index: int, group: str = "") -> Job:
     return Job(index=index, seed=index, study=StudySettings(trials=3), group=group)
 
 
 def test_run_jobs_is_a_scheduler_whose_state_is_attributes() -> None:
     jobs = [_job(0), _job(1)]
-    scheduler = Scheduler("t.py:f", jobs, workers=1, threads=1, device="cpu")
+    scheduler = Scheduler("t.py:f", jobs, CPU_ONE)
     assert scheduler.pending == [0, 1]
     assert scheduler.live == {} and scheduler.ended == {} and scheduler.warm == {}
     assert scheduler.skipped == set() and scheduler.stopped_groups == set()
-    assert Scheduler("t.py:f", [], workers=1, threads=1, device="cpu").run() == []
+    assert Scheduler("t.py:f", [], CPU_ONE).run() == []
 
 
 def test_jobs_taken_elsewhere_start_no_worker_and_come_back_empty() -> None:
@@ -63,11 +67,9 @@ def test_jobs_taken_elsewhere_start_no_worker_and_come_back_empty() -> None:
     results = run_jobs(
         "does-not-exist.py:f",  # never loaded: no worker may start for a refused claim
         jobs,
-        workers=2,
-        threads=1,
-        device="cpu",
-        on_progress=seen.append,
-        claim=lambda _job: None,
+        RunOptions(
+            workers=2, threads=1, device="cpu", on_progress=seen.append, claim=lambda _job: None
+        ),
     )
     assert [(r.job.index, r.runs) for r in results] == [(0, []), (1, [])]
     assert [p.queued for p in seen[:2]] == [True, True]

@@ -226,6 +226,7 @@ def test_the_scheduler_never_runs_two_workers_on_one_gpu(
 ) -> None:
     """More worker slots than GPUs (as a library caller may ask): a job waits for a free GPU,
     and each worker's ``CUDA_VISIBLE_DEVICES`` is the UUID of the GPU it holds."""
+    from repro_check.execution.jobs import RunOptions
     from repro_check.execution.replicates import replicate_jobs
     from repro_check.execution.runner import run_jobs
 
@@ -238,9 +239,8 @@ def test_the_scheduler_never_runs_two_workers_on_one_gpu(
     plan = CheckPlan(target=fixture("gpu_model"), runs=4)
     plan = dataclasses.replace(plan, study=dataclasses.replace(plan.study, trials=2))
     placed = [gpus.Gpu.from_dict(H100), gpus.Gpu.from_dict(H200)]
-    results = run_jobs(
-        plan.target, replicate_jobs(plan), workers=4, threads=1, device="cuda", gpus=placed
-    )
+    options = RunOptions(workers=4, threads=1, device="cuda", gpus=placed)
+    results = run_jobs(plan.target, replicate_jobs(plan), options)
     runs = [r for result in results for r in result.runs]
     assert [r.status for r in runs] == ["ok"] * 4, [r.error for r in runs]
     pins = [str(r.environment["env"]["CUDA_VISIBLE_DEVICES"]) for r in runs]

@@ -7,12 +7,13 @@ A ``Job`` is the check's side of one worker process; ``Job.spec`` turns it into 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
 
+from repro_check.execution.gpus import Gpu
 from repro_check.execution.protocol import JobSpec, ScriptSpec
 from repro_check.plan.settings import Controls, StudySettings
 from repro_check.results.records import STATUS_CANCELLED, RunRecord, TrialRecord
@@ -140,6 +141,30 @@ class EveryStudy:
 
     def __call__(self) -> StopRule:
         return self.make()
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How a batch of jobs runs, beside the target and the jobs: what every job runner
+    (``runner.run_jobs``, ``replicates.JobRunner``, the tests' fake) takes, declared once.
+
+    ``on_end`` is told each job's final result as soon as its worker has ended (a shared check
+    stores that replicate's outcome then). With ``gpus`` each worker is pinned to one of them
+    and a GPU runs one worker at a time; ``hide_gpus`` (``--device cpu`` asked for) gives every
+    worker an empty ``CUDA_VISIBLE_DEVICES``. ``stop_when`` makes one stop rule per group, fed
+    every trial of that group as it arrives. ``claim`` may take a job elsewhere (None: it is
+    skipped) or hand back the job to run."""
+
+    workers: int
+    threads: int
+    device: str
+    timeout: float | None = None
+    on_progress: ProgressCallback | None = None
+    stop_when: StopRuleFactory | None = None
+    claim: Callable[[Job], Job | None] | None = None
+    gpus: Sequence[Gpu] = ()
+    on_end: Callable[[JobResult], None] | None = None
+    hide_gpus: bool = False
 
 
 class Interrupted(Exception):

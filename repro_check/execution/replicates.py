@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 from repro_check.execution import gpus as gpu_layer
 from repro_check.execution.gpus import Gpu
+from repro_check.execution.jobs import RunOptions
 from repro_check.execution.runner import (
     EveryStudy,
     Job,
@@ -30,20 +31,7 @@ class JobRunner(Protocol):
     from the results can be tested without starting a process."""
 
     def __call__(
-        self,
-        target: str,
-        jobs: Sequence[Job],
-        *,
-        workers: int,
-        threads: int,
-        device: str,
-        timeout: float | None = None,
-        on_progress: ProgressCallback | None = None,
-        stop_when: StopRuleFactory | None = None,
-        claim: Callable[[Job], Job | None] | None = None,
-        gpus: Sequence[Gpu] = (),
-        on_end: Callable[[JobResult], None] | None = None,
-        hide_gpus: bool = False,
+        self, target: str, jobs: Sequence[Job], options: RunOptions
     ) -> list[JobResult]: ...
 
 
@@ -122,9 +110,7 @@ def run_plan_jobs(
     place every check does: its target, thread count and timeout, its GPUs placed (or hidden,
     for an asked ``--device cpu``) and as many workers at once as they and the cores allow."""
     gpus = placement(plan, device)
-    return resolve_runner(runner)(
-        plan.target,
-        jobs,
+    options = RunOptions(
         workers=default_workers(plan, device, len(jobs), len(gpus)),
         threads=plan.threads,
         device=device,
@@ -136,6 +122,7 @@ def run_plan_jobs(
         on_end=on_end,
         hide_gpus=plan.device == "cpu",
     )
+    return resolve_runner(runner)(plan.target, jobs, options)
 
 
 def run_replicates(

@@ -13,7 +13,7 @@ import json
 import os
 import queue
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from repro_check.errors import ConfigError, DeviceError, ReproCheckError, TargetError
@@ -26,6 +26,7 @@ from repro_check.execution.jobs import (
     JobResult,
     Progress,
     ProgressCallback,
+    RunOptions,
     StopRule,
     StopRuleFactory,
     not_started,
@@ -61,51 +62,19 @@ _SWEEP_EVERY = 0.05
 """Seconds between checks of the workers for an exit or a timeout."""
 
 
-def run_jobs(
-    target: str,
-    jobs: Sequence[Job],
-    *,
-    workers: int,
-    threads: int,
-    device: str,
-    timeout: float | None = None,
-    on_progress: ProgressCallback | None = None,
-    stop_when: StopRuleFactory | None = None,
-    claim: Callable[[Job], Job | None] | None = None,
-    gpus: Sequence[Gpu] = (),
-    on_end: Callable[[JobResult], None] | None = None,
-    hide_gpus: bool = False,
-) -> list[JobResult]:
-    """Run ``jobs`` with at most ``workers`` processes at once; results in job order.
+def run_jobs(target: str, jobs: Sequence[Job], options: RunOptions) -> list[JobResult]:
+    """Run ``jobs`` with at most ``options.workers`` processes at once; results in job order.
 
-    ``on_end`` is told each job's final result as soon as its worker has ended (a shared check
-    stores that replicate's outcome then, not when this process's whole share is done).
-
-    With ``gpus``, each worker is pinned to one of them (``CUDA_VISIBLE_DEVICES``) and a GPU
-    runs one worker at a time: a job takes a free GPU when its worker is spawned and gives it
-    back once that worker has ended (so at most ``len(gpus)`` run at once). ``hide_gpus``
-    (``--device cpu`` asked for) gives every worker an empty ``CUDA_VISIBLE_DEVICES``.
+    With ``options.gpus``, a job takes a free GPU when its worker is spawned and gives it back
+    once that worker has ended (so at most ``len(gpus)`` run at once).
 
     Raises ``TargetError``/``ConfigError``/``DeviceError`` when a worker reports that the target
     cannot load or the study cannot be built (stopping the rest), and ``Interrupted`` on Ctrl-C.
-    ``stop_when`` makes one stop rule per group, fed every trial of that group as it arrives;
-    when it says so, that group's workers are stopped (an experiment ends at its first
-    divergence, ``--fail-fast`` at the first certain one).
+    When a group's stop rule (``options.stop_when``) says so, that group's workers are
+    stopped (an experiment ends at its first divergence, ``--fail-fast`` at the first certain
+    one).
     """
-    scheduler = Scheduler(
-        target,
-        jobs,
-        workers=workers,
-        threads=threads,
-        device=device,
-        timeout=timeout,
-        on_progress=on_progress,
-        stop_when=stop_when,
-        claim=claim,
-        gpus=gpus,
-        on_end=on_end,
-        hide_gpus=hide_gpus,
-    )
+    scheduler = Scheduler(target, jobs, options)
     return scheduler.run()
 
 
@@ -120,33 +89,11 @@ class Scheduler:
     pool the next spawn takes from.
     """
 
-    def __init__(
-        self,
-        target: str,
-        jobs: Sequence[Job],
-        *,
-        workers: int,
-        threads: int,
-        device: str,
-        timeout: float | None = None,
-        on_progress: ProgressCallback | None = None,
-        stop_when: StopRuleFactory | None = None,
-        claim: Callable[[Job], Job | None] | None = None,
-        gpus: Sequence[Gpu] = (),
-        on_end: Callable[[JobResult], None] | None = None,
-        hide_gpus: bool = False,
-    ) -> None:
-        self.on_end = on_end
-        self.hide_gpus = hide_gpus
+    def __init__(self, target: str, jobs: Sequence[Job], options: RunOptions) -> None:
         self.target = target
         self.jobs = jobs
-        self.workers = workers
-        self.threads = threads
-        self.device = device
-        self.timeout = timeout
-        self.report: ProgressCallback = on_progress or (lambda _p: None)
-        self.stop_when = stop_when
-        self.claim = claim
+        self.options = options
+        self.report: ProgressCallback = options.on_progress or (lambda _p: None)
         self.inbox: queue.Queue[tuple[int, Any]] = queue.Queue()
         self.pending: list[int] = list(range(len(jobs)))
         self.live: dict[int, WorkerProcess] = {}
@@ -157,8 +104,8 @@ class Scheduler:
         """One stop rule per (group, study): a script's studies are watched apart."""
         self.stopped_groups: set[str] = set()
         self.last_sweep = 0.0
-        self.gpus = tuple(gpus)
-        self.free_gpus: list[Gpu] = list(gpus)
+        self.gpus = tuple(options.gpus)
+        self.free_gpus: list[Gpu] = list(options.gpus)
         self.gpu_of: dict[int, Gpu] = {}
 
     def run(self) -> list[JobResult]:
@@ -199,7 +146,7 @@ class Scheduler:
             self.report(Progress(job.index, 0, self._total(job), group=job.group, queued=True))
 
     def _fill_slots(self) -> None:
-        while self.pending and sum(w.busy for w in self.live.values()) < self.workers:
+        while self.pending and sum(w.busy for w in self.live.values()) < self.options.workers:
             if self.gpus and self.pending[0] not in self.gpu_of and not self.free_gpus:
                 return  # every GPU runs a worker: wait for one to end
             self._launch(self.pending.pop(0))
@@ -216,9 +163,9 @@ class Scheduler:
             os.environ,
             job.controls,
             seed=job.seed,
-            threads=job.threads or self.threads,
-            device=self.device,
-            hide_gpus=self.hide_gpus,
+            threads=job.threads or self.options.threads,
+            device=self.options.device,
+            hide_gpus=self.options.hide_gpus,
         )
         env.pop(ASSIGNED_ENV, None)  # never an inherited one (a check run inside a worker)
         if self.gpus:
@@ -230,8 +177,9 @@ class Scheduler:
 
     def _launch(self, position: int) -> None:
         job = self.jobs[position]
-        if self.claim is not None:  # shared checks: take the replicate only if nobody has it
-            claimed = self.claim(job)
+        # shared checks: take the replicate only if nobody has it
+        if self.options.claim is not None:
+            claimed = self.options.claim(job)
             if claimed is None:
                 self.skipped.add(position)
                 self.report(Progress(job.index, 0, 0, status="taken elsewhere", group=job.group))
@@ -241,7 +189,7 @@ class Scheduler:
                 return
             job = claimed
         worker = self.warm.pop(position, None) or self._spawn(position)
-        spec = job.spec(self.target, job.threads or self.threads, self.device)
+        spec = job.spec(self.target, job.threads or self.options.threads, self.options.device)
         worker.start(spec, position, self.inbox)
         self.live[position] = worker
         self.report(Progress(job.index, 0, self._total(job), group=job.group))
@@ -293,11 +241,11 @@ class Scheduler:
         others, as ``results.studies`` compares them)."""
         job = self.jobs[position]
         group = job.group
-        if self.stop_when is None or group in self.stopped_groups:
+        if self.options.stop_when is None or group in self.stopped_groups:
             return
-        if event.study != 0 and not (job.script and isinstance(self.stop_when, EveryStudy)):
+        if event.study != 0 and not (job.script and isinstance(self.options.stop_when, EveryStudy)):
             return
-        rule = self.rules.setdefault((group, event.study), self.stop_when())
+        rule = self.rules.setdefault((group, event.study), self.options.stop_when())
         if rule(position, self.live[position].trials[event.study][-1]):
             self._stop_group(group)
 
@@ -325,11 +273,11 @@ class Scheduler:
             if worker.check_exit(now):
                 self._end(position)  # its stream never ended: stop waiting for it
             elif (
-                self.timeout is not None
+                self.options.timeout is not None
                 and worker.ended_by is None
-                and worker.timed_out(now, self.timeout)
+                and worker.timed_out(now, self.options.timeout)
             ):
-                worker.limit = self.timeout
+                worker.limit = self.options.timeout
                 worker.kill("timeout")
 
     def _end(self, position: int) -> None:
@@ -337,8 +285,8 @@ class Scheduler:
         self.ended[position] = worker
         result = worker.finish()
         self._release(position)  # reaped, its group killed: the GPU is free
-        if self.on_end is not None:
-            self.on_end(result)
+        if self.options.on_end is not None:
+            self.options.on_end(result)
         job = worker.job
         self.report(
             Progress(
