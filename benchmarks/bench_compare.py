@@ -22,7 +22,8 @@ import tracemalloc
 
 from repro_check.plan.settings import Tolerance
 from repro_check.results.comparison import compare_runs
-from repro_check.results.records import RunRecord, TrialRecord
+from repro_check.results.records import RunRecord
+from repro_check.results.trial_record import TrialRecord
 
 
 def make_trials(trials: int, jitter: float = 0.0, last_value: float | None = None) -> tuple:

@@ -56,7 +56,8 @@ def write_report(path: Path, runs: int, trials: int) -> None:
     from repro_check.plan.settings import CheckPlan, StudySettings
     from repro_check.render.json_report import dumps
     from repro_check.results import report
-    from repro_check.results.records import RunRecord, TrialRecord
+    from repro_check.results.records import RunRecord
+    from repro_check.results.trial_record import TrialRecord
 
     template = _trial(0)
     made = TrialRecord(

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from repro_check.results.records import RunRecord, TrialRecord
+from repro_check.results.records import RunRecord
+from repro_check.results.trial_record import TrialRecord
 
 
 def trial(

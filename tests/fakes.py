@@ -38,8 +38,8 @@ from repro_check.results.records import (
     RunRecord,
     SamplerInfo,
     StudyRecord,
-    TrialRecord,
 )
+from repro_check.results.trial_record import TrialRecord
 
 Scripted = Sequence[float] | Sequence[TrialRecord] | JobResult
 Script = Callable[[Job], Scripted]

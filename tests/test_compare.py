@@ -19,8 +19,9 @@ from repro_check.results.comparison import (
     first_divergence,
     param_spreads,
 )
-from repro_check.results.records import RunRecord, TrialRecord
+from repro_check.results.records import RunRecord
 from repro_check.results.trial_fields import floats_equal, param_equal
+from repro_check.results.trial_record import TrialRecord
 
 EXACT = Tolerance()
 LOOSE = Tolerance(atol=1e-6, rtol=1e-6)

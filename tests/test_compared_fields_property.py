@@ -1,5 +1,5 @@
 """Property: the comparison notices a change to any recorded field of any trial, and never one
-to the fields named as timing or identity (``records.NOT_COMPARED``), on every path (digest
+to the fields named as timing or identity (``trial_attrs.NOT_COMPARED``), on every path (digest
 fast path, trial-by-trial scan, history count, a JSON round trip)."""
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 
 from repro_check.plan.settings import Tolerance
 from repro_check.results.comparison import distinct_histories, first_divergence
-from repro_check.results.records import RunRecord, TrialRecord
+from repro_check.results.records import RunRecord
+from repro_check.results.trial_record import TrialRecord
 
 EXACT = Tolerance()
 

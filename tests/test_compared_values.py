@@ -14,14 +14,10 @@ import pytest
 import torch
 from conftest import FIXTURES, cli
 
-from repro_check.results.records import (
-    SamplerInfo,
-    StudyRecord,
-    TrialRecord,
-    stable_name,
-    to_json_safe,
-)
+from repro_check.json_values import stable_name, to_json_safe
+from repro_check.results.records import SamplerInfo, StudyRecord
 from repro_check.results.studies import study_difference
+from repro_check.results.trial_record import TrialRecord
 
 
 def _record(**user_attrs: object) -> TrialRecord:

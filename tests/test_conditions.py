@@ -16,7 +16,8 @@ from repro_check.results.compare_report import (
     t_quantile,
 )
 from repro_check.results.comparison import Stats
-from repro_check.results.records import RunRecord, TrialRecord
+from repro_check.results.records import RunRecord
+from repro_check.results.trial_record import TrialRecord
 
 
 def runs_with_best(values: list[float], xs: list[float] | None = None) -> list[RunRecord]:

@@ -112,7 +112,8 @@ def test_candidate_atol_is_round_and_above_the_noise() -> None:
 
 def test_params_split_is_the_first_trial_with_other_params() -> None:
     from repro_check.checks.diagnose_noise import params_split
-    from repro_check.results.records import RunRecord, TrialRecord
+    from repro_check.results.records import RunRecord
+    from repro_check.results.trial_record import TrialRecord
 
     def run(xs: list[float]) -> RunRecord:
         trials = tuple(TrialRecord(i, "COMPLETE", {"x": x}, (1.0,)) for i, x in enumerate(xs))

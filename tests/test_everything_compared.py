@@ -1,5 +1,5 @@
 """Everything Optuna records about a trial is compared, unless named as timing or identity
-(``records.NOT_COMPARED``): constraints, an enqueued trial's ``fixed_params``, user and system
+(``trial_attrs.NOT_COMPARED``): constraints, an enqueued trial's ``fixed_params``, user and system
 attributes, distributions; params exactly whatever the tolerance; unfinished trials by
 ``--baseline`` and ``diff`` as by ``run``; object choices by a stable name, never an address."""
 
@@ -20,6 +20,7 @@ from factories import run, trial
 from repro_check.bounds import MAX_TEXT
 from repro_check.checks.baseline import check_against
 from repro_check.checks.diff import script_histories
+from repro_check.json_values import bounded, stable_name, to_json_safe
 from repro_check.plan.settings import Tolerance
 from repro_check.results.comparison import (
     compare_runs,
@@ -27,20 +28,11 @@ from repro_check.results.comparison import (
     first_divergence,
     histories_equal,
 )
-from repro_check.results.records import (
-    NOT_COMPARED,
-    RunRecord,
-    SamplerInfo,
-    StudyRecord,
-    TrialRecord,
-    bounded,
-    comparable_runs,
-    pending_key,
-    stable_name,
-    to_json_safe,
-)
+from repro_check.results.records import RunRecord, SamplerInfo, StudyRecord, comparable_runs
 from repro_check.results.studies import compare_studies
+from repro_check.results.trial_attrs import NOT_COMPARED
 from repro_check.results.trial_fields import FIELDS
+from repro_check.results.trial_record import TrialRecord, pending_key
 
 EXACT = Tolerance()
 LOOSE = Tolerance(atol=1e-6, rtol=1e-6)

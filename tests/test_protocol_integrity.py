@@ -35,7 +35,8 @@ from repro_check.execution.protocol import (
 from repro_check.execution.runner import _SETUP_ERRORS
 from repro_check.execution.stream import StreamCheck, _spans
 from repro_check.plan.settings import StudySettings
-from repro_check.results.records import TrialRecord, trials_digest
+from repro_check.results.records import trials_digest
+from repro_check.results.trial_record import TrialRecord
 
 
 def assert_crashed(result, reason: str) -> list[dict]:  # type: ignore[no-untyped-def]

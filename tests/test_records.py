@@ -10,9 +10,11 @@ from typing import Any
 import pytest
 from factories import trial
 
+from repro_check.json_values import decode_float, encode_float
 from repro_check.plan.settings import CheckPlan
 from repro_check.results import report
-from repro_check.results.records import RunRecord, TrialRecord, decode_float, encode_float
+from repro_check.results.records import RunRecord
+from repro_check.results.trial_record import TrialRecord
 
 SPECIAL = [-0.0, 0.0, 5e-324, -5e-324, 2.2250738585072014e-308, 0.1, 1e308, math.nan, math.inf]
 SPECIAL += [-math.inf, math.nextafter(1.0, 2.0)]

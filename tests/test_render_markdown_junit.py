@@ -16,7 +16,8 @@ from repro_check.plan.settings import CheckPlan, StudySettings
 from repro_check.render import console, fmt, junit, markdown
 from repro_check.results import report
 from repro_check.results.compare_report import CompareReport, interval_text
-from repro_check.results.records import RunRecord, TrialRecord
+from repro_check.results.records import RunRecord
+from repro_check.results.trial_record import TrialRecord
 
 ENV = {
     "python": "3.11.7",

@@ -15,7 +15,8 @@ from repro_check.plan.settings import CheckPlan, StudySettings, Tolerance
 from repro_check.render import plot
 from repro_check.results import report
 from repro_check.results.compare_report import CompareReport
-from repro_check.results.records import RunRecord, TrialRecord
+from repro_check.results.records import RunRecord
+from repro_check.results.trial_record import TrialRecord
 
 needs_matplotlib = pytest.mark.skipif(
     importlib.util.find_spec("matplotlib") is None,

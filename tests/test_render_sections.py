@@ -18,7 +18,8 @@ from repro_check.render.files import write_outputs
 from repro_check.render.formats import FORMATS, kind
 from repro_check.results import report
 from repro_check.results.compare_report import CompareReport
-from repro_check.results.records import RunRecord, TrialRecord
+from repro_check.results.records import RunRecord
+from repro_check.results.trial_record import TrialRecord
 from repro_check.vocab import GATE
 
 

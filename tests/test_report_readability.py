@@ -11,7 +11,8 @@ from conftest import cli, fixture
 from repro_check.plan.settings import CheckPlan, StudySettings
 from repro_check.render import fmt, markdown
 from repro_check.results import report, report_notes
-from repro_check.results.records import RunRecord, TrialRecord
+from repro_check.results.records import RunRecord
+from repro_check.results.trial_record import TrialRecord
 
 
 @pytest.mark.e2e

@@ -393,7 +393,8 @@ def test_script_resume_at_needs_k_below_its_trials_cap(
 
 
 def _script_run(index: int, xs: list[float], *names: str) -> Any:
-    from repro_check.results.records import RunRecord, SamplerInfo, StudyRecord, TrialRecord
+    from repro_check.results.records import RunRecord, SamplerInfo, StudyRecord
+    from repro_check.results.trial_record import TrialRecord
 
     trials = tuple(TrialRecord(n, "COMPLETE", {"x": x}, (x,)) for n, x in enumerate(xs))
     sampler = SamplerInfo("RandomSampler", 3, "train.py:9")

@@ -19,8 +19,9 @@ import pytest
 from repro_check.plan.settings import CheckPlan, StudySettings, Tolerance
 from repro_check.render.json_report import dumps
 from repro_check.results import report, validate
-from repro_check.results.records import RunRecord, TrialRecord
+from repro_check.results.records import RunRecord
 from repro_check.results.saved_errors import SavedReportError
+from repro_check.results.trial_record import TrialRecord
 
 
 def _trial(number: int, value: float, params: dict[str, Any] | None = None) -> TrialRecord:

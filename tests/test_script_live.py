@@ -21,7 +21,8 @@ from conftest import FIXTURES, cli, spawn_cli
 
 from repro_check.execution.protocol import PROTOCOL_VERSION, content_digest, trial_hash
 from repro_check.execution.stream import StreamCheck
-from repro_check.results.records import TrialRecord, trials_digest
+from repro_check.results.records import trials_digest
+from repro_check.results.trial_record import TrialRecord
 
 SCRIPTS = FIXTURES / "scripts"
 LIVE = str(SCRIPTS / "live_trials.py")

@@ -21,7 +21,8 @@ from repro_check.plan.liveness import (
     MIN_STALE_AFTER,
     heartbeat_interval,
 )
-from repro_check.results.records import RunRecord, TrialRecord
+from repro_check.results.records import RunRecord
+from repro_check.results.trial_record import TrialRecord
 from repro_check.storage.store import ABANDONED, HEARTBEAT, STATUS, SUPERSEDED_BY, CheckStore
 
 

@@ -134,7 +134,8 @@ def test_plan_keys_reach_the_plan(tmp_path) -> None:
 def _interrupt_after_one_run(monkeypatch: pytest.MonkeyPatch) -> None:
     from repro_check.checks import run as run_module
     from repro_check.execution.runner import Interrupted, JobResult
-    from repro_check.results.records import RunRecord, TrialRecord
+    from repro_check.results.records import RunRecord
+    from repro_check.results.trial_record import TrialRecord
 
     def stopped(plan, device, jobs, on_progress=None, **kwargs):  # type: ignore[no-untyped-def]
         trial = TrialRecord(number=0, state="COMPLETE", params={"x": 1.0}, values=(0.5,))

@@ -23,13 +23,9 @@ from repro_check.plan.settings import CheckPlan, Controls, StudySettings, Tolera
 from repro_check.results import report
 from repro_check.results.comparison import Divergence, DivergenceWatch, first_divergence
 from repro_check.results.diagnosis import Cause, Experiment
-from repro_check.results.records import (
-    STATUS_CANCELLED,
-    STATUS_OK,
-    RunRecord,
-    TrialRecord,
-)
+from repro_check.results.records import STATUS_CANCELLED, STATUS_OK, RunRecord
 from repro_check.results.studies import compare_studies
+from repro_check.results.trial_record import TrialRecord
 
 
 @dataclass(frozen=True)

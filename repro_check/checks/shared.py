@@ -28,8 +28,8 @@ from repro_check.results.records import (
     STATUS_ERROR,
     STATUS_OK,
     RunRecord,
-    TrialRecord,
 )
+from repro_check.results.trial_record import TrialRecord
 from repro_check.storage.store import (
     INFO,
     CheckStore,

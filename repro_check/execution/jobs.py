@@ -16,7 +16,8 @@ import msgspec
 from repro_check.execution.gpus import Gpu
 from repro_check.execution.protocol import JobSpec, ScriptSpec
 from repro_check.plan.settings import Controls, StudySettings
-from repro_check.results.records import STATUS_CANCELLED, RunRecord, TrialRecord
+from repro_check.results.records import STATUS_CANCELLED, RunRecord
+from repro_check.results.trial_record import TrialRecord
 
 
 @dataclass(frozen=True)

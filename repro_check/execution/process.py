@@ -46,9 +46,9 @@ from repro_check.results.records import (
     STATUS_TIMEOUT,
     RunRecord,
     StudyRecord,
-    TrialRecord,
     stopped_note,
 )
+from repro_check.results.trial_record import TrialRecord
 from repro_check.vocab import RunStatus
 
 STARTUP_GRACE = 300.0

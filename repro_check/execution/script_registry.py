@@ -24,14 +24,10 @@ from repro_check.execution.script_children import ChildTripwire
 from repro_check.execution.script_studies import AUTO_NAME, StudyEntry
 from repro_check.execution.target import one_line
 from repro_check.execution.userframes import user_location
-from repro_check.results.records import (
-    SamplerInfo,
-    TrialRecord,
-    bounded,
-    pending_key,
-    trials_digest,
-)
+from repro_check.json_values import bounded
+from repro_check.results.records import SamplerInfo, trials_digest
 from repro_check.results.resume import RESTARTED
+from repro_check.results.trial_record import TrialRecord, pending_key
 
 if TYPE_CHECKING:
     from repro_check.execution.worker_stream import Stream

@@ -8,7 +8,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from repro_check.results.records import SamplerInfo, StudyRecord, saved_attrs
+from repro_check.json_values import saved_attrs
+from repro_check.results.records import SamplerInfo, StudyRecord
 
 
 class CapReached(BaseException):

@@ -43,7 +43,8 @@ from repro_check.execution.protocol import (
     trial_hash,
 )
 from repro_check.execution.target import one_line
-from repro_check.results.records import StudyRecord, TrialRecord, trials_digest
+from repro_check.results.records import StudyRecord, trials_digest
+from repro_check.results.trial_record import TrialRecord
 
 MAX_STUDIES = 10_000
 """The most studies one script run may stream (more is a broken stream, not a long report)."""

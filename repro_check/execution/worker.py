@@ -58,8 +58,10 @@ from repro_check.execution.worker_stream import (
     refused_op_message,
     traced,
 )
+from repro_check.json_values import bounded, to_json_safe
 from repro_check.plan.settings import STUDY_NAME, Controls, StudySettings
-from repro_check.results.records import TrialRecord, bounded, to_json_safe, trials_digest
+from repro_check.results.records import trials_digest
+from repro_check.results.trial_record import TrialRecord
 from repro_check.vocab import PRUNERS, Pruner, sampler_spec
 
 

@@ -20,7 +20,7 @@ from repro_check.results.comparison import (
     counted_runs,
     reference_run,
 )
-from repro_check.results.records import RunRecord, TrialRecord
+from repro_check.results.records import RunRecord
 from repro_check.results.report import (
     VERDICT_AWAITING,
     VERDICT_DIFFERS_FROM_BASELINE,
@@ -31,6 +31,7 @@ from repro_check.results.report import (
 )
 from repro_check.results.studies import StudyComparison
 from repro_check.results.trial_fields import field_equal, floats_equal, param_equal
+from repro_check.results.trial_record import TrialRecord
 from repro_check.vocab import Pruner, Sampler
 
 

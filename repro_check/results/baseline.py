@@ -8,14 +8,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from repro_check.errors import ConfigError
+from repro_check.json_values import decode_float, decode_params, encode_float, encode_params
 from repro_check.results.comparison import Divergence
-from repro_check.results.records import (
-    RunRecord,
-    decode_float,
-    decode_params,
-    encode_float,
-    encode_params,
-)
+from repro_check.results.records import RunRecord
 
 if TYPE_CHECKING:
     from repro_check.results import saved

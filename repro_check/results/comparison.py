@@ -1,14 +1,8 @@
 """Pure comparison of replicate runs: first divergence, distinct histories, spread statistics.
 
-No I/O and no optuna here, so every rule is unit-testable. Trials are told equal field by
-field by ``trial_fields.py``, whose rules are:
-- everything a trial records is compared (``records.TrialRecord``), less ``records.NOT_COMPARED``
-  (timing and identity: timestamps, durations, storage ids);
-- exact (bit-for-bit) by default: ``-0.0 != 0.0``; a tolerance makes them equal;
-- NaN equals NaN (a NaN loss that reproduces is reproducible);
-- tolerances loosen only floats the objective computed: values, intermediate values,
-  constraints, and floats in user and system attributes; params (and an enqueued trial's
-  ``fixed_params``), distributions, ints, strings, bools and states always compare exactly.
+No I/O and no optuna here, so every rule is unit-testable. Two trials are told equal field by
+field by ``trial_fields.py``, whose docstring states the rules (what is compared, exactness,
+NaN, where a tolerance applies); this module applies them to whole runs.
 """
 
 from __future__ import annotations
@@ -24,13 +18,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import numpy as np
 
+from repro_check.json_values import decode_float, encode_float
 from repro_check.plan.settings import Tolerance
-from repro_check.results.records import (
-    RunRecord,
-    TrialRecord,
-    decode_float,
-    encode_float,
-)
+from repro_check.results.records import RunRecord
 from repro_check.results.trial_fields import (
     FIELDS,
     describe,
@@ -41,6 +31,7 @@ from repro_check.results.trial_fields import (
     is_number,
     param_equal,
 )
+from repro_check.results.trial_record import TrialRecord
 
 
 @dataclass(frozen=True)

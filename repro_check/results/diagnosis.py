@@ -10,15 +10,11 @@ from typing import Any
 
 from repro_check.__about__ import __version__
 from repro_check.errors import EXIT_INCOMPLETE, EXIT_REPRODUCIBLE
+from repro_check.json_values import encode_float, encode_params
 from repro_check.plan.settings import CheckPlan, Controls
 from repro_check.results import report
 from repro_check.results.comparison import Divergence, Stats
-from repro_check.results.records import (
-    STATUS_CANCELLED,
-    RunRecord,
-    encode_float,
-    encode_params,
-)
+from repro_check.results.records import STATUS_CANCELLED, RunRecord
 from repro_check.results.resume import ResumeCheck
 from repro_check.results.trial_fields import diff_magnitude
 

@@ -18,42 +18,18 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from repro_check.json_values import (
-    ARRAY_ITEMS,
-    FLOAT_TAG,
-    array_data,
-    bounded,
     decode_float,
-    decode_params,
-    distribution_json,
     encode_float,
     encode_params,
     optional_float,
-    saved_attrs,
-    stable_name,
-    to_json_safe,
 )
-from repro_check.results.trial_attrs import (
-    CONSTRAINTS_KEY,
-    FIXED_PARAMS_KEY,
-    NOT_COMPARED,
-    OWN_ATTR_PREFIX,
-    constraints_of,
-    is_constraint_key,
-    recorded_system_attr,
-)
-from repro_check.results.trial_record import TrialRecord, pending_key, saved_trials
+from repro_check.results.trial_record import TrialRecord, saved_trials
 from repro_check.vocab import RunStatus
 
 if TYPE_CHECKING:
     from repro_check.results import saved
 
-__all__ = [  # what other modules import from here, the values' helpers among them
-    "ARRAY_ITEMS",
-    "CONSTRAINTS_KEY",
-    "FIXED_PARAMS_KEY",
-    "FLOAT_TAG",
-    "NOT_COMPARED",
-    "OWN_ATTR_PREFIX",
+__all__ = [  # what this module defines (helpers live in json_values, trial_attrs, trial_record)
     "STATUS_CANCELLED",
     "STATUS_CRASHED",
     "STATUS_ERROR",
@@ -62,24 +38,8 @@ __all__ = [  # what other modules import from here, the values' helpers among th
     "RunRecord",
     "SamplerInfo",
     "StudyRecord",
-    "TrialRecord",
-    "array_data",
-    "bounded",
     "comparable_runs",
-    "constraints_of",
-    "decode_float",
-    "decode_params",
-    "distribution_json",
-    "encode_float",
-    "encode_params",
-    "is_constraint_key",
-    "pending_key",
-    "recorded_system_attr",
-    "saved_attrs",
-    "saved_trials",
-    "stable_name",
     "stopped_note",
-    "to_json_safe",
     "trials_digest",
 ]
 

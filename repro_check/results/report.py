@@ -18,6 +18,7 @@ from repro_check.errors import (
     EXIT_NOT_REPRODUCIBLE,
     EXIT_REPRODUCIBLE,
 )
+from repro_check.json_values import to_json_safe
 from repro_check.plan.settings import STUDY_NAME, CheckPlan, Tolerance
 from repro_check.plan.targets import is_script
 from repro_check.results.baseline import BaselineCheck
@@ -27,7 +28,7 @@ from repro_check.results.comparison import (
     compare_runs,
 )
 from repro_check.results.fingerprint import fingerprint
-from repro_check.results.records import STATUS_CANCELLED, RunRecord, TrialRecord, to_json_safe
+from repro_check.results.records import STATUS_CANCELLED, RunRecord
 from repro_check.results.report_notes import (
     direction_advice,
     environment_notes,
@@ -39,6 +40,7 @@ from repro_check.results.report_notes import (
 from repro_check.results.resume import ResumeCheck
 from repro_check.results.script_notes import script_notes
 from repro_check.results.studies import ScriptComparison, compare_studies
+from repro_check.results.trial_record import TrialRecord
 from repro_check.vocab import Verdict
 
 if TYPE_CHECKING:

@@ -9,10 +9,10 @@ from typing import Any
 
 from repro_check.__about__ import __version__
 from repro_check.errors import EXIT_INCOMPLETE, EXIT_NOT_REPRODUCIBLE, EXIT_REPRODUCIBLE
+from repro_check.json_values import encode_float, encode_params, to_json_safe
 from repro_check.plan.settings import Tolerance
 from repro_check.results.baseline import reference
 from repro_check.results.comparison import Divergence
-from repro_check.results.records import encode_float, encode_params, to_json_safe
 from repro_check.results.report import (
     SCHEMA_VERSION,
     VERDICT_AWAITING,

@@ -3,7 +3,7 @@
 A script may create several studies; two runs reproduce each other only when they created the
 same studies in the same order (count, names, directions), every study agrees trial for
 trial, and each was left with the same unfinished trials (asked and never told, or enqueued
-and never run: what the script goes on to use, compared as ``records.pending_key`` writes
+and never run: what the script goes on to use, compared as ``trial_record.pending_key`` writes
 them); ``studies_difference`` is that rule, for ``run``, ``--baseline`` and ``diff`` alike.
 Each study is compared with the same pure functions as a one-study run
 (``comparison.compare_runs``), on the runs seen through that study (``StudyRecord.as_run``).

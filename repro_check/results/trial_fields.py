@@ -1,8 +1,8 @@
 """How two trials are told equal, field by field, and what their first difference reads as.
 
 The rules (pure, no I/O, no optuna):
-- everything a trial records is compared (``records.TrialRecord``), less ``records.NOT_COMPARED``
-  (timing and identity: timestamps, durations, storage ids);
+- everything a trial records is compared (``trial_record.TrialRecord``), less
+  ``trial_attrs.NOT_COMPARED`` (timing and identity: timestamps, durations, storage ids);
 - exact (bit-for-bit) by default: ``-0.0 != 0.0``; a tolerance makes them equal;
 - NaN equals NaN (a NaN loss that reproduces is reproducible);
 - tolerances loosen only floats the objective computed: values, intermediate values,
@@ -19,11 +19,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from repro_check.plan.settings import Tolerance
-from repro_check.results.records import (
-    FIXED_PARAMS_KEY,
-    TrialRecord,
-    is_constraint_key,
-)
+from repro_check.results.trial_attrs import FIXED_PARAMS_KEY, is_constraint_key
+from repro_check.results.trial_record import TrialRecord
 
 FIELDS = (
     "state",
@@ -36,7 +33,7 @@ FIELDS = (
     "system_attrs",
 )
 """Compared per trial, in this order; ``trial_count`` is checked after them. Together with the
-trial's number they are everything recorded but ``records.NOT_COMPARED``."""
+trial's number they are everything recorded but ``trial_attrs.NOT_COMPARED``."""
 
 EXACT = Tolerance()
 """Bit for bit: what params, distributions and a study's attributes are compared with."""

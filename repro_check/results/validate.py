@@ -539,8 +539,8 @@ def load_run_report(path: Path, tolerance: Tolerance | None = None) -> RunReport
 def load_run_reports(paths: Sequence[Path], tolerance: Tolerance | None = None) -> list[RunReport]:
     """``load_run_report`` of each path; equal trials across them share one record (``diff``
     of a report with itself, or with a rerun of it, builds one report's records)."""
-    from repro_check.results.records import TrialRecord
     from repro_check.results.report import RunReport
+    from repro_check.results.trial_record import TrialRecord
 
     tol = tolerance or _exact()
     interned: dict[bytes, TrialRecord] = {}

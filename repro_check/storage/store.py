@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from repro_check.errors import ReproCheckError
+from repro_check.json_values import to_json_safe
 from repro_check.plan.targets import is_script
 from repro_check.redact import redact, redact_text
 from repro_check.results.records import (
@@ -28,9 +29,8 @@ from repro_check.results.records import (
     STATUS_OK,
     RunRecord,
     StudyRecord,
-    TrialRecord,
-    to_json_safe,
 )
+from repro_check.results.trial_record import TrialRecord
 
 INFO = "repro_check"
 STATUS = "repro_check_status"
