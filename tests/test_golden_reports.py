@@ -19,9 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-FIXTURES = Path(__file__).parent / "fixtures"
-GOLDEN = FIXTURES / "reports"
+from conftest import FIXTURES, GOLDEN_REPORTS
 
 COMMANDS = {
     "objective_5_trials": ("deterministic.py:objective", "--trials", "5", "--runs", "2"),
@@ -71,7 +69,7 @@ def test_shape_sees_a_missing_key_a_new_type_and_a_shorter_list() -> None:
 def test_a_golden_report_is_what_run_writes_today(name: str, tmp_path: Path) -> None:
     fresh = tmp_path / f"{name}.json"
     write_report(name, fresh)
-    golden = json.loads((GOLDEN / f"{name}.json").read_text())
+    golden = json.loads((GOLDEN_REPORTS / f"{name}.json").read_text())
     assert shape(golden) == shape(json.loads(fresh.read_text())), (
         f"{name}.json is stale: regenerate with `python tests/test_golden_reports.py`"
     )
@@ -79,5 +77,5 @@ def test_a_golden_report_is_what_run_writes_today(name: str, tmp_path: Path) -> 
 
 if __name__ == "__main__":
     for report in COMMANDS:
-        write_report(report, GOLDEN / f"{report}.json")
-        print(f"wrote {GOLDEN / report}.json")
+        write_report(report, GOLDEN_REPORTS / f"{report}.json")
+        print(f"wrote {GOLDEN_REPORTS / report}.json")
