@@ -104,12 +104,6 @@ def _header_of(raw: bytes | bytearray) -> saved.Header:
         raise msgspec.DecodeError(str(exc)) from None
 
 
-def read_json(path: Path) -> Any:
-    """A saved file's JSON, bounded as a report is (plain values, not checked as a report)."""
-    shown = printable(str(path), 1000)
-    return _decode(read_bounded(path), Any, shown)
-
-
 def _walk(value: Any, where: str, source: str, depth_limit: int | None) -> None:
     """Check a decoded value without recursion: string lengths, lone surrogates, nesting depth
     (``depth_limit``; None: no limit, for the whole report, whose shape the schema fixes)."""
