@@ -23,6 +23,7 @@ from repro_check.results.compare_report import (
     CompareReport,
     interval_text,
     label,
+    own_seeded_samplers,
 )
 from repro_check.results.comparison import ParamSpread as ParamSpread_
 from repro_check.results.report import (
@@ -301,12 +302,7 @@ def _seeds(name: str, report: RunReport) -> str:
     seeds = sorted({run.seed for run in report.runs})
     text = ", ".join(map(str, seeds)) if len(seeds) <= 4 else f"{seeds[0]}..{seeds[-1]}"
     if report.plan.script:  # a sampler the script seeded itself keeps its seed
-        kept = {
-            f"sampler seed {study.sampler.seed}"
-            for run in report.runs
-            for study in run.studies
-            if study.sampler.seed is not None and not study.sampler.seeded_by_check
-        }
+        kept = {f"sampler seed {sampler.seed}" for sampler in own_seeded_samplers(report)}
         text = "; ".join([text, *sorted(kept)])
     return text
 

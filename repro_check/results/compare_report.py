@@ -15,6 +15,7 @@ from repro_check.errors import EXIT_INCOMPLETE, EXIT_REPRODUCIBLE
 from repro_check.plan.settings import CheckPlan
 from repro_check.results import report
 from repro_check.results.comparison import Stats
+from repro_check.results.records import SamplerInfo
 from repro_check.vocab import GATE, Condition
 
 LABELS: dict[str, str] = {
@@ -161,15 +162,22 @@ def _spread_phrase(condition: report.RunReport, reference: Stats | None = None) 
     return f"moves the best value by {_size(stats)}{_versus(stats, reference)}"
 
 
-def _unswept_samplers(sweep: report.RunReport) -> str:
-    """The samplers a script seeded itself in the sweep's runs (``TPESampler(seed=1) at
-    train.py:9``): the check hands a seed only to samplers built without one."""
-    kept = {
-        f"{study.sampler.cls}(seed={study.sampler.seed})"
-        + (f" at {study.sampler.at}" if study.sampler.at else "")
-        for run in sweep.runs
+def own_seeded_samplers(condition: report.RunReport) -> list[SamplerInfo]:
+    """The samplers a script seeded itself in ``condition``'s runs: the check hands a seed only
+    to samplers built without one, so a sweep never varies these."""
+    return [
+        study.sampler
+        for run in condition.runs
         for study in run.studies
         if study.sampler.seed is not None and not study.sampler.seeded_by_check
+    ]
+
+
+def _unswept_samplers(sweep: report.RunReport) -> str:
+    """``TPESampler(seed=1) at train.py:9``, each sampler the sweep did not reach, once."""
+    kept = {
+        f"{sampler.cls}(seed={sampler.seed})" + (f" at {sampler.at}" if sampler.at else "")
+        for sampler in own_seeded_samplers(sweep)
     }
     return ", ".join(sorted(kept))
 
