@@ -4,15 +4,15 @@ evidence wording, its fix and its location rule. The diagnoses (``checks.diagnos
 ``checks.diagnose_script``) run the ablations listed here and word every cause through its
 entry, so a new cause is its entry in a family module, not an edit of the flow.
 
-Families: ``controls`` (found by switching a control off), ``noise`` (found with every control
-on), ``state`` (state a process or a storage keeps).
+Families: ``sampler``, ``global_streams`` and ``controls`` (found by switching a control
+off), ``noise`` (found with every control on), ``state`` (state a process or a storage keeps).
 """
 
 from __future__ import annotations
 
 from types import MappingProxyType
 
-from repro_check.checks.causes import controls, noise, state
+from repro_check.checks.causes import controls, global_streams, noise, sampler, state
 from repro_check.checks.causes.model import (
     Ablation,
     Finding,
@@ -40,8 +40,15 @@ __all__ = [
     "known",
 ]
 
-CAUSES: tuple[KnownCause, ...] = (*controls.CAUSES, *noise.CAUSES, *state.CAUSES)
-"""Every cause, once. Their ablations run in this order (see ``controls.CAUSES``)."""
+CAUSES: tuple[KnownCause, ...] = (
+    *sampler.CAUSES,
+    *global_streams.CAUSES,
+    *controls.CAUSES,
+    *noise.CAUSES,
+    *state.CAUSES,
+)
+"""Every cause, once. Their ablations run in this order (a script's; an objective screens
+hash_seed and threads beside full control and runs them last, only if that screen parts)."""
 
 CAUSE_IDS = tuple(CauseId)
 """Also the tie-break order when two causes part the runs at the same trial (``CauseId``'s)."""
