@@ -36,6 +36,29 @@ class Location:
 
 
 @dataclass(frozen=True)
+class Edit:
+    """A code fix as an edit of the user's file: ``code`` replaces lines ``line`` to
+    ``end_line`` (a whole statement), or goes before ``line`` when ``insert``. The printed fix
+    shows the same code; this form lets a tool (and the test suite) apply it. ``code`` is
+    dedented: it takes the indentation of the line it replaces or goes before."""
+
+    file: str
+    line: int
+    end_line: int
+    code: str
+    insert: bool = False
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "file": self.file,
+            "line": self.line,
+            "end_line": self.end_line,
+            "code": self.code,
+            "insert": self.insert,
+        }
+
+
+@dataclass(frozen=True)
 class Cause:
     """One reason the study is not reproducible, as found in this study: what showed it and
     what fixes it (the rules that word them are ``checks.causes``' registry)."""
@@ -49,6 +72,9 @@ class Cause:
     """Found with every control on: no control can make up for it, so it ranks first."""
     location: Location | None = None
     """Where it enters the user's code, when the audit saw it (None: not found)."""
+    edit: Edit | None = None
+    """The fix as an edit of the user's file, when it is code for one line (None: a command,
+    advice, or a fix for a file repro-check cannot see)."""
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -57,6 +83,7 @@ class Cause:
             "fix": self.fix,
             "trial": self.trial,
             "location": self.location.to_dict() if self.location is not None else None,
+            "edit": self.edit.to_dict() if self.edit is not None else None,
         }
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from repro_check.execution.linetrace import Split
 from repro_check.plan.settings import Controls, StudySettings
 from repro_check.results.comparison import Divergence
-from repro_check.results.diagnosis import Cause, Experiment, Location, NoiseProbe
+from repro_check.results.diagnosis import Cause, Edit, Experiment, Location, NoiseProbe
 from repro_check.results.records import RunRecord
 from repro_check.results.resume import ResumeCheck
 from repro_check.vocab import CauseId
@@ -172,6 +172,11 @@ def nowhere(_finding: Finding) -> Location | None:
     return None
 
 
+def no_edit(_finding: Finding) -> Edit | None:
+    """The edit rule of a cause whose fix is not code for one of the user's lines."""
+    return None
+
+
 @dataclass(frozen=True)
 class KnownCause:
     """One cause ``diagnose`` can name, declared once for objectives and scripts alike."""
@@ -185,6 +190,9 @@ class KnownCause:
     """The fix, as code the user can paste, in their terms (their sampler, seed, lines)."""
     location: Callable[[Finding], Location | None] = nowhere
     """The line of the user's code it enters at, when one can be named."""
+    edit: Callable[[Finding], Edit | None] = no_edit
+    """The fix as an edit of the user's file (``causes.edits``), when it is code for one of
+    their lines: the printed fix must show the same code, so that it pastes."""
     ablations: tuple[Ablation, ...] = ()
     """The ablations that detect it, for causes a control removes: the diagnosis runs each
     (in the registry's order) and names this cause when one parts."""
@@ -198,6 +206,7 @@ class KnownCause:
             finding.trial,
             blocking=finding.blocking,
             location=self.location(finding),
+            edit=self.edit(finding),
         )
 
 
