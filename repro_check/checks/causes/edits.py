@@ -93,6 +93,25 @@ def statement_location(file: str, line: int) -> Location | None:
     return Location(file, stmt.lineno, lines[stmt.lineno - 1].decode("utf-8", "replace").strip())
 
 
+def _splice(call: ast.Call, keyword: str, value: str) -> tuple[int, int, int, bytes] | None:
+    """Where to put ``keyword=value`` in ``call``: (line, start byte, end byte, new bytes);
+    None when the call already passes the keyword a value other than None."""
+    text = f"{keyword}={value}".encode()
+    given = next((k for k in call.keywords if k.arg == keyword), None)
+    if given is not None:
+        if not (isinstance(given.value, ast.Constant) and given.value.value is None):
+            return None
+        start = given.value.col_offset
+        return given.value.lineno, start, given.value.end_col_offset or start, value.encode()
+    ends = [(n.end_lineno or n.lineno, n.end_col_offset or 0) for n in call.args]
+    ends += [(k.end_lineno or k.lineno, k.end_col_offset or 0) for k in call.keywords]
+    if ends:  # after the last argument, so a trailing comma or comment stays where it is
+        line, col = max(ends)
+        return line, col, col, b", " + text
+    paren = (call.end_col_offset or 1) - 1  # f(): just before the closing parenthesis
+    return call.end_lineno or call.lineno, paren, paren, text
+
+
 def add_keyword(where: Location, callee: str, keyword: str, value: str) -> Edit | None:
     """The statement at ``where`` with ``keyword=value`` passed to its call of ``callee``
     (a function or class name, or a method/attribute name): added before the closing
@@ -113,21 +132,10 @@ def add_keyword(where: Location, callee: str, keyword: str, value: str) -> Edit 
     if not calls:
         return None
     call = min(calls, key=lambda node: (node.lineno != where.line, node.lineno, node.col_offset))
-    text = f"{keyword}={value}".encode()
-    given = next((k for k in call.keywords if k.arg == keyword), None)
-    if given is not None:
-        if not (isinstance(given.value, ast.Constant) and given.value.value is None):
-            return None
-        at, until, insert = given.value.lineno, given.value.col_offset, value.encode()
-        end = given.value.end_col_offset or until
-    else:
-        ends = [(n.end_lineno or n.lineno, n.end_col_offset or 0) for n in call.args]
-        ends += [(k.end_lineno or k.lineno, k.end_col_offset or 0) for k in call.keywords]
-        if ends:
-            (at, until), insert = max(ends), b", " + text
-        else:  # f(): just before the closing parenthesis
-            at, until, insert = call.end_lineno or call.lineno, (call.end_col_offset or 1) - 1, text
-        end = until
+    splice = _splice(call, keyword, value)
+    if splice is None:
+        return None
+    at, until, end, insert = splice
     first, last_line = stmt.lineno, stmt.end_lineno or stmt.lineno
     chunk = lines[first - 1 : last_line]
     row = chunk[at - first]
