@@ -21,11 +21,13 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
+from repro_check.execution.sampler_owner import library_owner
 from repro_check.execution.script_registry import StudyRegistry
 from repro_check.execution.script_studies import CapReached, StudyEntry
 from repro_check.execution.target import one_line
 from repro_check.execution.userframes import is_user_file, user_location
 from repro_check.results.records import SamplerInfo
+from repro_check.results.script_notes import SEEDABLE
 
 
 class OptunaHooks:
@@ -68,25 +70,54 @@ class OptunaHooks:
         self._hook_study(optuna)
 
     def _hook_samplers(self, optuna: Any) -> None:
-        for name in sorted(dir(optuna.samplers)):
-            cls = getattr(optuna.samplers, name)
-            if (
-                isinstance(cls, type)
-                and issubclass(cls, optuna.samplers.BaseSampler)
-                and "__init__" in cls.__dict__
-            ):
-                self._wrap_sampler(cls)
+        """Every sampler class with an ``__init__`` of its own: Optuna's, those already
+        defined (an integration's), and, through ``BaseSampler.__init_subclass__``, those
+        defined from now on (the script's own sampler classes)."""
+        base = optuna.samplers.BaseSampler
+        optuna_own = {id(getattr(optuna.samplers, name)) for name in dir(optuna.samplers)}
+        seen: set[type] = set()
+        stack = list(base.__subclasses__())
+        while stack:
+            cls = stack.pop()
+            if cls in seen:
+                continue
+            seen.add(cls)
+            stack.extend(cls.__subclasses__())
+            if "__init__" in cls.__dict__:
+                self._wrap_sampler(cls, id(cls) in optuna_own or _is_optunas(cls))
+        hooks = self
+        own = base.__dict__.get("__init_subclass__")
 
-    def _wrap_sampler(self, cls: type) -> None:
+        def init_subclass(cls: Any, /, **kwargs: Any) -> None:
+            if own is not None:
+                own.__func__(cls, **kwargs)
+            else:
+                super(base, cls).__init_subclass__(**kwargs)
+            if "__init__" in cls.__dict__:
+                hooks._wrap_sampler(cls, _is_optunas(cls))
+
+        base.__init_subclass__ = classmethod(init_subclass)
+
+    def _wrap_sampler(self, cls: type, optunas: bool) -> None:
+        """Record how the script builds ``cls`` (and seed it under ``sampler_seed``, when its
+        ``__init__`` takes a ``seed`` left None). ``optunas``: one of Optuna's own classes,
+        whose seeding rule the parent knows by name (``script_notes.SEEDABLE``)."""
         original: Any = cls.__dict__["__init__"]
-        signature = inspect.signature(original)
+        try:
+            signature = inspect.signature(original)
+        except (TypeError, ValueError):
+            return  # not a Python function: nothing to bind a seed to
         takes_seed = "seed" in signature.parameters
         registry = self.registry
         local = registry.local
+        hooks = self
 
         def init(sampler: Any, *args: Any, **kwargs: Any) -> None:
             if getattr(local, "depth", 0) or getattr(local, "internal", False):
                 original(sampler, *args, **kwargs)  # built by Optuna or by the check itself
+                return
+            if not takes_seed:
+                hooks._unseedable(original, sampler, optunas, args, kwargs)
                 return
             try:
                 bound = signature.bind(sampler, *args, **kwargs)
@@ -95,7 +126,7 @@ class OptunaHooks:
                 return
             given = bound.arguments.get("seed")
             seeded = False
-            if takes_seed and given is None and registry.seed_samplers:
+            if given is None and registry.seed_samplers:
                 bound.arguments["seed"] = registry.seed
                 seeded = True
             local.depth = 1
@@ -104,10 +135,51 @@ class OptunaHooks:
             finally:
                 local.depth = 0
             seed = given if isinstance(given, int) and not isinstance(given, bool) else None
-            info = SamplerInfo(type(sampler).__name__, seed, user_location(), seeded)
+            owner = library_owner(sys._getframe(1))
+            if owner is None and optunas:  # Optuna's rule, by class name, unless a subclass
+                inherits = type(sampler) is not cls and cls.__name__ in SEEDABLE
+                param = "seed" if inherits else None
+            else:
+                param = "seed"
+            if owner is not None:
+                info = SamplerInfo(
+                    type(sampler).__name__, seed, owner.at, seeded, owner.param, owner.via
+                )
+            else:
+                info = SamplerInfo(type(sampler).__name__, seed, user_location(), seeded, param)
             registry.samplers[id(sampler)] = (sampler, info)
 
         cls.__init__ = init  # type: ignore[misc]
+
+    def _unseedable(
+        self, original: Any, sampler: Any, optunas: bool, args: Any, kwargs: Any
+    ) -> None:
+        """A sampler class whose ``__init__`` takes no ``seed``: built as written. A sampler
+        class of its own that it builds (or its Optuna base, through ``super().__init__``)
+        is seeded and recorded by its own hook; if nothing recorded this one, it is recorded
+        as built, and under ``sampler_seed`` a note says the check could not seed it."""
+        at = user_location(3)
+        original(sampler, *args, **kwargs)
+        registry = self.registry
+        if registry.known_sampler(sampler) is not None:
+            return  # its Optuna base class took the seed
+        owner = library_owner(sys._getframe(2))
+        info = SamplerInfo(
+            type(sampler).__name__,
+            None,
+            owner.at if owner is not None else at,
+            False,
+            owner.param if owner is not None else None,
+            owner.via if owner is not None else None,
+        )
+        registry.samplers[id(sampler)] = (sampler, info)
+        if registry.seed_samplers and not optunas and owner is None:
+            note = (
+                f"{_where(at)}{info.cls}() takes no seed parameter: --controls sampler_seed "
+                "cannot seed it (if it draws random numbers, give it a seed of its own)"
+            )
+            if note not in self.notes:
+                self.notes.append(note)
 
     def _hook_study(self, optuna: Any) -> None:
         study_class = optuna.study.Study
@@ -119,6 +191,7 @@ class OptunaHooks:
             study: Any, study_name: str, storage: Any, sampler: Any = None, pruner: Any = None
         ) -> None:
             default = sampler is None and isinstance(study, study_class)
+            owner = library_owner(sys._getframe(1)) if default else None
             registry.local.internal = default  # Optuna's default sampler is not the script's
             try:
                 if default and registry.seed_samplers:
@@ -127,7 +200,7 @@ class OptunaHooks:
             finally:
                 registry.local.internal = False
             if isinstance(study, study_class):  # a subclass the script defined, too
-                registry.register(study, default)
+                registry.register(study, default, owner)
 
         study_class.__init__ = init
         self._hook_pickling(study_class)
@@ -353,6 +426,15 @@ def _live(registry: StudyRegistry, entry: StudyEntry) -> Callable[[Any, Any], No
         registry.told(entry, frozen)
 
     return streamed
+
+
+def _is_optunas(cls: type) -> bool:
+    """One of Optuna's own classes (not an integration's or the script's)."""
+    return cls.__module__ == "optuna" or cls.__module__.startswith("optuna.")
+
+
+def _where(at: str | None) -> str:
+    return f"{at}: " if at else ""
 
 
 def _as_int(value: Any) -> int | None:

@@ -30,6 +30,7 @@ from repro_check.results.resume import RESTARTED
 from repro_check.results.trial_record import TrialRecord, pending_key
 
 if TYPE_CHECKING:
+    from repro_check.execution.sampler_owner import Owner
     from repro_check.execution.worker_stream import Stream
 
 RESUME_BASE = "resume-base.json"
@@ -88,17 +89,24 @@ class StudyRegistry:
     def entry(self, study: Any) -> StudyEntry | None:
         return self._by_id.get(id(study))
 
-    def register(self, study: Any, default: bool) -> None:
+    def register(self, study: Any, default: bool, owner: Owner | None = None) -> None:
+        """Record a study ``Study.__init__`` built. ``default``: with Optuna's default sampler
+        (seeded under ``sampler_seed``); ``owner``: an integration's call built it, whose own
+        seed parameter then seeds that sampler."""
         at = user_location()
         if os.getpid() != self.pid:
             self.children.note(study, at)
             return
-        known = self._known_sampler(study.sampler)
+        known = self.known_sampler(study.sampler)
         if known is not None:
             info = known
         else:
             name = type(study.sampler).__name__
-            info = SamplerInfo(name, None, None if default else at, default and self.seed_samplers)
+            seeded = default and self.seed_samplers
+            if owner is not None:
+                info = SamplerInfo(name, None, owner.at, seeded, owner.param, owner.via)
+            else:
+                info = SamplerInfo(name, None, None if default else at, seeded)
         self._record(study, at, info)
 
     def adopt(self, study: Any, how: str) -> StudyEntry | None:
@@ -114,7 +122,7 @@ class StudyRegistry:
             return entry
         at = user_location()
         sampler = getattr(study, "sampler", None)
-        info = self._known_sampler(sampler)
+        info = self.known_sampler(sampler)
         if info is None:
             info = self._copied.get(self._fingerprint(sampler) or "")
         if info is None:
@@ -191,7 +199,7 @@ class StudyRegistry:
             data["error"] = bounded(data["error"])
         return data
 
-    def _known_sampler(self, sampler: Any) -> SamplerInfo | None:
+    def known_sampler(self, sampler: Any) -> SamplerInfo | None:
         """How the script built ``sampler``, if this process saw it built."""
         known = self.samplers.get(id(sampler))
         return known[1] if known is not None and known[0] is sampler else None
@@ -203,7 +211,7 @@ class StudyRegistry:
             return
         entry = self.entry(study)
         sampler = getattr(study, "sampler", None)
-        info = entry.sampler if entry is not None else self._known_sampler(sampler)
+        info = entry.sampler if entry is not None else self.known_sampler(sampler)
         if info is None:
             return
         found = self._fingerprint(sampler)

@@ -49,7 +49,18 @@ def is_user_file(filename: str) -> bool:
     path = os.path.realpath(filename)
     user = max((len(root) for root in _USER_ROOTS if path.startswith(root)), default=-1)
     library = max((len(root) for root in _library_roots() if path.startswith(root)), default=-1)
-    return user >= library
+    return user >= max(library, _site_packages(path))
+
+
+def _site_packages(path: str) -> int:
+    """The length of ``path``'s last ``site-packages``/``dist-packages`` folder, -1 if none: a
+    package installed in another environment than the running one (a ``--user`` site, another
+    virtual environment on ``PYTHONPATH``) is library code too."""
+    ends = [at + len(folder) for folder in _SITE_FOLDERS if (at := path.rfind(folder)) >= 0]
+    return max(ends, default=-1)
+
+
+_SITE_FOLDERS = tuple(f"{os.sep}{name}{os.sep}" for name in ("site-packages", "dist-packages"))
 
 
 def shown_path(filename: str) -> str:

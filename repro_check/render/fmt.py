@@ -188,7 +188,9 @@ def study_heading(compared: StudyComparison) -> str:
     else:
         built = f"{sampler.cls} without seed"
     if sampler.at is not None:
-        built += f" at {sampler.at}"
+        built += (
+            f" at {sampler.at}" if sampler.via is None else f" from {sampler.via}() at {sampler.at}"
+        )
     elif study.at is not None:
         built += f" (Optuna's default) for create_study at {study.at}"
     trials = max((len(run.trials) for run in compared.runs), default=0)
@@ -556,7 +558,7 @@ def run_seed(plan: CheckPlan, run: RunRecord) -> str:
     to the code (always, for an objective); for a script also each study's sampler as the
     script built it ("sampler seed 1", "unseeded sampler"). "" when nothing is known: never
     the plan's placeholder seed for a script that took none."""
-    from repro_check.results.script_notes import SEEDABLE
+    from repro_check.results.script_notes import unseeded
 
     if not plan.script:
         return f"seed {run.seed}"
@@ -567,6 +569,6 @@ def run_seed(plan: CheckPlan, run: RunRecord) -> str:
             continue  # the check's seed, named above
         if sampler.seed is not None:
             parts.append(f"sampler seed {sampler.seed}")
-        elif sampler.cls in SEEDABLE:
+        elif unseeded(sampler):
             parts.append("unseeded sampler")
     return ", ".join(dict.fromkeys(parts))

@@ -25,7 +25,7 @@ from repro_check.results.compare_report import DESCRIBED, CompareReport, label
 from repro_check.results.diagnosis import Diagnosis
 from repro_check.results.records import RunRecord, StudyRecord
 from repro_check.results.report import VERDICT_NOT_REPRODUCIBLE, RunReport
-from repro_check.results.script_notes import SEEDABLE, sampler_note
+from repro_check.results.script_notes import sampler_note, unseeded
 from repro_check.vocab import GATE
 
 ACTIONS_ENV = "GITHUB_ACTIONS"
@@ -113,8 +113,7 @@ def _reference(runs: Iterable[RunRecord]) -> RunRecord | None:
 def _study(study: StudyRecord, seed: int, level: Level, title: str) -> list[Annotation]:
     found: list[Annotation] = []
     note = sampler_note(study, seed)
-    unseeded = not study.sampler.seeded_by_check and study.sampler.seed is None
-    if note is not None and unseeded and study.sampler.cls in SEEDABLE:
+    if note is not None and not study.sampler.seeded_by_check and unseeded(study.sampler):
         found += _at(level, study.sampler.at or study.at, f"{title}: unseeded sampler", note)
     name = repr(study.name) if study.name else "the unnamed study"
     if study.n_jobs != 1:

@@ -125,14 +125,26 @@ class SamplerInfo:
     """``file:line`` where the script built it (None: Optuna's default sampler)."""
     seeded_by_check: bool = False
     """Built without a seed, it got the check's seed (``--controls`` with sampler_seed)."""
+    seed_param: str | None = None
+    """The keyword that seeds it at ``at`` where Optuna's rule does not say (``seed`` for a
+    sampler class of the script's own; a library's own, such as ``optuna_seed``, where ``via``
+    built it). None: Optuna's rule (``script_notes.SEEDABLE`` classes take ``seed``)."""
+    via: str | None = None
+    """The library class or function the script called that built this sampler
+    (``LightGBMTunerCV``): ``at`` is then the line that called or built it."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "class": self.cls,
             "seed": self.seed,
             "at": self.at,
             "seeded_by_check": self.seeded_by_check,
         }
+        if self.seed_param is not None:  # absent where Optuna's rule holds, as before
+            data["seed_param"] = self.seed_param
+        if self.via is not None:
+            data["via"] = self.via
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SamplerInfo:
@@ -142,12 +154,18 @@ class SamplerInfo:
             seed=seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
             at=data.get("at"),
             seeded_by_check=data.get("seeded_by_check") is True,
+            seed_param=_optional_text(data.get("seed_param")),
+            via=_optional_text(data.get("via")),
         )
 
     @classmethod
     def from_saved(cls, data: saved.Sampler) -> SamplerInfo:
         seed = data.seed
-        return cls(data.cls, seed, data.at, data.seeded_by_check)
+        return cls(data.cls, seed, data.at, data.seeded_by_check, data.seed_param, data.via)
+
+
+def _optional_text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def _optional_mapping(value: Any) -> Mapping[str, Any] | None:

@@ -128,6 +128,8 @@ class Sampler(msgspec.Struct):
     """Bounded by ``validate`` (msgspec bounds stop at 64-bit signed)."""
     at: Text | None
     seeded_by_check: bool
+    seed_param: Text | None = None
+    via: Text | None = None
 
 
 class Study(msgspec.Struct):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from repro_check.results.records import RunRecord, StudyRecord
+from repro_check.results.records import RunRecord, SamplerInfo, StudyRecord
 from repro_check.results.studies import ScriptComparison
 
 WRITTEN_PREFIX = "the script wrote in its working folder: "
@@ -22,38 +22,67 @@ SEEDABLE = frozenset(
         "QMCSampler",
         "NSGAIISampler",
         "NSGAIIISampler",
+        "BruteForceSampler",
     }
 )
-"""Optuna's samplers that draw random numbers from their ``seed`` (grid and brute force run
-through their points in order)."""
+"""Optuna's samplers that draw random numbers from their ``seed`` (brute force its order;
+a grid without one shuffles its points with seed 0)."""
+
+
+def seed_keyword(sampler: SamplerInfo) -> str | None:
+    """The keyword that seeds ``sampler`` where the script built it (``seed``, or the
+    ``optuna_seed`` of the library call that built it); None: nothing the script can set."""
+    if sampler.seed_param is not None or sampler.via is not None:
+        return sampler.seed_param
+    return "seed" if sampler.cls in SEEDABLE else None
+
+
+def unseeded(sampler: SamplerInfo) -> bool:
+    """Built without a seed it could have taken: every run samples differently (as written;
+    under ``sampler_seed`` the check seeded it, ``seeded_by_check``)."""
+    if sampler.seed is not None:
+        return False
+    # a library's sampler it gives no seed parameter for: still unseeded, if Optuna's is
+    return seed_keyword(sampler) is not None or sampler.cls in SEEDABLE
 
 
 def _where(at: str | None) -> str:
     return f"{at}: " if at else ""
 
 
+def _built(sampler: SamplerInfo) -> str:
+    """``train.py:30 builds TPESampler() without seed``, or for a sampler a library call
+    built, ``train.py:30 builds LightGBMTunerCV() without optuna_seed (its TPESampler)``."""
+    where = f"{sampler.at} " if sampler.at else ""
+    if sampler.via is None:
+        return f"{where}builds {sampler.cls}() without seed"
+    if sampler.seed_param is None:
+        return f"{where}{sampler.via}() builds {sampler.cls}() without seed"
+    return f"{where}builds {sampler.via}() without {sampler.seed_param} (its {sampler.cls})"
+
+
 def sampler_note(study: StudyRecord, seed: int) -> str | None:
     """The control the check added to this study's sampler, or the missing seed as written."""
     sampler = study.sampler
+    default = sampler.at is None
     if sampler.seeded_by_check:
-        if sampler.at is None:
+        if default:
             return (
                 f"{_where(study.at)}create_study() without a sampler: Optuna's default "
                 f"{sampler.cls} seeded with {seed} (--controls sampler_seed)"
             )
-        return f"{sampler.at} builds {sampler.cls}() without seed: seeded with {seed}"
-    if sampler.seed is None and sampler.cls in SEEDABLE:
-        if sampler.at is None:
-            return (
-                f"{_where(study.at)}create_study() without a sampler: Optuna's default "
-                f"{sampler.cls} has no seed, so every run samples differently; pass "
-                f"sampler=optuna.samplers.{sampler.cls}(seed=0)"
-            )
+        return f"{_built(sampler)}: seeded with {seed}"
+    if not unseeded(sampler):
+        return None
+    keyword = seed_keyword(sampler)
+    if default:
         return (
-            f"{sampler.at} builds {sampler.cls}() without seed: every run samples "
-            f"differently; pass seed=0"
+            f"{_where(study.at)}create_study() without a sampler: Optuna's default "
+            f"{sampler.cls} has no seed, so every run samples differently; pass "
+            f"sampler=optuna.samplers.{sampler.cls}(seed=0)"
         )
-    return None
+    advice = f"pass {keyword}=0" if keyword else f"{sampler.via}() takes no seed parameter"
+    return f"{_built(sampler)}: every run samples differently; {advice}"
 
 
 def study_notes(study: StudyRecord, seed: int, cap: int | None) -> list[str]:
