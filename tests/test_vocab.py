@@ -95,9 +95,14 @@ def test_worker_builds_pruners_from_the_registry() -> None:
 
 def test_sampler_seed_fix_names_the_registered_class() -> None:
     ctx = causes.FixContext(StudySettings(sampler="cmaes"), seed=7, target="x.py:objective")
-    assert causes.fix_for(CauseId.SAMPLER_SEED, ctx) == (
-        "sampler = optuna.samplers.CmaEsSampler(seed=7)"
-    )
+    fix = causes.fix_for(CauseId.SAMPLER_SEED, ctx)
+    # complete code: the import, and the study repro-check builds, its sampler seeded
+    assert fix.splitlines()[1:] == [
+        "import optuna",
+        "",
+        "study = optuna.create_study(sampler=optuna.samplers.CmaEsSampler(seed=7))",
+    ]
+    compile(fix, "fix", "exec")
 
 
 def test_one_plan_key_list_derived_from_the_dataclasses() -> None:

@@ -1,22 +1,38 @@
-"""``sampler_seed``: a sampler built without a seed, found by switching the sampler seed off;
-its fix is written for the line where the script built the sampler."""
+"""``sampler_seed``: a sampler built without a seed, found by switching the sampler seed off.
+
+For a script its fix is the script's own line rewritten (``causes.edits``): ``seed=0`` added
+where it built the sampler, whatever its class (Optuna's, or one of its own that takes a
+``seed``), the library's own parameter where an integration built it (``optuna_seed=0`` where
+the script built ``LightGBMTunerCV``), or ``sampler=`` added to a ``create_study`` that left
+Optuna to build an unseeded default. For an objective, repro-check builds the study: the fix is
+the same study seeded, as code the user can run themselves.
+"""
 
 from __future__ import annotations
 
+import ast
+import functools
 import linecache
+import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 
+from repro_check.checks.causes.edits import add_keyword, fix_text
 from repro_check.checks.causes.model import (
     Ablation,
     Finding,
+    FixContext,
     KnownCause,
     ablation_evidence,
     where_runs_part,
 )
-from repro_check.results.diagnosis import Location
-from repro_check.results.records import RunRecord
-from repro_check.results.script_notes import SEEDABLE
+from repro_check.results.diagnosis import Edit, Location
+from repro_check.results.records import RunRecord, StudyRecord
+from repro_check.results.script_notes import seed_keyword, unseeded
 from repro_check.vocab import CauseId, sampler_spec
+
+MAX_SOURCE_BYTES = 2_000_000
+"""A script larger than this is not read for its imports (its fix then keeps to words)."""
 
 # -- sampler_seed
 
@@ -25,43 +41,138 @@ def _first_with_studies(runs: Sequence[RunRecord]) -> RunRecord | None:
     return next((r for r in runs if r.studies), None)
 
 
-def sampler_fix(runs: Sequence[RunRecord], seed: int) -> str | None:
-    """The fix at each line where a script built a sampler without a seed."""
-    ref = _first_with_studies(runs)
-    if ref is None:
+@dataclass(frozen=True)
+class Site:
+    """One line where the script left a sampler unseeded, and its fix there."""
+
+    location: Location | None
+    why: str
+    """What is missing, in the user's terms (``TPESampler() has no seed``)."""
+    advice: str
+    """The fix in words, for a site without an edit (``pass seed=0``)."""
+    edit: Edit | None
+
+
+def _location(at: str | None) -> Location | None:
+    file, _, line = (at or "").rpartition(":")
+    if not file or not line.isdigit():
         return None
-    lines = []
-    for study in ref.studies:
-        sampler = study.sampler
-        if sampler.seed is not None or sampler.cls not in SEEDABLE:
-            continue
-        if sampler.at is None:
-            where = f"{study.at}: " if study.at else ""
-            lines.append(
-                f"{where}create_study() has no sampler (Optuna's default {sampler.cls} is "
-                f"unseeded): create_study(..., sampler=optuna.samplers.{sampler.cls}(seed={seed}))"
-            )
-        else:
-            lines.append(
-                f"{sampler.at}: {sampler.cls}() has no seed: "
-                f"optuna.samplers.{sampler.cls}(seed={seed}, ...)"
-            )
-    return "\n".join(dict.fromkeys(lines)) or None
+    return Location(file, int(line), linecache.getline(file, int(line)).strip())
+
+
+@functools.lru_cache(maxsize=16)
+def _optuna_names(file: str, mtime_ns: int) -> tuple[str, ...]:
+    """How ``file`` can name Optuna's samplers, best first: ``optuna.samplers.`` after
+    ``import optuna``, ``opt.samplers.`` after ``import optuna as opt``, ``samplers.`` after
+    ``from optuna import samplers``, and each sampler class it imported by name
+    (``TPESampler=T`` after ``from optuna.samplers import TPESampler as T``)."""
+    try:
+        with open(file, "rb") as handle:
+            data = handle.read(MAX_SOURCE_BYTES + 1)
+        tree = ast.parse(data, file) if len(data) <= MAX_SOURCE_BYTES else None
+    except (OSError, SyntaxError, ValueError):
+        return ()
+    names: list[str] = []
+    for node in ast.walk(tree) if tree is not None else ():
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name == "optuna":
+                    names.append(f"{alias.asname or 'optuna'}.samplers.")
+                elif alias.name == "optuna.samplers":
+                    names.append(f"{alias.asname}." if alias.asname else "optuna.samplers.")
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            for alias in node.names:
+                if node.module == "optuna" and alias.name == "samplers":
+                    names.append(f"{alias.asname or 'samplers'}.")
+                elif node.module in ("optuna.samplers", "optuna"):
+                    names.append(f"{alias.name}={alias.asname or alias.name}")
+    return tuple(sorted(set(names), key=lambda n: ("=" in n, not n.startswith("optuna."), n)))
+
+
+def sampler_expression(file: str, cls: str, seed: int) -> str | None:
+    """``optuna.samplers.TPESampler(seed=0)`` as ``file`` can write it with what it imported
+    (None: it imported neither Optuna, its samplers nor ``cls``)."""
+    try:
+        names = _optuna_names(file, os.stat(file).st_mtime_ns)
+    except OSError:
+        return None
+    for name in names:
+        if "=" not in name:
+            return f"{name}{cls}(seed={seed})"
+        imported, _, bound = name.partition("=")
+        if imported == cls:
+            return f"{bound}(seed={seed})"
+    return None
+
+
+def _site(study: StudyRecord, seed: int) -> Site:
+    sampler = study.sampler
+    if sampler.at is None:  # Optuna's default sampler: create_study gets a seeded one
+        where = _location(study.at)
+        why = f"create_study() has no sampler (Optuna's default {sampler.cls} is unseeded)"
+        expression = sampler_expression(where.file, sampler.cls, seed) if where else None
+        edit = (
+            add_keyword(where, "create_study", "sampler", expression)
+            if where is not None and expression is not None
+            else None
+        )
+        advice = f"pass sampler=optuna.samplers.{sampler.cls}(seed={seed}) to create_study"
+        return Site(where, why, advice, edit)
+    where = _location(sampler.at)
+    keyword = seed_keyword(sampler)
+    if sampler.via is not None:
+        if keyword is None:
+            why = f"{sampler.via}() builds {sampler.cls}() without seed and takes no seed"
+            return Site(where, why, f"ask {sampler.via}'s library how to seed it", None)
+        why = f"{sampler.via}() has no {keyword} (it builds the {sampler.cls})"
+        callee = sampler.via
+    else:
+        why, callee = f"{sampler.cls}() has no seed", sampler.cls
+        keyword = keyword or "seed"
+    edit = add_keyword(where, callee, keyword, str(seed)) if where is not None else None
+    return Site(where, why, f"pass {keyword}={seed}", edit)
+
+
+def sampler_sites(runs: Sequence[RunRecord], seed: int) -> list[Site]:
+    """Each line where a script built a sampler without a seed it could take (or created a
+    study with Optuna's unseeded default), in study order, each line once."""
+    ref = _first_with_studies(runs)
+    sites: dict[tuple[str, str], Site] = {}
+    for study in ref.studies if ref is not None else ():
+        if unseeded(study.sampler):
+            site = _site(study, seed)
+            sites.setdefault((str(site.location), site.why), site)
+    return list(sites.values())
+
+
+def _first(sites: Sequence[Site]) -> Site | None:
+    """The site the cause names (its location, edit and printed code): the first one its
+    fix can rewrite, else the first."""
+    return next((s for s in sites if s.edit is not None), next(iter(sites), None))
+
+
+def _comment(site: Site, prefix: str = "") -> str:
+    where = f"{site.location}: " if site.location is not None else ""
+    return f"# {prefix}{where}{site.why}: {site.advice}"
+
+
+def sampler_fix(runs: Sequence[RunRecord], seed: int) -> str | None:
+    """The fix at each line where a script built a sampler without a seed: the first as its
+    line rewritten (the cause's edit), any other as a comment naming its line."""
+    sites = sampler_sites(runs, seed)
+    first = _first(sites)
+    if first is None:
+        return None
+    lines = [fix_text(first.edit, first.why) if first.edit is not None else _comment(first)]
+    lines += [_comment(site, "also ") for site in sites if site is not first]
+    return "\n".join(lines)
 
 
 def sampler_location(runs: Sequence[RunRecord]) -> Location | None:
-    """The first line where a script built a seedable sampler without a seed (or created a
-    study with Optuna's default one)."""
-    ref = _first_with_studies(runs)
-    for study in ref.studies if ref is not None else ():
-        sampler = study.sampler
-        at = sampler.at or study.at
-        if sampler.seed is not None or sampler.cls not in SEEDABLE or at is None:
-            continue
-        file, _, line = at.rpartition(":")
-        if file and line.isdigit():
-            return Location(file, int(line), linecache.getline(file, int(line)).strip())
-    return None
+    """The first line where a script built a sampler without a seed it could take (or
+    created a study with Optuna's default one, or built the library object that built it)."""
+    first = _first(sampler_sites(runs, 0))
+    return first.location if first is not None else None
 
 
 def _sampler_seed_evidence(finding: Finding) -> str:
@@ -74,22 +185,65 @@ def _sampler_seed_evidence(finding: Finding) -> str:
     )
 
 
+def _study_call(ctx: FixContext, sampler: str) -> str:
+    """``study = optuna.create_study(...)`` as repro-check builds the objective's study."""
+    directions = ctx.study.directions
+    args = [f"sampler={sampler}"]
+    if len(directions) > 1:
+        args.insert(0, f"directions={list(directions)!r}")
+    elif directions and directions[0] != "minimize":
+        args.insert(0, f"direction={directions[0]!r}")
+    return f"study = optuna.create_study({', '.join(args)})"
+
+
+def _objective_fix(ctx: FixContext, blocking: bool) -> str:
+    """The objective's study seeded, as complete code: repro-check builds it with the
+    ``sampler_seed`` control; this is the same study for a script of the user's own."""
+    spec = sampler_spec(ctx.study.sampler)
+    kwargs = {k: v for k, v in ctx.study.sampler_kwargs.items() if k.isidentifier()}
+    given = "".join(f"{k}={v!r}, " for k, v in kwargs.items() if k != "seed")
+    if spec is None:
+        module, _, factory = ctx.study.sampler.rpartition(":")
+        call = f"{factory}({given}seed={ctx.seed})"
+        head = "# make your sampler factory honour its seed argument"
+        if module.replace(".", "").replace("_", "").isalnum() and not module.endswith(".py"):
+            return f"{head}; seeded:\nfrom {module} import {factory}\n\nsampler = {call}"
+        return f"{head} (it is {factory} in {module}); seeded:\nsampler = {call}"
+    if blocking:
+        head = f"# {spec.optuna_class} proposed different params under the same seed"
+    else:
+        head = "# repro-check seeds the study it builds (--controls sampler_seed); yours, seeded"
+    sampler = f"optuna.samplers.{spec.optuna_class}({given}seed={ctx.seed})"
+    return f"{head}:\nimport optuna\n\n{_study_call(ctx, sampler)}"
+
+
 def _sampler_seed_fix(finding: Finding) -> str:
     ctx = finding.context
-    at_lines = sampler_fix(finding.runs_as_written, ctx.seed) if ctx.script else None
+    if not ctx.script:
+        return _objective_fix(ctx, finding.ablation is None)
+    at_lines = sampler_fix(finding.runs_as_written, ctx.seed)
     if at_lines is not None:
         return at_lines
-    spec = sampler_spec(ctx.study.sampler)
-    if spec is None:
+    if finding.ablation is None:
         return (
-            "# make your sampler factory honour its seed argument\n"
-            f"sampler = {ctx.study.sampler.split(':')[-1]}(seed={ctx.seed})"
+            "# the script's sampler proposes different params even when seeded: make it draw "
+            "every random number from its seed"
         )
-    return f"sampler = optuna.samplers.{spec.optuna_class}(seed={ctx.seed})"
+    return (
+        f"# give the sampler the script builds a seed (seed={ctx.seed}): repro-check could "
+        "not tell which line builds it"
+    )
 
 
 def _sampler_seed_location(finding: Finding) -> Location | None:
     return sampler_location(finding.runs_as_written) if finding.context.script else None
+
+
+def _sampler_seed_edit(finding: Finding) -> Edit | None:
+    if not finding.context.script:
+        return None
+    first = _first(sampler_sites(finding.runs_as_written, finding.context.seed))
+    return first.edit if first is not None else None
 
 
 SAMPLER_SEED = KnownCause(
@@ -98,6 +252,7 @@ SAMPLER_SEED = KnownCause(
     _sampler_seed_evidence,
     _sampler_seed_fix,
     _sampler_seed_location,
+    edit=_sampler_seed_edit,
     ablations=(Ablation("no_sampler_seed", ("sampler_seed",), "the sampler seed"),),
 )
 
