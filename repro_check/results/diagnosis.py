@@ -75,6 +75,14 @@ class Cause:
     edit: Edit | None = None
     """The fix as an edit of the user's file, when it is code for one line (None: a command,
     advice, or a fix for a file repro-check cannot see)."""
+    edits: tuple[Edit, ...] = ()
+    """Every edit the fix makes, ``edit`` first: a fix for several lines (two calls that
+    each need a seed) has one per line, and only all of them together fix the cause. Given
+    ``edit`` alone, it is ``(edit,)``."""
+
+    def __post_init__(self) -> None:
+        if self.edit is not None and not self.edits:
+            object.__setattr__(self, "edits", (self.edit,))
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -84,6 +92,7 @@ class Cause:
             "trial": self.trial,
             "location": self.location.to_dict() if self.location is not None else None,
             "edit": self.edit.to_dict() if self.edit is not None else None,
+            "edits": [edit.to_dict() for edit in self.edits],
         }
 
 

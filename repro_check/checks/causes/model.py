@@ -8,8 +8,9 @@ registry in ``__init__`` imports the families): no cycle, and a new cause never 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from repro_check.execution.linetrace import Split
 from repro_check.plan.settings import Controls, StudySettings
@@ -165,6 +166,9 @@ class Finding:
     """The error torch stopped the study with under deterministic algorithms."""
     resume: ResumeCheck | None = None
     """The resume comparison (the resume causes)."""
+    audits: tuple[Mapping[str, Any], ...] = ()
+    """The fully controlled runs' entropy audits, for a cause found by an ablation: the lines
+    that drew from the global streams, or left a library's seed unset (``global_rng``)."""
 
 
 def nowhere(_finding: Finding) -> Location | None:
@@ -196,9 +200,13 @@ class KnownCause:
     ablations: tuple[Ablation, ...] = ()
     """The ablations that detect it, for causes a control removes: the diagnosis runs each
     (in the registry's order) and names this cause when one parts."""
+    edits: Callable[[Finding], tuple[Edit, ...]] | None = None
+    """Instead of ``edit``, for a fix that may change several lines (each call that left
+    its seed unset): every edit, the first one the cause's ``edit``."""
 
     def found(self, finding: Finding) -> Cause:
         """The cause as this study showed it."""
+        edits = self.edits(finding) if self.edits is not None else ()
         return Cause(
             self.id,
             self.evidence(finding),
@@ -206,7 +214,8 @@ class KnownCause:
             finding.trial,
             blocking=finding.blocking,
             location=self.location(finding),
-            edit=self.edit(finding),
+            edit=edits[0] if edits else self.edit(finding),
+            edits=edits,
         )
 
 
