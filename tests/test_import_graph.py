@@ -165,11 +165,11 @@ def test_no_module_imports_the_package_root() -> None:
     assert offenders == []
 
 
-DESIGN = PACKAGE_DIR.parent / "DESIGN.md"
+DESIGN = PACKAGE_DIR.parent / "docs" / "explanation" / "architecture.md"
 
 
 def design_layers() -> list[set[str]]:
-    """DESIGN.md's ``layers`` block, top line first: each a set of top-level names (a
+    """The architecture page's ``layers`` block, top line first: each a set of top-level names (a
     subpackage such as ``render`` or a module such as ``cli``)."""
     text = DESIGN.read_text(encoding="utf-8")
     block = text.split("```layers\n", 1)[1].split("```", 1)[0]
@@ -200,10 +200,11 @@ KNOWN_LAYER_VIOLATIONS: set[str] = set()
 def test_every_part_of_the_package_has_one_layer() -> None:
     layers = design_layers()
     named = [name for names in layers for name in names]
-    assert len(named) == len(set(named)), "a name is on two lines of DESIGN.md's layers"
+    assert len(named) == len(set(named)), "a name is on two lines of the architecture page's layers"
     tops = {_top(module) for module in import_graph()}
-    assert tops == set(named), f"in the package, not in DESIGN.md: {tops - set(named)}; " + (
-        f"in DESIGN.md, not in the package: {set(named) - tops}"
+    assert tops == set(named), (
+        f"in the package, not in docs/explanation/architecture.md: {tops - set(named)}; "
+        + (f"in docs/explanation/architecture.md, not in the package: {set(named) - tops}")
     )
 
 
@@ -218,6 +219,6 @@ def test_layer_violations_are_found() -> None:
 def test_every_import_points_down_the_layers_of_design_md() -> None:
     found = set(layer_violations(import_graph(), design_layers()))
     new = sorted(found - KNOWN_LAYER_VIOLATIONS)
-    assert new == [], "imports up DESIGN.md's layers:\n" + "\n".join(new)
+    assert new == [], "imports up the architecture page's layers:\n" + "\n".join(new)
     fixed = sorted(KNOWN_LAYER_VIOLATIONS - found)
     assert fixed == [], "fixed, remove from KNOWN_LAYER_VIOLATIONS:\n" + "\n".join(fixed)
