@@ -341,7 +341,8 @@ def test_plugin_through_the_entry_point(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "tests")
     result.assert_outcomes(passed=3, failed=2, errors=1)
     out = result.stdout.str()
-    assert "not reproducible: trial 0, values: value " in out  # the README's example
+    # the failure message docs/how-to/python-api.md shows:
+    assert "not reproducible: trial 0, values: value " in out
     assert "repro-check diagnose" in out
     assert "unknown setting 'trails'" in out
     assert "repro-check could not run: TargetError: the objective is a lambda" in out

@@ -21,8 +21,9 @@ from repro_check.plan.settings import Controls
 SCRIPTS = FIXTURES / "scripts"
 
 CHECK_OWN = ("env.PYTHONPATH", "env.REPRO_CHECK_")
-"""What the README lists as the check's own in a script's process: its PYTHONPATH hook (so
-the script's child processes report their studies) and REPRO_CHECK_* variables."""
+"""What docs/explanation/controls.md lists as the check's own in a script's process: its
+PYTHONPATH hook (so the script's child processes report their studies) and REPRO_CHECK_*
+variables."""
 
 
 def _flat(facts: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """The conventions a CLI's users expect: -h/-V everywhere, -q/-v, grouped help with word
-metavars, README flag tables that match the CLI, a "wrote ..." line, hints that stay whole at
-any width, labelled progress, and the small messages of issue 9 item 12."""
+metavars, a flag reference (generated into the docs) that matches the CLI, a "wrote ..." line,
+hints that stay whole at any width, labelled progress, and the small messages of issue 9 item
+12."""
 
 from __future__ import annotations
 
@@ -20,7 +21,9 @@ from repro_check.__about__ import __version__
 from repro_check.cli import app
 from repro_check.cli_options import PANELS
 
-README = Path(__file__).parent.parent / "README.md"
+ROOT = Path(__file__).parent.parent
+CLI_REFERENCE = ROOT / "docs" / "reference" / "cli.md"
+INSTALL_PAGE = ROOT / "docs" / "how-to" / "install.md"
 COMMANDS = ["run", "compare", "diagnose", "diff", "report"]
 ENV = {"NO_COLOR": "1", "COLUMNS": "80"}
 
@@ -66,7 +69,8 @@ def test_completion_is_offered_and_documented() -> None:
     code, out = invoke("-h")
     assert code == 0
     assert "--install-completion" in out and "--show-completion" in out
-    assert "repro-check --install-completion" in README.read_text()
+    assert "repro-check --install-completion" in INSTALL_PAGE.read_text()
+    assert "repro-check --install-completion" in CLI_REFERENCE.read_text()
 
 
 @pytest.mark.e2e
@@ -217,7 +221,7 @@ def test_the_command_list_is_not_cut_off(columns: int) -> None:
     )
 
 
-# --- item 3: help text true for each command, README tables = CLI -----------------------------
+# --- item 3: help text true for each command, the docs' flag reference = CLI -------------------
 
 
 def _help_of(name: str, flag: str) -> str:
@@ -240,19 +244,35 @@ def test_help_text_is_true_for_each_command() -> None:
 COMMON = {"-h", "--help", "-V", "--version"}
 
 
-def _readme_tables() -> dict[str, dict[str, str]]:
-    """For each ``<!-- flags: CMD -->`` table: {flag: metavar ("" for a switch)}."""
+def _docs_hooks():  # type: ignore[no-untyped-def]
+    import sys
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import docs_hooks
+    finally:
+        sys.path.pop(0)
+    return docs_hooks
+
+
+def _reference_tables() -> dict[str, dict[str, str]]:
+    """The docs' command reference as the site shows it (its markers expanded): for each
+    ``## COMMAND`` section's flag table, {flag: metavar ("" for a switch)}."""
+    text = _docs_hooks().expand(CLI_REFERENCE.read_text())
     tables: dict[str, dict[str, str]] = {}
-    text = README.read_text()
-    for match in re.finditer(r"<!-- flags: (\w+) -->\n((?:\|.*\n)+)", text):
+    for section in re.split(r"^## ", text, flags=re.MULTILINE)[1:]:
+        name = section.split("\n", 1)[0].strip()
+        match = re.search(r"^\| flag \| group \| meaning \|\n((?:\|.*\n)+)", section, re.MULTILINE)
+        if match is None:
+            continue
         flags: dict[str, str] = {}
-        for row in match.group(2).splitlines()[2:]:
+        for row in match.group(1).splitlines()[1:]:
             first = row.split("|")[1]
             for token in re.findall(r"`([^`]+)`", first):
                 flag, _, metavar = token.partition(" ")
                 assert flag.startswith("-"), row
                 flags[flag] = metavar
-        tables[match.group(1)] = flags
+        tables[name] = flags
     return tables
 
 
@@ -268,26 +288,18 @@ def _cli_flags(name: str) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("name", COMMANDS)
-def test_readme_flag_table_matches_the_cli_both_ways(name: str) -> None:
-    tables = _readme_tables()
-    assert name in tables, f"README has no <!-- flags: {name} --> table"
+def test_the_flag_reference_matches_the_cli_both_ways(name: str) -> None:
+    tables = _reference_tables()
+    assert name in tables, f"docs/reference/cli.md has no ## {name} section with its flags"
     documented, real = tables[name], _cli_flags(name)
-    assert sorted(set(real) - set(documented)) == [], "flags missing from the README"
-    assert sorted(set(documented) - set(real)) == [], "README documents flags the CLI lacks"
+    assert sorted(set(real) - set(documented)) == [], "flags missing from the reference"
+    assert sorted(set(documented) - set(real)) == [], "the reference documents flags the CLI lacks"
     assert documented == real  # the same metavars too
 
 
-def test_readme_reference_tables_are_what_the_generator_prints() -> None:
-    import sys
-
-    sys.path.insert(0, str(README.parent / "scripts"))
-    try:
-        from flag_table import table
-    finally:
-        sys.path.pop(0)
-    text = README.read_text()
-    for name in ("compare", "diagnose", "diff", "report"):
-        assert f"<!-- flags: {name} -->\n{table(name)}\n" in text, name
+def test_the_flag_reference_covers_every_command() -> None:
+    assert sorted(_reference_tables()) == sorted(COMMANDS)
+    assert sorted(typer.main.get_command(app).commands) == sorted(COMMANDS)  # type: ignore[attr-defined]
 
 
 # --- item 4: the "wrote ..." line -------------------------------------------------------------

@@ -60,7 +60,7 @@ def _studies(name: str) -> dict[str, str | None]:
 
 
 def _array_task(name: str, json_path: Path, *extra: str) -> list[str]:
-    """The one command every array task runs (the README's recipe), with its own JSON."""
+    """The one command every array task runs (docs/how-to/cluster.md's recipe), with its JSON."""
     assert PG_URL is not None
     return [
         "run",

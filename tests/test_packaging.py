@@ -51,13 +51,17 @@ def test_public_names_stay() -> None:
 def test_the_distribution_name_is_ours_not_the_taken_one() -> None:
     """``repro-check`` on the public index is another project (a higher version than ours, so
     ``pip install -U`` would swap it in): the distribution is ``repro-check-optuna``, the
-    command and the import keep their names, and the README says so at the top and in its CI
-    recipe."""
+    command and the import keep their names, and the README says so at the top, as do the
+    install page and the CI recipe."""
     from repro_check.execution.environment import PACKAGES
 
     assert PYPROJECT["project"]["name"] == "repro-check-optuna"
     assert "repro-check-optuna" in PACKAGES and "repro-check" not in PACKAGES
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert "repro-check-optuna" in "\n".join(readme.splitlines()[:6])
-    assert "repro_check_optuna-0.1.0-py3-none-any.whl" in readme
-    assert "pip install repro-check " not in readme and "pip install repro-check\n" not in readme
+    ci = (ROOT / "docs" / "how-to" / "ci.md").read_text(encoding="utf-8")
+    install = (ROOT / "docs" / "how-to" / "install.md").read_text(encoding="utf-8")
+    assert "repro_check_optuna-0.1.0-py3-none-any.whl" in ci
+    assert "repro-check-optuna" in install and "repro-check-optuna" in ci
+    for text in (readme, ci, install):
+        assert "pip install repro-check " not in text and "pip install repro-check\n" not in text
