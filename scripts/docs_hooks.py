@@ -1,8 +1,15 @@
 """MkDocs hooks (``hooks:`` in mkdocs.yml): the docs' reference is generated from the code.
 
-A page holds a marker such as ``<!-- generated: command run -->`` and the build replaces it
-with what the code says today, so the reference cannot drift from the CLI, the exit codes, the
-published JSON Schema or the config keys:
+A page holds a block such as::
+
+    <!-- generated: command run -->
+    (the generated text)
+    <!-- end generated -->
+
+and the build fills it with what the code says today, so the reference cannot drift from the
+CLI, the exit codes, the published JSON Schema or the config keys. The text is also kept in the
+page (so it reads whole on GitHub): ``python scripts/docs_hooks.py`` rewrites the blocks after
+a change, and tests/test_docs.py fails while a page holds stale text. The kinds:
 
 - ``command NAME``: a command's usage, help, arguments and flags (``scripts/flag_table.py``);
 - ``exit-codes``: the ``EXIT_*`` codes of ``repro_check/errors.py``;
@@ -10,11 +17,10 @@ published JSON Schema or the config keys:
 - ``config-keys``: the keys ``repro_check/plan/config.py`` accepts, with their flags;
 - ``cause ID``: the experiment that finds a cause, from ``repro_check/checks/causes/``;
 - ``include FILE``: a file of the repository root (CHANGELOG.md, CONTRIBUTING.md), its links
-  to ``docs/...`` made relative to the docs.
+  to ``docs/...`` made relative to the docs (filled at build time only).
 
-A marker that names nothing known, or a command, schema definition, cause or control left out
-of the page that lists them, stops the build (an exception, strict or not). tests/test_docs.py
-calls ``expand`` and ``missing`` on the pages too.
+A block of an unknown kind, or a command, schema definition, cause or control left out of the
+page that lists them, stops the build (an exception, strict or not).
 """
 
 from __future__ import annotations
@@ -31,8 +37,16 @@ import flag_table  # noqa: E402  (a sibling script, found through the line above
 
 sys.path.remove(str(ROOT / "scripts"))
 
-MARKER = re.compile(r"^<!-- generated: ([\w-]+)(?: ([^\s>]+))? -->$", flags=re.MULTILINE)
-"""A marker is a line of its own (one quoted in a code span is text)."""
+MARKER = re.compile(
+    r"^<!-- generated: ([\w-]+)(?: ([^\s>]+))? -->\n(.*?)^<!-- end generated -->$",
+    flags=re.MULTILINE | re.DOTALL,
+)
+"""A generated block: its opening and closing markers are lines of their own (a marker quoted
+in a code span is text), and what lies between them is replaced."""
+
+BUILD_ONLY = {"include"}
+"""Kinds whose text is not kept in the page between its markers (the included file is in the
+repository already); every other kind's is, so the page reads whole on GitHub too."""
 
 EXIT_MEANINGS = {
     "EXIT_REPRODUCIBLE": (
@@ -187,26 +201,43 @@ GENERATORS: dict[str, Callable[[str | None], str]] = {
 }
 
 
-def expand(markdown: str) -> str:
-    """The page with each marker replaced by what it generates."""
+def expand(markdown: str, *, site: bool = True) -> str:
+    """The page with each generated block holding what the code says now. ``site=False`` is
+    the text kept in the repository (build-only blocks left empty)."""
 
     def replace(match: re.Match[str]) -> str:
         kind, argument = match.group(1), match.group(2)
         if kind not in GENERATORS:
             raise ValueError(f"unknown marker {match.group(0)} (known: {sorted(GENERATORS)})")
-        return GENERATORS[kind](argument)
+        text = "" if kind in BUILD_ONLY and not site else GENERATORS[kind](argument) + "\n\n"
+        opening = f"<!-- generated: {kind}{f' {argument}' if argument else ''} -->"
+        return f"{opening}\n\n{text}<!-- end generated -->"
 
     return MARKER.sub(replace, markdown)
+
+
+def stale_pages(docs: Path = ROOT / "docs") -> list[Path]:
+    """The pages whose generated blocks are not what the code says now."""
+    pages = sorted(docs.rglob("*.md"))
+    return [p for p in pages if expand(text := p.read_text("utf-8"), site=False) != text]
+
+
+def refresh(docs: Path = ROOT / "docs") -> list[Path]:
+    """Rewrite the stale pages' generated blocks (``python scripts/docs_hooks.py``)."""
+    stale = stale_pages(docs)
+    for page in stale:
+        page.write_text(expand(page.read_text("utf-8"), site=False), encoding="utf-8")
+    return stale
 
 
 def missing(path: str, markdown: str) -> list[str]:
     """What a page that must cover a whole vocabulary leaves out."""
     used = MARKER.findall(markdown)
     if path == "reference/cli.md":
-        named = {arg for kind, arg in used if kind == "command"}
+        named = {arg for kind, arg, _ in used if kind == "command"}
         return [f"command {c}" for c in flag_table.command_names() if c not in named]
     if path == "reference/json-report.md":
-        named = {arg for kind, arg in used if kind == "schema"}
+        named = {arg for kind, arg, _ in used if kind == "schema"}
         return [f"schema {d}" for d in schema()["definitions"] if d not in named]
     if path == "explanation/diagnose.md":
         from repro_check.vocab import CauseId
@@ -230,3 +261,8 @@ def on_page_markdown(markdown: str, page: Any, **_: Any) -> str:
     if left_out:
         raise ValueError(f"docs/{path} leaves out: {', '.join(left_out)}")
     return expand(markdown)
+
+
+if __name__ == "__main__":
+    for changed in refresh():
+        print(f"refreshed {changed.relative_to(ROOT)}")

@@ -2,9 +2,10 @@
 
     python scripts/flag_table.py compare
 
-The docs' reference page (docs/reference/cli.md) is built from these functions at build time by
-scripts/docs_hooks.py, and tests/test_docs.py checks that it names exactly each command's
-flags with the same metavars, so the reference cannot drift from the CLI.
+The docs' reference page (docs/reference/cli.md) is generated from these functions by
+scripts/docs_hooks.py (``python scripts/docs_hooks.py`` rewrites it after a flag changes), and
+tests/test_cli_conventions.py checks that it names exactly each command's flags with the same
+metavars, so the reference cannot drift from the CLI.
 """
 
 from __future__ import annotations
