@@ -98,14 +98,17 @@ def _owner(entry: FrameType, user: FrameType) -> Owner:
     values = entry.f_locals
     unset = [n for n in names if is_seed_like(n) and values.get(n, 0) is None]
     self_ = values.get(names[0]) if names and names[0] == "self" else None
+    site = _site(user)
+    line = site[1].lineno if site is not None else user.f_lineno
     if self_ is None or (code.co_name != "__init__" and unset):
         # a function (or a method's own seed parameter): set where the script called it
-        return Owner(code.co_name, _pick(unset), _where(user, user.f_lineno))
+        return Owner(code.co_name, _pick(unset), _where(user, line))
     cls = type(self_)
     if code.co_name == "__init__":  # the script's statement builds the object now
-        return Owner(cls.__name__, _pick(unset), _where(user, user.f_lineno))
-    built = constructed_at(user, code.co_name, cls)
-    line, via = built if built is not None else (user.f_lineno, cls.__name__)
+        called = _called_in(site[1], cls, user) if site is not None else None
+        return Owner(called or cls.__name__, _pick(unset), _where(user, line))
+    built = _built_before(site, code.co_name, cls, user) if site is not None else None
+    line, via = built if built is not None else (line, cls.__name__)
     return Owner(via, _pick(_unset_init_params(cls)), _where(user, line))
 
 
@@ -118,30 +121,42 @@ def _unset_init_params(cls: type) -> list[str]:
     return [n for n, p in parameters.items() if is_seed_like(n) and p.default is None]
 
 
-# -- the line that built the object a method was called on
+# -- the line that built the object: read from the script's source
 
 
-def constructed_at(user: FrameType, method: str, cls: type) -> tuple[int, str] | None:
-    """(line, name called) of the statement that built the object on which the script's
-    frame ``user`` calls ``method`` now: that statement itself for ``Cls(...).method()``, else
-    the last assignment ``name = Cls(...)`` before it in the same function (or module)."""
-    filename, line = user.f_code.co_filename, user.f_lineno
-    tree = _parsed(filename)
+def _site(user: FrameType) -> tuple[ast.AST, ast.stmt] | None:
+    """The function (or module) and the simple statement the script's frame is running."""
+    tree = _parsed(user.f_code.co_filename)
     if tree is None:
         return None
-    scope = _scope(tree, line)
-    stmt = _statement(scope, line)
-    if stmt is None:
+    scope = _scope(tree, user.f_lineno)
+    stmt = _statement(scope, user.f_lineno)
+    return (scope, stmt) if stmt is not None else None
+
+
+def _builds(node: ast.AST | None, cls: type, user: FrameType) -> str | None:
+    """The name ``node`` calls when it is a call of ``cls`` (by its name, or another name the
+    script bound it to), else None."""
+    if not isinstance(node, ast.Call):
         return None
+    name = _called_name(node.func)
+    if name is None:
+        return None
+    return name if name == cls.__name__ or user.f_globals.get(name) is cls else None
 
-    def builds(call: ast.expr) -> str | None:
-        if not isinstance(call, ast.Call):
-            return None
-        name = _called_name(call.func)
-        if name is None:
-            return None
-        return name if name == cls.__name__ or user.f_globals.get(name) is cls else None
 
+def _called_in(stmt: ast.stmt, cls: type, user: FrameType) -> str | None:
+    """The name ``stmt`` calls ``cls`` by, if it does."""
+    return next((name for node in ast.walk(stmt) if (name := _builds(node, cls, user))), None)
+
+
+def _built_before(
+    site: tuple[ast.AST, ast.stmt], method: str, cls: type, user: FrameType
+) -> tuple[int, str] | None:
+    """(line, name called) of the statement that built the object on which the script calls
+    ``method`` now: that statement itself for ``Cls(...).method()``, else the last assignment
+    ``name = Cls(...)`` before it in the same function (or module)."""
+    scope, stmt = site
     receiver = next(
         (
             node.func.value
@@ -152,7 +167,7 @@ def constructed_at(user: FrameType, method: str, cls: type) -> tuple[int, str] |
         ),
         None,
     )
-    direct = builds(receiver) if receiver is not None else None
+    direct = _builds(receiver, cls, user)
     if direct is not None:
         return stmt.lineno, direct
     if not isinstance(receiver, ast.Name):
@@ -161,8 +176,7 @@ def constructed_at(user: FrameType, method: str, cls: type) -> tuple[int, str] |
     for node in _own_statements(scope):
         if node.lineno >= stmt.lineno or not _assigns(node, receiver.id):
             continue
-        value = getattr(node, "value", None)
-        name = builds(value) if isinstance(value, ast.expr) else None
+        name = _builds(getattr(node, "value", None), cls, user)
         if name is not None and (found is None or node.lineno > found[0]):
             found = (node.lineno, name)
     return found
