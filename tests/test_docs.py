@@ -48,7 +48,7 @@ def test_every_relative_link_of_the_readme_resolves() -> None:
         if re.match(r"[a-z]+:", link):
             continue
         target, _, anchor = link.partition("#")
-        path = ROOT / target
+        path = ROOT / target if target else README
         assert path.exists(), f"README links {link}: no such file"
         if anchor:
             assert anchor in _anchors(path), f"README links {link}: no such heading"
