@@ -387,3 +387,20 @@ def test_diagnose_names_an_integrations_own_seed_where_the_script_builds_it(
     assert cause["location"]["line"] == OWNED_LINE  # not tuner.run()'s line
     assert cause["edit"]["code"] == "tuner = FakeTunerCV(objective, n_trials=8, optuna_seed=0)"
     assert "FakeTunerCV() has no optuna_seed" in cause["fix"]
+
+
+def test_a_seed_expression_that_was_none_is_named_not_overwritten(tmp_path: Path) -> None:
+    """``TPESampler(seed=args.seed)`` without ``--seed``: no keyword to add; the fix says
+    which expression to give a value (the bundled example's case)."""
+    source = (
+        "import optuna\nstudy = optuna.create_study(\n"
+        "    sampler=optuna.samplers.TPESampler(seed=args.seed)\n)\n"
+    )
+    fix, edit = _site_fix(
+        tmp_path, source, SamplerInfo("TPESampler", None, f"{tmp_path}/train.py:3")
+    )
+    assert edit is None
+    assert fix == (
+        f"# {tmp_path}/train.py:3: TPESampler(seed=args.seed) got seed=None: give args.seed a "
+        "value (such as 0)"
+    )

@@ -61,19 +61,32 @@ def _location(at: str | None) -> Location | None:
 
 
 @functools.lru_cache(maxsize=16)
-def _optuna_names(file: str, mtime_ns: int) -> tuple[str, ...]:
-    """How ``file`` can name Optuna's samplers, best first: ``optuna.samplers.`` after
-    ``import optuna``, ``opt.samplers.`` after ``import optuna as opt``, ``samplers.`` after
-    ``from optuna import samplers``, and each sampler class it imported by name
-    (``TPESampler=T`` after ``from optuna.samplers import TPESampler as T``)."""
+def _parsed(file: str, mtime_ns: int) -> tuple[str, ast.Module] | None:
     try:
         with open(file, "rb") as handle:
             data = handle.read(MAX_SOURCE_BYTES + 1)
-        tree = ast.parse(data, file) if len(data) <= MAX_SOURCE_BYTES else None
+        if len(data) > MAX_SOURCE_BYTES:
+            return None
+        return data.decode("utf-8"), ast.parse(data, file)
     except (OSError, SyntaxError, ValueError):
-        return ()
+        return None
+
+
+def _source(file: str) -> tuple[str, ast.Module] | None:
+    """The script's text and tree (None: it cannot be read or parsed)."""
+    try:
+        return _parsed(file, os.stat(file).st_mtime_ns)
+    except OSError:
+        return None
+
+
+def _optuna_names(tree: ast.Module) -> list[str]:
+    """How the script can name Optuna's samplers, best first: ``optuna.samplers.`` after
+    ``import optuna``, ``opt.samplers.`` after ``import optuna as opt``, ``samplers.`` after
+    ``from optuna import samplers``, and each sampler class it imported by name
+    (``TPESampler=T`` after ``from optuna.samplers import TPESampler as T``)."""
     names: list[str] = []
-    for node in ast.walk(tree) if tree is not None else ():
+    for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             for alias in node.names:
                 if alias.name == "optuna":
@@ -86,17 +99,14 @@ def _optuna_names(file: str, mtime_ns: int) -> tuple[str, ...]:
                     names.append(f"{alias.asname or 'samplers'}.")
                 elif node.module in ("optuna.samplers", "optuna"):
                     names.append(f"{alias.name}={alias.asname or alias.name}")
-    return tuple(sorted(set(names), key=lambda n: ("=" in n, not n.startswith("optuna."), n)))
+    return sorted(set(names), key=lambda n: ("=" in n, not n.startswith("optuna."), n))
 
 
 def sampler_expression(file: str, cls: str, seed: int) -> str | None:
     """``optuna.samplers.TPESampler(seed=0)`` as ``file`` can write it with what it imported
     (None: it imported neither Optuna, its samplers nor ``cls``)."""
-    try:
-        names = _optuna_names(file, os.stat(file).st_mtime_ns)
-    except OSError:
-        return None
-    for name in names:
+    parsed = _source(file)
+    for name in _optuna_names(parsed[1]) if parsed is not None else ():
         if "=" not in name:
             return f"{name}{cls}(seed={seed})"
         imported, _, bound = name.partition("=")
@@ -129,8 +139,38 @@ def _site(study: StudyRecord, seed: int) -> Site:
     else:
         why, callee = f"{sampler.cls}() has no seed", sampler.cls
         keyword = keyword or "seed"
+    given = _given(where, callee, keyword) if where is not None else None
+    if given is not None:  # seed=args.seed, None in every run: no keyword to add
+        why = f"{callee}({keyword}={given}) got {keyword}=None"
+        return Site(where, why, f"give {given} a value (such as {seed})", None)
     edit = add_keyword(where, callee, keyword, str(seed)) if where is not None else None
     return Site(where, why, f"pass {keyword}={seed}", edit)
+
+
+def _given(where: Location, callee: str, keyword: str) -> str | None:
+    """The expression the script passes as ``keyword`` to ``callee`` in its statement at
+    ``where`` (``args.seed``), when it is not a literal None."""
+    parsed = _source(where.file)
+    if parsed is None:
+        return None
+    text, tree = parsed
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call) or _called(node.func) != callee:
+            continue
+        if not node.lineno <= where.line <= (node.end_lineno or node.lineno):
+            continue
+        for given in node.keywords:
+            if given.arg == keyword and not (
+                isinstance(given.value, ast.Constant) and given.value.value is None
+            ):
+                return ast.get_source_segment(text, given.value)
+    return None
+
+
+def _called(func: ast.expr) -> str | None:
+    if isinstance(func, ast.Name):
+        return func.id
+    return func.attr if isinstance(func, ast.Attribute) else None
 
 
 def sampler_sites(runs: Sequence[RunRecord], seed: int) -> list[Site]:
