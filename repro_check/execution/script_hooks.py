@@ -74,7 +74,6 @@ class OptunaHooks:
         defined (an integration's), and, through ``BaseSampler.__init_subclass__``, those
         defined from now on (the script's own sampler classes)."""
         base = optuna.samplers.BaseSampler
-        optuna_own = {id(getattr(optuna.samplers, name)) for name in dir(optuna.samplers)}
         seen: set[type] = set()
         stack = list(base.__subclasses__())
         while stack:
@@ -84,7 +83,7 @@ class OptunaHooks:
             seen.add(cls)
             stack.extend(cls.__subclasses__())
             if "__init__" in cls.__dict__:
-                self._wrap_sampler(cls, id(cls) in optuna_own or _is_optunas(cls))
+                self._wrap_sampler(cls, _is_optunas(cls))
         hooks = self
         own = base.__dict__.get("__init_subclass__")
 
