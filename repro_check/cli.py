@@ -350,10 +350,10 @@ def diagnose(
         typer.Option(
             min=2,
             metavar="N",
-            help="Replicates per experiment [default: 2].",
+            help="Replicates per experiment [default: 3, as many as run compares].",
             rich_help_panel=CHECK,
         ),
-    ] = 2,
+    ] = 3,
     trials: Trials = None,
     seed: Seed = None,
     direction: Direction = None,

@@ -249,7 +249,7 @@ def test_diagnose_names_the_hash_seed_and_full_control_gets_its_own_replicates()
     assert [c.id for c in diagnosis.causes] == ["hash_seed"]
     full = experiments["full_control"]
     assert full.verdict == VERDICT_REPRODUCIBLE
-    assert full.witness is None and len(full.runs) == 2
+    assert full.witness is None and len(full.runs) == 3  # as many as `run` compares
     assert experiments["no_hash_seed_threads"].verdict == VERDICT_NOT_REPRODUCIBLE
     assert experiments["no_threads"].verdict == VERDICT_REPRODUCIBLE
     assert not any("follow the thread count" in w for w in diagnosis.warnings)
@@ -268,7 +268,11 @@ def test_diagnose_second_study_in_one_process_that_differs_is_process_state() ->
     diagnosis = run_diagnose(_plan(), runner=runner)
     assert [c.id for c in diagnosis.causes] == ["process_state"]
     state = _experiments(diagnosis)["process_state"]
-    assert state.reference == "full_control" and state.verdict == VERDICT_NOT_REPRODUCIBLE
+    assert state.reference is None and state.verdict == VERDICT_NOT_REPRODUCIBLE
+    # one fresh process runs the first quarter of the study twice (4 trials: 1)
+    (probe,) = runner.groups()["process_state"]
+    assert probe.studies == 2 and probe.study.trials == 1 and probe.controls == Controls()
+    assert [len(r.trials) for r in state.runs] == [1, 1]
 
 
 def test_diagnose_parallel_trials_then_retries_everything_with_one_job() -> None:
@@ -292,7 +296,7 @@ def test_diagnose_a_hash_seed_run_that_cannot_finish_is_said_untested() -> None:
     experiments = _experiments(diagnosis)
     assert experiments["no_hash_seed"].verdict == VERDICT_INCOMPLETE
     assert experiments["full_control"].witness is None
-    assert len(experiments["full_control"].runs) == 2
+    assert len(experiments["full_control"].runs) == 3
     assert diagnosis.causes == ()
     assert any("thread count were not tested" in w for w in diagnosis.warnings)
 
@@ -329,3 +333,105 @@ def test_diagnose_a_refused_determinism_names_the_op_and_retries_warn_only() -> 
     ids = [e.id for e in diagnosis.experiments]
     assert len(ids) == len(set(ids)) and "full_control_warn_only" in ids
     assert "op_probe" in runner.groups()
+
+
+# -- diagnose: no verdict rests on fewer runs than `run` compares (issue 22, item 4)
+
+SET_ORDER_SCRIPT = str(FIXTURES / "scripts" / "string_set_order.py")
+"""Never run here: the fake runner says what it would stream."""
+
+
+def _agreeing_runs(diagnosis: Any) -> dict[str, int]:
+    """Each experiment that says "reproducible", with the runs it rests on (full control
+    witnessed by the screen: the screen's, whose run 0 is full control's)."""
+    by_id = _experiments(diagnosis)
+    return {
+        e.id: len(by_id[e.witness].runs if e.witness else e.runs)
+        for e in diagnosis.experiments
+        if e.verdict == VERDICT_REPRODUCIBLE
+    }
+
+
+def test_diagnose_every_agreement_rests_on_as_many_runs_as_run_compares() -> None:
+    """Full control (witnessed by the hash-seed/threads screen), the screen itself and each
+    control found not needed: three runs each, as `run` compares by default."""
+    diagnosis = run_diagnose(_plan(), runner=FakeRunner(_no_sampler_seed_parts))
+    agreeing = _agreeing_runs(diagnosis)
+    assert {"full_control", "no_hash_seed", "no_global_rng", "no_trial_reseed"} <= set(agreeing)
+    process_state = agreeing.pop("process_state")  # two studies of one process, by design
+    assert process_state == 2
+    assert all(n >= 3 for n in agreeing.values()), agreeing
+    assert [c.id for c in diagnosis.causes] == ["sampler_seed"]
+
+
+def _set_order(job: Job, lucky: int) -> list[float]:
+    """A script whose values follow a set's iteration order when no PYTHONHASHSEED is fixed:
+    the first ``lucky`` processes without it happen to order the set alike (two random hash
+    seeds order three strings alike one time in six), the others do not."""
+    if job.controls.hash_seed or job.index < lucky:
+        return values(job)
+    return values(job, shift=1e-3 * job.index)
+
+
+def test_diagnose_a_script_two_lucky_hash_seeds_do_not_make_reproducible_as_written() -> None:
+    """Two runs as written agreed by luck: the third, as `run` would compare, parts. diagnose
+    never says "reproducible as written, no control needed" on fewer runs than `run`'s."""
+    runner = FakeRunner(lambda job: _set_order(job, lucky=2))
+    diagnosis = run_diagnose(_plan(SET_ORDER_SCRIPT), runner=runner)
+    as_written = _experiments(diagnosis)["as_written"]
+    assert len(runner.groups()["as_written"]) == 3 and len(as_written.runs) == 3
+    assert as_written.verdict == VERDICT_NOT_REPRODUCIBLE
+    assert not any("reproducible as written" in w for w in diagnosis.warnings)
+    assert "hash_seed" in [c.id for c in diagnosis.causes]
+    assert all(n >= 3 for n in _agreeing_runs(diagnosis).values()), _agreeing_runs(diagnosis)
+
+
+def test_diagnose_a_script_as_written_runs_as_many_as_the_plan_runs() -> None:
+    """A config's `runs = 5` makes `run` compare five: so does the as-written experiment."""
+    runner = FakeRunner(lambda job: _set_order(job, lucky=4))
+    diagnosis = run_diagnose(_plan(SET_ORDER_SCRIPT, runs=5), runner=runner)
+    assert len(runner.groups()["as_written"]) == 5
+    assert _experiments(diagnosis)["as_written"].verdict == VERDICT_NOT_REPRODUCIBLE
+
+
+def test_diagnose_a_scripts_smallest_set_names_the_controls_of_the_causes_shown() -> None:
+    """Global RNG seeding's ablation switches both seedings off and parts, but per-trial
+    reseeding off alone reproduces: the smallest set is the sampler seed and global_rng, the
+    controls of the two causes shown, not trial_reseed too."""
+
+    def script(job: Job) -> list[float]:
+        if not job.controls.sampler_seed or not job.controls.global_rng:
+            return values(job, shift=1e-3 * job.index)
+        return values(job)
+
+    diagnosis = run_diagnose(_plan(SET_ORDER_SCRIPT), runner=FakeRunner(script))
+    experiments = _experiments(diagnosis)
+    assert experiments["no_trial_reseed"].verdict == VERDICT_REPRODUCIBLE
+    assert sorted(c.id for c in diagnosis.causes) == ["global_rng", "sampler_seed"]
+    assert experiments["only_needed"].controls.enabled() == ["sampler_seed", "global_rng"]
+    (smallest,) = [w for w in diagnosis.warnings if "smallest set" in w]
+    assert "controls that makes the script reproducible: sampler_seed, global_rng (" in smallest
+    assert "trial_reseed" not in smallest and "only_needed_broader" not in experiments
+
+
+def test_diagnose_a_scripts_smallest_set_falls_back_and_says_why() -> None:
+    """Per-trial reseeding off alone reproduces (every other control on), yet the sampler
+    seed and global seeding alone are not enough: reseeding matters once PYTHONHASHSEED is
+    off too. The broader set, every control the parted ablations switched off, is tried, and
+    the warning says why trial_reseed is in it."""
+
+    def script(job: Job) -> list[float]:
+        if not job.controls.sampler_seed or not job.controls.global_rng:
+            return values(job, shift=1e-3 * job.index)
+        if not job.controls.trial_reseed and not job.controls.hash_seed:
+            return values(job, shift=1e-3 * job.index)  # reseeding matters only with these
+        return values(job)
+
+    diagnosis = run_diagnose(_plan(SET_ORDER_SCRIPT), runner=FakeRunner(script))
+    experiments = _experiments(diagnosis)
+    assert experiments["only_needed"].verdict == VERDICT_NOT_REPRODUCIBLE
+    broader = experiments["only_needed_broader"]
+    assert broader.verdict == VERDICT_REPRODUCIBLE and len(broader.runs) == 3
+    (smallest,) = [w for w in diagnosis.warnings if "smallest set" in w]
+    assert "sampler_seed, global_rng, trial_reseed (checked" in smallest
+    assert "trial_reseed too, though its own ablation reproduced" in smallest

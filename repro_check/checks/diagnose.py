@@ -8,15 +8,23 @@ The search, like reprotest's for builds:
 2. otherwise switch each control off alone (the registry's ablations, ``checks.causes``): the
    ones whose absence breaks it are necessary;
 3. two studies in one process: does the objective carry module state between studies?
+   (a fresh fully controlled process runs the first quarter of the study twice, beside
+   full control: ``PROCESS_PROBE_SHARE``)
 4. with ``--resume-at K`` or a storage: each replicate stopped after K trials and resumed in a
    fresh process (``diagnose_resume``), against the fully controlled runs.
 Every experiment is a few short replicates that stop at their first divergence. Each step
 returns what it found (``lab.Found``); the causes are worded by their registry entries.
+
+Every verdict that says "reproducible" or "not needed" rests on as many runs as ``run``
+compares by default (``DEFAULT_REPLICATES``, 3): a parting needs two runs to be certain, an
+agreement needs as many as ``run`` would have to agree (two random hash seeds order a set of
+three strings alike one time in six; three, one in 36).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -28,7 +36,7 @@ from repro_check.checks.lab import Found, Lab, globals_consumed, rank, unfinishe
 from repro_check.execution import devices
 from repro_check.execution.replicates import JobRunner, script_spec
 from repro_check.execution.runner import JobResult, ProgressCallback
-from repro_check.plan.settings import CheckPlan, Controls, StudySettings
+from repro_check.plan.settings import DEFAULT_RUNS, CheckPlan, Controls, StudySettings
 from repro_check.results import report
 from repro_check.results.diagnosis import Diagnosis, Experiment, NoiseProbe
 from repro_check.results.records import STATUS_CANCELLED, STATUS_ERROR, STATUS_OK
@@ -36,7 +44,16 @@ from repro_check.vocab import CauseId
 
 __all__ = ["DEFAULT_REPLICATES", "SCREENED", "run_diagnose"]
 
-DEFAULT_REPLICATES = 2
+DEFAULT_REPLICATES = DEFAULT_RUNS
+"""Runs per experiment: as many as ``run`` compares by default, so that no verdict of
+diagnose rests on fewer runs than ``run``'s (an experiment compared with full control's run 0
+reuses it as one of them)."""
+
+PROCESS_PROBE_SHARE = 4
+"""The process-state probe runs the first 1/4 of the study (at least one trial) twice in one
+fresh process: state a study leaves behind shows from the next study's first trials, and a
+whole second study would cost one study more than the 4 the diagnosis may spend (three full
+control runs, for as many as ``run`` compares, are three of them)."""
 
 SCREENED = ("no_hash_seed", "no_threads")
 """The ablations screened together beside full control: the shell's hash seed and thread
@@ -78,15 +95,17 @@ def _full_control(lab: Lab, study: StudySettings, id: str = "full_control") -> F
     screen's divergence stopped it, is run afresh). Under ``n_jobs > 1`` (racing trials, a
     verdict of its own) full control runs the usual way, without a screen."""
     if study.n_jobs != 1:
-        return FullControl(lab.full_control(study, id, second_study=True), None)
+        return FullControl(lab.full_control(study, id), None)
     what = "a fixed PYTHONHASHSEED and pinned threads off"
-    first = lab.jobs(id, Controls(), study, 1, audit=True, studies=2)
+    first = lab.jobs(id, Controls(), study, 1, audit=True)
     count = max(1, lab.replicates - 1)  # a replicate even when called with one
     loose = Controls().without("hash_seed").without("threads")
     others = lab.jobs(id, loose, study, count, audit=True)
-    batch = [r for r in lab.run([*first, *others]) if r.job.group == id]  # each has a run
+    probe = lab.jobs(PROCESS_STATE, Controls(), _probe_study(study), 1, studies=2)
+    results = lab.run([*first, *others, *probe])
+    batch = [r for r in results if r.job.group == id]  # each has a run
+    lab.process_probe = next((r.runs for r in results if r.job.group == PROCESS_STATE), [])
     reference = dataclasses.replace(batch[0].runs[0], index=0)
-    lab.second_study = batch[0].runs[1] if len(batch[0].runs) > 1 else None
     screen_runs = [dataclasses.replace(r.runs[0], index=i) for i, r in enumerate(batch[1:], 1)]
     screen = lab.experiment(
         "no_hash_seed", f"{what}, every other control on", loose, [reference, *screen_runs], study
@@ -110,7 +129,7 @@ def _full_control(lab: Lab, study: StudySettings, id: str = "full_control") -> F
         screen = dataclasses.replace(
             screen, description=f"{what}, every other control on ({stopped})"
         )
-        return FullControl(lab.full_control(study, id, second_study=True), screen)
+        return FullControl(lab.full_control(study, id), screen)
     runs = [reference]
     if reference.status == STATUS_OK:  # finished: full control's run 0; now its others
         more = lab.run(
@@ -188,7 +207,9 @@ def _ablation_step(lab: Lab, full: Experiment, screen: Experiment, study: StudyS
     for exp in done:
         if exp.verdict == report.VERDICT_NOT_REPRODUCIBLE:
             cause, ablation = ABLATIONS[exp.id]
-            finding = Finding(exp, context, divergence_trial(exp), ablation=ablation)
+            finding = Finding(
+                exp, context, divergence_trial(exp), ablation=ablation, audits=full.audits
+            )
             causes.append(cause.found(finding))
     return Found((screen, *done), tuple(causes), tuple(warnings))
 
@@ -218,14 +239,26 @@ def _split_screen_warnings(screen: Experiment, done: Sequence[Experiment]) -> li
     ]
 
 
-def _process_state_step(lab: Lab, full: Experiment, study: StudySettings) -> Found:
-    """Full control's first process ran a second study after its first: compared with it."""
-    if lab.second_study is None:
+PROCESS_STATE = "process_state"
+
+
+def _probe_study(study: StudySettings) -> StudySettings:
+    """The process-state probe's study: the first ``1/PROCESS_PROBE_SHARE`` of the trials."""
+    return dataclasses.replace(study, trials=max(1, math.ceil(study.trials / PROCESS_PROBE_SHARE)))
+
+
+def _process_state_step(lab: Lab, study: StudySettings) -> Found:
+    """The probe's process ran the study's first trials twice, one study after the other:
+    the second compared with the first."""
+    if len(lab.process_probe) < 2:
         return Found()
-    runs = [full.runs[0], dataclasses.replace(lab.second_study, index=1)]
-    what = "two studies one after another in one process"
-    state = lab.experiment("process_state", what, Controls(), runs, study)
-    state = dataclasses.replace(state, reference=full.id)
+    probe = _probe_study(study)
+    runs = [dataclasses.replace(run, index=i) for i, run in enumerate(lab.process_probe[:2])]
+    what = (
+        f"the first {probe.trials} trials twice, one study after another in one fresh "
+        "process, every control on"
+    )
+    state = lab.experiment(PROCESS_STATE, what, Controls(), runs, probe)
     if state.verdict != report.VERDICT_NOT_REPRODUCIBLE:
         return Found(experiments=(state,))
     finding = Finding(state, lab.context(study), divergence_trial(state))
@@ -265,7 +298,7 @@ def _diagnose_objective(lab: Lab) -> Diagnosis:
     elif full.verdict == report.VERDICT_REPRODUCIBLE:
         assert screen is not None  # full control reproduces only with n_jobs=1: beside it
         found += _ablation_step(lab, full, screen, study)
-        found += _process_state_step(lab, full, study)
+        found += _process_state_step(lab, study)
     found += resume_experiment(lab, full, study)
     return Diagnosis(
         plan,

@@ -28,6 +28,7 @@ from repro_check.plan.settings import Controls
 from repro_check.results import report
 from repro_check.results.diagnosis import Diagnosis, Experiment
 from repro_check.results.records import RunRecord
+from repro_check.results.report_notes import shell_notes
 from repro_check.vocab import CauseId
 
 SCRIPT_PROBES_NOTE = (
@@ -37,11 +38,17 @@ SCRIPT_PROBES_NOTE = (
 
 
 def _experiment(
-    lab: Lab, exp_id: str, description: str, controls: Controls, audit: bool = False
+    lab: Lab,
+    exp_id: str,
+    description: str,
+    controls: Controls,
+    audit: bool = False,
+    count: int | None = None,
 ) -> Experiment:
     # a script streams its trials once it ended: stopping at the first divergence saves
     # nothing and would leave the other replicates without their studies
-    jobs = lab.jobs(exp_id, controls, lab.plan.study, lab.replicates, audit=audit)
+    runs_wanted = count if count is not None else lab.replicates
+    jobs = lab.jobs(exp_id, controls, lab.plan.study, runs_wanted, audit=audit)
     results = lab.run(jobs, False)
     runs = runs_of(results, exp_id)
     exp = lab.experiment(exp_id, description, controls, runs, lab.plan.study)
@@ -51,8 +58,8 @@ def _experiment(
 
 def _necessary(lab: Lab, as_written: Experiment, full: Experiment) -> Found:
     """Each control off alone, then only the necessary ones: the smallest set. As for an
-    objective, each ablation is one new run compared with full control's run 0 (reused, not
-    rerun), except those with fresh runs (two of their own). Every registered ablation runs,
+    objective, each ablation is new runs compared with full control's run 0 (reused, not
+    rerun), except those with fresh runs (runs of their own). Every registered ablation runs,
     global RNG seeding included: the audit sees the streams around each trial, not what the
     script's own body drew from them before its study began."""
     chosen = ablations(lab.facts(global_streams_used=True))
@@ -60,39 +67,81 @@ def _necessary(lab: Lab, as_written: Experiment, full: Experiment) -> Found:
     context = lab.context(lab.plan.study)
     experiments = []
     causes = []
-    needed: list[str] = []
     for ablation in chosen:
         exp = lab.ablation_experiment(ablation, runs[ablation.id], lab.plan.study, full)
         experiments.append(exp)
         if exp.verdict == report.VERDICT_NOT_REPRODUCIBLE:
-            needed += [name for name in ablation.off if name not in needed]
             cause = ABLATIONS[ablation.id][0]
             finding = Finding(
                 exp, context, divergence_trial(exp), ablation=ablation,
-                runs_as_written=as_written.runs,
+                runs_as_written=as_written.runs, audits=full.audits,
             )  # fmt: skip
             causes.append(cause.found(finding))
+    needed = needed_controls(experiments)
     if needed:
         only = Controls.only(needed)
         experiments.append(_experiment(lab, "only_needed", f"only {', '.join(needed)} on", only))
+        broader = needed_controls(experiments, every_control_off=True)
+        if experiments[-1].verdict == report.VERDICT_NOT_REPRODUCIBLE and broader != needed:
+            # a control whose own ablation reproduced, yet one that also switched it off
+            # parted: the two interact; try them all before calling the set not enough
+            what = f"only {', '.join(broader)} on"
+            experiments.append(
+                _experiment(lab, "only_needed_broader", what, Controls.only(broader))
+            )
     return Found(tuple(experiments), tuple(causes))
 
 
+def needed_controls(
+    experiments: Sequence[Experiment], every_control_off: bool = False
+) -> list[str]:
+    """The controls the parted ablations show necessary, in the controls' order. An ablation
+    that switches several off (``no_global_rng``: both global seedings) needs only those whose
+    own ablation did not reproduce: per-trial reseeding is not needed when ``no_trial_reseed``
+    reproduced, though ``no_global_rng`` parted. ``every_control_off``: every control a parted
+    ablation switched off, the fallback when that smaller set is not enough."""
+    verdicts = {e.id: e.verdict for e in experiments}
+    parted = [
+        ABLATIONS[e.id][1] for e in experiments
+        if e.id in ABLATIONS and e.verdict == report.VERDICT_NOT_REPRODUCIBLE
+    ]  # fmt: skip
+    alone_ok = {
+        ablation.off[0]
+        for _cause, ablation in ABLATIONS.values()
+        if len(ablation.off) == 1 and verdicts.get(ablation.id) == report.VERDICT_REPRODUCIBLE
+    }
+    needed: set[str] = set()
+    for ablation in parted:
+        kept = [name for name in ablation.off if every_control_off or name not in alone_ok]
+        needed.update(kept or ablation.off)
+    return [name for name in Controls.names() if name in needed]
+
+
 def _smallest_set_warning(found: Found) -> tuple[str, ...]:
-    """What the ablations add up to: the smallest set that reproduces, or why there is none."""
-    only = next((e for e in found.experiments if e.id == "only_needed"), None)
-    if only is not None and only.verdict != report.VERDICT_REPRODUCIBLE:
+    """What the ablations add up to: the smallest set that reproduces, or why there is none.
+    The set names the controls of the causes shown (only a fallback adds one whose own
+    ablation reproduced, and then says why)."""
+    tried = [e for e in found.experiments if e.id.startswith("only_needed")]
+    only = next((e for e in reversed(tried) if e.verdict == report.VERDICT_REPRODUCIBLE), None)
+    if tried and only is None:
         return (
             f"the controls found necessary one by one are not enough together "
-            f"({where_runs_part(only)}): apply every control's fix",
+            f"({where_runs_part(tried[-1])}): apply every control's fix",
         )
     if only is not None:
         enabled = only.controls.enabled()
         them = "it" if len(enabled) == 1 else "them"
-        return (
+        text = (
             f"the smallest set of controls that makes the script reproducible: "
-            f"{', '.join(enabled)} (checked: reproducible with only {them} on)",
+            f"{', '.join(enabled)} (checked: reproducible with only {them} on)"
         )
+        if only is not tried[0]:
+            extra = [c for c in enabled if c not in tried[0].controls.enabled()]
+            text += (
+                f"; {', '.join(extra)} too, though its own ablation reproduced: with only "
+                f"{', '.join(tried[0].controls.enabled())} on, {where_runs_part(tried[0])}"
+            )
+        return (text,)
     if not found.causes:
         return (
             "every control on makes the script reproducible, but no single control is "
@@ -141,8 +190,13 @@ def _noise_causes(lab: Lab, full: Experiment) -> Found:
 def diagnose_script(lab: Lab) -> Diagnosis:
     """The diagnosis of ``lab.plan``'s script (see the module docstring)."""
     plan = lab.plan
+    # as many runs as `run` compares (at least): "reproducible as written" is run's verdict
     as_written = _experiment(
-        lab, "as_written", "the script as written, no control", Controls.none()
+        lab,
+        "as_written",
+        "the script as written, no control",
+        Controls.none(),
+        count=max(lab.replicates, plan.runs),
     )
     warnings = (
         SCRIPT_PROBES_NOTE,
@@ -151,7 +205,9 @@ def diagnose_script(lab: Lab) -> Diagnosis:
     lab.torch_used = any(r.environment.get("torch") for r in as_written.runs)
     if as_written.verdict == report.VERDICT_REPRODUCIBLE:
         clean = "the script is reproducible as written: no control is needed"
-        found = Found((as_written,), (), (clean, *warnings[1:]))
+        # as `run` says: a hash seed or thread count the shell fixed holds the verdict up
+        shell = shell_notes(as_written.runs, Controls.none())
+        found = Found((as_written,), (), (clean, *shell, *warnings[1:]))
         found += resume_experiment(lab, as_written, plan.study, Controls.none())
         return _diagnosis(lab, found, reproducible=True)
     full = _experiment(lab, "full_control", "every control on", Controls(), audit=True)

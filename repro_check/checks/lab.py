@@ -66,8 +66,8 @@ class Lab:
         self.warn_only = False
         self.next_index = 0
         self.torch_used = False
-        self.second_study: RunRecord | None = None
-        """The process-state probe's second study (``full_control(second_study=True)``)."""
+        self.process_probe: list[RunRecord] = []
+        """The process-state probe's two studies, run in one process beside full control."""
 
     def context(
         self,
@@ -207,25 +207,16 @@ class Lab:
             id, description, controls, verdict, divergence, tuple(runs), study.n_jobs, threads
         )
 
-    def full_control(
-        self, study: StudySettings, id: str = "full_control", second_study: bool = False
-    ) -> Experiment:
-        """Every control on, with the entropy audit: if these runs part, the audit's sites
-        say where. ``second_study``: the first replicate's process then runs a second study
-        after its first (the process-state probe, compared with that first study, at the
-        cost of one study, not two); it is kept in ``self.second_study``."""
+    def full_control(self, study: StudySettings, id: str = "full_control") -> Experiment:
+        """Every control on, ``replicates`` runs, with the entropy audit: if these runs part,
+        the audit's sites say where."""
         controls = Controls()
         jobs = self.jobs(id, controls, study, self.replicates, audit=True)
-        if second_study:
-            jobs[0] = dataclasses.replace(jobs[0], studies=2)
         results = self.run(jobs)
         own_results = [r for r in results if r.job.group == id]
         runs = [
             dataclasses.replace(r.runs[0], index=i) for i, r in enumerate(own_results) if r.runs
         ]
-        self.second_study = None
-        if second_study and own_results and len(own_results[0].runs) > 1:
-            self.second_study = own_results[0].runs[1]
         exp = self.experiment(id, f"every control on, n_jobs={study.n_jobs}", controls, runs, study)
         audits = tuple(r.audit for r in own_results if r.audit is not None)
         return dataclasses.replace(exp, audits=audits)

@@ -26,7 +26,7 @@ def _process_state_fix(_finding: Finding) -> str:
 
 PROCESS_STATE = KnownCause(
     CauseId.PROCESS_STATE,
-    "process_state (full control's first process runs a second study after its first)",
+    "process_state (one fresh process runs the study's first quarter twice)",
     _process_state_evidence,
     _process_state_fix,
 )
