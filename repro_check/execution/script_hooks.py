@@ -13,6 +13,7 @@ What they see goes to the ``StudyRegistry``; the hooks keep only the run's own s
 
 from __future__ import annotations
 
+import functools
 import inspect
 import operator
 import os
@@ -148,7 +149,8 @@ class OptunaHooks:
                 info = SamplerInfo(type(sampler).__name__, seed, user_location(), seeded, param)
             registry.samplers[id(sampler)] = (sampler, info)
 
-        cls.__init__ = init  # type: ignore[misc]
+        # wrapped: inspect.signature(cls) reads the class's own parameters, as without the check
+        cls.__init__ = functools.wraps(original)(init)  # type: ignore[misc]
 
     def _unseedable(
         self, original: Any, sampler: Any, optunas: bool, args: Any, kwargs: Any
