@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from repro_check.checks.causes import Finding, ToleranceCheck, known
 from repro_check.checks.causes.noise import audit_sites
+from repro_check.checks.causes.tolerance_advice import run_command
 from repro_check.checks.lab import Found, Lab, runs_of
 from repro_check.execution.linetrace import Split, first_op_split, first_split
 from repro_check.plan.settings import Controls, StudySettings, Tolerance
@@ -26,6 +27,16 @@ from repro_check.vocab import CauseId, sampler_spec
 PROBE_PROCESSES = 3
 PROBE_EVALUATIONS = 3
 VALUE_FIELDS = ("values", "intermediate_values")
+ATOL_MARGIN = 10
+"""The tolerance suggested: this many times the noise measured (the spread of the probe's 9
+values), rounded up to one significant digit. Nine Gaussian draws spread about 3 standard
+deviations, below 1 one time in 800: the tolerance is then at least 10 of them, which two
+runs' values differ by (7 standard deviations of a difference) about one time in 10^12."""
+REORDER_MARGIN = 2
+"""Two trials whose values lie within this many times the noise may swap order in another
+run. The probe's spread is about 3 standard deviations, so twice it is a 4.2-sigma move of
+the difference of two draws: about one swap in 10^5 pairs, where once the spread (2.1 sigma)
+swaps one pair in 60, too often for advice to hold over 20 fresh checks."""
 
 
 def _probe_noise(lab: Lab, full: Experiment, study: StudySettings) -> NoiseProbe | None:
@@ -73,8 +84,11 @@ def _trace_split(
 
 
 def candidate_atol(noise: float) -> float:
-    """A round tolerance comfortably above the measured noise (10x, one significant digit)."""
-    return float(f"{10 * noise:.1g}")
+    """A round tolerance at least ``ATOL_MARGIN`` times the measured noise (one significant
+    digit, rounded up: 10 x 0.149 is 2, never 1)."""
+    raw = ATOL_MARGIN * noise
+    digit = 10 ** math.floor(math.log10(raw))
+    return float(f"{math.ceil(round(raw / digit, 9)) * digit:.1g}")
 
 
 def _tolerance_check(
@@ -87,11 +101,16 @@ def _tolerance_check(
         return None, None
     atol = candidate_atol(noise)
     tol = Tolerance(atol=atol, rtol=lab.plan.tolerance.rtol)
+    command = run_command(lab.plan, study)
+    startup = _startup_trials(study)
     recorded = first_divergence(full.runs, tol)
     if recorded is not None:
         trials = max((len(r.trials) for r in full.runs), default=0)
         steered = params_split(full.runs)
-        return ToleranceCheck(atol, len(full.runs), trials, recorded, steered), None
+        check = ToleranceCheck(
+            atol, len(full.runs), trials, recorded, steered, startup=startup, command=command
+        )
+        return check, None
     group = "tolerance_check"
     # as many runs as `run` would compare (more runs part sooner), at least the replicates
     count = max(lab.replicates, lab.plan.runs)
@@ -108,29 +127,34 @@ def _tolerance_check(
         return None, experiment
     steered = params_split(runs)
     reorder = _reorder_risk(runs, noise, study) if divergence is None and steered is None else None
-    startup = _startup_trials(study)
     return (
-        ToleranceCheck(atol, len(runs), trials, divergence, steered, reorder, startup),
+        ToleranceCheck(atol, len(runs), trials, divergence, steered, reorder, startup, command),
         experiment,
     )
 
 
 def _startup_trials(study: StudySettings) -> int | None:
+    """The sampler's start-up trials: its configured ``n_startup_trials``, else Optuna's
+    default for it (TPE's 10, even in a shorter study: then every trial is one)."""
     configured = study.sampler_kwargs.get("n_startup_trials")
     if isinstance(configured, int) and not isinstance(configured, bool) and configured > 0:
-        return min(configured, study.trials)
+        return configured
     spec = sampler_spec(study.sampler)
-    default = spec.startup_trials if spec else None
-    return min(default, study.trials) if default else None
+    return spec.startup_trials if spec else None
 
 
 def _reorder_risk(
     runs: Sequence[RunRecord], noise: float, study: StudySettings
 ) -> tuple[float, float] | None:
-    """(noise, smallest gap) when noise of this size could swap two trials' order in a run and
-    the sampler looks at the values: it would then suggest other params."""
+    """(noise, smallest gap) when noise of this size could swap two trials' order in another
+    run (the gap within ``REORDER_MARGIN`` times it) and the sampler looks at the values: it
+    would then suggest other params. A study no longer than the sampler's start-up trials
+    never looks at them."""
     spec = sampler_spec(study.sampler)
     if spec is not None and spec.value_free:
+        return None
+    startup = _startup_trials(study)
+    if startup is not None and study.trials <= startup:
         return None
     gaps = []
     for run in runs:
@@ -143,7 +167,7 @@ def _reorder_risk(
     if not gaps:
         return None
     smallest = min(gaps)
-    return (noise, smallest) if smallest <= noise else None
+    return (noise, smallest) if smallest <= REORDER_MARGIN * noise else None
 
 
 def params_split(runs: Sequence[RunRecord]) -> int | None:

@@ -39,11 +39,14 @@ class ToleranceCheck:
     would not repeat. None: the same params in every run."""
 
     reorder: tuple[float, float] | None = None
-    """(noise, smallest gap between two trials' values) when the noise is at least as large
-    as that gap and the sampler uses the values: it can reorder the trials, which steers the
-    sampler, even if these runs happened to keep the same order."""
+    """(noise, smallest gap between two trials' values) when the noise could swap two trials'
+    order (the gap within ``REORDER_MARGIN`` times the noise) and the sampler uses the values:
+    that steers the sampler, even if these runs happened to keep the same order."""
     startup: int | None = None
     """The sampler's start-up trials (suggested without looking at values), when known."""
+    command: str = ""
+    """The user's check as a ``repro-check run`` command, without ``--trials`` and ``--atol``
+    (``tolerance_advice.run_command``): what the advice says to paste."""
 
     @property
     def passed(self) -> bool:
@@ -54,6 +57,19 @@ class ToleranceCheck:
         """How many first trials agree within the tolerance with the same params."""
         split = self.divergence.trial if self.divergence is not None else None
         return min((t for t in (self.steered_at, split) if t is not None), default=0)
+
+    @property
+    def startup_prefix(self) -> int | None:
+        """The trials a check may compare when the whole study cannot pass: the sampler's
+        start-up trials, which it suggests without looking at the values, so the noise cannot
+        steer them in any run; only when they are fewer than the study's and these runs
+        agreed on them within ``atol``. Never the trials before where these runs happened to
+        fork: another run may fork sooner (that advice failed one check in three)."""
+        if not self.startup or self.startup >= self.trials:
+            return None
+        split = self.divergence.trial if self.divergence is not None else None
+        forks = [t for t in (self.steered_at, split) if t is not None]
+        return self.startup if not forks or min(forks) >= self.startup else None
 
     @property
     def atol_text(self) -> str:
