@@ -404,3 +404,10 @@ def test_a_seed_expression_that_was_none_is_named_not_overwritten(tmp_path: Path
         f"# {tmp_path}/train.py:3: TPESampler(seed=args.seed) got seed=None: give args.seed a "
         "value (such as 0)"
     )
+
+
+def test_a_library_function_that_built_the_sampler_is_called_not_built() -> None:
+    sampler = SamplerInfo("TPESampler", None, "t.py:5", True, "seed", "tune")
+    assert sampler_note(_study(sampler), 0) == (
+        "t.py:5 calls tune() without seed (its TPESampler): seeded with 0"
+    )

@@ -58,7 +58,8 @@ def _built(sampler: SamplerInfo) -> str:
         return f"{where}builds {sampler.cls}() without seed"
     if sampler.seed_param is None:
         return f"{where}{sampler.via}() builds {sampler.cls}() without seed"
-    return f"{where}builds {sampler.via}() without {sampler.seed_param} (its {sampler.cls})"
+    verb = "builds" if sampler.via[:1].isupper() else "calls"  # a class, or a function
+    return f"{where}{verb} {sampler.via}() without {sampler.seed_param} (its {sampler.cls})"
 
 
 def sampler_note(study: StudyRecord, seed: int) -> str | None:
