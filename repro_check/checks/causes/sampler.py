@@ -85,21 +85,31 @@ def _optuna_names(tree: ast.Module) -> list[str]:
     ``import optuna``, ``opt.samplers.`` after ``import optuna as opt``, ``samplers.`` after
     ``from optuna import samplers``, and each sampler class it imported by name
     (``TPESampler=T`` after ``from optuna.samplers import TPESampler as T``)."""
-    names: list[str] = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            for alias in node.names:
-                if alias.name == "optuna":
-                    names.append(f"{alias.asname or 'optuna'}.samplers.")
-                elif alias.name == "optuna.samplers":
-                    names.append(f"{alias.asname}." if alias.asname else "optuna.samplers.")
-        elif isinstance(node, ast.ImportFrom) and node.level == 0:
-            for alias in node.names:
-                if node.module == "optuna" and alias.name == "samplers":
-                    names.append(f"{alias.asname or 'samplers'}.")
-                elif node.module in ("optuna.samplers", "optuna"):
-                    names.append(f"{alias.name}={alias.asname or alias.name}")
+    names = [name for node in ast.walk(tree) for name in _import_names(node)]
     return sorted(set(names), key=lambda n: ("=" in n, not n.startswith("optuna."), n))
+
+
+def _import_names(node: ast.AST) -> list[str]:
+    """What one import statement binds that names Optuna's samplers (``_optuna_names``)."""
+    if isinstance(node, ast.Import):
+        return [
+            f"{alias.asname or 'optuna'}.samplers."
+            if alias.name == "optuna"
+            else f"{alias.asname or 'optuna.samplers'}."
+            for alias in node.names
+            if alias.name in ("optuna", "optuna.samplers")
+        ]
+    if not isinstance(node, ast.ImportFrom) or node.level or node.module not in _OPTUNA:
+        return []
+    return [
+        f"{alias.asname or 'samplers'}."
+        if node.module == "optuna" and alias.name == "samplers"
+        else f"{alias.name}={alias.asname or alias.name}"
+        for alias in node.names
+    ]
+
+
+_OPTUNA = ("optuna", "optuna.samplers")
 
 
 def sampler_expression(file: str, cls: str, seed: int) -> str | None:
