@@ -78,13 +78,17 @@ def test_every_cause_words_its_evidence_and_fix_for_objectives_and_scripts() -> 
 def test_parallel_trials_has_one_fix_rule_for_objectives_and_scripts() -> None:
     """Once two texts (``lab.fix`` for objectives, an inline string for scripts): now one
     rule. An objective's fix names the study's trial count; a script's own ``optimize`` call
-    sets its count, which the plan does not know, so it keeps ``n_trials=...``."""
+    sets its count, which the plan does not know: its fix is an edit of that line (issue 22,
+    tests/test_diagnose_library_rng.py), or words where the line cannot be found, never a
+    ``...`` placeholder."""
     objective = causes.known(CauseId.PARALLEL_TRIALS).found(
         _finding(CauseId.PARALLEL_TRIALS, False)
     )
     script = causes.known(CauseId.PARALLEL_TRIALS).found(_finding(CauseId.PARALLEL_TRIALS, True))
-    assert objective.fix == "study.optimize(objective, n_trials=7, n_jobs=1)"
-    assert script.fix == "study.optimize(objective, n_trials=..., n_jobs=1)"
+    assert "\nstudy.optimize(objective, n_trials=7, n_jobs=1)\n" in objective.fix
+    assert script.edit is None  # no such script to read
+    assert script.fix.startswith("# ") and "pass n_jobs=1" in script.fix
+    assert "..." not in objective.fix + script.fix
 
 
 def test_ablations_worth_running_follow_the_study() -> None:

@@ -22,6 +22,12 @@ real type (``isinstance``, ``issubclass``, ``==`` and hashing as a dict key), an
 through it are the real type's (a torch generator excepted: its ``seed`` is an instance method,
 so its generators are the stand-in's), so pickling, arithmetic and comparison are untouched.
 torch and joblib are wrapped only once user code imports them (never imported here).
+
+Randomness drawn inside a library because the user left its seed out (an estimator without
+``random_state``, ``train_test_split`` without it) and the user's own draws from the global
+streams are sites too, of their own kinds (``audit_library``: ``library``, ``global``), seen
+here and in the Python processes the user's code starts (joblib's loky workers), whose
+reports are read at each trial's end.
 """
 
 from __future__ import annotations
@@ -85,8 +91,10 @@ class Audit:
 
     def __init__(self) -> None:
         self.sites: dict[tuple[str, str, int], Site] = {}
-        self.trial: int | None = None
-        """The trial running now (set by the worker around each trial)."""
+        self._trial: int | None = None
+        self.library: Any = None
+        """The hooks on randomness drawn inside libraries (``audit_library.LibraryAudit``),
+        here and in the processes the user's code starts; None until ``install``."""
         self.consumed: dict[str, list[int]] = {}
         """Global stream name -> trials in which it was consumed."""
         self.on_new: Callable[[Site], None] | None = None
@@ -120,11 +128,27 @@ class Audit:
             frame = frame.f_back
         return None
 
+    @property
+    def trial(self) -> int | None:
+        """The trial running now (set by the worker, or the script's hooks, around each)."""
+        return self._trial
+
+    @trial.setter
+    def trial(self, number: int | None) -> None:
+        if number != self._trial and self.library is not None:
+            self.library.next_trial()  # what the children drew belongs to the trial that ran
+        self._trial = number
+
     def record(self, source: str, kind: str) -> None:
         found = self._caller()
         if found is None:
             return
-        file, line = found
+        self.add_site(source, kind, *found)
+
+    def add_site(self, source: str, kind: str, file: str, line: int, before: bool = False) -> None:
+        """Record a call of ``source`` at the user's ``file:line`` in the running trial.
+        ``before``: one outside any trial is noted as trial -1 (a draw before the study
+        started: where seeding it must go first)."""
         key = (source, file, line)
         with self._lock:
             site = self.sites.get(key)
@@ -137,7 +161,7 @@ class Audit:
             else:
                 new = False
             site.calls += 1
-            trial = self.trial
+            trial = self._trial if self._trial is not None or not before else -1
             if trial is not None and trial not in site.trials and len(site.trials) < MAX_TRIALS:
                 site.trials.append(trial)
             if new and self.on_new is not None:
@@ -180,6 +204,8 @@ class Audit:
     def trial_ended(self, number: int, before: dict[str, bytes]) -> None:
         """A stream counts as consumed in the phase when its state moved, or when it was
         drawn from and then put back (``restoring``)."""
+        if self.library is not None and number >= 0:
+            self.library.drain()  # before the worker clears the trial: it is this one's
         after = _digests()
         with self._lock:
             drawn, self._mark, self._drawn = self._drawn, None, set()
@@ -190,6 +216,8 @@ class Audit:
                     trials.append(number)
 
     def to_dict(self) -> dict[str, Any]:
+        if self.library is not None:
+            self.library.close()  # the children's last draws, then their folder goes
         return {
             "sites": [site.to_dict() for site in self.sites.values()],
             "consumed": {name: trials for name, trials in self.consumed.items()},
@@ -490,4 +518,18 @@ def install() -> Audit:
     after_import("numpy", lambda numpy: _wrap_numpy(audit, numpy))
     after_import("torch", lambda torch: _wrap_torch(audit, torch))
     after_import("joblib", lambda joblib: _wrap_joblib(audit, joblib))
+    _install_library_hooks(audit)
     return audit
+
+
+def _install_library_hooks(audit: Audit) -> None:
+    """Randomness drawn inside libraries (``audit_library``): a draw the user's line made or
+    caused is a site of its own kind (``global``, ``library``), in this process and in the
+    Python processes the user's code starts."""
+    from repro_check.execution.audit_library import Attributed, LibraryAudit
+
+    def add(site: Attributed, drained: bool) -> None:
+        audit.add_site(site.source, site.kind, site.file, site.line, before=not drained)
+
+    audit.library = LibraryAudit(add, lambda: audit.trial)
+    audit.library.install()

@@ -4,18 +4,29 @@ at the user's line by the entropy audit or the line tracer when they can."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
+from repro_check.checks.causes.edits import fix_text
 from repro_check.checks.causes.model import (
     AuditSite,
     Finding,
     KnownCause,
+    script_path,
     trial_list,
     where_runs_part,
 )
+from repro_check.checks.causes.seeding import (
+    in_worker,
+    library_call,
+    library_edit,
+    library_why,
+    merged_sites,
+    optimize_calls,
+    set_keyword,
+    shown_trials,
+    statement_at,
+)
 from repro_check.checks.causes.tolerance_advice import NOISE_SOURCES, noise_fix
-from repro_check.results.diagnosis import Experiment, Location
+from repro_check.execution.audit_library import LIBRARY
+from repro_check.results.diagnosis import Edit, Experiment, Location
 from repro_check.vocab import CauseId
 
 # -- parallel_trials
@@ -31,11 +42,40 @@ def _parallel_evidence(finding: Finding) -> str:
     )
 
 
-def _parallel_fix(finding: Finding) -> str:
-    # a script's own optimize call sets its trial count, which the plan does not know
+def _optimize_line(finding: Finding) -> Location | None:
+    """A script's ``optimize`` call with ``n_jobs`` other than 1: in the script, or in the
+    file that created its study."""
     ctx = finding.context
-    trials = "..." if ctx.script else str(ctx.study.trials)
-    return f"study.optimize(objective, n_trials={trials}, n_jobs=1)"
+    if not ctx.script:
+        return None
+    files = [script_path(ctx.target)]
+    files += [
+        study.at.rpartition(":")[0]
+        for run in finding.experiment.runs
+        for study in run.studies
+        if study.at and ":" in study.at
+    ]
+    found = optimize_calls(files)
+    return found[0] if found else None
+
+
+def _parallel_edit(finding: Finding) -> Edit | None:
+    where = _optimize_line(finding)
+    return set_keyword(where, "optimize", "n_jobs", "1") if where is not None else None
+
+
+def _parallel_fix(finding: Finding) -> str:
+    ctx = finding.context
+    why = f"n_jobs={finding.n_jobs} runs the trials in threads that race: run them one at a time"
+    edit = _parallel_edit(finding)
+    if edit is not None:
+        return fix_text(edit, why)
+    if ctx.script:  # its own optimize call sets its trial count, which the plan does not know
+        return f"# {why}: pass n_jobs=1 to the script's study.optimize call"
+    return (
+        f"# {why}\nstudy.optimize(objective, n_trials={ctx.study.trials}, n_jobs=1)\n"
+        f"# checked so: repro-check run {ctx.target} --n-jobs 1"
+    )
 
 
 PARALLEL_TRIALS = KnownCause(
@@ -43,6 +83,8 @@ PARALLEL_TRIALS = KnownCause(
     "full control under n_jobs > 1 (then retried with n_jobs=1)",
     _parallel_evidence,
     _parallel_fix,
+    _optimize_line,
+    _parallel_edit,
 )
 
 _CERTAIN_FIXES = {
@@ -93,23 +135,15 @@ def located_fix(source: str, kind: str, where: Location) -> str:
 
 def audit_sites(full: Experiment) -> list[AuditSite]:
     """The lines of the user's code the audit saw call a source of variation in the fully
-    controlled runs: the certain ones (an unseeded generator, os.urandom...), or, when there
-    are none, the suspects (clock reads, threads and process pools), earliest trial first."""
-    sites: dict[tuple[str, int], dict[str, Any]] = {}
-    for audit in full.audits:
-        for site in audit.get("sites", []):
-            key = (str(site["file"]), int(site["line"]))
-            known = sites.setdefault(key, {**site, "trials": []})
-            known["trials"] = sorted({*known["trials"], *site.get("trials", [])})
-    certain = [s for s in sites.values() if s["kind"] == "random"]
-    chosen = certain or [s for s in sites.values() if s["kind"] in ("clock", "parallel")]
-    chosen.sort(key=lambda s: (min(s["trials"], default=1 << 30), s["line"]))
-    return [_site(s) for s in chosen]
-
-
-def _site(site: Mapping[str, Any]) -> AuditSite:
-    where = Location(str(site["file"]), int(site["line"]), str(site["text"]))
-    return AuditSite(where, str(site["source"]), str(site["kind"]), tuple(site["trials"]))
+    controlled runs: the certain ones (an unseeded generator, os.urandom, an estimator left
+    without ``random_state`` that draws in joblib's worker processes...), or, when there are
+    none, the suspects (clock reads, threads and process pools), earliest trial first. A
+    draw from this process's global streams is no noise here: full control seeded them."""
+    sites = merged_sites(full.audits, ("random", "clock", "parallel", LIBRARY))
+    certain = [s for s in sites if s.kind == "random" or in_worker(s)]
+    chosen = certain or [s for s in sites if s.kind in ("clock", "parallel")]
+    chosen.sort(key=lambda s: (min(shown_trials(s), default=1 << 30), s.location.line))
+    return chosen
 
 
 def _trace_words(finding: Finding) -> str:
@@ -122,6 +156,16 @@ def _trace_words(finding: Finding) -> str:
 
 def _noise_evidence(finding: Finding) -> str:
     full, site, probe = finding.experiment, finding.site, finding.probe
+    if site is not None and site.kind == LIBRARY:
+        drawn = shown_trials(site)
+        callee, keyword = library_call(site)
+        return (
+            f"with every control on, {where_runs_part(full)}; {callee}(), built or called at "
+            f"{statement_at(site.location)} without {keyword}, draws from NumPy's global stream "
+            "in joblib's worker processes"
+            + (f" (trials {trial_list(drawn)})" if drawn else "")
+            + ", which every process seeds from the OS"
+        )
     if site is not None:
         seen = f" (trials {trial_list(site.trials)})" if site.trials else ""
         verb = "calls" if site.kind == "random" else "may depend on"
@@ -150,19 +194,32 @@ def _noise_evidence(finding: Finding) -> str:
 def _noise_fix(finding: Finding) -> str:
     ctx, site, traced = finding.context, finding.site, finding.traced
     generic = noise_fix(ctx.tolerance)
+    # then what the tolerance check found (a tolerance tried, or why none rescues it)
+    tail = "" if ctx.script else "\n" + generic.removeprefix(NOISE_SOURCES).lstrip(";.\n")
+    if site is not None and site.kind == LIBRARY:
+        edit = library_edit(site, ctx.seed)
+        if edit is not None:
+            return fix_text(edit, library_why(site)) + tail
+        callee, keyword = library_call(site)
+        where = statement_at(site.location)
+        return f"# {where}: {library_why(site)}; pass {keyword}={ctx.seed} to {callee}()" + tail
     if site is not None:
-        at_line = located_fix(site.source, site.kind, site.location)
-        if ctx.script:
-            return at_line
-        # then what the tolerance check found (a tolerance tried, or why none rescues it)
-        tail = generic.removeprefix(NOISE_SOURCES).lstrip(";.\n")
-        return f"{at_line}\n{tail}"
+        return located_fix(site.source, site.kind, site.location) + tail
     if traced is not None:
         return f"# {traced.file}:{traced.line}: {traced.source}\n{generic}"
     return generic
 
 
+def _noise_edit(finding: Finding) -> Edit | None:
+    site = finding.site
+    if site is None or site.kind != LIBRARY:
+        return None
+    return library_edit(site, finding.context.seed)
+
+
 def _noise_location(finding: Finding) -> Location | None:
+    if finding.site is not None and finding.site.kind == LIBRARY:
+        return statement_at(finding.site.location)
     if finding.site is not None:
         return finding.site.location
     traced = finding.traced
@@ -175,6 +232,7 @@ OBJECTIVE_NOISE = KnownCause(
     _noise_evidence,
     _noise_fix,
     _noise_location,
+    _noise_edit,
 )
 
 CAUSES = (PARALLEL_TRIALS, OBJECTIVE_NOISE)
