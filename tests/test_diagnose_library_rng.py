@@ -47,9 +47,9 @@ LIB = "/venv/lib/python3.11/site-packages/sklearn/ensemble/_forest.py"
 def _fake_site_packages(monkeypatch: pytest.MonkeyPatch) -> None:
     """``LIB`` counts as a library file, as a real site-packages path does."""
     from repro_check.execution import audit_library
+    from repro_check.execution.userframes import is_user_file
 
-    real = audit_library.is_user_file
-    monkeypatch.setattr(audit_library, "is_user_file", lambda f: real(f) and f != LIB)
+    monkeypatch.setattr(audit_library, "is_user_file", lambda f: is_user_file(f) and f != LIB)
 
 
 def _user_file(tmp_path: Path, text: str) -> str:
