@@ -37,6 +37,7 @@ from repro_check.cli_options import (
     MarkdownPath,
     Module,
     NJobs,
+    NotebookParameters,
     PanelCommand,
     PanelGroup,
     PlotPath,
@@ -58,6 +59,7 @@ from repro_check.cli_options import (
     Version,
     Workers,
     given_controls,
+    joined_parameters,
     script_hint,
     usage_message,
 )
@@ -96,6 +98,7 @@ def _plan(options: dict[str, Any], experiments: bool = False, resumes: bool = Fa
     from repro_check.errors import ConfigError
     from repro_check.execution.target import check_attribute
     from repro_check.plan.config import MAX_RUNS, build_plan, shown
+    from repro_check.plan.notebooks import with_parameters
     from repro_check.plan.settings import PLAN_KEYS
 
     flags = {key: options[key] for key in PLAN_KEYS if key in options}
@@ -113,6 +116,7 @@ def _plan(options: dict[str, Any], experiments: bool = False, resumes: bool = Fa
         raise ConfigError(f"--replicates must be <= {MAX_RUNS}, got {shown(replicates)}")
     plan = build_plan(target, flags, options.get("config"))
     check_attribute(plan.target)  # `file.py:objectiv`: said now, not after a worker imported it
+    plan = with_parameters(plan, options.get("parameter"))  # a notebook's -p, and its extra
     if experiments:  # compare/diagnose need every run of every condition, in this process
         plan = dataclasses.replace(plan, fail_fast=False, resume=False)
         if not resumes:
@@ -125,6 +129,7 @@ def run(
     target: Target = None,
     args: ScriptArgs = None,
     module: Module = None,
+    parameter: NotebookParameters = None,
     runs: Runs = None,
     trials: Trials = None,
     seed: Seed = None,
@@ -281,6 +286,7 @@ def compare(
     target: Target = None,
     args: ScriptArgs = None,
     module: Module = None,
+    parameter: NotebookParameters = None,
     conditions: Annotated[
         str | None,
         typer.Option(
@@ -345,6 +351,7 @@ def diagnose(
     target: Target = None,
     args: ScriptArgs = None,
     module: Module = None,
+    parameter: NotebookParameters = None,
     replicates: Annotated[
         int,
         typer.Option(
@@ -566,10 +573,10 @@ def _terminate(_signum: int, _frame: Any) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: one-line errors and the documented exit codes."""
     command = typer.main.get_command(app)
-    given = list(sys.argv[1:] if argv is None else argv)
+    given = joined_parameters(sys.argv[1:] if argv is None else argv)  # -p NAME VALUE: 1 word
     signal.signal(signal.SIGTERM, _terminate)  # CI cancels with SIGTERM: stop workers as Ctrl-C
     try:
-        code = command.main(args=argv, prog_name="repro-check", standalone_mode=False)
+        code = command.main(args=given, prog_name="repro-check", standalone_mode=False)
     except ReproCheckError as exc:
         text = script_hint(exc, given, command) or str(exc)
         typer.echo(f"error: {one_line(text)}", err=True)

@@ -14,6 +14,7 @@ import typer
 
 from repro_check import vocab
 from repro_check.__about__ import __version__
+from repro_check.plan.notebooks import PARAMETER_FLAGS
 
 # The help groups, in the order every command shows them (run, compare and diagnose share them).
 STUDY = "Study"
@@ -86,8 +87,9 @@ Target = Annotated[
     str | None,
     typer.Argument(
         metavar="TARGET",
-        help="train.py (the script, run whole as `python train.py` runs it), or an objective: "
-        "pkg.module:attr or path/to/file.py:attr.",
+        help="train.py (the script, run whole as `python train.py` runs it), tune.ipynb (a "
+        "notebook's code cells, top to bottom), or an objective: pkg.module:attr or "
+        "path/to/file.py:attr.",
         show_default=False,
     ),
 ]
@@ -98,6 +100,17 @@ Module = Annotated[
         "--module",
         metavar="MODULE",
         help="Run the module as a script, as `python -m MODULE ARGS` does (instead of TARGET).",
+        show_default=False,
+        rich_help_panel=STUDY,
+    ),
+]
+NotebookParameters = Annotated[
+    list[str] | None,
+    typer.Option(
+        *PARAMETER_FLAGS,
+        metavar="NAME VALUE",
+        help="Set a notebook's parameter after its cell tagged 'parameters' (papermill's "
+        "convention; repeatable). VALUE is a Python literal, else a string.",
         show_default=False,
         rich_help_panel=STUDY,
     ),
@@ -487,3 +500,23 @@ def script_hint(exc: Exception, argv: list[str], group: Any) -> str | None:
     ctx = getattr(exc, "ctx", None)
     hint = unknown_option_hint(argv, commands, getattr(ctx, "command", None))
     return None if message is None or hint is None else f"{message}; {hint}"
+
+
+def joined_parameters(argv: Sequence[str]) -> list[str]:
+    """``argv`` with each ``-p NAME VALUE`` (before ``--``) written ``-p NAME=VALUE``: the
+    option takes two words, which click's repeatable options cannot; after ``--`` every word is
+    the script's own."""
+    out: list[str] = []
+    index = 0
+    while index < len(argv):
+        token = argv[index]
+        if token == "--":
+            return [*out, *argv[index:]]
+        out.append(token)
+        pair = argv[index + 1 : index + 3]
+        if token in PARAMETER_FLAGS and len(pair) == 2 and "=" not in pair[0] and "--" not in pair:
+            out.append(f"{pair[0]}={pair[1]}")
+            index += 3
+            continue
+        index += 1
+    return out

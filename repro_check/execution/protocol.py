@@ -26,7 +26,7 @@ import msgspec
 
 from repro_check.execution.linetrace import MAX_EVENTS, MAX_LOCALS
 
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
 """The shape of ``JobSpec`` and the events: a parent refuses a worker that speaks another."""
 
 MAX_AUDIT_SITES = 1000
@@ -74,6 +74,8 @@ class ScriptSpec(_Wire):
     name: str | None = None
     """How the check names the script (in "ran but created no Optuna study")."""
     resume: ResumeSpec | None = None
+    parameters: dict[str, str] = {}
+    """A notebook's ``-p`` values: name -> the Python source it is assigned."""
 
 
 class JobSpec(_Wire):

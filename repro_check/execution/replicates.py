@@ -92,6 +92,8 @@ def script_spec(plan: CheckPlan) -> dict[str, Any] | None:
         spec["module"] = plan.target[len(targets.MODULE_PREFIX) :].strip()
     else:
         spec["path"] = plan.target
+    if plan.parameters:
+        spec["parameters"] = dict(plan.parameters)
     return spec
 
 

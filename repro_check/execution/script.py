@@ -140,7 +140,7 @@ def _join_threads() -> None:
 def run(spec: ScriptSpec) -> None:
     """Run the script (``path`` or ``module``) with ``args``, as ``python`` would: a fresh
     ``__main__``, ``sys.argv``, ``sys.path[0]`` the script's folder (the current folder for
-    ``-m``)."""
+    ``-m``); a notebook's code cells as a fresh kernel runs them (``execution.notebook``)."""
     args = list(spec.args)
     path = spec.path
     if path:
@@ -148,6 +148,11 @@ def run(spec: ScriptSpec) -> None:
             from repro_check.errors import TargetError
 
             raise TargetError(f"no such file: {path}")
+        if path.endswith(".ipynb"):
+            from repro_check.execution import notebook
+
+            notebook.run(path, args, spec.parameters)
+            return
         sys.argv = [path, *args]
         folder = os.path.dirname(os.path.abspath(path))
         sys.path.insert(0, folder)

@@ -193,6 +193,9 @@ class CheckPlan:
     """``--resume-at K``: each replicate also runs K trials in a storage, its process exits,
     and a fresh process resumes the study (``load_study``) for the rest; the resumed
     replicates are compared with each other and with straight-through ones."""
+    parameters: tuple[tuple[str, str], ...] = ()
+    """Notebook mode: ``-p NAME VALUE``, as (name, the Python source assigned) pairs, set after
+    the notebook's ``parameters`` cell (command-line only: not a config key)."""
 
     @property
     def script(self) -> bool:
@@ -232,6 +235,8 @@ class CheckPlan:
         }
         if self.script:
             data.update(dict.fromkeys(SCRIPT_OWN_SETTINGS))
+        if self.parameters:  # only a notebook's: other reports keep their shape
+            data["parameters"] = dict(self.parameters)
         return data
 
     @classmethod
@@ -264,6 +269,9 @@ class CheckPlan:
             args=tuple(str(a) for a in settings.get("args") or ()),
             cap=settings.get("cap"),
             resume_at=_optional_int(settings.get("resume_at")),
+            parameters=tuple(
+                (str(k), str(v)) for k, v in (settings.get("parameters") or {}).items()
+            ),
         )
 
 
@@ -280,10 +288,10 @@ TOLERANCE_KEYS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Toler
 CHECK_KEYS: tuple[str, ...] = tuple(
     f.name
     for f in dataclasses.fields(CheckPlan)
-    if f.name not in ("target", "study", "tolerance", "cap")
+    if f.name not in ("target", "study", "tolerance", "cap", "parameters")
 )
 """The plan keys that are ``CheckPlan``'s own fields (``target`` is given apart; ``cap`` is
-``trials`` for a script)."""
+``trials`` for a script; a notebook's ``parameters`` come from ``-p`` alone)."""
 PLAN_KEYS: tuple[str, ...] = STUDY_KEYS + CHECK_KEYS + TOLERANCE_KEYS
 """Every key a plan is built from, the one list flags, config files and the API share (a
 config/flag ``direction`` is an alias of ``directions``)."""

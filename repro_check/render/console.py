@@ -11,6 +11,7 @@ from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
 
+from repro_check.plan.notebooks import has_location, shown_locations
 from repro_check.render import fmt, sections
 from repro_check.render.safe import escape_controls, has_controls
 from repro_check.render.wrap import Hanging, bullets, print_parts, whole
@@ -47,7 +48,7 @@ class SafeConsole(Console):
         """Escape the text of a renderable tree before rich measures it: a table column is
         sized to the escaped text, so no cell is cut short."""
         if isinstance(renderable, Text):
-            return _escaped(renderable, self) if has_controls(renderable.plain) else renderable
+            return _escaped(renderable, self) if _rewritten(renderable.plain) else renderable
         if isinstance(renderable, Table):
             for column in renderable.columns:
                 column.header = self._sanitized(column.header)
@@ -60,12 +61,12 @@ class SafeConsole(Console):
         return renderable
 
     def render_str(self, text: str, **kwargs: Any) -> Text:
-        return super().render_str(escape_controls(text), **kwargs)
+        return super().render_str(escape_controls(shown_locations(text)), **kwargs)
 
     def render(
         self, renderable: RenderableType, options: ConsoleOptions | None = None
     ) -> Iterable[Segment]:
-        if isinstance(renderable, Text) and has_controls(renderable.plain):
+        if isinstance(renderable, Text) and _rewritten(renderable.plain):
             renderable = _escaped(renderable, self)
         for segment in super().render(renderable, options):
             if segment.control or not has_controls(segment.text):
@@ -74,9 +75,17 @@ class SafeConsole(Console):
                 yield Segment(escape_controls(segment.text), segment.style)
 
 
+def _rewritten(plain: str) -> bool:
+    """The text holds a control character, or a notebook cell's location to spell out."""
+    return has_controls(plain) or has_location(plain)
+
+
 def _escaped(text: Text, console: Console) -> Text:
-    """A copy of ``text`` whose control characters are written out, its styles kept."""
-    parts = [(escape_controls(s.text), s.style) for s in text.render(console, end="")]
+    """A copy of ``text`` whose control characters are written out, its styles kept (and each
+    notebook location ``tune.ipynb, cell 7 (In [7]):3`` read as ``..., line 3``)."""
+    parts = [
+        (escape_controls(shown_locations(s.text)), s.style) for s in text.render(console, end="")
+    ]
     copy = Text(
         style=text.style,
         justify=text.justify,

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from repro_check.plan.settings import CheckPlan, Tolerance
-from repro_check.plan.targets import MODULE_PREFIX, is_script
+from repro_check.plan.targets import MODULE_PREFIX, NOTEBOOK, is_script, kind
 from repro_check.redact import redact
 from repro_check.results.compare_report import CompareReport
 from repro_check.results.comparison import (
@@ -278,10 +278,17 @@ def _where_runs_part(report: RunReport) -> str:
 
 
 def script_words(plan: CheckPlan) -> list[str]:
-    """A script target as typed: ``train.py -- ARGS`` or ``-m pkg.mod -- ARGS``."""
+    """A script target as typed: ``train.py -- ARGS``, ``-m pkg.mod -- ARGS`` or
+    ``tune.ipynb -p NAME VALUE``."""
     target = plan.target
     words = target.split(" ", 1) if target.startswith(MODULE_PREFIX) else [target]
-    return [*words, *(["--", *plan.args] if plan.args else [])]
+    parameters = [word for name, value in plan.parameters for word in ("-p", name, value)]
+    return [*words, *parameters, *(["--", *plan.args] if plan.args else [])]
+
+
+def script_kind(plan: CheckPlan) -> str:
+    """How the settings line names a script target's kind: ``script`` or ``notebook``."""
+    return "notebook" if kind(plan.target) == NOTEBOOK else "script"
 
 
 def settings_line(report: RunReport) -> str:
@@ -293,7 +300,7 @@ def settings_line(report: RunReport) -> str:
         cap = f" · --trials {plan.cap} caps each study" if plan.cap is not None else ""
         seed = f" · seed {plan.seed}" if plan.controls.take_seed else ""  # none reaches it
         return (
-            f"{command} · script{seed} · device {report.device} · "
+            f"{command} · {script_kind(plan)}{seed} · device {report.device} · "
             f"tolerance {tol_text} · controls {controls_text(report)}{cap}"
         )
     return (
@@ -359,7 +366,10 @@ def compare_settings_line(report: CompareReport) -> str:
     if is_script(plan.target):
         command = shlex.join(script_words(plan))
         cap = f" · --trials {plan.cap} caps each study" if plan.cap is not None else ""
-        return f"{command} · script · {plan.runs} runs per condition · device {report.device}{cap}"
+        return (
+            f"{command} · {script_kind(plan)} · {plan.runs} runs per condition · "
+            f"device {report.device}{cap}"
+        )
     return (
         f"{plan.target} · {plan.runs} runs per condition × {plan.study.trials} trials · "
         f"sampler {plan.study.sampler} · device {report.device}"

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from repro_check.plan.notebooks import notebook_of, shown_locations
 from repro_check.results.compare_report import DESCRIBED, CompareReport, label
 from repro_check.results.diagnosis import Diagnosis
 from repro_check.results.records import RunRecord, StudyRecord
@@ -84,17 +85,21 @@ def format_annotation(annotation: Annotation, workspace: str | None = None) -> s
         f"file={escape_property(path)},line={annotation.line},"
         f"title={escape_property(annotation.title)}"
     )
-    return f"::{annotation.level} {properties}::{escape_data(annotation.message)}"
+    message = escape_data(shown_locations(annotation.message))
+    return f"::{annotation.level} {properties}::{message}"
 
 
 def split_at(at: str | None) -> tuple[str, int] | None:
-    """``"train.py:29"`` as ("train.py", 29); None when there is no line to point at."""
+    """``"train.py:29"`` as ("train.py", 29); None when there is no line to point at. A
+    notebook cell's line is no line of the notebook's JSON: the notebook is annotated at its
+    first line (the message names the cell and its line)."""
     if not at:
         return None
     file, _, line = at.rpartition(":")
     if not file or not line.isdigit() or int(line) < 1:
         return None
-    return file, int(line)
+    notebook = notebook_of(file)
+    return (file, int(line)) if notebook is None else (notebook, 1)
 
 
 def _at(level: Level, at: str | None, title: str, message: str) -> list[Annotation]:

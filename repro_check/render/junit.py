@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal, assert_never
 
 from repro_check.__about__ import __version__
 from repro_check.errors import EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_NOT_REPRODUCIBLE
+from repro_check.plan.notebooks import shown_locations
 from repro_check.render import fmt, sections, sections_diagnose, sections_diff
 from repro_check.render.kinds import Kind, Report, by_kind
 from repro_check.results.compare_report import CompareReport
@@ -48,8 +49,9 @@ _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 def xml_text(value: str) -> str:
-    """``value`` with every character XML 1.0 forbids written as ``\\xNN`` (or ``\\uNNNN``)."""
-    return _NOT_XML.sub(lambda m: ascii(m.group())[1:-1], value)
+    """``value`` with every character XML 1.0 forbids written as ``\\xNN`` (or ``\\uNNNN``),
+    and a notebook cell's location spelled out (``tune.ipynb, cell 7 (In [7]), line 3``)."""
+    return _NOT_XML.sub(lambda m: ascii(m.group())[1:-1], shown_locations(value))
 
 
 Outcome = Literal["failure", "error", "skipped"]

@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, assert_never
 
+from repro_check.plan.notebooks import shown_locations
 from repro_check.render import fmt, sections, sections_diagnose, sections_diff
 from repro_check.render.kinds import Kind, Report, by_kind
 from repro_check.results.compare_report import CompareReport
@@ -51,8 +52,9 @@ _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 def _one_line(text: str) -> str:
-    """One line, with control characters (ANSI escapes from a worker's stderr) as ``\\xNN``."""
-    text = _NEWLINES.sub(" ", text).strip()
+    """One line, with control characters (ANSI escapes from a worker's stderr) as ``\\xNN``
+    (and a notebook cell's location spelled out: ``tune.ipynb, cell 7 (In [7]), line 3``)."""
+    text = _NEWLINES.sub(" ", shown_locations(text)).strip()
     return _CONTROL.sub(lambda m: ascii(m.group())[1:-1], text)
 
 

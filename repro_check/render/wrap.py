@@ -53,7 +53,11 @@ def bullets(items: Iterable[str], indent: int = 2, bullet: str = "•") -> Group
 
 def code_block(code: str, console: Console, title: str = "fix") -> list[RenderableType]:
     """Code to paste: in a titled panel when every line fits the console, else the title and
-    the lines printed whole (a panel would fold or crop them)."""
+    the lines printed whole (a panel would fold or crop them). Sized as shown: a notebook
+    cell's location spelled out (``tune.ipynb, cell 7 (In [7]), line 3``)."""
+    from repro_check.plan.notebooks import shown_locations
+
+    code = shown_locations(code)
     lines = code.splitlines() or [""]
     if max(len(line) for line in lines) + 4 <= console.width:
         from rich.syntax import Syntax  # pygments: only for a report that has a fix to show
