@@ -53,7 +53,7 @@ def test_random_sampler_resume_names_the_lost_sampler_state_and_the_fix(tmp_path
     assert resume["resume"]["straight_through"] == "full_control"
     assert resume["resume"]["resumed_reproducible"] is True
     assert resume["reference"] is None  # its runs are its own (the cost benchmark counts them)
-    assert [r["trials"] for r in resume["runs"]] == [6, 6]
+    assert [r["trials"] for r in resume["runs"]] == [6, 6, 6]  # --replicates, 3 by default
     assert report["settings"]["resume_at"] == 3
     assert "resume_sampler_state" in report["_out"] and "stopped after 3 of 6" in report["_out"]
 
@@ -90,7 +90,7 @@ def test_storage_runs_the_experiment_at_half_the_trials_in_it(tmp_path: Path) ->
     assert "resume_sampler_state" in [c["id"] for c in report["causes"]]
     assert any("after 3 of 6 trials (half)" in w for w in report["warnings"])
     names = sorted(s.study_name for s in optuna.get_all_study_summaries(url))
-    assert len(names) == 2 and all(n.startswith("diagnose/resume-at-3/") for n in names)
+    assert len(names) == 3 and all(n.startswith("diagnose/resume-at-3/") for n in names)
     assert all(len(optuna.load_study(study_name=n, storage=url).trials) == 6 for n in names)
 
 
