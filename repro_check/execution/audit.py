@@ -136,7 +136,7 @@ class Audit:
     @trial.setter
     def trial(self, number: int | None) -> None:
         if number != self._trial and self.library is not None:
-            self.library.next_trial()  # what the children drew belongs to the trial that ran
+            self.library.next_trial(number)  # the children's draws so far: the trial that ran
         self._trial = number
 
     def record(self, source: str, kind: str) -> None:
@@ -531,5 +531,5 @@ def _install_library_hooks(audit: Audit) -> None:
     def add(site: Attributed, drained: bool) -> None:
         audit.add_site(site.source, site.kind, site.file, site.line, before=not drained)
 
-    audit.library = LibraryAudit(add, lambda: audit.trial)
+    audit.library = LibraryAudit(add)
     audit.library.install()

@@ -212,12 +212,10 @@ def _built_in_script(
 class LibraryAudit:
     """The hooks of the script's own process, and the file its child processes report to."""
 
-    def __init__(
-        self, add: Callable[[Attributed, bool], None], trial: Callable[[], object]
-    ) -> None:
+    def __init__(self, add: Callable[[Attributed, bool], None]) -> None:
         self.add = add
         """Records a site (``Audit.add_site``); the flag: it came from a child (drained)."""
-        self.hooks = rng_hooks.LibraryHooks(self._event, epoch=trial, own_line=is_user_file)
+        self.hooks = rng_hooks.LibraryHooks(self._event, own_line=is_user_file)
         self.folder: str | None = None
         self.events: str | None = None
         self._read = 0
@@ -246,10 +244,12 @@ class LibraryAudit:
         os.environ["PYTHONPATH"] = site + (os.pathsep + paths if paths else "")
         os.environ[rng_hooks.CHILD_ENV] = self.events
 
-    def next_trial(self) -> None:
-        """The running trial changes: what the children drew so far belongs to the one that
-        ran, and they report a draw again in the next (``rng_hooks.child_epoch``)."""
+    def next_trial(self, number: int | None) -> None:
+        """The running trial changes to ``number``: what the children drew so far belongs
+        to the one that ran, and every process reports a draw again in the next
+        (``rng_hooks.child_epoch``)."""
         self.drain()
+        self.hooks.epoch = number
         if self.events is not None:
             with contextlib.suppress(OSError), open(self.events + ".epoch", "ab") as file:
                 file.write(b".")

@@ -42,6 +42,8 @@ MAX_DEPTH = 48
 """The most frames kept per stack."""
 MAX_EVENTS = 200
 """The most events a child process reports (the reader dedupes them into sites)."""
+REFRESH_EVERY = 64
+"""A child reads the audit's epoch once in this many draws."""
 MAX_KEYS = 10_000
 """The most distinct draws remembered as already reported."""
 CHILD_ENV = "REPRO_CHECK_LIBRARY_RNG"
@@ -116,13 +118,16 @@ class LibraryHooks:
     def __init__(
         self,
         sink: Callable[[dict[str, Any]], None],
-        epoch: Callable[[], object] = lambda: None,
         own_line: Callable[[str], bool] | None = None,
         limit: int | None = None,
+        refresh: Callable[[], object] | None = None,
     ) -> None:
         self.sink = sink
-        self.epoch = epoch
-        """Repeats of one draw are reported once per epoch (the audit's trial)."""
+        self.epoch: object = None
+        """Repeats of one draw are reported once per epoch (the audit sets its trial here)."""
+        self.refresh = refresh
+        """Reads the epoch (a child's: the audit's trial is in another process), every
+        ``REFRESH_EVERY`` draws."""
         self.own_line = own_line
         """Whether a file is the user's (the script's process): a draw the user's own line
         made is then keyed by that line alone, which keeps a hot loop of draws cheap."""
@@ -134,8 +139,11 @@ class LibraryHooks:
         another process (which never saw it built) came from."""
         self.limit = limit
         """The most events this process reports (None: no limit; the reader bounds them)."""
+        self._own: dict[tuple[Any, ...], object] = {}
+        """The user's own drawing lines already reported, with the epoch they were."""
         self._seen: dict[tuple[Any, ...], object] = {}
         self._events = 0
+        self._countdown = 0
         self._lock = threading.RLock()
         self._busy = threading.local()
         self._seeds: dict[type, tuple[str, ...]] = {}
@@ -143,32 +151,38 @@ class LibraryHooks:
     # -- events ----------------------------------------------------------------------------
 
     def draw(self, what: str, frame: FrameType | None, owner: Any = None) -> None:
-        """Something drew from a global stream; ``frame`` called the hooked function."""
-        if frame is None or getattr(self._busy, "on", False):
+        """Something drew from a global stream; ``frame`` called the hooked function. A
+        repeat of a draw already reported in this epoch returns at once (a hot loop)."""
+        if frame is None:
+            return
+        if self.refresh is not None:
+            self._countdown -= 1
+            if self._countdown <= 0:
+                self._countdown = REFRESH_EVERY
+                self.epoch = self.refresh()
+        key = (what, frame.f_code, frame.f_lineno)
+        if self._own.get(key, self) == self.epoch or getattr(self._busy, "on", False):
             return
         self._busy.on = True  # a draw inside our own work (a property) is not an event
         try:
-            self._draw(what, frame, owner)
+            self._draw(what, frame, owner, key)
         except Exception:  # never break the user's code
             pass
         finally:
             self._busy.on = False
 
-    def _draw(self, what: str, frame: FrameType, owner: Any) -> None:
-        code = frame.f_code
+    def _draw(self, what: str, frame: FrameType, owner: Any, own: tuple[Any, ...]) -> None:
+        code, epoch = frame.f_code, self.epoch
         fast = self.own_line is not None and self.own_line(code.co_filename)
-        if fast:
-            key: tuple[Any, ...] = (what, code, frame.f_lineno)
-        else:
-            key = (what, type(owner), *_chain(frame))
-        epoch = self.epoch()
+        key = own if fast else (what, type(owner), *_chain(frame))
+        seen = self._own if fast else self._seen
         with self._lock:
-            if self._seen.get(key, self) == epoch:
+            if seen.get(key, self) == epoch:
                 return
             if self.limit is not None and self._events >= self.limit:
                 return
-            if len(self._seen) < MAX_KEYS or key in self._seen:
-                self._seen[key] = epoch
+            if len(seen) < MAX_KEYS or key in seen:
+                seen[key] = epoch
         if owner is None and not fast:
             owner = _owner(frame)
         if owner is not None and any(getattr(owner, f, None) is False for f in IGNORED_UNLESS):
@@ -378,6 +392,6 @@ def install_in_child(path: str) -> LibraryHooks:
         with lock, contextlib.suppress(OSError), open(path, "a", encoding="utf-8") as file:
             file.write(line + "\n")
 
-    hooks = LibraryHooks(sink, child_epoch(path + ".epoch"), limit=MAX_EVENTS)
+    hooks = LibraryHooks(sink, limit=MAX_EVENTS, refresh=child_epoch(path + ".epoch"))
     hooks.install()
     return hooks
