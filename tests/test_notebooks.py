@@ -347,3 +347,22 @@ def test_a_github_annotation_points_at_the_notebook_and_names_the_cell() -> None
     )
     assert line.startswith("::error file=nb/tune.ipynb,line=1,")
     assert line.endswith("::tune.ipynb, cell 7 (In [6]), line 3 builds it")
+
+
+def test_parameters_are_saved_and_a_baseline_with_others_is_a_settings_change() -> None:
+    import msgspec
+
+    from repro_check.plan.settings import settings_mismatches
+    from repro_check.results import saved
+
+    plan = CheckPlan(target="tune.ipynb", parameters=(("n_trials", "5"), ("lr", "0.1")))
+    data = plan.to_dict("cpu")
+    assert data["parameters"] == {"n_trials": "5", "lr": "0.1"}
+    assert "parameters" not in CheckPlan(target="train.py").to_dict("cpu")
+    decoded = msgspec.to_builtins(msgspec.convert(data, saved.Settings))
+    assert CheckPlan.from_dict("tune.ipynb", decoded).parameters == plan.parameters
+    bare = CheckPlan(target="tune.ipynb")
+    assert settings_mismatches(plan, bare) == [
+        "parameters: {'n_trials': '5', 'lr': '0.1'} in the baseline, {} now"
+    ]
+    assert settings_mismatches(plan, plan) == []

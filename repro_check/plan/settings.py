@@ -308,6 +308,7 @@ COMPARED_SETTINGS = (
     "n_jobs",
     "args",
     "cap",
+    "parameters",
 )
 """Settings that change the result by design: a baseline made with others is refused."""
 
@@ -319,6 +320,8 @@ def _setting(plan: CheckPlan, name: str) -> Any:
         return list(plan.args)
     if name == "cap":
         return plan.cap
+    if name == "parameters":
+        return dict(plan.parameters)
     value = getattr(plan.study, name)
     return (
         list(value)

@@ -234,6 +234,8 @@ class Settings(msgspec.Struct):
     ) = None
     resume_at: Count | None = None
     gpus: NullableText = None
+    parameters: StringMap | msgspec.UnsetType = msgspec.UNSET
+    """A notebook's ``-p`` values (name -> the Python source assigned); absent otherwise."""
 
 
 class Divergence(msgspec.Struct):
