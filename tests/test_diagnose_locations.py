@@ -3,6 +3,7 @@ objectives and scripts, and a clean objective gets no located cause."""
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import json
 import subprocess
@@ -45,6 +46,26 @@ def test_each_entropy_source_is_named_at_its_line(
     assert location is not None and location["line"] == line
     assert location["file"].endswith(f"{name}.py")
     assert fix in causes[0]["fix"] and causes[0]["fix"].split(":")[1] == str(line)
+    assert_pastes(causes[0])
+
+
+def assert_pastes(cause: dict[str, Any]) -> None:
+    """Issue 22, item 6: the printed fix is valid Python (comments, and the edit's code when
+    a seed argument fixes the line), and an edit is the line it names, seeded."""
+    ast.parse(cause["fix"])
+    edit = cause["edit"]
+    if edit is not None:
+        assert edit["code"] in cause["fix"] and edit["line"] == cause["location"]["line"]
+        assert "(seed=0)" in edit["code"] or "=0)" in edit["code"]
+
+
+@pytest.mark.e2e
+def test_the_line_of_an_unseeded_generator_is_the_edit(tmp_path: Path) -> None:
+    diagnosis = diagnose(f"{ENTROPY / 'default_rng'}.py:objective", tmp_path, "--trials", "8")
+    (cause,) = diagnosis["causes"]
+    assert cause["edit"] is not None
+    assert "np.random.default_rng(seed=0)" in cause["edit"]["code"]
+    assert_pastes(cause)
 
 
 @pytest.mark.e2e
@@ -136,6 +157,7 @@ def assert_located(diagnosis: dict[str, Any], name: str, fixes: dict[int, str]) 
         cause = by_line[line]
         assert cause["location"]["source"] == _lines(name)[line - 1].strip()
         assert fix in cause["fix"] and cause["fix"].split(":")[1] == str(line)
+        assert_pastes(cause)
 
 
 @pytest.mark.e2e

@@ -4,7 +4,7 @@ at the user's line by the entropy audit or the line tracer when they can."""
 
 from __future__ import annotations
 
-from repro_check.checks.causes.edits import fix_text
+from repro_check.checks.causes.edits import add_keyword, fix_text
 from repro_check.checks.causes.model import (
     AuditSite,
     Finding,
@@ -108,9 +108,33 @@ _CERTAIN_FIXES = {
 }
 
 
-def located_fix(source: str, kind: str, where: Location) -> str:
-    """The fix for one audited call, written for its line."""
-    head = f"{where}: "
+_SEEDED_BY = {
+    "random.Random() without a seed": ("Random", "x"),
+    "np.random.default_rng() without a seed": ("default_rng", "seed"),
+    "random.seed() without a seed": ("seed", "a"),
+    "np.random.seed() without a seed": ("seed", "seed"),
+    "np.random.RandomState() without a seed": ("RandomState", "seed"),
+    "np.random.SeedSequence() without entropy": ("SeedSequence", "entropy"),
+}
+"""The call and keyword that seed each audited source, for an edit of its line."""
+
+
+def located_edit(source: str, where: Location, seed: int) -> Edit | None:
+    """The audited line with its generator seeded (``np.random.default_rng(seed=0)``)."""
+    seeded = _SEEDED_BY.get(source)
+    if seeded is None:
+        return None
+    return add_keyword(statement_at(where), seeded[0], seeded[1], str(seed))
+
+
+def located_fix(source: str, kind: str, where: Location, seed: int = 0) -> str:
+    """The fix for one audited call, written for its line: the line seeded, where an
+    argument seeds it, else a comment that says what to do there."""
+    if source in _CERTAIN_FIXES:
+        edit = located_edit(source, where, seed)
+        if edit is not None:
+            return fix_text(edit, _CERTAIN_FIXES[source])
+    head = f"# {where}: "
     if source in _CERTAIN_FIXES:
         return head + _CERTAIN_FIXES[source]
     if kind == "random":
@@ -204,17 +228,19 @@ def _noise_fix(finding: Finding) -> str:
         where = statement_at(site.location)
         return f"# {where}: {library_why(site)}; pass {keyword}={ctx.seed} to {callee}()" + tail
     if site is not None:
-        return located_fix(site.source, site.kind, site.location) + tail
+        return located_fix(site.source, site.kind, site.location, ctx.seed) + tail
     if traced is not None:
         return f"# {traced.file}:{traced.line}: {traced.source}\n{generic}"
     return generic
 
 
 def _noise_edit(finding: Finding) -> Edit | None:
-    site = finding.site
-    if site is None or site.kind != LIBRARY:
+    site, seed = finding.site, finding.context.seed
+    if site is None:
         return None
-    return library_edit(site, finding.context.seed)
+    if site.kind == LIBRARY:
+        return library_edit(site, seed)
+    return located_edit(site.source, site.location, seed)
 
 
 def _noise_location(finding: Finding) -> Location | None:
