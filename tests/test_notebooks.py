@@ -286,7 +286,7 @@ def test_a_torch_cell_with_unseeded_dropout_is_not_reproducible() -> None:
 def test_magics_shell_and_top_level_await_run_as_in_jupyter() -> None:
     result = cli("run", "magics.ipynb", "--runs", "2", cwd=NOTEBOOKS)
     assert result.code == 0, result.out + result.err
-    assert "magics.ipynb, cell 4 (In [4]), line 2" in result.out  # the study's line
+    assert "magics.ipynb, cell 4 (In [4]), line 3" in result.out  # in %%time: its own line
 
 
 @pytest.mark.e2e

@@ -39,6 +39,8 @@ REFUSED_CELL_MAGICS: Mapping[str, str] = {
     "debug": "it stops in the debugger and waits for a person",
 }
 """Cell magics a check cannot honour, and why (IPython's other magics run as in Jupyter)."""
+TIMED = ("<timed exec>", "<timed eval>")
+"""The names ``%time``/``%%time`` compile the code they time under: it is the cell's code."""
 
 
 def run(path: str, args: Sequence[str], parameters: Mapping[str, str]) -> None:
@@ -115,6 +117,11 @@ def _cell_compiler() -> Any:
             lines = [line + "\n" for line in self.source.splitlines()]
             linecache.cache[name] = (len(self.source), None, lines, name)  # the cell as written
             return name
+
+        def __call__(self, source: Any, filename: str, symbol: str, *args: Any, **kw: Any) -> Any:
+            if filename in TIMED and self.body_line:  # %%time compiles its body: the cell's
+                filename = self.name
+            return super().__call__(source, filename, symbol, *args, **kw)
 
         def ast_parse(self, source: str, filename: str = "<unknown>", symbol: str = "exec") -> Any:
             tree = super().ast_parse(source, filename, symbol)
