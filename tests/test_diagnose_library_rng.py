@@ -145,9 +145,12 @@ def test_the_hooks_record_construction_clones_and_skip_a_splitter_that_does_not_
     hooks = rng_hooks.LibraryHooks(events.append)
 
     class Forest:
-        def __init__(self, random_state: Any = None, shuffle: bool = True) -> None:
+        def __init__(
+            self, random_state: Any = None, shuffle: bool = True, probability: Any = True
+        ) -> None:
             self.random_state = random_state
             self.shuffle = shuffle
+            self.probability = probability
 
         def fit(self) -> None:
             import sys
@@ -176,6 +179,7 @@ def test_the_hooks_record_construction_clones_and_skip_a_splitter_that_does_not_
     assert events and events[0]["owner"]["cls"] == "Forest"
     assert events[0]["owner"]["built"][0][2] == "build"
     build(shuffle=False).fit()  # sklearn ignores random_state without shuffling
+    build(probability="deprecated").fit()  # SVC without probabilities (sklearn 1.9's default)
     build(random_state=3).fit()  # seeded: no owner to blame
     assert len(events) == 2 and "owner" not in events[1]
 

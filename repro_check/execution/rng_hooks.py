@@ -69,8 +69,11 @@ NUMPY_DRAWS = (
 """``np.random``'s module functions that draw from NumPy's global stream."""
 
 IGNORED_UNLESS = ("shuffle", "probability")
-"""Flags under which sklearn documents ``random_state`` as ignored when False (a splitter that
+"""Flags under which sklearn documents ``random_state`` as ignored when off (a splitter that
 does not shuffle, an SVC without probability estimates): a draw then changes no result."""
+OFF = (False, "deprecated")
+"""A flag's values that mean off (sklearn 1.9's SVC defaults ``probability`` to
+``"deprecated"``, which behaves as False)."""
 CLONES = ("clone", "_clone_parametrized", "__sklearn_clone__")
 """sklearn's functions that build a copy of ``estimator`` (a local of theirs)."""
 
@@ -185,7 +188,7 @@ class LibraryHooks:
                 seen[key] = epoch
         if owner is None and not fast:
             owner = _owner(frame)
-        if owner is not None and any(getattr(owner, f, None) is False for f in IGNORED_UNLESS):
+        if owner is not None and _ignores_seed(owner):
             return  # sklearn ignores its random_state then: it asked, and draws for nothing
         # the user's own line drew: that line is the whole story (the reader needs no more)
         stack = stack_of(frame)[:1] if fast else stack_of(frame)
@@ -294,6 +297,15 @@ class LibraryHooks:
 
         estimator.__new__ = staticmethod(__new__)
         estimator._repro_check_rng = True
+
+
+def _ignores_seed(owner: Any) -> bool:
+    """Whether sklearn documents ``owner``'s ``random_state`` as ignored (``IGNORED_UNLESS``)."""
+    for flag in IGNORED_UNLESS:
+        value = getattr(owner, flag, None)
+        if value is False or (isinstance(value, str) and value in OFF):
+            return True
+    return False
 
 
 def _weakable(obj: Any) -> bool:
