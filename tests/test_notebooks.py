@@ -114,6 +114,14 @@ def test_the_console_spells_out_a_cells_location() -> None:
     assert out.getvalue().strip() == "at tune.ipynb, cell 2 (In [1]), line 4 builds it"
 
 
+def test_markdown_and_junit_spell_out_a_cells_location() -> None:
+    from repro_check.render import junit, markdown
+
+    recorded = "tune.ipynb, cell 2 (In [1]):4 builds it"
+    assert markdown.text(recorded) == r"tune.ipynb, cell 2 (In \[1\]), line 4 builds it"
+    assert junit.xml_text(recorded) == "tune.ipynb, cell 2 (In [1]), line 4 builds it"
+
+
 @pytest.mark.parametrize(
     ("text", "source"),
     [
@@ -261,6 +269,13 @@ def test_the_checks_controls_seed_the_cells_sampler() -> None:
         result.out
     )
     assert "working folder" not in result.out  # IPython's own files are not the notebook's
+
+
+@pytest.mark.e2e
+def test_compare_takes_a_notebook_and_its_parameters() -> None:
+    result = cli("compare", "seeded.ipynb", "-p", "n_trials", "3", "--runs", "2", cwd=NOTEBOOKS)
+    assert result.code == 0, result.out + result.err
+    assert "seeded.ipynb -p n_trials 3 · notebook · 2 runs per condition" in result.out
 
 
 @pytest.mark.e2e
