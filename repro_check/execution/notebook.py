@@ -16,7 +16,6 @@ would (IPython stops "Run All" there too).
 from __future__ import annotations
 
 import ast
-import atexit
 import linecache
 import os
 import shutil
@@ -67,19 +66,23 @@ def run(path: str, args: Sequence[str], parameters: Mapping[str, str]) -> None:
     sys.argv = [path, *args]
     sys.path.insert(0, folder)
     add_user_root(folder)
-    runner = _CellRunner(_shell(), full)
-    params = parameters_cell(cells)
-    for cell in cells:
-        if not cell.count:
-            continue
-        runner.run(cell)
-        if cell is params and parameters:
-            runner.assign(parameters)
+    folder = tempfile.mkdtemp(prefix="repro-check-ipython-")
+    try:
+        runner = _CellRunner(_shell(folder), full)
+        params = parameters_cell(cells)
+        for cell in cells:
+            if not cell.count:
+                continue
+            runner.run(cell)
+            if cell is params and parameters:
+                runner.assign(parameters)
+    finally:  # however the cells ended (the worker may end without running atexit)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
-def _shell() -> Any:
+def _shell(folder: str) -> Any:
     """A fresh IPython shell for this process: no history database, no colours, its profile in
-    a folder of its own (the user's ~/.ipython is neither read nor written)."""
+    ``folder`` (the user's ~/.ipython is neither read nor written)."""
     from IPython.core.interactiveshell import InteractiveShell
     from traitlets.config import Config
 
@@ -87,8 +90,6 @@ def _shell() -> Any:
     config.HistoryManager.enabled = False
     config.InteractiveShell.colors = "nocolor"
     config.InteractiveShell.xmode = "Plain"
-    folder = tempfile.mkdtemp(prefix="repro-check-ipython-")
-    atexit.register(shutil.rmtree, folder, ignore_errors=True)  # at the notebook's end
     # made here, IPython writes no README into it (its copy shows as a write in the folder)
     os.makedirs(os.path.join(folder, "profile_default", "startup"))
     shell = InteractiveShell.instance(config=config, ipython_dir=folder)
