@@ -5,6 +5,8 @@ that differs (``resume_sampler_state`` when the sampler lost its random state, e
 
 from __future__ import annotations
 
+import shlex
+
 from repro_check.checks.causes.model import Finding, KnownCause, where_runs_part
 from repro_check.plan.settings import StudySettings
 from repro_check.results.resume import TPE_STARTUP, ResumeCheck
@@ -57,19 +59,20 @@ def _resume_evidence(finding: Finding) -> str:
     )
 
 
-def resume_sampler_fix(study: StudySettings, seed: int, at: int, startup: int | None = None) -> str:
+def resume_sampler_fix(
+    study: StudySettings, seed: int, at: int, target: str, startup: int | None = None
+) -> str:
     """The paste-able fix for a sampler that lost its random state on resume: reseed it from
     the seed and the trials done (``startup``: TPE's start-up trials, when stopping right
-    after them is the other way out)."""
+    after them is the other way out). Complete code and commands: no placeholder to fill."""
     spec = sampler_spec(study.sampler)
     made = (
         f"optuna.samplers.{spec.optuna_class}" if spec is not None else study.sampler.split(":")[-1]
     )
     text = (
-        "# the sampler's random state is not in the storage: reseed it on resume\n"
-        "# from the seed and the trials done (deterministic again, though it is\n"
-        "# not a straight-through run)\n"
-        "study = optuna.load_study(study_name=..., storage=...)\n"
+        "# the sampler's random state is not in the storage: reseed it on resume from the\n"
+        "# seed and the trials done (deterministic again, though it is not a straight-through\n"
+        "# run); the line goes right after your optuna.load_study(...) call:\n"
         f"study.sampler = {made}(seed={seed} + len(study.trials))"
     )
     if startup is not None:
@@ -77,9 +80,10 @@ def resume_sampler_fix(study: StudySettings, seed: int, at: int, startup: int | 
             f"\n# or stop and resume only right after its {startup} start-up trials\n"
             f"# (n_startup_trials), not at trial {at}"
         )
+    command = shlex.join(["repro-check", "diagnose", target, "--resume-at", str(at)])
     return text + (
-        "\n# or a sampler that resumes identically; check one with\n"
-        f"# repro-check diagnose ... --resume-at {at} --sampler NAME"
+        "\n# or a sampler that resumes identically (a scrambled QMC sampler's points follow\n"
+        f"# from its seed and the trial count); check it with:\n# {command} --sampler qmc"
     )
 
 
@@ -93,7 +97,8 @@ def _resume_sampler_state_fix(finding: Finding) -> str:
     if study.sampler == Sampler.TPE:  # measured: TPE resumes identically right after these
         configured = study.sampler_kwargs.get("n_startup_trials", TPE_STARTUP)
         startup = configured if isinstance(configured, int) and configured > 0 else None
-    return resume_sampler_fix(study, ctx.seed, check.at, startup if startup != check.at else None)
+    startup = startup if startup != check.at else None
+    return resume_sampler_fix(study, ctx.seed, check.at, ctx.target, startup)
 
 
 def _resume_state_fix(finding: Finding) -> str:
