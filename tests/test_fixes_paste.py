@@ -52,6 +52,8 @@ CASES = [
     Case("scripts/shuffled_before_study.py", frozenset({"global_rng"})),
     Case("scripts/sklearn_joblib.py", frozenset({"objective_noise"}), slow=True),
     Case("scripts/sklearn_split.py", frozenset({"global_rng"}), slow=True),
+    # the cookbook's: a forest fitted in joblib's workers, and KFold(shuffle=True) in this process
+    Case("../../docs/recipes/sklearn_broken.py", frozenset({"objective_noise"}), slow=True),
     Case(
         "scripts/owned_sampler.py",
         frozenset({"sampler_seed"}),

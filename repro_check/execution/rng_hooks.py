@@ -74,6 +74,8 @@ does not shuffle, an SVC without probability estimates): a draw then changes no 
 OFF = (False, "deprecated")
 """A flag's values that mean off (sklearn 1.9's SVC defaults ``probability`` to
 ``"deprecated"``, which behaves as False)."""
+SPLITTER_BASES = ("BaseCrossValidator", "BaseShuffleSplit", "_RepeatedSplits")
+"""sklearn's splitter bases (``sklearn.model_selection._split``): not estimators."""
 CLONES = ("clone", "_clone_parametrized", "__sklearn_clone__")
 """sklearn's functions that build a copy of ``estimator`` (a local of theirs)."""
 
@@ -241,6 +243,7 @@ class LibraryHooks:
         when_imported("numpy", self._hook_numpy)
         when_imported("sklearn.base", self._hook_base)
         when_imported("sklearn.utils.validation", self._hook_validation)
+        when_imported("sklearn.model_selection._split", self._hook_splitters)
 
     def _wrap_draw(self, owner: Any, name: str, what: str, stream: Any) -> None:
         original = getattr(owner, name, None)
@@ -284,19 +287,30 @@ class LibraryHooks:
                     setattr(module, "check_random_state", check_random_state)  # noqa: B010
 
     def _hook_base(self, base: ModuleType) -> None:
-        estimator: Any = getattr(base, "BaseEstimator", None)
-        if estimator is None or "_repro_check_rng" in estimator.__dict__:
+        self._hook_new(getattr(base, "BaseEstimator", None))
+
+    def _hook_splitters(self, split: ModuleType) -> None:
+        """The cross-validation splitters (``KFold(shuffle=True)``, ``ShuffleSplit``) are no
+        estimators: their bases get the same ``__new__``, so a splitter's draw is placed
+        where the user built it, not at the ``cross_val_score`` line that used it."""
+        for name in SPLITTER_BASES:
+            self._hook_new(getattr(split, name, None))
+
+    def _hook_new(self, base: Any) -> None:
+        """``base`` (and its subclasses) remember the stack each instance was built from."""
+        if not isinstance(base, type) or "_repro_check_rng" in base.__dict__:
             return
+        hooked: type = base
         constructed = self.constructed
 
         def __new__(cls: Any, *args: Any, **kwargs: Any) -> Any:
-            nxt = super(estimator, cls).__new__
+            nxt = super(hooked, cls).__new__  # type: ignore[arg-type]  # a class, checked above
             obj = nxt(cls) if nxt is object.__new__ else nxt(cls, *args, **kwargs)
             constructed(obj, cls, sys._getframe(1), kwargs)
             return obj
 
-        estimator.__new__ = staticmethod(__new__)
-        estimator._repro_check_rng = True
+        base.__new__ = staticmethod(__new__)  # type: ignore[assignment]
+        base._repro_check_rng = True  # type: ignore[attr-defined]
 
 
 def _ignores_seed(owner: Any) -> bool:

@@ -215,18 +215,44 @@ def _noise_evidence(finding: Finding) -> str:
     )
 
 
+def _library_sites(finding: Finding) -> list[AuditSite]:
+    """The worker's library site first, then every other line that left a library's seed
+    unset, each statement once: full control seeded this process's global stream, so those
+    draws did not part its runs, but ``run`` as written seeds nothing, and a fix that pastes
+    must seed them all."""
+    site = finding.site
+    assert site is not None
+    first = statement_at(site.location)
+    seen = {(first.file, first.line)}
+    sites = [site]
+    for other in merged_sites(finding.experiment.audits, (LIBRARY,)):
+        where = statement_at(other.location)
+        if (where.file, where.line) not in seen:
+            seen.add((where.file, where.line))
+            sites.append(other)
+    return sites
+
+
+def _library_fix(finding: Finding, tail: str) -> str:
+    seed, parts = finding.context.seed, []
+    for site in _library_sites(finding):
+        edit = library_edit(site, seed)
+        if edit is not None:
+            parts.append(fix_text(edit, library_why(site)))
+        else:
+            callee, keyword = library_call(site)
+            where = statement_at(site.location)
+            parts.append(f"# {where}: {library_why(site)}; pass {keyword}={seed} to {callee}()")
+    return "\n".join(parts) + tail
+
+
 def _noise_fix(finding: Finding) -> str:
     ctx, site, traced = finding.context, finding.site, finding.traced
     generic = noise_fix(ctx.tolerance)
     # then what the tolerance check found (a tolerance tried, or why none rescues it)
     tail = "" if ctx.script else "\n" + generic.removeprefix(NOISE_SOURCES).lstrip(";.\n")
     if site is not None and site.kind == LIBRARY:
-        edit = library_edit(site, ctx.seed)
-        if edit is not None:
-            return fix_text(edit, library_why(site)) + tail
-        callee, keyword = library_call(site)
-        where = statement_at(site.location)
-        return f"# {where}: {library_why(site)}; pass {keyword}={ctx.seed} to {callee}()" + tail
+        return _library_fix(finding, tail)
     if site is not None:
         return located_fix(site.source, site.kind, site.location, ctx.seed) + tail
     if traced is not None:
@@ -234,13 +260,15 @@ def _noise_fix(finding: Finding) -> str:
     return generic
 
 
-def _noise_edit(finding: Finding) -> Edit | None:
+def _noise_edits(finding: Finding) -> tuple[Edit, ...]:
     site, seed = finding.site, finding.context.seed
     if site is None:
-        return None
+        return ()
     if site.kind == LIBRARY:
-        return library_edit(site, seed)
-    return located_edit(site.source, site.location, seed)
+        edits = (library_edit(s, seed) for s in _library_sites(finding))
+        return tuple(edit for edit in edits if edit is not None)
+    edit = located_edit(site.source, site.location, seed)
+    return (edit,) if edit is not None else ()
 
 
 def _noise_location(finding: Finding) -> Location | None:
@@ -258,7 +286,7 @@ OBJECTIVE_NOISE = KnownCause(
     _noise_evidence,
     _noise_fix,
     _noise_location,
-    _noise_edit,
+    edits=_noise_edits,
 )
 
 CAUSES = (PARALLEL_TRIALS, OBJECTIVE_NOISE)
