@@ -117,3 +117,27 @@ def test_two_edits_apply_bottom_up(tmp_path: Path) -> None:
         "a = TPESampler(seed=0)\nb = RandomForestClassifier(random_state=0)\n"
     )
     assert fix_text(first, "TPESampler() has no seed").endswith("\na = TPESampler(seed=0)")
+
+
+def test_replace_rewrites_a_value_already_given(tmp_path: Path) -> None:
+    path = _write(tmp_path, "study.optimize(objective, n_trials=8, n_jobs=4)\n")
+    assert add_keyword(_at(path, 1), "optimize", "n_jobs", "1") is None
+    edit = add_keyword(_at(path, 1), "optimize", "n_jobs", "1", replace=True)
+    assert edit is not None and edit.code == "study.optimize(objective, n_trials=8, n_jobs=1)"
+
+
+def test_a_notebook_cell_is_read_from_its_registered_source() -> None:
+    import linecache
+
+    name = "tune.ipynb, cell 3 (In [2])"
+    source = "import optuna\nsampler = optuna.samplers.TPESampler()\n"
+    linecache.cache[name] = (len(source), None, source.splitlines(keepends=True), name)
+    try:
+        edit = add_keyword(Location(name, 2, ""), "TPESampler", "seed", "0")
+        assert edit is not None and edit.file == name
+        assert edit.code == "sampler = optuna.samplers.TPESampler(seed=0)"
+        magic = "%time x = 1\n"
+        linecache.cache[name] = (len(magic), None, [magic], name)
+        assert add_keyword(Location(name, 1, ""), "TPESampler", "seed", "0") is None
+    finally:
+        linecache.cache.pop(name, None)

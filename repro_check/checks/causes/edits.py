@@ -4,16 +4,18 @@ A fix that names a line gives the line as it should read (the user's own stateme
 missing ``seed=0`` or ``random_state=0`` added, their formatting kept) rather than a pattern
 such as ``TPESampler(seed=0, ...)``, which is not Python. The user's file is read as untrusted
 input: bounded, and any file that cannot be read or parsed gives no edit (the cause keeps its
-words), never an error.
+words), never an error. A notebook cell is read from the source registered under its name.
 """
 
 from __future__ import annotations
 
 import ast
 import functools
+import linecache
 import os
 from collections.abc import Iterable
 
+from repro_check.plan.notebooks import notebook_of
 from repro_check.results.diagnosis import Edit, Location
 
 MAX_SOURCE_BYTES = 2_000_000
@@ -32,13 +34,33 @@ def _parsed(file: str, mtime_ns: int) -> tuple[list[bytes], ast.Module] | None:
         return None
 
 
+def _cell(name: str) -> tuple[list[bytes], ast.Module] | None:
+    """A notebook cell's lines and tree, from the source the parent registered under its
+    name (``tune.ipynb, cell 7 (In [7])``); None when the cell is not plain Python (a magic)."""
+    lines = linecache.getlines(name)
+    text = "".join(lines)
+    if not lines or len(text) > MAX_SOURCE_BYTES:
+        return None
+    try:
+        return [line.encode("utf-8") for line in lines], ast.parse(text, name)
+    except (SyntaxError, ValueError):
+        return None
+
+
 def _source(file: str) -> tuple[list[bytes], ast.Module] | None:
     """The file's lines (bytes: the parser's column offsets count UTF-8 bytes) and tree."""
     try:
         mtime = os.stat(file).st_mtime_ns
     except OSError:
-        return None
+        return _cell(file) if notebook_of(file) is not None else None
     return _parsed(file, mtime)
+
+
+def parsed_source(file: str) -> ast.Module | None:
+    """The syntax tree of a user's file (or notebook cell), read as untrusted input: None
+    when it cannot be read, is too large or is not Python."""
+    parsed = _source(file)
+    return parsed[1] if parsed is not None else None
 
 
 def _statement(tree: ast.Module, line: int) -> ast.stmt | None:
@@ -93,13 +115,17 @@ def statement_location(file: str, line: int) -> Location | None:
     return Location(file, stmt.lineno, lines[stmt.lineno - 1].decode("utf-8", "replace").strip())
 
 
-def _splice(call: ast.Call, keyword: str, value: str) -> tuple[int, int, int, bytes] | None:
+def _splice(
+    call: ast.Call, keyword: str, value: str, replace: bool
+) -> tuple[int, int, int, bytes] | None:
     """Where to put ``keyword=value`` in ``call``: (line, start byte, end byte, new bytes);
-    None when the call already passes the keyword a value other than None."""
+    None when the call already passes the keyword a value other than None (unless
+    ``replace``), or one spread over lines."""
     text = f"{keyword}={value}".encode()
     given = next((k for k in call.keywords if k.arg == keyword), None)
     if given is not None:
-        if not (isinstance(given.value, ast.Constant) and given.value.value is None):
+        unset = isinstance(given.value, ast.Constant) and given.value.value is None
+        if not (unset or replace) or given.value.lineno != given.value.end_lineno:
             return None
         start = given.value.col_offset
         return given.value.lineno, start, given.value.end_col_offset or start, value.encode()
@@ -112,11 +138,14 @@ def _splice(call: ast.Call, keyword: str, value: str) -> tuple[int, int, int, by
     return call.end_lineno or call.lineno, paren, paren, text
 
 
-def add_keyword(where: Location, callee: str, keyword: str, value: str) -> Edit | None:
+def add_keyword(
+    where: Location, callee: str, keyword: str, value: str, replace: bool = False
+) -> Edit | None:
     """The statement at ``where`` with ``keyword=value`` passed to its call of ``callee``
-    (a function or class name, or a method/attribute name): added before the closing
-    parenthesis, or replacing an explicit ``keyword=None``. None when the file cannot be
-    parsed, no such call is in the statement, or the call already passes another value."""
+    (a function or class name, or a method/attribute name): added after the last argument,
+    or replacing an explicit ``keyword=None`` (any value it passes, with ``replace``: the
+    ``n_jobs=4`` that must become ``n_jobs=1``). None when the file cannot be parsed, no
+    such call is in the statement, or the call already passes another value."""
     parsed = _source(where.file)
     if parsed is None:
         return None
@@ -132,7 +161,7 @@ def add_keyword(where: Location, callee: str, keyword: str, value: str) -> Edit 
     if not calls:
         return None
     call = min(calls, key=lambda node: (node.lineno != where.line, node.lineno, node.col_offset))
-    splice = _splice(call, keyword, value)
+    splice = _splice(call, keyword, value, replace)
     if splice is None:
         return None
     at, until, end, insert = splice

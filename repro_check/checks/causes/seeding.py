@@ -10,14 +10,13 @@ parsed gives no edit (the cause keeps its words), never an error.
 from __future__ import annotations
 
 import ast
-import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from repro_check.checks.causes.edits import (
-    MAX_SOURCE_BYTES,
     add_keyword,
     insert_before,
+    parsed_source,
     statement_location,
 )
 from repro_check.checks.causes.model import AuditSite
@@ -118,13 +117,7 @@ def library_why(site: AuditSite) -> str:
 
 
 def _tree(file: str) -> ast.Module | None:
-    try:
-        if os.path.getsize(file) > MAX_SOURCE_BYTES:
-            return None
-        with open(file, "rb") as handle:
-            return ast.parse(handle.read(), file)
-    except (OSError, SyntaxError, ValueError):
-        return None
+    return parsed_source(file)
 
 
 def _module_names(tree: ast.Module) -> dict[str, str]:
@@ -229,43 +222,6 @@ def optimize_calls(files: Iterable[str]) -> list[Location]:
 
 def set_keyword(where: Location, callee: str, keyword: str, value: str) -> Edit | None:
     """The statement at ``where`` with its call of ``callee`` passing ``keyword=value``,
-    whatever it passed before (``n_jobs=4`` becomes ``n_jobs=1``); ``add_keyword`` when it
-    passes none. None when the file cannot be parsed or the old value spans lines."""
-    start = statement_location(where.file, where.line)
-    tree = _tree(where.file)
-    if start is None or tree is None:
-        return None
-    stmt = next(
-        (n for n in ast.walk(tree) if isinstance(n, ast.stmt) and n.lineno == start.line),
-        None,
-    )
-    for node in ast.walk(stmt) if stmt is not None else ():
-        name = getattr(node, "func", None)
-        name = getattr(name, "attr", getattr(name, "id", None))
-        given = [k for k in getattr(node, "keywords", ()) if k.arg == keyword]
-        if isinstance(node, ast.Call) and name == callee and given:
-            assert stmt is not None
-            return _replaced(where.file, stmt, given[0].value, value)
-    return add_keyword(where, callee, keyword, value)
-
-
-def _replaced(file: str, stmt: ast.stmt, old: ast.expr, value: str) -> Edit | None:
-    """``stmt`` with the expression ``old`` (on one line) replaced by ``value``."""
-    if old.lineno != old.end_lineno or old.end_col_offset is None:
-        return None
-    try:
-        with open(file, "rb") as handle:
-            lines = handle.read(MAX_SOURCE_BYTES).splitlines(keepends=True)
-    except OSError:
-        return None
-    first, last = stmt.lineno, stmt.end_lineno or stmt.lineno
-    chunk = lines[first - 1 : last]
-    row = chunk[old.lineno - first]
-    chunk[old.lineno - first] = row[: old.col_offset] + value.encode() + row[old.end_col_offset :]
-    indent = chunk[0][: len(chunk[0]) - len(chunk[0].lstrip(b" \t"))]
-    code = b"".join(ln.removeprefix(indent) for ln in chunk).decode("utf-8").rstrip("\r\n")
-    try:
-        ast.parse(code)
-    except SyntaxError:
-        return None
-    return Edit(file, first, last, code)
+    whatever it passed before (``n_jobs=4`` becomes ``n_jobs=1``). None when the file
+    cannot be parsed or the old value spans lines."""
+    return add_keyword(where, callee, keyword, value, replace=True)
