@@ -411,3 +411,13 @@ def test_a_library_function_that_built_the_sampler_is_called_not_built() -> None
     assert sampler_note(_study(sampler), 0) == (
         "t.py:5 calls tune() without seed (its TPESampler): seeded with 0"
     )
+
+
+@pytest.mark.e2e
+def test_a_sampler_built_inside_the_scripts_own_sampler_is_seeded_too(tmp_path: Path) -> None:
+    """The inner RandomSampler() of a delegating sampler class: once left unseeded while
+    the outer class was noted "seeded with 0", so the check failed under the control."""
+    nested = FIXTURES / "scripts" / "nested_sampler.py"
+    result = cli("run", str(nested), "--runs", "2", "--controls", "sampler_seed", cwd=tmp_path)
+    assert result.code == 0, result.out + result.err
+    assert "builds Delegating() without seed: seeded with 0" in result.out

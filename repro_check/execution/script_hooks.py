@@ -129,7 +129,10 @@ class OptunaHooks:
             if given is None and registry.seed_samplers:
                 bound.arguments["seed"] = registry.seed
                 seeded = True
-            local.depth = 1
+            # inside one of Optuna's samplers, the samplers it builds are its own business
+            # (NSGA-II seeds its children from its seed); inside the script's own class,
+            # a sampler it builds is the script's, seeded and recorded as any other
+            local.depth = 1 if optunas else 0
             try:
                 original(*bound.args, **bound.kwargs)
             finally:
