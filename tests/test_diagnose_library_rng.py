@@ -157,11 +157,17 @@ def test_the_hooks_record_construction_clones_and_skip_a_splitter_that_does_not_
 
             hooks.draw("check_random_state(None)", sys._getframe(0))
 
-    def build(**kwargs: Any) -> Forest:
+    class Splitter(Forest):
+        __module__ = "sklearn.model_selection._split"
+
+    class SVC(Forest):
+        __module__ = "sklearn.svm._classes"
+
+    def build(kind: type[Forest] = Forest, **kwargs: Any) -> Forest:
         import sys
 
-        obj = Forest(**kwargs)
-        hooks.constructed(obj, Forest, sys._getframe(0), kwargs)
+        obj = kind(**kwargs)
+        hooks.constructed(obj, kind, sys._getframe(0), kwargs)
         return obj
 
     def clone(estimator: Forest) -> Forest:  # sklearn.base.clone's name and local
@@ -178,10 +184,13 @@ def test_the_hooks_record_construction_clones_and_skip_a_splitter_that_does_not_
     copy.fit()
     assert events and events[0]["owner"]["cls"] == "Forest"
     assert events[0]["owner"]["built"][0][2] == "build"
-    build(shuffle=False).fit()  # sklearn ignores random_state without shuffling
-    build(probability="deprecated").fit()  # SVC without probabilities (sklearn 1.9's default)
+    build(Splitter, shuffle=False).fit()  # sklearn ignores random_state without shuffling
+    build(SVC, probability="deprecated").fit()  # no probabilities (sklearn 1.9's default)
     build(random_state=3).fit()  # seeded: no owner to blame
     assert len(events) == 2 and "owner" not in events[1]
+    # elsewhere the flag means something else: MLPClassifier(shuffle=False) still draws
+    build(shuffle=False).fit()
+    assert len(events) == 3 and events[2]["owner"]["cls"] == "Forest"
 
 
 # --- the fixes: seeding code, n_jobs, locations (in process) ----------------------------------
@@ -424,3 +433,31 @@ def test_n_jobs_is_named_at_the_scripts_optimize_line(tmp_path: Path) -> None:
     assert causes[0]["location"]["line"] == 6
     assert "n_jobs=1" in causes[0]["edit"]["code"] and "..." not in causes[0]["fix"]
     _pasted(copy, causes, str(copy))
+
+
+def test_a_wrapped_draw_still_pickles_by_reference(monkeypatch: pytest.MonkeyPatch) -> None:
+    """joblib sends ``np.random.normal`` to its workers by reference: the hooked function
+    must be found under the same name (it was not: diagnose crashed what run ran)."""
+    import pickle
+    import random
+
+    import numpy as np
+
+    for module, name in ((random, "random"), (np.random, "normal")):
+        monkeypatch.setattr(module, name, getattr(module, name))
+    hooks = rng_hooks.LibraryHooks(lambda event: None)
+    hooks._wrap_draw(random, "random", "random.random", random._inst)  # type: ignore[attr-defined]
+    hooks._hook_numpy(np)
+    assert random.random is not random._inst.random  # type: ignore[attr-defined]
+    for drawn in (random.random, np.random.normal):
+        assert pickle.loads(pickle.dumps(drawn)) is drawn
+
+
+def test_past_its_limit_a_process_reports_nothing_more() -> None:
+    import sys
+
+    events: list[dict[str, Any]] = []
+    hooks = rng_hooks.LibraryHooks(events.append, limit=1)
+    for what in ("np.random.normal", "np.random.rand"):
+        hooks.draw(what, sys._getframe(0))
+    assert len(events) == 1

@@ -269,7 +269,7 @@ class LibraryAudit:
         for raw in data[:end].splitlines():
             try:
                 event = json.loads(raw)
-            except ValueError:
+            except (ValueError, RecursionError):  # a child's line is untrusted input
                 continue
             if not isinstance(event, dict):
                 continue

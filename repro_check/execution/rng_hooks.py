@@ -68,9 +68,10 @@ NUMPY_DRAWS = (
 )  # fmt: skip
 """``np.random``'s module functions that draw from NumPy's global stream."""
 
-IGNORED_UNLESS = ("shuffle", "probability")
-"""Flags under which sklearn documents ``random_state`` as ignored when off (a splitter that
-does not shuffle, an SVC without probability estimates): a draw then changes no result."""
+IGNORED_UNLESS = {"sklearn.model_selection": "shuffle", "sklearn.svm": "probability"}
+"""Where sklearn documents ``random_state`` as ignored when a flag is off (a splitter that
+does not shuffle, an SVC without probability estimates): a draw then changes no result. Only
+those modules' classes: ``MLPClassifier(shuffle=False)`` still draws its initial weights."""
 OFF = (False, "deprecated")
 """A flag's values that mean off (sklearn 1.9's SVC defaults ``probability`` to
 ``"deprecated"``, which behaves as False)."""
@@ -158,8 +159,8 @@ class LibraryHooks:
     def draw(self, what: str, frame: FrameType | None, owner: Any = None) -> None:
         """Something drew from a global stream; ``frame`` called the hooked function. A
         repeat of a draw already reported in this epoch returns at once (a hot loop)."""
-        if frame is None:
-            return
+        if frame is None or (self.limit is not None and self._events >= self.limit):
+            return  # nothing more will be reported: no cost per draw either
         if self.refresh is not None:
             self._countdown -= 1
             if self._countdown <= 0:
@@ -256,6 +257,10 @@ class LibraryHooks:
             draw(what, sys._getframe(1))
             return original(*args, **kwargs)
 
+        # pickled by reference as the module attribute it replaces (``np.random.normal``
+        # sent to a joblib worker): wraps' ``RandomState.normal`` would find another object
+        drawn.__module__ = getattr(owner, "__name__", drawn.__module__)
+        drawn.__qualname__ = name
         with contextlib.suppress(AttributeError, TypeError):
             setattr(owner, name, drawn)
 
@@ -315,10 +320,11 @@ class LibraryHooks:
 
 def _ignores_seed(owner: Any) -> bool:
     """Whether sklearn documents ``owner``'s ``random_state`` as ignored (``IGNORED_UNLESS``)."""
-    for flag in IGNORED_UNLESS:
-        value = getattr(owner, flag, None)
-        if value is False or (isinstance(value, str) and value in OFF):
-            return True
+    module = type(owner).__module__
+    for prefix, flag in IGNORED_UNLESS.items():
+        if module == prefix or module.startswith(prefix + "."):
+            value = getattr(owner, flag, None)
+            return value is False or (isinstance(value, str) and value in OFF)
     return False
 
 
