@@ -446,9 +446,9 @@ def test_a_wrapped_draw_still_pickles_by_reference(monkeypatch: pytest.MonkeyPat
     for module, name in ((random, "random"), (np.random, "normal")):
         monkeypatch.setattr(module, name, getattr(module, name))
     hooks = rng_hooks.LibraryHooks(lambda event: None)
-    hooks._wrap_draw(random, "random", "random.random", random._inst)  # type: ignore[attr-defined]
+    hooks._wrap_draw(random, "random", "random.random", random._inst)
     hooks._hook_numpy(np)
-    assert random.random is not random._inst.random  # type: ignore[attr-defined]
+    assert random.random is not random._inst.random
     for drawn in (random.random, np.random.normal):
         assert pickle.loads(pickle.dumps(drawn)) is drawn
 

@@ -141,3 +141,23 @@ def test_a_notebook_cell_is_read_from_its_registered_source() -> None:
         assert add_keyword(Location(name, 1, ""), "TPESampler", "seed", "0") is None
     finally:
         linecache.cache.pop(name, None)
+
+
+def test_the_statement_that_calls_it_is_edited_when_a_line_has_two(tmp_path: Path) -> None:
+    path = _write(tmp_path, "clf = RF(); n = 2\n")
+    edit = add_keyword(_at(path, 1), "RF", "random_state", "0")
+    assert edit is not None and edit.code == "clf = RF(random_state=0); n = 2"
+
+
+def test_of_two_calls_in_one_statement_the_named_lines_is_edited(tmp_path: Path) -> None:
+    path = _write(tmp_path, "models = [\n    RF(n_estimators=5),\n    RF(n_estimators=7),\n]\n")
+    edit = add_keyword(_at(path, 3), "RF", "random_state", "0")
+    assert edit is not None and "RF(n_estimators=7, random_state=0)" in edit.code
+    assert "RF(n_estimators=5)," in edit.code
+
+
+def test_nothing_is_inserted_before_a_statement_that_does_not_start_its_line(
+    tmp_path: Path,
+) -> None:
+    path = _write(tmp_path, "if a:\n    x = 1\nelse: x = draw()\n")
+    assert insert_before(_at(path, 3), "seed(0)") is None

@@ -63,16 +63,23 @@ def parsed_source(file: str) -> ast.Module | None:
     return parsed[1] if parsed is not None else None
 
 
+def _statements(tree: ast.Module, line: int) -> list[ast.stmt]:
+    """The simple statements (no body of their own) spanning ``line``, the innermost (the
+    latest to start) first: ``a = f(); b = g()`` has two."""
+    found = [
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, ast.stmt)
+        and not hasattr(node, "body")
+        and node.lineno <= line <= (node.end_lineno or node.lineno)
+    ]
+    return sorted(found, key=lambda node: (node.lineno, node.col_offset), reverse=True)
+
+
 def _statement(tree: ast.Module, line: int) -> ast.stmt | None:
-    """The innermost simple statement (no body of its own) spanning ``line``."""
-    found: ast.stmt | None = None
-    for node in ast.walk(tree):
-        if not isinstance(node, ast.stmt) or hasattr(node, "body"):
-            continue
-        end = node.end_lineno or node.lineno
-        if node.lineno <= line <= end and (found is None or node.lineno >= found.lineno):
-            found = node
-    return found
+    """The innermost simple statement spanning ``line``."""
+    found = _statements(tree, line)
+    return found[0] if found else None
 
 
 def _called_name(func: ast.expr) -> str | None:
@@ -150,16 +157,17 @@ def add_keyword(
     if parsed is None:
         return None
     lines, tree = parsed
-    stmt = _statement(tree, where.line)
-    if stmt is None:
+    for stmt in _statements(tree, where.line):  # ``clf = RF(); n = 2``: the one calling it
+        calls = [
+            node
+            for node in ast.walk(stmt)
+            if isinstance(node, ast.Call) and _called_name(node.func) == callee
+        ]
+        if calls:
+            break
+    else:
         return None
-    calls = [
-        node
-        for node in ast.walk(stmt)
-        if isinstance(node, ast.Call) and _called_name(node.func) == callee
-    ]
-    if not calls:
-        return None
+    # of several (``[RF(a), RF(b)]`` over two lines), the call on the named line
     call = min(calls, key=lambda node: (node.lineno != where.line, node.lineno, node.col_offset))
     splice = _splice(call, keyword, value, replace)
     if splice is None:
@@ -176,11 +184,16 @@ def add_keyword(
 
 
 def insert_before(where: Location, code: str) -> Edit | None:
-    """``code`` placed before the statement spanning ``where`` (at its indentation)."""
-    start = statement_location(where.file, where.line)
-    if start is None or not _valid(code):
+    """``code`` placed before the statement spanning ``where`` (at its indentation). None
+    when that statement does not start its line (``else: x = draw()``: code before the
+    line would land before the ``else``)."""
+    parsed = _source(where.file)
+    stmt = _statement(parsed[1], where.line) if parsed is not None else None
+    if parsed is None or stmt is None or not _valid(code):
         return None
-    return Edit(where.file, start.line, start.line, code, insert=True)
+    if len(_indent(parsed[0][stmt.lineno - 1])) != stmt.col_offset:
+        return None
+    return Edit(where.file, stmt.lineno, stmt.lineno, code, insert=True)
 
 
 def fix_text(edit: Edit, why: str) -> str:

@@ -100,7 +100,7 @@ def library_edit(site: AuditSite, seed: int) -> Edit | None:
     callee, keyword = library_call(site)
     if not callee:
         return None
-    return add_keyword(statement_at(site.location), callee, keyword, str(seed))
+    return add_keyword(site.location, callee, keyword, str(seed))  # the site's own line
 
 
 def library_why(site: AuditSite) -> str:
