@@ -20,15 +20,18 @@ from repro_check.checks.causes.model import (
 )
 from repro_check.checks.causes.seeding import (
     BEFORE_STUDY,
+    draws_shown,
+    first_line,
+    global_seeding,
     global_sites,
     library_edit,
     library_sites,
     library_why,
+    objective_name,
     seeding_code,
     seeding_edit,
     statement_at,
     streams_of,
-    study_line,
     trial_seed,
 )
 from repro_check.results.diagnosis import Edit, Location
@@ -42,47 +45,6 @@ def _streams_used(facts: StudyFacts) -> bool:
     return facts.script or facts.global_streams_used
 
 
-def _objective_name(target: str) -> str:
-    return target.rpartition(":")[2] if ":" in target else "objective"
-
-
-def _draws_shown(sites: list[AuditSite]) -> str:
-    names = list(dict.fromkeys(f"{s.source}()" for s in sites))
-    shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
-    return f"{shown} draw{'s' if len(names) == 1 else ''} from the global streams"
-
-
-def _first_line(sites: list[AuditSite]) -> list[AuditSite]:
-    """The sites at the first site's line (two draws on one line are one place)."""
-    first = sites[0].location
-    return [s for s in sites if (s.location.file, s.location.line) == (first.file, first.line)]
-
-
-def _seeding(finding: Finding) -> tuple[Edit, str] | None:
-    """Where the global streams get seeded, and why there: before the first draw made before
-    the study (the script's top level), else before the script creates its study, else (an
-    objective) before its first draw, from the trial's number."""
-    ctx, sites = finding.context, global_sites(finding.audits)
-    streams = streams_of(sites, ctx.torch_used)
-    early = next((s for s in sites if BEFORE_STUDY in s.trials), None)
-    study = study_line(finding.runs_as_written) if ctx.script else None
-    if early is not None:
-        where, seed = statement_at(early.location), str(ctx.seed)
-        why = f"{_draws_shown(_first_line([early, *sites]))} before the study: seed them first"
-    elif study is not None:
-        where, seed = study, str(ctx.seed)
-        drawn = f"{_draws_shown(sites)} in the trials; " if sites else ""
-        why = f"{drawn}seed the global streams once, before the study"
-    elif sites:
-        where = statement_at(sites[0].location)
-        seed = trial_seed(where, _objective_name(ctx.target), ctx.seed)
-        why = f"{_draws_shown(_first_line(sites))}: seed them from the trial's number"
-    else:
-        return None
-    edit = seeding_edit(where, streams, seed)
-    return (edit, why) if edit is not None else None
-
-
 def _global_rng_parts(finding: Finding) -> list[tuple[Edit, str]]:
     """The fix's edits with why each: every line that left a library unseeded, then the
     seeding of the global streams where the user's own code drew from them (or where
@@ -93,8 +55,9 @@ def _global_rng_parts(finding: Finding) -> list[tuple[Edit, str]]:
         edit = library_edit(site, seed)
         if edit is not None:
             parts.append((edit, library_why(site)))
-    if not parts or global_sites(finding.audits):
-        seeding = _seeding(finding)
+    # the user's own draws, and torch's (no hook sees a torch draw), are seeded once too
+    if not parts or global_sites(finding.audits) or finding.context.torch_used:
+        seeding = global_seeding(finding.context, finding.audits, finding.runs_as_written)
         if seeding is not None:
             parts.append(seeding)
     return parts
@@ -159,7 +122,7 @@ def _trial_reseed_edit(finding: Finding) -> Edit | None:
     if site is None:
         return None
     where = statement_at(site.location)
-    seed = trial_seed(where, _objective_name(ctx.target), ctx.seed)
+    seed = trial_seed(where, objective_name(ctx.target), ctx.seed)
     if seed == str(ctx.seed):
         return None  # not inside the objective: no trial to seed from
     streams = streams_of(global_sites(finding.audits), ctx.torch_used)
@@ -170,7 +133,7 @@ def _trial_reseed_fix(finding: Finding) -> str:
     edit = _trial_reseed_edit(finding)
     site = _in_trial(finding)
     if edit is not None and site is not None:
-        drawn = _draws_shown(_first_line([site, *global_sites(finding.audits)]))
+        drawn = draws_shown(first_line([site, *global_sites(finding.audits)]))
         why = f"{drawn} in each trial: seed them from the trial's number"
         return fix_text(edit, why)
     ctx = finding.context

@@ -14,6 +14,8 @@ from repro_check.checks.causes.model import (
     where_runs_part,
 )
 from repro_check.checks.causes.seeding import (
+    global_seeding,
+    global_sites,
     in_worker,
     library_call,
     library_edit,
@@ -233,6 +235,15 @@ def _library_sites(finding: Finding) -> list[AuditSite]:
     return sites
 
 
+def _seeding_too(finding: Finding) -> tuple[Edit, str] | None:
+    """The global streams seeded where the user's own code drew from them: full control
+    seeded those draws, ``run`` as written does not (torch's too, which no hook sees)."""
+    ctx, audits = finding.context, finding.experiment.audits
+    if not (global_sites(audits) or ctx.torch_used):
+        return None
+    return global_seeding(ctx, audits, finding.runs_as_written)
+
+
 def _library_fix(finding: Finding, tail: str) -> str:
     seed, parts = finding.context.seed, []
     for site in _library_sites(finding):
@@ -243,6 +254,9 @@ def _library_fix(finding: Finding, tail: str) -> str:
             callee, keyword = library_call(site)
             where = statement_at(site.location)
             parts.append(f"# {where}: {library_why(site)}; pass {keyword}={seed} to {callee}()")
+    seeding = _seeding_too(finding)
+    if seeding is not None:
+        parts.append(fix_text(*seeding))
     return "\n".join(parts) + tail
 
 
@@ -265,7 +279,9 @@ def _noise_edits(finding: Finding) -> tuple[Edit, ...]:
     if site is None:
         return ()
     if site.kind == LIBRARY:
-        edits = (library_edit(s, seed) for s in _library_sites(finding))
+        edits = [library_edit(s, seed) for s in _library_sites(finding)]
+        seeding = _seeding_too(finding)
+        edits += [seeding[0]] if seeding is not None else []
         return tuple(edit for edit in edits if edit is not None)
     edit = located_edit(site.source, site.location, seed)
     return (edit,) if edit is not None else ()

@@ -19,7 +19,7 @@ from repro_check.checks.causes.edits import (
     parsed_source,
     statement_location,
 )
-from repro_check.checks.causes.model import AuditSite
+from repro_check.checks.causes.model import AuditSite, FixContext
 from repro_check.execution.audit_library import GLOBAL, LIBRARY, parse_library_source
 from repro_check.results.diagnosis import Edit, Location
 from repro_check.results.records import RunRecord
@@ -225,3 +225,49 @@ def set_keyword(where: Location, callee: str, keyword: str, value: str) -> Edit 
     whatever it passed before (``n_jobs=4`` becomes ``n_jobs=1``). None when the file
     cannot be parsed or the old value spans lines."""
     return add_keyword(where, callee, keyword, value, replace=True)
+
+
+# -- where the global streams are seeded ----------------------------------------------------
+
+
+def objective_name(target: str) -> str:
+    return target.rpartition(":")[2] if ":" in target else "objective"
+
+
+def draws_shown(sites: list[AuditSite]) -> str:
+    names = list(dict.fromkeys(f"{s.source}()" for s in sites))
+    shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    return f"{shown} draw{'s' if len(names) == 1 else ''} from the global streams"
+
+
+def first_line(sites: list[AuditSite]) -> list[AuditSite]:
+    """The sites at the first site's line (two draws on one line are one place)."""
+    first = sites[0].location
+    return [s for s in sites if (s.location.file, s.location.line) == (first.file, first.line)]
+
+
+def global_seeding(
+    ctx: FixContext, audits: Iterable[Mapping[str, Any]], runs_as_written: Sequence[RunRecord]
+) -> tuple[Edit, str] | None:
+    """Where the global streams get seeded, and why there: before the first draw made before
+    the study (the script's top level), else before the script creates its study, else (an
+    objective) before its first draw, from the trial's number."""
+    sites = global_sites(audits)
+    streams = streams_of(sites, ctx.torch_used)
+    early = next((s for s in sites if BEFORE_STUDY in s.trials), None)
+    study = study_line(runs_as_written) if ctx.script else None
+    if early is not None:
+        where, seed = statement_at(early.location), str(ctx.seed)
+        why = f"{draws_shown(first_line([early, *sites]))} before the study: seed them first"
+    elif study is not None:
+        where, seed = study, str(ctx.seed)
+        drawn = f"{draws_shown(sites)} in the trials; " if sites else ""
+        why = f"{drawn}seed the global streams once, before the study"
+    elif sites:
+        where = statement_at(sites[0].location)
+        seed = trial_seed(where, objective_name(ctx.target), ctx.seed)
+        why = f"{draws_shown(first_line(sites))}: seed them from the trial's number"
+    else:
+        return None
+    edit = seeding_edit(where, streams, seed)
+    return (edit, why) if edit is not None else None
