@@ -38,6 +38,7 @@ from functools import cache
 from typing import Any
 
 from repro_check.execution import rng_hooks
+from repro_check.execution.script_children import CHAIN_SITECUSTOMIZE
 from repro_check.execution.userframes import is_user_file
 
 GLOBAL = "global"
@@ -55,7 +56,8 @@ _SOURCE = re.compile(
     r"^([A-Za-z_][A-Za-z0-9_]*)\(\) without ([A-Za-z_][A-Za-z0-9_]*)( in a worker process)?$"
 )
 
-_CHILD_SITE = '''"""repro-check's entropy audit (diagnose only): a Python process the checked
+_CHILD_SITE = (
+    '''"""repro-check's entropy audit (diagnose only): a Python process the checked
 code started. Its draws from the global random streams, and scikit-learn's
 check_random_state(None), are reported to the file the environment names (the audit
 attributes them to the user's lines).
@@ -81,24 +83,15 @@ def _library_rng():
         pass
 
 
-def _chain():
-    here = os.path.dirname(os.path.abspath(__file__))
-    saved = sys.path[:]
-    sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != here]
-    me = sys.modules.pop("sitecustomize", None)
-    try:
-        import sitecustomize  # noqa: F401
-    except ImportError:
-        pass
-    finally:
-        sys.path[:] = saved
-        if "sitecustomize" not in sys.modules and me is not None:
-            sys.modules["sitecustomize"] = me
+'''
+    + CHAIN_SITECUSTOMIZE
+    + """
 
 
 _library_rng()
 _chain()
-'''
+"""
+)
 
 
 def library_source(callee: str, keyword: str, worker: bool = False) -> str:

@@ -21,7 +21,24 @@ CHILD_ENV = "REPRO_CHECK_CHILD_STUDIES"
 subprocess) writes a line to when it creates an Optuna study or asks one for trials
 (``_TRIPWIRE``)."""
 
-_TRIPWIRE = '''"""repro-check: a Python process the checked script started. When it creates an
+CHAIN_SITECUSTOMIZE = """def _chain():
+    here = os.path.dirname(os.path.abspath(__file__))
+    saved = sys.path[:]
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != here]
+    me = sys.modules.pop("sitecustomize", None)
+    try:
+        import sitecustomize  # noqa: F401
+    except ImportError:
+        pass
+    finally:
+        sys.path[:] = saved
+        if "sitecustomize" not in sys.modules and me is not None:
+            sys.modules["sitecustomize"] = me  # the import system pops it when this one ends"""
+"""``_chain()``, for a ``sitecustomize`` the check writes: runs the one it shadows (the
+user's own, further on the path), if any."""
+
+_TRIPWIRE = (
+    '''"""repro-check: a Python process the checked script started. When it creates an
 Optuna study, or asks one for trials (a study it unpickled: a spawned multiprocessing worker's
 argument), a line goes to the file the environment names: the check never sees that study's
 trials, so the run cannot count. Then the sitecustomize this one shadows, if any, runs."""
@@ -93,24 +110,15 @@ def _tripwire():
     sys.meta_path.insert(0, Finder())
 
 
-def _chain():
-    here = os.path.dirname(os.path.abspath(__file__))
-    saved = sys.path[:]
-    sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != here]
-    me = sys.modules.pop("sitecustomize", None)
-    try:
-        import sitecustomize  # noqa: F401
-    except ImportError:
-        pass
-    finally:
-        sys.path[:] = saved
-        if "sitecustomize" not in sys.modules and me is not None:
-            sys.modules["sitecustomize"] = me  # the import system pops it when this one ends
+'''
+    + CHAIN_SITECUSTOMIZE
+    + """
 
 
 _tripwire()
 _chain()
-'''
+"""
+)
 
 
 class ChildTripwire:
