@@ -573,7 +573,11 @@ def _terminate(_signum: int, _frame: Any) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: one-line errors and the documented exit codes."""
     command = typer.main.get_command(app)
-    given = joined_parameters(sys.argv[1:] if argv is None else argv)  # -p NAME VALUE: 1 word
+    try:
+        given = joined_parameters(sys.argv[1:] if argv is None else argv)  # -p NAME VALUE
+    except ReproCheckError as exc:
+        typer.echo(f"error: {one_line(str(exc))}", err=True)
+        sys.exit(exc.exit_code)
     signal.signal(signal.SIGTERM, _terminate)  # CI cancels with SIGTERM: stop workers as Ctrl-C
     try:
         code = command.main(args=given, prog_name="repro-check", standalone_mode=False)

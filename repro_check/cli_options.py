@@ -14,6 +14,7 @@ import typer
 
 from repro_check import vocab
 from repro_check.__about__ import __version__
+from repro_check.errors import ConfigError
 from repro_check.plan.notebooks import PARAMETER_FLAGS
 
 # The help groups, in the order every command shows them (run, compare and diagnose share them).
@@ -515,6 +516,8 @@ def joined_parameters(argv: Sequence[str]) -> list[str]:
         out.append(token)
         pair = argv[index + 1 : index + 3]
         if token in PARAMETER_FLAGS and len(pair) == 2 and "=" not in pair[0] and "--" not in pair:
+            if pair[1].startswith("--"):  # ``-p lr --runs 2``: a flag is no value (-1 is)
+                raise ConfigError(f"{token} {pair[0]} needs a value (got the flag {pair[1]})")
             out.append(f"{pair[0]}={pair[1]}")
             index += 3
             continue

@@ -133,6 +133,8 @@ def test_markdown_and_junit_spell_out_a_cells_location() -> None:
         ("adam", "'adam'"),  # not a literal: a string
         ("1e-3", "0.001"),
         ("", "''"),
+        ("1e400", "float('inf')"),  # repr(inf) is no Python: it was a NameError in the cell
+        ("[1e400]", "'[1e400]'"),
     ],
 )
 def test_a_parameter_is_a_python_literal_else_a_string(text: str, source: str) -> None:
@@ -162,6 +164,18 @@ def test_the_command_line_joins_p_name_value_before_dashes_only() -> None:
         "v",
     ]
     assert joined_parameters(["run", "t.ipynb", "-p", "n"]) == ["run", "t.ipynb", "-p", "n"]
+    assert joined_parameters(["run", "t.ipynb", "-p", "lr", "-1"])[-1] == "lr=-1"
+    with pytest.raises(ConfigError, match="-p lr needs a value"):  # it took --runs as lr's
+        joined_parameters(["run", "t.ipynb", "-p", "lr", "--runs", "2"])
+
+
+def test_odd_cell_json_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    bad = {"cells": [{"cell_type": "code", "metadata": {}, "source": ["x = 1", 2]}]}
+    with pytest.raises(ConfigError, match="cell 1's source is not text"):
+        notebooks.cells_of(bad, "t.ipynb")
+    for tags in (None, 5, "parameters"):  # not a list: no tags (a string is not split)
+        data = {"cells": [{"cell_type": "code", "metadata": {"tags": tags}, "source": "x"}]}
+        assert notebooks.cells_of(data, "t.ipynb")[0].tags == ()
 
 
 def test_assigned_names_of_the_parameters_cell() -> None:
@@ -311,6 +325,39 @@ def test_an_unknown_cell_magic_is_an_error_naming_the_cell() -> None:
     assert "unknown_magic.ipynb, cell 2 (In [2]) cannot run: Cell magic `%%sql` not found" in (
         result.out + result.err
     )
+
+
+STUDY_CELL = (
+    "import optuna\n"
+    "study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=0))\n"
+    "study.optimize(lambda t: t.suggest_float('x', 0, 1), n_trials=3)\n"
+)
+
+
+@pytest.mark.e2e
+def test_an_error_ipython_prints_without_raising_still_fails_the_run(tmp_path: Path) -> None:
+    """``%%capture`` runs its body in a nested cell and drops its result: the study's next
+    trials never ran, yet the cell "succeeded" and the check said REPRODUCIBLE, exit 0."""
+    swallowed = "%%capture\nraise RuntimeError('boom')\nstudy.optimize(lambda t: 0.0, n_trials=3)\n"
+    notebook = _write(
+        tmp_path / "swallowed.ipynb", [("code", STUDY_CELL, []), ("code", swallowed, [])]
+    )
+    result = cli("run", str(notebook), "--runs", "2", cwd=tmp_path)
+    assert result.code == 3, result.out + result.err
+    assert "RuntimeError: boom at swallowed.ipynb, cell 2 (In [2]), line 2" in result.out
+
+
+@pytest.mark.e2e
+def test_matplotlib_inline_and_exit_run_as_in_a_kernel(tmp_path: Path) -> None:
+    cells = [
+        ("code", "%matplotlib inline\n", []),
+        ("code", STUDY_CELL, []),
+        ("code", "exit()\n", []),
+        ("code", "raise RuntimeError('after exit(): never runs')\n", []),
+    ]
+    notebook = _write(tmp_path / "kernel.ipynb", cells)
+    result = cli("run", str(notebook), "--runs", "2", cwd=tmp_path)
+    assert result.code == 0, result.out + result.err
 
 
 @pytest.mark.e2e

@@ -76,6 +76,8 @@ def run(path: str, args: Sequence[str], parameters: Mapping[str, str]) -> None:
             runner.run(cell)
             if cell is params and parameters:
                 runner.assign(parameters)
+            if runner.shell.exit_now:  # exit() in a cell: the kernel stops there
+                break
     finally:  # however the cells ended (the worker may end without running atexit)
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -86,13 +88,34 @@ def _shell(folder: str) -> Any:
     from IPython.core.interactiveshell import InteractiveShell
     from traitlets.config import Config
 
+    class KernelShell(InteractiveShell):
+        """What a Jupyter kernel's shell adds that cells use: ``%matplotlib inline`` asks for
+        a GUI event loop (none here: figures are not shown), ``exit()`` ends the kernel, and
+        a traceback IPython prints without raising (inside ``%%capture``, ``%run``, ``%time``)
+        is kept, so that a failed cell never passes for one that ran."""
+
+        shown: list[BaseException]
+
+        def enable_gui(self, gui: Any = None) -> None:
+            return None
+
+        def ask_exit(self) -> None:
+            self.exit_now = True
+
+        def showtraceback(self, *args: Any, **kwargs: Any) -> None:
+            failed = sys.exc_info()[1]
+            if failed is not None:
+                self.shown.append(failed)
+            super().showtraceback(*args, **kwargs)
+
     config = Config()
     config.HistoryManager.enabled = False
     config.InteractiveShell.colors = "nocolor"
     config.InteractiveShell.xmode = "Plain"
     # made here, IPython writes no README into it (its copy shows as a write in the folder)
     os.makedirs(os.path.join(folder, "profile_default", "startup"))
-    shell = InteractiveShell.instance(config=config, ipython_dir=folder)
+    shell = KernelShell.instance(config=config, ipython_dir=folder)
+    shell.shown = []
     shell.compile = _cell_compiler()
     return shell
 
@@ -148,8 +171,11 @@ class _CellRunner:
         compiler = self.shell.compile
         compiler.name, compiler.source, compiler.parsed = name, cell.source, 0
         compiler.body_line = _magic_body_line(cell.source)
+        self.shell.shown.clear()
         result = self.shell.run_cell(cell.source, store_history=True)
         self._raise(result, name)
+        if self.shell.shown:  # it failed inside, though the cell went on (%%capture, %run)
+            raise self.shell.shown[0]
 
     def assign(self, parameters: Mapping[str, str]) -> None:
         """``-p``'s values, as papermill's injected cell assigns them (uncounted: the cells

@@ -18,6 +18,7 @@ import ast
 import dataclasses
 import json
 import linecache
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -101,15 +102,17 @@ def cells_of(data: object, path: str) -> list[Cell]:
         if not isinstance(cell, dict):
             raise ConfigError(f"{path} is not a notebook: cell {position} is not an object")
         source = cell.get("source", "")
-        source = "".join(source) if isinstance(source, list) else str(source)
+        if isinstance(source, list) and all(isinstance(part, str) for part in source):
+            source = "".join(source)
+        if not isinstance(source, str):
+            raise ConfigError(f"{path} is not a notebook: cell {position}'s source is not text")
         code = cell.get("cell_type") == "code"
         runs = code and bool(source.strip())  # an empty cell gets no In [K] in Jupyter either
         count += runs
         metadata = cell.get("metadata")
-        tags = metadata.get("tags", ()) if isinstance(metadata, dict) else ()
-        cells.append(
-            Cell(position, count if runs else 0, code, source, tuple(str(t) for t in tags))
-        )
+        tags = metadata.get("tags") if isinstance(metadata, dict) else None
+        tags = tuple(str(t) for t in tags) if isinstance(tags, list) else ()  # untrusted JSON
+        cells.append(Cell(position, count if runs else 0, code, source, tags))
     return cells
 
 
@@ -125,7 +128,14 @@ def parameter_value(text: str) -> str:
         value = ast.literal_eval(text)
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
         return repr(text)
-    return repr(value)
+    if isinstance(value, float) and not math.isfinite(value):  # repr(inf) is no Python
+        return f"float({str(value)!r})"
+    source = repr(value)
+    try:  # a container holding inf or nan: its repr is no Python either
+        ast.literal_eval(source)
+    except (ValueError, SyntaxError):
+        return repr(text)
+    return source
 
 
 def split_parameters(given: Sequence[str]) -> tuple[tuple[str, str], ...]:
