@@ -120,6 +120,11 @@ def test_markdown_and_junit_spell_out_a_cells_location() -> None:
     recorded = "tune.ipynb, cell 2 (In [1]):4 builds it"
     assert markdown.text(recorded) == r"tune.ipynb, cell 2 (In \[1\]), line 4 builds it"
     assert junit.xml_text(recorded) == "tune.ipynb, cell 2 (In [1]), line 4 builds it"
+    fix = "# tune.ipynb, cell 2 (In [1]):4: no seed; the line becomes:\ns = S(seed=0)"
+    assert (
+        markdown._fenced(fix)[1]
+        == "# tune.ipynb, cell 2 (In [1]), line 4: no seed; the line becomes:"
+    )
 
 
 @pytest.mark.parametrize(

@@ -191,6 +191,7 @@ def _fenced(code: str) -> list[str]:
     backticks in it; control characters are written as ``\\xNN``."""
     longest = max((len(run) for run in re.findall(r"`+", code)), default=0)
     fence = "`" * max(3, longest + 1)
+    code = shown_locations(code)  # a notebook cell's line, as the console spells it out
     lines = [_CONTROL.sub(lambda m: ascii(m.group())[1:-1], line) for line in code.splitlines()]
     return [f"{fence}python", *lines, fence]
 
