@@ -354,7 +354,7 @@ def test_an_error_ipython_prints_without_raising_still_fails_the_run(tmp_path: P
 
 @pytest.mark.e2e
 def test_matplotlib_inline_and_exit_run_as_in_a_kernel(tmp_path: Path) -> None:
-    cells = [
+    cells: list[tuple[str, str, list[str]]] = [
         ("code", "%matplotlib inline\n", []),
         ("code", STUDY_CELL, []),
         ("code", "exit()\n", []),
