@@ -573,13 +573,10 @@ def _terminate(_signum: int, _frame: Any) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: one-line errors and the documented exit codes."""
     command = typer.main.get_command(app)
-    try:
-        given = joined_parameters(sys.argv[1:] if argv is None else argv)  # -p NAME VALUE
-    except ReproCheckError as exc:
-        typer.echo(f"error: {one_line(str(exc))}", err=True)
-        sys.exit(exc.exit_code)
+    given = sys.argv[1:] if argv is None else argv
     signal.signal(signal.SIGTERM, _terminate)  # CI cancels with SIGTERM: stop workers as Ctrl-C
     try:
+        given = joined_parameters(given)  # -p NAME VALUE, one word for click
         code = command.main(args=given, prog_name="repro-check", standalone_mode=False)
     except ReproCheckError as exc:
         text = script_hint(exc, given, command) or str(exc)
