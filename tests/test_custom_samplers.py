@@ -421,3 +421,53 @@ def test_a_sampler_built_inside_the_scripts_own_sampler_is_seeded_too(tmp_path: 
     result = cli("run", str(nested), "--runs", "2", "--controls", "sampler_seed", cwd=tmp_path)
     assert result.code == 0, result.out + result.err
     assert "builds Delegating() without seed: seeded with 0" in result.out
+
+
+DATACLASS_SAMPLER = """\
+from dataclasses import dataclass
+
+import numpy as np
+import optuna
+
+
+@dataclass
+class Noisy(optuna.samplers.BaseSampler):
+    seed: int | None = None
+
+    def __post_init__(self):
+        self._rng = np.random.RandomState(self.seed)
+
+    def infer_relative_search_space(self, study, trial):
+        return {}
+
+    def sample_relative(self, study, trial, search_space):
+        return {}
+
+    def sample_independent(self, study, trial, name, dist):
+        return float(self._rng.uniform(dist.low, dist.high))
+
+
+class Abstract(optuna.samplers.BaseSampler):
+    pass
+
+
+try:
+    Abstract()
+except TypeError:
+    pass
+else:
+    raise SystemExit("an abstract sampler was built")
+study = optuna.create_study(sampler=Noisy())
+study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=4)
+"""
+
+
+@pytest.mark.e2e
+def test_a_dataclass_sampler_is_seeded_though_its_init_comes_late(tmp_path: Path) -> None:
+    """``@dataclass`` adds ``__init__`` after ``__init_subclass__`` ran: the class is wrapped
+    when first built instead (it was left unseeded, with no note)."""
+    script = write_source(tmp_path / "noisy.py", DATACLASS_SAMPLER)
+    result = cli("run", str(script), "--runs", "2", "--controls", "sampler_seed", cwd=tmp_path)
+    assert result.code == 0, result.out + result.err
+    assert "builds Noisy() without seed: seeded with 0" in result.out
+    assert cli("run", str(script), "--runs", "2", cwd=tmp_path).code == 1  # as written

@@ -97,6 +97,19 @@ class OptunaHooks:
                 hooks._wrap_sampler(cls, _is_optunas(cls))
 
         base.__init_subclass__ = classmethod(init_subclass)
+        own_new = base.__dict__.get("__new__")
+
+        def new(cls: Any, /, *args: Any, **kwargs: Any) -> Any:
+            # a class whose __init__ came after __init_subclass__ (``@dataclass`` adds it
+            # then) is wrapped when first built: type() calls __init__ after __new__
+            init = cls.__dict__.get("__init__")
+            if init is not None and not getattr(init, "_repro_check_sampler", False):
+                hooks._wrap_sampler(cls, _is_optunas(cls))
+            if own_new is not None:
+                return own_new(cls, *args, **kwargs)
+            return object.__new__(cls)
+
+        base.__new__ = staticmethod(new)
 
     def _wrap_sampler(self, cls: type, optunas: bool) -> None:
         """Record how the script builds ``cls`` (and seed it under ``sampler_seed``, when its
@@ -153,7 +166,9 @@ class OptunaHooks:
             registry.samplers[id(sampler)] = (sampler, info)
 
         # wrapped: inspect.signature(cls) reads the class's own parameters, as without the check
-        cls.__init__ = functools.wraps(original)(init)  # type: ignore[misc]
+        wrapped: Any = functools.wraps(original)(init)
+        wrapped._repro_check_sampler = True  # once: BaseSampler.__new__ checks it
+        cls.__init__ = wrapped  # type: ignore[misc]
 
     def _unseedable(
         self, original: Any, sampler: Any, optunas: bool, args: Any, kwargs: Any
