@@ -31,12 +31,12 @@ def test_the_hook_fires_once_on_the_real_import(
     import importlib
     import importlib.util
 
-    from repro_check.execution.controls import _AfterImport
+    from repro_check.execution.rng_hooks import AfterImport
 
     (tmp_path / "hooked_pkg.py").write_text("VALUE = 1\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     seen: list[ModuleType] = []
-    hook = _AfterImport("hooked_pkg", seen.append)
+    hook = AfterImport("hooked_pkg", seen.append)
     sys.meta_path.insert(0, hook)
     try:
         assert importlib.util.find_spec("hooked_pkg") is not None

@@ -6,16 +6,15 @@ replicate): an import hook applies the torch controls the moment the objective i
 
 from __future__ import annotations
 
-import importlib.abc
-import importlib.machinery
 import importlib.util
 import random
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from types import ModuleType
 from typing import Any
 
 from repro_check.execution.devices import DEVICE_ENV
+from repro_check.execution.rng_hooks import AfterImport
 from repro_check.plan.settings import Controls
 
 CUBLAS_WORKSPACE = ":4096:8"
@@ -99,7 +98,7 @@ def after_import(name: str, callback: Callable[[ModuleType], None]) -> str:
     if name in sys.modules:
         callback(sys.modules[name])
         return "applied"
-    sys.meta_path.insert(0, _AfterImport(name, callback))
+    sys.meta_path.insert(0, AfterImport(name, callback))
     return "armed"
 
 
@@ -116,45 +115,6 @@ def apply_torch_controls(
     if controls.cudnn:
         torch.backends.cudnn.benchmark = False
         torch.backends.cudnn.deterministic = True
-
-
-class _AfterImport(importlib.abc.MetaPathFinder):
-    """Runs ``callback(module)`` right after ``name`` is first imported, then removes itself.
-    A ``find_spec`` that imports nothing (``importlib.util.find_spec("torch")``, as code checks
-    for an optional package before importing it) leaves it armed: only that spec's loader was
-    wrapped, and the import that follows gets its own."""
-
-    def __init__(self, name: str, callback: Callable[[ModuleType], None]) -> None:
-        self.name = name
-        self.callback = callback
-        self._finding = False
-        self._done = False
-
-    def find_spec(
-        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
-    ) -> importlib.machinery.ModuleSpec | None:
-        if fullname != self.name or self._finding or self._done:
-            return None
-        self._finding = True  # the search below asks every finder, this one included
-        try:
-            spec = importlib.util.find_spec(fullname)
-        finally:
-            self._finding = False
-        if spec is None or spec.loader is None:
-            return spec
-        original = spec.loader.exec_module
-
-        def exec_module(module: ModuleType) -> None:
-            original(module)
-            if self._done:
-                return
-            self._done = True
-            if self in sys.meta_path:
-                sys.meta_path.remove(self)
-            self.callback(module)
-
-        spec.loader.exec_module = exec_module  # type: ignore[method-assign]
-        return spec
 
 
 def touches_torch(controls: Controls) -> bool:

@@ -359,45 +359,60 @@ def _owner(frame: FrameType | None) -> Any:
     return None
 
 
-class _AfterImport:
-    """Calls ``callback(module)`` right after ``name`` first loads (then removes itself)."""
+class AfterImport:
+    """Runs ``callback(module)`` right after ``name`` is first imported, then removes itself.
+    A ``find_spec`` that imports nothing (``importlib.util.find_spec("torch")``, as code checks
+    for an optional package before importing it) leaves it armed: only that spec's loader was
+    wrapped, and the import that follows gets its own. ``quiet``: an error in ``callback`` is
+    swallowed (the audit's hooks never break the user's import). The one such finder of the
+    package (``controls.after_import`` uses it): here because this module stays stdlib-only."""
 
-    def __init__(self, name: str, callback: Callable[[ModuleType], None]) -> None:
+    def __init__(
+        self, name: str, callback: Callable[[ModuleType], None], quiet: bool = False
+    ) -> None:
         self.name = name
         self.callback = callback
-        self.finding = False
+        self.quiet = quiet
+        self._finding = False
+        self._done = False
 
     def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
-        if fullname != self.name or self.finding:
+        if fullname != self.name or self._finding or self._done:
             return None
-        self.finding = True
+        self._finding = True  # the search below asks every finder, this one included
         try:
             spec = importlib.util.find_spec(fullname)
         finally:
-            self.finding = False
+            self._finding = False
         if spec is None or spec.loader is None:
             return spec
-        run = spec.loader.exec_module
-        me = self
+        original = spec.loader.exec_module
 
         def exec_module(module: ModuleType) -> None:
-            run(module)
-            if me in sys.meta_path:
-                sys.meta_path.remove(me)
-                with contextlib.suppress(Exception):
-                    me.callback(module)
+            original(module)
+            if self._done:
+                return
+            self._done = True
+            if self in sys.meta_path:
+                sys.meta_path.remove(self)
+            if not self.quiet:
+                self.callback(module)
+                return
+            with contextlib.suppress(Exception):
+                self.callback(module)
 
         spec.loader.exec_module = exec_module  # type: ignore[method-assign]
         return spec
 
 
 def when_imported(name: str, callback: Callable[[ModuleType], None]) -> None:
-    """``callback(module)`` now if ``name`` is loaded, else right after it loads."""
+    """``callback(module)`` now if ``name`` is loaded, else right after it loads; an error in
+    it is swallowed."""
     if name in sys.modules:
         with contextlib.suppress(Exception):
             callback(sys.modules[name])
         return
-    sys.meta_path.insert(0, _AfterImport(name, callback))
+    sys.meta_path.insert(0, AfterImport(name, callback, quiet=True))
 
 
 def child_epoch(path: str) -> Callable[[], object]:
