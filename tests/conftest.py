@@ -169,6 +169,49 @@ def sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     importlib.invalidate_caches()
 
 
+def diagnosed(target: str, folder: Path) -> list[dict[str, Any]]:
+    """``repro-check diagnose TARGET --json`` run in ``folder``: its causes (it must end 0)."""
+    out = folder / "diagnose.json"
+    result = cli("diagnose", target, "--json", str(out), cwd=folder, timeout=600)
+    assert result.code == 0, result.out + result.err
+    causes: list[dict[str, Any]] = json.loads(out.read_text())["causes"]
+    return causes
+
+
+def code_lines(fix: str) -> list[str]:
+    return [ln for ln in fix.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+
+
+def check_fix_text(cause: dict[str, Any]) -> None:
+    """The printed fix shows its edits' code and parses; no code line has a placeholder."""
+    import ast
+
+    fix = str(cause["fix"])
+    assert not any("..." in ln.split("#", 1)[0] for ln in code_lines(fix)), fix
+    assert (cause["edit"] is None) == (not cause["edits"]), cause
+    for edit in cause["edits"]:
+        assert edit["code"] in fix, fix
+        ast.parse(edit["code"])
+    if cause["edits"]:
+        ast.parse(fix)  # comments and the code: valid Python as printed
+
+
+def pasted(copy: Path, causes: list[dict[str, Any]], target: str, *flags: str) -> None:
+    """Every cause's printed fix checked, its edits applied to ``copy`` (diagnosed in its
+    own folder): then ``repro-check run TARGET FLAGS`` there must pass (issue 22, item 6)."""
+    from repro_check.checks.causes.edits import apply_edits
+    from repro_check.results.diagnosis import Edit
+
+    for cause in causes:
+        check_fix_text(cause)
+    edits = [Edit(**edit) for cause in causes for edit in cause["edits"]]
+    # an edit names the file as the user would (relative to the folder diagnose ran in)
+    assert {(copy.parent / e.file).resolve() for e in edits} <= {copy.resolve()}
+    copy.write_text(apply_edits(copy.read_text(), edits))
+    check = cli("run", target, *flags, cwd=copy.parent, timeout=600)
+    assert check.code == 0, copy.read_text() + check.out + check.err
+
+
 def write_source(path: Path, text: str) -> Path:
     """A module or script written where ``sandbox`` tests import it from."""
     path.parent.mkdir(parents=True, exist_ok=True)

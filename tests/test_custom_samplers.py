@@ -19,9 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import FIXTURES, cli, report_studies, write_source
+from conftest import FIXTURES, cli, diagnosed, pasted, report_studies, write_source
 
-from repro_check.checks.causes.edits import apply_edits
 from repro_check.checks.causes.sampler import sampler_fix, sampler_location, sampler_sites
 from repro_check.execution.sampler_owner import Owner, library_owner
 from repro_check.execution.userframes import is_user_file
@@ -353,19 +352,12 @@ def _diagnose_and_paste(tmp_path: Path, fixture: Path, extra: tuple[str, ...] = 
     shutil.copy(fixture, copy)
     for folder in extra:
         shutil.copytree(fixture.parent / folder, tmp_path / folder)
-    out = tmp_path / "diagnose.json"
-    result = cli("diagnose", str(copy), "--json", str(out), cwd=tmp_path, timeout=300)
-    assert result.code == 0, result.out + result.err
-    causes = json.loads(out.read_text())["causes"]
-    assert [c["id"] for c in causes] == ["sampler_seed"], result.out
+    causes = diagnosed(str(copy), tmp_path)
+    assert [c["id"] for c in causes] == ["sampler_seed"], causes
     cause = causes[0]
-    edit = cause["edit"]
-    assert edit is not None and edit["code"] in cause["fix"]
-    assert not any("..." in ln for ln in cause["fix"].splitlines())
-    ast.parse(cause["fix"])
-    copy.write_text(apply_edits(copy.read_text(), [Edit(**edit)]))
-    check = cli("run", str(copy), cwd=tmp_path, timeout=300)
-    assert check.code == 0, copy.read_text() + check.out + check.err
+    assert cause["edit"] is not None
+    assert not any("..." in ln for ln in cause["fix"].splitlines())  # comments too
+    pasted(copy, causes, str(copy))
     return cause
 
 

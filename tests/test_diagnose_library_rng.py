@@ -10,17 +10,15 @@ hooks themselves, and each fixture's cause end to end, through the CLI."""
 from __future__ import annotations
 
 import ast
-import json
 import shutil
 import textwrap
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import FIXTURES, cli
+from conftest import FIXTURES, diagnosed, pasted
 
 from repro_check.checks.causes import Finding, FixContext, known
-from repro_check.checks.causes.edits import apply_edits
 from repro_check.checks.causes.seeding import (
     optimize_calls,
     seeding_code,
@@ -330,26 +328,6 @@ def test_parallel_trials_of_an_objective_is_complete_code() -> None:
 # --- end to end: each fixture's cause, and its fix pasted into a copy ------------------------
 
 
-def _diagnosed(target: str, tmp_path: Path) -> list[dict[str, Any]]:
-    out = tmp_path / "diagnose.json"
-    result = cli("diagnose", target, "--json", str(out), cwd=tmp_path, timeout=600)
-    assert result.code == 0, result.out + result.err
-    return json.loads(out.read_text())["causes"]  # type: ignore[no-any-return]
-
-
-def _pasted(copy: Path, causes: list[dict[str, Any]], target: str, *flags: str) -> None:
-    """Every cause's edits applied to ``copy``: then ``repro-check run`` passes."""
-    edits = [Edit(**e) for c in causes for e in c["edits"]]
-    # a file is named as the user would (relative to the folder diagnose ran in)
-    assert {(copy.parent / e.file).resolve() for e in edits} <= {copy.resolve()}
-    for cause in causes:
-        assert all(e["code"] in cause["fix"] for e in cause["edits"]), cause["fix"]
-        ast.parse(cause["fix"])
-    copy.write_text(apply_edits(copy.read_text(), edits))
-    check = cli("run", target, *flags, cwd=copy.parent, timeout=600)
-    assert check.code == 0, copy.read_text() + check.out + check.err
-
-
 def _copy(tmp_path: Path, name: str) -> Path:
     copy = tmp_path / name
     shutil.copy(SCRIPTS / name, copy)
@@ -361,7 +339,7 @@ def _copy(tmp_path: Path, name: str) -> Path:
 def test_a_forest_fitted_in_joblib_workers_is_named_where_it_was_built(tmp_path: Path) -> None:
     pytest.importorskip("sklearn")
     copy = _copy(tmp_path, "sklearn_joblib.py")
-    causes = _diagnosed(str(copy), tmp_path)
+    causes = diagnosed(str(copy), tmp_path)
     assert [c["id"] for c in causes] == ["objective_noise"], causes
     (cause,) = causes
     assert cause["location"]["line"] == 20
@@ -374,7 +352,7 @@ def test_a_forest_fitted_in_joblib_workers_is_named_where_it_was_built(tmp_path:
         "    max_depth=depth, random_state=0,",
         ")",
     ]
-    _pasted(copy, causes, str(copy))
+    pasted(copy, causes, str(copy))
 
 
 @pytest.mark.e2e
@@ -382,7 +360,7 @@ def test_a_forest_fitted_in_joblib_workers_is_named_where_it_was_built(tmp_path:
 def test_train_test_split_and_sgd_are_named_each_with_an_edit(tmp_path: Path) -> None:
     pytest.importorskip("sklearn")
     copy = _copy(tmp_path, "sklearn_split.py")
-    causes = _diagnosed(str(copy), tmp_path)
+    causes = diagnosed(str(copy), tmp_path)
     assert [c["id"] for c in causes] == ["global_rng"], causes
     (cause,) = causes
     assert cause["location"]["line"] == 17
@@ -392,7 +370,7 @@ def test_train_test_split_and_sgd_are_named_each_with_an_edit(tmp_path: Path) ->
     ]
     assert "train_test_split() has no random_state" in cause["fix"]
     assert "SGDClassifier() has no random_state" in cause["fix"]
-    _pasted(copy, causes, str(copy))
+    pasted(copy, causes, str(copy))
 
 
 @pytest.mark.e2e
@@ -400,7 +378,7 @@ def test_an_objectives_global_draws_are_named_at_their_line(tmp_path: Path) -> N
     copy = tmp_path / "global_rng.py"
     shutil.copy(FIXTURES / "global_rng.py", copy)
     target = f"{copy}:objective"
-    causes = {c["id"]: c for c in _diagnosed(target, tmp_path)}
+    causes = {c["id"]: c for c in diagnosed(target, tmp_path)}
     cause = causes["global_rng"]
     assert cause["location"]["line"] == 10
     assert "random.random(), np.random.rand() draw from the global streams" in cause["fix"]
@@ -411,28 +389,29 @@ def test_an_objectives_global_draws_are_named_at_their_line(tmp_path: Path) -> N
         "code": "random.seed(trial.number); np.random.seed(trial.number)",
         "insert": True,
     }
+    assert causes["sampler_seed"]["edit"] is None  # repro-check's own study: a control's
     controls = ",".join(n for n in Controls.names() if n not in ("global_rng", "trial_reseed"))
-    _pasted(copy, [cause], target, "--controls", controls)
+    pasted(copy, list(causes.values()), target, "--controls", controls)
 
 
 @pytest.mark.e2e
 def test_a_script_drawing_before_its_study_is_seeded_before_the_draw(tmp_path: Path) -> None:
     copy = _copy(tmp_path, "shuffled_before_study.py")
-    causes = _diagnosed(str(copy), tmp_path)
+    causes = diagnosed(str(copy), tmp_path)
     assert [c["id"] for c in causes] == ["global_rng"]
     assert causes[0]["location"]["line"] == 10
     assert causes[0]["edit"]["line"] == 10 and causes[0]["edit"]["insert"]
-    _pasted(copy, causes, str(copy))
+    pasted(copy, causes, str(copy))
 
 
 @pytest.mark.e2e
 def test_n_jobs_is_named_at_the_scripts_optimize_line(tmp_path: Path) -> None:
     copy = _copy(tmp_path, "n_jobs.py")
-    causes = _diagnosed(str(copy), tmp_path)
+    causes = diagnosed(str(copy), tmp_path)
     assert [c["id"] for c in causes] == ["parallel_trials"]
     assert causes[0]["location"]["line"] == 6
     assert "n_jobs=1" in causes[0]["edit"]["code"] and "..." not in causes[0]["fix"]
-    _pasted(copy, causes, str(copy))
+    pasted(copy, causes, str(copy))
 
 
 def test_a_wrapped_draw_still_pickles_by_reference(monkeypatch: pytest.MonkeyPatch) -> None:
