@@ -19,10 +19,10 @@ import pytest
 from conftest import FIXTURES, diagnosed, pasted
 
 from repro_check.checks.causes import Finding, FixContext, known
+from repro_check.checks.causes.edits import add_keyword
 from repro_check.checks.causes.seeding import (
     optimize_calls,
     seeding_code,
-    set_keyword,
     trial_seed,
 )
 from repro_check.execution import rng_hooks
@@ -238,7 +238,7 @@ def test_n_jobs_is_set_to_one_at_the_optimize_line(tmp_path: Path) -> None:
     )
     (where,) = optimize_calls([file])
     assert where.line == 4
-    edit = set_keyword(where, "optimize", "n_jobs", "1")
+    edit = add_keyword(where, "optimize", "n_jobs", "1", replace=True)
     assert edit is not None and (edit.line, edit.end_line) == (4, 6)
     assert edit.code == "study.optimize(\n    objective, n_trials=20, n_jobs=1,  # keep\n)"
 

@@ -22,7 +22,6 @@ from repro_check.checks.causes.seeding import (
     library_why,
     merged_sites,
     optimize_calls,
-    set_keyword,
     shown_trials,
     statement_at,
 )
@@ -63,7 +62,9 @@ def _optimize_line(finding: Finding) -> Location | None:
 
 def _parallel_edit(finding: Finding) -> Edit | None:
     where = _optimize_line(finding)
-    return set_keyword(where, "optimize", "n_jobs", "1") if where is not None else None
+    if where is None:
+        return None
+    return add_keyword(where, "optimize", "n_jobs", "1", replace=True)  # n_jobs=4 -> n_jobs=1
 
 
 def _parallel_fix(finding: Finding) -> str:

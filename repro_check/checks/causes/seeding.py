@@ -116,10 +116,6 @@ def library_why(site: AuditSite) -> str:
 # -- the global streams ---------------------------------------------------------------------
 
 
-def _tree(file: str) -> ast.Module | None:
-    return parsed_source(file)
-
-
 def _module_names(tree: ast.Module) -> dict[str, str]:
     """Module -> the name the file's top level imports it as (``numpy`` -> ``np``)."""
     names: dict[str, str] = {}
@@ -143,7 +139,7 @@ def seeding_code(file: str, streams: Iterable[str], seed: str) -> str:
     """The statements that seed ``streams`` (``random``, ``numpy``, ``torch``) with the
     expression ``seed``, by the names ``file`` imports them as (an import first where it
     imports none)."""
-    tree = _tree(file)
+    tree = parsed_source(file)
     names = _module_names(tree) if tree is not None else {}
     imports, calls = [], []
     for stream in ("random", "numpy", "torch"):
@@ -179,7 +175,7 @@ def trial_seed(where: Location, objective: str, seed: int) -> str:
     """The seed expression at ``where``: the trial's own number inside the objective (the
     ``objective`` function's first argument: each trial gets its own, every run the same),
     else ``seed``."""
-    tree = _tree(where.file)
+    tree = parsed_source(where.file)
     function = _enclosing_function(tree, where.line) if tree is not None else None
     if function is None or function.name != objective or not function.args.args:
         return str(seed)
@@ -209,7 +205,7 @@ def optimize_calls(files: Iterable[str]) -> list[Location]:
     """The statements in ``files`` that call ``optimize`` with an ``n_jobs`` other than 1."""
     found = []
     for file in dict.fromkeys(files):
-        tree = _tree(file)
+        tree = parsed_source(file)
         for node in ast.walk(tree) if tree is not None else ():
             if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Attribute):
                 continue
@@ -218,16 +214,6 @@ def optimize_calls(files: Iterable[str]) -> list[Location]:
             if node.func.attr == "optimize" and jobs is not None and not one:
                 found.append(statement_at(Location(file, node.lineno, "")))
     return sorted(found, key=lambda w: (w.file, w.line))
-
-
-def set_keyword(where: Location, callee: str, keyword: str, value: str) -> Edit | None:
-    """The statement at ``where`` with its call of ``callee`` passing ``keyword=value``,
-    whatever it passed before (``n_jobs=4`` becomes ``n_jobs=1``). None when the file
-    cannot be parsed or the old value spans lines."""
-    return add_keyword(where, callee, keyword, value, replace=True)
-
-
-# -- where the global streams are seeded ----------------------------------------------------
 
 
 def objective_name(target: str) -> str:
