@@ -63,6 +63,15 @@ def parsed_source(file: str) -> ast.Module | None:
     return parsed[1] if parsed is not None else None
 
 
+def source_text(file: str) -> tuple[str, ast.Module] | None:
+    """The file's text and tree, as ``parsed_source`` reads them (``ast.get_source_segment``
+    wants the text)."""
+    parsed = _source(file)
+    if parsed is None:
+        return None
+    return b"".join(parsed[0]).decode("utf-8", "replace"), parsed[1]
+
+
 def _statements(tree: ast.Module, line: int) -> list[ast.stmt]:
     """The simple statements (no body of their own) spanning ``line``, the innermost (the
     latest to start) first: ``a = f(); b = g()`` has two."""
@@ -82,7 +91,7 @@ def _statement(tree: ast.Module, line: int) -> ast.stmt | None:
     return found[0] if found else None
 
 
-def _called_name(func: ast.expr) -> str | None:
+def called_name(func: ast.expr) -> str | None:
     if isinstance(func, ast.Name):
         return func.id
     if isinstance(func, ast.Attribute):
@@ -161,7 +170,7 @@ def add_keyword(
         calls = [
             node
             for node in ast.walk(stmt)
-            if isinstance(node, ast.Call) and _called_name(node.func) == callee
+            if isinstance(node, ast.Call) and called_name(node.func) == callee
         ]
         if calls:
             break

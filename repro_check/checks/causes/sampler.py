@@ -11,13 +11,11 @@ the same study seeded, as code the user can run themselves.
 from __future__ import annotations
 
 import ast
-import functools
 import linecache
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from repro_check.checks.causes.edits import add_keyword, fix_text
+from repro_check.checks.causes.edits import add_keyword, called_name, fix_text, source_text
 from repro_check.checks.causes.model import (
     Ablation,
     Finding,
@@ -30,9 +28,6 @@ from repro_check.results.diagnosis import Edit, Location
 from repro_check.results.records import RunRecord, StudyRecord
 from repro_check.results.script_notes import seed_keyword, unseeded
 from repro_check.vocab import CauseId, sampler_spec
-
-MAX_SOURCE_BYTES = 2_000_000
-"""A script larger than this is not read for its imports (its fix then keeps to words)."""
 
 # -- sampler_seed
 
@@ -58,26 +53,6 @@ def _location(at: str | None) -> Location | None:
     if not file or not line.isdigit():
         return None
     return Location(file, int(line), linecache.getline(file, int(line)).strip())
-
-
-@functools.lru_cache(maxsize=16)
-def _parsed(file: str, mtime_ns: int) -> tuple[str, ast.Module] | None:
-    try:
-        with open(file, "rb") as handle:
-            data = handle.read(MAX_SOURCE_BYTES + 1)
-        if len(data) > MAX_SOURCE_BYTES:
-            return None
-        return data.decode("utf-8"), ast.parse(data, file)
-    except (OSError, SyntaxError, ValueError):
-        return None
-
-
-def _source(file: str) -> tuple[str, ast.Module] | None:
-    """The script's text and tree (None: it cannot be read or parsed)."""
-    try:
-        return _parsed(file, os.stat(file).st_mtime_ns)
-    except OSError:
-        return None
 
 
 def _optuna_names(tree: ast.Module) -> list[str]:
@@ -115,7 +90,7 @@ _OPTUNA = ("optuna", "optuna.samplers")
 def sampler_expression(file: str, cls: str, seed: int) -> str | None:
     """``optuna.samplers.TPESampler(seed=0)`` as ``file`` can write it with what it imported
     (None: it imported neither Optuna, its samplers nor ``cls``)."""
-    parsed = _source(file)
+    parsed = source_text(file)
     for name in _optuna_names(parsed[1]) if parsed is not None else ():
         if "=" not in name:
             return f"{name}{cls}(seed={seed})"
@@ -160,12 +135,12 @@ def _site(study: StudyRecord, seed: int) -> Site:
 def _given(where: Location, callee: str, keyword: str) -> str | None:
     """The expression the script passes as ``keyword`` to ``callee`` in its statement at
     ``where`` (``args.seed``), when it is not a literal None."""
-    parsed = _source(where.file)
+    parsed = source_text(where.file)
     if parsed is None:
         return None
     text, tree = parsed
     for node in ast.walk(tree):
-        if not isinstance(node, ast.Call) or _called(node.func) != callee:
+        if not isinstance(node, ast.Call) or called_name(node.func) != callee:
             continue
         if not node.lineno <= where.line <= (node.end_lineno or node.lineno):
             continue
@@ -175,12 +150,6 @@ def _given(where: Location, callee: str, keyword: str) -> str | None:
             ):
                 return ast.get_source_segment(text, given.value)
     return None
-
-
-def _called(func: ast.expr) -> str | None:
-    if isinstance(func, ast.Name):
-        return func.id
-    return func.attr if isinstance(func, ast.Attribute) else None
 
 
 def sampler_sites(runs: Sequence[RunRecord], seed: int) -> list[Site]:
