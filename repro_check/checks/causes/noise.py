@@ -245,20 +245,25 @@ def _seeding_too(finding: Finding) -> tuple[Edit, str] | None:
     return global_seeding(ctx, audits, finding.runs_as_written)
 
 
-def _library_fix(finding: Finding, tail: str) -> str:
-    seed, parts = finding.context.seed, []
+def _library_parts(finding: Finding) -> list[tuple[Edit | None, str]]:
+    """Each line the library fix changes, as (its edit, its printed text): every library
+    call left unseeded, then the global streams' seeding; the fix prints them all, the
+    cause's edits are those that are code (a line that cannot be rewritten gets words)."""
+    seed = finding.context.seed
+    parts: list[tuple[Edit | None, str]] = []
     for site in _library_sites(finding):
         edit = library_edit(site, seed)
         if edit is not None:
-            parts.append(fix_text(edit, library_why(site)))
+            parts.append((edit, fix_text(edit, library_why(site))))
         else:
             callee, keyword = library_call(site)
             where = statement_at(site.location)
-            parts.append(f"# {where}: {library_why(site)}; pass {keyword}={seed} to {callee}()")
+            words = f"# {where}: {library_why(site)}; pass {keyword}={seed} to {callee}()"
+            parts.append((None, words))
     seeding = _seeding_too(finding)
     if seeding is not None:
-        parts.append(fix_text(*seeding))
-    return "\n".join(parts) + tail
+        parts.append((seeding[0], fix_text(*seeding)))
+    return parts
 
 
 def _noise_fix(finding: Finding) -> str:
@@ -267,7 +272,7 @@ def _noise_fix(finding: Finding) -> str:
     # then what the tolerance check found (a tolerance tried, or why none rescues it)
     tail = "" if ctx.script else "\n" + generic.removeprefix(NOISE_SOURCES).lstrip(";.\n")
     if site is not None and site.kind == LIBRARY:
-        return _library_fix(finding, tail)
+        return "\n".join(text for _edit, text in _library_parts(finding)) + tail
     if site is not None:
         return located_fix(site.source, site.kind, site.location, ctx.seed) + tail
     if traced is not None:
@@ -280,10 +285,7 @@ def _noise_edits(finding: Finding) -> tuple[Edit, ...]:
     if site is None:
         return ()
     if site.kind == LIBRARY:
-        edits = [library_edit(s, seed) for s in _library_sites(finding)]
-        seeding = _seeding_too(finding)
-        edits += [seeding[0]] if seeding is not None else []
-        return tuple(edit for edit in edits if edit is not None)
+        return tuple(edit for edit, _text in _library_parts(finding) if edit is not None)
     edit = located_edit(site.source, site.location, seed)
     return (edit,) if edit is not None else ()
 
